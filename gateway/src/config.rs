@@ -1,0 +1,67 @@
+//! Configuration of the gateway: flags with `GATEWAY_*` environment fallbacks.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use assurance_runtime::{db, telemetry::LogFormat};
+use clap::Parser;
+use risk_service::{
+    config::{Settings, load_policy},
+    domain::scoring::Methodology,
+};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "Assurance gateway: one entry point for the Assurance APIs"
+)]
+pub struct Config {
+    /// gRPC listen address.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// HTTP listen address for /healthz and /readyz.
+    #[arg(long, env = "GATEWAY_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+    /// Run every component in this process, on SQLite files in --data-dir.
+    #[arg(long, env = "GATEWAY_EMBEDDED")]
+    pub embedded: bool,
+    /// Directory of the embedded databases and the gateway's own state.
+    #[arg(long, env = "GATEWAY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// risk-service to forward to when not embedded.
+    #[arg(
+        long,
+        env = "GATEWAY_RISK_URL",
+        default_value = "http://127.0.0.1:50061"
+    )]
+    pub risk_url: String,
+    /// Embedded only: the risk database URL instead of `DATA_DIR/risk.db` (e.g. PostgreSQL).
+    #[arg(long, env = "GATEWAY_RISK_DATABASE_URL")]
+    pub risk_database_url: Option<String>,
+    /// Embedded only: connections in each database pool.
+    #[arg(long, env = "GATEWAY_DB_POOL_SIZE", default_value_t = 8)]
+    pub db_pool_size: u32,
+    /// Embedded only: scoring methodology.
+    #[arg(long, env = "GATEWAY_SCORING", value_enum, default_value = "standard")]
+    pub scoring: Methodology,
+    /// Embedded only: TOML file overriding scoring thresholds and severity bands.
+    #[arg(long, env = "GATEWAY_SCORING_POLICY")]
+    pub scoring_policy: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Settings of the embedded risk-service.
+    pub fn risk_settings(&self) -> Result<Settings, String> {
+        Ok(Settings {
+            database_url: self
+                .risk_database_url
+                .clone()
+                .unwrap_or_else(|| db::sqlite_url(&self.data_dir.join("risk.db"))),
+            db_pool_size: self.db_pool_size,
+            policy: load_policy(self.scoring, self.scoring_policy.as_deref())?,
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! Compiles `assurance/**/*.proto` with protox (pure Rust, no system protoc) and keeps the
+//! descriptor set for gRPC server reflection.
+use std::{env, path::PathBuf};
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "assurance/risk/v1/org.proto",
+    "assurance/risk/v1/risk.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let fds = protox::compile(PROTOS, ["."])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    // Kept for reflection; compile_fds does not write it itself.
+    std::fs::write(out.join("assurance_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        // Deterministic encoding of maps, so request fingerprints are stable.
+        .btree_map(".")
+        .compile_fds(fds)?;
+    Ok(())
+}

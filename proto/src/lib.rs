@@ -1,0 +1,16 @@
+//! The Assurance gRPC contracts, generated from `proto/assurance/**`.
+
+pub mod risk {
+    pub mod v1 {
+        tonic::include_proto!("assurance.risk.v1");
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every Assurance package, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("assurance_descriptor");
+
+/// Fully-qualified names of the public gRPC services, for health and reflection.
+pub mod service_names {
+    pub const RISK: &str = "assurance.risk.v1.RiskService";
+    pub const ORGANIZATION: &str = "assurance.risk.v1.OrganizationService";
+}

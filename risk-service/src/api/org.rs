@@ -1,0 +1,311 @@
+//! `assurance.risk.v1.OrganizationService`: business units and services.
+
+use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
+use assurance_runtime::{
+    ApiResult, page,
+    validate::{Violations, is_slug, slug_name},
+};
+use tonic::{Request, Response, Status};
+
+use super::{convert, fingerprint, request_key, update_paths};
+use crate::store::{
+    Store,
+    entities::{business_unit, service},
+    parse_etag,
+};
+
+pub struct OrgApi {
+    store: Store,
+}
+
+impl OrgApi {
+    pub fn new(store: Store) -> Self {
+        OrgApi { store }
+    }
+}
+
+const BU_UPDATABLE: &[&str] = &["display_name", "description", "owner"];
+const SERVICE_UPDATABLE: &[&str] = &["business_unit", "display_name", "description", "owner"];
+
+fn check_id(v: &mut Violations, field: &str, id: &str) {
+    if id.is_empty() {
+        v.add(field, "is required");
+    } else if !is_slug(id) {
+        v.add(
+            field,
+            "must be a lowercase slug: a letter, then up to 62 of a-z 0-9 -, not ending in -",
+        );
+    }
+}
+
+fn check_display_name(v: &mut Violations, field: &str, value: &str) {
+    v.line(field, value, true, 200);
+}
+
+/// Keyset page over slug ids.
+fn id_page(
+    page_size: i32,
+    page_token: &str,
+    scope: &[&str],
+) -> ApiResult<(u64, Option<String>, String)> {
+    let size = page::page_size("page_size", page_size)?;
+    let fp = page::query_fingerprint(scope);
+    let after = page::decode("page_token", page_token, &fp, 1)?.and_then(|keys| {
+        match keys.into_iter().next() {
+            Some(page::Key::Text(id)) => Some(id),
+            _ => None,
+        }
+    });
+    Ok((size, after, fp))
+}
+
+fn next_token<T>(rows: &mut Vec<T>, size: u64, fp: &str, id: impl Fn(&T) -> String) -> String {
+    if rows.len() as u64 > size {
+        rows.truncate(size as usize);
+        rows.last()
+            .map(|r| page::encode(fp, vec![page::Key::Text(id(r))]))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+#[tonic::async_trait]
+impl OrganizationService for OrgApi {
+    async fn create_business_unit(
+        &self,
+        request: Request<pb::CreateBusinessUnitRequest>,
+    ) -> Result<Response<pb::BusinessUnit>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        check_id(&mut v, "business_unit_id", &req.business_unit_id);
+        v.request_id("request_id", &req.request_id);
+        let bu = v.require("business_unit", req.business_unit.as_ref())?;
+        check_display_name(&mut v, "business_unit.display_name", &bu.display_name);
+        v.paragraph("business_unit.description", &bu.description, false, 4000);
+        v.principal("business_unit.owner", &bu.owner, false);
+        v.finish()?;
+        let model = business_unit::Model {
+            id: req.business_unit_id.clone(),
+            display_name: bu.display_name.clone(),
+            description: bu.description.clone(),
+            owner: bu.owner.clone(),
+            version: 0,
+            create_time: 0,
+            update_time: 0,
+        };
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let created = self
+            .store
+            .create_business_unit(
+                model,
+                request_key("CreateBusinessUnit", &req.request_id, fp),
+            )
+            .await?;
+        Ok(Response::new(convert::business_unit(&created)))
+    }
+
+    async fn get_business_unit(
+        &self,
+        request: Request<pb::GetBusinessUnitRequest>,
+    ) -> Result<Response<pb::BusinessUnit>, Status> {
+        let mut v = Violations::new();
+        let id = slug_name(&mut v, "name", &request.get_ref().name, "businessUnits");
+        v.finish()?;
+        let bu = self.store.get_business_unit(id.unwrap_or_default()).await?;
+        Ok(Response::new(convert::business_unit(&bu)))
+    }
+
+    async fn list_business_units(
+        &self,
+        request: Request<pb::ListBusinessUnitsRequest>,
+    ) -> Result<Response<pb::ListBusinessUnitsResponse>, Status> {
+        let req = request.get_ref();
+        let (size, after, fp) = id_page(req.page_size, &req.page_token, &["businessUnits"])?;
+        let mut rows = self.store.list_business_units(after, size + 1).await?;
+        let next_page_token = next_token(&mut rows, size, &fp, |r| r.id.clone());
+        Ok(Response::new(pb::ListBusinessUnitsResponse {
+            business_units: rows.iter().map(convert::business_unit).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_business_unit(
+        &self,
+        request: Request<pb::UpdateBusinessUnitRequest>,
+    ) -> Result<Response<pb::BusinessUnit>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let bu = v.require("business_unit", req.business_unit)?;
+        let id =
+            slug_name(&mut v, "business_unit.name", &bu.name, "businessUnits").map(str::to_string);
+        let paths = update_paths(req.update_mask.as_ref(), BU_UPDATABLE, |p| match p {
+            "display_name" => !bu.display_name.is_empty(),
+            "description" => !bu.description.is_empty(),
+            "owner" => !bu.owner.is_empty(),
+            _ => false,
+        })?;
+        for path in &paths {
+            match *path {
+                "display_name" => {
+                    check_display_name(&mut v, "business_unit.display_name", &bu.display_name)
+                }
+                "description" => {
+                    v.paragraph("business_unit.description", &bu.description, false, 4000)
+                }
+                "owner" => v.principal("business_unit.owner", &bu.owner, false),
+                _ => {}
+            }
+        }
+        let expected = v.absorb(
+            "business_unit.etag",
+            parse_etag("business_unit.etag", &bu.etag),
+        );
+        v.finish()?;
+        let updated = self
+            .store
+            .update_business_unit(&id.unwrap_or_default(), expected.flatten(), |m| {
+                for path in &paths {
+                    match *path {
+                        "display_name" => m.display_name = bu.display_name.clone(),
+                        "description" => m.description = bu.description.clone(),
+                        "owner" => m.owner = bu.owner.clone(),
+                        _ => {}
+                    }
+                }
+            })
+            .await?;
+        Ok(Response::new(convert::business_unit(&updated)))
+    }
+
+    async fn create_service(
+        &self,
+        request: Request<pb::CreateServiceRequest>,
+    ) -> Result<Response<pb::Service>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        check_id(&mut v, "service_id", &req.service_id);
+        v.request_id("request_id", &req.request_id);
+        let svc = v.require("service", req.service.as_ref())?;
+        let bu = slug_name(
+            &mut v,
+            "service.business_unit",
+            &svc.business_unit,
+            "businessUnits",
+        );
+        check_display_name(&mut v, "service.display_name", &svc.display_name);
+        v.paragraph("service.description", &svc.description, false, 4000);
+        v.principal("service.owner", &svc.owner, false);
+        v.finish()?;
+        let model = service::Model {
+            id: req.service_id.clone(),
+            business_unit_id: bu.unwrap_or_default().to_string(),
+            display_name: svc.display_name.clone(),
+            description: svc.description.clone(),
+            owner: svc.owner.clone(),
+            version: 0,
+            create_time: 0,
+            update_time: 0,
+        };
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let created = self
+            .store
+            .create_service(model, request_key("CreateService", &req.request_id, fp))
+            .await?;
+        Ok(Response::new(convert::service(&created)))
+    }
+
+    async fn get_service(
+        &self,
+        request: Request<pb::GetServiceRequest>,
+    ) -> Result<Response<pb::Service>, Status> {
+        let mut v = Violations::new();
+        let id = slug_name(&mut v, "name", &request.get_ref().name, "services");
+        v.finish()?;
+        let svc = self.store.get_service(id.unwrap_or_default()).await?;
+        Ok(Response::new(convert::service(&svc)))
+    }
+
+    async fn list_services(
+        &self,
+        request: Request<pb::ListServicesRequest>,
+    ) -> Result<Response<pb::ListServicesResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let bu = if req.business_unit.is_empty() {
+            None
+        } else {
+            slug_name(&mut v, "business_unit", &req.business_unit, "businessUnits")
+        };
+        v.finish()?;
+        let (size, after, fp) = id_page(
+            req.page_size,
+            &req.page_token,
+            &["services", &req.business_unit],
+        )?;
+        let mut rows = self.store.list_services(bu, after, size + 1).await?;
+        let next_page_token = next_token(&mut rows, size, &fp, |r| r.id.clone());
+        Ok(Response::new(pb::ListServicesResponse {
+            services: rows.iter().map(convert::service).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_service(
+        &self,
+        request: Request<pb::UpdateServiceRequest>,
+    ) -> Result<Response<pb::Service>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let svc = v.require("service", req.service)?;
+        let id = slug_name(&mut v, "service.name", &svc.name, "services").map(str::to_string);
+        let paths = update_paths(req.update_mask.as_ref(), SERVICE_UPDATABLE, |p| match p {
+            "business_unit" => !svc.business_unit.is_empty(),
+            "display_name" => !svc.display_name.is_empty(),
+            "description" => !svc.description.is_empty(),
+            "owner" => !svc.owner.is_empty(),
+            _ => false,
+        })?;
+        let mut new_bu = None;
+        for path in &paths {
+            match *path {
+                "business_unit" => {
+                    new_bu = slug_name(
+                        &mut v,
+                        "service.business_unit",
+                        &svc.business_unit,
+                        "businessUnits",
+                    )
+                    .map(str::to_string)
+                }
+                "display_name" => {
+                    check_display_name(&mut v, "service.display_name", &svc.display_name)
+                }
+                "description" => v.paragraph("service.description", &svc.description, false, 4000),
+                "owner" => v.principal("service.owner", &svc.owner, false),
+                _ => {}
+            }
+        }
+        let expected = v.absorb("service.etag", parse_etag("service.etag", &svc.etag));
+        v.finish()?;
+        let updated = self
+            .store
+            .update_service(&id.unwrap_or_default(), expected.flatten(), |m| {
+                for path in &paths {
+                    match *path {
+                        "business_unit" => {
+                            if let Some(bu) = &new_bu {
+                                m.business_unit_id = bu.clone();
+                            }
+                        }
+                        "display_name" => m.display_name = svc.display_name.clone(),
+                        "description" => m.description = svc.description.clone(),
+                        "owner" => m.owner = svc.owner.clone(),
+                        _ => {}
+                    }
+                }
+            })
+            .await?;
+        Ok(Response::new(convert::service(&updated)))
+    }
+}

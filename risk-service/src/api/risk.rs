@@ -1,0 +1,419 @@
+//! `assurance.risk.v1.RiskService`: the risk register and its assessments.
+
+use std::sync::Arc;
+
+use assurance_proto::risk::v1::{self as pb, risk_service_server::RiskService};
+use assurance_runtime::{
+    ApiError, ApiResult, filter, page,
+    validate::{Violations, name_id, slug_name},
+};
+use sea_orm::{ColumnTrait, Condition, Order};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{convert, fingerprint, request_key, update_paths};
+use crate::{
+    domain::{check_labels, scoring::ScoringPolicy, status::RiskStatus},
+    store::{
+        ListRisks, RiskFilter, RiskOrder, RiskPatch, Store,
+        entities::{assessment, risk},
+        parse_etag,
+    },
+};
+
+pub struct RiskApi {
+    store: Store,
+    policy: Arc<ScoringPolicy>,
+}
+
+impl RiskApi {
+    pub fn new(store: Store, policy: Arc<ScoringPolicy>) -> Self {
+        RiskApi { store, policy }
+    }
+}
+
+const RISK_UPDATABLE: &[&str] = &[
+    "title",
+    "description",
+    "service",
+    "category",
+    "threat",
+    "identification_source",
+    "source_reference",
+    "owner",
+    "labels",
+];
+
+/// `risks/{uuid}` → the id, or a violation on `field`.
+fn risk_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
+    if name.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    let id = name_id(name, "risks").and_then(|id| Uuid::parse_str(id).ok());
+    if id.is_none() {
+        v.add(field, "must be a risk name `risks/{id}` with a UUID id");
+    }
+    id
+}
+
+fn check_enum(v: &mut Violations, field: &str, value: i32, valid: bool) {
+    if value == 0 {
+        v.add(
+            field,
+            "is required (the _UNSPECIFIED value is not accepted)",
+        );
+    } else if !valid {
+        v.add(field, format!("{value} is not a known value"));
+    }
+}
+
+/// Checks one mutable field of a risk; `service` returns the service id.
+fn check_risk_field(v: &mut Violations, r: &pb::Risk, field: &str) -> Option<String> {
+    match field {
+        "title" => v.line("risk.title", &r.title, true, 200),
+        "description" => v.paragraph("risk.description", &r.description, false, 10_000),
+        "service" => {
+            return slug_name(v, "risk.service", &r.service, "services").map(str::to_string);
+        }
+        "category" => v.line("risk.category", &r.category, false, 100),
+        "threat" => check_enum(
+            v,
+            "risk.threat",
+            r.threat,
+            pb::Threat::try_from(r.threat).is_ok(),
+        ),
+        "identification_source" => check_enum(
+            v,
+            "risk.identification_source",
+            r.identification_source,
+            pb::IdentificationSource::try_from(r.identification_source).is_ok(),
+        ),
+        "source_reference" => v.line("risk.source_reference", &r.source_reference, false, 500),
+        "owner" => v.principal("risk.owner", &r.owner, true),
+        "labels" => check_labels(v, "risk.labels", &r.labels),
+        _ => {}
+    }
+    None
+}
+
+/// `order_by`: comma-separated fields, each optionally followed by `asc` or `desc`.
+fn parse_order(order_by: &str) -> ApiResult<Vec<(RiskOrder, Order)>> {
+    if order_by.trim().is_empty() {
+        return Ok(vec![(RiskOrder::CreateTime, Order::Asc)]);
+    }
+    let mut out: Vec<(RiskOrder, Order)> = Vec::new();
+    for part in order_by.split(',') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let (field, order) = match words.as_slice() {
+            [f] => (*f, Order::Asc),
+            [f, "asc"] => (*f, Order::Asc),
+            [f, "desc"] => (*f, Order::Desc),
+            _ => {
+                return Err(ApiError::invalid(
+                    "order_by",
+                    format!("`{}` is not `field` or `field desc`", part.trim()),
+                ));
+            }
+        };
+        let field = RiskOrder::parse(field).ok_or_else(|| {
+            ApiError::invalid(
+                "order_by",
+                format!("cannot order by `{field}`; one of create_time, update_time, score, title"),
+            )
+        })?;
+        if out.iter().any(|(f, _)| *f == field) {
+            return Err(ApiError::invalid("order_by", "names a field twice"));
+        }
+        out.push((field, order));
+    }
+    Ok(out)
+}
+
+#[tonic::async_trait]
+impl RiskService for RiskApi {
+    async fn create_risk(
+        &self,
+        request: Request<pb::CreateRiskRequest>,
+    ) -> Result<Response<pb::Risk>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        v.request_id("request_id", &req.request_id);
+        let r = v.require("risk", req.risk.as_ref())?;
+        let mut service_id = None;
+        for field in RISK_UPDATABLE {
+            if let Some(id) = check_risk_field(&mut v, r, field) {
+                service_id = Some(id);
+            }
+        }
+        v.finish()?;
+        let model = risk::Model {
+            id: Uuid::now_v7(),
+            title: r.title.clone(),
+            description: r.description.clone(),
+            service_id: service_id.unwrap_or_default(),
+            business_unit_id: String::new(),
+            category: r.category.clone(),
+            threat: r.threat,
+            identification_source: r.identification_source,
+            source_reference: r.source_reference.clone(),
+            owner: r.owner.clone(),
+            status: RiskStatus::Identified as i32,
+            labels: String::new(),
+            close_reason: String::new(),
+            close_time: None,
+            version: 0,
+            create_time: 0,
+            update_time: 0,
+            latest_assessment_id: None,
+            impact: 0,
+            likelihood: 0,
+            control_deficiency: 0,
+            exposure: 0,
+            score: 0,
+            severity: 0,
+            strategy: 0,
+            risk_level: 0,
+            methodology: 0,
+            policy_id: String::new(),
+            assessment_rationale: String::new(),
+            assessor: String::new(),
+            assess_time: None,
+        };
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let created = self
+            .store
+            .create_risk(
+                model,
+                r.labels.clone(),
+                request_key("CreateRisk", &req.request_id, fp),
+            )
+            .await?;
+        Ok(Response::new(convert::risk(&created)))
+    }
+
+    async fn get_risk(
+        &self,
+        request: Request<pb::GetRiskRequest>,
+    ) -> Result<Response<pb::Risk>, Status> {
+        let mut v = Violations::new();
+        let id = risk_id(&mut v, "name", &request.get_ref().name);
+        v.finish()?;
+        let r = self.store.get_risk(id.unwrap_or_default()).await?;
+        Ok(Response::new(convert::risk(&r)))
+    }
+
+    async fn list_risks(
+        &self,
+        request: Request<pb::ListRisksRequest>,
+    ) -> Result<Response<pb::ListRisksResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let parsed = v
+            .absorb("filter", filter::parse("filter", &req.filter))
+            .flatten();
+        let order = v.absorb("order_by", parse_order(&req.order_by));
+        v.finish()?;
+        // A top-level `all`, so the closed-risk rule is ANDed whatever the filter's shape.
+        let mut condition = Condition::all();
+        if let Some(f) = &parsed {
+            condition = condition.add(filter::compile("filter", f, &RiskFilter)?);
+        }
+        let include_closed =
+            req.show_deleted || parsed.as_ref().is_some_and(|f| f.mentions("status"));
+        if !include_closed {
+            condition = condition.add(risk::Column::Status.ne(RiskStatus::Closed as i32));
+        }
+        let order = order.unwrap_or_default();
+        let show = if req.show_deleted { "1" } else { "0" };
+        let fp = page::query_fingerprint(&["risks", &req.filter, &req.order_by, show]);
+        let after = page::decode("page_token", &req.page_token, &fp, order.len() + 1)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let query = ListRisks {
+            condition,
+            order,
+            after,
+            limit: size + 1,
+        };
+        let mut rows = self.store.list_risks(&query).await?;
+        let next_page_token = if rows.len() as u64 > size {
+            rows.truncate(size as usize);
+            rows.last()
+                .map(|r| page::encode(&fp, query.keys_of(r)))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListRisksResponse {
+            risks: rows.iter().map(convert::risk).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_risk(
+        &self,
+        request: Request<pb::UpdateRiskRequest>,
+    ) -> Result<Response<pb::Risk>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let r = v.require("risk", req.risk)?;
+        let id = risk_id(&mut v, "risk.name", &r.name);
+        let paths = update_paths(req.update_mask.as_ref(), RISK_UPDATABLE, |p| match p {
+            "title" => !r.title.is_empty(),
+            "description" => !r.description.is_empty(),
+            "service" => !r.service.is_empty(),
+            "category" => !r.category.is_empty(),
+            "threat" => r.threat != 0,
+            "identification_source" => r.identification_source != 0,
+            "source_reference" => !r.source_reference.is_empty(),
+            "owner" => !r.owner.is_empty(),
+            "labels" => !r.labels.is_empty(),
+            _ => false,
+        })?;
+        if paths.is_empty() {
+            v.add("update_mask", "names no field to update");
+        }
+        let mut patch = RiskPatch::default();
+        for path in &paths {
+            let service = check_risk_field(&mut v, &r, path);
+            match *path {
+                "title" => patch.title = Some(r.title.clone()),
+                "description" => patch.description = Some(r.description.clone()),
+                "service" => patch.service_id = service,
+                "category" => patch.category = Some(r.category.clone()),
+                "threat" => patch.threat = Some(r.threat),
+                "identification_source" => {
+                    patch.identification_source = Some(r.identification_source)
+                }
+                "source_reference" => patch.source_reference = Some(r.source_reference.clone()),
+                "owner" => patch.owner = Some(r.owner.clone()),
+                "labels" => patch.labels = Some(r.labels.clone()),
+                _ => {}
+            }
+        }
+        let expected = v
+            .absorb("risk.etag", parse_etag("risk.etag", &r.etag))
+            .flatten();
+        v.finish()?;
+        let updated = self
+            .store
+            .update_risk(id.unwrap_or_default(), expected, patch)
+            .await?;
+        Ok(Response::new(convert::risk(&updated)))
+    }
+
+    async fn delete_risk(
+        &self,
+        request: Request<pb::DeleteRiskRequest>,
+    ) -> Result<Response<pb::Risk>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = risk_id(&mut v, "name", &req.name);
+        v.paragraph("reason", &req.reason, true, 2000);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let closed = self
+            .store
+            .close_risk(id.unwrap_or_default(), expected, req.reason)
+            .await?;
+        Ok(Response::new(convert::risk(&closed)))
+    }
+
+    async fn assess_risk(
+        &self,
+        request: Request<pb::AssessRiskRequest>,
+    ) -> Result<Response<pb::Risk>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = risk_id(&mut v, "name", &req.name);
+        v.request_id("request_id", &req.request_id);
+        let a = v.require("assessment", req.assessment.as_ref())?;
+        v.in_range("assessment.impact", a.impact, 1, 5);
+        v.in_range("assessment.likelihood", a.likelihood, 1, 5);
+        v.in_range("assessment.control_deficiency", a.control_deficiency, 1, 5);
+        v.principal("assessment.assessor", &a.assessor, true);
+        v.paragraph("assessment.rationale", &a.rationale, false, 10_000);
+        v.finish()?;
+        // In range 1–5, checked above.
+        let metric = |x: i32| u8::try_from(x).unwrap_or(1);
+        let derived = self.policy.derive(
+            metric(a.impact),
+            metric(a.likelihood),
+            metric(a.control_deficiency),
+        );
+        let [exposure, score, severity, strategy, risk_level, methodology] =
+            convert::derived_numbers(&derived);
+        let model = assessment::Model {
+            id: Uuid::now_v7(),
+            risk_id: Uuid::nil(),
+            impact: a.impact,
+            likelihood: a.likelihood,
+            control_deficiency: a.control_deficiency,
+            exposure,
+            score,
+            severity,
+            strategy,
+            risk_level,
+            methodology,
+            policy_id: self.policy.id(),
+            rationale: a.rationale.clone(),
+            assessor: a.assessor.clone(),
+            assess_time: 0,
+        };
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let risk = self
+            .store
+            .assess_risk(
+                id.unwrap_or_default(),
+                model,
+                request_key("AssessRisk", &req.request_id, fp),
+            )
+            .await?;
+        Ok(Response::new(convert::risk(&risk)))
+    }
+
+    async fn list_assessments(
+        &self,
+        request: Request<pb::ListAssessmentsRequest>,
+    ) -> Result<Response<pb::ListAssessmentsResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = risk_id(&mut v, "parent", &req.parent);
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let fp = page::query_fingerprint(&["assessments", &req.parent]);
+        let after = match page::decode("page_token", &req.page_token, &fp, 1)? {
+            Some(keys) => match keys.first() {
+                Some(page::Key::Text(t)) => Some(Uuid::parse_str(t).map_err(|_| {
+                    ApiError::invalid("page_token", "is not a page token issued by this service")
+                })?),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "page_token",
+                        "is not a page token issued by this service",
+                    )
+                    .into());
+                }
+            },
+            None => None,
+        };
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self
+            .store
+            .list_assessments(id.unwrap_or_default(), after, size + 1)
+            .await?;
+        let next_page_token = if rows.len() as u64 > size {
+            rows.truncate(size as usize);
+            rows.last()
+                .map(|a| page::encode(&fp, vec![page::Key::Text(a.id.to_string())]))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAssessmentsResponse {
+            assessments: rows.iter().map(convert::assessment).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,98 @@
+//! Assurance risk-service: the org registry (business units, services), the risk register
+//! and its assessments with configurable scoring, over gRPC `assurance.risk.v1`.
+//!
+//! `RiskServer` is what both the `risk-service` binary and `gateway --embedded` host.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+
+use assurance_proto::{
+    risk::v1::{
+        organization_service_server::OrganizationServiceServer,
+        risk_service_server::RiskServiceServer,
+    },
+    service_names,
+};
+use assurance_runtime::serve::ReadyCheck;
+use tonic::service::Routes;
+
+use crate::{config::Settings, domain::scoring::ScoringPolicy, store::Store};
+
+/// The gRPC services risk-service serves, for health and routing.
+pub const SERVICE_NAMES: &[&str] = &[service_names::RISK, service_names::ORGANIZATION];
+
+/// The risk services over an open, migrated store.
+#[derive(Clone)]
+pub struct RiskServer {
+    store: Store,
+    policy: Arc<ScoringPolicy>,
+}
+
+impl RiskServer {
+    /// Opens the database (migrating it) and records the scoring policy.
+    pub async fn open(settings: &Settings) -> Result<Self, sea_orm::DbErr> {
+        let store = Store::open(&settings.database_url, settings.db_pool_size).await?;
+        store.register_policy(&settings.policy).await?;
+        Ok(RiskServer {
+            store,
+            policy: Arc::new(settings.policy.clone()),
+        })
+    }
+
+    /// Adds the risk services to `routes`.
+    pub fn add_to(&self, routes: Routes) -> Routes {
+        routes
+            .add_service(RiskServiceServer::new(api::RiskApi::new(
+                self.store.clone(),
+                self.policy.clone(),
+            )))
+            .add_service(OrganizationServiceServer::new(api::OrgApi::new(
+                self.store.clone(),
+            )))
+    }
+
+    /// Ready when the database answers.
+    pub fn ready_check(&self) -> ReadyCheck {
+        let store = self.store.clone();
+        Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move {
+                assurance_runtime::db::ping(store.connection())
+                    .await
+                    .map_err(|_| "database unreachable".to_string())
+            })
+        })
+    }
+}
+
+/// Opens the store and serves risk-service on the configured addresses (port 0 picks a free
+/// one) until `shutdown`.
+pub async fn start(
+    config: &config::Config,
+    shutdown: assurance_runtime::serve::Shutdown,
+) -> Result<assurance_runtime::serve::Running, String> {
+    let settings = config.settings()?;
+    tracing::info!(listen = %config.listen, http_listen = %config.http_listen, %settings, "starting risk-service");
+    let server = RiskServer::open(&settings)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let grpc = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let http = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.http_listen))?;
+    assurance_runtime::serve::spawn(
+        grpc,
+        http,
+        server.add_to(Routes::default()),
+        SERVICE_NAMES,
+        server.ready_check(),
+        shutdown,
+    )
+    .map_err(|e| e.to_string())
+}

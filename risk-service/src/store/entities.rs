@@ -1,0 +1,189 @@
+//! sea-orm entities of risk-service. Times are microseconds since the epoch; enums are
+//! stored as their `assurance.risk.v1` numbers; `version` backs the etag.
+
+pub mod business_unit {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "business_units")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub display_name: String,
+        pub description: String,
+        pub owner: String,
+        pub version: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod service {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "services")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub business_unit_id: String,
+        pub display_name: String,
+        pub description: String,
+        pub owner: String,
+        pub version: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod risk {
+    use sea_orm::entity::prelude::*;
+
+    /// A risk with its latest assessment folded in, so a read is one row.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "risks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub title: String,
+        pub description: String,
+        pub service_id: String,
+        /// Denormalised from the service, kept in step when a service moves.
+        pub business_unit_id: String,
+        pub category: String,
+        pub threat: i32,
+        pub identification_source: i32,
+        pub source_reference: String,
+        pub owner: String,
+        pub status: i32,
+        /// JSON object of the labels (also indexed in `risk_labels`).
+        pub labels: String,
+        pub close_reason: String,
+        pub close_time: Option<i64>,
+        pub version: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+        // The latest assessment; `latest_assessment_id` is None until the first one.
+        pub latest_assessment_id: Option<Uuid>,
+        pub impact: i32,
+        pub likelihood: i32,
+        pub control_deficiency: i32,
+        pub exposure: i32,
+        pub score: i32,
+        pub severity: i32,
+        pub strategy: i32,
+        pub risk_level: i32,
+        pub methodology: i32,
+        pub policy_id: String,
+        pub assessment_rationale: String,
+        pub assessor: String,
+        pub assess_time: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod risk_label {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "risk_labels")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub risk_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub value: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod assessment {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "assessments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub risk_id: Uuid,
+        pub impact: i32,
+        pub likelihood: i32,
+        pub control_deficiency: i32,
+        pub exposure: i32,
+        pub score: i32,
+        pub severity: i32,
+        pub strategy: i32,
+        pub risk_level: i32,
+        pub methodology: i32,
+        pub policy_id: String,
+        pub rationale: String,
+        pub assessor: String,
+        pub assess_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod scoring_policy {
+    use sea_orm::entity::prelude::*;
+
+    /// Every scoring policy that ever derived an assessment, by id.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scoring_policies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub methodology: String,
+        pub definition: String,
+        pub create_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod request_record {
+    use sea_orm::entity::prelude::*;
+
+    /// Idempotency: which resource a client request id produced, and a fingerprint of the
+    /// request so a reused id with another payload is refused.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "request_records")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub operation: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub request_id: String,
+        pub fingerprint: String,
+        pub resource: String,
+        pub create_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

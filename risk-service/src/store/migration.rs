@@ -1,0 +1,342 @@
+//! Schema migrations, run at start-up; identical on SQLite and PostgreSQL (foreign keys
+//! inside CREATE TABLE, one change per statement).
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(Initial)]
+    }
+}
+
+#[derive(DeriveIden)]
+enum BusinessUnits {
+    Table,
+    Id,
+    DisplayName,
+    Description,
+    Owner,
+    Version,
+    CreateTime,
+    UpdateTime,
+}
+
+#[derive(DeriveIden)]
+enum Services {
+    Table,
+    Id,
+    BusinessUnitId,
+    DisplayName,
+    Description,
+    Owner,
+    Version,
+    CreateTime,
+    UpdateTime,
+}
+
+#[derive(DeriveIden)]
+enum Risks {
+    Table,
+    Id,
+    Title,
+    Description,
+    ServiceId,
+    BusinessUnitId,
+    Category,
+    Threat,
+    IdentificationSource,
+    SourceReference,
+    Owner,
+    Status,
+    Labels,
+    CloseReason,
+    CloseTime,
+    Version,
+    CreateTime,
+    UpdateTime,
+    LatestAssessmentId,
+    Impact,
+    Likelihood,
+    ControlDeficiency,
+    Exposure,
+    Score,
+    Severity,
+    Strategy,
+    RiskLevel,
+    Methodology,
+    PolicyId,
+    AssessmentRationale,
+    Assessor,
+    AssessTime,
+}
+
+#[derive(DeriveIden)]
+enum RiskLabels {
+    Table,
+    RiskId,
+    Key,
+    Value,
+}
+
+#[derive(DeriveIden)]
+enum Assessments {
+    Table,
+    Id,
+    RiskId,
+    Impact,
+    Likelihood,
+    ControlDeficiency,
+    Exposure,
+    Score,
+    Severity,
+    Strategy,
+    RiskLevel,
+    Methodology,
+    PolicyId,
+    Rationale,
+    Assessor,
+    AssessTime,
+}
+
+#[derive(DeriveIden)]
+enum ScoringPolicies {
+    Table,
+    Id,
+    Methodology,
+    Definition,
+    CreateTime,
+}
+
+#[derive(DeriveIden)]
+enum RequestRecords {
+    Table,
+    Operation,
+    RequestId,
+    Fingerprint,
+    Resource,
+    CreateTime,
+}
+
+struct Initial;
+
+impl MigrationName for Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
+
+fn index(name: &str, table: impl IntoIden, cols: &[&'static str]) -> IndexCreateStatement {
+    let mut idx = Index::create();
+    idx.name(name).table(table);
+    for c in cols {
+        idx.col(Alias::new(*c));
+    }
+    idx.to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Initial {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(BusinessUnits::Table)
+                .col(string(BusinessUnits::Id).primary_key())
+                .col(string(BusinessUnits::DisplayName))
+                .col(text(BusinessUnits::Description))
+                .col(string(BusinessUnits::Owner))
+                .col(big_integer(BusinessUnits::Version))
+                .col(big_integer(BusinessUnits::CreateTime))
+                .col(big_integer(BusinessUnits::UpdateTime))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Services::Table)
+                .col(string(Services::Id).primary_key())
+                .col(string(Services::BusinessUnitId))
+                .col(string(Services::DisplayName))
+                .col(text(Services::Description))
+                .col(string(Services::Owner))
+                .col(big_integer(Services::Version))
+                .col(big_integer(Services::CreateTime))
+                .col(big_integer(Services::UpdateTime))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Services::Table, Services::BusinessUnitId)
+                        .to(BusinessUnits::Table, BusinessUnits::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "services_by_business_unit",
+            Services::Table,
+            &["business_unit_id", "id"],
+        ))
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Risks::Table)
+                .col(uuid(Risks::Id).primary_key())
+                .col(string(Risks::Title))
+                .col(text(Risks::Description))
+                .col(string(Risks::ServiceId))
+                .col(string(Risks::BusinessUnitId))
+                .col(string(Risks::Category))
+                .col(integer(Risks::Threat))
+                .col(integer(Risks::IdentificationSource))
+                .col(string(Risks::SourceReference))
+                .col(string(Risks::Owner))
+                .col(integer(Risks::Status))
+                .col(text(Risks::Labels))
+                .col(text(Risks::CloseReason))
+                .col(big_integer_null(Risks::CloseTime))
+                .col(big_integer(Risks::Version))
+                .col(big_integer(Risks::CreateTime))
+                .col(big_integer(Risks::UpdateTime))
+                .col(uuid_null(Risks::LatestAssessmentId))
+                .col(integer(Risks::Impact))
+                .col(integer(Risks::Likelihood))
+                .col(integer(Risks::ControlDeficiency))
+                .col(integer(Risks::Exposure))
+                .col(integer(Risks::Score))
+                .col(integer(Risks::Severity))
+                .col(integer(Risks::Strategy))
+                .col(integer(Risks::RiskLevel))
+                .col(integer(Risks::Methodology))
+                .col(string(Risks::PolicyId))
+                .col(text(Risks::AssessmentRationale))
+                .col(string(Risks::Assessor))
+                .col(big_integer_null(Risks::AssessTime))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Risks::Table, Risks::ServiceId)
+                        .to(Services::Table, Services::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // Keyset pages in the default order and the common filters.
+        m.create_index(index(
+            "risks_by_create_time",
+            Risks::Table,
+            &["create_time", "id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "risks_by_service",
+            Risks::Table,
+            &["service_id", "status", "create_time", "id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "risks_by_business_unit",
+            Risks::Table,
+            &["business_unit_id", "status", "create_time", "id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "risks_by_status",
+            Risks::Table,
+            &["status", "create_time", "id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "risks_by_severity",
+            Risks::Table,
+            &["severity", "create_time", "id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "risks_by_owner",
+            Risks::Table,
+            &["owner", "create_time", "id"],
+        ))
+        .await?;
+        m.create_index(index("risks_by_score", Risks::Table, &["score", "id"]))
+            .await?;
+        m.create_table(
+            Table::create()
+                .table(RiskLabels::Table)
+                .col(uuid(RiskLabels::RiskId))
+                .col(string(RiskLabels::Key))
+                .col(string(RiskLabels::Value))
+                .primary_key(Index::create().col(RiskLabels::RiskId).col(RiskLabels::Key))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(RiskLabels::Table, RiskLabels::RiskId)
+                        .to(Risks::Table, Risks::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "risk_labels_by_value",
+            RiskLabels::Table,
+            &["key", "value", "risk_id"],
+        ))
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Assessments::Table)
+                .col(uuid(Assessments::Id).primary_key())
+                .col(uuid(Assessments::RiskId))
+                .col(integer(Assessments::Impact))
+                .col(integer(Assessments::Likelihood))
+                .col(integer(Assessments::ControlDeficiency))
+                .col(integer(Assessments::Exposure))
+                .col(integer(Assessments::Score))
+                .col(integer(Assessments::Severity))
+                .col(integer(Assessments::Strategy))
+                .col(integer(Assessments::RiskLevel))
+                .col(integer(Assessments::Methodology))
+                .col(string(Assessments::PolicyId))
+                .col(text(Assessments::Rationale))
+                .col(string(Assessments::Assessor))
+                .col(big_integer(Assessments::AssessTime))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(Assessments::Table, Assessments::RiskId)
+                        .to(Risks::Table, Risks::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "assessments_by_risk",
+            Assessments::Table,
+            &["risk_id", "id"],
+        ))
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(ScoringPolicies::Table)
+                .col(string(ScoringPolicies::Id).primary_key())
+                .col(string(ScoringPolicies::Methodology))
+                .col(text(ScoringPolicies::Definition))
+                .col(big_integer(ScoringPolicies::CreateTime))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(RequestRecords::Table)
+                .col(string(RequestRecords::Operation))
+                .col(string(RequestRecords::RequestId))
+                .col(string(RequestRecords::Fingerprint))
+                .col(string(RequestRecords::Resource))
+                .col(big_integer(RequestRecords::CreateTime))
+                .primary_key(
+                    Index::create()
+                        .col(RequestRecords::Operation)
+                        .col(RequestRecords::RequestId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}

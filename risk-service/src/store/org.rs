@@ -1,0 +1,226 @@
+//! Business units and services.
+
+use assurance_runtime::{ApiError, ApiResult, db, error::is_unique_violation, time::now_micros};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{
+    Outcome, RequestKey, Store, check_version,
+    entities::{business_unit, risk, service},
+};
+
+impl Store {
+    pub async fn create_business_unit(
+        &self,
+        mut bu: business_unit::Model,
+        key: Option<RequestKey<'_>>,
+    ) -> ApiResult<business_unit::Model> {
+        let now = now_micros();
+        (bu.version, bu.create_time, bu.update_time) = (1, now, now);
+        let name = format!("businessUnits/{}", bu.id);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let am = bu.clone().into_active_model().reset_all();
+                match business_unit::Entity::insert(am)
+                    .exec_without_returning(tx)
+                    .await
+                {
+                    Ok(_) => Ok((name.clone(), bu.clone())),
+                    Err(e) if is_unique_violation(&e) => Err(ApiError::AlreadyExists {
+                        resource: name.clone(),
+                    }),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(m) => Ok(m),
+            Outcome::Replayed(_) => self.get_business_unit(&bu.id).await,
+        }
+    }
+
+    pub async fn get_business_unit(&self, id: &str) -> ApiResult<business_unit::Model> {
+        business_unit::Entity::find_by_id(id.to_string())
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("businessUnits/{id}")))
+    }
+
+    /// Business units by id, after `after`, at most `limit`.
+    pub async fn list_business_units(
+        &self,
+        after: Option<String>,
+        limit: u64,
+    ) -> ApiResult<Vec<business_unit::Model>> {
+        let mut q = business_unit::Entity::find().order_by_asc(business_unit::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(business_unit::Column::Id.gt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    pub async fn update_business_unit(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        patch: impl Fn(&mut business_unit::Model),
+    ) -> ApiResult<business_unit::Model> {
+        let name = format!("businessUnits/{id}");
+        let tx = db::begin_write(self.connection()).await?;
+        let current = business_unit::Entity::find_by_id(id.to_string())
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        check_version(&name, expected_version, current.version)?;
+        let mut next = current.clone();
+        patch(&mut next);
+        next.version = current.version + 1;
+        next.update_time = now_micros();
+        let written = business_unit::Entity::update_many()
+            .set(next.clone().into_active_model().reset_all())
+            .filter(business_unit::Column::Id.eq(id))
+            .filter(business_unit::Column::Version.eq(current.version))
+            .exec(&tx)
+            .await?;
+        if written.rows_affected != 1 {
+            return Err(ApiError::Conflict { resource: name });
+        }
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    pub async fn create_service(
+        &self,
+        mut svc: service::Model,
+        key: Option<RequestKey<'_>>,
+    ) -> ApiResult<service::Model> {
+        let now = now_micros();
+        (svc.version, svc.create_time, svc.update_time) = (1, now, now);
+        let name = format!("services/{}", svc.id);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                require_business_unit(tx, "service.business_unit", &svc.business_unit_id).await?;
+                let am = svc.clone().into_active_model().reset_all();
+                match service::Entity::insert(am).exec_without_returning(tx).await {
+                    Ok(_) => Ok((name.clone(), svc.clone())),
+                    Err(e) if is_unique_violation(&e) => Err(ApiError::AlreadyExists {
+                        resource: name.clone(),
+                    }),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(m) => Ok(m),
+            Outcome::Replayed(_) => self.get_service(&svc.id).await,
+        }
+    }
+
+    pub async fn get_service(&self, id: &str) -> ApiResult<service::Model> {
+        service::Entity::find_by_id(id.to_string())
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("services/{id}")))
+    }
+
+    /// Services by id, optionally of one business unit, after `after`, at most `limit`.
+    pub async fn list_services(
+        &self,
+        business_unit: Option<&str>,
+        after: Option<String>,
+        limit: u64,
+    ) -> ApiResult<Vec<service::Model>> {
+        let mut q = service::Entity::find().order_by_asc(service::Column::Id);
+        if let Some(bu) = business_unit {
+            q = q.filter(service::Column::BusinessUnitId.eq(bu));
+        }
+        if let Some(after) = after {
+            q = q.filter(service::Column::Id.gt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    /// Updates a service; moving it to another business unit moves its risks' roll-up too
+    /// (and bumps their etags, since their `business_unit` changes).
+    pub async fn update_service(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        patch: impl Fn(&mut service::Model),
+    ) -> ApiResult<service::Model> {
+        let name = format!("services/{id}");
+        let tx = db::begin_write(self.connection()).await?;
+        let current = service::Entity::find_by_id(id.to_string())
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        check_version(&name, expected_version, current.version)?;
+        let mut next = current.clone();
+        patch(&mut next);
+        next.version = current.version + 1;
+        next.update_time = now_micros();
+        if next.business_unit_id != current.business_unit_id {
+            require_business_unit(&tx, "service.business_unit", &next.business_unit_id).await?;
+            risk::Entity::update_many()
+                .col_expr(
+                    risk::Column::BusinessUnitId,
+                    Expr::value(next.business_unit_id.clone()),
+                )
+                .col_expr(
+                    risk::Column::Version,
+                    Expr::col(risk::Column::Version).add(1),
+                )
+                .filter(risk::Column::ServiceId.eq(id))
+                .exec(&tx)
+                .await?;
+        }
+        let written = service::Entity::update_many()
+            .set(next.clone().into_active_model().reset_all())
+            .filter(service::Column::Id.eq(id))
+            .filter(service::Column::Version.eq(current.version))
+            .exec(&tx)
+            .await?;
+        if written.rows_affected != 1 {
+            return Err(ApiError::Conflict { resource: name });
+        }
+        tx.commit().await?;
+        Ok(next)
+    }
+}
+
+async fn require_business_unit(
+    conn: &impl ConnectionTrait,
+    field: &str,
+    id: &str,
+) -> ApiResult<()> {
+    let exists = business_unit::Entity::find_by_id(id.to_string())
+        .one(conn)
+        .await?
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("businessUnits/{id} does not exist"),
+        ))
+    }
+}
+
+/// Ensures a service exists and returns its business unit id.
+pub(super) async fn service_business_unit(
+    conn: &impl ConnectionTrait,
+    field: &str,
+    id: &str,
+) -> ApiResult<String> {
+    service::Entity::find_by_id(id.to_string())
+        .one(conn)
+        .await?
+        .map(|s| s.business_unit_id)
+        .ok_or_else(|| ApiError::invalid(field, format!("services/{id} does not exist")))
+}

@@ -1,0 +1,254 @@
+//! The one error type of the Assurance services and its single mapping to `tonic::Status`
+//! with `google.rpc` details (`BadRequest` field violations, `ErrorInfo`).
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The `ErrorInfo.domain` of every error Assurance returns.
+pub const ERROR_DOMAIN: &str = "assurance";
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// One or more request fields are wrong.
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<Violation>),
+    /// The named resource does not exist.
+    #[error("{resource} not found")]
+    NotFound { resource: String },
+    /// The resource to create exists already.
+    #[error("{resource} already exists")]
+    AlreadyExists { resource: String },
+    /// The request is well-formed but the resource's state refuses it.
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+        metadata: Vec<(String, String)>,
+    },
+    /// Optimistic concurrency: the etag sent is not the current one.
+    #[error("{resource} was changed by someone else (etag {sent} is not current {current})")]
+    StaleEtag {
+        resource: String,
+        sent: String,
+        current: String,
+    },
+    /// A concurrent write won the race for the same resource; retrying may succeed.
+    #[error("{resource} was changed concurrently; retry")]
+    Conflict { resource: String },
+    /// A request id was reused for a different request.
+    #[error("request_id {request_id} was already used for a different request")]
+    RequestIdReused { request_id: String },
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// A dependency (database, upstream) is unavailable; the client may retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected storage failure. The detail is logged, never returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// A field violation: the request field path (e.g. `risk.service`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub description: String,
+}
+
+fn describe(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        ApiError::InvalidArgument(vec![Violation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    pub fn not_found(resource: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            resource: resource.into(),
+        }
+    }
+
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError::FailedPrecondition {
+            reason,
+            message: message.into(),
+            metadata: Vec::new(),
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            ApiError::InvalidArgument(_) | ApiError::RequestIdReused { .. } => {
+                Code::InvalidArgument
+            }
+            ApiError::NotFound { .. } => Code::NotFound,
+            ApiError::AlreadyExists { .. } => Code::AlreadyExists,
+            ApiError::FailedPrecondition { .. } => Code::FailedPrecondition,
+            ApiError::StaleEtag { .. } | ApiError::Conflict { .. } => Code::Aborted,
+            ApiError::PermissionDenied(_) => Code::PermissionDenied,
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
+            ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The stable `ErrorInfo.reason` clients can switch on.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::InvalidArgument(_) => "INVALID_ARGUMENT",
+            ApiError::NotFound { .. } => "NOT_FOUND",
+            ApiError::AlreadyExists { .. } => "ALREADY_EXISTS",
+            ApiError::FailedPrecondition { reason, .. } => reason,
+            ApiError::StaleEtag { .. } => "STALE_ETAG",
+            ApiError::Conflict { .. } => "CONCURRENT_MODIFICATION",
+            ApiError::RequestIdReused { .. } => "REQUEST_ID_REUSED",
+            ApiError::PermissionDenied(_) => "PERMISSION_DENIED",
+            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    fn metadata(&self) -> HashMap<String, String> {
+        let mut md = HashMap::new();
+        match self {
+            ApiError::NotFound { resource }
+            | ApiError::AlreadyExists { resource }
+            | ApiError::Conflict { resource } => {
+                md.insert("resource".into(), resource.clone());
+            }
+            ApiError::FailedPrecondition { metadata, .. } => {
+                md.extend(metadata.iter().cloned());
+            }
+            ApiError::StaleEtag {
+                resource, current, ..
+            } => {
+                md.insert("resource".into(), resource.clone());
+                md.insert("current_etag".into(), current.clone());
+            }
+            ApiError::RequestIdReused { request_id } => {
+                md.insert("request_id".into(), request_id.clone());
+            }
+            _ => {}
+        }
+        md
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Status {
+        if let ApiError::Internal(detail) = &err {
+            tracing::error!(detail = %detail, "internal error");
+        }
+        let mut details = ErrorDetails::new();
+        match &err {
+            ApiError::InvalidArgument(violations) => {
+                details.set_bad_request(
+                    violations
+                        .iter()
+                        .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            ApiError::RequestIdReused { .. } => {
+                details.set_bad_request(vec![FieldViolation::new(
+                    "request_id",
+                    "already used for a different request",
+                )]);
+            }
+            _ => {}
+        }
+        details.set_error_info(err.reason(), ERROR_DOMAIN, err.metadata());
+        Status::with_error_details(err.code(), err.to_string(), details)
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> ApiError {
+        use sea_orm::DbErr;
+        match &err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::Unavailable("the database is unavailable; retry later".into())
+            }
+            _ if is_busy(&err) => {
+                tracing::warn!(error = %err, "database busy");
+                ApiError::Unavailable("the database is busy; retry later".into())
+            }
+            _ => ApiError::Internal(err.to_string()),
+        }
+    }
+}
+
+/// SQLite's "database is locked" after the busy timeout: transient, worth a retry.
+fn is_busy(err: &sea_orm::DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("database is locked") || text.contains("(code: 5)")
+}
+
+/// True when a database error is a unique-constraint violation.
+pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_field_violations_and_error_info() {
+        let status: Status = ApiError::invalid("risk.title", "must not be empty").into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("bad request detail");
+        assert_eq!(bad.field_violations[0].field, "risk.title");
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        assert_eq!(info.reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_detail() {
+        let status: Status = ApiError::Internal("SELECT secret FROM x".into()).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("SELECT"));
+    }
+
+    #[test]
+    fn stale_etag_is_aborted_with_current_etag() {
+        let status: Status = ApiError::StaleEtag {
+            resource: "risks/1".into(),
+            sent: "\"1\"".into(),
+            current: "\"2\"".into(),
+        }
+        .into();
+        assert_eq!(status.code(), Code::Aborted);
+        let info = status.get_error_details().error_info().cloned();
+        assert_eq!(
+            info.and_then(|i| i.metadata.get("current_etag").cloned()),
+            Some("\"2\"".to_string())
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Shared runtime of the Assurance servers. It stays small on purpose: the pieces every
+//! server needs identically (error mapping, validation helpers, page tokens, AIP-160 filter
+//! parsing, database set-up, serving, telemetry), so that typed errors look the same from
+//! every service and through the gateway.
+
+pub mod db;
+pub mod error;
+pub mod filter;
+pub mod page;
+pub mod serve;
+pub mod telemetry;
+pub mod time;
+pub mod validate;
+
+pub use error::{ApiError, ApiResult};

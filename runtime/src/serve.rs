@@ -1,0 +1,245 @@
+//! Serving: the gRPC server with health and reflection, the HTTP probe listener, and
+//! graceful shutdown on SIGINT/SIGTERM (health turns NOT_SERVING first, in-flight calls
+//! finish, long streams are cut after a grace period).
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use axum::{Router, http::StatusCode, routing::get};
+use tokio::{net::TcpListener, sync::watch};
+use tonic::{service::Routes, transport::server::TcpIncoming};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+/// How long in-flight calls and streams get to finish once shutdown starts.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A shutdown switch shared by every listener of a process.
+#[derive(Clone)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// Resolves once shutdown has been triggered.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
+    /// Triggers this switch on SIGINT or SIGTERM.
+    pub fn trigger_on_signals(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            signal().await;
+            tracing::info!("shutdown signal received");
+            this.trigger();
+        });
+    }
+}
+
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Serves `routes` plus gRPC health (the empty name and every entry of `services`) and
+/// reflection of the Assurance descriptors on `listener` until `shutdown`.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    routes: Routes,
+    services: &[&'static str],
+    shutdown: Shutdown,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_all(&reporter, services, ServingStatus::Serving).await;
+    let routes = routes
+        .add_service(health)
+        .add_service(reflection_v1())
+        .add_service(reflection_v1alpha())
+        .prepare();
+
+    let signal = {
+        let shutdown = shutdown.clone();
+        let services = services.to_vec();
+        async move {
+            shutdown.wait().await;
+            set_all(&reporter, &services, ServingStatus::NotServing).await;
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .trace_fn(|req| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("grpc", method = %req.uri().path(), request_id)
+        })
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+    tokio::pin!(server);
+    let deadline = async {
+        shutdown.wait().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        res = &mut server => res,
+        _ = deadline => {
+            tracing::warn!("drain timeout: closing remaining connections");
+            Ok(())
+        }
+    }
+}
+
+async fn set_all(reporter: &HealthReporter, services: &[&'static str], status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in services {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
+    impl tonic_reflection::server::v1::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(assurance_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled-in descriptor sets are valid")
+}
+
+fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionServer<
+    impl tonic_reflection::server::v1alpha::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(assurance_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the compiled-in descriptor sets are valid")
+}
+
+/// A readiness check: resolves to `Ok` when the process can serve.
+pub type ReadyCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Serves the HTTP probes: `GET /healthz` (the process is up) and `GET /readyz` (it can
+/// serve: `ready` passes and shutdown has not begun).
+pub async fn serve_http(
+    listener: TcpListener,
+    ready: ReadyCheck,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let probe_shutdown = shutdown.clone();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                let shutdown = probe_shutdown.clone();
+                async move {
+                    if shutdown.is_triggered() {
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "shutting down\n".to_string(),
+                        );
+                    }
+                    match ready().await {
+                        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+}
+
+/// A server running in the background: its bound addresses and a handle to stop it.
+pub struct Running {
+    pub grpc_addr: std::net::SocketAddr,
+    pub http_addr: std::net::SocketAddr,
+    pub shutdown: Shutdown,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    /// Waits until the server stops (after a signal or [`Running::stop`]).
+    pub async fn wait(self) -> Result<(), String> {
+        self.task.await.map_err(|e| e.to_string())?
+    }
+
+    /// Triggers shutdown and waits for it to finish.
+    pub async fn stop(self) -> Result<(), String> {
+        self.shutdown.trigger();
+        self.wait().await
+    }
+}
+
+/// Serves gRPC (`routes` plus health and reflection) and the HTTP probes in the background.
+pub fn spawn(
+    grpc: TcpListener,
+    http: TcpListener,
+    routes: Routes,
+    services: &'static [&'static str],
+    ready: ReadyCheck,
+    shutdown: Shutdown,
+) -> std::io::Result<Running> {
+    let grpc_addr = grpc.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let http_task = tokio::spawn(serve_http(http, ready, shutdown.clone()));
+            let grpc_result = serve_grpc(grpc, routes, services, shutdown.clone()).await;
+            // Whatever ended the gRPC server ends the probes too.
+            shutdown.trigger();
+            let http_result = http_task.await;
+            grpc_result.map_err(|e| format!("gRPC server: {e}"))?;
+            http_result
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("HTTP server: {e}"))
+        })
+    };
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        shutdown,
+        task,
+    })
+}

@@ -1,0 +1,252 @@
+//! Field validation helpers: collect every violation of a request, then fail once with all of
+//! them, so a caller fixes a bad request in one round trip.
+
+use crate::error::{ApiError, ApiResult, Violation};
+
+/// Collects field violations of one request.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<Violation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(Violation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was wrong, else `INVALID_ARGUMENT` with every violation.
+    pub fn finish(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArgument(self.0))
+        }
+    }
+
+    /// The value of a required field, or `INVALID_ARGUMENT` with every violation so far.
+    pub fn require<T>(&mut self, field: &str, value: Option<T>) -> ApiResult<T> {
+        match value {
+            Some(v) => Ok(v),
+            None => {
+                self.add(field, "is required");
+                Err(ApiError::InvalidArgument(std::mem::take(&mut self.0)))
+            }
+        }
+    }
+
+    /// Keeps the value of `result`, or records its field violations (other errors are
+    /// recorded against `field`).
+    pub fn absorb<T>(&mut self, field: &str, result: ApiResult<T>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(ApiError::InvalidArgument(list)) => {
+                self.0.extend(list);
+                None
+            }
+            Err(other) => {
+                self.add(field, other.to_string());
+                None
+            }
+        }
+    }
+
+    /// A single-line text: no control characters, at most `max` characters, and not blank
+    /// when `required`.
+    pub fn line(&mut self, field: &str, value: &str, required: bool, max: usize) {
+        self.text(field, value, required, max, false);
+    }
+
+    /// A multi-line text: like [`Self::line`] but newlines and tabs are allowed.
+    pub fn paragraph(&mut self, field: &str, value: &str, required: bool, max: usize) {
+        self.text(field, value, required, max, true);
+    }
+
+    fn text(&mut self, field: &str, value: &str, required: bool, max: usize, multiline: bool) {
+        if value.trim().is_empty() {
+            if required {
+                self.add(field, "is required");
+            } else if !value.is_empty() {
+                self.add(field, "must not be only white space");
+            }
+            return;
+        }
+        let chars = value.chars().count();
+        if chars > max {
+            self.add(
+                field,
+                format!("must be at most {max} characters (got {chars})"),
+            );
+        }
+        let bad_control = value
+            .chars()
+            .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+        if bad_control {
+            self.add(field, "must not contain control characters");
+        }
+    }
+
+    /// A person or principal (email or id): 1–254 visible characters without spaces.
+    pub fn principal(&mut self, field: &str, value: &str, required: bool) {
+        if value.is_empty() {
+            if required {
+                self.add(field, "is required");
+            }
+            return;
+        }
+        if value.chars().count() > 254 {
+            self.add(field, "must be at most 254 characters");
+        } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.add(field, "must not contain spaces or control characters");
+        }
+    }
+
+    /// An integer in `lo..=hi`; zero counts as missing.
+    pub fn in_range(&mut self, field: &str, value: i32, lo: i32, hi: i32) {
+        if value == 0 && lo > 0 {
+            self.add(field, format!("is required ({lo}–{hi})"));
+        } else if !(lo..=hi).contains(&value) {
+            self.add(
+                field,
+                format!("must be between {lo} and {hi} (got {value})"),
+            );
+        }
+    }
+
+    /// An optional idempotency key.
+    pub fn request_id(&mut self, field: &str, value: &str) {
+        if !value.is_empty() && !is_request_id(value) {
+            self.add(
+                field,
+                "must be 1–128 characters of letters, digits and . _ : - (a UUID is a good choice)",
+            );
+        }
+    }
+}
+
+/// A resource id slug per AIP-122: `[a-z]([a-z0-9-]{0,61}[a-z0-9])?`.
+pub fn is_slug(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+pub fn is_request_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The id of a resource name `{collection}/{id}`, if `name` has that form.
+pub fn name_id<'a>(name: &'a str, collection: &str) -> Option<&'a str> {
+    let id = name.strip_prefix(collection)?.strip_prefix('/')?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// Parses `{collection}/{slug}`, adding a violation for `field` when malformed.
+pub fn slug_name<'a>(
+    v: &mut Violations,
+    field: &str,
+    name: &'a str,
+    collection: &str,
+) -> Option<&'a str> {
+    if name.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    match name_id(name, collection) {
+        Some(id) if is_slug(id) => Some(id),
+        _ => {
+            v.add(
+                field,
+                format!("must be a resource name `{collection}/{{id}}` with a lowercase slug id"),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["a", "exchange-online", "a1", "x-y-z9"] {
+            assert!(is_slug(ok), "{ok}");
+        }
+        for bad in ["", "A", "1a", "a-", "a_b", "ab/c", &"a".repeat(64), "é"] {
+            assert!(!is_slug(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(name_id("risks/abc", "risks"), Some("abc"));
+        assert_eq!(name_id("risks/", "risks"), None);
+        assert_eq!(name_id("risks/a/b", "risks"), None);
+        assert_eq!(name_id("riskss/a", "risks"), None);
+        assert_eq!(name_id("services/a", "risks"), None);
+    }
+
+    #[test]
+    fn text_rules() {
+        let mut v = Violations::new();
+        v.line("a", "", true, 10);
+        v.line("b", "   ", false, 10);
+        v.line("c", "12345678901", false, 10);
+        v.line("d", "x\ny", false, 10);
+        v.paragraph("e", "x\ny", false, 10);
+        v.line("f", "ok", true, 10);
+        let Err(ApiError::InvalidArgument(list)) = v.finish() else {
+            panic!("expected violations")
+        };
+        let fields: Vec<_> = list.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn ranges() {
+        let mut v = Violations::new();
+        v.in_range("zero", 0, 1, 5);
+        v.in_range("six", 6, 1, 5);
+        v.in_range("neg", -1, 1, 5);
+        v.in_range("ok", 3, 1, 5);
+        let Err(ApiError::InvalidArgument(list)) = v.finish() else {
+            panic!("expected violations")
+        };
+        assert_eq!(list.len(), 3);
+        assert!(list[0].description.contains("required"));
+    }
+
+    proptest! {
+        #[test]
+        fn slug_check_never_panics_and_matches_pattern(s in "\\PC{0,70}") {
+            let ok = is_slug(&s);
+            let re_like = !s.is_empty() && s.len() <= 63
+                && s.starts_with(|c: char| c.is_ascii_lowercase())
+                && !s.ends_with('-')
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            prop_assert_eq!(ok, re_like);
+        }
+
+        #[test]
+        fn generated_slugs_are_valid(s in "[a-z]([a-z0-9-]{0,61}[a-z0-9])?") {
+            prop_assert!(is_slug(&s));
+        }
+    }
+}

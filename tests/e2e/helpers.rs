@@ -1,0 +1,419 @@
+//! Test harness: a fresh database per test (a temp SQLite file, or a PostgreSQL database of
+//! its own when `ASSURANCE_TEST_POSTGRES_URL` is set), servers on port 0, real gRPC clients.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use assurance_proto::risk::v1::{
+    self as pb, organization_service_client::OrganizationServiceClient,
+    risk_service_client::RiskServiceClient,
+};
+use assurance_runtime::serve::{Running, Shutdown};
+use risk_service::domain::scoring::Methodology;
+use sea_orm::{ConnectionTrait, Database};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+
+pub const POSTGRES_ENV: &str = "ASSURANCE_TEST_POSTGRES_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server URL for tests, if configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())
+}
+
+/// A database of one test; a PostgreSQL database is dropped when the test ends.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: assurance_runtime::db::sqlite_url(&dir.path().join("risk.db")),
+                dir,
+                pg: None,
+            },
+            Backend::Postgres => {
+                let admin = postgres_url().expect("ASSURANCE_TEST_POSTGRES_URL is set");
+                let name = format!("assurance_t_{}", uuid::Uuid::now_v7().simple());
+                let conn = Database::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is unreachable: {e}"));
+                conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                conn.close().await.ok();
+                TestDb {
+                    url: with_database(&admin, &name),
+                    dir,
+                    pg: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
+        // Drop runs outside async context: use a runtime of its own on another thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(conn) = Database::connect(&admin).await {
+                    let _ = conn
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A running server with clients for it.
+pub struct App {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub channel: Channel,
+    running: Option<Running>,
+}
+
+impl App {
+    pub fn risks(&self) -> RiskServiceClient<Channel> {
+        RiskServiceClient::new(self.channel.clone())
+    }
+
+    pub fn org(&self) -> OrganizationServiceClient<Channel> {
+        OrganizationServiceClient::new(self.channel.clone())
+    }
+
+    pub fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel.clone())
+    }
+
+    pub fn shutdown_switch(&self) -> Shutdown {
+        self.running.as_ref().expect("running").shutdown.clone()
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean shutdown");
+        }
+    }
+
+    async fn connect(running: Running) -> App {
+        let channel = channel(running.grpc_addr).await;
+        App {
+            grpc_addr: running.grpc_addr,
+            http_addr: running.http_addr,
+            channel,
+            running: Some(running),
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.shutdown.trigger();
+        }
+    }
+}
+
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connect to test server")
+}
+
+fn localhost0() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// risk-service on port 0 over `db`.
+pub async fn risk_service(db: &TestDb, scoring: Methodology) -> App {
+    let config = risk_service::config::Config {
+        listen: localhost0(),
+        http_listen: localhost0(),
+        database_url: db.url.clone(),
+        db_pool_size: 4,
+        scoring,
+        scoring_policy: None,
+        log_format: assurance_runtime::telemetry::LogFormat::Pretty,
+    };
+    init_logs();
+    let running = risk_service::start(&config, Shutdown::new())
+        .await
+        .expect("risk-service starts");
+    App::connect(running).await
+}
+
+fn gateway_config(db: &TestDb) -> gateway::config::Config {
+    gateway::config::Config {
+        listen: localhost0(),
+        http_listen: localhost0(),
+        embedded: false,
+        data_dir: db.data_dir(),
+        risk_url: String::new(),
+        risk_database_url: None,
+        db_pool_size: 4,
+        scoring: Methodology::Standard,
+        scoring_policy: None,
+        log_format: assurance_runtime::telemetry::LogFormat::Pretty,
+    }
+}
+
+/// `gateway --embedded --data-dir DIR` on port 0; on PostgreSQL the risk database is `db`.
+pub async fn embedded_gateway(db: &TestDb, backend: Backend) -> App {
+    let mut config = gateway_config(db);
+    config.embedded = true;
+    if backend == Backend::Postgres {
+        config.risk_database_url = Some(db.url.clone());
+    }
+    init_logs();
+    let running = gateway::start(&config, Shutdown::new())
+        .await
+        .expect("gateway starts");
+    App::connect(running).await
+}
+
+/// A forwarding gateway in front of `upstream`.
+pub async fn forwarding_gateway(db: &TestDb, upstream: SocketAddr) -> App {
+    let mut config = gateway_config(db);
+    config.risk_url = format!("http://{upstream}");
+    init_logs();
+    let running = gateway::start(&config, Shutdown::new())
+        .await
+        .expect("gateway starts");
+    App::connect(running).await
+}
+
+/// Logs in tests only when `TEST_LOG` is set.
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        assurance_runtime::telemetry::init(assurance_runtime::telemetry::LogFormat::Pretty);
+    }
+}
+
+/// A plain HTTP/1.1 GET: (status code, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect http");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+// ---- fixtures ------------------------------------------------------------------------
+
+pub async fn create_bu(app: &App, id: &str) -> pb::BusinessUnit {
+    app.org()
+        .create_business_unit(pb::CreateBusinessUnitRequest {
+            business_unit_id: id.into(),
+            business_unit: Some(pb::BusinessUnit {
+                display_name: format!("BU {id}"),
+                owner: "cio@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create business unit")
+        .into_inner()
+}
+
+pub async fn create_service(app: &App, id: &str, bu: &str) -> pb::Service {
+    app.org()
+        .create_service(pb::CreateServiceRequest {
+            service_id: id.into(),
+            service: Some(pb::Service {
+                business_unit: format!("businessUnits/{bu}"),
+                display_name: format!("Service {id}"),
+                owner: "manager@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create service")
+        .into_inner()
+}
+
+/// A business unit `identity` with the service `exchange-online`.
+pub async fn org_fixture(app: &App) {
+    create_bu(app, "productivity").await;
+    create_service(app, "exchange-online", "productivity").await;
+}
+
+pub fn new_risk(title: &str, service: &str) -> pb::Risk {
+    pb::Risk {
+        title: title.into(),
+        description: "Attackers could reuse leaked credentials.".into(),
+        service: format!("services/{service}"),
+        category: "access-control".into(),
+        threat: pb::Threat::External as i32,
+        identification_source: pb::IdentificationSource::VulnerabilityScan as i32,
+        source_reference: "scan-2026-11-23".into(),
+        owner: "owner@example.com".into(),
+        ..Default::default()
+    }
+}
+
+pub async fn create_risk(app: &App, risk: pb::Risk) -> pb::Risk {
+    app.risks()
+        .create_risk(pb::CreateRiskRequest {
+            risk: Some(risk),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create risk")
+        .into_inner()
+}
+
+pub async fn assess(
+    app: &App,
+    name: &str,
+    impact: i32,
+    likelihood: i32,
+    deficiency: i32,
+) -> pb::Risk {
+    app.risks()
+        .assess_risk(pb::AssessRiskRequest {
+            name: name.into(),
+            assessment: Some(pb::Assessment {
+                impact,
+                likelihood,
+                control_deficiency: deficiency,
+                assessor: "assessor@example.com".into(),
+                rationale: "quarterly review".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("assess risk")
+        .into_inner()
+}
+
+/// The field paths of the `BadRequest` violations of an error.
+pub fn violations(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The `ErrorInfo` reason of an error, checking its domain.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("every error carries ErrorInfo");
+    assert_eq!(info.domain, "assurance");
+    info.reason
+}
+
+/// Generates a SQLite and a PostgreSQL test for each `async fn name(backend)`. The
+/// PostgreSQL variant is skipped (with a notice) when no server is configured; CI sets it.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::postgres_url().is_none() {
+                        eprintln!("skipped: {} is not set", $crate::helpers::POSTGRES_ENV);
+                        return;
+                    }
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_replacement() {
+        assert_eq!(
+            super::with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests of Assurance: real servers on ephemeral ports, real gRPC clients, on
+//! SQLite and (when `ASSURANCE_TEST_POSTGRES_URL` is set) PostgreSQL.
+
+mod helpers;
+
+mod concurrency;
+mod gateway;
+mod listing;
+mod org;
+mod risks;
+mod server;

@@ -1,0 +1,426 @@
+//! The risk register through a real risk-service: lifecycle, scoring, validation.
+
+use assurance_proto::risk::v1 as pb;
+use prost_types::FieldMask;
+use risk_service::domain::scoring::Methodology;
+use tonic::Code;
+
+use crate::helpers::*;
+
+crate::on_both_backends!(
+    risk_lifecycle_create_assess_update_close,
+    invalid_requests_name_every_bad_field,
+    closed_risks_refuse_changes_naming_allowed_moves,
+    nist_methodology_records_level_of_risk,
+    data_survives_a_restart,
+);
+
+async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let mut client = app.risks();
+
+    let mut input = new_risk("Credential stuffing on OWA", "exchange-online");
+    input.labels.insert("env".into(), "prod".into());
+    let created = create_risk(&app, input).await;
+    assert!(created.name.starts_with("risks/"));
+    assert_eq!(created.status, pb::RiskStatus::Identified as i32);
+    assert_eq!(created.business_unit, "businessUnits/productivity");
+    assert_eq!(created.labels.get("env").map(String::as_str), Some("prod"));
+    assert!(created.latest_assessment.is_none());
+    assert_eq!(created.etag, "\"1\"");
+
+    let got = client
+        .get_risk(pb::GetRiskRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, created);
+
+    // DESIGN.md's worked example (4,4,4) → 16, 64, HIGH, IMPROVE.
+    let assessed = assess(&app, &created.name, 4, 4, 4).await;
+    assert_eq!(assessed.status, pb::RiskStatus::Assessed as i32);
+    let a = assessed
+        .latest_assessment
+        .clone()
+        .expect("latest assessment");
+    assert_eq!((a.exposure, a.score), (16, 64));
+    assert_eq!(a.severity, pb::Severity::High as i32);
+    assert_eq!(a.strategy, pb::ResponseStrategy::Improve as i32);
+    assert_eq!(a.methodology, pb::Methodology::Standard as i32);
+    assert_eq!(a.risk_level, pb::RiskLevel::Unspecified as i32);
+    assert!(a.policy.starts_with("standard-"));
+    assert!(a.assess_time.is_some());
+    assert_ne!(assessed.etag, created.etag);
+
+    // (5,5,2) → 25, 50, HIGH, MONITOR; the history lists newest first.
+    let reassessed = assess(&app, &created.name, 5, 5, 2).await;
+    let latest = reassessed.latest_assessment.clone().expect("latest");
+    assert_eq!(
+        (latest.score, latest.strategy),
+        (50, pb::ResponseStrategy::Monitor as i32)
+    );
+    let history = client
+        .list_assessments(pb::ListAssessmentsRequest {
+            parent: created.name.clone(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .expect("list assessments")
+        .into_inner();
+    assert_eq!(history.assessments.len(), 1);
+    assert_eq!(history.assessments[0], latest);
+    let rest = client
+        .list_assessments(pb::ListAssessmentsRequest {
+            parent: created.name.clone(),
+            page_size: 10,
+            page_token: history.next_page_token.clone(),
+        })
+        .await
+        .expect("second page")
+        .into_inner();
+    assert_eq!(rest.assessments.len(), 1);
+    assert_eq!(rest.assessments[0].score, 64);
+    assert!(rest.next_page_token.is_empty());
+
+    // Update two fields with the current etag; other fields stay as they were.
+    let updated = client
+        .update_risk(pb::UpdateRiskRequest {
+            risk: Some(pb::Risk {
+                name: created.name.clone(),
+                title: "Credential stuffing on OWA and EAS".into(),
+                owner: "new-owner@example.com".into(),
+                description: "ignored: not in the mask".into(),
+                etag: reassessed.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["title".into(), "owner".into()],
+            }),
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(updated.title, "Credential stuffing on OWA and EAS");
+    assert_eq!(updated.owner, "new-owner@example.com");
+    assert_eq!(updated.description, created.description);
+    assert_eq!(updated.latest_assessment, reassessed.latest_assessment);
+
+    // The etag we used is now stale.
+    let stale = client
+        .update_risk(pb::UpdateRiskRequest {
+            risk: Some(pb::Risk {
+                name: created.name.clone(),
+                title: "lost update".into(),
+                etag: reassessed.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["title".into()],
+            }),
+        })
+        .await
+        .expect_err("stale etag");
+    assert_eq!(stale.code(), Code::Aborted);
+    assert_eq!(reason(&stale), "STALE_ETAG");
+
+    // Close with a reason; the risk is kept and readable.
+    let closed = client
+        .delete_risk(pb::DeleteRiskRequest {
+            name: created.name.clone(),
+            reason: "service decommissioned".into(),
+            etag: updated.etag.clone(),
+        })
+        .await
+        .expect("close")
+        .into_inner();
+    assert_eq!(closed.status, pb::RiskStatus::Closed as i32);
+    assert_eq!(closed.close_reason, "service decommissioned");
+    assert!(closed.close_time.is_some());
+    let still_there = client
+        .get_risk(pb::GetRiskRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .expect("closed risks are kept")
+        .into_inner();
+    assert_eq!(still_there.status, pb::RiskStatus::Closed as i32);
+}
+
+async fn invalid_requests_name_every_bad_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let mut client = app.risks();
+
+    let mut bad = pb::Risk {
+        title: " ".into(),
+        service: "exchange-online".into(),
+        threat: 0,
+        identification_source: 99,
+        owner: "two words".into(),
+        category: "x".repeat(101),
+        ..Default::default()
+    };
+    bad.labels.insert("Env".into(), "prod".into());
+    let err = client
+        .create_risk(pb::CreateRiskRequest {
+            risk: Some(bad),
+            request_id: "not valid!".into(),
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(reason(&err), "INVALID_ARGUMENT");
+    let mut fields = violations(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "request_id",
+            "risk.category",
+            "risk.identification_source",
+            "risk.labels[Env]",
+            "risk.owner",
+            "risk.service",
+            "risk.threat",
+            "risk.title",
+        ]
+    );
+
+    // Missing message, unknown service, malformed names.
+    let err = client
+        .create_risk(pb::CreateRiskRequest {
+            risk: None,
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("missing risk");
+    assert_eq!(violations(&err), ["risk"]);
+    let err = client
+        .create_risk(pb::CreateRiskRequest {
+            risk: Some(new_risk("t", "no-such-service")),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("unknown service");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violations(&err), ["risk.service"]);
+    assert!(
+        err.message()
+            .contains("services/no-such-service does not exist"),
+        "{}",
+        err.message()
+    );
+    for name in ["", "risks/not-a-uuid", "incidents/0193", "risks/"] {
+        let err = client
+            .get_risk(pb::GetRiskRequest { name: name.into() })
+            .await
+            .expect_err("bad name");
+        assert_eq!(err.code(), Code::InvalidArgument, "{name}");
+        assert_eq!(violations(&err), ["name"]);
+    }
+    let err = client
+        .get_risk(pb::GetRiskRequest {
+            name: format!("risks/{}", uuid::Uuid::now_v7()),
+        })
+        .await
+        .expect_err("absent");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(reason(&err), "NOT_FOUND");
+
+    // Assessment metrics out of range and a missing assessor.
+    let risk = create_risk(&app, new_risk("Weak TLS", "exchange-online")).await;
+    let err = client
+        .assess_risk(pb::AssessRiskRequest {
+            name: risk.name.clone(),
+            assessment: Some(pb::Assessment {
+                impact: 6,
+                likelihood: 0,
+                control_deficiency: -1,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("out of range");
+    let mut fields = violations(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "assessment.assessor",
+            "assessment.control_deficiency",
+            "assessment.impact",
+            "assessment.likelihood"
+        ]
+    );
+
+    // Update: unknown and output-only mask paths, malformed etag, empty effective mask.
+    for (paths, field) in [
+        (vec!["status"], "update_mask"),
+        (vec!["latest_assessment"], "update_mask"),
+        (vec!["title", "title"], "update_mask"),
+    ] {
+        let err = client
+            .update_risk(pb::UpdateRiskRequest {
+                risk: Some(pb::Risk {
+                    name: risk.name.clone(),
+                    title: "x".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: paths.iter().map(|p| p.to_string()).collect(),
+                }),
+            })
+            .await
+            .expect_err("bad mask");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(violations(&err), [field]);
+    }
+    let err = client
+        .update_risk(pb::UpdateRiskRequest {
+            risk: Some(pb::Risk {
+                name: risk.name.clone(),
+                title: "x".into(),
+                etag: "W/garbage".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect_err("bad etag");
+    assert_eq!(violations(&err), ["risk.etag"]);
+    let err = client
+        .update_risk(pb::UpdateRiskRequest {
+            risk: Some(pb::Risk {
+                name: risk.name.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["title".into()],
+            }),
+        })
+        .await
+        .expect_err("clearing a required field");
+    assert_eq!(violations(&err), ["risk.title"]);
+
+    // Close needs a reason.
+    let err = client
+        .delete_risk(pb::DeleteRiskRequest {
+            name: risk.name.clone(),
+            reason: String::new(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("no reason");
+    assert_eq!(violations(&err), ["reason"]);
+
+    // Nothing above changed the risk.
+    let unchanged = client
+        .get_risk(pb::GetRiskRequest {
+            name: risk.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(unchanged, risk);
+}
+
+async fn closed_risks_refuse_changes_naming_allowed_moves(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let mut client = app.risks();
+    let risk = create_risk(&app, new_risk("Stale admin accounts", "exchange-online")).await;
+    client
+        .delete_risk(pb::DeleteRiskRequest {
+            name: risk.name.clone(),
+            reason: "duplicate".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect("close");
+
+    let err = client
+        .assess_risk(pb::AssessRiskRequest {
+            name: risk.name.clone(),
+            assessment: Some(pb::Assessment {
+                impact: 2,
+                likelihood: 2,
+                control_deficiency: 2,
+                assessor: "a@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("closed risks cannot be assessed");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "ILLEGAL_TRANSITION");
+    assert!(err.message().contains("CLOSED"), "{}", err.message());
+
+    let err = client
+        .delete_risk(pb::DeleteRiskRequest {
+            name: risk.name.clone(),
+            reason: "again".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("closing twice");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    let err = client
+        .update_risk(pb::UpdateRiskRequest {
+            risk: Some(pb::Risk {
+                name: risk.name.clone(),
+                title: "new".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect_err("closed risks cannot be edited");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "RISK_CLOSED");
+}
+
+async fn nist_methodology_records_level_of_risk(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Nist80030).await;
+    org_fixture(&app).await;
+    let risk = create_risk(&app, new_risk("Unpatched hypervisor", "exchange-online")).await;
+    // Likelihood Moderate (3), impact High (4) → Moderate → MEDIUM.
+    let assessed = assess(&app, &risk.name, 4, 3, 5).await;
+    let a = assessed.latest_assessment.expect("assessment");
+    assert_eq!(a.methodology, pb::Methodology::Nist80030 as i32);
+    assert_eq!(a.risk_level, pb::RiskLevel::Moderate as i32);
+    assert_eq!(a.severity, pb::Severity::Medium as i32);
+    assert_eq!((a.exposure, a.score), (12, 60));
+    assert_eq!(a.strategy, pb::ResponseStrategy::Improve as i32);
+    assert!(a.policy.starts_with("nist-800-30-"));
+}
+
+async fn data_survives_a_restart(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let risk = create_risk(&app, new_risk("Backups unencrypted", "exchange-online")).await;
+    let assessed = assess(&app, &risk.name, 3, 3, 3).await;
+    app.stop().await;
+
+    let again = risk_service(&db, Methodology::Standard).await;
+    let got = again
+        .risks()
+        .get_risk(pb::GetRiskRequest {
+            name: risk.name.clone(),
+        })
+        .await
+        .expect("risk survives restart")
+        .into_inner();
+    assert_eq!(got, assessed);
+}
