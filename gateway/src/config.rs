@@ -65,3 +65,24 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn flags_parse_with_design_defaults() {
+        Config::command().debug_assert();
+        let c = Config::try_parse_from(["gateway"]).expect("defaults parse");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.http_listen.to_string(), "127.0.0.1:8080");
+        assert!(!c.embedded);
+        let c = Config::try_parse_from(["gateway", "--embedded", "--data-dir", "/tmp/a"])
+            .expect("parse");
+        assert!(c.embedded);
+        let settings = c.risk_settings().expect("settings");
+        assert_eq!(settings.database_url, "sqlite:///tmp/a/risk.db?mode=rwc");
+    }
+}

@@ -159,3 +159,34 @@ bands = [
         assert!(load_policy(Methodology::Standard, Some(unknown.path())).is_err());
     }
 }
+
+#[cfg(test)]
+mod flag_tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn flags_parse_with_design_defaults() {
+        Config::command().debug_assert();
+        let c = Config::try_parse_from(["risk-service"]).expect("defaults parse");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:50061");
+        assert_eq!(c.http_listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.scoring, Methodology::Standard);
+        let c = Config::try_parse_from([
+            "risk-service",
+            "--scoring",
+            "nist-800-30",
+            "--log-format",
+            "json",
+            "--database-url",
+            "postgres://u:p@db/risk",
+        ])
+        .expect("flags parse");
+        assert_eq!(c.scoring, Methodology::Nist80030);
+        assert_eq!(c.log_format, LogFormat::Json);
+        let settings = c.settings().expect("settings");
+        assert!(settings.to_string().contains("postgres://u:***@db/risk"));
+        assert!(Config::try_parse_from(["risk-service", "--scoring", "fancy"]).is_err());
+    }
+}

@@ -293,7 +293,7 @@ pub async fn create_service(app: &App, id: &str, bu: &str) -> pb::Service {
         .into_inner()
 }
 
-/// A business unit `identity` with the service `exchange-online`.
+/// The business unit `productivity` with the service `exchange-online`.
 pub async fn org_fixture(app: &App) {
     create_bu(app, "productivity").await;
     create_service(app, "exchange-online", "productivity").await;
