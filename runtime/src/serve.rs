@@ -243,3 +243,30 @@ pub fn spawn(
         task,
     })
 }
+
+/// The body of a server binary's `main`: starts it, waits for SIGINT/SIGTERM and the drain,
+/// and turns the outcome into an exit code.
+pub async fn run_binary<F>(name: &str, start: impl FnOnce(Shutdown) -> F) -> std::process::ExitCode
+where
+    F: Future<Output = Result<Running, String>>,
+{
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let result = match start(shutdown).await {
+        Ok(running) => {
+            tracing::info!(grpc = %running.grpc_addr, http = %running.http_addr, "{name} ready");
+            running.wait().await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!("{name} stopped");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{name} failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
