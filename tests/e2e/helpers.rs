@@ -53,7 +53,7 @@ impl TestDb {
                     .expect("create test database");
                 conn.close().await.ok();
                 TestDb {
-                    url: with_database(&admin, &name),
+                    url: assurance_tests::server::with_database(&admin, &name),
                     dir,
                     pg: Some((admin, name)),
                 }
@@ -91,22 +91,6 @@ impl Drop for TestDb {
             });
         })
         .join();
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
     }
 }
 
@@ -397,23 +381,4 @@ macro_rules! on_both_backends {
             )*
         }
     };
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_name_replacement() {
-        assert_eq!(
-            super::with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            super::with_database("postgres://u:p@h/test?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            super::with_database("postgres://h:5432", "x"),
-            "postgres://h:5432/x"
-        );
-    }
 }

@@ -1,0 +1,483 @@
+//! `assurance-bench`: the load generator of Assurance.
+//!
+//! `run` starts a (release) risk-service on a fresh database (or targets a running one),
+//! seeds it with `insert_many`, and drives each operation over loopback with
+//! connections × in-flight calls for a fixed time, alternating with the gRPC health Check
+//! on the same server as the baseline. Every figure is the median of the rounds; throughput is
+//! also given as a ratio to the baseline. `--load h2load` uses nghttp2's h2load for
+//! throughput (a tonic client costs as much CPU as the server it measures).
+//!
+//! `serve` hosts risk-service exactly as its binary does (tests use it to run separate server
+//! processes), and `crash` kills a server with SIGKILL under create load and checks that
+//! every acknowledged create survived exactly once.
+
+mod load;
+mod seed;
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, ExitCode, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use assurance_tests::{crash, server};
+use clap::{Parser, Subcommand};
+use load::{Op, Sample, Workload};
+use prost::Message;
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(
+    name = "assurance-bench",
+    about = "Load generator and crash checker for Assurance"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command_,
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
+enum Command_ {
+    /// Benchmark risk-service operations against the health-check baseline.
+    Run(RunArgs),
+    /// Host risk-service in this process (same flags as the risk-service binary).
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// SIGKILL a server during create load; check acknowledged creates survive exactly once.
+    Crash(CrashArgs),
+}
+
+#[derive(Parser)]
+struct RunArgs {
+    /// The server binary to start (a release build of risk-service).
+    #[arg(long, default_value = "target/release/risk-service")]
+    server_bin: PathBuf,
+    /// Extra flags for the server, e.g. `--server-arg=--read-cache-size=0`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+    /// Benchmark a running server instead of starting one (it must have been seeded by a
+    /// previous run or `--database-url` must name its database for seeding).
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// Database to seed and serve; default a fresh SQLite file. A `postgres://` URL names the
+    /// server of a fresh database created (and dropped) by the run.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Risks to seed.
+    #[arg(long, default_value_t = 100_000)]
+    risks: usize,
+    /// GetRisk picks from this many seeded risks (default: all of them).
+    #[arg(long)]
+    get_working_set: Option<usize>,
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Concurrent calls per connection.
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Rounds; each figure is the median over them (at least 5 for reported figures).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "get-risk,list-risks,create-risk,assess-risk"
+    )]
+    ops: Vec<Op>,
+    /// Load source: tonic clients in this process, or h2load (throughput only).
+    #[arg(long, value_enum, default_value = "tonic")]
+    load: LoadSource,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LoadSource {
+    Tonic,
+    H2load,
+}
+
+#[derive(Parser)]
+struct CrashArgs {
+    #[arg(long, default_value = "target/release/risk-service")]
+    server_bin: PathBuf,
+    /// Seconds of create load before the SIGKILL.
+    #[arg(long, default_value_t = 2.0)]
+    load_seconds: f64,
+    #[arg(long, default_value_t = 32)]
+    workers: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command_::Run(args) => run(args).await,
+            Command_::Serve { args } => server::serve_in_process(args).await,
+            Command_::Crash(args) => {
+                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));
+                let report = crash::check(
+                    |addr| server::spawn_binary(&args.server_bin, &[], &url, addr),
+                    Duration::from_secs_f64(args.load_seconds),
+                    args.workers,
+                )
+                .await?;
+                println!("{report}");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("assurance-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let mut scratch = None;
+    let mut pg_database = None;
+    let url = match &args.database_url {
+        Some(u) if u.starts_with("postgres") => {
+            let db = server::PgDatabase::create(u).await?;
+            let url = db.url.clone();
+            pg_database = Some(db);
+            Some(url)
+        }
+        Some(u) => Some(u.clone()),
+        None if args.target.is_none() => {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));
+            scratch = Some(dir);
+            Some(url)
+        }
+        None => None,
+    };
+    let seeded = match &url {
+        Some(url) => seed::seed(url, args.risks).await?,
+        None => {
+            return Err("--target without --database-url: nothing to seed the workload from".into());
+        }
+    };
+    let mut child: Option<Child> = None;
+    let addr = match args.target {
+        Some(addr) => addr,
+        None => {
+            let addr = server::free_addr()?;
+            let url = url.clone().unwrap_or_default();
+            child = Some(server::spawn_binary(
+                &args.server_bin,
+                &args.server_args,
+                &url,
+                addr,
+            )?);
+            addr
+        }
+    };
+    server::wait_serving(addr, Duration::from_secs(60)).await?;
+
+    let channels = {
+        let mut v = Vec::new();
+        for _ in 0..args.connections {
+            v.push(server::connect(addr).await?);
+        }
+        v
+    };
+    let work = Arc::new(Workload {
+        get_working_set: args.get_working_set.unwrap_or(seeded.risk_ids.len()),
+        risk_ids: seeded.risk_ids,
+    });
+    let duration = Duration::from_secs_f64(args.duration);
+    println!(
+        "# assurance-bench: {} risks, {} connections x {} in flight, {:.1}s x {} rounds, load {}, db {}",
+        args.risks,
+        args.connections,
+        args.in_flight,
+        args.duration,
+        args.rounds,
+        if args.load == LoadSource::Tonic {
+            "tonic"
+        } else {
+            "h2load"
+        },
+        url.as_deref()
+            .map(assurance_runtime::db::redact_url)
+            .unwrap_or_default()
+    );
+    // Warm-up: connections, caches, JIT-free but page cache and allocator.
+    load::run(
+        Op::Health,
+        &channels,
+        args.in_flight,
+        Duration::from_millis(500),
+        work.clone(),
+    )
+    .await;
+
+    let mut samples: Vec<(Op, Vec<Sample>)> = Vec::new();
+    let mut record = |op: Op, s: Sample| match samples.iter_mut().find(|(o, _)| *o == op) {
+        Some((_, v)) => v.push(s),
+        None => samples.push((op, vec![s])),
+    };
+    for round in 1..=args.rounds {
+        for op in &args.ops {
+            // The baseline runs right before each subject, on the same server.
+            for current in [Op::Health, *op] {
+                let sample = match args.load {
+                    LoadSource::Tonic => {
+                        load::run(current, &channels, args.in_flight, duration, work.clone()).await
+                    }
+                    LoadSource::H2load => h2load(current, addr, &args, &work).await?,
+                };
+                println!(
+                    "round {round} {:<13} {:>9.0} req/s  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  codes {:?}",
+                    current.name(),
+                    sample.rate(),
+                    sample.percentile_ms(50.0),
+                    sample.percentile_ms(90.0),
+                    sample.percentile_ms(99.0),
+                    sample.codes
+                );
+                record(current, sample);
+            }
+        }
+    }
+    print_summary(&samples);
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    drop(scratch);
+    if let Some(db) = pg_database {
+        db.drop_now().await;
+    }
+    Ok(())
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.retain(|x| !x.is_nan());
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+fn print_summary(samples: &[(Op, Vec<Sample>)]) {
+    let baseline = samples
+        .iter()
+        .find(|(op, _)| *op == Op::Health)
+        .map(|(_, s)| median(s.iter().map(Sample::rate).collect()))
+        .unwrap_or(f64::NAN);
+    println!();
+    println!("| operation | req/s (median) | vs health | p50 ms | p90 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (op, s) in samples {
+        let rate = median(s.iter().map(Sample::rate).collect());
+        println!(
+            "| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} |",
+            op.name(),
+            rate,
+            100.0 * rate / baseline,
+            median(s.iter().map(|x| x.percentile_ms(50.0)).collect()),
+            median(s.iter().map(|x| x.percentile_ms(90.0)).collect()),
+            median(s.iter().map(|x| x.percentile_ms(99.0)).collect()),
+            s.iter().map(Sample::errors).sum::<u64>()
+        );
+    }
+}
+
+/// One request body of `op` for h2load: gRPC's 5-byte frame header plus the message.
+fn grpc_body(op: Op, work: &Workload) -> Vec<u8> {
+    use assurance_proto::risk::v1 as pb;
+    let id = work.risk_ids.first().copied().unwrap_or_default();
+    let message = match op {
+        Op::Health => tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        }
+        .encode_to_vec(),
+        Op::GetRisk => pb::GetRiskRequest {
+            name: format!("risks/{id}"),
+        }
+        .encode_to_vec(),
+        Op::ListRisks => pb::ListRisksRequest {
+            page_size: 50,
+            filter: "service = services/svc-00 AND severity >= HIGH".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        Op::CreateRisk => pb::CreateRiskRequest {
+            risk: Some(pb::Risk {
+                title: "Load-test risk".into(),
+                service: "services/svc-01".into(),
+                threat: 2,
+                identification_source: 6,
+                owner: "bench@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }
+        .encode_to_vec(),
+        Op::AssessRisk => pb::AssessRiskRequest {
+            name: format!("risks/{id}"),
+            assessment: Some(pb::Assessment {
+                impact: 3,
+                likelihood: 3,
+                control_deficiency: 3,
+                assessor: "bench@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }
+        .encode_to_vec(),
+    };
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    body
+}
+
+/// Runs h2load for `op`. h2load reads only HTTP status, so the same request is first sent once
+/// through a gRPC client to make sure it succeeds at the gRPC level.
+async fn h2load(
+    op: Op,
+    addr: SocketAddr,
+    args: &RunArgs,
+    work: &Workload,
+) -> Result<Sample, String> {
+    let body = grpc_body(op, work);
+    let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::fs::write(file.path(), &body).map_err(|e| e.to_string())?;
+    check_once(op, addr, &body).await?;
+    let started = Instant::now();
+    let output = Command::new("h2load")
+        .args([
+            "-c",
+            &args.connections.to_string(),
+            "-m",
+            &args.in_flight.to_string(),
+        ])
+        .args(["-D", &format!("{}", args.duration.ceil() as u64)])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("-d")
+        .arg(file.path())
+        .arg(format!("http://{addr}{}", op.path()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("h2load (apt-get install nghttp2-client): {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let succeeded = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .and_then(|l| l.split(',').find(|p| p.contains("succeeded")))
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| format!("cannot read h2load output:\n{text}"))?;
+    let mean_us = text
+        .lines()
+        .find(|l| l.starts_with("time for request:"))
+        .and_then(|l| l.split_whitespace().nth(5).map(str::to_string))
+        .map(|m| parse_h2load_time(&m))
+        .unwrap_or(0);
+    let mut sample = Sample {
+        ok: succeeded,
+        elapsed: Duration::from_secs_f64(args.duration.ceil()).min(started.elapsed()),
+        latencies_us: vec![mean_us],
+        ..Default::default()
+    };
+    sample.codes.insert("Ok(http)".into(), succeeded);
+    Ok(sample)
+}
+
+fn parse_h2load_time(s: &str) -> u32 {
+    let (num, scale) = if let Some(v) = s.strip_suffix("us") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1000.0)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1_000_000.0)
+    } else {
+        (s, 1.0)
+    };
+    (num.parse::<f64>().unwrap_or(0.0) * scale) as u32
+}
+
+async fn check_once(op: Op, addr: SocketAddr, body: &[u8]) -> Result<(), String> {
+    let channel: Channel = server::connect(addr).await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| e.to_string())?;
+    let path = http::uri::PathAndQuery::from_static(op.path());
+    let request = tonic::Request::new(bytes::Bytes::copy_from_slice(&body[5..]));
+    grpc.unary::<_, bytes::Bytes, _>(request, path, RawCodec)
+        .await
+        .map(|_| ())
+        .map_err(|s| format!("{} fails at the gRPC level: {s}", op.name()))
+}
+
+/// Passes bytes through unchanged, to send a pre-encoded message.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = bytes::Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Self::Item,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Self::Error> {
+        use bytes::BufMut;
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, Self::Error> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}

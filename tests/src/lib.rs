@@ -1,0 +1,5 @@
+//! Support shared by the end-to-end tests and the `assurance-bench` tool: starting real server
+//! processes, and the crash check.
+
+pub mod crash;
+pub mod server;

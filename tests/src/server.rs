@@ -1,0 +1,169 @@
+//! Server processes for benchmarks and process-level tests.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use sea_orm::{ConnectionTrait, Database};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+/// A free loopback address (bound then released).
+pub fn free_addr() -> Result<SocketAddr, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())
+}
+
+/// Starts a risk-service binary (or `assurance-bench serve`) on `addr` over `database_url`.
+pub fn spawn_binary(
+    bin: &Path,
+    extra: &[String],
+    database_url: &str,
+    addr: SocketAddr,
+) -> Result<Child, String> {
+    let http = free_addr()?;
+    let mut cmd = Command::new(bin);
+    if bin
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("assurance-bench"))
+    {
+        cmd.arg("serve");
+    }
+    cmd.args([
+        "--listen",
+        &addr.to_string(),
+        "--http-listen",
+        &http.to_string(),
+    ])
+    .args(["--database-url", database_url, "--log-format", "json"])
+    .args(extra)
+    .env(
+        "RUST_LOG",
+        std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    cmd.spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))
+}
+
+pub async fn connect(addr: SocketAddr) -> Result<Channel, String> {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))
+}
+
+/// Waits until the server at `addr` reports SERVING.
+pub async fn wait_serving(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(channel) = connect(addr).await {
+            let status = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|r| r.into_inner().status);
+            if matches!(status, Ok(1)) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("server at {addr} did not become ready"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Hosts risk-service in this process, parsing `args` as the risk-service binary does.
+pub async fn serve_in_process(args: Vec<String>) -> Result<(), String> {
+    let config = risk_service::config::Config::try_parse_from(
+        std::iter::once("risk-service".to_string()).chain(args),
+    )
+    .map_err(|e| e.to_string())?;
+    assurance_runtime::telemetry::init(config.log_format);
+    let shutdown = assurance_runtime::serve::Shutdown::new();
+    shutdown.trigger_on_signals();
+    risk_service::start(&config, shutdown).await?.wait().await
+}
+
+/// A fresh PostgreSQL database on the server of `admin_url`.
+pub struct PgDatabase {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub async fn create(admin_url: &str) -> Result<Self, String> {
+        let name = format!("assurance_b_{}", uuid::Uuid::now_v7().simple());
+        let conn = Database::connect(admin_url)
+            .await
+            .map_err(|e| format!("{admin_url}: {e}"))?;
+        conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .map_err(|e| e.to_string())?;
+        conn.close().await.ok();
+        Ok(PgDatabase {
+            url: with_database(admin_url, &name),
+            admin: admin_url.to_string(),
+            name,
+        })
+    }
+
+    pub async fn drop_now(self) {
+        if let Ok(conn) = Database::connect(&self.admin).await {
+            let _ = conn
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_replacement() {
+        assert_eq!(
+            super::with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
