@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use assurance_runtime::{db, telemetry::LogFormat};
 use clap::Parser;
 use risk_service::{
-    config::{Settings, load_policy},
+    config::{Settings, load_policy, store_options},
     domain::scoring::Methodology,
 };
 
@@ -41,6 +41,12 @@ pub struct Config {
     /// Embedded only: connections in each database pool.
     #[arg(long, env = "GATEWAY_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
+    /// Embedded only: risks kept in the read cache (0 disables it).
+    #[arg(long, env = "GATEWAY_READ_CACHE_SIZE", default_value_t = 100_000)]
+    pub read_cache_size: usize,
+    /// Embedded only: seconds a cached risk may be served before it is read again.
+    #[arg(long, env = "GATEWAY_READ_CACHE_TTL_SECS", default_value_t = 30)]
+    pub read_cache_ttl_secs: u64,
     /// Embedded only: scoring methodology.
     #[arg(long, env = "GATEWAY_SCORING", value_enum, default_value = "standard")]
     pub scoring: Methodology,
@@ -60,7 +66,11 @@ impl Config {
                 .risk_database_url
                 .clone()
                 .unwrap_or_else(|| db::sqlite_url(&self.data_dir.join("risk.db"))),
-            db_pool_size: self.db_pool_size,
+            store: store_options(
+                self.db_pool_size,
+                self.read_cache_size,
+                self.read_cache_ttl_secs,
+            ),
             policy: load_policy(self.scoring, self.scoring_policy.as_deref())?,
         })
     }

@@ -3,13 +3,17 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use assurance_runtime::{db::redact_url, telemetry::LogFormat};
 use clap::Parser;
 use serde::Deserialize;
 
-use crate::domain::scoring::{Band, Methodology, ScoringPolicy};
+use crate::{
+    domain::scoring::{Band, Methodology, ScoringPolicy},
+    store::StoreOptions,
+};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -34,6 +38,14 @@ pub struct Config {
     /// Connections in the database pool.
     #[arg(long, env = "RISK_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
+    /// Risks kept in the read cache (0 disables it).
+    #[arg(long, env = "RISK_READ_CACHE_SIZE", default_value_t = 100_000)]
+    pub read_cache_size: usize,
+    /// Seconds a cached risk may be served before it is read again. Writes through this
+    /// process refresh it at once; on PostgreSQL other replicas' writes evict it within
+    /// milliseconds (at most 3 s if notifications stall).
+    #[arg(long, env = "RISK_READ_CACHE_TTL_SECS", default_value_t = 30)]
+    pub read_cache_ttl_secs: u64,
     /// Scoring methodology.
     #[arg(long, env = "RISK_SCORING", value_enum, default_value = "standard")]
     pub scoring: Methodology,
@@ -49,15 +61,28 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: String,
-    pub db_pool_size: u32,
+    pub store: StoreOptions,
     pub policy: ScoringPolicy,
+}
+
+/// Store options from the flags shared by every binary that hosts risk-service.
+pub fn store_options(pool: u32, cache_size: usize, cache_ttl_secs: u64) -> StoreOptions {
+    StoreOptions {
+        max_connections: pool,
+        cache_size,
+        cache_ttl: Duration::from_secs(cache_ttl_secs),
+    }
 }
 
 impl Config {
     pub fn settings(&self) -> Result<Settings, String> {
         Ok(Settings {
             database_url: self.database_url.clone(),
-            db_pool_size: self.db_pool_size,
+            store: store_options(
+                self.db_pool_size,
+                self.read_cache_size,
+                self.read_cache_ttl_secs,
+            ),
             policy: load_policy(self.scoring, self.scoring_policy.as_deref())?,
         })
     }
@@ -67,9 +92,11 @@ impl std::fmt::Display for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "database={} pool={} scoring={}",
+            "database={} pool={} read_cache={}x{}s scoring={}",
             redact_url(&self.database_url),
-            self.db_pool_size,
+            self.store.max_connections,
+            self.store.cache_size,
+            self.store.cache_ttl.as_secs(),
             self.policy.id()
         )
     }

@@ -35,7 +35,7 @@ pub struct RiskServer {
 impl RiskServer {
     /// Opens the database (migrating it) and records the scoring policy.
     pub async fn open(settings: &Settings) -> Result<Self, sea_orm::DbErr> {
-        let store = Store::open(&settings.database_url, settings.db_pool_size).await?;
+        let store = Store::open(&settings.database_url, &settings.store).await?;
         store.register_policy(&settings.policy).await?;
         Ok(RiskServer {
             store,

@@ -175,7 +175,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let seeded = match &url {
         Some(url) => seed::seed(url, args.risks).await?,
         None => {
-            return Err("--target without --database-url: nothing to seed the workload from".into());
+            return Err(
+                "--target without --database-url: nothing to seed the workload from".into(),
+            );
         }
     };
     let mut child: Option<Child> = None;

@@ -27,9 +27,16 @@ pub struct Seeded {
 /// Creates the org and `count` risks (assessed, spread over services, severities, owners).
 pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
     let started = Instant::now();
-    let store = Store::open(url, 2)
-        .await
-        .map_err(|e| format!("open {url}: {e}"))?;
+    let store = Store::open(
+        url,
+        &risk_service::store::StoreOptions {
+            max_connections: 2,
+            cache_size: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("open {url}: {e}"))?;
     let db = store.connection();
     let now = now_micros();
     let bus = (0..BUSINESS_UNITS).map(|i| {

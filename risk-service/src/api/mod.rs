@@ -26,14 +26,14 @@ fn fingerprint<M: Message + Clone>(request: &M, clear_request_id: impl FnOnce(&m
 }
 
 /// The idempotency key of a create-like request, when the caller sent a request id.
-fn request_key<'a>(
+fn request_key(
     operation: &'static str,
-    request_id: &'a str,
+    request_id: &str,
     fingerprint: String,
-) -> Option<RequestKey<'a>> {
-    (!request_id.is_empty()).then_some(RequestKey {
+) -> Option<RequestKey> {
+    (!request_id.is_empty()).then(|| RequestKey {
         operation,
-        request_id,
+        request_id: request_id.to_string(),
         fingerprint,
     })
 }

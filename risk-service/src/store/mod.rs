@@ -1,30 +1,63 @@
 //! Storage of risk-service behind a small repository: one transaction per write, optimistic
 //! concurrency on a version column, request-id records for idempotent creates.
 
+mod batch;
+pub mod cache;
 pub mod entities;
 pub mod migration;
 mod org;
 mod risks;
 
+use std::{sync::Arc, time::Duration};
+
 use assurance_runtime::{ApiError, ApiResult, db, error::is_unique_violation, time::now_micros};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, Set, Statement,
+};
 use sea_orm_migration::MigratorTrait;
+use tokio::sync::mpsc;
 
 pub use risks::{ListRisks, RiskFilter, RiskOrder, RiskPatch, labels_from_json};
 
 use crate::domain::scoring::ScoringPolicy;
 use entities::{request_record, scoring_policy};
 
-/// The risk-service database.
+/// The risk-service database, its read cache and its group-commit writer.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    cache: Arc<cache::RiskCache>,
+    /// Creates and assessments go through the writer, which commits them in batches; the
+    /// writer's own copy has none and writes directly.
+    writer: Option<mpsc::Sender<batch::Job>>,
+}
+
+/// Tuning of a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// Risks kept in the read cache (0 disables it).
+    pub cache_size: usize,
+    /// Longest time a cached risk is served without re-reading it.
+    pub cache_ttl: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            cache_size: 100_000,
+            cache_ttl: Duration::from_secs(30),
+        }
+    }
 }
 
 /// An idempotency key of a create-like request.
-pub struct RequestKey<'a> {
+#[derive(Debug, Clone)]
+pub struct RequestKey {
     pub operation: &'static str,
-    pub request_id: &'a str,
+    pub request_id: String,
     /// Digest of the request without its request id.
     pub fingerprint: String,
 }
@@ -37,11 +70,25 @@ pub enum Outcome<T> {
 }
 
 impl Store {
-    /// Connects and brings the schema up to date.
-    pub async fn open(url: &str, max_connections: u32) -> Result<Self, DbErr> {
-        let db = db::connect(url, max_connections).await?;
+    /// Connects, brings the schema up to date and starts the writer (and, on PostgreSQL, the
+    /// cache invalidation listener).
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, DbErr> {
+        let db = db::connect(url, options.max_connections).await?;
         migration::Migrator::up(&db, None).await?;
-        Ok(Store { db })
+        let cache = Arc::new(cache::RiskCache::new(options.cache_size, options.cache_ttl));
+        if db.get_database_backend() == DbBackend::Postgres && options.cache_size > 0 {
+            cache::spawn_pg_invalidation(url.to_string(), db.clone(), Arc::downgrade(&cache));
+        }
+        let direct = Store {
+            db,
+            cache,
+            writer: None,
+        };
+        let writer = batch::spawn_writer(direct.clone());
+        Ok(Store {
+            writer: Some(writer),
+            ..direct
+        })
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -79,7 +126,7 @@ impl Store {
     /// attempt can never apply twice.
     async fn idempotent<T>(
         &self,
-        key: Option<RequestKey<'_>>,
+        key: Option<RequestKey>,
         write: impl AsyncFnOnce(&DatabaseTransaction) -> ApiResult<(String, T)>,
     ) -> ApiResult<Outcome<T>> {
         let tx = db::begin_write(&self.db).await?;
@@ -115,21 +162,35 @@ impl Store {
 }
 
 async fn find_request(
-    conn: &impl sea_orm::ConnectionTrait,
-    key: &RequestKey<'_>,
+    conn: &impl ConnectionTrait,
+    key: &RequestKey,
 ) -> Result<Option<request_record::Model>, DbErr> {
-    request_record::Entity::find_by_id((key.operation.to_string(), key.request_id.to_string()))
+    request_record::Entity::find_by_id((key.operation.to_string(), key.request_id.clone()))
         .one(conn)
         .await
 }
 
-fn replay<T>(key: &RequestKey<'_>, seen: request_record::Model) -> ApiResult<Outcome<T>> {
+fn replay<T>(key: &RequestKey, seen: request_record::Model) -> ApiResult<Outcome<T>> {
     if seen.fingerprint != key.fingerprint {
         return Err(ApiError::RequestIdReused {
-            request_id: key.request_id.to_string(),
+            request_id: key.request_id.clone(),
         });
     }
     Ok(Outcome::Replayed(seen.resource))
+}
+
+/// Tells other replicas (PostgreSQL) that risks changed: `payload` is comma-separated ids or
+/// [`cache::ALL`]. Sent inside the writing transaction, so it is delivered only on commit.
+async fn notify_risks(conn: &impl ConnectionTrait, payload: &str) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [cache::CHANNEL.into(), payload.into()],
+    );
+    conn.execute_raw(stmt).await.map(|_| ())
 }
 
 /// The etag of a version: the version, quoted.

@@ -16,7 +16,7 @@ impl Store {
     pub async fn create_business_unit(
         &self,
         mut bu: business_unit::Model,
-        key: Option<RequestKey<'_>>,
+        key: Option<RequestKey>,
     ) -> ApiResult<business_unit::Model> {
         let now = now_micros();
         (bu.version, bu.create_time, bu.update_time) = (1, now, now);
@@ -96,7 +96,7 @@ impl Store {
     pub async fn create_service(
         &self,
         mut svc: service::Model,
-        key: Option<RequestKey<'_>>,
+        key: Option<RequestKey>,
     ) -> ApiResult<service::Model> {
         let now = now_micros();
         (svc.version, svc.create_time, svc.update_time) = (1, now, now);
@@ -178,6 +178,7 @@ impl Store {
                 .filter(risk::Column::ServiceId.eq(id))
                 .exec(&tx)
                 .await?;
+            super::notify_risks(&tx, super::cache::ALL).await?;
         }
         let written = service::Entity::update_many()
             .set(next.clone().into_active_model().reset_all())
@@ -189,6 +190,9 @@ impl Store {
             return Err(ApiError::Conflict { resource: name });
         }
         tx.commit().await?;
+        if next.business_unit_id != current.business_unit_id {
+            self.cache.clear();
+        }
         Ok(next)
     }
 }

@@ -15,9 +15,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use super::{
-    Outcome, RequestKey, Store, check_version,
+    Outcome, RequestKey, Store,
+    batch::{Job, Work},
+    check_version,
     entities::{assessment, risk, risk_label},
+    notify_risks,
     org::service_business_unit,
 };
 use crate::domain::status::{RiskEvent, RiskStatus};
@@ -98,12 +103,26 @@ pub struct RiskPatch {
 }
 
 impl Store {
-    /// Records a new risk (status IDENTIFIED) in the business unit of its service.
+    /// Records a new risk (status IDENTIFIED) in the business unit of its service; committed
+    /// in a batch with concurrent creates and assessments.
     pub async fn create_risk(
+        &self,
+        risk: risk::Model,
+        labels: BTreeMap<String, String>,
+        key: Option<RequestKey>,
+    ) -> ApiResult<risk::Model> {
+        match &self.writer {
+            Some(writer) => submit(writer, Work::Create { risk, labels, key }).await,
+            None => self.create_risk_now(risk, labels, key).await,
+        }
+    }
+
+    /// `create_risk` in a transaction of its own.
+    pub(super) async fn create_risk_now(
         &self,
         mut r: risk::Model,
         labels: BTreeMap<String, String>,
-        key: Option<RequestKey<'_>>,
+        key: Option<RequestKey>,
     ) -> ApiResult<risk::Model> {
         let now = now_micros();
         (r.version, r.create_time, r.update_time) = (1, now, now);
@@ -120,16 +139,26 @@ impl Store {
             })
             .await?;
         match outcome {
-            Outcome::Created(m) => Ok(m),
+            Outcome::Created(m) => {
+                self.cache.store(&m);
+                Ok(m)
+            }
             Outcome::Replayed(name) => self.get_risk(parse_risk_name(&name)?).await,
         }
     }
 
+    /// A risk, from the read cache when it holds it.
     pub async fn get_risk(&self, id: Uuid) -> ApiResult<risk::Model> {
-        risk::Entity::find_by_id(id)
+        if let Some(hit) = self.cache.get(&id) {
+            return Ok(Arc::unwrap_or_clone(hit));
+        }
+        let token = self.cache.fill_token(&id);
+        let found = risk::Entity::find_by_id(id)
             .one(self.connection())
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("risks/{id}")))
+            .ok_or_else(|| ApiError::not_found(format!("risks/{id}")))?;
+        self.cache.fill(token, &found);
+        Ok(found)
     }
 
     pub async fn list_risks(&self, q: &ListRisks) -> ApiResult<Vec<risk::Model>> {
@@ -213,12 +242,36 @@ impl Store {
         .await
     }
 
-    /// Appends an assessment and makes it the risk's latest; moves the status.
+    /// Appends an assessment and makes it the risk's latest; moves the status. Committed in a
+    /// batch with concurrent creates and assessments.
     pub async fn assess_risk(
         &self,
         id: Uuid,
+        assessment: assessment::Model,
+        key: Option<RequestKey>,
+    ) -> ApiResult<risk::Model> {
+        match &self.writer {
+            Some(writer) => {
+                submit(
+                    writer,
+                    Work::Assess {
+                        id,
+                        assessment,
+                        key,
+                    },
+                )
+                .await
+            }
+            None => self.assess_risk_now(id, assessment, key).await,
+        }
+    }
+
+    /// `assess_risk` in a transaction of its own.
+    pub(super) async fn assess_risk_now(
+        &self,
+        id: Uuid,
         mut a: assessment::Model,
-        key: Option<RequestKey<'_>>,
+        key: Option<RequestKey>,
     ) -> ApiResult<risk::Model> {
         a.risk_id = id;
         a.assess_time = now_micros();
@@ -226,21 +279,7 @@ impl Store {
             .idempotent(key, async |tx| {
                 let risk = modify_in(tx, id, None, async |_, r| {
                     let next = transition(r, RiskEvent::Assessed)?;
-                    r.status = next as i32;
-                    r.latest_assessment_id = Some(a.id);
-                    r.impact = a.impact;
-                    r.likelihood = a.likelihood;
-                    r.control_deficiency = a.control_deficiency;
-                    r.exposure = a.exposure;
-                    r.score = a.score;
-                    r.severity = a.severity;
-                    r.strategy = a.strategy;
-                    r.risk_level = a.risk_level;
-                    r.methodology = a.methodology;
-                    r.policy_id = a.policy_id.clone();
-                    r.assessment_rationale = a.rationale.clone();
-                    r.assessor = a.assessor.clone();
-                    r.assess_time = Some(a.assess_time);
+                    apply_assessment(r, next, &a);
                     Ok(())
                 })
                 .await?;
@@ -252,7 +291,10 @@ impl Store {
             })
             .await?;
         match outcome {
-            Outcome::Created(m) => Ok(m),
+            Outcome::Created(m) => {
+                self.cache.store(&m);
+                Ok(m)
+            }
             Outcome::Replayed(_) => self.get_risk(id).await,
         }
     }
@@ -285,6 +327,7 @@ impl Store {
         let tx = db::begin_write(self.connection()).await?;
         let out = modify_in(&tx, id, expected_version, change).await?;
         tx.commit().await?;
+        self.cache.store(&out);
         Ok(out)
     }
 }
@@ -317,6 +360,7 @@ async fn modify_in(
     if written.rows_affected != 1 {
         return Err(ApiError::Conflict { resource: name });
     }
+    notify_risks(tx, &id.to_string()).await?;
     Ok(next)
 }
 
@@ -326,13 +370,44 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
+/// Makes `a` the latest assessment of `r`, in status `next`.
+pub(super) fn apply_assessment(r: &mut risk::Model, next: RiskStatus, a: &assessment::Model) {
+    r.status = next as i32;
+    r.latest_assessment_id = Some(a.id);
+    r.impact = a.impact;
+    r.likelihood = a.likelihood;
+    r.control_deficiency = a.control_deficiency;
+    r.exposure = a.exposure;
+    r.score = a.score;
+    r.severity = a.severity;
+    r.strategy = a.strategy;
+    r.risk_level = a.risk_level;
+    r.methodology = a.methodology;
+    r.policy_id = a.policy_id.clone();
+    r.assessment_rationale = a.rationale.clone();
+    r.assessor = a.assessor.clone();
+    r.assess_time = Some(a.assess_time);
+}
+
+/// Hands `work` to the group-commit writer and waits for its commit.
+async fn submit(writer: &tokio::sync::mpsc::Sender<Job>, work: Work) -> ApiResult<risk::Model> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    writer
+        .send(Job { work, reply })
+        .await
+        .map_err(|_| ApiError::Unavailable("the writer has stopped; retry".into()))?;
+    answer.await.map_err(|_| {
+        ApiError::Unavailable("the write was interrupted; retry with the same request_id".into())
+    })?
+}
+
 fn status_of(r: &risk::Model) -> ApiResult<RiskStatus> {
     RiskStatus::from_i32(r.status)
         .ok_or_else(|| ApiError::Internal(format!("risk {} has unknown status {}", r.id, r.status)))
 }
 
 /// The status after `event`, or FAILED_PRECONDITION naming the allowed moves.
-fn transition(r: &risk::Model, event: RiskEvent) -> ApiResult<RiskStatus> {
+pub(super) fn transition(r: &risk::Model, event: RiskEvent) -> ApiResult<RiskStatus> {
     let status = status_of(r)?;
     status.apply(event).ok_or_else(|| {
         let allowed = status.allowed();
@@ -368,7 +443,7 @@ fn event_label(event: RiskEvent) -> &'static str {
     }
 }
 
-fn labels_json(labels: &BTreeMap<String, String>) -> String {
+pub(super) fn labels_json(labels: &BTreeMap<String, String>) -> String {
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
 }
 
