@@ -7,5 +7,6 @@ mod concurrency;
 mod gateway;
 mod listing;
 mod org;
+mod process;
 mod risks;
 mod server;
