@@ -45,7 +45,7 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_READ_CACHE_SIZE", default_value_t = 100_000)]
     pub read_cache_size: usize,
     /// Embedded only: seconds a cached risk may be served before it is read again.
-    #[arg(long, env = "GATEWAY_READ_CACHE_TTL_SECS", default_value_t = 30)]
+    #[arg(long, env = "GATEWAY_READ_CACHE_TTL_SECS", default_value_t = 300)]
     pub read_cache_ttl_secs: u64,
     /// Embedded only: scoring methodology.
     #[arg(long, env = "GATEWAY_SCORING", value_enum, default_value = "standard")]

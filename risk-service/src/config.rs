@@ -44,7 +44,7 @@ pub struct Config {
     /// Seconds a cached risk may be served before it is read again. Writes through this
     /// process refresh it at once; on PostgreSQL other replicas' writes evict it within
     /// milliseconds (at most 3 s if notifications stall).
-    #[arg(long, env = "RISK_READ_CACHE_TTL_SECS", default_value_t = 30)]
+    #[arg(long, env = "RISK_READ_CACHE_TTL_SECS", default_value_t = 300)]
     pub read_cache_ttl_secs: u64,
     /// Scoring methodology.
     #[arg(long, env = "RISK_SCORING", value_enum, default_value = "standard")]

@@ -12,6 +12,9 @@ use sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 /// How long a SQLite writer waits for the lock before giving up with `UNAVAILABLE`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bytes of the database file SQLite reads through a memory map.
+const SQLITE_MMAP_SIZE: &str = "1073741824";
+
 /// Opens a pool on `url` (`sqlite://path/to/file.db` or `postgres://…`) of `max_connections`.
 /// A SQLite file and its folder are created when missing.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
@@ -38,6 +41,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
+                // Read pages through a memory map instead of a pread and copy each.
+                .pragma("mmap_size", SQLITE_MMAP_SIZE)
         });
     }
     Database::connect(opts).await

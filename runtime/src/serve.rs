@@ -110,7 +110,11 @@ pub async fn serve_grpc(
             tracing::info_span!("grpc", method = %req.uri().path(), request_id)
         })
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal);
+        .serve_with_incoming_shutdown(
+            // The builder's tcp_nodelay applies only to listeners it binds itself.
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            signal,
+        );
     tokio::pin!(server);
     let deadline = async {
         shutdown.wait().await;

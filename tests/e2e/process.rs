@@ -87,7 +87,10 @@ async fn a_replica_never_serves_a_risk_changed_elsewhere_beyond_the_bound() {
 
     // Let B's invalidation listener receive its first heartbeats: from then on B serves from
     // its cache, which is what this test is about.
-    tokio::time::sleep(2 * risk_service::store::cache::HEARTBEAT_EVERY + Duration::from_millis(500)).await;
+    tokio::time::sleep(
+        2 * risk_service::store::cache::HEARTBEAT_EVERY + Duration::from_millis(500),
+    )
+    .await;
     for round in 0..10 {
         // B reads (and caches) the current version.
         let before = b

@@ -247,7 +247,7 @@ impl Store {
                     .cloned()
                     .map(IntoActiveModel::into_active_model),
             )
-            .on_conflict(upsert_all_columns())
+            .on_conflict(upsert_assessment_columns())
             .exec_without_returning(&tx)
             .await?;
         }
@@ -264,7 +264,7 @@ impl Store {
                 .cloned()
                 .collect();
             risk::Entity::insert_many(finals.into_iter().map(IntoActiveModel::into_active_model))
-                .on_conflict(upsert_all_columns())
+                .on_conflict(upsert_assessment_columns())
                 .exec_without_returning(&tx)
                 .await?;
         }
@@ -298,7 +298,10 @@ impl Store {
         }
         tx.commit().await?;
 
-        for r in new_risks.iter().chain(&updates) {
+        for r in &new_risks {
+            self.cache.store_new(r);
+        }
+        for r in &updates {
             self.cache.store(r);
         }
         let mut results: Vec<ApiResult<risk::Model>> = Vec::with_capacity(steps.len());
@@ -411,10 +414,29 @@ where
     Ok(())
 }
 
-/// `ON CONFLICT (id) DO UPDATE` of every other column: a bulk update of whole rows.
-fn upsert_all_columns() -> OnConflict {
-    use sea_orm::Iterable;
-    OnConflict::column(risk::Column::Id)
-        .update_columns(risk::Column::iter().filter(|c| !matches!(c, risk::Column::Id)))
+/// `ON CONFLICT (id) DO UPDATE` of the columns an assessment changes: a bulk update that
+/// leaves every index on other columns alone.
+fn upsert_assessment_columns() -> OnConflict {
+    use risk::Column as C;
+    OnConflict::column(C::Id)
+        .update_columns([
+            C::Status,
+            C::Version,
+            C::UpdateTime,
+            C::LatestAssessmentId,
+            C::Impact,
+            C::Likelihood,
+            C::ControlDeficiency,
+            C::Exposure,
+            C::Score,
+            C::Severity,
+            C::Strategy,
+            C::RiskLevel,
+            C::Methodology,
+            C::PolicyId,
+            C::AssessmentRationale,
+            C::Assessor,
+            C::AssessTime,
+        ])
         .to_owned()
 }

@@ -118,7 +118,7 @@ impl RiskCache {
         if let Ok(mut shard) = self.shards[token.shard].lock()
             && shard.generation == token.generation
         {
-            self.insert(&mut shard, risk);
+            self.insert(&mut shard, risk, true);
         }
     }
 
@@ -134,13 +134,28 @@ impl RiskCache {
                 .get(&risk.id)
                 .is_some_and(|e| e.risk.version > risk.version);
             if !newer_cached {
-                self.insert(&mut shard, risk);
+                self.insert(&mut shard, risk, true);
             }
         }
     }
 
-    fn insert(&self, shard: &mut Shard, risk: &risk::Model) {
+    /// Keeps a risk this process just created, if there is room: a burst of creates must not
+    /// evict the risks being read.
+    pub fn store_new(&self, risk: &risk::Model) {
+        if !self.enabled() {
+            return;
+        }
+        if let Ok(mut shard) = self.shards[self.shard_of(&risk.id)].lock() {
+            shard.generation += 1;
+            self.insert(&mut shard, risk, false);
+        }
+    }
+
+    fn insert(&self, shard: &mut Shard, risk: &risk::Model, may_evict: bool) {
         if shard.entries.len() >= self.per_shard && !shard.entries.contains_key(&risk.id) {
+            if !may_evict {
+                return;
+            }
             // Evict an arbitrary entry: cheap, and fair enough for a bounded cache.
             if let Some(victim) = shard.entries.keys().next().copied() {
                 shard.entries.remove(&victim);

@@ -219,42 +219,39 @@ impl MigrationTrait for Initial {
                 .to_owned(),
         )
         .await?;
-        // Keyset pages in the default order, and per common filter an index that yields rows
+        // Keyset pages in the default order, and per selective filter an index that yields rows
         // already in that order, so a page stops after `page_size` matches instead of sorting.
+        // Status and severity trail each index so that the usual extra conditions are checked
+        // in the index, touching only the rows returned. Low-selectivity fields (status,
+        // severity alone) get no index of their own: every index costs each write.
         m.create_index(index(
             "risks_by_create_time",
             Risks::Table,
-            &["create_time", "id"],
+            &["create_time", "id", "status", "severity"],
         ))
         .await?;
         m.create_index(index(
             "risks_by_service",
             Risks::Table,
-            &["service_id", "create_time", "id"],
+            &["service_id", "create_time", "id", "status", "severity"],
         ))
         .await?;
         m.create_index(index(
             "risks_by_business_unit",
             Risks::Table,
-            &["business_unit_id", "create_time", "id"],
-        ))
-        .await?;
-        m.create_index(index(
-            "risks_by_status",
-            Risks::Table,
-            &["status", "create_time", "id"],
-        ))
-        .await?;
-        m.create_index(index(
-            "risks_by_severity",
-            Risks::Table,
-            &["severity", "create_time", "id"],
+            &[
+                "business_unit_id",
+                "create_time",
+                "id",
+                "status",
+                "severity",
+            ],
         ))
         .await?;
         m.create_index(index(
             "risks_by_owner",
             Risks::Table,
-            &["owner", "create_time", "id"],
+            &["owner", "create_time", "id", "status", "severity"],
         ))
         .await?;
         m.create_index(index("risks_by_score", Risks::Table, &["score", "id"]))

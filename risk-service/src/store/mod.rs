@@ -48,7 +48,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 8,
             cache_size: 100_000,
-            cache_ttl: Duration::from_secs(30),
+            cache_ttl: Duration::from_secs(300),
         }
     }
 }

@@ -140,7 +140,7 @@ impl Store {
             .await?;
         match outcome {
             Outcome::Created(m) => {
-                self.cache.store(&m);
+                self.cache.store_new(&m);
                 Ok(m)
             }
             Outcome::Replayed(name) => self.get_risk(parse_risk_name(&name)?).await,
