@@ -15,6 +15,11 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes of the database file SQLite reads through a memory map.
 const SQLITE_MMAP_SIZE: &str = "1073741824";
 
+/// Page cache of each connection, in KiB (negative means KiB to SQLite).
+const SQLITE_CACHE_KIB: &str = "-65536";
+/// How often the background checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// Opens a pool on `url` (`sqlite://path/to/file.db` or `postgres://…`) of `max_connections`.
 /// A SQLite file and its folder are created when missing.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
@@ -43,6 +48,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .foreign_keys(true)
                 // Read pages through a memory map instead of a pread and copy each.
                 .pragma("mmap_size", SQLITE_MMAP_SIZE)
+                .pragma("cache_size", SQLITE_CACHE_KIB)
+                // Checkpoints run in the background (`spawn_checkpointer`), not inside the
+                // commit of whichever write crosses the threshold.
+                .pragma("wal_autocheckpoint", "0")
         });
     }
     Database::connect(opts).await
@@ -75,6 +84,29 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         ..Default::default()
     };
     db.begin_with_options(options).await
+}
+
+/// Checkpoints a SQLite database's WAL every second without blocking readers or writers
+/// (`PASSIVE`), for as long as `alive` can be upgraded. No-op on other backends.
+pub fn spawn_checkpointer(db: DatabaseConnection, alive: std::sync::Weak<()>) {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return;
+    }
+    tokio::spawn(async move {
+        while alive.strong_count() > 0 {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            if let Err(e) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+            {
+                tracing::debug!(error = %e, "WAL checkpoint skipped");
+            }
+        }
+        // The owner is gone: fold the WAL back in before the pool closes.
+        let _ = db
+            .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await;
+    });
 }
 
 /// A cheap liveness query for readiness probes.

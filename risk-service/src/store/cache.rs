@@ -62,12 +62,14 @@ pub struct FillToken {
 }
 
 impl RiskCache {
-    /// A cache of at most `capacity` risks (0 disables it) kept for at most `ttl`.
+    /// A cache of about `capacity` risks (at most 25% more; 0 disables it) kept for at most
+    /// `ttl`.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
         RiskCache {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
-            per_shard: capacity.div_ceil(SHARDS),
+            // Ids do not hash evenly: a quarter of slack per shard lets `capacity` risks fit.
+            per_shard: (capacity.div_ceil(SHARDS) * 5).div_ceil(4),
             ttl,
             needs_heartbeat: AtomicBool::new(false),
             last_heartbeat_micros: AtomicI64::new(0),
@@ -362,7 +364,7 @@ mod tests {
             .iter()
             .map(|s| s.lock().map(|s| s.entries.len()).unwrap_or(0))
             .sum();
-        assert!(total <= 64 + SHARDS, "{total}");
+        assert!(total <= 64 * 5 / 4 + 2 * SHARDS, "{total}");
         let off = RiskCache::new(0, Duration::from_secs(60));
         let id = Uuid::now_v7();
         off.store(&risk(id, 1));

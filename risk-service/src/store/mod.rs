@@ -31,6 +31,8 @@ pub struct Store {
     /// Creates and assessments go through the writer, which commits them in batches; the
     /// writer's own copy has none and writes directly.
     writer: Option<mpsc::Sender<batch::Job>>,
+    /// Background jobs of this store (the WAL checkpointer) run while this lives.
+    _alive: Arc<()>,
 }
 
 /// Tuning of a store.
@@ -79,10 +81,13 @@ impl Store {
         if db.get_database_backend() == DbBackend::Postgres && options.cache_size > 0 {
             cache::spawn_pg_invalidation(url.to_string(), db.clone(), Arc::downgrade(&cache));
         }
+        let alive = Arc::new(());
+        db::spawn_checkpointer(db.clone(), Arc::downgrade(&alive));
         let direct = Store {
             db,
             cache,
             writer: None,
+            _alive: alive,
         };
         let writer = batch::spawn_writer(direct.clone());
         Ok(Store {
