@@ -54,6 +54,8 @@ pub struct Sample {
     pub elapsed: Duration,
     /// Latencies of successful calls, sorted, in microseconds.
     pub latencies_us: Vec<u32>,
+    /// Mean latency when only that is known (h2load).
+    pub mean_ms: Option<f64>,
 }
 
 impl Sample {
@@ -75,7 +77,7 @@ impl Sample {
     pub fn errors(&self) -> u64 {
         self.codes
             .iter()
-            .filter(|(c, _)| c.as_str() != "Ok")
+            .filter(|(c, _)| !c.starts_with("Ok"))
             .map(|(_, n)| n)
             .sum()
     }

@@ -13,6 +13,7 @@ crate::on_both_backends!(
     concurrent_retries_of_one_create_make_one_risk,
     request_id_reused_for_another_request_is_refused,
     retried_assessment_is_recorded_once,
+    concurrent_creates_and_assessments_commit_consistently,
 );
 
 async fn concurrent_updates_with_one_etag_let_exactly_one_win(backend: Backend) {
@@ -155,4 +156,118 @@ async fn retried_assessment_is_recorded_once(backend: Backend) {
         .expect("history")
         .into_inner();
     assert_eq!(history.assessments.len(), 1);
+}
+
+async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+
+    // 40 creates at once (they share commits), one of them naming an unknown service.
+    let creates = join_all((0..40).map(|i| {
+        let mut client = app.risks();
+        async move {
+            let service = if i == 7 { "nope" } else { "exchange-online" };
+            client
+                .create_risk(pb::CreateRiskRequest {
+                    risk: Some(new_risk(&format!("Batch risk {i}"), service)),
+                    request_id: format!("batch-{i}"),
+                })
+                .await
+                .map(|r| r.into_inner())
+        }
+    }))
+    .await;
+    let mut risks = Vec::new();
+    for (i, r) in creates.into_iter().enumerate() {
+        match r {
+            Ok(risk) => risks.push(risk),
+            Err(e) => {
+                assert_eq!(i, 7, "only the bad one fails: {e}");
+                assert_eq!(violations(&e), ["risk.service"]);
+            }
+        }
+    }
+    assert_eq!(risks.len(), 39);
+    let distinct: std::collections::HashSet<_> = risks.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(distinct.len(), 39);
+
+    // 5 assessments of each of 8 risks, all at once: each lands, in some order.
+    let targets: Vec<String> = risks.iter().take(8).map(|r| r.name.clone()).collect();
+    let app_ref = &app;
+    let assessments = join_all(targets.iter().flat_map(|name| {
+        (1..=5).map(move |k| {
+            let mut client = app_ref.risks();
+            let name = name.clone();
+            async move {
+                client
+                    .assess_risk(pb::AssessRiskRequest {
+                        name,
+                        assessment: Some(pb::Assessment {
+                            impact: k,
+                            likelihood: 2,
+                            control_deficiency: 3,
+                            assessor: "a@example.com".into(),
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        })
+    }))
+    .await;
+    assert!(assessments.iter().all(Result::is_ok), "{assessments:?}");
+    for name in &targets {
+        let risk = app
+            .risks()
+            .get_risk(pb::GetRiskRequest { name: name.clone() })
+            .await
+            .expect("get")
+            .into_inner();
+        assert_eq!(risk.etag, "\"6\"", "created at 1, then five assessments");
+        assert_eq!(risk.status, pb::RiskStatus::Assessed as i32);
+        let history = app
+            .risks()
+            .list_assessments(pb::ListAssessmentsRequest {
+                parent: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner();
+        let mut impacts: Vec<i32> = history.assessments.iter().map(|a| a.impact).collect();
+        assert_eq!(
+            Some(history.assessments[0].clone()),
+            risk.latest_assessment,
+            "latest is newest"
+        );
+        impacts.sort();
+        assert_eq!(impacts, [1, 2, 3, 4, 5]);
+    }
+    // Retrying every create answers with the same risks and makes none.
+    for (i, risk) in risks.iter().enumerate() {
+        let i = if i >= 7 { i + 1 } else { i };
+        let again = app
+            .risks()
+            .create_risk(pb::CreateRiskRequest {
+                risk: Some(new_risk(&format!("Batch risk {i}"), "exchange-online")),
+                request_id: format!("batch-{i}"),
+            })
+            .await
+            .expect("retry")
+            .into_inner();
+        assert_eq!(again.name, risk.name);
+    }
+    let all = app
+        .risks()
+        .list_risks(pb::ListRisksRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(all.risks.len(), 39);
 }
