@@ -30,6 +30,8 @@ const MAX_BATCH: usize = 256;
 /// Rows per bulk statement (SQLite allows 32,766 bound values).
 const ROWS_PER_STATEMENT: usize = 500;
 
+// Jobs live briefly, one move into the queue and one out: boxing would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 pub enum Work {
     Create {
         risk: risk::Model,
@@ -75,6 +77,7 @@ pub fn spawn_writer(store: Store) -> mpsc::Sender<Job> {
 }
 
 /// What a job came to inside the batch.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Pending,
     Done(ApiResult<risk::Model>),
@@ -305,8 +308,8 @@ impl Store {
             self.cache.store(r);
         }
         let mut results: Vec<ApiResult<risk::Model>> = Vec::with_capacity(steps.len());
-        for i in 0..steps.len() {
-            let result = match &steps[i] {
+        for step in &steps {
+            let result = match step {
                 Step::Done(r) => r.clone(),
                 Step::Replay(id) => self.get_risk(*id).await,
                 Step::SameAs(j) => results[*j].clone(),
