@@ -1,5 +1,8 @@
 //! Assurance incident-service: the NIST SP 800-61 incident lifecycle with the federated
 //! response model (`assurance.incident.v1`).
 //!
-//! This crate holds its place in the workspace; the service itself is the next milestone
-//! (see the README's roadmap). Nothing here is served yet.
+//! Built in steps. Present: the pure domain rules (phase machine, NIST SP 800-61 Rev.2
+//! prioritisation and the severity rule, indicator normalisation). The API, storage and
+//! binary follow (see the README's roadmap); nothing is served yet.
+
+pub mod domain;

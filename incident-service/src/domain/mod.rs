@@ -1,0 +1,5 @@
+//! Pure rules of incident response; nothing here knows about gRPC or SQL.
+
+pub mod indicator;
+pub mod phase;
+pub mod priority;

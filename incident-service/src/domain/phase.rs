@@ -1,0 +1,339 @@
+//! The incident phase machine (NIST SP 800-61 Rev.2 life cycle, as DESIGN.md words it).
+//!
+//! `DETECTION_ANALYSIS → CONTAINMENT → ERADICATION → RECOVERY → POST_INCIDENT`, forward one step
+//! at a time. From containment, eradication, recovery or post-incident the incident may go back
+//! to detection & analysis or to containment (new affected hosts, reinfection) with a reason.
+//! An `EVENT` must be classified `SECURITY_INCIDENT` before it leaves analysis. `CLOSED` is
+//! reached only by closing: from post-incident once the review is complete, or from analysis
+//! when classified `NOT_AN_INCIDENT`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    DetectionAnalysis = 1,
+    Containment = 2,
+    Eradication = 3,
+    Recovery = 4,
+    PostIncident = 5,
+    Closed = 6,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Classification {
+    /// Under analysis: not yet known to be an incident.
+    Event = 1,
+    SecurityIncident = 2,
+    NotAnIncident = 3,
+}
+
+/// A move the machine refused, with the moves it would allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub allowed: Vec<String>,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::DetectionAnalysis,
+        Phase::Containment,
+        Phase::Eradication,
+        Phase::Recovery,
+        Phase::PostIncident,
+        Phase::Closed,
+    ];
+
+    pub fn from_i32(v: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| *p as i32 == v)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::DetectionAnalysis => "DETECTION_ANALYSIS",
+            Phase::Containment => "CONTAINMENT",
+            Phase::Eradication => "ERADICATION",
+            Phase::Recovery => "RECOVERY",
+            Phase::PostIncident => "POST_INCIDENT",
+            Phase::Closed => "CLOSED",
+        }
+    }
+
+    /// The next phase forward, if any (closing is not a phase advance).
+    pub fn next(self) -> Option<Phase> {
+        match self {
+            Phase::DetectionAnalysis => Some(Phase::Containment),
+            Phase::Containment => Some(Phase::Eradication),
+            Phase::Eradication => Some(Phase::Recovery),
+            Phase::Recovery => Some(Phase::PostIncident),
+            Phase::PostIncident | Phase::Closed => None,
+        }
+    }
+
+    /// Phases an incident may return to from here (with a reason).
+    fn back_targets(self) -> &'static [Phase] {
+        match self {
+            Phase::Containment => &[Phase::DetectionAnalysis],
+            Phase::Eradication | Phase::Recovery | Phase::PostIncident => {
+                &[Phase::DetectionAnalysis, Phase::Containment]
+            }
+            Phase::DetectionAnalysis | Phase::Closed => &[],
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a move goes forward or back; back moves need a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Back,
+}
+
+/// Phase moves allowed from `phase`, in words (`advance to CONTAINMENT`, …).
+fn phase_moves(phase: Phase, classification: Classification) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(next) = phase.next()
+        && (phase != Phase::DetectionAnalysis || classification == Classification::SecurityIncident)
+    {
+        out.push(format!("advance to {next}"));
+    }
+    for back in phase.back_targets() {
+        out.push(format!("return to {back} (with a reason)"));
+    }
+    out
+}
+
+/// Every move allowed from `phase`, in words (`advance to CONTAINMENT`, `close`, …).
+pub fn allowed_moves(
+    phase: Phase,
+    classification: Classification,
+    review_complete: bool,
+) -> Vec<String> {
+    let mut out = phase_moves(phase, classification);
+    if check_close(phase, classification, review_complete).is_ok() {
+        out.push("close".to_string());
+    }
+    out
+}
+
+fn refuse(
+    message: String,
+    phase: Phase,
+    classification: Classification,
+    review_complete: bool,
+) -> Refusal {
+    Refusal {
+        message,
+        allowed: allowed_moves(phase, classification, review_complete),
+    }
+}
+
+/// Checks an `AdvancePhase` from `phase` to `target`.
+pub fn check_advance(
+    phase: Phase,
+    target: Phase,
+    classification: Classification,
+    review_complete: bool,
+) -> Result<Direction, Refusal> {
+    let refusal = |why: String| refuse(why, phase, classification, review_complete);
+    if phase == Phase::Closed {
+        return Err(refusal("the incident is CLOSED".into()));
+    }
+    if target == Phase::Closed {
+        return Err(refusal(
+            "CLOSED is reached only through CloseIncident".into(),
+        ));
+    }
+    if Some(target) == phase.next() {
+        if phase == Phase::DetectionAnalysis && classification != Classification::SecurityIncident {
+            return Err(refusal(format!(
+                "an incident classified {} cannot leave DETECTION_ANALYSIS; classify it SECURITY_INCIDENT first",
+                match classification {
+                    Classification::Event => "EVENT",
+                    Classification::NotAnIncident => "NOT_AN_INCIDENT",
+                    Classification::SecurityIncident => "SECURITY_INCIDENT",
+                }
+            )));
+        }
+        return Ok(Direction::Forward);
+    }
+    if phase.back_targets().contains(&target) {
+        return Ok(Direction::Back);
+    }
+    Err(refusal(format!("cannot move from {phase} to {target}")))
+}
+
+/// Checks a `CloseIncident`.
+pub fn check_close(
+    phase: Phase,
+    classification: Classification,
+    review_complete: bool,
+) -> Result<(), Refusal> {
+    let ok = match phase {
+        Phase::PostIncident => review_complete,
+        Phase::DetectionAnalysis => classification == Classification::NotAnIncident,
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let why = match phase {
+        Phase::PostIncident => "the post-incident review is not complete".to_string(),
+        Phase::DetectionAnalysis => {
+            "only an incident classified NOT_AN_INCIDENT closes from analysis".to_string()
+        }
+        Phase::Closed => "the incident is already CLOSED".to_string(),
+        other => format!("an incident in {other} cannot close"),
+    };
+    Err(Refusal {
+        message: why,
+        // Closing is refused, so the allowed moves are the phase moves.
+        allowed: phase_moves(phase, classification),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Classification as C;
+    use Phase as P;
+    use proptest::prelude::*;
+
+    #[test]
+    fn forward_one_step_at_a_time() {
+        let mut p = P::DetectionAnalysis;
+        while let Some(next) = p.next() {
+            assert_eq!(
+                check_advance(p, next, C::SecurityIncident, false),
+                Ok(Direction::Forward)
+            );
+            p = next;
+        }
+        assert_eq!(p, P::PostIncident);
+        assert!(
+            check_advance(
+                P::DetectionAnalysis,
+                P::Eradication,
+                C::SecurityIncident,
+                false
+            )
+            .is_err()
+        );
+        assert!(check_advance(P::Containment, P::Recovery, C::SecurityIncident, false).is_err());
+    }
+
+    #[test]
+    fn events_must_be_classified_before_leaving_analysis() {
+        let err = check_advance(P::DetectionAnalysis, P::Containment, C::Event, false)
+            .expect_err("refused");
+        assert!(err.message.contains("classify it SECURITY_INCIDENT"));
+        assert!(
+            check_advance(
+                P::DetectionAnalysis,
+                P::Containment,
+                C::NotAnIncident,
+                false
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn going_back() {
+        for from in [P::Eradication, P::Recovery, P::PostIncident] {
+            for to in [P::DetectionAnalysis, P::Containment] {
+                assert_eq!(
+                    check_advance(from, to, C::SecurityIncident, false),
+                    Ok(Direction::Back),
+                    "{from}→{to}"
+                );
+            }
+        }
+        assert_eq!(
+            check_advance(
+                P::Containment,
+                P::DetectionAnalysis,
+                C::SecurityIncident,
+                false
+            ),
+            Ok(Direction::Back)
+        );
+        assert!(check_advance(P::Recovery, P::Eradication, C::SecurityIncident, false).is_err());
+        assert!(check_advance(P::PostIncident, P::Recovery, C::SecurityIncident, false).is_err());
+    }
+
+    #[test]
+    fn closing() {
+        assert!(check_close(P::PostIncident, C::SecurityIncident, true).is_ok());
+        assert!(check_close(P::PostIncident, C::SecurityIncident, false).is_err());
+        assert!(check_close(P::DetectionAnalysis, C::NotAnIncident, false).is_ok());
+        assert!(check_close(P::DetectionAnalysis, C::Event, false).is_err());
+        assert!(check_close(P::Recovery, C::SecurityIncident, true).is_err());
+        assert!(check_advance(P::PostIncident, P::Closed, C::SecurityIncident, true).is_err());
+        assert!(check_advance(P::Closed, P::Containment, C::SecurityIncident, true).is_err());
+    }
+
+    #[test]
+    fn refusals_name_the_allowed_moves() {
+        let err = check_advance(P::Containment, P::PostIncident, C::SecurityIncident, false)
+            .expect_err("refused");
+        assert_eq!(
+            err.allowed,
+            [
+                "advance to ERADICATION",
+                "return to DETECTION_ANALYSIS (with a reason)"
+            ]
+        );
+        assert_eq!(
+            allowed_moves(P::PostIncident, C::SecurityIncident, true),
+            [
+                "return to DETECTION_ANALYSIS (with a reason)",
+                "return to CONTAINMENT (with a reason)",
+                "close"
+            ]
+        );
+        assert_eq!(
+            allowed_moves(P::DetectionAnalysis, C::NotAnIncident, false),
+            ["close"]
+        );
+        assert!(allowed_moves(P::Closed, C::SecurityIncident, true).is_empty());
+    }
+
+    fn arb_phase() -> impl Strategy<Value = Phase> {
+        proptest::sample::select(Phase::ALL.to_vec())
+    }
+
+    fn arb_class() -> impl Strategy<Value = Classification> {
+        proptest::sample::select(vec![C::Event, C::SecurityIncident, C::NotAnIncident])
+    }
+
+    proptest! {
+        #[test]
+        fn every_accepted_move_is_listed_and_every_refusal_says_why(
+            from in arb_phase(), to in arb_phase(), class in arb_class(), review in any::<bool>()
+        ) {
+            let moves = allowed_moves(from, class, review);
+            match check_advance(from, to, class, review) {
+                Ok(Direction::Forward) => {
+                    let expected = format!("advance to {to}");
+                    prop_assert!(moves.contains(&expected));
+                }
+                Ok(Direction::Back) => {
+                    let expected = format!("return to {to} (with a reason)");
+                    prop_assert!(moves.contains(&expected));
+                }
+                Err(r) => {
+                    prop_assert!(!r.message.is_empty());
+                    prop_assert_eq!(r.allowed, moves);
+                }
+            }
+            prop_assert_ne!(check_advance(from, to, class, review).ok().map(|_| to), Some(Phase::Closed));
+        }
+    }
+}
