@@ -6,6 +6,7 @@
 pub mod db;
 pub mod error;
 pub mod filter;
+pub mod idempotency;
 pub mod page;
 pub mod serve;
 pub mod telemetry;

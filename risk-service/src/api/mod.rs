@@ -31,11 +31,7 @@ fn request_key(
     request_id: &str,
     fingerprint: String,
 ) -> Option<RequestKey> {
-    (!request_id.is_empty()).then(|| RequestKey {
-        operation,
-        request_id: request_id.to_string(),
-        fingerprint,
-    })
+    RequestKey::of(operation, request_id, fingerprint)
 }
 
 /// The paths of an update: the mask's, or when it is empty every populated field

@@ -345,7 +345,8 @@ impl RiskService for RiskApi {
         let [exposure, score, severity, strategy, risk_level, methodology] =
             convert::derived_numbers(&derived);
         let model = assessment::Model {
-            id: Uuid::now_v7(),
+            // Assigned when the assessment is applied, in commit order.
+            id: Uuid::nil(),
             risk_id: Uuid::nil(),
             impact: a.impact,
             likelihood: a.likelihood,

@@ -219,6 +219,8 @@ impl Store {
                 Err(e) => steps[i] = Step::Done(Err(e)),
                 Ok(next) => {
                     let mut a = assessment.clone();
+                    // Minted in application order, so "newest by id" is the latest applied.
+                    a.id = Uuid::now_v7();
                     a.risk_id = *id;
                     a.assess_time = now;
                     apply_assessment(current, next, &a);
@@ -284,9 +286,11 @@ impl Store {
                         fingerprint: key.fingerprint.clone(),
                         resource: match w {
                             Work::Create { .. } => format!("risks/{}", r.id),
-                            Work::Assess { assessment, .. } => {
-                                format!("risks/{}/assessments/{}", r.id, assessment.id)
-                            }
+                            Work::Assess { .. } => format!(
+                                "risks/{}/assessments/{}",
+                                r.id,
+                                r.latest_assessment_id.unwrap_or_default()
+                            ),
                         },
                         create_time: now,
                     }

@@ -165,25 +165,4 @@ pub mod scoring_policy {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod request_record {
-    use sea_orm::entity::prelude::*;
-
-    /// Idempotency: which resource a client request id produced, and a fingerprint of the
-    /// request so a reused id with another payload is refused.
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "request_records")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub operation: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub request_id: String,
-        pub fingerprint: String,
-        pub resource: String,
-        pub create_time: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
+pub use assurance_runtime::idempotency::request_record;

@@ -109,16 +109,6 @@ enum ScoringPolicies {
     CreateTime,
 }
 
-#[derive(DeriveIden)]
-enum RequestRecords {
-    Table,
-    Operation,
-    RequestId,
-    Fingerprint,
-    Resource,
-    CreateTime,
-}
-
 struct Initial;
 
 impl MigrationName for Initial {
@@ -319,22 +309,8 @@ impl MigrationTrait for Initial {
                 .to_owned(),
         )
         .await?;
-        m.create_table(
-            Table::create()
-                .table(RequestRecords::Table)
-                .col(string(RequestRecords::Operation))
-                .col(string(RequestRecords::RequestId))
-                .col(string(RequestRecords::Fingerprint))
-                .col(string(RequestRecords::Resource))
-                .col(big_integer(RequestRecords::CreateTime))
-                .primary_key(
-                    Index::create()
-                        .col(RequestRecords::Operation)
-                        .col(RequestRecords::RequestId),
-                )
-                .to_owned(),
-        )
-        .await?;
+        m.create_table(assurance_runtime::idempotency::create_table())
+            .await?;
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 pub use risks::{ListRisks, RiskFilter, RiskOrder, RiskPatch, labels_from_json};
 
 use crate::domain::scoring::ScoringPolicy;
-use entities::{request_record, scoring_policy};
+use entities::scoring_policy;
 
 /// The risk-service database, its read cache and its group-commit writer.
 #[derive(Clone)]
@@ -55,21 +55,7 @@ impl Default for StoreOptions {
     }
 }
 
-/// An idempotency key of a create-like request.
-#[derive(Debug, Clone)]
-pub struct RequestKey {
-    pub operation: &'static str,
-    pub request_id: String,
-    /// Digest of the request without its request id.
-    pub fingerprint: String,
-}
-
-/// What a create-like write did.
-pub enum Outcome<T> {
-    Created(T),
-    /// The request id was seen before: the resource it produced, by name.
-    Replayed(String),
-}
+pub use assurance_runtime::idempotency::{Outcome, RequestKey};
 
 impl Store {
     /// Connects, brings the schema up to date and starts the writer (and, on PostgreSQL, the
@@ -125,63 +111,14 @@ impl Store {
         }
     }
 
-    /// Runs `write` in one write transaction. With a request key, a key seen before returns
-    /// [`Outcome::Replayed`] instead (or `INVALID_ARGUMENT` if the payload differs), and the
-    /// key is recorded in the same transaction as the write, so a retry racing the first
-    /// attempt can never apply twice.
+    /// Runs `write` in one write transaction, idempotently for a request key.
     async fn idempotent<T>(
         &self,
         key: Option<RequestKey>,
         write: impl AsyncFnOnce(&DatabaseTransaction) -> ApiResult<(String, T)>,
     ) -> ApiResult<Outcome<T>> {
-        let tx = db::begin_write(&self.db).await?;
-        if let Some(key) = &key
-            && let Some(seen) = find_request(&tx, key).await?
-        {
-            return replay(key, seen);
-        }
-        let (resource, value) = write(&tx).await?;
-        if let Some(key) = &key {
-            let record = request_record::ActiveModel {
-                operation: Set(key.operation.to_string()),
-                request_id: Set(key.request_id.to_string()),
-                fingerprint: Set(key.fingerprint.clone()),
-                resource: Set(resource),
-                create_time: Set(now_micros()),
-            };
-            if let Err(e) = record.insert(&tx).await {
-                drop(tx);
-                if is_unique_violation(&e) {
-                    // A concurrent retry committed first: answer as it did.
-                    let seen = find_request(&self.db, key).await?.ok_or_else(|| {
-                        ApiError::Internal("request record vanished after conflict".into())
-                    })?;
-                    return replay(key, seen);
-                }
-                return Err(e.into());
-            }
-        }
-        tx.commit().await?;
-        Ok(Outcome::Created(value))
+        assurance_runtime::idempotency::run(&self.db, key, write).await
     }
-}
-
-async fn find_request(
-    conn: &impl ConnectionTrait,
-    key: &RequestKey,
-) -> Result<Option<request_record::Model>, DbErr> {
-    request_record::Entity::find_by_id((key.operation.to_string(), key.request_id.clone()))
-        .one(conn)
-        .await
-}
-
-fn replay<T>(key: &RequestKey, seen: request_record::Model) -> ApiResult<Outcome<T>> {
-    if seen.fingerprint != key.fingerprint {
-        return Err(ApiError::RequestIdReused {
-            request_id: key.request_id.clone(),
-        });
-    }
-    Ok(Outcome::Replayed(seen.resource))
 }
 
 /// Tells other replicas (PostgreSQL) that risks changed: `payload` is comma-separated ids or

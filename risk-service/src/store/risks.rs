@@ -273,6 +273,8 @@ impl Store {
         mut a: assessment::Model,
         key: Option<RequestKey>,
     ) -> ApiResult<risk::Model> {
+        // Minted when applied, so "newest by id" is the latest applied.
+        a.id = Uuid::now_v7();
         a.risk_id = id;
         a.assess_time = now_micros();
         let outcome = self
