@@ -7,6 +7,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "assurance/risk/v1/org.proto",
     "assurance/risk/v1/risk.proto",
+    "assurance/incident/v1/incident.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

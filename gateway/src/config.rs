@@ -35,6 +35,19 @@ pub struct Config {
         default_value = "http://127.0.0.1:50061"
     )]
     pub risk_url: String,
+    /// incident-service to forward to when not embedded.
+    #[arg(
+        long,
+        env = "GATEWAY_INCIDENT_URL",
+        default_value = "http://127.0.0.1:50062"
+    )]
+    pub incident_url: String,
+    /// Embedded only: the incident database URL instead of `DATA_DIR/incident.db`.
+    #[arg(long, env = "GATEWAY_INCIDENT_DATABASE_URL")]
+    pub incident_database_url: Option<String>,
+    /// Embedded only: TOML file replacing the incident severity rule.
+    #[arg(long, env = "GATEWAY_SEVERITY_RULE")]
+    pub severity_rule: Option<PathBuf>,
     /// Embedded only: the risk database URL instead of `DATA_DIR/risk.db` (e.g. PostgreSQL).
     #[arg(long, env = "GATEWAY_RISK_DATABASE_URL")]
     pub risk_database_url: Option<String>,
@@ -59,6 +72,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// Settings of the embedded incident-service.
+    pub fn incident_settings(&self) -> Result<incident_service::config::Settings, String> {
+        Ok(incident_service::config::Settings {
+            database_url: self
+                .incident_database_url
+                .clone()
+                .unwrap_or_else(|| db::sqlite_url(&self.data_dir.join("incident.db"))),
+            db_pool_size: self.db_pool_size,
+            severity_rule: incident_service::config::load_rule(self.severity_rule.as_deref())?,
+        })
+    }
+
     /// Settings of the embedded risk-service.
     pub fn risk_settings(&self) -> Result<Settings, String> {
         Ok(Settings {

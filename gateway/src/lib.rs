@@ -1,8 +1,8 @@
 //! The Assurance gateway: one authenticated entry point for the Assurance APIs.
 //!
-//! `--embedded` hosts risk-service in this process (SQLite files in `--data-dir`), for a
-//! laptop, a demo or a small team; otherwise the gateway forwards each API to its service
-//! (`--risk-url`). Either way the same gRPC services, health and reflection are served on the
+//! `--embedded` hosts risk-service and incident-service in this process (SQLite files in
+//! `--data-dir`), for a laptop, a demo or a small team; otherwise the gateway forwards each API
+//! to its service (`--risk-url`, `--incident-url`). Either way the same gRPC services, health and reflection are served on the
 //! gateway's port.
 
 pub mod config;
@@ -11,49 +11,100 @@ mod forward;
 use std::{sync::Arc, time::Duration};
 
 use assurance_runtime::serve::{self, ReadyCheck, Running, Shutdown};
+use incident_service::IncidentServer;
 use risk_service::RiskServer;
 use tokio::net::TcpListener;
-use tonic::{service::Routes, transport::Endpoint};
+use tonic::{
+    service::Routes,
+    transport::{Channel, Endpoint},
+};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::config::Config;
 
 /// The APIs served on the gateway's port.
-pub const SERVICE_NAMES: &[&str] = risk_service::SERVICE_NAMES;
+pub const SERVICE_NAMES: &[&str] = &[
+    assurance_proto::service_names::RISK,
+    assurance_proto::service_names::ORGANIZATION,
+    assurance_proto::service_names::INCIDENT,
+];
 
 /// Builds the routes and readiness check of the configured mode.
 pub async fn routes(config: &Config) -> Result<(Routes, ReadyCheck), String> {
     if config.embedded {
-        let settings = config.risk_settings()?;
-        tracing::info!(data_dir = %config.data_dir.display(), risk = %settings, "embedded mode");
-        let risk = RiskServer::open(&settings)
+        let risk_settings = config.risk_settings()?;
+        let incident_settings = config.incident_settings()?;
+        tracing::info!(data_dir = %config.data_dir.display(), risk = %risk_settings, incident = %incident_settings, "embedded mode");
+        let risk = RiskServer::open(&risk_settings)
             .await
             .map_err(|e| format!("risk database: {e}"))?;
-        Ok((risk.add_to(Routes::default()), risk.ready_check()))
+        let incident = IncidentServer::open(&incident_settings)
+            .await
+            .map_err(|e| format!("incident database: {e}"))?;
+        let routes = incident.add_to(risk.add_to(Routes::default()));
+        Ok((
+            routes,
+            all_ready(vec![risk.ready_check(), incident.ready_check()]),
+        ))
     } else {
-        tracing::info!(risk_url = %config.risk_url, "forwarding mode");
-        let channel = Endpoint::from_shared(config.risk_url.clone())
-            .map_err(|e| format!("--risk-url {}: {e}", config.risk_url))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        let upstream = forward::Upstream::new("risk-service", channel.clone());
-        let routes = Routes::from(forward::routes(risk_service::SERVICE_NAMES, upstream));
-        let ready: ReadyCheck = Arc::new(move || {
-            let mut health = HealthClient::new(channel.clone());
-            Box::pin(async move {
-                let request = tonic::Request::new(HealthCheckRequest {
-                    service: String::new(),
-                });
-                match health.check(request).await {
-                    Ok(r) if r.get_ref().status == 1 => Ok(()),
-                    Ok(_) => Err("risk-service is not serving".into()),
-                    Err(e) => Err(format!("risk-service unreachable: {}", e.code())),
-                }
-            })
-        });
-        Ok((routes, ready))
+        tracing::info!(risk_url = %config.risk_url, incident_url = %config.incident_url, "forwarding mode");
+        let mut router = axum::Router::new();
+        let mut checks = Vec::new();
+        for (name, url, services) in [
+            (
+                "risk-service",
+                &config.risk_url,
+                risk_service::SERVICE_NAMES,
+            ),
+            (
+                "incident-service",
+                &config.incident_url,
+                incident_service::SERVICE_NAMES,
+            ),
+        ] {
+            let channel = Endpoint::from_shared(url.clone())
+                .map_err(|e| format!("{name} url {url}: {e}"))?
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .connect_lazy();
+            router = router.merge(forward::routes(
+                services,
+                forward::Upstream::new(name, channel.clone()),
+            ));
+            checks.push(upstream_ready(name, channel));
+        }
+        Ok((Routes::from(router), all_ready(checks)))
     }
+}
+
+/// Ready when `channel`'s server reports SERVING.
+fn upstream_ready(name: &'static str, channel: Channel) -> ReadyCheck {
+    Arc::new(move || {
+        let mut health = HealthClient::new(channel.clone());
+        Box::pin(async move {
+            let request = tonic::Request::new(HealthCheckRequest {
+                service: String::new(),
+            });
+            match health.check(request).await {
+                Ok(r) if r.get_ref().status == 1 => Ok(()),
+                Ok(_) => Err(format!("{name} is not serving")),
+                Err(e) => Err(format!("{name} unreachable: {}", e.code())),
+            }
+        })
+    })
+}
+
+/// Ready when every check passes.
+fn all_ready(checks: Vec<ReadyCheck>) -> ReadyCheck {
+    Arc::new(move || {
+        let pending: Vec<_> = checks.iter().map(|c| c()).collect();
+        Box::pin(async move {
+            for check in pending {
+                check.await?;
+            }
+            Ok(())
+        })
+    })
 }
 
 /// Serves the gateway on the configured addresses (port 0 picks a free one) until `shutdown`.

@@ -1,8 +1,84 @@
-//! Assurance incident-service: the NIST SP 800-61 incident lifecycle with the federated
-//! response model (`assurance.incident.v1`).
+//! Assurance incident-service: security incidents through the NIST SP 800-61 life cycle
+//! (`assurance.incident.v1`).
 //!
-//! Built in steps. Present: the pure domain rules (phase machine, NIST SP 800-61 Rev.2
-//! prioritisation and the severity rule, indicator normalisation). The API, storage and
-//! binary follow (see the README's roadmap); nothing is served yet.
+//! Present: declaring, reading, listing and updating incidents with NIST SP 800-61 Rev.2
+//! prioritisation and a configurable severity rule; phase moves and closing per the phase
+//! machine; the append-only timeline. `IncidentServer` is what both the `incident-service`
+//! binary and `gateway --embedded` host.
 
+pub mod api;
+pub mod config;
 pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+
+use assurance_proto::{
+    incident::v1::incident_service_server::IncidentServiceServer, service_names,
+};
+use assurance_runtime::serve::{ReadyCheck, Running, Shutdown};
+use tonic::service::Routes;
+
+use crate::{config::Settings, domain::priority::SeverityRule, store::Store};
+
+/// The gRPC services incident-service serves.
+pub const SERVICE_NAMES: &[&str] = &[service_names::INCIDENT];
+
+#[derive(Clone)]
+pub struct IncidentServer {
+    store: Store,
+    rule: Arc<SeverityRule>,
+}
+
+impl IncidentServer {
+    /// Opens the database (migrating it).
+    pub async fn open(settings: &Settings) -> Result<Self, sea_orm::DbErr> {
+        Ok(IncidentServer {
+            store: Store::open(&settings.database_url, settings.db_pool_size).await?,
+            rule: Arc::new(settings.severity_rule.clone()),
+        })
+    }
+
+    pub fn add_to(&self, routes: Routes) -> Routes {
+        routes.add_service(IncidentServiceServer::new(api::IncidentApi::new(
+            self.store.clone(),
+            self.rule.clone(),
+        )))
+    }
+
+    pub fn ready_check(&self) -> ReadyCheck {
+        let store = self.store.clone();
+        Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move {
+                assurance_runtime::db::ping(store.connection())
+                    .await
+                    .map_err(|_| "database unreachable".to_string())
+            })
+        })
+    }
+}
+
+/// Opens the store and serves incident-service on the configured addresses until `shutdown`.
+pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Running, String> {
+    let settings = config.settings()?;
+    tracing::info!(listen = %config.listen, http_listen = %config.http_listen, %settings, "starting incident-service");
+    let server = IncidentServer::open(&settings)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let grpc = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let http = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.http_listen))?;
+    assurance_runtime::serve::spawn(
+        grpc,
+        http,
+        server.add_to(Routes::default()),
+        SERVICE_NAMES,
+        server.ready_check(),
+        shutdown,
+    )
+    .map_err(|e| e.to_string())
+}

@@ -6,6 +6,12 @@ pub mod risk {
     }
 }
 
+pub mod incident {
+    pub mod v1 {
+        tonic::include_proto!("assurance.incident.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every Assurance package, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("assurance_descriptor");
 
@@ -13,4 +19,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("assu
 pub mod service_names {
     pub const RISK: &str = "assurance.risk.v1.RiskService";
     pub const ORGANIZATION: &str = "assurance.risk.v1.OrganizationService";
+    pub const INCIDENT: &str = "assurance.incident.v1.IncidentService";
 }

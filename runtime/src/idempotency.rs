@@ -34,11 +34,13 @@ pub mod request_record {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The migration statement of `request_records`.
+/// The migration statement of `request_records`. Services sharing one database share the
+/// table (their operation names differ), hence `IF NOT EXISTS`.
 pub fn create_table() -> TableCreateStatement {
     use request_record::Column as C;
     Table::create()
         .table(request_record::Entity)
+        .if_not_exists()
         .col(ColumnDef::new(C::Operation).string().not_null())
         .col(ColumnDef::new(C::RequestId).string().not_null())
         .col(ColumnDef::new(C::Fingerprint).string().not_null())

@@ -75,11 +75,40 @@ async fn embedded_gateway_serves_the_risk_api(backend: Backend) {
 async fn forwarding_gateway_passes_calls_and_errors_through(backend: Backend) {
     let db = TestDb::new(backend).await;
     let upstream = risk_service(&db, Methodology::Standard).await;
-    let gw = forwarding_gateway(&db, upstream.grpc_addr).await;
-    assert_eq!(
-        serving(&gw, "assurance.risk.v1.RiskService").await,
-        ServingStatus::Serving as i32
-    );
+    let incidents = incident_service(&db).await;
+    let gw = forwarding_gateway(&db, upstream.grpc_addr, incidents.grpc_addr).await;
+    for service in [
+        "assurance.risk.v1.RiskService",
+        "assurance.incident.v1.IncidentService",
+    ] {
+        assert_eq!(serving(&gw, service).await, ServingStatus::Serving as i32);
+    }
+
+    // Incidents reach incident-service.
+    use assurance_proto::incident::v1 as ipb;
+    let declared = gw
+        .incidents()
+        .declare_incident(ipb::DeclareIncidentRequest {
+            incident: Some(ipb::Incident {
+                title: "Phishing wave".into(),
+                classification: ipb::Classification::Event as i32,
+                functional_impact: ipb::FunctionalImpact::None as i32,
+                information_impacts: vec![ipb::InformationImpact::None as i32],
+                recoverability: ipb::Recoverability::Regular as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("declare through the gateway")
+        .into_inner();
+    incidents
+        .incidents()
+        .get_incident(ipb::GetIncidentRequest {
+            name: declared.name,
+        })
+        .await
+        .expect("incident-service has it");
 
     org_fixture(&gw).await;
     let risk = create_risk(&gw, new_risk("Lateral movement via RDP", "exchange-online")).await;

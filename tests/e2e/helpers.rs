@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use assurance_proto::incident::v1::incident_service_client::IncidentServiceClient;
 use assurance_proto::risk::v1::{
     self as pb, organization_service_client::OrganizationServiceClient,
     risk_service_client::RiskServiceClient,
@@ -94,6 +95,17 @@ impl Drop for TestDb {
     }
 }
 
+impl TestDb {
+    /// The URL of the incident database: a file beside the risk one, or (PostgreSQL) the same
+    /// test database — the services' tables do not collide.
+    pub fn incident_url(&self) -> String {
+        match self.pg {
+            Some(_) => self.url.clone(),
+            None => assurance_runtime::db::sqlite_url(&self.dir.path().join("incident.db")),
+        }
+    }
+}
+
 /// A running server with clients for it.
 pub struct App {
     pub grpc_addr: SocketAddr,
@@ -109,6 +121,10 @@ impl App {
 
     pub fn org(&self) -> OrganizationServiceClient<Channel> {
         OrganizationServiceClient::new(self.channel.clone())
+    }
+
+    pub fn incidents(&self) -> IncidentServiceClient<Channel> {
+        IncidentServiceClient::new(self.channel.clone())
     }
 
     pub fn health(&self) -> HealthClient<Channel> {
@@ -178,6 +194,23 @@ pub async fn risk_service(db: &TestDb, scoring: Methodology) -> App {
     App::connect(running).await
 }
 
+/// incident-service on port 0 over `db`'s incident database.
+pub async fn incident_service(db: &TestDb) -> App {
+    let config = incident_service::config::Config {
+        listen: localhost0(),
+        http_listen: localhost0(),
+        database_url: db.incident_url(),
+        db_pool_size: 4,
+        severity_rule: None,
+        log_format: assurance_runtime::telemetry::LogFormat::Pretty,
+    };
+    init_logs();
+    let running = incident_service::start(&config, Shutdown::new())
+        .await
+        .expect("incident-service starts");
+    App::connect(running).await
+}
+
 fn gateway_config(db: &TestDb) -> gateway::config::Config {
     gateway::config::Config {
         listen: localhost0(),
@@ -186,6 +219,9 @@ fn gateway_config(db: &TestDb) -> gateway::config::Config {
         data_dir: db.data_dir(),
         risk_url: String::new(),
         risk_database_url: None,
+        incident_url: String::new(),
+        incident_database_url: None,
+        severity_rule: None,
         db_pool_size: 4,
         read_cache_size: 1000,
         read_cache_ttl_secs: 30,
@@ -200,7 +236,9 @@ pub async fn embedded_gateway(db: &TestDb, backend: Backend) -> App {
     let mut config = gateway_config(db);
     config.embedded = true;
     if backend == Backend::Postgres {
+        // Each service owns its database; on one test database their tables do not collide.
         config.risk_database_url = Some(db.url.clone());
+        config.incident_database_url = Some(db.url.clone());
     }
     init_logs();
     let running = gateway::start(&config, Shutdown::new())
@@ -209,10 +247,11 @@ pub async fn embedded_gateway(db: &TestDb, backend: Backend) -> App {
     App::connect(running).await
 }
 
-/// A forwarding gateway in front of `upstream`.
-pub async fn forwarding_gateway(db: &TestDb, upstream: SocketAddr) -> App {
+/// A forwarding gateway in front of a risk-service and an incident-service.
+pub async fn forwarding_gateway(db: &TestDb, risk: SocketAddr, incident: SocketAddr) -> App {
     let mut config = gateway_config(db);
-    config.risk_url = format!("http://{upstream}");
+    config.risk_url = format!("http://{risk}");
+    config.incident_url = format!("http://{incident}");
     init_logs();
     let running = gateway::start(&config, Shutdown::new())
         .await

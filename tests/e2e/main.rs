@@ -5,6 +5,7 @@ mod helpers;
 
 mod concurrency;
 mod gateway;
+mod incidents;
 mod listing;
 mod org;
 mod process;

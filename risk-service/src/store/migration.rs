@@ -6,6 +6,11 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
+    /// A table of its own, so services can share a database without mixing their histories.
+    fn migration_table_name() -> sea_orm::DynIden {
+        "risk_migrations".into_iden()
+    }
+
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![Box::new(Initial)]
     }

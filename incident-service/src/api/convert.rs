@@ -1,0 +1,65 @@
+//! Mapping between stored rows and `assurance.incident.v1` messages.
+
+use assurance_proto::incident::v1 as pb;
+use assurance_runtime::time::to_timestamp;
+
+use crate::store::{
+    entities::{incident, timeline_event},
+    etag,
+};
+
+pub fn severity_name(v: i32) -> &'static str {
+    pb::Severity::try_from(v).map_or("UNKNOWN", |s| {
+        s.as_str_name().trim_start_matches("SEVERITY_")
+    })
+}
+
+fn split<T>(text: &str, f: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .filter_map(f)
+        .collect()
+}
+
+pub fn incident(m: &incident::Model) -> pb::Incident {
+    pb::Incident {
+        name: format!("incidents/{}", m.id),
+        title: m.title.clone(),
+        summary: m.summary.clone(),
+        classification: m.classification,
+        severity: m.severity,
+        severity_overridden: m.severity_overridden,
+        functional_impact: m.functional_impact,
+        information_impacts: split(&m.information_impacts, |s| s.parse().ok()),
+        recoverability: m.recoverability,
+        customer_data_affected: m.customer_data_affected,
+        affected_services: split(&m.affected_services, |s| Some(format!("services/{s}"))),
+        detection_source: m.detection_source.clone(),
+        incident_type: m.incident_type.clone(),
+        phase: m.phase,
+        occur_time: m.occur_time.map(to_timestamp),
+        detect_time: Some(to_timestamp(m.detect_time)),
+        declare_time: Some(to_timestamp(m.declare_time)),
+        contain_time: m.contain_time.map(to_timestamp),
+        eradicate_time: m.eradicate_time.map(to_timestamp),
+        recover_time: m.recover_time.map(to_timestamp),
+        post_incident_time: m.post_incident_time.map(to_timestamp),
+        close_time: m.close_time.map(to_timestamp),
+        resolution: m.resolution.clone(),
+        etag: etag(m.version),
+        create_time: Some(to_timestamp(m.create_time)),
+        update_time: Some(to_timestamp(m.update_time)),
+    }
+}
+
+pub fn timeline_event(e: &timeline_event::Model) -> pb::TimelineEvent {
+    pb::TimelineEvent {
+        name: format!("incidents/{}/timeline/{}", e.incident_id, e.seq),
+        sequence: e.seq,
+        kind: e.kind,
+        actor: e.actor.clone(),
+        summary: e.summary.clone(),
+        phase: e.phase,
+        event_time: Some(to_timestamp(e.event_time)),
+    }
+}

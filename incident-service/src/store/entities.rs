@@ -1,0 +1,92 @@
+//! sea-orm entities of incident-service. Times are microseconds since the epoch; enums are
+//! stored as their `assurance.incident.v1` numbers; `version` backs the etag.
+
+pub use assurance_runtime::idempotency::request_record;
+
+pub mod incident {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "incidents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub title: String,
+        pub summary: String,
+        pub incident_type: String,
+        pub classification: i32,
+        pub severity: i32,
+        pub severity_overridden: bool,
+        pub functional_impact: i32,
+        /// Comma-separated `InformationImpact` numbers, ascending.
+        pub information_impacts: String,
+        pub recoverability: i32,
+        pub customer_data_affected: bool,
+        /// Comma-separated service ids (also indexed in `incident_services`).
+        pub affected_services: String,
+        pub detection_source: String,
+        pub phase: i32,
+        pub occur_time: Option<i64>,
+        pub detect_time: i64,
+        pub declare_time: i64,
+        pub contain_time: Option<i64>,
+        pub eradicate_time: Option<i64>,
+        pub recover_time: Option<i64>,
+        pub post_incident_time: Option<i64>,
+        pub close_time: Option<i64>,
+        pub resolution: String,
+        pub review_complete: bool,
+        /// Sequence number of the last timeline event.
+        pub timeline_seq: i64,
+        pub version: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod incident_service {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "incident_services")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub incident_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub service_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod timeline_event {
+    use sea_orm::entity::prelude::*;
+
+    /// Append-only: rows are inserted, never updated or deleted.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "timeline_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub incident_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub kind: i32,
+        pub actor: String,
+        pub summary: String,
+        pub phase: i32,
+        pub event_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,308 @@
+//! Storage of incident-service: incidents with their affected services, and the append-only
+//! timeline. Every change of an incident appends its timeline event in the same transaction,
+//! under the incident's row lock, so timeline sequence numbers have no gaps and follow commit
+//! order — the cursor `WatchIncident` will stream from.
+
+pub mod entities;
+pub mod migration;
+mod query;
+
+use std::sync::Arc;
+
+use assurance_runtime::{
+    ApiError, ApiResult, db,
+    idempotency::{self, Outcome, RequestKey},
+    time::now_micros,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+
+pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
+
+use crate::domain::phase::Phase;
+use entities::{incident, incident_service, timeline_event};
+
+/// The incident-service database.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// Background jobs of this store (the WAL checkpointer) run while this lives.
+    _alive: Arc<()>,
+}
+
+/// The timeline side of a change: what happened, in words.
+pub struct Change {
+    pub kind: TimelineKind,
+    pub summary: String,
+    /// New affected services, when they changed.
+    pub services: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimelineKind {
+    Declared = 1,
+    Updated = 2,
+    PhaseChanged = 3,
+    Closed = 4,
+    Note = 5,
+}
+
+/// The etag of a version: the version, quoted.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Parses an etag sent by a client; empty means "no precondition".
+pub fn parse_etag(field: &str, etag: &str) -> ApiResult<Option<i64>> {
+    if etag.is_empty() {
+        return Ok(None);
+    }
+    let inner = etag
+        .strip_prefix('"')
+        .and_then(|e| e.strip_suffix('"'))
+        .unwrap_or(etag);
+    inner
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid(field, "is not an etag issued by this service"))
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, DbErr> {
+        let db = db::connect(url, max_connections).await?;
+        migration::Migrator::up(&db, None).await?;
+        let alive = Arc::new(());
+        db::spawn_checkpointer(db.clone(), Arc::downgrade(&alive));
+        Ok(Store { db, _alive: alive })
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Records a declared incident and its first timeline event.
+    pub async fn declare(
+        &self,
+        mut inc: incident::Model,
+        services: Vec<String>,
+        actor: &str,
+        key: Option<RequestKey>,
+    ) -> ApiResult<incident::Model> {
+        let now = now_micros();
+        (
+            inc.version,
+            inc.create_time,
+            inc.update_time,
+            inc.declare_time,
+        ) = (1, now, now, now);
+        inc.phase = Phase::DetectionAnalysis as i32;
+        inc.timeline_seq = 1;
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            incident::Entity::insert(inc.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            write_services(tx, inc.id, &services).await?;
+            append(
+                tx,
+                &inc,
+                1,
+                TimelineKind::Declared,
+                actor,
+                format!("declared: {}", inc.title),
+                now,
+            )
+            .await?;
+            Ok((format!("incidents/{}", inc.id), inc.clone()))
+        })
+        .await?;
+        match outcome {
+            Outcome::Created(m) => Ok(m),
+            Outcome::Replayed(_) => self.get(inc.id).await,
+        }
+    }
+
+    pub async fn get(&self, id: Uuid) -> ApiResult<incident::Model> {
+        incident::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("incidents/{id}")))
+    }
+
+    /// Read-modify-write of one incident: locks it (PostgreSQL; SQLite writes are serial),
+    /// checks the etag, applies `change`, and appends the change's timeline event.
+    pub async fn modify(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        actor: &str,
+        change: impl AsyncFnOnce(&mut incident::Model) -> ApiResult<Change>,
+    ) -> ApiResult<incident::Model> {
+        let name = format!("incidents/{id}");
+        let tx = db::begin_write(&self.db).await?;
+        let current = incident::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        if let Some(v) = expected_version
+            && v != current.version
+        {
+            return Err(ApiError::StaleEtag {
+                resource: name,
+                sent: etag(v),
+                current: etag(current.version),
+            });
+        }
+        let mut next = current.clone();
+        let Change {
+            kind,
+            summary,
+            services,
+        } = change(&mut next).await?;
+        let now = now_micros();
+        next.version = current.version + 1;
+        next.update_time = now;
+        next.timeline_seq = current.timeline_seq + 1;
+        let written = incident::Entity::update_many()
+            .set(next.clone().into_active_model().reset_all())
+            .filter(incident::Column::Id.eq(id))
+            .filter(incident::Column::Version.eq(current.version))
+            .exec(&tx)
+            .await?;
+        if written.rows_affected != 1 {
+            return Err(ApiError::Conflict { resource: name });
+        }
+        if let Some(services) = services {
+            incident_service::Entity::delete_many()
+                .filter(incident_service::Column::IncidentId.eq(id))
+                .exec(&tx)
+                .await?;
+            write_services(&tx, id, &services).await?;
+        }
+        append(&tx, &next, next.timeline_seq, kind, actor, summary, now).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Adds a note to the timeline.
+    pub async fn add_note(
+        &self,
+        id: Uuid,
+        summary: String,
+        actor: &str,
+        key: Option<RequestKey>,
+    ) -> ApiResult<timeline_event::Model> {
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            let current = incident::Entity::find_by_id(id)
+                .lock_exclusive()
+                .one(tx)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("incidents/{id}")))?;
+            let seq = current.timeline_seq + 1;
+            let now = now_micros();
+            incident::Entity::update_many()
+                .col_expr(
+                    incident::Column::TimelineSeq,
+                    sea_orm::sea_query::Expr::value(seq),
+                )
+                .filter(incident::Column::Id.eq(id))
+                .exec(tx)
+                .await?;
+            let event = append(
+                tx,
+                &current,
+                seq,
+                TimelineKind::Note,
+                actor,
+                summary.clone(),
+                now,
+            )
+            .await?;
+            Ok((format!("incidents/{id}/timeline/{seq}"), event))
+        })
+        .await?;
+        match outcome {
+            Outcome::Created(e) => Ok(e),
+            Outcome::Replayed(name) => {
+                let seq = name
+                    .rsplit('/')
+                    .next()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                timeline_event::Entity::find_by_id((id, seq))
+                    .one(&self.db)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(name))
+            }
+        }
+    }
+
+    /// Timeline events of an incident after `after_seq`, oldest first.
+    pub async fn timeline(
+        &self,
+        id: Uuid,
+        after_seq: i64,
+        limit: u64,
+    ) -> ApiResult<Vec<timeline_event::Model>> {
+        self.get(id).await?;
+        Ok(timeline_event::Entity::find()
+            .filter(timeline_event::Column::IncidentId.eq(id))
+            .filter(timeline_event::Column::Seq.gt(after_seq))
+            .order_by_asc(timeline_event::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+async fn write_services(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    services: &[String],
+) -> Result<(), DbErr> {
+    if services.is_empty() {
+        return Ok(());
+    }
+    let rows = services.iter().map(|s| {
+        incident_service::Model {
+            incident_id: id,
+            service_id: s.clone(),
+        }
+        .into_active_model()
+    });
+    incident_service::Entity::insert_many(rows)
+        .exec_without_returning(tx)
+        .await?;
+    Ok(())
+}
+
+async fn append(
+    tx: &DatabaseTransaction,
+    inc: &incident::Model,
+    seq: i64,
+    kind: TimelineKind,
+    actor: &str,
+    summary: String,
+    now: i64,
+) -> Result<timeline_event::Model, DbErr> {
+    let event = timeline_event::Model {
+        incident_id: inc.id,
+        seq,
+        kind: kind as i32,
+        actor: actor.to_string(),
+        summary,
+        phase: inc.phase,
+        event_time: now,
+    };
+    timeline_event::Entity::insert(event.clone().into_active_model())
+        .exec_without_returning(tx)
+        .await?;
+    Ok(event)
+}

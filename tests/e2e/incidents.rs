@@ -1,0 +1,462 @@
+//! Incidents through a real incident-service: declaration, NIST prioritisation, the phase
+//! machine, the timeline, lists and validation.
+
+use assurance_proto::incident::v1 as pb;
+use prost_types::FieldMask;
+use tonic::Code;
+
+use crate::helpers::*;
+
+crate::on_both_backends!(
+    incident_goes_through_the_phases_with_a_timeline,
+    non_incidents_close_from_analysis_and_lists_filter,
+    invalid_incident_requests_name_every_bad_field,
+    the_embedded_gateway_serves_incidents,
+);
+
+fn new_incident(title: &str) -> pb::Incident {
+    pb::Incident {
+        title: title.into(),
+        summary: "Impossible-travel sign-ins for a finance admin.".into(),
+        classification: pb::Classification::Event as i32,
+        functional_impact: pb::FunctionalImpact::Low as i32,
+        information_impacts: vec![pb::InformationImpact::PrivacyBreach as i32],
+        recoverability: pb::Recoverability::Regular as i32,
+        affected_services: vec!["services/exchange-online".into()],
+        detection_source: "siem-alert-4711".into(),
+        incident_type: "credential-compromise".into(),
+        ..Default::default()
+    }
+}
+
+async fn declare(app: &App, incident: pb::Incident) -> pb::Incident {
+    app.incidents()
+        .declare_incident(pb::DeclareIncidentRequest {
+            incident: Some(incident),
+            request_id: String::new(),
+        })
+        .await
+        .expect("declare")
+        .into_inner()
+}
+
+async fn advance(
+    app: &App,
+    name: &str,
+    target: pb::Phase,
+    reason: &str,
+) -> Result<pb::Incident, tonic::Status> {
+    app.incidents()
+        .advance_phase(pb::AdvancePhaseRequest {
+            name: name.into(),
+            target_phase: target as i32,
+            reason: reason.into(),
+            etag: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn incident_goes_through_the_phases_with_a_timeline(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = incident_service(&db).await;
+    let declared = declare(&app, new_incident("Finance admin account takeover")).await;
+    assert!(declared.name.starts_with("incidents/"));
+    assert_eq!(declared.phase, pb::Phase::DetectionAnalysis as i32);
+    // Privacy breach → HIGH by the default rule, derived (not overridden).
+    assert_eq!(declared.severity, pb::Severity::High as i32);
+    assert!(!declared.severity_overridden);
+    assert!(declared.declare_time.is_some() && declared.detect_time.is_some());
+
+    // An EVENT cannot leave analysis.
+    let err = advance(&app, &declared.name, pb::Phase::Containment, "")
+        .await
+        .expect_err("unclassified");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "ILLEGAL_PHASE_MOVE");
+    assert!(
+        err.message().contains("classify it SECURITY_INCIDENT"),
+        "{}",
+        err.message()
+    );
+
+    // Classify it; customer data affected raises the derived severity to CRITICAL.
+    let classified = app
+        .incidents()
+        .update_incident(pb::UpdateIncidentRequest {
+            incident: Some(pb::Incident {
+                name: declared.name.clone(),
+                classification: pb::Classification::SecurityIncident as i32,
+                customer_data_affected: true,
+                etag: declared.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["classification".into(), "customer_data_affected".into()],
+            }),
+        })
+        .await
+        .expect("classify")
+        .into_inner();
+    assert_eq!(classified.severity, pb::Severity::Critical as i32);
+    assert_eq!(
+        classified.title, declared.title,
+        "fields outside the mask are kept"
+    );
+
+    let contained = advance(&app, &declared.name, pb::Phase::Containment, "")
+        .await
+        .expect("contain");
+    let first_contain = contained.contain_time.expect("contain time");
+    let err = advance(&app, &declared.name, pb::Phase::Recovery, "")
+        .await
+        .expect_err("skipping a phase");
+    assert!(
+        err.message().contains("advance to ERADICATION"),
+        "{}",
+        err.message()
+    );
+    advance(&app, &declared.name, pb::Phase::Eradication, "")
+        .await
+        .expect("eradicate");
+    // Going back needs a reason.
+    let err = advance(&app, &declared.name, pb::Phase::Containment, " ")
+        .await
+        .expect_err("no reason");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violations(&err), ["reason"]);
+    let back = advance(
+        &app,
+        &declared.name,
+        pb::Phase::Containment,
+        "reinfection on host fin-07",
+    )
+    .await
+    .expect("back to containment");
+    assert_eq!(
+        back.contain_time,
+        Some(first_contain),
+        "a phase's first entry time is kept"
+    );
+    for phase in [
+        pb::Phase::Eradication,
+        pb::Phase::Recovery,
+        pb::Phase::PostIncident,
+    ] {
+        advance(&app, &declared.name, phase, "")
+            .await
+            .expect("advance");
+    }
+    // No closing before the post-incident review.
+    let err = app
+        .incidents()
+        .close_incident(pb::CloseIncidentRequest {
+            name: declared.name.clone(),
+            resolution: "done".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("review missing");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("review"), "{}", err.message());
+
+    // A note, retried with its request id, lands once.
+    let note = pb::AddTimelineEventRequest {
+        parent: declared.name.clone(),
+        summary: "Legal informed.".into(),
+        request_id: "note-1".into(),
+    };
+    let first = app
+        .incidents()
+        .add_timeline_event(note.clone())
+        .await
+        .expect("note")
+        .into_inner();
+    let again = app
+        .incidents()
+        .add_timeline_event(note)
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(first, again);
+
+    // Every change is in the timeline, numbered without gaps, across pages.
+    let mut events = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .incidents()
+            .list_timeline(pb::ListTimelineRequest {
+                parent: declared.name.clone(),
+                page_size: 3,
+                page_token: token,
+            })
+            .await
+            .expect("timeline")
+            .into_inner();
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let kinds: Vec<i32> = events.iter().map(|e| e.kind).collect();
+    use pb::TimelineEventKind as K;
+    assert_eq!(
+        kinds,
+        [
+            K::Declared as i32,
+            K::Updated as i32,
+            K::PhaseChanged as i32,
+            K::PhaseChanged as i32,
+            K::PhaseChanged as i32,
+            K::PhaseChanged as i32,
+            K::PhaseChanged as i32,
+            K::PhaseChanged as i32,
+            K::Note as i32,
+        ]
+    );
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=9).collect::<Vec<_>>());
+    assert!(
+        events[1].summary.contains("severity HIGH → CRITICAL"),
+        "{}",
+        events[1].summary
+    );
+    assert!(
+        events[4].summary.contains("reinfection on host fin-07"),
+        "{}",
+        events[4].summary
+    );
+    assert_eq!(events[8].summary, "Legal informed.");
+
+    // An explicit severity overrides the rule; UNSPECIFIED returns to it.
+    let current = app
+        .incidents()
+        .get_incident(pb::GetIncidentRequest {
+            name: declared.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    let overridden = app
+        .incidents()
+        .update_incident(pb::UpdateIncidentRequest {
+            incident: Some(pb::Incident {
+                name: declared.name.clone(),
+                severity: pb::Severity::Medium as i32,
+                etag: current.etag,
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["severity".into()],
+            }),
+        })
+        .await
+        .expect("override")
+        .into_inner();
+    assert_eq!(
+        (overridden.severity, overridden.severity_overridden),
+        (pb::Severity::Medium as i32, true)
+    );
+    let derived = app
+        .incidents()
+        .update_incident(pb::UpdateIncidentRequest {
+            incident: Some(pb::Incident {
+                name: declared.name.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["severity".into()],
+            }),
+        })
+        .await
+        .expect("back to derived")
+        .into_inner();
+    assert_eq!(
+        (derived.severity, derived.severity_overridden),
+        (pb::Severity::Critical as i32, false)
+    );
+}
+
+async fn non_incidents_close_from_analysis_and_lists_filter(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = incident_service(&db).await;
+    let mut names = Vec::new();
+    for i in 0..7 {
+        let mut inc = new_incident(&format!("Alert {i}"));
+        if i % 2 == 1 {
+            inc.information_impacts = vec![pb::InformationImpact::None as i32];
+            inc.affected_services = vec!["services/sharepoint".into()];
+        }
+        names.push(declare(&app, inc).await.name);
+    }
+    // Alert 0 was a false positive.
+    let closed = app
+        .incidents()
+        .update_incident(pb::UpdateIncidentRequest {
+            incident: Some(pb::Incident {
+                name: names[0].clone(),
+                classification: pb::Classification::NotAnIncident as i32,
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect("classify");
+    assert_eq!(
+        closed.get_ref().classification,
+        pb::Classification::NotAnIncident as i32
+    );
+    let closed = app
+        .incidents()
+        .close_incident(pb::CloseIncidentRequest {
+            name: names[0].clone(),
+            resolution: "Benign: VPN egress change.".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect("close from analysis")
+        .into_inner();
+    assert_eq!(closed.phase, pb::Phase::Closed as i32);
+    assert!(closed.close_time.is_some());
+    let err = advance(&app, &names[0], pb::Phase::Containment, "")
+        .await
+        .expect_err("closed");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    let list = |filter: &'static str| {
+        let mut client = app.incidents();
+        async move {
+            let mut out = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .list_incidents(pb::ListIncidentsRequest {
+                        page_size: 2,
+                        page_token: token,
+                        filter: filter.into(),
+                        order_by: String::new(),
+                    })
+                    .await
+                    .expect("list")
+                    .into_inner();
+                out.extend(page.incidents.into_iter().map(|i| i.name));
+                if page.next_page_token.is_empty() {
+                    return out;
+                }
+                token = page.next_page_token;
+            }
+        }
+    };
+    // Newest first by default, paged in twos.
+    let mut newest_first = names.clone();
+    newest_first.reverse();
+    assert_eq!(list("").await, newest_first);
+    assert_eq!(list("open = true").await.len(), 6);
+    assert_eq!(list("phase = CLOSED").await, [names[0].clone()]);
+    assert_eq!(list("service = services/sharepoint").await.len(), 3);
+    assert_eq!(list("severity = HIGH AND open = true").await.len(), 3);
+    assert_eq!(
+        list("classification = NOT_AN_INCIDENT").await,
+        [names[0].clone()]
+    );
+    let err = app
+        .incidents()
+        .list_incidents(pb::ListIncidentsRequest {
+            filter: "colour = red".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown field");
+    assert_eq!(violations(&err), ["filter"]);
+}
+
+async fn invalid_incident_requests_name_every_bad_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = incident_service(&db).await;
+    let bad = pb::Incident {
+        title: String::new(),
+        classification: 0,
+        functional_impact: 9,
+        information_impacts: vec![
+            pb::InformationImpact::None as i32,
+            pb::InformationImpact::IntegrityLoss as i32,
+        ],
+        recoverability: 0,
+        affected_services: vec!["exchange-online".into()],
+        incident_type: "Credential Compromise".into(),
+        detect_time: Some(prost_types::Timestamp {
+            seconds: 4_000_000_000,
+            nanos: 0,
+        }),
+        ..Default::default()
+    };
+    let err = app
+        .incidents()
+        .declare_incident(pb::DeclareIncidentRequest {
+            incident: Some(bad),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut fields = violations(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "incident.affected_services[0]",
+            "incident.classification",
+            "incident.detect_time",
+            "incident.functional_impact",
+            "incident.incident_type",
+            "incident.information_impacts",
+            "incident.recoverability",
+            "incident.title",
+        ]
+    );
+    let err = app
+        .incidents()
+        .get_incident(pb::GetIncidentRequest {
+            name: "incidents/nope".into(),
+        })
+        .await
+        .expect_err("bad name");
+    assert_eq!(violations(&err), ["name"]);
+    let err = app
+        .incidents()
+        .get_incident(pb::GetIncidentRequest {
+            name: format!("incidents/{}", uuid::Uuid::now_v7()),
+        })
+        .await
+        .expect_err("absent");
+    assert_eq!(err.code(), Code::NotFound);
+    let listed = app
+        .incidents()
+        .list_incidents(pb::ListIncidentsRequest::default())
+        .await
+        .expect("list");
+    assert!(
+        listed.into_inner().incidents.is_empty(),
+        "nothing was written"
+    );
+}
+
+async fn the_embedded_gateway_serves_incidents(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let gw = embedded_gateway(&db, backend).await;
+    let declared = declare(&gw, new_incident("Ransomware note on file server")).await;
+    let got = gw
+        .incidents()
+        .get_incident(pb::GetIncidentRequest {
+            name: declared.name.clone(),
+        })
+        .await
+        .expect("get through the gateway")
+        .into_inner();
+    assert_eq!(got, declared);
+    if backend == Backend::Sqlite {
+        assert!(db.data_dir().join("incident.db").exists());
+    }
+}
