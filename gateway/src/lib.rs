@@ -13,7 +13,6 @@ use std::{sync::Arc, time::Duration};
 use assurance_runtime::serve::{self, ReadyCheck, Running, Shutdown};
 use incident_service::IncidentServer;
 use risk_service::RiskServer;
-use tokio::net::TcpListener;
 use tonic::{
     service::Routes,
     transport::{Channel, Endpoint},
@@ -110,11 +109,13 @@ fn all_ready(checks: Vec<ReadyCheck>) -> ReadyCheck {
 /// Serves the gateway on the configured addresses (port 0 picks a free one) until `shutdown`.
 pub async fn start(config: &Config, shutdown: Shutdown) -> Result<Running, String> {
     let (routes, ready) = routes(config).await?;
-    let grpc = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let http = TcpListener::bind(config.http_listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.http_listen))?;
-    serve::spawn(grpc, http, routes, SERVICE_NAMES, ready, shutdown).map_err(|e| e.to_string())
+    serve::start(
+        config.listen,
+        config.http_listen,
+        routes,
+        SERVICE_NAMES,
+        ready,
+        shutdown,
+    )
+    .await
 }

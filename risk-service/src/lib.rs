@@ -80,19 +80,13 @@ pub async fn start(
     let server = RiskServer::open(&settings)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    let grpc = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let http = tokio::net::TcpListener::bind(config.http_listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.http_listen))?;
-    assurance_runtime::serve::spawn(
-        grpc,
-        http,
+    assurance_runtime::serve::start(
+        config.listen,
+        config.http_listen,
         server.add_to(Routes::default()),
         SERVICE_NAMES,
         server.ready_check(),
         shutdown,
     )
-    .map_err(|e| e.to_string())
+    .await
 }

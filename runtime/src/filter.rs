@@ -285,6 +285,38 @@ pub fn parse(field: &str, input: &str) -> ApiResult<Option<Filter>> {
     Ok(Some(filter))
 }
 
+/// The number of an enum value named `value` (`HIGH` or `SEVERITY_HIGH`, any case), through
+/// the generated `from_str_name`; the `_UNSPECIFIED` zero never matches.
+pub fn enum_value(value: &str, prefix: &str, parse: impl Fn(&str) -> Option<i32>) -> Option<i32> {
+    let upper = value.to_ascii_uppercase();
+    parse(&upper)
+        .or_else(|| parse(&format!("{prefix}{upper}")))
+        .filter(|v| *v != 0)
+}
+
+/// `column OP value` as a condition.
+pub fn compare<C: sea_orm::ColumnTrait>(column: C, op: Op, value: sea_orm::Value) -> Condition {
+    Condition::all().add(match op {
+        Op::Eq => column.eq(value),
+        Op::Ne => column.ne(value),
+        Op::Lt => column.lt(value),
+        Op::Le => column.lte(value),
+        Op::Gt => column.gt(value),
+        Op::Ge => column.gte(value),
+    })
+}
+
+/// Refuses ordering operators on a field that only supports equality.
+pub fn equality_only(field: &str, op: Op) -> Result<(), String> {
+    match op {
+        Op::Eq | Op::Ne => Ok(()),
+        _ => Err(format!(
+            "`{field}` supports only = and != (got {})",
+            op.symbol()
+        )),
+    }
+}
+
 /// Maps one comparison to a condition; a resource's list filter implements it.
 pub trait FilterSchema {
     /// Err(description) when the field is unknown, the operator does not apply to it, or

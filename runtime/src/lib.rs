@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod error;
+pub mod etag;
 pub mod filter;
 pub mod idempotency;
 pub mod page;

@@ -274,3 +274,22 @@ where
         }
     }
 }
+
+/// Binds `listen` (gRPC) and `http_listen` (probes) — port 0 picks a free one — and serves in
+/// the background until `shutdown`.
+pub async fn start(
+    listen: std::net::SocketAddr,
+    http_listen: std::net::SocketAddr,
+    routes: Routes,
+    services: &'static [&'static str],
+    ready: ReadyCheck,
+    shutdown: Shutdown,
+) -> Result<Running, String> {
+    let grpc = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let http = TcpListener::bind(http_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {http_listen}: {e}"))?;
+    spawn(grpc, http, routes, services, ready, shutdown).map_err(|e| e.to_string())
+}

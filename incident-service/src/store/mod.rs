@@ -51,27 +51,7 @@ pub enum TimelineKind {
     Note = 5,
 }
 
-/// The etag of a version: the version, quoted.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
-/// Parses an etag sent by a client; empty means "no precondition".
-pub fn parse_etag(field: &str, etag: &str) -> ApiResult<Option<i64>> {
-    if etag.is_empty() {
-        return Ok(None);
-    }
-    let inner = etag
-        .strip_prefix('"')
-        .and_then(|e| e.strip_suffix('"'))
-        .unwrap_or(etag);
-    inner
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .map(Some)
-        .ok_or_else(|| ApiError::invalid(field, "is not an etag issued by this service"))
-}
+pub use assurance_runtime::etag::{check_version, etag, parse_etag};
 
 impl Store {
     /// Connects and brings the schema up to date.
@@ -151,15 +131,7 @@ impl Store {
             .one(&tx)
             .await?
             .ok_or_else(|| ApiError::not_found(&name))?;
-        if let Some(v) = expected_version
-            && v != current.version
-        {
-            return Err(ApiError::StaleEtag {
-                resource: name,
-                sent: etag(v),
-                current: etag(current.version),
-            });
-        }
+        check_version(&name, expected_version, current.version)?;
         let mut next = current.clone();
         let Change {
             kind,

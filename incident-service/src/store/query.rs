@@ -3,7 +3,7 @@
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::{
     ApiError, ApiResult,
-    filter::{FilterSchema, Op},
+    filter::{FilterSchema, Op, compare, enum_value, equality_only},
     page::Key,
     time::parse_rfc3339,
 };
@@ -88,34 +88,6 @@ impl Store {
 
 /// The AIP-160 fields of `ListIncidents`.
 pub struct IncidentFilter;
-
-fn enum_value(value: &str, prefix: &str, parse: impl Fn(&str) -> Option<i32>) -> Option<i32> {
-    let upper = value.to_ascii_uppercase();
-    parse(&upper)
-        .or_else(|| parse(&format!("{prefix}{upper}")))
-        .filter(|v| *v != 0)
-}
-
-fn compare(col: incident::Column, op: Op, value: Value) -> Condition {
-    Condition::all().add(match op {
-        Op::Eq => col.eq(value),
-        Op::Ne => col.ne(value),
-        Op::Lt => col.lt(value),
-        Op::Le => col.lte(value),
-        Op::Gt => col.gt(value),
-        Op::Ge => col.gte(value),
-    })
-}
-
-fn equality_only(field: &str, op: Op) -> Result<(), String> {
-    match op {
-        Op::Eq | Op::Ne => Ok(()),
-        _ => Err(format!(
-            "`{field}` supports only = and != (got {})",
-            op.symbol()
-        )),
-    }
-}
 
 fn boolean(field: &str, value: &str) -> Result<bool, String> {
     match value {

@@ -10,7 +10,7 @@ mod risks;
 
 use std::{sync::Arc, time::Duration};
 
-use assurance_runtime::{ApiError, ApiResult, db, error::is_unique_violation, time::now_micros};
+use assurance_runtime::{ApiResult, db, error::is_unique_violation, time::now_micros};
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     EntityTrait, Set, Statement,
@@ -135,61 +135,4 @@ async fn notify_risks(conn: &impl ConnectionTrait, payload: &str) -> Result<(), 
     conn.execute_raw(stmt).await.map(|_| ())
 }
 
-/// The etag of a version: the version, quoted.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
-/// Parses an etag sent by a client; empty means "no precondition".
-pub fn parse_etag(field: &str, etag: &str) -> ApiResult<Option<i64>> {
-    if etag.is_empty() {
-        return Ok(None);
-    }
-    let inner = etag
-        .strip_prefix('"')
-        .and_then(|e| e.strip_suffix('"'))
-        .unwrap_or(etag);
-    inner
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .map(Some)
-        .ok_or_else(|| ApiError::invalid(field, "is not an etag issued by this service"))
-}
-
-/// Checks an optimistic-concurrency precondition against the stored version.
-fn check_version(resource: &str, expected: Option<i64>, current: i64) -> ApiResult<()> {
-    match expected {
-        Some(v) if v != current => Err(ApiError::StaleEtag {
-            resource: resource.to_string(),
-            sent: etag(v),
-            current: etag(current),
-        }),
-        _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etags() {
-        assert_eq!(etag(3), "\"3\"");
-        assert_eq!(parse_etag("etag", "\"3\""), Ok(Some(3)));
-        assert_eq!(parse_etag("etag", "3"), Ok(Some(3)));
-        assert_eq!(parse_etag("etag", ""), Ok(None));
-        assert!(parse_etag("etag", "\"x\"").is_err());
-        assert!(parse_etag("etag", "\"-1\"").is_err());
-    }
-
-    #[test]
-    fn version_check() {
-        assert!(check_version("risks/x", None, 4).is_ok());
-        assert!(check_version("risks/x", Some(4), 4).is_ok());
-        assert!(matches!(
-            check_version("risks/x", Some(3), 4),
-            Err(ApiError::StaleEtag { .. })
-        ));
-    }
-}
+pub use assurance_runtime::etag::{check_version, etag, parse_etag};

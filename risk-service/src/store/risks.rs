@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use assurance_proto::risk::v1 as pb;
 use assurance_runtime::{
     ApiError, ApiResult, db,
-    filter::{FilterSchema, Op},
+    filter::{FilterSchema, Op, compare, enum_value, equality_only},
     page::Key,
     time::{now_micros, parse_rfc3339},
 };
@@ -518,34 +518,6 @@ fn after_condition(q: &ListRisks, after: &[Key]) -> ApiResult<Condition> {
 
 /// The AIP-160 fields of `ListRisks`.
 pub struct RiskFilter;
-
-fn enum_value(value: &str, prefix: &str, parse: impl Fn(&str) -> Option<i32>) -> Option<i32> {
-    let upper = value.to_ascii_uppercase();
-    parse(&upper)
-        .or_else(|| parse(&format!("{prefix}{upper}")))
-        .filter(|v| *v != 0)
-}
-
-fn compare(col: risk::Column, op: Op, value: Value) -> Condition {
-    Condition::all().add(match op {
-        Op::Eq => col.eq(value),
-        Op::Ne => col.ne(value),
-        Op::Lt => col.lt(value),
-        Op::Le => col.lte(value),
-        Op::Gt => col.gt(value),
-        Op::Ge => col.gte(value),
-    })
-}
-
-fn equality_only(field: &str, op: Op) -> Result<(), String> {
-    match op {
-        Op::Eq | Op::Ne => Ok(()),
-        _ => Err(format!(
-            "`{field}` supports only = and != (got {})",
-            op.symbol()
-        )),
-    }
-}
 
 impl FilterSchema for RiskFilter {
     fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
