@@ -89,6 +89,23 @@ pub fn decode(
     Ok(Some(token.k))
 }
 
+/// Ends a page fetched with `limit = size + 1`: drops the extra row and returns the token of
+/// the next page (empty when this was the last).
+pub fn finish<T>(
+    rows: &mut Vec<T>,
+    size: u64,
+    fingerprint: &str,
+    keys: impl Fn(&T) -> Vec<Key>,
+) -> String {
+    if rows.len() as u64 <= size {
+        return String::new();
+    }
+    rows.truncate(size as usize);
+    rows.last()
+        .map(|r| encode(fingerprint, keys(r)))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +131,20 @@ mod tests {
         assert!(decode("page_token", &token, &other, 2).is_err());
         assert!(decode("page_token", &token, &fp, 3).is_err());
         assert_eq!(decode("page_token", "", &fp, 2), Ok(None));
+    }
+
+    #[test]
+    fn finishing_a_page() {
+        let fp = query_fingerprint(&["x"]);
+        let mut rows = vec![1i64, 2, 3];
+        let token = finish(&mut rows, 2, &fp, |r| vec![Key::Int(*r)]);
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(
+            decode("page_token", &token, &fp, 1),
+            Ok(Some(vec![Key::Int(2)]))
+        );
+        let mut last = vec![1i64];
+        assert_eq!(finish(&mut last, 2, &fp, |r| vec![Key::Int(*r)]), "");
     }
 
     #[test]

@@ -438,14 +438,7 @@ impl IncidentService for IncidentApi {
             limit: size + 1,
         };
         let mut rows = self.store.list(&query).await?;
-        let next_page_token = if rows.len() as u64 > size {
-            rows.truncate(size as usize);
-            rows.last()
-                .map(|r| page::encode(&fp, query.keys_of(r)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page::finish(&mut rows, size, &fp, |r| query.keys_of(r));
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: rows.iter().map(convert::incident).collect(),
             next_page_token,
@@ -730,14 +723,7 @@ impl IncidentService for IncidentApi {
             .store
             .timeline(id.unwrap_or_default(), after, size + 1)
             .await?;
-        let next_page_token = if rows.len() as u64 > size {
-            rows.truncate(size as usize);
-            rows.last()
-                .map(|e| page::encode(&fp, vec![page::Key::Int(e.seq)]))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page::finish(&mut rows, size, &fp, |e| vec![page::Key::Int(e.seq)]);
         Ok(Response::new(pb::ListTimelineResponse {
             events: rows.iter().map(convert::timeline_event).collect(),
             next_page_token,

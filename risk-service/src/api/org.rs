@@ -59,17 +59,6 @@ fn id_page(
     Ok((size, after, fp))
 }
 
-fn next_token<T>(rows: &mut Vec<T>, size: u64, fp: &str, id: impl Fn(&T) -> String) -> String {
-    if rows.len() as u64 > size {
-        rows.truncate(size as usize);
-        rows.last()
-            .map(|r| page::encode(fp, vec![page::Key::Text(id(r))]))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    }
-}
-
 #[tonic::async_trait]
 impl OrganizationService for OrgApi {
     async fn create_business_unit(
@@ -123,7 +112,9 @@ impl OrganizationService for OrgApi {
         let req = request.get_ref();
         let (size, after, fp) = id_page(req.page_size, &req.page_token, &["businessUnits"])?;
         let mut rows = self.store.list_business_units(after, size + 1).await?;
-        let next_page_token = next_token(&mut rows, size, &fp, |r| r.id.clone());
+        let next_page_token = page::finish(&mut rows, size, &fp, |r| {
+            vec![page::Key::Text(r.id.clone())]
+        });
         Ok(Response::new(pb::ListBusinessUnitsResponse {
             business_units: rows.iter().map(convert::business_unit).collect(),
             next_page_token,
@@ -244,7 +235,9 @@ impl OrganizationService for OrgApi {
             &["services", &req.business_unit],
         )?;
         let mut rows = self.store.list_services(bu, after, size + 1).await?;
-        let next_page_token = next_token(&mut rows, size, &fp, |r| r.id.clone());
+        let next_page_token = page::finish(&mut rows, size, &fp, |r| {
+            vec![page::Key::Text(r.id.clone())]
+        });
         Ok(Response::new(pb::ListServicesResponse {
             services: rows.iter().map(convert::service).collect(),
             next_page_token,

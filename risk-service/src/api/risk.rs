@@ -237,14 +237,7 @@ impl RiskService for RiskApi {
             limit: size + 1,
         };
         let mut rows = self.store.list_risks(&query).await?;
-        let next_page_token = if rows.len() as u64 > size {
-            rows.truncate(size as usize);
-            rows.last()
-                .map(|r| page::encode(&fp, query.keys_of(r)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page::finish(&mut rows, size, &fp, |r| query.keys_of(r));
         Ok(Response::new(pb::ListRisksResponse {
             risks: rows.iter().map(convert::risk).collect(),
             next_page_token,
@@ -404,14 +397,9 @@ impl RiskService for RiskApi {
             .store
             .list_assessments(id.unwrap_or_default(), after, size + 1)
             .await?;
-        let next_page_token = if rows.len() as u64 > size {
-            rows.truncate(size as usize);
-            rows.last()
-                .map(|a| page::encode(&fp, vec![page::Key::Text(a.id.to_string())]))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page::finish(&mut rows, size, &fp, |a| {
+            vec![page::Key::Text(a.id.to_string())]
+        });
         Ok(Response::new(pb::ListAssessmentsResponse {
             assessments: rows.iter().map(convert::assessment).collect(),
             next_page_token,
