@@ -2,6 +2,7 @@
 //! the protos, and calls into the store.
 
 mod convert;
+mod review;
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -516,7 +517,7 @@ impl IncidentService for IncidentApi {
         v.finish()?;
         let updated = self
             .store
-            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |m| {
+            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |_, m| {
                 if phase_of(m)? == Phase::Closed {
                     return Err(ApiError::precondition(
                         "INCIDENT_CLOSED",
@@ -613,7 +614,7 @@ impl IncidentService for IncidentApi {
         let target = target.unwrap_or(Phase::DetectionAnalysis);
         let updated = self
             .store
-            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |m| {
+            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |_, m| {
                 let from = phase_of(m)?;
                 let direction =
                     phase::check_advance(from, target, classification_of(m)?, m.review_complete)
@@ -660,7 +661,7 @@ impl IncidentService for IncidentApi {
         v.finish()?;
         let closed = self
             .store
-            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |m| {
+            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |_, m| {
                 phase::check_close(phase_of(m)?, classification_of(m)?, m.review_complete)
                     .map_err(refusal)?;
                 m.phase = Phase::Closed as i32;
@@ -674,6 +675,46 @@ impl IncidentService for IncidentApi {
             })
             .await?;
         Ok(Response::new(convert::incident(&closed)))
+    }
+
+    async fn record_post_incident_review(
+        &self,
+        request: Request<pb::RecordPostIncidentReviewRequest>,
+    ) -> Result<Response<pb::PostIncidentReview>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        v.request_id("request_id", &req.request_id);
+        let r = v.require("review", req.review.as_ref())?;
+        review::check(&mut v, r);
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        let (model, events) = review::to_store(id, r)?;
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let key = RequestKey::of("RecordPostIncidentReview", &req.request_id, fp);
+        let recorded = self
+            .store
+            .record_review(id, model, events, ANONYMOUS, key)
+            .await?;
+        Ok(Response::new(review::to_proto(&recorded)))
+    }
+
+    async fn get_post_incident_review(
+        &self,
+        request: Request<pb::GetPostIncidentReviewRequest>,
+    ) -> Result<Response<pb::PostIncidentReview>, Status> {
+        let name = &request.get_ref().name;
+        let mut v = Violations::new();
+        let id = match name.strip_suffix("/review") {
+            Some(parent) => incident_id(&mut v, "name", parent),
+            None => {
+                v.add("name", "must be `incidents/{id}/review`");
+                None
+            }
+        };
+        v.finish()?;
+        let found = self.store.review(id.unwrap_or_default()).await?;
+        Ok(Response::new(review::to_proto(&found)))
     }
 
     async fn add_timeline_event(

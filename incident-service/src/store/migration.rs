@@ -11,7 +11,7 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(ReviewAndOutbox)]
     }
 }
 
@@ -179,6 +179,92 @@ impl MigrationTrait for Initial {
         .await?;
         m.create_table(assurance_runtime::idempotency::create_table())
             .await?;
+        Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum PostIncidentReviews {
+    Table,
+    IncidentId,
+    RootCause,
+    WentWell,
+    WentPoorly,
+    LessonsLearned,
+    Participants,
+    FollowUps,
+    IdentifiedRisks,
+    ReviewTime,
+}
+
+#[derive(DeriveIden)]
+enum OutboxEvents {
+    Table,
+    Id,
+    Kind,
+    Aggregate,
+    Payload,
+    CreateTime,
+    DeliveredTime,
+    Attempts,
+    LastError,
+}
+
+struct ReviewAndOutbox;
+
+impl MigrationName for ReviewAndOutbox {
+    fn name(&self) -> &str {
+        "m0002_review_and_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ReviewAndOutbox {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(PostIncidentReviews::Table)
+                .col(uuid(PostIncidentReviews::IncidentId).primary_key())
+                .col(text(PostIncidentReviews::RootCause))
+                .col(text(PostIncidentReviews::WentWell))
+                .col(text(PostIncidentReviews::WentPoorly))
+                .col(text(PostIncidentReviews::LessonsLearned))
+                .col(text(PostIncidentReviews::Participants))
+                .col(text(PostIncidentReviews::FollowUps))
+                .col(text(PostIncidentReviews::IdentifiedRisks))
+                .col(big_integer(PostIncidentReviews::ReviewTime))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(PostIncidentReviews::Table, PostIncidentReviews::IncidentId)
+                        .to(Incidents::Table, Incidents::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(OutboxEvents::Table)
+                .col(uuid(OutboxEvents::Id).primary_key())
+                .col(string(OutboxEvents::Kind))
+                .col(string(OutboxEvents::Aggregate))
+                .col(text(OutboxEvents::Payload))
+                .col(big_integer(OutboxEvents::CreateTime))
+                .col(big_integer_null(OutboxEvents::DeliveredTime))
+                .col(integer(OutboxEvents::Attempts))
+                .col(text(OutboxEvents::LastError))
+                .to_owned(),
+        )
+        .await?;
+        // The relay scans pending events oldest first.
+        m.create_index(
+            Index::create()
+                .name("outbox_events_pending")
+                .table(OutboxEvents::Table)
+                .col(OutboxEvents::DeliveredTime)
+                .col(OutboxEvents::Id)
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 }

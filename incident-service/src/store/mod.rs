@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
 
 use crate::domain::phase::Phase;
-use entities::{incident, incident_service, timeline_event};
+use entities::{incident, incident_service, outbox_event, review, timeline_event};
 
 /// The incident-service database.
 #[derive(Clone)]
@@ -49,6 +49,13 @@ pub enum TimelineKind {
     PhaseChanged = 3,
     Closed = 4,
     Note = 5,
+    ReviewRecorded = 6,
+}
+
+/// Outbox event kinds of incident-service.
+pub mod outbox {
+    pub const FOLLOW_UP: &str = "incident.follow_up";
+    pub const IDENTIFIED_RISK: &str = "incident.identified_risk";
 }
 
 pub use assurance_runtime::etag::{check_version, etag, parse_etag};
@@ -115,52 +122,105 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(format!("incidents/{id}")))
     }
 
-    /// Read-modify-write of one incident: locks it (PostgreSQL; SQLite writes are serial),
-    /// checks the etag, applies `change`, and appends the change's timeline event.
+    /// Read-modify-write of one incident in a transaction of its own (see [`modify_in`]).
     pub async fn modify(
         &self,
         id: Uuid,
         expected_version: Option<i64>,
         actor: &str,
-        change: impl AsyncFnOnce(&mut incident::Model) -> ApiResult<Change>,
+        change: impl AsyncFnOnce(&DatabaseTransaction, &mut incident::Model) -> ApiResult<Change>,
     ) -> ApiResult<incident::Model> {
-        let name = format!("incidents/{id}");
         let tx = db::begin_write(&self.db).await?;
-        let current = incident::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(&name))?;
-        check_version(&name, expected_version, current.version)?;
-        let mut next = current.clone();
-        let Change {
-            kind,
-            summary,
-            services,
-        } = change(&mut next).await?;
-        let now = now_micros();
-        next.version = current.version + 1;
-        next.update_time = now;
-        next.timeline_seq = current.timeline_seq + 1;
-        let written = incident::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(incident::Column::Id.eq(id))
-            .filter(incident::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
-        if let Some(services) = services {
-            incident_service::Entity::delete_many()
-                .filter(incident_service::Column::IncidentId.eq(id))
-                .exec(&tx)
-                .await?;
-            write_services(&tx, id, &services).await?;
-        }
-        append(&tx, &next, next.timeline_seq, kind, actor, summary, now).await?;
+        let next = modify_in(&tx, id, expected_version, actor, change).await?;
         tx.commit().await?;
         Ok(next)
+    }
+
+    /// Records the post-incident review, queues its follow-ups and identified risks in the
+    /// outbox and marks the review complete — one transaction.
+    pub async fn record_review(
+        &self,
+        id: Uuid,
+        mut review: review::Model,
+        events: Vec<outbox_event::Model>,
+        actor: &str,
+        key: Option<RequestKey>,
+    ) -> ApiResult<review::Model> {
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            let now = now_micros();
+            review.incident_id = id;
+            review.review_time = now;
+            let summary = format!(
+                "post-incident review recorded: {} follow-up item(s), {} identified risk(s)",
+                events
+                    .iter()
+                    .filter(|e| e.kind == outbox::FOLLOW_UP)
+                    .count(),
+                events
+                    .iter()
+                    .filter(|e| e.kind == outbox::IDENTIFIED_RISK)
+                    .count(),
+            );
+            modify_in(tx, id, None, actor, async |tx, m| {
+                if phase_of(m)? != Phase::PostIncident {
+                    return Err(ApiError::precondition(
+                        "REVIEW_NOT_ALLOWED",
+                        format!(
+                            "incidents/{id} is in {}; the review is recorded in POST_INCIDENT",
+                            phase_name(m.phase)
+                        ),
+                    ));
+                }
+                if m.review_complete {
+                    return Err(ApiError::precondition(
+                        "REVIEW_EXISTS",
+                        format!("incidents/{id} already has its post-incident review"),
+                    ));
+                }
+                m.review_complete = true;
+                review::Entity::insert(review.clone().into_active_model())
+                    .exec_without_returning(tx)
+                    .await?;
+                if !events.is_empty() {
+                    let rows = events.iter().cloned().map(|mut e| {
+                        e.create_time = now;
+                        e.into_active_model()
+                    });
+                    outbox_event::Entity::insert_many(rows)
+                        .exec_without_returning(tx)
+                        .await?;
+                }
+                Ok(Change {
+                    kind: TimelineKind::ReviewRecorded,
+                    summary: summary.clone(),
+                    services: None,
+                })
+            })
+            .await?;
+            Ok((format!("incidents/{id}/review"), review.clone()))
+        })
+        .await?;
+        match outcome {
+            Outcome::Created(r) => Ok(r),
+            Outcome::Replayed(_) => self.review(id).await,
+        }
+    }
+
+    pub async fn review(&self, id: Uuid) -> ApiResult<review::Model> {
+        review::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("incidents/{id}/review")))
+    }
+
+    /// Outbox events not yet delivered, oldest first.
+    pub async fn pending_outbox(&self, limit: u64) -> ApiResult<Vec<outbox_event::Model>> {
+        Ok(outbox_event::Entity::find()
+            .filter(outbox_event::Column::DeliveredTime.is_null())
+            .order_by_asc(outbox_event::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
     }
 
     /// Adds a note to the timeline.
@@ -232,6 +292,62 @@ impl Store {
             .all(&self.db)
             .await?)
     }
+}
+
+/// Read-modify-write of one incident inside `tx`: locks it (PostgreSQL; SQLite writes are
+/// serial), checks the etag, applies `change`, and appends the change's timeline event.
+async fn modify_in(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    expected_version: Option<i64>,
+    actor: &str,
+    change: impl AsyncFnOnce(&DatabaseTransaction, &mut incident::Model) -> ApiResult<Change>,
+) -> ApiResult<incident::Model> {
+    let name = format!("incidents/{id}");
+    let current = incident::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    check_version(&name, expected_version, current.version)?;
+    let mut next = current.clone();
+    let Change {
+        kind,
+        summary,
+        services,
+    } = change(tx, &mut next).await?;
+    let now = now_micros();
+    next.version = current.version + 1;
+    next.update_time = now;
+    next.timeline_seq = current.timeline_seq + 1;
+    let written = incident::Entity::update_many()
+        .set(next.clone().into_active_model().reset_all())
+        .filter(incident::Column::Id.eq(id))
+        .filter(incident::Column::Version.eq(current.version))
+        .exec(tx)
+        .await?;
+    if written.rows_affected != 1 {
+        return Err(ApiError::Conflict { resource: name });
+    }
+    if let Some(services) = services {
+        incident_service::Entity::delete_many()
+            .filter(incident_service::Column::IncidentId.eq(id))
+            .exec(tx)
+            .await?;
+        write_services(tx, id, &services).await?;
+    }
+    append(tx, &next, next.timeline_seq, kind, actor, summary, now).await?;
+    Ok(next)
+}
+
+fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
+    Phase::from_i32(m.phase).ok_or_else(|| {
+        ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
+    })
+}
+
+fn phase_name(v: i32) -> &'static str {
+    Phase::from_i32(v).map_or("an unknown phase", Phase::as_str)
 }
 
 async fn write_services(
