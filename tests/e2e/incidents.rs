@@ -13,6 +13,7 @@ crate::on_both_backends!(
     invalid_incident_requests_name_every_bad_field,
     the_embedded_gateway_serves_incidents,
     the_review_queues_follow_ups_and_risks_and_allows_closing,
+    watchers_see_every_change_and_resume_from_their_cursor,
 );
 
 fn new_incident(title: &str) -> pb::Incident {
@@ -601,4 +602,106 @@ async fn the_review_queues_follow_ups_and_risks_and_allows_closing(backend: Back
         .expect("close after the review")
         .into_inner();
     assert_eq!(closed.phase, pb::Phase::Closed as i32);
+}
+
+async fn watchers_see_every_change_and_resume_from_their_cursor(backend: Backend) {
+    use tokio_stream::StreamExt;
+    let db = TestDb::new(backend).await;
+    let app = incident_service(&db).await;
+    let mut inc = new_incident("Data exfiltration via sync client");
+    inc.classification = pb::Classification::SecurityIncident as i32;
+    let declared = declare(&app, inc).await;
+    let watch = |after: i64| {
+        let mut client = app.incidents();
+        let name = declared.name.clone();
+        async move {
+            client
+                .watch_incident(pb::WatchIncidentRequest {
+                    name,
+                    after_sequence: after,
+                })
+                .await
+                .expect("watch")
+                .into_inner()
+        }
+    };
+    let mut a = watch(0).await;
+    let mut b = watch(0).await;
+
+    // B reads the declaration, then disconnects.
+    let first = b.next().await.expect("an event").expect("ok");
+    assert_eq!(first.sequence, 1);
+    drop(b);
+
+    // A third client drives the incident through every phase to closure.
+    for phase in [
+        pb::Phase::Containment,
+        pb::Phase::Eradication,
+        pb::Phase::Recovery,
+        pb::Phase::PostIncident,
+    ] {
+        advance(&app, &declared.name, phase, "")
+            .await
+            .expect("advance");
+    }
+    app.incidents()
+        .record_post_incident_review(pb::RecordPostIncidentReviewRequest {
+            parent: declared.name.clone(),
+            review: Some(review()),
+            request_id: String::new(),
+        })
+        .await
+        .expect("review");
+    app.incidents()
+        .close_incident(pb::CloseIncidentRequest {
+            name: declared.name.clone(),
+            resolution: "Sync client removed; keys rotated.".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect("close");
+
+    // A saw everything, in order, and its stream ended after CLOSED.
+    let timeout = std::time::Duration::from_secs(10);
+    let seen_a: Vec<pb::TimelineEvent> =
+        tokio::time::timeout(timeout, a.map(|e| e.expect("ok")).collect())
+            .await
+            .expect("A's stream ends after CLOSED");
+    let sequences: Vec<i64> = seen_a.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=7).collect::<Vec<_>>());
+    assert_eq!(
+        seen_a.last().map(|e| e.kind),
+        Some(pb::TimelineEventKind::Closed as i32)
+    );
+    let phases: Vec<i32> = seen_a.iter().map(|e| e.phase).collect();
+    assert_eq!(
+        phases,
+        [
+            pb::Phase::DetectionAnalysis as i32,
+            pb::Phase::Containment as i32,
+            pb::Phase::Eradication as i32,
+            pb::Phase::Recovery as i32,
+            pb::Phase::PostIncident as i32,
+            pb::Phase::PostIncident as i32,
+            pb::Phase::Closed as i32,
+        ]
+    );
+
+    // B resumes from its cursor and gets exactly what it missed.
+    let resumed = watch(first.sequence).await;
+    let seen_b: Vec<pb::TimelineEvent> =
+        tokio::time::timeout(timeout, resumed.map(|e| e.expect("ok")).collect())
+            .await
+            .expect("B's stream ends after CLOSED");
+    assert_eq!(seen_b, seen_a[1..].to_vec());
+
+    let err = app
+        .incidents()
+        .watch_incident(pb::WatchIncidentRequest {
+            name: format!("incidents/{}", uuid::Uuid::now_v7()),
+            after_sequence: 0,
+        })
+        .await
+        .expect_err("unknown incident");
+    assert_eq!(err.code(), Code::NotFound);
 }

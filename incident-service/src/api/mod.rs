@@ -320,8 +320,68 @@ fn classification_of(m: &incident::Model) -> ApiResult<Classification> {
         .ok_or_else(|| ApiError::Internal(format!("incident {} has unknown classification", m.id)))
 }
 
+/// How often a watcher looks for changes made through other replicas.
+const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+type EventStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::TimelineEvent, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl IncidentService for IncidentApi {
+    type WatchIncidentStream = EventStream;
+
+    async fn watch_incident(
+        &self,
+        request: Request<pb::WatchIncidentRequest>,
+    ) -> Result<Response<Self::WatchIncidentStream>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "name", &req.name);
+        if req.after_sequence < 0 {
+            v.add("after_sequence", "must not be negative");
+        }
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        // Unknown incidents fail the call itself rather than the stream.
+        self.store.get(id).await?;
+        struct Cursor {
+            store: Store,
+            id: Uuid,
+            after: i64,
+            buffered: std::collections::VecDeque<crate::store::entities::timeline_event::Model>,
+            done: bool,
+        }
+        let start = Cursor {
+            store: self.store.clone(),
+            id,
+            after: req.after_sequence,
+            buffered: Default::default(),
+            done: false,
+        };
+        let stream = futures::stream::unfold(start, |mut c| async move {
+            loop {
+                if let Some(e) = c.buffered.pop_front() {
+                    c.after = e.seq;
+                    // The stream ends after the CLOSED event (and anything buffered with it).
+                    c.done |= e.kind == TimelineKind::Closed as i32;
+                    return Some((Ok(convert::timeline_event(&e)), c));
+                }
+                if c.done {
+                    return None;
+                }
+                match c.store.timeline(c.id, c.after, 100).await {
+                    Ok(rows) if !rows.is_empty() => c.buffered.extend(rows),
+                    Ok(_) => c.store.wait_for_change(WATCH_POLL).await,
+                    Err(e) => {
+                        c.done = true;
+                        return Some((Err(e.into()), c));
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn declare_incident(
         &self,
         request: Request<pb::DeclareIncidentRequest>,

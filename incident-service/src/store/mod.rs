@@ -30,6 +30,9 @@ use entities::{incident, incident_service, outbox_event, review, timeline_event}
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Woken after every committed change, so watchers of this process need not wait for
+    /// their next poll; changes through other replicas are seen by polling.
+    changed: Arc<tokio::sync::Notify>,
     /// Background jobs of this store (the WAL checkpointer) run while this lives.
     _alive: Arc<()>,
 }
@@ -67,11 +70,20 @@ impl Store {
         migration::Migrator::up(&db, None).await?;
         let alive = Arc::new(());
         db::spawn_checkpointer(db.clone(), Arc::downgrade(&alive));
-        Ok(Store { db, _alive: alive })
+        Ok(Store {
+            db,
+            changed: Arc::default(),
+            _alive: alive,
+        })
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Returns after the next change committed through this process, or after `poll`.
+    pub async fn wait_for_change(&self, poll: std::time::Duration) {
+        let _ = tokio::time::timeout(poll, self.changed.notified()).await;
     }
 
     /// Records a declared incident and its first timeline event.
@@ -109,6 +121,7 @@ impl Store {
             Ok((format!("incidents/{}", inc.id), inc.clone()))
         })
         .await?;
+        self.changed.notify_waiters();
         match outcome {
             Outcome::Created(m) => Ok(m),
             Outcome::Replayed(_) => self.get(inc.id).await,
@@ -133,6 +146,7 @@ impl Store {
         let tx = db::begin_write(&self.db).await?;
         let next = modify_in(&tx, id, expected_version, actor, change).await?;
         tx.commit().await?;
+        self.changed.notify_waiters();
         Ok(next)
     }
 
@@ -200,6 +214,7 @@ impl Store {
             Ok((format!("incidents/{id}/review"), review.clone()))
         })
         .await?;
+        self.changed.notify_waiters();
         match outcome {
             Outcome::Created(r) => Ok(r),
             Outcome::Replayed(_) => self.review(id).await,
@@ -260,6 +275,7 @@ impl Store {
             Ok((format!("incidents/{id}/timeline/{seq}"), event))
         })
         .await?;
+        self.changed.notify_waiters();
         match outcome {
             Outcome::Created(e) => Ok(e),
             Outcome::Replayed(name) => {
