@@ -625,7 +625,7 @@ async fn watchers_see_every_change_and_resume_from_their_cursor(backend: Backend
                 .into_inner()
         }
     };
-    let mut a = watch(0).await;
+    let a = watch(0).await;
     let mut b = watch(0).await;
 
     // B reads the declaration, then disconnects.
