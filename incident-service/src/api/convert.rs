@@ -4,7 +4,7 @@ use assurance_proto::incident::v1 as pb;
 use assurance_runtime::time::to_timestamp;
 
 use crate::store::{
-    entities::{incident, timeline_event},
+    entities::{incident, indicator, timeline_event},
     etag,
 };
 
@@ -61,5 +61,16 @@ pub fn timeline_event(e: &timeline_event::Model) -> pb::TimelineEvent {
         summary: e.summary.clone(),
         phase: e.phase,
         event_time: Some(to_timestamp(e.event_time)),
+    }
+}
+
+pub fn indicator(i: &indicator::Model) -> pb::Indicator {
+    pb::Indicator {
+        name: format!("incidents/{}/indicators/{}", i.incident_id, i.id),
+        r#type: i.kind,
+        value: i.value.clone(),
+        tlp: i.tlp,
+        description: i.description.clone(),
+        create_time: Some(to_timestamp(i.create_time)),
     }
 }

@@ -145,3 +145,26 @@ pub mod outbox_event {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod indicator {
+    use sea_orm::entity::prelude::*;
+
+    /// An indicator of an incident; `value` is normalised, so a sweep is an exact match.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "indicators")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub incident_id: Uuid,
+        pub kind: i32,
+        pub value: String,
+        pub tlp: i32,
+        pub description: String,
+        pub create_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
