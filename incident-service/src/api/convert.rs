@@ -4,7 +4,7 @@ use assurance_proto::incident::v1 as pb;
 use assurance_runtime::time::to_timestamp;
 
 use crate::store::{
-    entities::{incident, indicator, timeline_event},
+    entities::{incident, indicator, role, timeline_event},
     etag,
 };
 
@@ -72,5 +72,26 @@ pub fn indicator(i: &indicator::Model) -> pb::Indicator {
         tlp: i.tlp,
         description: i.description.clone(),
         create_time: Some(to_timestamp(i.create_time)),
+    }
+}
+
+/// `ROLE_KIND_INCIDENT_RESPONSE_LEAD` → `incident-response-lead`.
+pub fn role_slug(kind: pb::RoleKind) -> String {
+    kind.as_str_name()
+        .trim_start_matches("ROLE_KIND_")
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
+pub fn role(r: &role::Model) -> pb::Role {
+    let slug = pb::RoleKind::try_from(r.kind)
+        .map(role_slug)
+        .unwrap_or_default();
+    pb::Role {
+        name: format!("incidents/{}/roles/{slug}", r.incident_id),
+        kind: r.kind,
+        person: r.person.clone(),
+        team: r.team.clone(),
+        assign_time: Some(to_timestamp(r.assign_time)),
     }
 }

@@ -168,3 +168,25 @@ pub mod indicator {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod role {
+    use sea_orm::entity::prelude::*;
+
+    /// The current holder of a role in an incident (history is in the timeline).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "incident_roles")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub incident_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: i32,
+        pub person: String,
+        pub team: String,
+        pub assign_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

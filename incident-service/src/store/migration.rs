@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(Initial),
             Box::new(ReviewAndOutbox),
             Box::new(Indicators),
+            Box::new(Roles),
         ]
     }
 }
@@ -338,5 +339,50 @@ impl MigrationTrait for Indicators {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum IncidentRoles {
+    Table,
+    IncidentId,
+    Kind,
+    Person,
+    Team,
+    AssignTime,
+}
+
+struct Roles;
+
+impl MigrationName for Roles {
+    fn name(&self) -> &str {
+        "m0004_roles"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Roles {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(IncidentRoles::Table)
+                .col(uuid(IncidentRoles::IncidentId))
+                .col(integer(IncidentRoles::Kind))
+                .col(string(IncidentRoles::Person))
+                .col(string(IncidentRoles::Team))
+                .col(big_integer(IncidentRoles::AssignTime))
+                .primary_key(
+                    Index::create()
+                        .col(IncidentRoles::IncidentId)
+                        .col(IncidentRoles::Kind),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(IncidentRoles::Table, IncidentRoles::IncidentId)
+                        .to(Incidents::Table, Incidents::Id),
+                )
+                .to_owned(),
+        )
+        .await
     }
 }

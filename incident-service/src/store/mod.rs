@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
 
 use crate::domain::phase::Phase;
-use entities::{incident, incident_service, indicator, outbox_event, review, timeline_event};
+use entities::{incident, incident_service, indicator, outbox_event, review, role, timeline_event};
 
 /// The incident-service database.
 #[derive(Clone)]
@@ -54,6 +54,7 @@ pub enum TimelineKind {
     Note = 5,
     ReviewRecorded = 6,
     IndicatorAdded = 7,
+    RoleAssigned = 8,
 }
 
 /// Outbox event kinds of incident-service.
@@ -306,6 +307,55 @@ impl Store {
             q = q.filter(indicator::Column::Id.gt(after));
         }
         Ok(q.limit(limit).all(&self.db).await?)
+    }
+
+    /// Gives `role.kind` of an incident to `role.person`, replacing any holder.
+    pub async fn assign_role(
+        &self,
+        mut role: role::Model,
+        role_name: &str,
+        actor: &str,
+    ) -> ApiResult<role::Model> {
+        role.assign_time = now_micros();
+        let id = role.incident_id;
+        self.modify(id, None, actor, async |tx, m| {
+            if m.phase == Phase::Closed as i32 {
+                return Err(ApiError::precondition(
+                    "INCIDENT_CLOSED",
+                    format!("incidents/{id} is CLOSED"),
+                ));
+            }
+            let previous = role::Entity::find_by_id((id, role.kind)).one(tx).await?;
+            let summary = match &previous {
+                Some(p) => format!(
+                    "{role_name}: {} → {} ({})",
+                    p.person, role.person, role.team
+                ),
+                None => format!("{role_name}: {} ({})", role.person, role.team),
+            };
+            if previous.is_some() {
+                role::Entity::delete_by_id((id, role.kind)).exec(tx).await?;
+            }
+            role::Entity::insert(role.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            Ok(Change {
+                kind: TimelineKind::RoleAssigned,
+                summary,
+                services: None,
+            })
+        })
+        .await?;
+        Ok(role)
+    }
+
+    pub async fn roles(&self, id: Uuid) -> ApiResult<Vec<role::Model>> {
+        self.get(id).await?;
+        Ok(role::Entity::find()
+            .filter(role::Column::IncidentId.eq(id))
+            .order_by_asc(role::Column::Kind)
+            .all(&self.db)
+            .await?)
     }
 
     /// Outbox events not yet delivered, oldest first.
