@@ -4,7 +4,7 @@ use assurance_proto::incident::v1 as pb;
 use assurance_runtime::time::to_timestamp;
 
 use crate::store::{
-    entities::{incident, indicator, role, timeline_event},
+    entities::{custody_entry, evidence, incident, indicator, role, timeline_event},
     etag,
 };
 
@@ -93,5 +93,33 @@ pub fn role(r: &role::Model) -> pb::Role {
         person: r.person.clone(),
         team: r.team.clone(),
         assign_time: Some(to_timestamp(r.assign_time)),
+    }
+}
+
+pub fn evidence(e: &evidence::Model) -> pb::Evidence {
+    pb::Evidence {
+        name: format!("incidents/{}/evidence/{}", e.incident_id, e.id),
+        description: e.description.clone(),
+        hash: e.hash.clone(),
+        location: e.location.clone(),
+        collector: e.collector.clone(),
+        custodian: e.custodian.clone(),
+        collect_time: Some(to_timestamp(e.collect_time)),
+        create_time: Some(to_timestamp(e.create_time)),
+    }
+}
+
+pub fn custody_entry(c: &custody_entry::Model) -> pb::CustodyEntry {
+    pb::CustodyEntry {
+        name: format!(
+            "incidents/{}/evidence/{}/custody/{}",
+            c.incident_id, c.evidence_id, c.seq
+        ),
+        sequence: c.seq,
+        from_custodian: c.from_custodian.clone(),
+        to_custodian: c.to_custodian.clone(),
+        purpose: c.purpose.clone(),
+        location: c.location.clone(),
+        transfer_time: Some(to_timestamp(c.transfer_time)),
     }
 }

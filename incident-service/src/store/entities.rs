@@ -190,3 +190,54 @@ pub mod role {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod evidence {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "evidence")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub incident_id: Uuid,
+        pub description: String,
+        pub hash: String,
+        pub location: String,
+        pub collector: String,
+        pub custodian: String,
+        pub collect_time: i64,
+        /// Sequence of the last custody entry.
+        pub custody_seq: i64,
+        pub create_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod custody_entry {
+    use sea_orm::entity::prelude::*;
+
+    /// Append-only chain of custody.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "custody_entries")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub evidence_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub incident_id: Uuid,
+        pub from_custodian: String,
+        pub to_custodian: String,
+        pub purpose: String,
+        pub location: String,
+        pub transfer_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
