@@ -4,7 +4,8 @@ use assurance_proto::incident::v1 as pb;
 use assurance_runtime::time::to_timestamp;
 
 use crate::store::{
-    entities::{custody_entry, evidence, incident, indicator, role, timeline_event},
+    comms,
+    entities::{custody_entry, evidence, incident, indicator, notification, role, timeline_event},
     etag,
 };
 
@@ -121,5 +122,23 @@ pub fn custody_entry(c: &custody_entry::Model) -> pb::CustodyEntry {
         purpose: c.purpose.clone(),
         location: c.location.clone(),
         transfer_time: Some(to_timestamp(c.transfer_time)),
+    }
+}
+
+/// A notification as of `now` (which decides `overdue`).
+pub fn notification(n: &notification::Model, now: i64) -> pb::Notification {
+    pb::Notification {
+        name: format!("incidents/{}/notifications/{}", n.incident_id, n.id),
+        audience: n.audience,
+        subject: n.subject.clone(),
+        body: n.body.clone(),
+        status: n.status,
+        author: n.author.clone(),
+        approver: n.approver.clone(),
+        deadline_time: n.deadline_time.map(to_timestamp),
+        overdue: n.status != comms::SENT && n.deadline_time.is_some_and(|d| d < now),
+        approve_time: n.approve_time.map(to_timestamp),
+        send_time: n.send_time.map(to_timestamp),
+        create_time: Some(to_timestamp(n.create_time)),
     }
 }

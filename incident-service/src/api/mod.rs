@@ -308,6 +308,24 @@ fn evidence_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, U
     parsed
 }
 
+/// `incidents/{id}/notifications/{id}` → both ids, or a violation on `field`.
+fn notification_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)> {
+    let parsed = name
+        .split_once("/notifications/")
+        .and_then(|(incident, item)| {
+            let incident =
+                name_id(incident, "incidents").and_then(|id| Uuid::parse_str(id).ok())?;
+            Some((incident, Uuid::parse_str(item).ok()?))
+        });
+    if parsed.is_none() {
+        v.add(
+            field,
+            "must be `incidents/{id}/notifications/{id}` with UUID ids",
+        );
+    }
+    parsed
+}
+
 fn factors(m: &incident::Model) -> Option<Factors> {
     Some(Factors {
         functional: functional(m.functional_impact)?,
@@ -990,6 +1008,114 @@ impl IncidentService for IncidentApi {
         let entries = self.store.custody(incident, item).await?;
         Ok(Response::new(pb::ListCustodyResponse {
             entries: entries.iter().map(convert::custody_entry).collect(),
+        }))
+    }
+
+    async fn create_notification(
+        &self,
+        request: Request<pb::CreateNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        v.request_id("request_id", &req.request_id);
+        let n = v.require("notification", req.notification.as_ref())?;
+        check_enum(
+            &mut v,
+            "notification.audience",
+            n.audience,
+            (1..=3).contains(&n.audience),
+        );
+        v.line("notification.subject", &n.subject, true, 200);
+        v.paragraph("notification.body", &n.body, true, 20_000);
+        v.principal("notification.author", &n.author, true);
+        v.finish()?;
+        let model = crate::store::entities::notification::Model {
+            id: Uuid::now_v7(),
+            incident_id: id.unwrap_or_default(),
+            audience: n.audience,
+            subject: n.subject.clone(),
+            body: n.body.clone(),
+            status: 0,
+            author: n.author.clone(),
+            approver: String::new(),
+            deadline_time: None,
+            approve_time: None,
+            send_time: None,
+            create_time: 0,
+        };
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let key = RequestKey::of("CreateNotification", &req.request_id, fp);
+        let created = self
+            .store
+            .create_notification(model, ANONYMOUS, key)
+            .await?;
+        Ok(Response::new(convert::notification(&created, now_micros())))
+    }
+
+    async fn approve_notification(
+        &self,
+        request: Request<pb::ApproveNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let ids = notification_name(&mut v, "name", &req.name);
+        v.principal("approver", &req.approver, true);
+        v.finish()?;
+        let (incident, id) = ids.unwrap_or_default();
+        let n = self
+            .store
+            .advance_notification(incident, id, Some(req.approver.clone()), ANONYMOUS)
+            .await?;
+        Ok(Response::new(convert::notification(&n, now_micros())))
+    }
+
+    async fn mark_notification_sent(
+        &self,
+        request: Request<pb::MarkNotificationSentRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let mut v = Violations::new();
+        let ids = notification_name(&mut v, "name", &request.get_ref().name);
+        v.finish()?;
+        let (incident, id) = ids.unwrap_or_default();
+        let n = self
+            .store
+            .advance_notification(incident, id, None, ANONYMOUS)
+            .await?;
+        Ok(Response::new(convert::notification(&n, now_micros())))
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let incident = if req.parent == "incidents/-" {
+            None
+        } else {
+            incident_id(&mut v, "parent", &req.parent)
+        };
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let fp = page::query_fingerprint(&[
+            "notifications",
+            &req.parent,
+            if req.only_overdue { "1" } else { "0" },
+        ]);
+        let after = uuid_cursor(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self
+            .store
+            .notifications(incident, req.only_overdue, after, size + 1)
+            .await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |n| {
+            vec![page::Key::Text(n.id.to_string())]
+        });
+        let now = now_micros();
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: rows.iter().map(|n| convert::notification(n, now)).collect(),
+            next_page_token,
         }))
     }
 

@@ -241,3 +241,31 @@ pub mod custody_entry {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod notification {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notifications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub incident_id: Uuid,
+        pub audience: i32,
+        pub subject: String,
+        pub body: String,
+        pub status: i32,
+        pub author: String,
+        pub approver: String,
+        /// None when no deadline applies.
+        pub deadline_time: Option<i64>,
+        pub approve_time: Option<i64>,
+        pub send_time: Option<i64>,
+        pub create_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
