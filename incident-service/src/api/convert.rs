@@ -7,6 +7,7 @@ use crate::store::{
     comms,
     entities::{custody_entry, evidence, incident, indicator, notification, role, timeline_event},
     etag,
+    metrics::{Metrics, Stats},
 };
 
 pub fn severity_name(v: i32) -> &'static str {
@@ -140,5 +141,48 @@ pub fn notification(n: &notification::Model, now: i64) -> pb::Notification {
         approve_time: n.approve_time.map(to_timestamp),
         send_time: n.send_time.map(to_timestamp),
         create_time: Some(to_timestamp(n.create_time)),
+    }
+}
+
+fn duration(micros: i64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+fn stats(s: &Stats) -> pb::DurationStats {
+    pb::DurationStats {
+        count: s.count,
+        mean: (s.count > 0).then(|| duration(s.mean)),
+        p90: (s.count > 0).then(|| duration(s.p90)),
+    }
+}
+
+pub fn metrics(m: &Metrics) -> pb::IncidentMetrics {
+    pb::IncidentMetrics {
+        total: m.total,
+        open: m.open,
+        by_phase: m
+            .by_phase
+            .iter()
+            .map(|(phase, count)| pb::PhaseCount {
+                phase: *phase,
+                count: *count,
+            })
+            .collect(),
+        by_severity: m
+            .by_severity
+            .iter()
+            .map(|(severity, count)| pb::SeverityCount {
+                severity: *severity,
+                count: *count,
+            })
+            .collect(),
+        time_to_detect: Some(stats(&m.to_detect)),
+        time_to_declare: Some(stats(&m.to_declare)),
+        time_to_contain: Some(stats(&m.to_contain)),
+        time_to_recover: Some(stats(&m.to_recover)),
+        total_time: Some(stats(&m.total_time)),
     }
 }

@@ -4,6 +4,7 @@
 //! order — the cursor `WatchIncident` will stream from.
 
 pub mod entities;
+pub mod metrics;
 pub mod migration;
 mod query;
 
