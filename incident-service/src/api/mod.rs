@@ -2,6 +2,7 @@
 //! the protos, and calls into the store.
 
 mod convert;
+mod report;
 mod review;
 
 use std::{collections::HashSet, sync::Arc};
@@ -1116,6 +1117,89 @@ impl IncidentService for IncidentApi {
         Ok(Response::new(pb::ListNotificationsResponse {
             notifications: rows.iter().map(|n| convert::notification(n, now)).collect(),
             next_page_token,
+        }))
+    }
+
+    async fn export_incident_report(
+        &self,
+        request: Request<pb::ExportIncidentReportRequest>,
+    ) -> Result<Response<pb::IncidentReport>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "name", &req.name);
+        let format = pb::ReportFormat::try_from(req.format)
+            .ok()
+            .filter(|f| *f != pb::ReportFormat::Unspecified);
+        check_enum(&mut v, "format", req.format, format.is_some());
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        let incident = self.store.get(id).await?;
+        let now = now_micros();
+        const ALL: u64 = 10_000;
+        let review = match self.store.review(id).await {
+            Ok(r) => Some(review::to_proto(&r)),
+            Err(ApiError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut material = report::Material {
+            incident: convert::incident(&incident),
+            roles: self
+                .store
+                .roles(id)
+                .await?
+                .iter()
+                .map(convert::role)
+                .collect(),
+            timeline: self
+                .store
+                .timeline(id, 0, ALL)
+                .await?
+                .iter()
+                .map(convert::timeline_event)
+                .collect(),
+            indicators: self
+                .store
+                .indicators(Some(id), None, None, ALL)
+                .await?
+                .iter()
+                .map(convert::indicator)
+                .collect(),
+            evidence: self
+                .store
+                .evidence_of(id, None, ALL)
+                .await?
+                .iter()
+                .map(convert::evidence)
+                .collect(),
+            notifications: self
+                .store
+                .notifications(Some(id), false, None, ALL)
+                .await?
+                .iter()
+                .map(|n| convert::notification(n, now))
+                .collect(),
+            review,
+        };
+        if req.external {
+            material = material.for_external();
+        }
+        let (content_type, content) = match format {
+            Some(pb::ReportFormat::Json) => (
+                "application/json",
+                serde_json::to_vec_pretty(&report::json(&material))
+                    .map_err(|e| ApiError::Internal(format!("render report: {e}")))?,
+            ),
+            _ => (
+                "text/markdown; charset=utf-8",
+                report::markdown(&material).into_bytes(),
+            ),
+        };
+        Ok(Response::new(pb::IncidentReport {
+            name: req.name.clone(),
+            format: req.format,
+            content_type: content_type.into(),
+            content,
+            generate_time: Some(assurance_runtime::time::to_timestamp(now)),
         }))
     }
 

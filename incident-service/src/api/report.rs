@@ -1,0 +1,265 @@
+//! The per-incident report, rendered from the API's own messages as Markdown or JSON.
+
+use assurance_proto::incident::v1 as pb;
+use serde_json::{Value, json};
+
+/// Everything a report draws on.
+pub struct Material {
+    pub incident: pb::Incident,
+    pub roles: Vec<pb::Role>,
+    pub timeline: Vec<pb::TimelineEvent>,
+    pub indicators: Vec<pb::Indicator>,
+    pub evidence: Vec<pb::Evidence>,
+    pub notifications: Vec<pb::Notification>,
+    pub review: Option<pb::PostIncidentReview>,
+}
+
+impl Material {
+    /// What external readers may see: TLP:CLEAR and GREEN indicators, no evidence, no roles or
+    /// names, no internal communications, and only the milestones of the timeline.
+    pub fn for_external(mut self) -> Self {
+        self.indicators
+            .retain(|i| i.tlp == pb::Tlp::Clear as i32 || i.tlp == pb::Tlp::Green as i32);
+        self.evidence.clear();
+        self.notifications
+            .retain(|n| n.audience != pb::Audience::Internal as i32);
+        self.roles.clear();
+        // Summaries of other events quote indicators, evidence, names and internal notes.
+        use pb::TimelineEventKind as K;
+        let shareable =
+            [K::Declared, K::PhaseChanged, K::ReviewRecorded, K::Closed].map(|k| k as i32);
+        self.timeline.retain(|e| shareable.contains(&e.kind));
+        for e in &mut self.timeline {
+            e.actor.clear();
+            if e.kind == K::PhaseChanged as i32 {
+                // Keep "phase A → B", not the responder's free-text reason.
+                e.summary = e.summary.split(':').next().unwrap_or_default().to_string();
+            }
+        }
+        self
+    }
+}
+
+fn name<T: TryFrom<i32>>(v: i32, as_str: impl Fn(&T) -> &'static str, prefix: &str) -> String {
+    T::try_from(v).map_or_else(
+        |_| "UNSPECIFIED".to_string(),
+        |x| as_str(&x).trim_start_matches(prefix).to_string(),
+    )
+}
+
+fn time(ts: &Option<prost_types::Timestamp>) -> String {
+    ts.as_ref()
+        .map_or_else(|| "—".to_string(), |t| t.to_string())
+}
+
+fn phase(v: i32) -> String {
+    name::<pb::Phase>(v, pb::Phase::as_str_name, "PHASE_")
+}
+
+fn severity(v: i32) -> String {
+    name::<pb::Severity>(v, pb::Severity::as_str_name, "SEVERITY_")
+}
+
+/// A Markdown report.
+pub fn markdown(m: &Material) -> String {
+    let i = &m.incident;
+    let mut out = format!(
+        "# Incident report: {}\n\n`{}`\n\n{}\n\n",
+        i.title, i.name, i.summary
+    );
+    out.push_str("| | |\n|---|---|\n");
+    let info: Vec<String> = i
+        .information_impacts
+        .iter()
+        .map(|x| {
+            name::<pb::InformationImpact>(
+                *x,
+                pb::InformationImpact::as_str_name,
+                "INFORMATION_IMPACT_",
+            )
+        })
+        .collect();
+    for (k, v) in [
+        (
+            "Classification",
+            name::<pb::Classification>(
+                i.classification,
+                pb::Classification::as_str_name,
+                "CLASSIFICATION_",
+            ),
+        ),
+        ("Severity", severity(i.severity)),
+        ("Phase", phase(i.phase)),
+        (
+            "Functional impact",
+            name::<pb::FunctionalImpact>(
+                i.functional_impact,
+                pb::FunctionalImpact::as_str_name,
+                "FUNCTIONAL_IMPACT_",
+            ),
+        ),
+        ("Information impact", info.join(", ")),
+        (
+            "Recoverability",
+            name::<pb::Recoverability>(
+                i.recoverability,
+                pb::Recoverability::as_str_name,
+                "RECOVERABILITY_",
+            ),
+        ),
+        (
+            "Customer data affected",
+            if i.customer_data_affected {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
+        ),
+        ("Affected services", i.affected_services.join(", ")),
+        ("Incident type", i.incident_type.clone()),
+        ("Detection source", i.detection_source.clone()),
+        ("Resolution", i.resolution.clone()),
+    ] {
+        out.push_str(&format!(
+            "| {k} | {} |\n",
+            if v.is_empty() { "—".into() } else { v }
+        ));
+    }
+    out.push_str("\n## Key times\n\n| | |\n|---|---|\n");
+    for (k, v) in [
+        ("Occurred", &i.occur_time),
+        ("Detected", &i.detect_time),
+        ("Declared", &i.declare_time),
+        ("Contained", &i.contain_time),
+        ("Eradicated", &i.eradicate_time),
+        ("Recovered", &i.recover_time),
+        ("Post-incident", &i.post_incident_time),
+        ("Closed", &i.close_time),
+    ] {
+        out.push_str(&format!("| {k} | {} |\n", time(v)));
+    }
+    if !m.roles.is_empty() {
+        out.push_str("\n## Roles\n\n");
+        for r in &m.roles {
+            out.push_str(&format!(
+                "- {}: {} ({})\n",
+                name::<pb::RoleKind>(r.kind, pb::RoleKind::as_str_name, "ROLE_KIND_"),
+                r.person,
+                r.team
+            ));
+        }
+    }
+    out.push_str("\n## Timeline\n\n| # | time | phase | event |\n|---|---|---|---|\n");
+    for e in &m.timeline {
+        let who = if e.actor.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", e.actor)
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {}{who} |\n",
+            e.sequence,
+            time(&e.event_time),
+            phase(e.phase),
+            e.summary.replace('|', "\\\\|")
+        ));
+    }
+    if !m.indicators.is_empty() {
+        out.push_str("\n## Indicators of compromise\n\n| type | value | TLP |\n|---|---|---|\n");
+        for x in &m.indicators {
+            out.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                name::<pb::IndicatorType>(
+                    x.r#type,
+                    pb::IndicatorType::as_str_name,
+                    "INDICATOR_TYPE_"
+                ),
+                x.value,
+                name::<pb::Tlp>(x.tlp, pb::Tlp::as_str_name, "TLP_")
+            ));
+        }
+    }
+    if !m.evidence.is_empty() {
+        out.push_str("\n## Evidence\n\n");
+        for e in &m.evidence {
+            out.push_str(&format!(
+                "- {} — `{}` at {}, held by {}\n",
+                e.description, e.hash, e.location, e.custodian
+            ));
+        }
+    }
+    if !m.notifications.is_empty() {
+        out.push_str("\n## Communications\n\n");
+        for n in &m.notifications {
+            out.push_str(&format!(
+                "- {} to {}: {} (deadline {})\n",
+                name::<pb::NotificationStatus>(
+                    n.status,
+                    pb::NotificationStatus::as_str_name,
+                    "NOTIFICATION_STATUS_"
+                ),
+                name::<pb::Audience>(n.audience, pb::Audience::as_str_name, "AUDIENCE_"),
+                n.subject,
+                time(&n.deadline_time)
+            ));
+        }
+    }
+    if let Some(r) = &m.review {
+        out.push_str(&format!(
+            "\n## Post-incident review\n\n**Root cause.** {}\n\n**What went well.** {}\n\n**What went poorly.** {}\n\n**Lessons learned.** {}\n",
+            r.root_cause, r.went_well, r.went_poorly, r.lessons_learned
+        ));
+        if !r.follow_ups.is_empty() {
+            out.push_str("\n**Follow-up items**\n\n");
+            for f in &r.follow_ups {
+                out.push_str(&format!(
+                    "- {} — {}, due {}\n",
+                    f.title,
+                    f.owner,
+                    time(&f.due_time)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A JSON report with the same content.
+pub fn json(m: &Material) -> Value {
+    let i = &m.incident;
+    json!({
+        "name": i.name,
+        "title": i.title,
+        "summary": i.summary,
+        "classification": name::<pb::Classification>(i.classification, pb::Classification::as_str_name, "CLASSIFICATION_"),
+        "severity": severity(i.severity),
+        "phase": phase(i.phase),
+        "functional_impact": name::<pb::FunctionalImpact>(i.functional_impact, pb::FunctionalImpact::as_str_name, "FUNCTIONAL_IMPACT_"),
+        "information_impacts": i.information_impacts.iter().map(|x| name::<pb::InformationImpact>(*x, pb::InformationImpact::as_str_name, "INFORMATION_IMPACT_")).collect::<Vec<_>>(),
+        "recoverability": name::<pb::Recoverability>(i.recoverability, pb::Recoverability::as_str_name, "RECOVERABILITY_"),
+        "customer_data_affected": i.customer_data_affected,
+        "affected_services": i.affected_services,
+        "times": {
+            "occurred": i.occur_time.as_ref().map(ToString::to_string),
+            "detected": i.detect_time.as_ref().map(ToString::to_string),
+            "declared": i.declare_time.as_ref().map(ToString::to_string),
+            "contained": i.contain_time.as_ref().map(ToString::to_string),
+            "eradicated": i.eradicate_time.as_ref().map(ToString::to_string),
+            "recovered": i.recover_time.as_ref().map(ToString::to_string),
+            "post_incident": i.post_incident_time.as_ref().map(ToString::to_string),
+            "closed": i.close_time.as_ref().map(ToString::to_string),
+        },
+        "resolution": i.resolution,
+        "roles": m.roles.iter().map(|r| json!({"role": name::<pb::RoleKind>(r.kind, pb::RoleKind::as_str_name, "ROLE_KIND_"), "person": r.person, "team": r.team})).collect::<Vec<_>>(),
+        "timeline": m.timeline.iter().map(|e| json!({"sequence": e.sequence, "time": time(&e.event_time), "phase": phase(e.phase), "summary": e.summary, "actor": e.actor})).collect::<Vec<_>>(),
+        "indicators": m.indicators.iter().map(|x| json!({"type": name::<pb::IndicatorType>(x.r#type, pb::IndicatorType::as_str_name, "INDICATOR_TYPE_"), "value": x.value, "tlp": name::<pb::Tlp>(x.tlp, pb::Tlp::as_str_name, "TLP_")})).collect::<Vec<_>>(),
+        "evidence": m.evidence.iter().map(|e| json!({"description": e.description, "hash": e.hash, "location": e.location, "custodian": e.custodian})).collect::<Vec<_>>(),
+        "communications": m.notifications.iter().map(|n| json!({"audience": name::<pb::Audience>(n.audience, pb::Audience::as_str_name, "AUDIENCE_"), "status": name::<pb::NotificationStatus>(n.status, pb::NotificationStatus::as_str_name, "NOTIFICATION_STATUS_"), "subject": n.subject, "deadline": n.deadline_time.as_ref().map(ToString::to_string)})).collect::<Vec<_>>(),
+        "review": m.review.as_ref().map(|r| json!({
+            "root_cause": r.root_cause, "went_well": r.went_well, "went_poorly": r.went_poorly,
+            "lessons_learned": r.lessons_learned,
+            "follow_ups": r.follow_ups.iter().map(|f| json!({"title": f.title, "owner": f.owner, "due": time(&f.due_time)})).collect::<Vec<_>>(),
+        })),
+    })
+}
