@@ -48,6 +48,9 @@ pub struct Config {
     /// Embedded only: TOML file replacing the incident severity rule.
     #[arg(long, env = "GATEWAY_SEVERITY_RULE")]
     pub severity_rule: Option<PathBuf>,
+    /// Embedded only: TOML file of incident response templates, contacts and notification rules.
+    #[arg(long, env = "GATEWAY_PREPARATION")]
+    pub preparation: Option<PathBuf>,
     /// Embedded only: the risk database URL instead of `DATA_DIR/risk.db` (e.g. PostgreSQL).
     #[arg(long, env = "GATEWAY_RISK_DATABASE_URL")]
     pub risk_database_url: Option<String>,
@@ -81,6 +84,9 @@ impl Config {
                 .unwrap_or_else(|| db::sqlite_url(&self.data_dir.join("incident.db"))),
             db_pool_size: self.db_pool_size,
             severity_rule: incident_service::config::load_rule(self.severity_rule.as_deref())?,
+            preparation: incident_service::domain::preparation::Preparation::load(
+                self.preparation.as_deref(),
+            )?,
         })
     }
 

@@ -8,7 +8,7 @@ use std::{
 use assurance_runtime::{db::redact_url, telemetry::LogFormat};
 use clap::Parser;
 
-use crate::domain::priority::SeverityRule;
+use crate::domain::{preparation::Preparation, priority::SeverityRule};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -36,6 +36,10 @@ pub struct Config {
     /// TOML file replacing the severity rule (see the README).
     #[arg(long, env = "INCIDENT_SEVERITY_RULE")]
     pub severity_rule: Option<PathBuf>,
+    /// TOML file of response templates, contacts and notification rules (see the README);
+    /// default: the built-in federated template.
+    #[arg(long, env = "INCIDENT_PREPARATION")]
+    pub preparation: Option<PathBuf>,
     /// Log format.
     #[arg(
         long,
@@ -52,6 +56,7 @@ pub struct Settings {
     pub database_url: String,
     pub db_pool_size: u32,
     pub severity_rule: SeverityRule,
+    pub preparation: Preparation,
 }
 
 impl Config {
@@ -60,6 +65,7 @@ impl Config {
             database_url: self.database_url.clone(),
             db_pool_size: self.db_pool_size,
             severity_rule: load_rule(self.severity_rule.as_deref())?,
+            preparation: Preparation::load(self.preparation.as_deref())?,
         })
     }
 }

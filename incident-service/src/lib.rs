@@ -19,7 +19,11 @@ use assurance_proto::{
 use assurance_runtime::serve::{ReadyCheck, Running, Shutdown};
 use tonic::service::Routes;
 
-use crate::{config::Settings, domain::priority::SeverityRule, store::Store};
+use crate::{
+    config::Settings,
+    domain::{preparation::Preparation, priority::SeverityRule},
+    store::Store,
+};
 
 /// The gRPC services incident-service serves.
 pub const SERVICE_NAMES: &[&str] = &[service_names::INCIDENT];
@@ -28,6 +32,7 @@ pub const SERVICE_NAMES: &[&str] = &[service_names::INCIDENT];
 pub struct IncidentServer {
     store: Store,
     rule: Arc<SeverityRule>,
+    preparation: Arc<Preparation>,
 }
 
 impl IncidentServer {
@@ -36,6 +41,7 @@ impl IncidentServer {
         Ok(IncidentServer {
             store: Store::open(&settings.database_url, settings.db_pool_size).await?,
             rule: Arc::new(settings.severity_rule.clone()),
+            preparation: Arc::new(settings.preparation.clone()),
         })
     }
 
@@ -43,6 +49,7 @@ impl IncidentServer {
         routes.add_service(IncidentServiceServer::new(api::IncidentApi::new(
             self.store.clone(),
             self.rule.clone(),
+            self.preparation.clone(),
         )))
     }
 

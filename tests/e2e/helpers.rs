@@ -202,6 +202,7 @@ pub async fn incident_service(db: &TestDb) -> App {
         database_url: db.incident_url(),
         db_pool_size: 4,
         severity_rule: None,
+        preparation: None,
         log_format: assurance_runtime::telemetry::LogFormat::Pretty,
     };
     init_logs();
@@ -222,6 +223,7 @@ fn gateway_config(db: &TestDb) -> gateway::config::Config {
         incident_url: String::new(),
         incident_database_url: None,
         severity_rule: None,
+        preparation: None,
         db_pool_size: 4,
         read_cache_size: 1000,
         read_cache_ttl_secs: 30,

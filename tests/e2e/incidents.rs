@@ -20,6 +20,7 @@ crate::on_both_backends!(
     notifications_need_another_approver_and_keep_their_deadline,
     metrics_count_and_time_incidents_in_a_scope,
     reports_export_markdown_and_json_and_withhold_restricted_material,
+    declaration_seeds_federated_tasks_from_the_template,
 );
 
 fn new_incident(title: &str) -> pb::Incident {
@@ -1427,4 +1428,188 @@ async fn reports_export_markdown_and_json_and_withhold_restricted_material(backe
         .await
         .expect_err("no format");
     assert_eq!(violations(&err), ["format"]);
+}
+
+async fn declaration_seeds_federated_tasks_from_the_template(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = incident_service(&db).await;
+    let mut client = app.incidents();
+    let templates = client
+        .list_response_templates(pb::ListResponseTemplatesRequest {})
+        .await
+        .expect("templates")
+        .into_inner()
+        .templates;
+    assert_eq!(templates.len(), 1);
+    assert_eq!(templates[0].incident_type, "default");
+    assert_eq!(
+        templates[0].roles,
+        [
+            pb::RoleKind::IncidentResponseLead as i32,
+            pb::RoleKind::SecurityIncidentOwner as i32
+        ]
+    );
+    let seeded = templates[0].tasks.len();
+    let contacts = client
+        .list_contacts(pb::ListContactsRequest {})
+        .await
+        .expect("contacts")
+        .into_inner()
+        .contacts;
+    assert!(contacts.iter().any(|c| c.team == "security-response"));
+    let rules = client
+        .list_notification_rules(pb::ListNotificationRulesRequest {})
+        .await
+        .expect("rules")
+        .into_inner()
+        .rules;
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.customer_data_affected && r.notify == ["customer-communications"])
+    );
+
+    let declared = declare(&app, new_incident("Malware on a build agent")).await;
+    let list = |filter: &str, page_size: i32, page_token: String| {
+        let mut client = app.incidents();
+        let request = pb::ListTasksRequest {
+            parent: declared.name.clone(),
+            filter: filter.into(),
+            page_size,
+            page_token,
+        };
+        async move {
+            client
+                .list_tasks(request)
+                .await
+                .expect("tasks")
+                .into_inner()
+        }
+    };
+    let all = list("", 1000, String::new()).await.tasks;
+    assert_eq!(all.len(), seeded);
+    assert!(
+        all.iter()
+            .all(|t| t.from_template && t.status == pb::TaskStatus::Open as i32)
+    );
+    let phases: Vec<i32> = all.iter().map(|t| t.phase).collect();
+    let mut sorted = phases.clone();
+    sorted.sort();
+    assert_eq!(phases, sorted, "in phase order");
+    let service_containment = list(
+        "owner_team = SERVICE_TEAM AND phase = CONTAINMENT",
+        50,
+        String::new(),
+    )
+    .await
+    .tasks;
+    let titles: Vec<&str> = service_containment
+        .iter()
+        .map(|t| t.title.as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        ["Name the security incident owner", "Execute containment"]
+    );
+
+    // Work a task; a stale etag is refused.
+    let task = service_containment[1].clone();
+    let done = client
+        .update_task(pb::UpdateTaskRequest {
+            task: Some(pb::Task {
+                name: task.name.clone(),
+                status: pb::TaskStatus::Done as i32,
+                assignee: "sam@example.com".into(),
+                etag: task.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect("done")
+        .into_inner();
+    assert_eq!(
+        (done.status, done.assignee.as_str()),
+        (pb::TaskStatus::Done as i32, "sam@example.com")
+    );
+    let err = client
+        .update_task(pb::UpdateTaskRequest {
+            task: Some(pb::Task {
+                name: task.name.clone(),
+                status: 2,
+                etag: task.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect_err("stale");
+    assert_eq!(err.code(), Code::Aborted);
+
+    // A task of one's own, then paging through them all.
+    let extra = client
+        .create_task(pb::CreateTaskRequest {
+            parent: declared.name.clone(),
+            task: Some(pb::Task {
+                phase: pb::Phase::Recovery as i32,
+                owner_team: pb::OwnerTeam::ServiceTeam as i32,
+                title: "Rebuild the agent image".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create")
+        .into_inner();
+    assert!(!extra.from_template);
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = list("", 10, token).await;
+        paged.extend(page.tasks.into_iter().map(|t| t.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged.len(), seeded + 1);
+    assert!(paged.contains(&extra.name));
+    let open_service = list(
+        "owner_team = SERVICE_TEAM AND status = DONE",
+        50,
+        String::new(),
+    )
+    .await
+    .tasks;
+    assert_eq!(open_service.len(), 1);
+    let err = app
+        .incidents()
+        .list_tasks(pb::ListTasksRequest {
+            parent: declared.name.clone(),
+            filter: "owner_team = JANITORS".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad filter");
+    assert_eq!(violations(&err), ["filter"]);
+    let timeline = app
+        .incidents()
+        .list_timeline(pb::ListTimelineRequest {
+            parent: declared.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("timeline")
+        .into_inner()
+        .events;
+    assert!(
+        timeline[0]
+            .summary
+            .contains(&format!("{seeded} tasks from the response template"))
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e.summary == "task Execute containment: OPEN → DONE")
+    );
 }

@@ -3,9 +3,12 @@
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::time::to_timestamp;
 
+use crate::domain::preparation;
 use crate::store::{
     comms,
-    entities::{custody_entry, evidence, incident, indicator, notification, role, timeline_event},
+    entities::{
+        custody_entry, evidence, incident, indicator, notification, role, task, timeline_event,
+    },
     etag,
     metrics::{Metrics, Stats},
 };
@@ -184,5 +187,59 @@ pub fn metrics(m: &Metrics) -> pb::IncidentMetrics {
         time_to_contain: Some(stats(&m.to_contain)),
         time_to_recover: Some(stats(&m.to_recover)),
         total_time: Some(stats(&m.total_time)),
+    }
+}
+
+pub fn task(t: &task::Model) -> pb::Task {
+    pb::Task {
+        name: format!("incidents/{}/tasks/{}", t.incident_id, t.id),
+        phase: t.phase,
+        owner_team: t.owner_team,
+        title: t.title.clone(),
+        description: t.description.clone(),
+        assignee: t.assignee.clone(),
+        status: t.status,
+        from_template: t.from_template,
+        etag: etag(t.version),
+        create_time: Some(to_timestamp(t.create_time)),
+        update_time: Some(to_timestamp(t.update_time)),
+    }
+}
+
+pub fn template(t: &preparation::Template) -> pb::ResponseTemplate {
+    pb::ResponseTemplate {
+        incident_type: t.incident_type.clone(),
+        description: t.description.clone(),
+        roles: t
+            .roles
+            .iter()
+            .filter_map(|r| {
+                pb::RoleKind::from_str_name(&format!("ROLE_KIND_{r}")).map(|k| k as i32)
+            })
+            .collect(),
+        tasks: t
+            .tasks
+            .iter()
+            .map(|x| pb::TemplateTask {
+                phase: x.phase as i32,
+                owner_team: x.owner as i32,
+                title: x.title.clone(),
+                description: x.description.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn notification_rule(r: &preparation::NotificationRule) -> pb::NotificationRule {
+    pb::NotificationRule {
+        name: r.name.clone(),
+        description: r.description.clone(),
+        min_severity: r
+            .min_severity
+            .as_ref()
+            .and_then(|s| pb::Severity::from_str_name(&format!("SEVERITY_{s}")))
+            .map_or(0, |s| s as i32),
+        customer_data_affected: r.customer_data_affected,
+        notify: r.notify.clone(),
     }
 }

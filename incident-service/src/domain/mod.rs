@@ -2,4 +2,5 @@
 
 pub mod indicator;
 pub mod phase;
+pub mod preparation;
 pub mod priority;

@@ -27,7 +27,7 @@ pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
 use crate::domain::phase::Phase;
 use entities::{
     custody_entry, evidence, incident, incident_service, indicator, notification, outbox_event,
-    review, role, timeline_event,
+    review, role, task, timeline_event,
 };
 
 /// The incident-service database.
@@ -61,6 +61,7 @@ pub enum TimelineKind {
     RoleAssigned = 8,
     Evidence = 9,
     Communication = 10,
+    Task = 11,
 }
 
 /// Notification statuses and audiences, as stored.
@@ -111,6 +112,7 @@ impl Store {
         &self,
         mut inc: incident::Model,
         services: Vec<String>,
+        tasks: Vec<task::Model>,
         actor: &str,
         key: Option<RequestKey>,
     ) -> ApiResult<incident::Model> {
@@ -128,13 +130,32 @@ impl Store {
                 .exec_without_returning(tx)
                 .await?;
             write_services(tx, inc.id, &services).await?;
+            let mut tasks = tasks.clone();
+            for t in &mut tasks {
+                (t.incident_id, t.version, t.create_time, t.update_time) = (inc.id, 1, now, now);
+            }
+            if !tasks.is_empty() {
+                task::Entity::insert_many(
+                    tasks
+                        .iter()
+                        .cloned()
+                        .map(IntoActiveModel::into_active_model),
+                )
+                .exec_without_returning(tx)
+                .await?;
+            }
+            let seeded = if tasks.is_empty() {
+                String::new()
+            } else {
+                format!("; {} tasks from the response template", tasks.len())
+            };
             append(
                 tx,
                 &inc,
                 1,
                 TimelineKind::Declared,
                 actor,
-                format!("declared: {}", inc.title),
+                format!("declared: {}{seeded}", inc.title),
                 now,
             )
             .await?;
@@ -684,6 +705,134 @@ impl Store {
         Ok(q.limit(limit).all(&self.db).await?)
     }
 
+    /// Adds a task to an incident.
+    pub async fn create_task(
+        &self,
+        mut t: task::Model,
+        actor: &str,
+        key: Option<RequestKey>,
+    ) -> ApiResult<task::Model> {
+        let id = t.incident_id;
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            let now = now_micros();
+            (t.version, t.create_time, t.update_time) = (1, now, now);
+            modify_in(tx, id, None, actor, async |tx, m| {
+                if m.phase == Phase::Closed as i32 {
+                    return Err(ApiError::precondition(
+                        "INCIDENT_CLOSED",
+                        format!("incidents/{id} is CLOSED"),
+                    ));
+                }
+                task::Entity::insert(t.clone().into_active_model())
+                    .exec_without_returning(tx)
+                    .await?;
+                Ok(Change {
+                    kind: TimelineKind::Task,
+                    summary: format!("task added: {}", t.title),
+                    services: None,
+                })
+            })
+            .await?;
+            Ok((format!("incidents/{id}/tasks/{}", t.id), t.clone()))
+        })
+        .await?;
+        self.changed.notify_waiters();
+        match outcome {
+            Outcome::Created(t) => Ok(t),
+            Outcome::Replayed(name) => {
+                let tid = name
+                    .rsplit('/')
+                    .next()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                self.task(id, tid).await
+            }
+        }
+    }
+
+    pub async fn task(&self, incident: Uuid, id: Uuid) -> ApiResult<task::Model> {
+        task::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .filter(|t| t.incident_id == incident)
+            .ok_or_else(|| ApiError::not_found(format!("incidents/{incident}/tasks/{id}")))
+    }
+
+    /// Applies `change` to a task (etag-checked) and records it in the timeline.
+    pub async fn update_task(
+        &self,
+        incident: Uuid,
+        id: Uuid,
+        expected_version: Option<i64>,
+        actor: &str,
+        change: impl Fn(&mut task::Model),
+    ) -> ApiResult<task::Model> {
+        let mut out = None;
+        self.modify(incident, None, actor, async |tx, _| {
+            let name = format!("incidents/{incident}/tasks/{id}");
+            let current = task::Entity::find_by_id(id)
+                .lock_exclusive()
+                .one(tx)
+                .await?
+                .filter(|t| t.incident_id == incident)
+                .ok_or_else(|| ApiError::not_found(&name))?;
+            check_version(&name, expected_version, current.version)?;
+            let mut next = current.clone();
+            change(&mut next);
+            next.version = current.version + 1;
+            next.update_time = now_micros();
+            task::Entity::update(next.clone().into_active_model().reset_all())
+                .exec(tx)
+                .await?;
+            let summary = if next.status != current.status {
+                format!(
+                    "task {}: {} → {}",
+                    next.title,
+                    task_status_name(current.status),
+                    task_status_name(next.status)
+                )
+            } else {
+                format!("task updated: {}", next.title)
+            };
+            out = Some(next);
+            Ok(Change {
+                kind: TimelineKind::Task,
+                summary,
+                services: None,
+            })
+        })
+        .await?;
+        out.ok_or_else(|| ApiError::Internal("task change lost".into()))
+    }
+
+    /// Tasks of an incident matching `filter`, in phase order then creation, after `after`.
+    pub async fn tasks(
+        &self,
+        incident: Uuid,
+        filter: sea_orm::Condition,
+        after: Option<(i32, Uuid)>,
+        limit: u64,
+    ) -> ApiResult<Vec<task::Model>> {
+        self.get(incident).await?;
+        let mut q = task::Entity::find()
+            .filter(task::Column::IncidentId.eq(incident))
+            .filter(filter)
+            .order_by_asc(task::Column::Phase)
+            .order_by_asc(task::Column::Id);
+        if let Some((phase, id)) = after {
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(task::Column::Phase.gt(phase))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(task::Column::Phase.eq(phase))
+                            .add(task::Column::Id.gt(id)),
+                    ),
+            );
+        }
+        Ok(q.limit(limit).all(&self.db).await?)
+    }
+
     /// Outbox events not yet delivered, oldest first.
     pub async fn pending_outbox(&self, limit: u64) -> ApiResult<Vec<outbox_event::Model>> {
         Ok(outbox_event::Entity::find()
@@ -816,6 +965,17 @@ fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
     Phase::from_i32(m.phase).ok_or_else(|| {
         ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
     })
+}
+
+fn task_status_name(v: i32) -> &'static str {
+    match v {
+        1 => "OPEN",
+        2 => "IN_PROGRESS",
+        3 => "BLOCKED",
+        4 => "DONE",
+        5 => "WONT_DO",
+        _ => "UNKNOWN",
+    }
 }
 
 fn phase_name(v: i32) -> &'static str {

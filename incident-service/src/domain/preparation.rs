@@ -1,0 +1,341 @@
+//! Preparation: response templates per incident type, the contact directory and notification
+//! rules — configuration loaded at start-up, validated, and listable through the API.
+//!
+//! The built-in template follows the duty split between the security team and the service
+//! teams in the security incident management process (`seeds/004`): who sweeps for IOCs, hunts,
+//! triages, investigates, executes containment, leads the post-incident analysis, and so on.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+/// Who owns a task in the federated model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OwnerTeam {
+    SecurityTeam = 1,
+    ServiceTeam = 2,
+}
+
+/// The phases tasks belong to (the names of `assurance.incident.v1.Phase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskPhase {
+    DetectionAnalysis = 1,
+    Containment = 2,
+    Eradication = 3,
+    Recovery = 4,
+    PostIncident = 5,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateTask {
+    pub phase: TaskPhase,
+    pub owner: OwnerTeam,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// The incident type it applies to; `default` serves every other type.
+    pub incident_type: String,
+    #[serde(default)]
+    pub description: String,
+    /// Roles to fill (names of `RoleKind` without the prefix, e.g. `INCIDENT_RESPONSE_LEAD`).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub tasks: Vec<TemplateTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// A lowercase slug, e.g. `security-response`.
+    pub team: String,
+    #[serde(default)]
+    pub description: String,
+    /// How to reach the team (alias, pager).
+    #[serde(default)]
+    pub channel: String,
+    /// The on-call rotation, in order.
+    #[serde(default)]
+    pub on_call: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationRule {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Applies from this severity up (`LOW` … `CRITICAL`); absent: any.
+    #[serde(default)]
+    pub min_severity: Option<String>,
+    /// Applies only when customer data is affected.
+    #[serde(default)]
+    pub customer_data_affected: bool,
+    /// Teams to notify (contacts).
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preparation {
+    pub templates: Vec<Template>,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    #[serde(default)]
+    pub notification_rules: Vec<NotificationRule>,
+}
+
+const ROLES: &[&str] = &[
+    "INCIDENT_RESPONSE_LEAD",
+    "SECURITY_INCIDENT_OWNER",
+    "FORENSICS",
+    "COMMUNICATIONS",
+    "LEGAL",
+    "SERVICE_ENGINEER",
+    "SCRIBE",
+];
+const SEVERITIES: &[&str] = &["LOW", "MEDIUM", "HIGH", "CRITICAL"];
+
+fn is_slug(s: &str) -> bool {
+    assurance_runtime::validate::is_slug(s)
+}
+
+impl Preparation {
+    /// The built-in preparation: one `default` template from the process's duty split, the two
+    /// sides of it as contacts, and a rule that brings in legal and communications when
+    /// customer data is affected.
+    pub fn builtin() -> Self {
+        use OwnerTeam::{SecurityTeam as Sec, ServiceTeam as Svc};
+        use TaskPhase::*;
+        let t = |phase, owner, title: &str| TemplateTask {
+            phase,
+            owner,
+            title: title.to_string(),
+            description: String::new(),
+        };
+        Preparation {
+            templates: vec![Template {
+                incident_type: "default".into(),
+                description: "Federated response: security team and service team duties per phase".into(),
+                roles: vec!["INCIDENT_RESPONSE_LEAD".into(), "SECURITY_INCIDENT_OWNER".into()],
+                tasks: vec![
+                    t(DetectionAnalysis, Sec, "Security monitoring and analysis"),
+                    t(DetectionAnalysis, Sec, "Indicator of compromise (IOC) sweeps"),
+                    t(DetectionAnalysis, Sec, "Breach hunt"),
+                    t(DetectionAnalysis, Sec, "Security on-call takes the incident response lead"),
+                    t(DetectionAnalysis, Svc, "Service analysis and insight"),
+                    t(DetectionAnalysis, Svc, "Event and alert triage"),
+                    t(DetectionAnalysis, Svc, "Engage the service engineering on-call"),
+                    t(Containment, Sec, "Forensics investigation"),
+                    t(Containment, Sec, "Security expertise and consulting"),
+                    t(Containment, Svc, "Name the security incident owner"),
+                    t(Containment, Svc, "Execute containment"),
+                    t(Eradication, Svc, "Execute eradication"),
+                    t(Eradication, Sec, "Confirm eradication with forensics"),
+                    t(Recovery, Sec, "Recovery guidance"),
+                    t(Recovery, Svc, "Execute recovery"),
+                    t(PostIncident, Sec, "Lead the post-incident analysis"),
+                    t(PostIncident, Sec, "Data collection and archival"),
+                    t(PostIncident, Sec, "Lessons learned and bug requests"),
+                    t(PostIncident, Sec, "Incident reporting"),
+                    t(PostIncident, Svc, "Service-side incident analysis"),
+                    t(PostIncident, Svc, "Prioritize follow-up activities"),
+                    t(PostIncident, Svc, "Implement security investments"),
+                    t(PostIncident, Svc, "Service security readiness"),
+                ],
+            }],
+            contacts: vec![
+                Contact {
+                    team: "security-response".into(),
+                    description: "Security response team: 24x7 on-call, incident response lead".into(),
+                    channel: String::new(),
+                    on_call: Vec::new(),
+                },
+                Contact {
+                    team: "customer-communications".into(),
+                    description: "Customer communications about security incidents".into(),
+                    channel: String::new(),
+                    on_call: Vec::new(),
+                },
+            ],
+            notification_rules: vec![NotificationRule {
+                name: "customer-data".into(),
+                description: "Customer data affected: involve communications; customer and regulator notices are due within 72 h".into(),
+                min_severity: None,
+                customer_data_affected: true,
+                notify: vec!["customer-communications".into()],
+            }],
+        }
+    }
+
+    /// Every problem with the configuration, or Ok.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        let mut types = HashSet::new();
+        if !self.templates.iter().any(|t| t.incident_type == "default") {
+            errors.push("a template for incident_type `default` is required".to_string());
+        }
+        for t in &self.templates {
+            if !is_slug(&t.incident_type) {
+                errors.push(format!(
+                    "template incident_type `{}` is not a lowercase slug",
+                    t.incident_type
+                ));
+            }
+            if !types.insert(t.incident_type.as_str()) {
+                errors.push(format!(
+                    "two templates for incident_type `{}`",
+                    t.incident_type
+                ));
+            }
+            for r in &t.roles {
+                if !ROLES.contains(&r.as_str()) {
+                    errors.push(format!(
+                        "template `{}`: unknown role `{r}`",
+                        t.incident_type
+                    ));
+                }
+            }
+            for task in &t.tasks {
+                if task.title.trim().is_empty() || task.title.chars().count() > 200 {
+                    errors.push(format!(
+                        "template `{}`: task titles must have 1–200 characters",
+                        t.incident_type
+                    ));
+                }
+            }
+        }
+        let mut teams = HashSet::new();
+        for c in &self.contacts {
+            if !is_slug(&c.team) {
+                errors.push(format!("contact team `{}` is not a lowercase slug", c.team));
+            }
+            if !teams.insert(c.team.as_str()) {
+                errors.push(format!("two contacts for team `{}`", c.team));
+            }
+        }
+        for r in &self.notification_rules {
+            if let Some(s) = &r.min_severity
+                && !SEVERITIES.contains(&s.as_str())
+            {
+                errors.push(format!("rule `{}`: unknown min_severity `{s}`", r.name));
+            }
+            for team in &r.notify {
+                if !teams.contains(team.as_str()) {
+                    errors.push(format!(
+                        "rule `{}` notifies `{team}`, which is not a contact",
+                        r.name
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The template of an incident type (or the default one).
+    pub fn template(&self, incident_type: &str) -> Option<&Template> {
+        self.templates
+            .iter()
+            .find(|t| t.incident_type == incident_type)
+            .or_else(|| self.templates.iter().find(|t| t.incident_type == "default"))
+    }
+
+    /// Loads and validates a TOML file, or returns the built-in preparation.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, String> {
+        let prep = match file {
+            None => Preparation::builtin(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read preparation {}: {e}", path.display()))?;
+                toml::from_str(&text)
+                    .map_err(|e| format!("invalid preparation {}: {e}", path.display()))?
+            }
+        };
+        prep.validate()
+            .map_err(|errors| format!("invalid preparation: {}", errors.join("; ")))?;
+        Ok(prep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_is_valid_and_covers_both_teams_in_every_phase() {
+        let p = Preparation::builtin();
+        assert_eq!(p.validate(), Ok(()));
+        let t = p.template("anything").expect("default");
+        for phase in [
+            TaskPhase::DetectionAnalysis,
+            TaskPhase::Containment,
+            TaskPhase::Eradication,
+            TaskPhase::Recovery,
+            TaskPhase::PostIncident,
+        ] {
+            for owner in [OwnerTeam::SecurityTeam, OwnerTeam::ServiceTeam] {
+                assert!(
+                    t.tasks.iter().any(|x| x.phase == phase && x.owner == owner),
+                    "{phase:?} {owner:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn files_are_validated() {
+        let good: Preparation = toml::from_str(
+            r#"
+[[templates]]
+incident_type = "default"
+roles = ["INCIDENT_RESPONSE_LEAD"]
+tasks = [{ phase = "CONTAINMENT", owner = "SERVICE_TEAM", title = "Rotate keys" }]
+
+[[templates]]
+incident_type = "ransomware"
+tasks = [{ phase = "DETECTION_ANALYSIS", owner = "SECURITY_TEAM", title = "Identify the strain" }]
+
+[[contacts]]
+team = "security-response"
+on_call = ["ana@example.com", "kim@example.com"]
+
+[[notification_rules]]
+name = "critical"
+min_severity = "CRITICAL"
+notify = ["security-response"]
+"#,
+        )
+        .expect("parses");
+        assert_eq!(good.validate(), Ok(()));
+        assert_eq!(good.template("ransomware").map(|t| t.tasks.len()), Some(1));
+        assert_eq!(
+            good.template("phishing").map(|t| t.incident_type.as_str()),
+            Some("default")
+        );
+
+        let mut bad = good.clone();
+        bad.templates.remove(0);
+        bad.notification_rules[0].notify = vec!["nobody".into()];
+        bad.notification_rules[0].min_severity = Some("SEVERE".into());
+        bad.templates[0].roles = vec!["JANITOR".into()];
+        let errors = bad.validate().expect_err("invalid");
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(
+            toml::from_str::<Preparation>(
+                "[[templates]]\nincident_type = \"x\"\ntasks = []\nextra = 1"
+            )
+            .is_err()
+        );
+    }
+}
