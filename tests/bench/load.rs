@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use assurance_proto::risk::v1::{self as pb, risk_service_client::RiskServiceClient};
+use assurance_proto::{
+    incident::v1::incident_service_client::IncidentServiceClient,
+    risk::v1::{self as pb, risk_service_client::RiskServiceClient},
+};
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use uuid::Uuid;
@@ -22,6 +25,10 @@ pub enum Op {
     ListRisks,
     CreateRisk,
     AssessRisk,
+    DeclareIncident,
+    AddTimelineEvent,
+    GetIncident,
+    GetIncidentMetrics,
 }
 
 impl Op {
@@ -32,6 +39,10 @@ impl Op {
             Op::ListRisks => "ListRisks",
             Op::CreateRisk => "CreateRisk",
             Op::AssessRisk => "AssessRisk",
+            Op::DeclareIncident => "DeclareIncident",
+            Op::AddTimelineEvent => "AddTimelineEvent",
+            Op::GetIncident => "GetIncident",
+            Op::GetIncidentMetrics => "GetIncidentMetrics",
         }
     }
 
@@ -42,6 +53,10 @@ impl Op {
             Op::ListRisks => "/assurance.risk.v1.RiskService/ListRisks",
             Op::CreateRisk => "/assurance.risk.v1.RiskService/CreateRisk",
             Op::AssessRisk => "/assurance.risk.v1.RiskService/AssessRisk",
+            Op::DeclareIncident => "/assurance.incident.v1.IncidentService/DeclareIncident",
+            Op::AddTimelineEvent => "/assurance.incident.v1.IncidentService/AddTimelineEvent",
+            Op::GetIncident => "/assurance.incident.v1.IncidentService/GetIncident",
+            Op::GetIncidentMetrics => "/assurance.incident.v1.IncidentService/GetIncidentMetrics",
         }
     }
 }
@@ -86,6 +101,7 @@ impl Sample {
 /// Inputs shared by the workers of a run.
 pub struct Workload {
     pub risk_ids: Vec<Uuid>,
+    pub incident_ids: Vec<Uuid>,
     /// GetRisk draws ids from the first `get_working_set` seeded risks.
     pub get_working_set: usize,
 }
@@ -163,6 +179,51 @@ async fn call(
                     }),
                     request_id: Uuid::now_v7().to_string(),
                 })
+                .await?;
+        }
+        Op::DeclareIncident => {
+            use assurance_proto::incident::v1 as ipb;
+            IncidentServiceClient::new(channel.clone())
+                .declare_incident(ipb::DeclareIncidentRequest {
+                    incident: Some(ipb::Incident {
+                        title: "Load-test incident".into(),
+                        classification: ipb::Classification::Event as i32,
+                        functional_impact: ipb::FunctionalImpact::Low as i32,
+                        information_impacts: vec![ipb::InformationImpact::None as i32],
+                        recoverability: ipb::Recoverability::Regular as i32,
+                        affected_services: vec![format!(
+                            "services/{}",
+                            seed::service_id(rand_index(rng, seed::SERVICES))
+                        )],
+                        ..Default::default()
+                    }),
+                    request_id: Uuid::now_v7().to_string(),
+                })
+                .await?;
+        }
+        Op::AddTimelineEvent => {
+            let id = work.incident_ids[rand_index(rng, work.incident_ids.len())];
+            IncidentServiceClient::new(channel.clone())
+                .add_timeline_event(assurance_proto::incident::v1::AddTimelineEventRequest {
+                    parent: format!("incidents/{id}"),
+                    summary: "Load-test note".into(),
+                    request_id: Uuid::now_v7().to_string(),
+                })
+                .await?;
+        }
+        Op::GetIncident => {
+            let id = work.incident_ids[rand_index(rng, work.incident_ids.len())];
+            IncidentServiceClient::new(channel.clone())
+                .get_incident(assurance_proto::incident::v1::GetIncidentRequest {
+                    name: format!("incidents/{id}"),
+                })
+                .await?;
+        }
+        Op::GetIncidentMetrics => {
+            IncidentServiceClient::new(channel.clone())
+                .get_incident_metrics(
+                    assurance_proto::incident::v1::GetIncidentMetricsRequest::default(),
+                )
                 .await?;
         }
     }

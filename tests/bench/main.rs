@@ -68,7 +68,7 @@ struct RunArgs {
     /// server of a fresh database created (and dropped) by the run.
     #[arg(long)]
     database_url: Option<String>,
-    /// Risks to seed.
+    /// Risks (or, with `--service incident`, incidents) to seed.
     #[arg(long, default_value_t = 100_000)]
     risks: usize,
     /// GetRisk picks from this many seeded risks (default: all of them).
@@ -92,9 +92,19 @@ struct RunArgs {
         default_value = "get-risk,list-risks,create-risk,assess-risk"
     )]
     ops: Vec<Op>,
+    /// Which service to benchmark: risk-service (risks seeded) or incident-service (incidents
+    /// seeded; use `--ops declare-incident,add-timeline-event,get-incident,get-incident-metrics`).
+    #[arg(long, value_enum, default_value = "risk")]
+    service: Service,
     /// Load source: tonic clients in this process, or h2load (throughput only).
     #[arg(long, value_enum, default_value = "tonic")]
     load: LoadSource,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Service {
+    Risk,
+    Incident,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -172,13 +182,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let seeded = match &url {
-        Some(url) => seed::seed(url, args.risks).await?,
-        None => {
-            return Err(
-                "--target without --database-url: nothing to seed the workload from".into(),
-            );
-        }
+    let Some(seed_url) = &url else {
+        return Err("--target without --database-url: nothing to seed the workload from".into());
+    };
+    let (risk_ids, incident_ids) = match args.service {
+        Service::Risk => (seed::seed(seed_url, args.risks).await?.risk_ids, Vec::new()),
+        Service::Incident => (
+            Vec::new(),
+            seed::seed_incidents(seed_url, args.risks).await?,
+        ),
     };
     let mut child: Option<Child> = None;
     let addr = match args.target {
@@ -205,13 +217,19 @@ async fn run(args: RunArgs) -> Result<(), String> {
         v
     };
     let work = Arc::new(Workload {
-        get_working_set: args.get_working_set.unwrap_or(seeded.risk_ids.len()),
-        risk_ids: seeded.risk_ids,
+        get_working_set: args.get_working_set.unwrap_or(risk_ids.len()),
+        risk_ids,
+        incident_ids,
     });
     let duration = Duration::from_secs_f64(args.duration);
     println!(
-        "# assurance-bench: {} risks, {} connections x {} in flight, {:.1}s x {} rounds, load {}, db {}",
+        "# assurance-bench: {} {}, {} connections x {} in flight, {:.1}s x {} rounds, load {}, db {}",
         args.risks,
+        if args.service == Service::Risk {
+            "risks"
+        } else {
+            "incidents"
+        },
         args.connections,
         args.in_flight,
         args.duration,
@@ -383,6 +401,10 @@ fn grpc_body(op: Op, work: &Workload) -> Vec<u8> {
             request_id: String::new(),
         }
         .encode_to_vec(),
+        // Incident operations are driven by the tonic load only.
+        Op::DeclareIncident | Op::AddTimelineEvent | Op::GetIncident | Op::GetIncidentMetrics => {
+            Vec::new()
+        }
     };
     let mut body = vec![0u8];
     body.extend_from_slice(&(message.len() as u32).to_be_bytes());

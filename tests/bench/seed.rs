@@ -180,3 +180,79 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
     );
     Ok(Seeded { risk_ids })
 }
+
+/// Creates `count` incidents spread over phases, severities and response times, as the
+/// incident-service schema stores them; returns their ids.
+pub async fn seed_incidents(url: &str, count: usize) -> Result<Vec<Uuid>, String> {
+    use incident_service::store::entities::incident;
+    let started = Instant::now();
+    let store = incident_service::store::Store::open(url, 2)
+        .await
+        .map_err(|e| format!("open {url}: {e}"))?;
+    let db = store.connection();
+    let now = now_micros();
+    let minute = 60_000_000i64;
+    let mut ids = Vec::with_capacity(count);
+    let mut done = 0;
+    while done < count {
+        let chunk = (count - done).min(10_000);
+        let tx = db.begin().await.map_err(|e| e.to_string())?;
+        let mut rows = Vec::with_capacity(chunk);
+        for n in done..done + chunk {
+            let id = Uuid::now_v7();
+            let n64 = n as i64;
+            let declare = now - (count as i64 - n64) * minute;
+            let detect = declare - (n64 % 120) * minute;
+            let phase = (n % 6) as i32 + 1;
+            let at_least = |p: i32, t: i64| (phase >= p).then_some(t);
+            rows.push(
+                incident::Model {
+                    id,
+                    title: format!("Seeded incident {n}"),
+                    summary: "Seeded for benchmarks.".into(),
+                    incident_type: "default".into(),
+                    classification: 2,
+                    severity: (n % 4) as i32 + 1,
+                    severity_overridden: true,
+                    functional_impact: 2,
+                    information_impacts: "1".into(),
+                    recoverability: 1,
+                    customer_data_affected: n % 5 == 0,
+                    affected_services: service_id(n),
+                    detection_source: String::new(),
+                    phase,
+                    occur_time: Some(detect - (n64 % 600) * minute),
+                    detect_time: detect,
+                    declare_time: declare,
+                    contain_time: at_least(2, declare + (n64 % 240) * minute),
+                    eradicate_time: at_least(3, declare + (n64 % 480) * minute),
+                    recover_time: at_least(4, declare + (n64 % 960) * minute),
+                    post_incident_time: at_least(5, declare + (n64 % 1440) * minute),
+                    close_time: at_least(6, declare + (n64 % 2880) * minute),
+                    resolution: String::new(),
+                    review_complete: phase >= 6,
+                    timeline_seq: 0,
+                    version: 1,
+                    create_time: declare,
+                    update_time: declare,
+                }
+                .into_active_model(),
+            );
+            ids.push(id);
+        }
+        for part in rows.chunks(1000) {
+            incident::Entity::insert_many(part.to_vec())
+                .exec_without_returning(&tx)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tx.commit().await.map_err(|e| e.to_string())?;
+        done += chunk;
+    }
+    db.clone().close().await.ok();
+    eprintln!(
+        "seeded {count} incidents in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ids)
+}

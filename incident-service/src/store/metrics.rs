@@ -4,12 +4,11 @@
 //! give identical answers.
 
 use assurance_runtime::ApiResult;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait},
-};
+use std::collections::BTreeMap;
 
-use super::{Store, entities::incident};
+use sea_orm::{Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
+
+use super::{Store, entities::incident, migration::DURATIONS};
 
 /// Count, mean and nearest-rank p90 of a duration, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,93 +39,94 @@ pub fn nearest_rank(p: i64, n: i64) -> i64 {
 impl Store {
     pub async fn metrics(&self, scope: Condition) -> ApiResult<Metrics> {
         let db = self.connection();
-        let counts = |col: incident::Column| {
-            incident::Entity::find()
-                .select_only()
-                .column(col)
-                .column_as(Expr::cust("COUNT(*)"), "n")
-                .filter(scope.clone())
-                .group_by(col)
-                .order_by_asc(col)
-                .into_tuple::<(i32, i64)>()
-                .all(db)
-        };
-        let by_phase = counts(incident::Column::Phase).await?;
-        let by_severity = counts(incident::Column::Severity).await?;
-        let total = by_phase.iter().map(|(_, n)| n).sum();
+        let counts = incident::Entity::find()
+            .select_only()
+            .column(incident::Column::Phase)
+            .column(incident::Column::Severity)
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .filter(scope.clone())
+            .group_by(incident::Column::Phase)
+            .group_by(incident::Column::Severity)
+            .into_tuple::<(i32, i32, i64)>()
+            .all(db)
+            .await?;
+        let mut by_phase: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut by_severity: BTreeMap<i32, i64> = BTreeMap::new();
+        for (phase, severity, n) in &counts {
+            *by_phase.entry(*phase).or_default() += n;
+            *by_severity.entry(*severity).or_default() += n;
+        }
+        let total = counts.iter().map(|(_, _, n)| n).sum();
         let closed = by_phase
-            .iter()
-            .filter(|(p, _)| *p == crate::domain::phase::Phase::Closed as i32)
-            .map(|(_, n)| n)
-            .sum::<i64>();
+            .get(&(crate::domain::phase::Phase::Closed as i32))
+            .copied()
+            .unwrap_or(0);
+
+        // Every duration's count and sum in one pass.
+        let mut select = incident::Entity::find().select_only().filter(scope.clone());
+        for (n, (end, start)) in DURATIONS.iter().enumerate() {
+            select = select
+                .column_as(
+                    Expr::cust(format!(
+                        "CAST(SUM(CASE WHEN {end} IS NOT NULL AND {start} IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT)"
+                    )),
+                    format!("c{n}"),
+                )
+                .column_as(Expr::cust(format!("CAST(SUM({end} - {start}) AS BIGINT)")), format!("s{n}"));
+        }
+        type Sums = (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let sums: Option<Sums> = select.into_tuple().one(db).await?;
+        let sums: [(i64, i64); 5] = match sums {
+            None => [(0, 0); 5],
+            Some((c0, s0, c1, s1, c2, s2, c3, s3, c4, s4)) => {
+                [(c0, s0), (c1, s1), (c2, s2), (c3, s3), (c4, s4)]
+                    .map(|(c, s)| (c.unwrap_or(0), s.unwrap_or(0)))
+            }
+        };
+        let mut stats = [Stats::default(); 5];
+        for (n, (end, start)) in DURATIONS.iter().enumerate() {
+            stats[n] = self.stats(&scope, end, start, sums[n]).await?;
+        }
         Ok(Metrics {
             total,
             open: total - closed,
-            by_phase,
-            by_severity,
-            to_detect: self
-                .stats(
-                    &scope,
-                    incident::Column::DetectTime,
-                    incident::Column::OccurTime,
-                )
-                .await?,
-            to_declare: self
-                .stats(
-                    &scope,
-                    incident::Column::DeclareTime,
-                    incident::Column::DetectTime,
-                )
-                .await?,
-            to_contain: self
-                .stats(
-                    &scope,
-                    incident::Column::ContainTime,
-                    incident::Column::DeclareTime,
-                )
-                .await?,
-            to_recover: self
-                .stats(
-                    &scope,
-                    incident::Column::RecoverTime,
-                    incident::Column::DeclareTime,
-                )
-                .await?,
-            total_time: self
-                .stats(
-                    &scope,
-                    incident::Column::CloseTime,
-                    incident::Column::DeclareTime,
-                )
-                .await?,
+            by_phase: by_phase.into_iter().collect(),
+            by_severity: by_severity.into_iter().collect(),
+            to_detect: stats[0],
+            to_declare: stats[1],
+            to_contain: stats[2],
+            to_recover: stats[3],
+            total_time: stats[4],
         })
     }
 
-    /// Stats of `end - start` over the incidents in scope that have both.
+    /// Stats of `end - start` given its count and sum; the p90 walks the duration's index.
     async fn stats(
         &self,
         scope: &Condition,
-        end: incident::Column,
-        start: incident::Column,
+        end: &str,
+        start: &str,
+        (count, sum): (i64, i64),
     ) -> ApiResult<Stats> {
-        let db = self.connection();
-        let present = Condition::all()
-            .add(scope.clone())
-            .add(end.is_not_null())
-            .add(start.is_not_null());
-        let duration = || Expr::col(end).sub(Expr::col(start));
-        let (count, sum): (i64, Option<i64>) = incident::Entity::find()
-            .select_only()
-            .column_as(Expr::cust("COUNT(*)"), "n")
-            .column_as(duration().sum().cast_as("BIGINT"), "total")
-            .filter(present.clone())
-            .into_tuple()
-            .one(db)
-            .await?
-            .unwrap_or((0, None));
         if count == 0 {
             return Ok(Stats::default());
         }
+        let present = Condition::all()
+            .add(scope.clone())
+            .add(Expr::cust(format!("{end} IS NOT NULL")))
+            .add(Expr::cust(format!("{start} IS NOT NULL")));
+        let duration = || Expr::cust(format!("({end} - {start})"));
         let p90: Option<i64> = incident::Entity::find()
             .select_only()
             .column_as(duration(), "d")
@@ -135,11 +135,11 @@ impl Store {
             .offset(u64::try_from(nearest_rank(90, count) - 1).unwrap_or(0))
             .limit(1)
             .into_tuple()
-            .one(db)
+            .one(self.connection())
             .await?;
         Ok(Stats {
             count,
-            mean: sum.unwrap_or(0) / count,
+            mean: sum / count,
             p90: p90.unwrap_or(0),
         })
     }
