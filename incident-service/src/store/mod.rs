@@ -310,11 +310,7 @@ impl Store {
         match outcome {
             Outcome::Created(i) => Ok(i),
             Outcome::Replayed(name) => {
-                let id = name
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                let id: Uuid = last_segment(&name)?;
                 indicator::Entity::find_by_id(id)
                     .one(&self.db)
                     .await?
@@ -446,11 +442,7 @@ impl Store {
     }
 
     async fn evidence_by_name(&self, name: &str) -> ApiResult<evidence::Model> {
-        let id = name
-            .rsplit('/')
-            .next()
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+        let id = last_segment(name)?;
         self.evidence(id).await
     }
 
@@ -537,11 +529,7 @@ impl Store {
         match outcome {
             Outcome::Created(e) => Ok(e),
             Outcome::Replayed(name) => {
-                let seq = name
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                let seq: i64 = last_segment(&name)?;
                 custody_entry::Entity::find_by_id((evidence_id, seq))
                     .one(&self.db)
                     .await?
@@ -601,11 +589,7 @@ impl Store {
         match outcome {
             Outcome::Created(n) => Ok(n),
             Outcome::Replayed(name) => {
-                let nid = name
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                let nid = last_segment(&name)?;
                 self.notification(id, nid).await
             }
         }
@@ -740,11 +724,7 @@ impl Store {
         match outcome {
             Outcome::Created(t) => Ok(t),
             Outcome::Replayed(name) => {
-                let tid = name
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                let tid = last_segment(&name)?;
                 self.task(id, tid).await
             }
         }
@@ -884,11 +864,7 @@ impl Store {
         match outcome {
             Outcome::Created(e) => Ok(e),
             Outcome::Replayed(name) => {
-                let seq = name
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                let seq: i64 = last_segment(&name)?;
                 timeline_event::Entity::find_by_id((id, seq))
                     .one(&self.db)
                     .await?
@@ -965,6 +941,14 @@ fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
     Phase::from_i32(m.phase).ok_or_else(|| {
         ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
     })
+}
+
+/// The id (or sequence) that ends a stored resource name such as `incidents/…/tasks/{id}`.
+fn last_segment<T: std::str::FromStr>(name: &str) -> ApiResult<T> {
+    name.rsplit('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))
 }
 
 fn task_status_name(v: i32) -> &'static str {
