@@ -179,6 +179,40 @@ pub fn slug_name<'a>(
     }
 }
 
+/// The paths of an update: the mask's, or when it is empty every populated field
+/// (AIP-134). Unknown or repeated paths are `INVALID_ARGUMENT`.
+pub fn update_paths(
+    mask: Option<&prost_types::FieldMask>,
+    updatable: &[&'static str],
+    populated: impl Fn(&str) -> bool,
+) -> ApiResult<Vec<&'static str>> {
+    let requested: Vec<String> = mask.map(|m| m.paths.clone()).unwrap_or_default();
+    if requested.is_empty() {
+        return Ok(updatable.iter().copied().filter(|p| populated(p)).collect());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for path in &requested {
+        let Some(known) = updatable.iter().find(|u| **u == path.as_str()) else {
+            return Err(ApiError::invalid(
+                "update_mask",
+                format!(
+                    "unknown or immutable path `{path}`; updatable: {}",
+                    updatable.join(", ")
+                ),
+            ));
+        };
+        if !seen.insert(*known) {
+            return Err(ApiError::invalid(
+                "update_mask",
+                format!("path `{path}` is repeated"),
+            ));
+        }
+        out.push(*known);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +265,30 @@ mod tests {
         };
         assert_eq!(list.len(), 3);
         assert!(list[0].description.contains("required"));
+    }
+
+    #[test]
+    fn update_paths_rules() {
+        let updatable = ["title", "owner"];
+        let mask = prost_types::FieldMask {
+            paths: vec!["owner".into()],
+        };
+        assert_eq!(
+            update_paths(Some(&mask), &updatable, |_| false),
+            Ok(vec!["owner"])
+        );
+        assert_eq!(
+            update_paths(None, &updatable, |p| p == "title"),
+            Ok(vec!["title"])
+        );
+        let bad = prost_types::FieldMask {
+            paths: vec!["status".into()],
+        };
+        assert!(update_paths(Some(&bad), &updatable, |_| true).is_err());
+        let twice = prost_types::FieldMask {
+            paths: vec!["owner".into(), "owner".into()],
+        };
+        assert!(update_paths(Some(&twice), &updatable, |_| true).is_err());
     }
 
     proptest! {

@@ -13,7 +13,7 @@ use assurance_runtime::{
     idempotency::RequestKey,
     page,
     time::{from_timestamp, now_micros},
-    validate::{Violations, is_slug, name_id, slug_name},
+    validate::{Violations, is_slug, name_id, slug_name, update_paths},
 };
 use prost::Message;
 
@@ -685,54 +685,22 @@ impl IncidentService for IncidentApi {
         let mut v = Violations::new();
         let i = v.require("incident", req.incident)?;
         let id = incident_id(&mut v, "incident.name", &i.name);
-        let requested: Vec<String> = req.update_mask.map(|m| m.paths).unwrap_or_default();
-        let paths: Vec<&'static str> = if requested.is_empty() {
-            UPDATABLE
-                .iter()
-                .copied()
-                .filter(|p| match *p {
-                    "title" => !i.title.is_empty(),
-                    "summary" => !i.summary.is_empty(),
-                    "classification" => i.classification != 0,
-                    "severity" => i.severity != 0,
-                    "functional_impact" => i.functional_impact != 0,
-                    "information_impacts" => !i.information_impacts.is_empty(),
-                    "recoverability" => i.recoverability != 0,
-                    "customer_data_affected" => i.customer_data_affected,
-                    "affected_services" => !i.affected_services.is_empty(),
-                    "detection_source" => !i.detection_source.is_empty(),
-                    "incident_type" => !i.incident_type.is_empty(),
-                    "occur_time" => i.occur_time.is_some(),
-                    "detect_time" => i.detect_time.is_some(),
-                    _ => false,
-                })
-                .collect()
-        } else {
-            let mut out = Vec::new();
-            for p in &requested {
-                match UPDATABLE.iter().find(|u| **u == p.as_str()) {
-                    Some(known) if !out.contains(known) => out.push(*known),
-                    Some(_) => {
-                        return Err(ApiError::invalid(
-                            "update_mask",
-                            format!("path `{p}` is repeated"),
-                        )
-                        .into());
-                    }
-                    None => {
-                        return Err(ApiError::invalid(
-                            "update_mask",
-                            format!(
-                                "unknown or immutable path `{p}`; updatable: {}",
-                                UPDATABLE.join(", ")
-                            ),
-                        )
-                        .into());
-                    }
-                }
-            }
-            out
-        };
+        let paths = update_paths(req.update_mask.as_ref(), UPDATABLE, |p| match p {
+            "title" => !i.title.is_empty(),
+            "summary" => !i.summary.is_empty(),
+            "classification" => i.classification != 0,
+            "severity" => i.severity != 0,
+            "functional_impact" => i.functional_impact != 0,
+            "information_impacts" => !i.information_impacts.is_empty(),
+            "recoverability" => i.recoverability != 0,
+            "customer_data_affected" => i.customer_data_affected,
+            "affected_services" => !i.affected_services.is_empty(),
+            "detection_source" => !i.detection_source.is_empty(),
+            "incident_type" => !i.incident_type.is_empty(),
+            "occur_time" => i.occur_time.is_some(),
+            "detect_time" => i.detect_time.is_some(),
+            _ => false,
+        })?;
         if paths.is_empty() {
             v.add("update_mask", "names no field to update");
         }
@@ -1447,38 +1415,13 @@ impl IncidentService for IncidentApi {
         let mut v = Violations::new();
         let t = v.require("task", req.task)?;
         let ids = task_name(&mut v, "task.name", &t.name);
-        let requested: Vec<String> = req.update_mask.map(|m| m.paths).unwrap_or_default();
-        let paths: Vec<&'static str> = if requested.is_empty() {
-            TASK_UPDATABLE
-                .iter()
-                .copied()
-                .filter(|p| match *p {
-                    "title" => !t.title.is_empty(),
-                    "description" => !t.description.is_empty(),
-                    "assignee" => !t.assignee.is_empty(),
-                    "status" => t.status != 0,
-                    _ => false,
-                })
-                .collect()
-        } else {
-            let mut out = Vec::new();
-            for p in &requested {
-                match TASK_UPDATABLE.iter().find(|u| **u == p.as_str()) {
-                    Some(known) if !out.contains(known) => out.push(*known),
-                    _ => {
-                        return Err(ApiError::invalid(
-                            "update_mask",
-                            format!(
-                                "unknown, immutable or repeated path `{p}`; updatable: {}",
-                                TASK_UPDATABLE.join(", ")
-                            ),
-                        )
-                        .into());
-                    }
-                }
-            }
-            out
-        };
+        let paths = update_paths(req.update_mask.as_ref(), TASK_UPDATABLE, |p| match p {
+            "title" => !t.title.is_empty(),
+            "description" => !t.description.is_empty(),
+            "assignee" => !t.assignee.is_empty(),
+            "status" => t.status != 0,
+            _ => false,
+        })?;
         if paths.is_empty() {
             v.add("update_mask", "names no field to update");
         }

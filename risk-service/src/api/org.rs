@@ -3,11 +3,12 @@
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
 use assurance_runtime::{
     ApiResult, page,
-    validate::{Violations, is_slug, slug_name},
+    validate::{Violations, is_slug, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
 
-use super::{convert, fingerprint, request_key, update_paths};
+use super::{convert, fingerprint};
+use crate::store::RequestKey;
 use crate::store::{
     Store,
     entities::{business_unit, service},
@@ -88,7 +89,7 @@ impl OrganizationService for OrgApi {
             .store
             .create_business_unit(
                 model,
-                request_key("CreateBusinessUnit", &req.request_id, fp),
+                RequestKey::of("CreateBusinessUnit", &req.request_id, fp),
             )
             .await?;
         Ok(Response::new(convert::business_unit(&created)))
@@ -201,7 +202,7 @@ impl OrganizationService for OrgApi {
         let fp = fingerprint(req, |r| r.request_id.clear());
         let created = self
             .store
-            .create_service(model, request_key("CreateService", &req.request_id, fp))
+            .create_service(model, RequestKey::of("CreateService", &req.request_id, fp))
             .await?;
         Ok(Response::new(convert::service(&created)))
     }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use assurance_proto::risk::v1::{self as pb, risk_service_server::RiskService};
 use assurance_runtime::{
     ApiError, ApiResult, filter, page,
-    validate::{Violations, name_id, slug_name},
+    validate::{Violations, name_id, slug_name, update_paths},
 };
 use sea_orm::{ColumnTrait, Condition, Order};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, fingerprint, request_key, update_paths};
+use super::{convert, fingerprint};
+use crate::store::RequestKey;
 use crate::{
     domain::{check_labels, scoring::ScoringPolicy, status::RiskStatus},
     store::{
@@ -186,7 +187,7 @@ impl RiskService for RiskApi {
             .create_risk(
                 model,
                 r.labels.clone(),
-                request_key("CreateRisk", &req.request_id, fp),
+                RequestKey::of("CreateRisk", &req.request_id, fp),
             )
             .await?;
         Ok(Response::new(convert::risk(&created)))
@@ -361,7 +362,7 @@ impl RiskService for RiskApi {
             .assess_risk(
                 id.unwrap_or_default(),
                 model,
-                request_key("AssessRisk", &req.request_id, fp),
+                RequestKey::of("AssessRisk", &req.request_id, fp),
             )
             .await?;
         Ok(Response::new(convert::risk(&risk)))
