@@ -1,12 +1,14 @@
 //! Incident metrics computed by the database: counts with `GROUP BY`, and for each duration
 //! its count, integer sum (mean = sum / count) and 90th percentile by the nearest-rank rule
-//! (`ORDER BY … LIMIT 1 OFFSET ⌈0.9·n⌉−1`) — integer arithmetic only, so SQLite and PostgreSQL
+//! (one step of `ORDER BY … LIMIT 1 OFFSET` on an expression index, from its nearer end) — integer arithmetic only, so SQLite and PostgreSQL
 //! give identical answers.
 
 use assurance_runtime::ApiResult;
 use std::collections::BTreeMap;
 
-use sea_orm::{Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
+use sea_orm::{
+    Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+};
 
 use super::{Store, entities::incident, migration::DURATIONS};
 
@@ -31,6 +33,25 @@ pub struct Metrics {
     pub total_time: Stats,
 }
 
+/// One (phase, severity) group of the aggregate pass: its count, and each duration's count
+/// (`c`) and sum (`s`) in the order of `DURATIONS`.
+#[derive(FromQueryResult)]
+struct Group {
+    phase: i32,
+    severity: i32,
+    n: i64,
+    c0: i64,
+    s0: i64,
+    c1: i64,
+    s1: i64,
+    c2: i64,
+    s2: i64,
+    c3: i64,
+    s3: i64,
+    c4: i64,
+    s4: i64,
+}
+
 /// The rank of the nearest-rank percentile `p` (in %) of `n` values, from 1.
 pub fn nearest_rank(p: i64, n: i64) -> i64 {
     Ord::max((p * n + 99) / 100, 1)
@@ -39,61 +60,52 @@ pub fn nearest_rank(p: i64, n: i64) -> i64 {
 impl Store {
     pub async fn metrics(&self, scope: Condition) -> ApiResult<Metrics> {
         let db = self.connection();
-        let counts = incident::Entity::find()
+        // One pass: per (phase, severity) group its count and every duration's count and sum;
+        // sums add up across groups.
+        let mut select = incident::Entity::find()
             .select_only()
             .column(incident::Column::Phase)
             .column(incident::Column::Severity)
-            .column_as(Expr::cust("COUNT(*)"), "n")
+            .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
             .filter(scope.clone())
             .group_by(incident::Column::Phase)
-            .group_by(incident::Column::Severity)
-            .into_tuple::<(i32, i32, i64)>()
-            .all(db)
-            .await?;
+            .group_by(incident::Column::Severity);
+        for (n, (end, start)) in DURATIONS.iter().enumerate() {
+            select = select
+                .column_as(
+                    Expr::cust(format!("CAST(COUNT({end} - {start}) AS BIGINT)")),
+                    format!("c{n}"),
+                )
+                .column_as(
+                    Expr::cust(format!("CAST(COALESCE(SUM({end} - {start}), 0) AS BIGINT)")),
+                    format!("s{n}"),
+                );
+        }
+        let rows: Vec<Group> = select.into_model().all(db).await?;
         let mut by_phase: BTreeMap<i32, i64> = BTreeMap::new();
         let mut by_severity: BTreeMap<i32, i64> = BTreeMap::new();
-        for (phase, severity, n) in &counts {
-            *by_phase.entry(*phase).or_default() += n;
-            *by_severity.entry(*severity).or_default() += n;
+        let mut sums = [(0i64, 0i64); 5];
+        let mut total = 0;
+        for g in rows {
+            *by_phase.entry(g.phase).or_default() += g.n;
+            *by_severity.entry(g.severity).or_default() += g.n;
+            total += g.n;
+            let group = [
+                (g.c0, g.s0),
+                (g.c1, g.s1),
+                (g.c2, g.s2),
+                (g.c3, g.s3),
+                (g.c4, g.s4),
+            ];
+            for (sum, (c, s)) in sums.iter_mut().zip(group) {
+                sum.0 += c;
+                sum.1 += s;
+            }
         }
-        let total = counts.iter().map(|(_, _, n)| n).sum();
         let closed = by_phase
             .get(&(crate::domain::phase::Phase::Closed as i32))
             .copied()
             .unwrap_or(0);
-
-        // Every duration's count and sum in one pass.
-        let mut select = incident::Entity::find().select_only().filter(scope.clone());
-        for (n, (end, start)) in DURATIONS.iter().enumerate() {
-            select = select
-                .column_as(
-                    Expr::cust(format!(
-                        "CAST(SUM(CASE WHEN {end} IS NOT NULL AND {start} IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT)"
-                    )),
-                    format!("c{n}"),
-                )
-                .column_as(Expr::cust(format!("CAST(SUM({end} - {start}) AS BIGINT)")), format!("s{n}"));
-        }
-        type Sums = (
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        );
-        let sums: Option<Sums> = select.into_tuple().one(db).await?;
-        let sums: [(i64, i64); 5] = match sums {
-            None => [(0, 0); 5],
-            Some((c0, s0, c1, s1, c2, s2, c3, s3, c4, s4)) => {
-                [(c0, s0), (c1, s1), (c2, s2), (c3, s3), (c4, s4)]
-                    .map(|(c, s)| (c.unwrap_or(0), s.unwrap_or(0)))
-            }
-        };
         let mut stats = [Stats::default(); 5];
         for (n, (end, start)) in DURATIONS.iter().enumerate() {
             stats[n] = self.stats(&scope, end, start, sums[n]).await?;
@@ -111,7 +123,10 @@ impl Store {
         })
     }
 
-    /// Stats of `end - start` given its count and sum; the p90 walks the duration's index.
+    /// Stats of `end - start` given its count and sum. The p90 walks the duration's expression
+    /// index from whichever end is nearer its rank (for p90, from the top: a tenth of the
+    /// entries); the `IS NOT NULL` term is on the indexed expression itself so that the walk
+    /// skips missing durations without reading their rows.
     async fn stats(
         &self,
         scope: &Condition,
@@ -122,17 +137,22 @@ impl Store {
         if count == 0 {
             return Ok(Stats::default());
         }
+        let duration = || Expr::cust(format!("({end} - {start})"));
         let present = Condition::all()
             .add(scope.clone())
-            .add(Expr::cust(format!("{end} IS NOT NULL")))
-            .add(Expr::cust(format!("{start} IS NOT NULL")));
-        let duration = || Expr::cust(format!("({end} - {start})"));
+            .add(Expr::cust(format!("({end} - {start}) IS NOT NULL")));
+        let rank = nearest_rank(90, count);
+        let (order, offset) = if rank * 2 > count {
+            (sea_orm::Order::Desc, count - rank)
+        } else {
+            (sea_orm::Order::Asc, rank - 1)
+        };
         let p90: Option<i64> = incident::Entity::find()
             .select_only()
             .column_as(duration(), "d")
             .filter(present)
-            .order_by_asc(duration())
-            .offset(u64::try_from(nearest_rank(90, count) - 1).unwrap_or(0))
+            .order_by(duration(), order)
+            .offset(u64::try_from(offset).unwrap_or(0))
             .limit(1)
             .into_tuple()
             .one(self.connection())
