@@ -5,6 +5,7 @@ use std::{env, path::PathBuf};
 use prost::Message;
 
 const PROTOS: &[&str] = &[
+    "assurance/audit/v1/audit.proto",
     "assurance/risk/v1/org.proto",
     "assurance/risk/v1/risk.proto",
     "assurance/incident/v1/incident.proto",

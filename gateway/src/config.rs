@@ -2,7 +2,13 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use assurance_runtime::{db, telemetry::LogFormat};
+use assurance_runtime::{
+    auth::{Role, Roles},
+    db,
+    security::SecuritySettings,
+    telemetry::LogFormat,
+    tls::ClientTlsFiles,
+};
 use clap::Parser;
 use risk_service::{
     config::{Settings, load_policy, store_options},
@@ -72,9 +78,66 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Forwarding only: PEM CA the services' certificates must chain to (for `https://` URLs).
+    #[arg(long, env = "GATEWAY_UPSTREAM_TLS_CA")]
+    pub upstream_tls_ca: Option<PathBuf>,
+    /// Forwarding only: PEM client certificate the gateway presents to the services (mTLS).
+    #[arg(long, env = "GATEWAY_UPSTREAM_TLS_CERT")]
+    pub upstream_tls_cert: Option<PathBuf>,
+    /// Forwarding only: PEM private key of --upstream-tls-cert.
+    #[arg(long, env = "GATEWAY_UPSTREAM_TLS_KEY")]
+    pub upstream_tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub security: Security,
 }
 
+assurance_runtime::security_args!(Security, "GATEWAY_");
+
 impl Config {
+    /// The security settings; `gateway --embedded` with no credentials configured creates
+    /// `DATA_DIR/tokens.toml` with an admin token on first start (the token itself goes to
+    /// `DATA_DIR/admin-token`, readable by the owner only, and is never logged).
+    pub fn security_settings(&self) -> Result<SecuritySettings, String> {
+        let mut settings = self.security.settings();
+        if self.embedded && !settings.insecure_dev && !settings.has_credentials() {
+            let tokens = self.data_dir.join("tokens.toml");
+            if !tokens.exists() {
+                std::fs::create_dir_all(&self.data_dir)
+                    .map_err(|e| format!("data dir {}: {e}", self.data_dir.display()))?;
+                let token = assurance_runtime::auth::tokens::append(
+                    &tokens,
+                    &assurance_runtime::auth::tokens::NewToken {
+                        principal: "admin",
+                        roles: Roles::of(&[Role::Admin]),
+                        services: None,
+                        expires: None,
+                        note: "created by the gateway on first start",
+                    },
+                )?;
+                let token_file = self.data_dir.join("admin-token");
+                write_private(&token_file, &format!("{token}\n"))?;
+                tracing::warn!(
+                    tokens_file = %tokens.display(),
+                    token_file = %token_file.display(),
+                    "no credentials were configured: created a tokens file with an admin token; \
+                     the token is in the token file (readable by you only). Create tokens for \
+                     people and systems and delete it"
+                );
+            }
+            settings.tokens_file = Some(tokens);
+        }
+        Ok(settings)
+    }
+
+    /// TLS of the links to the services.
+    pub fn upstream_tls(&self) -> ClientTlsFiles {
+        ClientTlsFiles {
+            ca: self.upstream_tls_ca.clone(),
+            cert: self.upstream_tls_cert.clone(),
+            key: self.upstream_tls_key.clone(),
+        }
+    }
+
     /// Settings of the embedded incident-service.
     pub fn incident_settings(&self) -> Result<incident_service::config::Settings, String> {
         Ok(incident_service::config::Settings {
@@ -105,6 +168,22 @@ impl Config {
             policy: load_policy(self.scoring, self.scoring_policy.as_deref())?,
         })
     }
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

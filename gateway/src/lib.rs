@@ -25,7 +25,9 @@ use crate::config::Config;
 pub const SERVICE_NAMES: &[&str] = &[
     assurance_proto::service_names::RISK,
     assurance_proto::service_names::ORGANIZATION,
+    assurance_proto::service_names::RISK_AUDIT,
     assurance_proto::service_names::INCIDENT,
+    assurance_proto::service_names::INCIDENT_AUDIT,
 ];
 
 /// Builds the routes and readiness check of the configured mode.
@@ -49,6 +51,7 @@ pub async fn routes(config: &Config) -> Result<(Routes, ReadyCheck), String> {
         tracing::info!(risk_url = %config.risk_url, incident_url = %config.incident_url, "forwarding mode");
         let mut router = axum::Router::new();
         let mut checks = Vec::new();
+        let upstream_tls = config.upstream_tls();
         for (name, url, services) in [
             (
                 "risk-service",
@@ -61,11 +64,21 @@ pub async fn routes(config: &Config) -> Result<(Routes, ReadyCheck), String> {
                 incident_service::SERVICE_NAMES,
             ),
         ] {
-            let channel = Endpoint::from_shared(url.clone())
+            let mut endpoint = Endpoint::from_shared(url.clone())
                 .map_err(|e| format!("{name} url {url}: {e}"))?
                 .connect_timeout(Duration::from_secs(5))
-                .tcp_nodelay(true)
-                .connect_lazy();
+                .tcp_nodelay(true);
+            if url.starts_with("https://") {
+                let tls = upstream_tls.grpc("")?.ok_or_else(|| {
+                    format!(
+                        "{name} url {url} is https: give --upstream-tls-ca to trust its certificate"
+                    )
+                })?;
+                endpoint = endpoint
+                    .tls_config(tls)
+                    .map_err(|e| format!("{name} TLS: {e}"))?;
+            }
+            let channel = endpoint.connect_lazy();
             router = router.merge(forward::routes(
                 services,
                 forward::Upstream::new(name, channel.clone()),
@@ -108,6 +121,7 @@ fn all_ready(checks: Vec<ReadyCheck>) -> ReadyCheck {
 
 /// Serves the gateway on the configured addresses (port 0 picks a free one) until `shutdown`.
 pub async fn start(config: &Config, shutdown: Shutdown) -> Result<Running, String> {
+    let security = config.security_settings()?.build()?;
     let (routes, ready) = routes(config).await?;
     serve::start(
         config.listen,
@@ -115,6 +129,7 @@ pub async fn start(config: &Config, shutdown: Shutdown) -> Result<Running, Strin
         routes,
         SERVICE_NAMES,
         ready,
+        security,
         shutdown,
     )
     .await

@@ -48,7 +48,11 @@ pub struct Config {
         default_value = "pretty"
     )]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub security: Security,
 }
+
+assurance_runtime::security_args!(Security, "INCIDENT_");
 
 /// What incident-service needs to run, whichever binary hosts it.
 #[derive(Debug, Clone)]

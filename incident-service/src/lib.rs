@@ -14,9 +14,15 @@ pub mod store;
 use std::sync::Arc;
 
 use assurance_proto::{
-    incident::v1::incident_service_server::IncidentServiceServer, service_names,
+    incident::v1::{
+        audit_service_server::AuditServiceServer, incident_service_server::IncidentServiceServer,
+    },
+    service_names,
 };
-use assurance_runtime::serve::{ReadyCheck, Running, Shutdown};
+use assurance_runtime::{
+    audit::AuditApi,
+    serve::{ReadyCheck, Running, Shutdown},
+};
 use tonic::service::Routes;
 
 use crate::{
@@ -26,7 +32,7 @@ use crate::{
 };
 
 /// The gRPC services incident-service serves.
-pub const SERVICE_NAMES: &[&str] = &[service_names::INCIDENT];
+pub const SERVICE_NAMES: &[&str] = &[service_names::INCIDENT, service_names::INCIDENT_AUDIT];
 
 #[derive(Clone)]
 pub struct IncidentServer {
@@ -46,11 +52,16 @@ impl IncidentServer {
     }
 
     pub fn add_to(&self, routes: Routes) -> Routes {
-        routes.add_service(IncidentServiceServer::new(api::IncidentApi::new(
-            self.store.clone(),
-            self.rule.clone(),
-            self.preparation.clone(),
-        )))
+        routes
+            .add_service(IncidentServiceServer::new(api::IncidentApi::new(
+                self.store.clone(),
+                self.rule.clone(),
+                self.preparation.clone(),
+            )))
+            .add_service(AuditServiceServer::new(AuditApi::new(
+                self.store.connection().clone(),
+                store::SERVICE,
+            )))
     }
 
     pub fn ready_check(&self) -> ReadyCheck {
@@ -69,6 +80,7 @@ impl IncidentServer {
 /// Opens the store and serves incident-service on the configured addresses until `shutdown`.
 pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Running, String> {
     let settings = config.settings()?;
+    let security = config.security.settings().build()?;
     tracing::info!(listen = %config.listen, http_listen = %config.http_listen, %settings, "starting incident-service");
     let server = IncidentServer::open(&settings)
         .await
@@ -79,6 +91,7 @@ pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Runnin
         server.add_to(Routes::default()),
         SERVICE_NAMES,
         server.ready_check(),
+        security,
         shutdown,
     )
     .await

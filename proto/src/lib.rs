@@ -1,5 +1,11 @@
 //! The Assurance gRPC contracts, generated from `proto/assurance/**`.
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("assurance.audit.v1");
+    }
+}
+
 pub mod risk {
     pub mod v1 {
         tonic::include_proto!("assurance.risk.v1");
@@ -20,4 +26,6 @@ pub mod service_names {
     pub const RISK: &str = "assurance.risk.v1.RiskService";
     pub const ORGANIZATION: &str = "assurance.risk.v1.OrganizationService";
     pub const INCIDENT: &str = "assurance.incident.v1.IncidentService";
+    pub const RISK_AUDIT: &str = "assurance.risk.v1.AuditService";
+    pub const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
 }

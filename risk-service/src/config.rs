@@ -55,7 +55,11 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "RISK_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub security: Security,
 }
+
+assurance_runtime::security_args!(Security, "RISK_");
 
 /// What the risk services need to run, whichever binary hosts them.
 #[derive(Debug, Clone)]

@@ -12,18 +12,23 @@ use std::sync::Arc;
 
 use assurance_proto::{
     risk::v1::{
+        audit_service_server::AuditServiceServer,
         organization_service_server::OrganizationServiceServer,
         risk_service_server::RiskServiceServer,
     },
     service_names,
 };
-use assurance_runtime::serve::ReadyCheck;
+use assurance_runtime::{audit::AuditApi, serve::ReadyCheck};
 use tonic::service::Routes;
 
 use crate::{config::Settings, domain::scoring::ScoringPolicy, store::Store};
 
 /// The gRPC services risk-service serves, for health and routing.
-pub const SERVICE_NAMES: &[&str] = &[service_names::RISK, service_names::ORGANIZATION];
+pub const SERVICE_NAMES: &[&str] = &[
+    service_names::RISK,
+    service_names::ORGANIZATION,
+    service_names::RISK_AUDIT,
+];
 
 /// The risk services over an open, migrated store.
 #[derive(Clone)]
@@ -53,6 +58,10 @@ impl RiskServer {
             .add_service(OrganizationServiceServer::new(api::OrgApi::new(
                 self.store.clone(),
             )))
+            .add_service(AuditServiceServer::new(AuditApi::new(
+                self.store.connection().clone(),
+                store::SERVICE,
+            )))
     }
 
     /// Ready when the database answers.
@@ -76,6 +85,7 @@ pub async fn start(
     shutdown: assurance_runtime::serve::Shutdown,
 ) -> Result<assurance_runtime::serve::Running, String> {
     let settings = config.settings()?;
+    let security = config.security.settings().build()?;
     tracing::info!(listen = %config.listen, http_listen = %config.http_listen, %settings, "starting risk-service");
     let server = RiskServer::open(&settings)
         .await
@@ -86,6 +96,7 @@ pub async fn start(
         server.add_to(Routes::default()),
         SERVICE_NAMES,
         server.ready_check(),
+        security,
         shutdown,
     )
     .await

@@ -3,15 +3,19 @@
 //! parsing, database set-up, serving, telemetry), so that typed errors look the same from
 //! every service and through the gateway.
 
+pub mod audit;
+pub mod auth;
 pub mod db;
 pub mod error;
 pub mod etag;
 pub mod filter;
 pub mod idempotency;
 pub mod page;
+pub mod security;
 pub mod serve;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult};

@@ -9,6 +9,16 @@ use tokio::{net::TcpListener, sync::watch};
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
+use crate::{auth::layer::AuthLayer, tls::ServerTls};
+
+/// How a server's listeners check their callers: the auth layer every gRPC call passes, and
+/// TLS (or mTLS) on the gRPC and HTTP listeners.
+#[derive(Clone)]
+pub struct Security {
+    pub auth: AuthLayer,
+    pub tls: Option<ServerTls>,
+}
+
 /// How long in-flight calls and streams get to finish once shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -80,6 +90,7 @@ pub async fn serve_grpc(
     listener: TcpListener,
     routes: Routes,
     services: &[&'static str],
+    security: Security,
     shutdown: Shutdown,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -98,7 +109,11 @@ pub async fn serve_grpc(
             set_all(&reporter, &services, ServingStatus::NotServing).await;
         }
     };
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &security.tls {
+        builder = builder.tls_config(tls.grpc())?;
+    }
+    let server = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(|req| {
@@ -109,6 +124,7 @@ pub async fn serve_grpc(
                 .unwrap_or("");
             tracing::info_span!("grpc", method = %req.uri().path(), request_id)
         })
+        .layer(security.auth)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             // The builder's tcp_nodelay applies only to listeners it binds itself.
@@ -165,6 +181,7 @@ pub type ReadyCheck =
 pub async fn serve_http(
     listener: TcpListener,
     ready: ReadyCheck,
+    tls: Option<ServerTls>,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let probe_shutdown = shutdown.clone();
@@ -189,9 +206,16 @@ pub async fn serve_http(
                 }
             }),
         );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+    match tls {
+        Some(tls) => {
+            crate::tls::serve_https(listener, app, &tls, async move { shutdown.wait().await }).await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.wait().await })
+                .await
+        }
+    }
 }
 
 /// A server running in the background: its bound addresses and a handle to stop it.
@@ -222,6 +246,7 @@ pub fn spawn(
     routes: Routes,
     services: &'static [&'static str],
     ready: ReadyCheck,
+    security: Security,
     shutdown: Shutdown,
 ) -> std::io::Result<Running> {
     let grpc_addr = grpc.local_addr()?;
@@ -229,8 +254,13 @@ pub fn spawn(
     let task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let http_task = tokio::spawn(serve_http(http, ready, shutdown.clone()));
-            let grpc_result = serve_grpc(grpc, routes, services, shutdown.clone()).await;
+            let http_task = tokio::spawn(serve_http(
+                http,
+                ready,
+                security.tls.clone(),
+                shutdown.clone(),
+            ));
+            let grpc_result = serve_grpc(grpc, routes, services, security, shutdown.clone()).await;
             // Whatever ended the gRPC server ends the probes too.
             shutdown.trigger();
             let http_result = http_task.await;
@@ -283,6 +313,7 @@ pub async fn start(
     routes: Routes,
     services: &'static [&'static str],
     ready: ReadyCheck,
+    security: Security,
     shutdown: Shutdown,
 ) -> Result<Running, String> {
     let grpc = TcpListener::bind(listen)
@@ -291,5 +322,5 @@ pub async fn start(
     let http = TcpListener::bind(http_listen)
         .await
         .map_err(|e| format!("cannot listen on {http_listen}: {e}"))?;
-    spawn(grpc, http, routes, services, ready, shutdown).map_err(|e| e.to_string())
+    spawn(grpc, http, routes, services, ready, security, shutdown).map_err(|e| e.to_string())
 }

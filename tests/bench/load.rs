@@ -11,7 +11,8 @@ use assurance_proto::{
     incident::v1::incident_service_client::IncidentServiceClient,
     risk::v1::{self as pb, risk_service_client::RiskServiceClient},
 };
-use tonic::{Code, transport::Channel};
+use assurance_tests::server::AuthChannel as Channel;
+use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use uuid::Uuid;
 

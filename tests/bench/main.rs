@@ -26,7 +26,6 @@ use assurance_tests::{crash, server};
 use clap::{Parser, Subcommand};
 use load::{Op, Sample, Workload};
 use prost::Message;
-use tonic::transport::Channel;
 
 #[derive(Parser)]
 #[command(
@@ -434,6 +433,13 @@ async fn h2load(
         ])
         .args(["-D", &format!("{}", args.duration.ceil() as u64)])
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .args([
+            "-H",
+            &format!(
+                "authorization: Bearer {}",
+                assurance_tests::auth::SHARED.admin()
+            ),
+        ])
         .arg("-d")
         .arg(file.path())
         .arg(format!("http://{addr}{}", op.path()))
@@ -480,7 +486,7 @@ fn parse_h2load_time(s: &str) -> u32 {
 }
 
 async fn check_once(op: Op, addr: SocketAddr, body: &[u8]) -> Result<(), String> {
-    let channel: Channel = server::connect(addr).await?;
+    let channel = server::connect(addr).await?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|e| e.to_string())?;
     let path = http::uri::PathAndQuery::from_static(op.path());

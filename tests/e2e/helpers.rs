@@ -1,7 +1,10 @@
 //! Test harness: a fresh database per test (a temp SQLite file, or a PostgreSQL database of
 //! its own when `ASSURANCE_TEST_POSTGRES_URL` is set), servers on port 0, real gRPC clients.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use assurance_runtime::auth::client::Bearer;
+pub use assurance_tests::auth::TestTokens;
 
 use assurance_proto::incident::v1::incident_service_client::IncidentServiceClient;
 use assurance_proto::risk::v1::{
@@ -31,6 +34,8 @@ pub fn postgres_url() -> Option<String> {
 pub struct TestDb {
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The credentials every server of this test accepts.
+    pub tokens: Arc<TestTokens>,
     pg: Option<(String, String)>,
 }
 
@@ -41,6 +46,7 @@ impl TestDb {
             Backend::Sqlite => TestDb {
                 url: assurance_runtime::db::sqlite_url(&dir.path().join("risk.db")),
                 dir,
+                tokens: Arc::new(TestTokens::new()),
                 pg: None,
             },
             Backend::Postgres => {
@@ -56,6 +62,7 @@ impl TestDb {
                 TestDb {
                     url: assurance_tests::server::with_database(&admin, &name),
                     dir,
+                    tokens: Arc::new(TestTokens::new()),
                     pg: Some((admin, name)),
                 }
             }
@@ -106,25 +113,48 @@ impl TestDb {
     }
 }
 
-/// A running server with clients for it.
+/// A channel that sends a bearer token with every call.
+pub type Authed = Bearer<Channel>;
+
+/// A running server with clients for it. The plain clients act as the `admin` test token;
+/// the `_as` variants as any token of [`TestTokens`].
 pub struct App {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Without credentials.
     pub channel: Channel,
+    pub tokens: Arc<TestTokens>,
     running: Option<Running>,
 }
 
 impl App {
-    pub fn risks(&self) -> RiskServiceClient<Channel> {
-        RiskServiceClient::new(self.channel.clone())
+    /// The channel with the token named `who` (a role, `scoped`, `expired`, …).
+    pub fn channel_as(&self, who: &str) -> Authed {
+        Bearer::new(self.channel.clone(), self.tokens.token(who)).expect("token is valid metadata")
     }
 
-    pub fn org(&self) -> OrganizationServiceClient<Channel> {
-        OrganizationServiceClient::new(self.channel.clone())
+    pub fn risks(&self) -> RiskServiceClient<Authed> {
+        self.risks_as("admin")
     }
 
-    pub fn incidents(&self) -> IncidentServiceClient<Channel> {
-        IncidentServiceClient::new(self.channel.clone())
+    pub fn risks_as(&self, who: &str) -> RiskServiceClient<Authed> {
+        RiskServiceClient::new(self.channel_as(who))
+    }
+
+    pub fn org(&self) -> OrganizationServiceClient<Authed> {
+        self.org_as("admin")
+    }
+
+    pub fn org_as(&self, who: &str) -> OrganizationServiceClient<Authed> {
+        OrganizationServiceClient::new(self.channel_as(who))
+    }
+
+    pub fn incidents(&self) -> IncidentServiceClient<Authed> {
+        self.incidents_as("admin")
+    }
+
+    pub fn incidents_as(&self, who: &str) -> IncidentServiceClient<Authed> {
+        IncidentServiceClient::new(self.channel_as(who))
     }
 
     pub fn health(&self) -> HealthClient<Channel> {
@@ -142,12 +172,13 @@ impl App {
         }
     }
 
-    async fn connect(running: Running) -> App {
+    async fn connect(running: Running, tokens: Arc<TestTokens>) -> App {
         let channel = channel(running.grpc_addr).await;
         App {
             grpc_addr: running.grpc_addr,
             http_addr: running.http_addr,
             channel,
+            tokens,
             running: Some(running),
         }
     }
@@ -186,12 +217,16 @@ pub async fn risk_service(db: &TestDb, scoring: Methodology) -> App {
         scoring,
         scoring_policy: None,
         log_format: assurance_runtime::telemetry::LogFormat::Pretty,
+        security: risk_service::config::Security {
+            tokens_file: Some(db.tokens.path.clone()),
+            ..Default::default()
+        },
     };
     init_logs();
     let running = risk_service::start(&config, Shutdown::new())
         .await
         .expect("risk-service starts");
-    App::connect(running).await
+    App::connect(running, db.tokens.clone()).await
 }
 
 /// incident-service on port 0 over `db`'s incident database.
@@ -204,12 +239,16 @@ pub async fn incident_service(db: &TestDb) -> App {
         severity_rule: None,
         preparation: None,
         log_format: assurance_runtime::telemetry::LogFormat::Pretty,
+        security: incident_service::config::Security {
+            tokens_file: Some(db.tokens.path.clone()),
+            ..Default::default()
+        },
     };
     init_logs();
     let running = incident_service::start(&config, Shutdown::new())
         .await
         .expect("incident-service starts");
-    App::connect(running).await
+    App::connect(running, db.tokens.clone()).await
 }
 
 fn gateway_config(db: &TestDb) -> gateway::config::Config {
@@ -230,6 +269,13 @@ fn gateway_config(db: &TestDb) -> gateway::config::Config {
         scoring: Methodology::Standard,
         scoring_policy: None,
         log_format: assurance_runtime::telemetry::LogFormat::Pretty,
+        upstream_tls_ca: None,
+        upstream_tls_cert: None,
+        upstream_tls_key: None,
+        security: gateway::config::Security {
+            tokens_file: Some(db.tokens.path.clone()),
+            ..Default::default()
+        },
     }
 }
 
@@ -246,7 +292,7 @@ pub async fn embedded_gateway(db: &TestDb, backend: Backend) -> App {
     let running = gateway::start(&config, Shutdown::new())
         .await
         .expect("gateway starts");
-    App::connect(running).await
+    App::connect(running, db.tokens.clone()).await
 }
 
 /// A forwarding gateway in front of a risk-service and an incident-service.
@@ -258,7 +304,7 @@ pub async fn forwarding_gateway(db: &TestDb, risk: SocketAddr, incident: SocketA
     let running = gateway::start(&config, Shutdown::new())
         .await
         .expect("gateway starts");
-    App::connect(running).await
+    App::connect(running, db.tokens.clone()).await
 }
 
 /// Logs in tests only when `TEST_LOG` is set.

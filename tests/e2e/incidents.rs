@@ -1068,8 +1068,9 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
     let mut inc = new_incident("Customer records exposed");
     inc.customer_data_affected = true;
     let declared = declare(&app, inc).await;
+    // Drafted by the security lead; the author is the caller, whatever the request says.
     let create = |audience: pb::Audience, subject: &str| {
-        let mut client = app.incidents();
+        let mut client = app.incidents_as("security_lead");
         let request = pb::CreateNotificationRequest {
             parent: declared.name.clone(),
             notification: Some(pb::Notification {
@@ -1092,6 +1093,7 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
         .await
         .expect("draft");
     assert_eq!(customers.status, pb::NotificationStatus::Draft as i32);
+    assert_eq!(customers.author, "security_lead@example.com");
     let declared_at = declared.declare_time.expect("declared").seconds;
     assert_eq!(
         customers.deadline_time.map(|d| d.seconds),
@@ -1115,11 +1117,12 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
                 .map(|r| r.into_inner())
         }
     };
-    let approve = |name: String, approver: &str| {
-        let mut client = app.incidents();
+    let approve = |name: String, who: &str| {
+        let mut client = app.incidents_as(who);
         let request = pb::ApproveNotificationRequest {
             name,
-            approver: approver.into(),
+            // Ignored: the approver is the caller.
+            approver: "someone-else@example.com".into(),
         };
         async move {
             client
@@ -1132,18 +1135,18 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
         .await
         .expect_err("not approved");
     assert_eq!(reason(&err), "NOT_APPROVED");
-    let err = approve(customers.name.clone(), "comms@example.com")
+    let err = approve(customers.name.clone(), "security_lead")
         .await
         .expect_err("own draft");
     assert_eq!(reason(&err), "SELF_APPROVAL");
-    let approved = approve(customers.name.clone(), "legal@example.com")
+    let approved = approve(customers.name.clone(), "admin")
         .await
         .expect("approve");
     assert_eq!(
         (approved.status, approved.approver.as_str()),
-        (pb::NotificationStatus::Approved as i32, "legal@example.com")
+        (pb::NotificationStatus::Approved as i32, "admin@example.com")
     );
-    let err = approve(customers.name.clone(), "ciso@example.com")
+    let err = approve(customers.name.clone(), "admin2")
         .await
         .expect_err("twice");
     assert_eq!(reason(&err), "NOT_A_DRAFT");

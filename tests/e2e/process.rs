@@ -156,12 +156,14 @@ async fn a_replica_never_serves_a_risk_changed_elsewhere_beyond_the_bound() {
 
 async fn risk_client(
     addr: SocketAddr,
-) -> pb::risk_service_client::RiskServiceClient<tonic::transport::Channel> {
+) -> pb::risk_service_client::RiskServiceClient<assurance_tests::server::AuthChannel> {
     pb::risk_service_client::RiskServiceClient::new(connect(addr).await.expect("connect"))
 }
 
 async fn seed_org(
-    mut org: pb::organization_service_client::OrganizationServiceClient<tonic::transport::Channel>,
+    mut org: pb::organization_service_client::OrganizationServiceClient<
+        assurance_tests::server::AuthChannel,
+    >,
 ) {
     org.create_business_unit(pb::CreateBusinessUnitRequest {
         business_unit_id: "productivity".into(),

@@ -1,5 +1,8 @@
 //! Support shared by the end-to-end tests and the `assurance-bench` tool: starting real server
 //! processes, and the crash check.
 
+pub mod auth;
 pub mod crash;
+pub mod jwt;
+pub mod pki;
 pub mod server;

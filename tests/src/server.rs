@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use assurance_runtime::auth::client::Bearer;
 use clap::Parser;
 use sea_orm::{ConnectionTrait, Database};
 use tonic::transport::{Channel, Endpoint};
@@ -48,11 +49,26 @@ pub fn spawn_binary(
     )
     .stdin(Stdio::null())
     .stdout(Stdio::null());
+    if !extra
+        .iter()
+        .any(|a| a.starts_with("--insecure-dev") || a.starts_with("--tokens-file"))
+    {
+        cmd.arg("--tokens-file").arg(&crate::auth::SHARED.path);
+    }
     cmd.spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))
 }
 
-pub async fn connect(addr: SocketAddr) -> Result<Channel, String> {
+/// A channel to `addr` that sends the shared admin token with every call.
+pub type AuthChannel = Bearer<Channel>;
+
+/// A channel to the server at `addr`, as the shared admin (see [`crate::auth::SHARED`]).
+pub async fn connect(addr: SocketAddr) -> Result<AuthChannel, String> {
+    Bearer::new(plain_channel(addr).await?, crate::auth::SHARED.admin())
+}
+
+/// A channel to the server at `addr` without credentials.
+pub async fn plain_channel(addr: SocketAddr) -> Result<Channel, String> {
     Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(5))
@@ -66,7 +82,7 @@ pub async fn connect(addr: SocketAddr) -> Result<Channel, String> {
 pub async fn wait_serving(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(channel) = connect(addr).await {
+        if let Ok(channel) = plain_channel(addr).await {
             let status = HealthClient::new(channel)
                 .check(HealthCheckRequest {
                     service: String::new(),

@@ -9,7 +9,9 @@ use std::{collections::HashSet, sync::Arc};
 
 use assurance_proto::incident::v1::{self as pb, incident_service_server::IncidentService};
 use assurance_runtime::{
-    ApiError, ApiResult, filter,
+    ApiError, ApiResult,
+    auth::Caller,
+    filter,
     idempotency::RequestKey,
     page,
     time::{from_timestamp, now_micros},
@@ -37,8 +39,6 @@ use crate::{
     },
 };
 
-/// Recorded as the actor of changes until callers are authenticated (identity milestone).
-pub const ANONYMOUS: &str = "anonymous";
 /// Clock skew tolerated on client-supplied times.
 const SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
 const MAX_SERVICES: usize = 100;
@@ -530,6 +530,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::DeclareIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
@@ -605,7 +606,7 @@ impl IncidentService for IncidentApi {
             .unwrap_or_default();
         let created = self
             .store
-            .declare(model, services, tasks, ANONYMOUS, key)
+            .declare(model, services, tasks, &caller, key)
             .await?;
         Ok(Response::new(convert::incident(&created)))
     }
@@ -681,6 +682,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::UpdateIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let i = v.require("incident", req.incident)?;
@@ -716,7 +718,7 @@ impl IncidentService for IncidentApi {
         v.finish()?;
         let updated = self
             .store
-            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |_, m| {
+            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
                 if phase_of(m)? == Phase::Closed {
                     return Err(ApiError::precondition(
                         "INCIDENT_CLOSED",
@@ -788,6 +790,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::AdvancePhaseRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "name", &req.name);
@@ -813,7 +816,7 @@ impl IncidentService for IncidentApi {
         let target = target.unwrap_or(Phase::DetectionAnalysis);
         let updated = self
             .store
-            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |_, m| {
+            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
                 let from = phase_of(m)?;
                 let direction =
                     phase::check_advance(from, target, classification_of(m)?, m.review_complete)
@@ -852,6 +855,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::CloseIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "name", &req.name);
@@ -860,7 +864,7 @@ impl IncidentService for IncidentApi {
         v.finish()?;
         let closed = self
             .store
-            .modify(id.unwrap_or_default(), expected, ANONYMOUS, async |_, m| {
+            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
                 phase::check_close(phase_of(m)?, classification_of(m)?, m.review_complete)
                     .map_err(refusal)?;
                 m.phase = Phase::Closed as i32;
@@ -880,6 +884,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::RecordPostIncidentReviewRequest>,
     ) -> Result<Response<pb::PostIncidentReview>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -893,7 +898,7 @@ impl IncidentService for IncidentApi {
         let key = RequestKey::of("RecordPostIncidentReview", &req.request_id, fp);
         let recorded = self
             .store
-            .record_review(id, model, events, ANONYMOUS, key)
+            .record_review(id, model, events, &caller, key)
             .await?;
         Ok(Response::new(review::to_proto(&recorded)))
     }
@@ -920,6 +925,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::AssignRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -946,7 +952,7 @@ impl IncidentService for IncidentApi {
             team: role.team.clone(),
             assign_time: 0,
         };
-        let assigned = self.store.assign_role(model, &role_name, ANONYMOUS).await?;
+        let assigned = self.store.assign_role(model, &role_name, &caller).await?;
         Ok(Response::new(convert::role(&assigned)))
     }
 
@@ -967,6 +973,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::AddEvidenceRequest>,
     ) -> Result<Response<pb::Evidence>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -1010,7 +1017,7 @@ impl IncidentService for IncidentApi {
         };
         let fp = fingerprint(req, |r| r.request_id.clear());
         let key = RequestKey::of("AddEvidence", &req.request_id, fp);
-        let added = self.store.add_evidence(model, ANONYMOUS, key).await?;
+        let added = self.store.add_evidence(model, &caller, key).await?;
         Ok(Response::new(convert::evidence(&added)))
     }
 
@@ -1043,6 +1050,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::RecordCustodyRequest>,
     ) -> Result<Response<pb::CustodyEntry>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let ids = evidence_name(&mut v, "evidence", &req.evidence);
@@ -1067,7 +1075,7 @@ impl IncidentService for IncidentApi {
         let key = RequestKey::of("RecordCustody", &req.request_id, fp);
         let recorded = self
             .store
-            .record_custody(incident, item, model, ANONYMOUS, key)
+            .record_custody(incident, item, model, &caller, key)
             .await?;
         Ok(Response::new(convert::custody_entry(&recorded)))
     }
@@ -1090,6 +1098,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::CreateNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -1103,7 +1112,6 @@ impl IncidentService for IncidentApi {
         );
         v.line("notification.subject", &n.subject, true, 200);
         v.paragraph("notification.body", &n.body, true, 20_000);
-        v.principal("notification.author", &n.author, true);
         v.finish()?;
         let model = crate::store::entities::notification::Model {
             id: Uuid::now_v7(),
@@ -1112,7 +1120,7 @@ impl IncidentService for IncidentApi {
             subject: n.subject.clone(),
             body: n.body.clone(),
             status: 0,
-            author: n.author.clone(),
+            author: caller.person().to_string(),
             approver: String::new(),
             deadline_time: None,
             approve_time: None,
@@ -1121,10 +1129,7 @@ impl IncidentService for IncidentApi {
         };
         let fp = fingerprint(req, |r| r.request_id.clear());
         let key = RequestKey::of("CreateNotification", &req.request_id, fp);
-        let created = self
-            .store
-            .create_notification(model, ANONYMOUS, key)
-            .await?;
+        let created = self.store.create_notification(model, &caller, key).await?;
         Ok(Response::new(convert::notification(&created, now_micros())))
     }
 
@@ -1132,15 +1137,15 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::ApproveNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let ids = notification_name(&mut v, "name", &req.name);
-        v.principal("approver", &req.approver, true);
         v.finish()?;
         let (incident, id) = ids.unwrap_or_default();
         let n = self
             .store
-            .advance_notification(incident, id, Some(req.approver.clone()), ANONYMOUS)
+            .advance_notification(incident, id, Some(caller.person().to_string()), &caller)
             .await?;
         Ok(Response::new(convert::notification(&n, now_micros())))
     }
@@ -1149,13 +1154,14 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::MarkNotificationSentRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
+        let caller = Caller::of(&request)?;
         let mut v = Violations::new();
         let ids = notification_name(&mut v, "name", &request.get_ref().name);
         v.finish()?;
         let (incident, id) = ids.unwrap_or_default();
         let n = self
             .store
-            .advance_notification(incident, id, None, ANONYMOUS)
+            .advance_notification(incident, id, None, &caller)
             .await?;
         Ok(Response::new(convert::notification(&n, now_micros())))
     }
@@ -1371,6 +1377,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -1403,7 +1410,7 @@ impl IncidentService for IncidentApi {
         };
         let fp = fingerprint(req, |r| r.request_id.clear());
         let key = RequestKey::of("CreateTask", &req.request_id, fp);
-        let created = self.store.create_task(model, ANONYMOUS, key).await?;
+        let created = self.store.create_task(model, &caller, key).await?;
         Ok(Response::new(convert::task(&created)))
     }
 
@@ -1411,6 +1418,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::UpdateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let t = v.require("task", req.task)?;
@@ -1435,7 +1443,7 @@ impl IncidentService for IncidentApi {
         let (incident, id) = ids.unwrap_or_default();
         let updated = self
             .store
-            .update_task(incident, id, expected, ANONYMOUS, |m| {
+            .update_task(incident, id, expected, &caller, |m| {
                 for p in &paths {
                     match *p {
                         "title" => m.title = t.title.clone(),
@@ -1500,6 +1508,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::AddIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -1534,7 +1543,7 @@ impl IncidentService for IncidentApi {
         let key = RequestKey::of("AddIndicator", &req.request_id, fp);
         let added = self
             .store
-            .add_indicator(model, &kind_name, ANONYMOUS, key)
+            .add_indicator(model, &kind_name, &caller, key)
             .await?;
         Ok(Response::new(convert::indicator(&added)))
     }
@@ -1598,6 +1607,7 @@ impl IncidentService for IncidentApi {
         &self,
         request: Request<pb::AddTimelineEventRequest>,
     ) -> Result<Response<pb::TimelineEvent>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -1608,7 +1618,7 @@ impl IncidentService for IncidentApi {
         let key = RequestKey::of("AddTimelineEvent", &req.request_id, fp);
         let event = self
             .store
-            .add_note(id.unwrap_or_default(), req.summary.clone(), ANONYMOUS, key)
+            .add_note(id.unwrap_or_default(), req.summary.clone(), &caller, key)
             .await?;
         Ok(Response::new(convert::timeline_event(&event)))
     }

@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(Tasks),
             Box::new(DurationIndexes),
             Box::new(MetricsIndex),
+            Box::new(AuditEvents),
         ]
     }
 }
@@ -687,5 +688,22 @@ impl MigrationTrait for MetricsIndex {
                 .to_owned(),
         )
         .await
+    }
+}
+
+struct AuditEvents;
+
+impl MigrationName for AuditEvents {
+    fn name(&self) -> &str {
+        "m0010_audit_events"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AuditEvents {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let (table, index) = assurance_runtime::audit::create_table();
+        m.create_table(table).await?;
+        m.create_index(index).await
     }
 }

@@ -11,7 +11,9 @@ mod query;
 use std::sync::Arc;
 
 use assurance_runtime::{
-    ApiError, ApiResult, db,
+    ApiError, ApiResult, audit,
+    auth::Caller,
+    db,
     idempotency::{self, Outcome, RequestKey},
     time::now_micros,
 };
@@ -25,6 +27,9 @@ use uuid::Uuid;
 pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
 
 use crate::domain::phase::Phase;
+
+/// This service's name in the audit trail it may share a database table with.
+pub const SERVICE: &str = "incident-service";
 use entities::{
     custody_entry, evidence, incident, incident_service, indicator, notification, outbox_event,
     review, role, task, timeline_event,
@@ -113,7 +118,7 @@ impl Store {
         mut inc: incident::Model,
         services: Vec<String>,
         tasks: Vec<task::Model>,
-        actor: &str,
+        caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<incident::Model> {
         let now = now_micros();
@@ -123,6 +128,10 @@ impl Store {
             inc.update_time,
             inc.declare_time,
         ) = (1, now, now, now);
+        caller.may_change_all(services.iter().map(String::as_str))?;
+        if services.is_empty() {
+            caller.must_be_unscoped("declare an incident that affects none of its services")?;
+        }
         inc.phase = Phase::DetectionAnalysis as i32;
         inc.timeline_seq = 1;
         let outcome = idempotency::run(&self.db, key, async |tx| {
@@ -154,7 +163,7 @@ impl Store {
                 &inc,
                 1,
                 TimelineKind::Declared,
-                actor,
+                caller,
                 format!("declared: {}{seeded}", inc.title),
                 now,
             )
@@ -181,11 +190,11 @@ impl Store {
         &self,
         id: Uuid,
         expected_version: Option<i64>,
-        actor: &str,
+        caller: &Caller,
         change: impl AsyncFnOnce(&DatabaseTransaction, &mut incident::Model) -> ApiResult<Change>,
     ) -> ApiResult<incident::Model> {
         let tx = db::begin_write(&self.db).await?;
-        let next = modify_in(&tx, id, expected_version, actor, change).await?;
+        let next = modify_in(&tx, id, expected_version, caller, change).await?;
         tx.commit().await?;
         self.changed.notify_waiters();
         Ok(next)
@@ -198,7 +207,7 @@ impl Store {
         id: Uuid,
         mut review: review::Model,
         events: Vec<outbox_event::Model>,
-        actor: &str,
+        caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<review::Model> {
         let outcome = idempotency::run(&self.db, key, async |tx| {
@@ -216,7 +225,7 @@ impl Store {
                     .filter(|e| e.kind == outbox::IDENTIFIED_RISK)
                     .count(),
             );
-            modify_in(tx, id, None, actor, async |tx, m| {
+            modify_in(tx, id, None, caller, async |tx, m| {
                 if phase_of(m)? != Phase::PostIncident {
                     return Err(ApiError::precondition(
                         "REVIEW_NOT_ALLOWED",
@@ -274,14 +283,14 @@ impl Store {
         &self,
         mut ind: indicator::Model,
         kind_name: &str,
-        actor: &str,
+        caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<indicator::Model> {
         let incident_id = ind.incident_id;
         let outcome = idempotency::run(&self.db, key, async |tx| {
             ind.create_time = now_micros();
             let name = format!("incidents/{incident_id}/indicators/{}", ind.id);
-            modify_in(tx, incident_id, None, actor, async |tx, _| {
+            modify_in(tx, incident_id, None, caller, async |tx, _| {
                 let existing = indicator::Entity::find()
                     .filter(indicator::Column::IncidentId.eq(incident_id))
                     .filter(indicator::Column::Kind.eq(ind.kind))
@@ -349,11 +358,11 @@ impl Store {
         &self,
         mut role: role::Model,
         role_name: &str,
-        actor: &str,
+        caller: &Caller,
     ) -> ApiResult<role::Model> {
         role.assign_time = now_micros();
         let id = role.incident_id;
-        self.modify(id, None, actor, async |tx, m| {
+        self.modify(id, None, caller, async |tx, m| {
             if m.phase == Phase::Closed as i32 {
                 return Err(ApiError::precondition(
                     "INCIDENT_CLOSED",
@@ -397,14 +406,14 @@ impl Store {
     pub async fn add_evidence(
         &self,
         mut item: evidence::Model,
-        actor: &str,
+        caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<evidence::Model> {
         let id = item.incident_id;
         let outcome = idempotency::run(&self.db, key, async |tx| {
             let now = now_micros();
             (item.create_time, item.custody_seq, item.custodian) = (now, 1, item.collector.clone());
-            modify_in(tx, id, None, actor, async |tx, _| {
+            modify_in(tx, id, None, caller, async |tx, _| {
                 evidence::Entity::insert(item.clone().into_active_model())
                     .exec_without_returning(tx)
                     .await?;
@@ -476,11 +485,11 @@ impl Store {
         incident: Uuid,
         evidence_id: Uuid,
         mut entry: custody_entry::Model,
-        actor: &str,
+        caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<custody_entry::Model> {
         let outcome = idempotency::run(&self.db, key, async |tx| {
-            modify_in(tx, incident, None, actor, async |tx, _| {
+            modify_in(tx, incident, None, caller, async |tx, _| {
                 let item = evidence::Entity::find_by_id(evidence_id)
                     .lock_exclusive()
                     .one(tx)
@@ -561,14 +570,14 @@ impl Store {
     pub async fn create_notification(
         &self,
         mut n: notification::Model,
-        actor: &str,
+        caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<notification::Model> {
         let id = n.incident_id;
         let outcome = idempotency::run(&self.db, key, async |tx| {
             n.create_time = now_micros();
             n.status = comms::DRAFT;
-            modify_in(tx, id, None, actor, async |tx, m| {
+            modify_in(tx, id, None, caller, async |tx, m| {
                 n.deadline_time = (m.customer_data_affected
                     && matches!(n.audience, comms::CUSTOMERS | comms::REGULATOR))
                 .then_some(m.declare_time + comms::DEADLINE_MICROS);
@@ -609,10 +618,10 @@ impl Store {
         incident: Uuid,
         id: Uuid,
         approver: Option<String>,
-        actor: &str,
+        caller: &Caller,
     ) -> ApiResult<notification::Model> {
         let mut out = None;
-        self.modify(incident, None, actor, async |tx, _| {
+        self.modify(incident, None, caller, async |tx, _| {
             let mut n = notification::Entity::find_by_id(id)
                 .lock_exclusive()
                 .one(tx)
@@ -693,14 +702,14 @@ impl Store {
     pub async fn create_task(
         &self,
         mut t: task::Model,
-        actor: &str,
+        caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<task::Model> {
         let id = t.incident_id;
         let outcome = idempotency::run(&self.db, key, async |tx| {
             let now = now_micros();
             (t.version, t.create_time, t.update_time) = (1, now, now);
-            modify_in(tx, id, None, actor, async |tx, m| {
+            modify_in(tx, id, None, caller, async |tx, m| {
                 if m.phase == Phase::Closed as i32 {
                     return Err(ApiError::precondition(
                         "INCIDENT_CLOSED",
@@ -744,11 +753,11 @@ impl Store {
         incident: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
-        actor: &str,
+        caller: &Caller,
         change: impl Fn(&mut task::Model),
     ) -> ApiResult<task::Model> {
         let mut out = None;
-        self.modify(incident, None, actor, async |tx, _| {
+        self.modify(incident, None, caller, async |tx, _| {
             let name = format!("incidents/{incident}/tasks/{id}");
             let current = task::Entity::find_by_id(id)
                 .lock_exclusive()
@@ -828,7 +837,7 @@ impl Store {
         &self,
         id: Uuid,
         summary: String,
-        actor: &str,
+        caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<timeline_event::Model> {
         let outcome = idempotency::run(&self.db, key, async |tx| {
@@ -837,6 +846,7 @@ impl Store {
                 .one(tx)
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("incidents/{id}")))?;
+            caller.may_change_any(services_of(&current))?;
             let seq = current.timeline_seq + 1;
             let now = now_micros();
             incident::Entity::update_many()
@@ -852,7 +862,7 @@ impl Store {
                 &current,
                 seq,
                 TimelineKind::Note,
-                actor,
+                caller,
                 summary.clone(),
                 now,
             )
@@ -897,7 +907,7 @@ async fn modify_in(
     tx: &DatabaseTransaction,
     id: Uuid,
     expected_version: Option<i64>,
-    actor: &str,
+    caller: &Caller,
     change: impl AsyncFnOnce(&DatabaseTransaction, &mut incident::Model) -> ApiResult<Change>,
 ) -> ApiResult<incident::Model> {
     let name = format!("incidents/{id}");
@@ -907,12 +917,26 @@ async fn modify_in(
         .await?
         .ok_or_else(|| ApiError::not_found(&name))?;
     check_version(&name, expected_version, current.version)?;
+    let before = services_of(&current);
+    caller.may_change_any(before.iter().copied())?;
     let mut next = current.clone();
     let Change {
         kind,
         summary,
         services,
     } = change(tx, &mut next).await?;
+    if let Some(after) = &services {
+        // A scoped caller may neither add nor remove another team's service.
+        let added = after
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !before.contains(s));
+        let removed = before
+            .iter()
+            .copied()
+            .filter(|s| !after.iter().any(|a| a == s));
+        caller.may_change_all(added.chain(removed))?;
+    }
     let now = now_micros();
     next.version = current.version + 1;
     next.update_time = now;
@@ -933,7 +957,7 @@ async fn modify_in(
             .await?;
         write_services(tx, id, &services).await?;
     }
-    append(tx, &next, next.timeline_seq, kind, actor, summary, now).await?;
+    append(tx, &next, next.timeline_seq, kind, caller, summary, now).await?;
     Ok(next)
 }
 
@@ -987,20 +1011,30 @@ async fn write_services(
     Ok(())
 }
 
+/// The affected service ids of an incident.
+fn services_of(m: &incident::Model) -> Vec<&str> {
+    m.affected_services
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Appends a timeline event and, in the same transaction, the audit record of the mutation
+/// it describes: every incident mutation appends exactly one event.
 async fn append(
     tx: &DatabaseTransaction,
     inc: &incident::Model,
     seq: i64,
     kind: TimelineKind,
-    actor: &str,
+    caller: &Caller,
     summary: String,
     now: i64,
-) -> Result<timeline_event::Model, DbErr> {
+) -> ApiResult<timeline_event::Model> {
     let event = timeline_event::Model {
         incident_id: inc.id,
         seq,
         kind: kind as i32,
-        actor: actor.to_string(),
+        actor: caller.actor(),
         summary,
         phase: inc.phase,
         event_time: now,
@@ -1008,5 +1042,6 @@ async fn append(
     timeline_event::Entity::insert(event.clone().into_active_model())
         .exec_without_returning(tx)
         .await?;
+    audit::record(tx, SERVICE, caller, &format!("incidents/{}", inc.id), "").await?;
     Ok(event)
 }

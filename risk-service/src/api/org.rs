@@ -2,7 +2,9 @@
 
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
 use assurance_runtime::{
-    ApiResult, page,
+    ApiResult,
+    auth::Caller,
+    page,
     validate::{Violations, is_slug, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
@@ -66,6 +68,7 @@ impl OrganizationService for OrgApi {
         &self,
         request: Request<pb::CreateBusinessUnitRequest>,
     ) -> Result<Response<pb::BusinessUnit>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         check_id(&mut v, "business_unit_id", &req.business_unit_id);
@@ -90,6 +93,7 @@ impl OrganizationService for OrgApi {
             .create_business_unit(
                 model,
                 RequestKey::of("CreateBusinessUnit", &req.request_id, fp),
+                &caller,
             )
             .await?;
         Ok(Response::new(convert::business_unit(&created)))
@@ -126,6 +130,7 @@ impl OrganizationService for OrgApi {
         &self,
         request: Request<pb::UpdateBusinessUnitRequest>,
     ) -> Result<Response<pb::BusinessUnit>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let bu = v.require("business_unit", req.business_unit)?;
@@ -156,16 +161,21 @@ impl OrganizationService for OrgApi {
         v.finish()?;
         let updated = self
             .store
-            .update_business_unit(&id.unwrap_or_default(), expected.flatten(), |m| {
-                for path in &paths {
-                    match *path {
-                        "display_name" => m.display_name = bu.display_name.clone(),
-                        "description" => m.description = bu.description.clone(),
-                        "owner" => m.owner = bu.owner.clone(),
-                        _ => {}
+            .update_business_unit(
+                &id.unwrap_or_default(),
+                expected.flatten(),
+                |m| {
+                    for path in &paths {
+                        match *path {
+                            "display_name" => m.display_name = bu.display_name.clone(),
+                            "description" => m.description = bu.description.clone(),
+                            "owner" => m.owner = bu.owner.clone(),
+                            _ => {}
+                        }
                     }
-                }
-            })
+                },
+                &caller,
+            )
             .await?;
         Ok(Response::new(convert::business_unit(&updated)))
     }
@@ -174,6 +184,7 @@ impl OrganizationService for OrgApi {
         &self,
         request: Request<pb::CreateServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         check_id(&mut v, "service_id", &req.service_id);
@@ -202,7 +213,11 @@ impl OrganizationService for OrgApi {
         let fp = fingerprint(req, |r| r.request_id.clear());
         let created = self
             .store
-            .create_service(model, RequestKey::of("CreateService", &req.request_id, fp))
+            .create_service(
+                model,
+                RequestKey::of("CreateService", &req.request_id, fp),
+                &caller,
+            )
             .await?;
         Ok(Response::new(convert::service(&created)))
     }
@@ -249,6 +264,7 @@ impl OrganizationService for OrgApi {
         &self,
         request: Request<pb::UpdateServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let svc = v.require("service", req.service)?;
@@ -282,23 +298,31 @@ impl OrganizationService for OrgApi {
         }
         let expected = v.absorb("service.etag", parse_etag("service.etag", &svc.etag));
         v.finish()?;
+        if new_bu.is_some() {
+            caller.must_be_unscoped("move services between business units")?;
+        }
         let updated = self
             .store
-            .update_service(&id.unwrap_or_default(), expected.flatten(), |m| {
-                for path in &paths {
-                    match *path {
-                        "business_unit" => {
-                            if let Some(bu) = &new_bu {
-                                m.business_unit_id = bu.clone();
+            .update_service(
+                &id.unwrap_or_default(),
+                expected.flatten(),
+                |m| {
+                    for path in &paths {
+                        match *path {
+                            "business_unit" => {
+                                if let Some(bu) = &new_bu {
+                                    m.business_unit_id = bu.clone();
+                                }
                             }
+                            "display_name" => m.display_name = svc.display_name.clone(),
+                            "description" => m.description = svc.description.clone(),
+                            "owner" => m.owner = svc.owner.clone(),
+                            _ => {}
                         }
-                        "display_name" => m.display_name = svc.display_name.clone(),
-                        "description" => m.description = svc.description.clone(),
-                        "owner" => m.owner = svc.owner.clone(),
-                        _ => {}
                     }
-                }
-            })
+                },
+                &caller,
+            )
             .await?;
         Ok(Response::new(convert::service(&updated)))
     }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, risk_service_server::RiskService};
 use assurance_runtime::{
-    ApiError, ApiResult, filter, page,
+    ApiError, ApiResult,
+    auth::Caller,
+    filter, page,
     validate::{Violations, name_id, slug_name, update_paths},
 };
 use sea_orm::{ColumnTrait, Condition, Order};
@@ -137,6 +139,7 @@ impl RiskService for RiskApi {
         &self,
         request: Request<pb::CreateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
@@ -188,6 +191,7 @@ impl RiskService for RiskApi {
                 model,
                 r.labels.clone(),
                 RequestKey::of("CreateRisk", &req.request_id, fp),
+                &caller,
             )
             .await?;
         Ok(Response::new(convert::risk(&created)))
@@ -249,6 +253,7 @@ impl RiskService for RiskApi {
         &self,
         request: Request<pb::UpdateRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let r = v.require("risk", req.risk)?;
@@ -292,7 +297,7 @@ impl RiskService for RiskApi {
         v.finish()?;
         let updated = self
             .store
-            .update_risk(id.unwrap_or_default(), expected, patch)
+            .update_risk(id.unwrap_or_default(), expected, patch, &caller)
             .await?;
         Ok(Response::new(convert::risk(&updated)))
     }
@@ -301,6 +306,7 @@ impl RiskService for RiskApi {
         &self,
         request: Request<pb::DeleteRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let id = risk_id(&mut v, "name", &req.name);
@@ -309,7 +315,7 @@ impl RiskService for RiskApi {
         v.finish()?;
         let closed = self
             .store
-            .close_risk(id.unwrap_or_default(), expected, req.reason)
+            .close_risk(id.unwrap_or_default(), expected, req.reason, &caller)
             .await?;
         Ok(Response::new(convert::risk(&closed)))
     }
@@ -318,6 +324,7 @@ impl RiskService for RiskApi {
         &self,
         request: Request<pb::AssessRiskRequest>,
     ) -> Result<Response<pb::Risk>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = risk_id(&mut v, "name", &req.name);
@@ -363,6 +370,7 @@ impl RiskService for RiskApi {
                 id.unwrap_or_default(),
                 model,
                 RequestKey::of("AssessRisk", &req.request_id, fp),
+                &caller,
             )
             .await?;
         Ok(Response::new(convert::risk(&risk)))

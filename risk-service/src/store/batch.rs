@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use assurance_runtime::{ApiError, ApiResult, db, time::now_micros};
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, time::now_micros};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, sea_query::OnConflict,
@@ -37,11 +37,13 @@ pub enum Work {
         risk: risk::Model,
         labels: BTreeMap<String, String>,
         key: Option<RequestKey>,
+        caller: Caller,
     },
     Assess {
         id: Uuid,
         assessment: assessment::Model,
         key: Option<RequestKey>,
+        caller: Caller,
     },
 }
 
@@ -49,6 +51,24 @@ impl Work {
     fn key(&self) -> Option<&RequestKey> {
         match self {
             Work::Create { key, .. } | Work::Assess { key, .. } => key.as_ref(),
+        }
+    }
+
+    fn caller(&self) -> &Caller {
+        match self {
+            Work::Create { caller, .. } | Work::Assess { caller, .. } => caller,
+        }
+    }
+
+    /// The resource a successful `self` produced.
+    fn resource(&self, r: &risk::Model) -> String {
+        match self {
+            Work::Create { .. } => format!("risks/{}", r.id),
+            Work::Assess { .. } => format!(
+                "risks/{}/assessments/{}",
+                r.id,
+                r.latest_assessment_id.unwrap_or_default()
+            ),
         }
     }
 }
@@ -100,14 +120,18 @@ impl Store {
                 let mut results = Vec::with_capacity(works.len());
                 for work in works {
                     results.push(match work {
-                        Work::Create { risk, labels, key } => {
-                            self.create_risk_now(risk, labels, key).await
-                        }
+                        Work::Create {
+                            risk,
+                            labels,
+                            key,
+                            caller,
+                        } => self.create_risk_now(risk, labels, key, &caller).await,
                         Work::Assess {
                             id,
                             assessment,
                             key,
-                        } => self.assess_risk_now(id, assessment, key).await,
+                            caller,
+                        } => self.assess_risk_now(id, assessment, key, &caller).await,
                     });
                 }
                 results
@@ -208,13 +232,26 @@ impl Store {
         let mut assessed: BTreeMap<Uuid, risk::Model> = BTreeMap::new();
         let mut new_assessments = Vec::new();
         for (i, work) in works.iter().enumerate() {
-            let (Step::Pending, Work::Assess { id, assessment, .. }) = (&steps[i], work) else {
+            let (
+                Step::Pending,
+                Work::Assess {
+                    id,
+                    assessment,
+                    caller,
+                    ..
+                },
+            ) = (&steps[i], work)
+            else {
                 continue;
             };
             let Some(current) = touched.get_mut(id) else {
                 steps[i] = Step::Done(Err(ApiError::not_found(format!("risks/{id}"))));
                 continue;
             };
+            if let Err(e) = caller.may_change(&current.service_id) {
+                steps[i] = Step::Done(Err(e));
+                continue;
+            }
             match transition(current, RiskEvent::Assessed) {
                 Err(e) => steps[i] = Step::Done(Err(e)),
                 Ok(next) => {
@@ -284,14 +321,7 @@ impl Store {
                         operation: key.operation.to_string(),
                         request_id: key.request_id.clone(),
                         fingerprint: key.fingerprint.clone(),
-                        resource: match w {
-                            Work::Create { .. } => format!("risks/{}", r.id),
-                            Work::Assess { .. } => format!(
-                                "risks/{}/assessments/{}",
-                                r.id,
-                                r.latest_assessment_id.unwrap_or_default()
-                            ),
-                        },
+                        resource: w.resource(r),
                         create_time: now,
                     }
                     .into_active_model(),
@@ -299,6 +329,16 @@ impl Store {
                 _ => None,
             });
         insert_all::<request_record::Entity, _>(&tx, records).await?;
+        let audit = works.iter().zip(&steps).filter_map(|(w, step)| match step {
+            Step::Done(Ok(r)) => Some(audit::event(
+                super::SERVICE,
+                w.caller(),
+                &w.resource(r),
+                w.key().map(|k| k.request_id.as_str()).unwrap_or_default(),
+            )),
+            _ => None,
+        });
+        insert_all::<audit::audit_event::Entity, _>(&tx, audit).await?;
         let changed: Vec<String> = updates.iter().map(|r| r.id.to_string()).collect();
         for chunk in changed.chunks(200) {
             notify_risks(&tx, &chunk.join(",")).await?;

@@ -12,7 +12,7 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(AuditEvents)]
     }
 }
 
@@ -317,5 +317,22 @@ impl MigrationTrait for Initial {
         m.create_table(assurance_runtime::idempotency::create_table())
             .await?;
         Ok(())
+    }
+}
+
+struct AuditEvents;
+
+impl MigrationName for AuditEvents {
+    fn name(&self) -> &str {
+        "m0002_audit_events"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AuditEvents {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let (table, index) = assurance_runtime::audit::create_table();
+        m.create_table(table).await?;
+        m.create_index(index).await
     }
 }

@@ -57,6 +57,16 @@ impl Default for StoreOptions {
 
 pub use assurance_runtime::idempotency::{Outcome, RequestKey};
 
+/// This service's name in the audit trail it shares a database table with.
+pub const SERVICE: &str = "risk-service";
+
+/// The request id an idempotency key carries, for the audit trail.
+fn request_id_of(key: &Option<RequestKey>) -> String {
+    key.as_ref()
+        .map(|k| k.request_id.clone())
+        .unwrap_or_default()
+}
+
 impl Store {
     /// Connects, brings the schema up to date and starts the writer (and, on PostgreSQL, the
     /// cache invalidation listener).

@@ -1,6 +1,8 @@
 //! Business units and services.
 
-use assurance_runtime::{ApiError, ApiResult, db, error::is_unique_violation, time::now_micros};
+use assurance_runtime::{
+    ApiError, ApiResult, audit, auth::Caller, db, error::is_unique_violation, time::now_micros,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -8,7 +10,7 @@ use sea_orm::{
 };
 
 use super::{
-    Outcome, RequestKey, Store, check_version,
+    Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{business_unit, risk, service},
 };
 
@@ -17,7 +19,10 @@ impl Store {
         &self,
         mut bu: business_unit::Model,
         key: Option<RequestKey>,
+        caller: &Caller,
     ) -> ApiResult<business_unit::Model> {
+        caller.must_be_unscoped("create business units")?;
+        let request_id = super::request_id_of(&key);
         let now = now_micros();
         (bu.version, bu.create_time, bu.update_time) = (1, now, now);
         let name = format!("businessUnits/{}", bu.id);
@@ -28,7 +33,10 @@ impl Store {
                     .exec_without_returning(tx)
                     .await
                 {
-                    Ok(_) => Ok((name.clone(), bu.clone())),
+                    Ok(_) => {
+                        audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                        Ok((name.clone(), bu.clone()))
+                    }
                     Err(e) if is_unique_violation(&e) => Err(ApiError::AlreadyExists {
                         resource: name.clone(),
                     }),
@@ -67,7 +75,9 @@ impl Store {
         id: &str,
         expected_version: Option<i64>,
         patch: impl Fn(&mut business_unit::Model),
+        caller: &Caller,
     ) -> ApiResult<business_unit::Model> {
+        caller.must_be_unscoped("change business units")?;
         let name = format!("businessUnits/{id}");
         let tx = db::begin_write(self.connection()).await?;
         let current = business_unit::Entity::find_by_id(id.to_string())
@@ -89,6 +99,7 @@ impl Store {
         if written.rows_affected != 1 {
             return Err(ApiError::Conflict { resource: name });
         }
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         Ok(next)
     }
@@ -97,7 +108,10 @@ impl Store {
         &self,
         mut svc: service::Model,
         key: Option<RequestKey>,
+        caller: &Caller,
     ) -> ApiResult<service::Model> {
+        caller.must_be_unscoped("register services")?;
+        let request_id = super::request_id_of(&key);
         let now = now_micros();
         (svc.version, svc.create_time, svc.update_time) = (1, now, now);
         let name = format!("services/{}", svc.id);
@@ -106,7 +120,10 @@ impl Store {
                 require_business_unit(tx, "service.business_unit", &svc.business_unit_id).await?;
                 let am = svc.clone().into_active_model().reset_all();
                 match service::Entity::insert(am).exec_without_returning(tx).await {
-                    Ok(_) => Ok((name.clone(), svc.clone())),
+                    Ok(_) => {
+                        audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                        Ok((name.clone(), svc.clone()))
+                    }
                     Err(e) if is_unique_violation(&e) => Err(ApiError::AlreadyExists {
                         resource: name.clone(),
                     }),
@@ -151,7 +168,9 @@ impl Store {
         id: &str,
         expected_version: Option<i64>,
         patch: impl Fn(&mut service::Model),
+        caller: &Caller,
     ) -> ApiResult<service::Model> {
+        caller.may_change(id)?;
         let name = format!("services/{id}");
         let tx = db::begin_write(self.connection()).await?;
         let current = service::Entity::find_by_id(id.to_string())
@@ -189,6 +208,7 @@ impl Store {
         if written.rows_affected != 1 {
             return Err(ApiError::Conflict { resource: name });
         }
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         if next.business_unit_id != current.business_unit_id {
             self.cache.clear();

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use assurance_proto::risk::v1 as pb;
 use assurance_runtime::{
-    ApiError, ApiResult, db,
+    ApiError, ApiResult, audit,
+    auth::Caller,
+    db,
     filter::{FilterSchema, Op, compare, enum_value, equality_only},
     page::Key,
     time::{now_micros, parse_rfc3339},
@@ -18,12 +20,13 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use super::{
-    Outcome, RequestKey, Store,
+    Outcome, RequestKey, SERVICE, Store,
     batch::{Job, Work},
     check_version,
     entities::{assessment, risk, risk_label},
     notify_risks,
     org::service_business_unit,
+    request_id_of,
 };
 use crate::domain::status::{RiskEvent, RiskStatus};
 
@@ -110,10 +113,24 @@ impl Store {
         risk: risk::Model,
         labels: BTreeMap<String, String>,
         key: Option<RequestKey>,
+        caller: &Caller,
     ) -> ApiResult<risk::Model> {
+        caller.may_change(&risk.service_id)?;
         match &self.writer {
-            Some(writer) => submit(writer, Work::Create { risk, labels, key }).await,
-            None => self.create_risk_now(risk, labels, key).await,
+            Some(writer) => {
+                let caller = caller.clone();
+                submit(
+                    writer,
+                    Work::Create {
+                        risk,
+                        labels,
+                        key,
+                        caller,
+                    },
+                )
+                .await
+            }
+            None => self.create_risk_now(risk, labels, key, caller).await,
         }
     }
 
@@ -123,7 +140,9 @@ impl Store {
         mut r: risk::Model,
         labels: BTreeMap<String, String>,
         key: Option<RequestKey>,
+        caller: &Caller,
     ) -> ApiResult<risk::Model> {
+        let request_id = request_id_of(&key);
         let now = now_micros();
         (r.version, r.create_time, r.update_time) = (1, now, now);
         r.status = RiskStatus::Identified as i32;
@@ -135,7 +154,9 @@ impl Store {
                 let am = r.clone().into_active_model().reset_all();
                 risk::Entity::insert(am).exec_without_returning(tx).await?;
                 write_labels(tx, r.id, &labels).await?;
-                Ok((format!("risks/{}", r.id), r.clone()))
+                let name = format!("risks/{}", r.id);
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name, r.clone()))
             })
             .await?;
         match outcome {
@@ -179,8 +200,9 @@ impl Store {
         id: Uuid,
         expected_version: Option<i64>,
         patch: RiskPatch,
+        caller: &Caller,
     ) -> ApiResult<risk::Model> {
-        self.modify_risk(id, expected_version, async |tx, r| {
+        self.modify_risk(id, expected_version, caller, async |tx, r| {
             let status = status_of(r)?;
             if !status.is_open() {
                 return Err(ApiError::precondition(
@@ -191,6 +213,7 @@ impl Store {
             if let Some(service) = patch.service_id.clone()
                 && service != r.service_id
             {
+                caller.may_change(&service)?;
                 r.business_unit_id = service_business_unit(tx, "risk.service", &service).await?;
                 r.service_id = service;
             }
@@ -231,8 +254,9 @@ impl Store {
         id: Uuid,
         expected_version: Option<i64>,
         reason: String,
+        caller: &Caller,
     ) -> ApiResult<risk::Model> {
-        self.modify_risk(id, expected_version, async |_, r| {
+        self.modify_risk(id, expected_version, caller, async |_, r| {
             let next = transition(r, RiskEvent::Closed)?;
             r.status = next as i32;
             r.close_reason = reason.clone();
@@ -249,20 +273,23 @@ impl Store {
         id: Uuid,
         assessment: assessment::Model,
         key: Option<RequestKey>,
+        caller: &Caller,
     ) -> ApiResult<risk::Model> {
         match &self.writer {
             Some(writer) => {
+                let caller = caller.clone();
                 submit(
                     writer,
                     Work::Assess {
                         id,
                         assessment,
                         key,
+                        caller,
                     },
                 )
                 .await
             }
-            None => self.assess_risk_now(id, assessment, key).await,
+            None => self.assess_risk_now(id, assessment, key, caller).await,
         }
     }
 
@@ -272,7 +299,9 @@ impl Store {
         id: Uuid,
         mut a: assessment::Model,
         key: Option<RequestKey>,
+        caller: &Caller,
     ) -> ApiResult<risk::Model> {
+        let request_id = request_id_of(&key);
         // Minted when applied, so "newest by id" is the latest applied.
         a.id = Uuid::now_v7();
         a.risk_id = id;
@@ -280,6 +309,7 @@ impl Store {
         let outcome = self
             .idempotent(key, async |tx| {
                 let risk = modify_in(tx, id, None, async |_, r| {
+                    caller.may_change(&r.service_id)?;
                     let next = transition(r, RiskEvent::Assessed)?;
                     apply_assessment(r, next, &a);
                     Ok(())
@@ -289,7 +319,9 @@ impl Store {
                 assessment::Entity::insert(am)
                     .exec_without_returning(tx)
                     .await?;
-                Ok((format!("risks/{id}/assessments/{}", a.id), risk))
+                let name = format!("risks/{id}/assessments/{}", a.id);
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name, risk))
             })
             .await?;
         match outcome {
@@ -324,10 +356,16 @@ impl Store {
         &self,
         id: Uuid,
         expected_version: Option<i64>,
+        caller: &Caller,
         change: impl AsyncFnOnce(&sea_orm::DatabaseTransaction, &mut risk::Model) -> ApiResult<()>,
     ) -> ApiResult<risk::Model> {
         let tx = db::begin_write(self.connection()).await?;
-        let out = modify_in(&tx, id, expected_version, change).await?;
+        let out = modify_in(&tx, id, expected_version, async |tx, r| {
+            caller.may_change(&r.service_id)?;
+            change(tx, r).await
+        })
+        .await?;
+        audit::record(&tx, SERVICE, caller, &format!("risks/{id}"), "").await?;
         tx.commit().await?;
         self.cache.store(&out);
         Ok(out)

@@ -1,0 +1,248 @@
+//! The audit trail: one append-only row per mutation — principal, on_behalf_of, RPC, resource,
+//! time, request id — written in the mutation's own transaction, so a change and its record
+//! commit together or not at all. Each service serves its trail as `ListAuditEvents`.
+
+use assurance_proto::audit::v1 as pb;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    Order, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::{ColumnDef, Index, IndexCreateStatement, Table, TableCreateStatement},
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    ApiError, ApiResult,
+    auth::Caller,
+    filter::{self, FilterSchema, Op, compare, equality_only},
+    page::{self, Key},
+    time::{now_micros, parse_rfc3339, to_timestamp},
+};
+
+pub mod audit_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// The service that recorded it (services may share one database).
+        pub service: String,
+        pub time: i64,
+        pub principal: String,
+        pub on_behalf_of: String,
+        /// `package.Service/Method`.
+        pub rpc: String,
+        pub resource: String,
+        pub request_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use audit_event::Column as C;
+
+/// The migration statements of `audit_events` (`IF NOT EXISTS`: services sharing a database
+/// share the table, told apart by `service`).
+pub fn create_table() -> (TableCreateStatement, IndexCreateStatement) {
+    (
+        Table::create()
+            .table(audit_event::Entity)
+            .if_not_exists()
+            .col(ColumnDef::new(C::Id).uuid().not_null().primary_key())
+            .col(ColumnDef::new(C::Service).string().not_null())
+            .col(ColumnDef::new(C::Time).big_integer().not_null())
+            .col(ColumnDef::new(C::Principal).string().not_null())
+            .col(ColumnDef::new(C::OnBehalfOf).string().not_null())
+            .col(ColumnDef::new(C::Rpc).string().not_null())
+            .col(ColumnDef::new(C::Resource).string().not_null())
+            .col(ColumnDef::new(C::RequestId).string().not_null())
+            .to_owned(),
+        Index::create()
+            .if_not_exists()
+            .name("audit_events_by_time")
+            .table(audit_event::Entity)
+            .col(C::Service)
+            .col(C::Time)
+            .col(C::Id)
+            .to_owned(),
+    )
+}
+
+/// The row recording that `caller` changed `resource`. `request_id` is the request's own
+/// `request_id` field when it has one; otherwise the call's `x-request-id` is recorded.
+pub fn event(
+    service: &str,
+    caller: &Caller,
+    resource: &str,
+    request_id: &str,
+) -> audit_event::ActiveModel {
+    audit_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        service: Set(service.to_string()),
+        time: Set(now_micros()),
+        principal: Set(caller.principal.subject.clone()),
+        on_behalf_of: Set(caller.on_behalf_of.clone().unwrap_or_default()),
+        rpc: Set(caller.rpc.trim_start_matches('/').to_string()),
+        resource: Set(resource.to_string()),
+        request_id: Set(if request_id.is_empty() {
+            caller.request_id.clone()
+        } else {
+            request_id.to_string()
+        }),
+    }
+}
+
+/// Records, inside the mutation's transaction `tx`, that `caller` changed `resource`.
+pub async fn record(
+    tx: &impl ConnectionTrait,
+    service: &str,
+    caller: &Caller,
+    resource: &str,
+    request_id: &str,
+) -> ApiResult<()> {
+    event(service, caller, resource, request_id)
+        .insert(tx)
+        .await?;
+    Ok(())
+}
+
+struct AuditFilter;
+
+impl FilterSchema for AuditFilter {
+    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
+        let text = |col: C| -> Result<Condition, String> {
+            equality_only(field, op)?;
+            Ok(compare(col, op, value.into()))
+        };
+        match field {
+            "principal" => text(C::Principal),
+            "on_behalf_of" => text(C::OnBehalfOf),
+            "rpc" => text(C::Rpc),
+            "resource" => text(C::Resource),
+            "request_id" => text(C::RequestId),
+            "method" => {
+                equality_only(field, op)?;
+                let cond = Condition::all().add(C::Rpc.like(format!("%/{}", escape_like(value))));
+                Ok(if op == Op::Eq { cond } else { cond.not() })
+            }
+            "time" => {
+                let micros = parse_rfc3339(value).ok_or_else(|| {
+                    format!("`time` compares with an RFC 3339 time such as \"2026-01-31T00:00:00Z\" (got `{value}`)")
+                })?;
+                Ok(compare(C::Time, op, micros.into()))
+            }
+            _ => Err(format!(
+                "unknown field `{field}`; filterable: principal, on_behalf_of, rpc, method, resource, request_id, time"
+            )),
+        }
+    }
+}
+
+fn escape_like(value: &str) -> String {
+    value.replace(['%', '_', '\\'], "")
+}
+
+/// A page of `service`'s audit trail, newest first.
+pub async fn list(
+    db: &DatabaseConnection,
+    service: &str,
+    request: &pb::ListAuditEventsRequest,
+) -> ApiResult<pb::ListAuditEventsResponse> {
+    let size = page::page_size("page_size", request.page_size)?;
+    let mut condition = Condition::all().add(C::Service.eq(service));
+    if let Some(parsed) = filter::parse("filter", &request.filter)? {
+        condition = condition.add(filter::compile("filter", &parsed, &AuditFilter)?);
+    }
+    let fingerprint = page::query_fingerprint(&["audit", service, &request.filter]);
+    if let Some(keys) = page::decode("page_token", &request.page_token, &fingerprint, 2)? {
+        let (Key::Int(time), Key::Text(id)) = (&keys[0], &keys[1]) else {
+            return Err(ApiError::invalid(
+                "page_token",
+                "is not a page token issued by this service",
+            ));
+        };
+        let id: Uuid = id.parse().map_err(|_| {
+            ApiError::invalid("page_token", "is not a page token issued by this service")
+        })?;
+        condition = condition.add(
+            Condition::any()
+                .add(C::Time.lt(*time))
+                .add(Condition::all().add(C::Time.eq(*time)).add(C::Id.lt(id))),
+        );
+    }
+    let mut rows = audit_event::Entity::find()
+        .filter(condition)
+        .order_by(C::Time, Order::Desc)
+        .order_by(C::Id, Order::Desc)
+        .limit(size + 1)
+        .all(db)
+        .await?;
+    let next_page_token = page::finish(&mut rows, size, &fingerprint, |e| {
+        vec![Key::Int(e.time), Key::Text(e.id.to_string())]
+    });
+    Ok(pb::ListAuditEventsResponse {
+        audit_events: rows.into_iter().map(to_proto).collect(),
+        next_page_token,
+    })
+}
+
+fn to_proto(e: audit_event::Model) -> pb::AuditEvent {
+    pb::AuditEvent {
+        name: format!("auditEvents/{}", e.id),
+        time: Some(to_timestamp(e.time)),
+        principal: e.principal,
+        on_behalf_of: e.on_behalf_of,
+        rpc: e.rpc,
+        resource: e.resource,
+        request_id: e.request_id,
+        service: e.service,
+    }
+}
+
+/// `AuditService` of one service over its database.
+#[derive(Clone)]
+pub struct AuditApi {
+    db: DatabaseConnection,
+    service: &'static str,
+}
+
+impl AuditApi {
+    pub fn new(db: DatabaseConnection, service: &'static str) -> AuditApi {
+        AuditApi { db, service }
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        Caller::of(&request)?;
+        Ok(Response::new(
+            list(&self.db, self.service, request.get_ref()).await?,
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl assurance_proto::risk::v1::audit_service_server::AuditService for AuditApi {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        self.list_events(request).await
+    }
+}
+
+#[tonic::async_trait]
+impl assurance_proto::incident::v1::audit_service_server::AuditService for AuditApi {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        self.list_events(request).await
+    }
+}

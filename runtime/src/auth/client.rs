@@ -1,0 +1,61 @@
+//! The client side: a channel wrapper that sends a bearer token (and, for a `system`
+//! principal acting for a user, `x-on-behalf-of`) with every call.
+
+use std::task::{Context, Poll};
+
+use http::HeaderValue;
+use tower::Service;
+
+use super::layer::ON_BEHALF_OF;
+
+/// `inner` with `authorization: Bearer <token>` on every request.
+#[derive(Clone, Debug)]
+pub struct Bearer<S> {
+    inner: S,
+    authorization: HeaderValue,
+    on_behalf_of: Option<HeaderValue>,
+}
+
+impl<S> Bearer<S> {
+    pub fn new(inner: S, token: &str) -> Result<Bearer<S>, String> {
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the token holds characters not allowed in metadata".to_string())?;
+        authorization.set_sensitive(true);
+        Ok(Bearer {
+            inner,
+            authorization,
+            on_behalf_of: None,
+        })
+    }
+
+    /// Names the user a `system` principal acts for.
+    pub fn on_behalf_of(mut self, user: &str) -> Result<Bearer<S>, String> {
+        self.on_behalf_of =
+            Some(HeaderValue::from_str(user).map_err(|_| {
+                "on_behalf_of holds characters not allowed in metadata".to_string()
+            })?);
+        Ok(self)
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for Bearer<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> S::Future {
+        let headers = request.headers_mut();
+        headers.insert(http::header::AUTHORIZATION, self.authorization.clone());
+        if let Some(user) = &self.on_behalf_of {
+            headers.insert(ON_BEHALF_OF, user.clone());
+        }
+        self.inner.call(request)
+    }
+}

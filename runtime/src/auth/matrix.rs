@@ -1,0 +1,166 @@
+//! The role matrix: for every RPC, the roles that may call it. One table for every server;
+//! the README's matrix is rendered from it (`render_markdown`) and a test keeps the two equal.
+//! An RPC missing from the table is refused to everyone.
+//!
+//! Service scope is checked on top, by the handlers: a principal scoped to some services may
+//! change only their records.
+
+use std::{collections::HashMap, sync::LazyLock};
+
+use super::{Role, Role::*, Roles};
+
+/// Everyone with any role: the risk register and org hierarchy are readable by all staff
+/// systems.
+const ANYONE: Roles = Roles::of(&Role::ALL);
+const RISK_WRITERS: Roles = Roles::of(&[
+    RiskOwner,
+    ServiceManager,
+    TrustTeam,
+    SecurityLead,
+    System,
+    Admin,
+]);
+const RISK_CLOSERS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin]);
+const ORG_ADMINS: Roles = Roles::of(&[TrustTeam, System, Admin]);
+const SERVICE_EDITORS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin]);
+/// Incidents are need-to-know: responders, the security lead, service managers (the service
+/// team of the federated model), the trust team.
+const INCIDENT_READERS: Roles = Roles::of(&[
+    Responder,
+    SecurityLead,
+    ServiceManager,
+    TrustTeam,
+    System,
+    Admin,
+]);
+const METRICS_READERS: Roles = INCIDENT_READERS.union(Roles::of(&[Reporter, ErmExecutive]));
+const RESPONDERS: Roles = Roles::of(&[Responder, SecurityLead, ServiceManager, System, Admin]);
+const INCIDENT_LEADS: Roles = Roles::of(&[Responder, SecurityLead, System, Admin]);
+const APPROVERS: Roles = Roles::of(&[SecurityLead, Admin]);
+const AUDITORS: Roles = Roles::of(&[TrustTeam, Admin]);
+
+const RISK: &str = "assurance.risk.v1.RiskService";
+const ORG: &str = "assurance.risk.v1.OrganizationService";
+const RISK_AUDIT: &str = "assurance.risk.v1.AuditService";
+const INCIDENT: &str = "assurance.incident.v1.IncidentService";
+const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
+
+/// `(service, method, roles)` for every RPC.
+pub const MATRIX: &[(&str, &str, Roles)] = &[
+    (ORG, "CreateBusinessUnit", ORG_ADMINS),
+    (ORG, "GetBusinessUnit", ANYONE),
+    (ORG, "ListBusinessUnits", ANYONE),
+    (ORG, "UpdateBusinessUnit", ORG_ADMINS),
+    (ORG, "CreateService", ORG_ADMINS),
+    (ORG, "GetService", ANYONE),
+    (ORG, "ListServices", ANYONE),
+    (ORG, "UpdateService", SERVICE_EDITORS),
+    (RISK, "CreateRisk", RISK_WRITERS),
+    (RISK, "GetRisk", ANYONE),
+    (RISK, "ListRisks", ANYONE),
+    (RISK, "UpdateRisk", RISK_WRITERS),
+    (RISK, "DeleteRisk", RISK_CLOSERS),
+    (RISK, "AssessRisk", RISK_WRITERS),
+    (RISK, "ListAssessments", ANYONE),
+    (RISK_AUDIT, "ListAuditEvents", AUDITORS),
+    (INCIDENT, "DeclareIncident", RESPONDERS),
+    (INCIDENT, "GetIncident", INCIDENT_READERS),
+    (INCIDENT, "ListIncidents", INCIDENT_READERS),
+    (INCIDENT, "UpdateIncident", RESPONDERS),
+    (INCIDENT, "AdvancePhase", RESPONDERS),
+    (INCIDENT, "CloseIncident", INCIDENT_LEADS),
+    (INCIDENT, "RecordPostIncidentReview", INCIDENT_LEADS),
+    (INCIDENT, "GetPostIncidentReview", INCIDENT_READERS),
+    (INCIDENT, "ListResponseTemplates", INCIDENT_READERS),
+    (INCIDENT, "ListContacts", INCIDENT_READERS),
+    (INCIDENT, "ListNotificationRules", INCIDENT_READERS),
+    (INCIDENT, "CreateTask", RESPONDERS),
+    (INCIDENT, "UpdateTask", RESPONDERS),
+    (INCIDENT, "ListTasks", INCIDENT_READERS),
+    (INCIDENT, "AssignRole", INCIDENT_LEADS),
+    (INCIDENT, "ListRoles", INCIDENT_READERS),
+    (INCIDENT, "AddEvidence", RESPONDERS),
+    (INCIDENT, "ListEvidence", INCIDENT_READERS),
+    (INCIDENT, "RecordCustody", RESPONDERS),
+    (INCIDENT, "ListCustody", INCIDENT_READERS),
+    (INCIDENT, "CreateNotification", INCIDENT_LEADS),
+    (INCIDENT, "ApproveNotification", APPROVERS),
+    (INCIDENT, "MarkNotificationSent", INCIDENT_LEADS),
+    (INCIDENT, "ListNotifications", INCIDENT_READERS),
+    (INCIDENT, "ExportIncidentReport", INCIDENT_READERS),
+    (INCIDENT, "GetIncidentMetrics", METRICS_READERS),
+    (INCIDENT, "AddIndicator", RESPONDERS),
+    (INCIDENT, "ListIndicators", INCIDENT_READERS),
+    (INCIDENT, "FindIndicator", INCIDENT_READERS),
+    (INCIDENT, "AddTimelineEvent", RESPONDERS),
+    (INCIDENT, "ListTimeline", INCIDENT_READERS),
+    (INCIDENT, "WatchIncident", INCIDENT_READERS),
+    (INCIDENT_AUDIT, "ListAuditEvents", AUDITORS),
+];
+
+static BY_PATH: LazyLock<HashMap<String, Roles>> = LazyLock::new(|| {
+    MATRIX
+        .iter()
+        .map(|(service, method, roles)| (format!("/{service}/{method}"), *roles))
+        .collect()
+});
+
+/// The roles that may call the gRPC method at `path` (`/package.Service/Method`); none for an
+/// unknown method.
+pub fn allowed(path: &str) -> Roles {
+    BY_PATH.get(path).copied().unwrap_or(Roles::NONE)
+}
+
+/// Paths served to anyone, without credentials: health checks and reflection.
+pub fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/grpc.reflection.v1.ServerReflection/")
+        || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
+}
+
+/// The matrix as a Markdown table: a row per RPC, a column per role.
+pub fn render_markdown() -> String {
+    let mut out = String::from("| RPC |");
+    for role in Role::ALL {
+        out.push_str(&format!(" {role} |"));
+    }
+    out.push_str("\n|---|");
+    for _ in Role::ALL {
+        out.push_str(":-:|");
+    }
+    out.push('\n');
+    for (service, method, roles) in MATRIX {
+        let short = service.trim_start_matches("assurance.");
+        out.push_str(&format!("| `{short}/{method}` |"));
+        for role in Role::ALL {
+            out.push_str(if roles.contains(role) { " ✓ |" } else { " |" });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        assert!(allowed("/assurance.risk.v1.RiskService/GetRisk").contains(Viewer));
+        assert!(!allowed("/assurance.risk.v1.RiskService/CreateRisk").contains(Viewer));
+        assert!(allowed("/assurance.risk.v1.RiskService/Nope").is_empty());
+        assert!(is_public("/grpc.health.v1.Health/Check"));
+        assert!(!is_public("/assurance.risk.v1.RiskService/GetRisk"));
+        let table = render_markdown();
+        assert_eq!(table.lines().count(), MATRIX.len() + 2);
+    }
+
+    #[test]
+    fn admin_may_call_everything_and_every_rpc_is_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (service, method, roles) in MATRIX {
+            assert!(roles.contains(Admin), "{service}/{method}");
+            assert!(seen.insert((service, method)), "{service}/{method} twice");
+        }
+    }
+}
