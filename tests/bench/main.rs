@@ -491,51 +491,8 @@ async fn check_once(op: Op, addr: SocketAddr, body: &[u8]) -> Result<(), String>
     grpc.ready().await.map_err(|e| e.to_string())?;
     let path = http::uri::PathAndQuery::from_static(op.path());
     let request = tonic::Request::new(bytes::Bytes::copy_from_slice(&body[5..]));
-    grpc.unary::<_, bytes::Bytes, _>(request, path, RawCodec)
+    grpc.unary::<_, bytes::Bytes, _>(request, path, assurance_tests::raw::RawCodec)
         .await
         .map(|_| ())
         .map_err(|s| format!("{} fails at the gRPC level: {s}", op.name()))
-}
-
-/// Passes bytes through unchanged, to send a pre-encoded message.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = bytes::Bytes;
-    type Decode = bytes::Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Self::Item,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), Self::Error> {
-        use bytes::BufMut;
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Self::Item>, Self::Error> {
-        use bytes::Buf;
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }

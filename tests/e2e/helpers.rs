@@ -207,21 +207,8 @@ fn localhost0() -> SocketAddr {
 
 /// risk-service on port 0 over `db`.
 pub async fn risk_service(db: &TestDb, scoring: Methodology) -> App {
-    let config = risk_service::config::Config {
-        listen: localhost0(),
-        http_listen: localhost0(),
-        database_url: db.url.clone(),
-        db_pool_size: 4,
-        read_cache_size: 1000,
-        read_cache_ttl_secs: 30,
-        scoring,
-        scoring_policy: None,
-        log_format: assurance_runtime::telemetry::LogFormat::Pretty,
-        security: risk_service::config::Security {
-            tokens_file: Some(db.tokens.path.clone()),
-            ..Default::default()
-        },
-    };
+    let mut config = risk_config(db);
+    config.scoring = scoring;
     init_logs();
     let running = risk_service::start(&config, Shutdown::new())
         .await
@@ -229,9 +216,38 @@ pub async fn risk_service(db: &TestDb, scoring: Methodology) -> App {
     App::connect(running, db.tokens.clone()).await
 }
 
+/// The configuration of a risk-service on port 0 over `db`, accepting `db.tokens`.
+pub fn risk_config(db: &TestDb) -> risk_service::config::Config {
+    risk_service::config::Config {
+        listen: localhost0(),
+        http_listen: localhost0(),
+        database_url: db.url.clone(),
+        db_pool_size: 4,
+        read_cache_size: 1000,
+        read_cache_ttl_secs: 30,
+        scoring: Methodology::Standard,
+        scoring_policy: None,
+        log_format: assurance_runtime::telemetry::LogFormat::Pretty,
+        security: risk_service::config::Security {
+            tokens_file: Some(db.tokens.path.clone()),
+            ..Default::default()
+        },
+    }
+}
+
 /// incident-service on port 0 over `db`'s incident database.
 pub async fn incident_service(db: &TestDb) -> App {
-    let config = incident_service::config::Config {
+    let config = incident_config(db);
+    init_logs();
+    let running = incident_service::start(&config, Shutdown::new())
+        .await
+        .expect("incident-service starts");
+    App::connect(running, db.tokens.clone()).await
+}
+
+/// The configuration of an incident-service on port 0 over `db`, accepting `db.tokens`.
+pub fn incident_config(db: &TestDb) -> incident_service::config::Config {
+    incident_service::config::Config {
         listen: localhost0(),
         http_listen: localhost0(),
         database_url: db.incident_url(),
@@ -243,15 +259,11 @@ pub async fn incident_service(db: &TestDb) -> App {
             tokens_file: Some(db.tokens.path.clone()),
             ..Default::default()
         },
-    };
-    init_logs();
-    let running = incident_service::start(&config, Shutdown::new())
-        .await
-        .expect("incident-service starts");
-    App::connect(running, db.tokens.clone()).await
+    }
 }
 
-fn gateway_config(db: &TestDb) -> gateway::config::Config {
+/// The configuration of a forwarding gateway on port 0, accepting `db.tokens`.
+pub fn gateway_config(db: &TestDb) -> gateway::config::Config {
     gateway::config::Config {
         listen: localhost0(),
         http_listen: localhost0(),

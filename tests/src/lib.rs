@@ -5,4 +5,5 @@ pub mod auth;
 pub mod crash;
 pub mod jwt;
 pub mod pki;
+pub mod raw;
 pub mod server;
