@@ -11,6 +11,7 @@
 //! processes), and `crash` kills a server with SIGKILL under create load and checks that
 //! every acknowledged create survived exactly once.
 
+mod auth;
 mod load;
 mod seed;
 
@@ -49,6 +50,8 @@ enum Command_ {
     },
     /// SIGKILL a server during create load; check acknowledged creates survive exactly once.
     Crash(CrashArgs),
+    /// The cost of the identity check: GetRisk with bearer tokens vs `--insecure-dev`.
+    Auth(auth::AuthArgs),
 }
 
 #[derive(Parser)]
@@ -139,6 +142,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command_::Run(args) => run(args).await,
             Command_::Serve { args } => server::serve_in_process(args).await,
+            Command_::Auth(args) => auth::run(args).await,
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));

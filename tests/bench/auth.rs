@@ -1,0 +1,126 @@
+//! `assurance-bench auth`: what the identity check costs. Two risk-service processes serve one
+//! seeded SQLite database — one checking bearer tokens, one started with `--insecure-dev` —
+//! and GetRisk runs against each in alternation, the same client (sending the same token to
+//! both) and load; the figure is the ratio of the medians.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use assurance_tests::server;
+
+use crate::{
+    load::{self, Op, Sample, Workload},
+    median, seed,
+};
+
+#[derive(clap::Parser)]
+pub struct AuthArgs {
+    #[arg(long, default_value = "target/release/risk-service")]
+    server_bin: PathBuf,
+    #[arg(long, default_value_t = 100_000)]
+    risks: usize,
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Rounds; each figure is the median over them (at least 5 for reported figures).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
+pub async fn run(args: AuthArgs) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));
+    let seeded = seed::seed(&url, args.risks).await?;
+    let work = Arc::new(Workload {
+        get_working_set: seeded.risk_ids.len(),
+        risk_ids: seeded.risk_ids,
+        incident_ids: Vec::new(),
+    });
+    let authed_addr = server::free_addr()?;
+    let mut authed = server::spawn_binary(&args.server_bin, &[], &url, authed_addr)?;
+    let open_addr = server::free_addr()?;
+    let mut open = server::spawn_binary(
+        &args.server_bin,
+        &["--insecure-dev".to_string()],
+        &url,
+        open_addr,
+    )?;
+    let result = measure(&args, authed_addr, open_addr, work).await;
+    for child in [&mut authed, &mut open] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    result
+}
+
+async fn measure(
+    args: &AuthArgs,
+    authed_addr: std::net::SocketAddr,
+    open_addr: std::net::SocketAddr,
+    work: Arc<Workload>,
+) -> Result<(), String> {
+    let mut sides = Vec::new();
+    for addr in [open_addr, authed_addr] {
+        server::wait_serving(addr, Duration::from_secs(60)).await?;
+        let mut channels = Vec::new();
+        for _ in 0..args.connections {
+            channels.push(server::connect(addr).await?);
+        }
+        // Warm-up: connections, the read cache, the token cache.
+        load::run(
+            Op::GetRisk,
+            &channels,
+            args.in_flight,
+            Duration::from_secs(1),
+            work.clone(),
+        )
+        .await;
+        sides.push(channels);
+    }
+    println!(
+        "# assurance-bench auth: GetRisk over {} risks, {} connections x {} in flight, {:.1}s x {} rounds, unauthenticated (--insecure-dev) vs bearer token",
+        args.risks, args.connections, args.in_flight, args.duration, args.rounds
+    );
+    let duration = Duration::from_secs_f64(args.duration);
+    let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=args.rounds {
+        for (side, label) in [(0, "unauthenticated"), (1, "authenticated")] {
+            let sample = load::run(
+                Op::GetRisk,
+                &sides[side],
+                args.in_flight,
+                duration,
+                work.clone(),
+            )
+            .await;
+            println!(
+                "round {round} GetRisk {label:<16} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  codes {:?}",
+                sample.rate(),
+                sample.percentile_ms(50.0),
+                sample.percentile_ms(99.0),
+                sample.codes
+            );
+            samples[side].push(sample);
+        }
+    }
+    let rate = |s: &[Sample]| median(s.iter().map(Sample::rate).collect());
+    let p = |s: &[Sample], q: f64| median(s.iter().map(|x| x.percentile_ms(q)).collect());
+    println!();
+    println!("| GetRisk | req/s (median) | p50 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|");
+    for (side, label) in [(0, "unauthenticated"), (1, "authenticated")] {
+        let s = &samples[side];
+        println!(
+            "| {label} | {:.0} | {:.2} | {:.2} | {} |",
+            rate(s),
+            p(s, 50.0),
+            p(s, 99.0),
+            s.iter().map(Sample::errors).sum::<u64>()
+        );
+    }
+    let cost = 100.0 * (1.0 - rate(&samples[1]) / rate(&samples[0]));
+    println!("\nthe identity check costs {cost:.1}% of GetRisk throughput (target: under 5%)");
+    Ok(())
+}
