@@ -18,6 +18,10 @@ pub struct AuthArgs {
     server_bin: PathBuf,
     #[arg(long, default_value_t = 100_000)]
     risks: usize,
+    /// GetRisk picks from this many of the seeded risks: a hot set both servers' read caches
+    /// hold after the warm-up, so that the rounds compare steady states.
+    #[arg(long, default_value_t = 10_000)]
+    get_working_set: usize,
     #[arg(long, default_value_t = 4)]
     connections: usize,
     #[arg(long, default_value_t = 16)]
@@ -27,6 +31,9 @@ pub struct AuthArgs {
     /// Rounds; each figure is the median over them (at least 5 for reported figures).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Seconds of GetRisk per server before measuring, so that each fills its read cache.
+    #[arg(long, default_value_t = 15.0)]
+    warmup: f64,
 }
 
 pub async fn run(args: AuthArgs) -> Result<(), String> {
@@ -34,7 +41,7 @@ pub async fn run(args: AuthArgs) -> Result<(), String> {
     let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));
     let seeded = seed::seed(&url, args.risks).await?;
     let work = Arc::new(Workload {
-        get_working_set: seeded.risk_ids.len(),
+        get_working_set: args.get_working_set.min(seeded.risk_ids.len()),
         risk_ids: seeded.risk_ids,
         incident_ids: Vec::new(),
     });
@@ -80,8 +87,13 @@ async fn measure(
         sides.push(channels);
     }
     println!(
-        "# assurance-bench auth: GetRisk over {} risks, {} connections x {} in flight, {:.1}s x {} rounds, unauthenticated (--insecure-dev) vs bearer token",
-        args.risks, args.connections, args.in_flight, args.duration, args.rounds
+        "# assurance-bench auth: GetRisk over {} risks (hot set {}), {} connections x {} in flight, {:.1}s x {} rounds, unauthenticated (--insecure-dev) vs bearer token",
+        args.risks,
+        args.get_working_set,
+        args.connections,
+        args.in_flight,
+        args.duration,
+        args.rounds
     );
     let duration = Duration::from_secs_f64(args.duration);
     let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
