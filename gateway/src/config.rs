@@ -87,6 +87,12 @@ pub struct Config {
     /// Forwarding only: PEM private key of --upstream-tls-cert.
     #[arg(long, env = "GATEWAY_UPSTREAM_TLS_KEY")]
     pub upstream_tls_key: Option<PathBuf>,
+    /// Embedded only: seconds between sweeps for expired risk acceptances.
+    #[arg(long, env = "GATEWAY_EXPIRY_INTERVAL_SECS", default_value_t = 60)]
+    pub expiry_interval_secs: u64,
+    /// The clock of expiries (tests move it forward).
+    #[arg(skip)]
+    pub clock: assurance_runtime::time::Clock,
     #[command(flatten)]
     pub security: Security,
 }
@@ -166,6 +172,8 @@ impl Config {
                 self.read_cache_ttl_secs,
             ),
             policy: load_policy(self.scoring, self.scoring_policy.as_deref())?,
+            clock: self.clock.clone(),
+            expiry_interval: std::time::Duration::from_secs(self.expiry_interval_secs.max(1)),
         })
     }
 }

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use assurance_runtime::{db::redact_url, telemetry::LogFormat};
+use assurance_runtime::{db::redact_url, telemetry::LogFormat, time::Clock};
 use clap::Parser;
 use serde::Deserialize;
 
@@ -55,6 +55,12 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "RISK_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// Seconds between sweeps for expired acceptances.
+    #[arg(long, env = "RISK_EXPIRY_INTERVAL_SECS", default_value_t = 60)]
+    pub expiry_interval_secs: u64,
+    /// The clock of expiries (tests move it forward).
+    #[arg(skip)]
+    pub clock: Clock,
     #[command(flatten)]
     pub security: Security,
 }
@@ -67,6 +73,8 @@ pub struct Settings {
     pub database_url: String,
     pub store: StoreOptions,
     pub policy: ScoringPolicy,
+    pub clock: Clock,
+    pub expiry_interval: Duration,
 }
 
 /// Store options from the flags shared by every binary that hosts risk-service.
@@ -88,6 +96,8 @@ impl Config {
                 self.read_cache_ttl_secs,
             ),
             policy: load_policy(self.scoring, self.scoring_policy.as_deref())?,
+            clock: self.clock.clone(),
+            expiry_interval: Duration::from_secs(self.expiry_interval_secs.max(1)),
         })
     }
 }

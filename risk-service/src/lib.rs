@@ -18,7 +18,7 @@ use assurance_proto::{
     },
     service_names,
 };
-use assurance_runtime::{audit::AuditApi, serve::ReadyCheck};
+use assurance_runtime::{audit::AuditApi, auth::Caller, serve::ReadyCheck, time::Clock};
 use tonic::service::Routes;
 
 use crate::{config::Settings, domain::scoring::ScoringPolicy, store::Store};
@@ -35,6 +35,7 @@ pub const SERVICE_NAMES: &[&str] = &[
 pub struct RiskServer {
     store: Store,
     policy: Arc<ScoringPolicy>,
+    clock: Clock,
 }
 
 impl RiskServer {
@@ -42,9 +43,11 @@ impl RiskServer {
     pub async fn open(settings: &Settings) -> Result<Self, sea_orm::DbErr> {
         let store = Store::open(&settings.database_url, &settings.store).await?;
         store.register_policy(&settings.policy).await?;
+        spawn_expiry(&store, settings.clock.clone(), settings.expiry_interval);
         Ok(RiskServer {
             store,
             policy: Arc::new(settings.policy.clone()),
+            clock: settings.clock.clone(),
         })
     }
 
@@ -54,6 +57,7 @@ impl RiskServer {
             .add_service(RiskServiceServer::new(api::RiskApi::new(
                 self.store.clone(),
                 self.policy.clone(),
+                self.clock.clone(),
             )))
             .add_service(OrganizationServiceServer::new(api::OrgApi::new(
                 self.store.clone(),
@@ -100,4 +104,28 @@ pub async fn start(
         shutdown,
     )
     .await
+}
+
+/// Sweeps for expired acceptances every `interval` while the store is open, as the service
+/// principal of the job (another replica sweeping too is harmless: each expiry is applied once).
+fn spawn_expiry(store: &Store, clock: Clock, interval: std::time::Duration) {
+    let (alive, store) = store.for_job();
+    tokio::spawn(async move {
+        let caller = Caller::system("risk-service", "ExpireAcceptances");
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if alive.strong_count() == 0 {
+                return;
+            }
+            match store.expire_acceptances(clock.now_micros(), &caller).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "acceptances expired; risks back to ASSESSED"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "acceptance expiry sweep failed; retrying next interval")
+                }
+            }
+        }
+    });
 }

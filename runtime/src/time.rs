@@ -12,6 +12,29 @@ pub fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
+/// The clock of time-driven rules (expiries, overdue items): real time plus an offset that
+/// tests can move forward. Clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_micros: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    pub fn now_micros(&self) -> i64 {
+        now_micros().saturating_add(
+            self.offset_micros
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Moves this clock (and its clones) forward by `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        self.offset_micros
+            .fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub fn to_timestamp(micros: i64) -> Timestamp {
     Timestamp {
         seconds: micros.div_euclid(1_000_000),

@@ -228,6 +228,8 @@ pub fn risk_config(db: &TestDb) -> risk_service::config::Config {
         scoring: Methodology::Standard,
         scoring_policy: None,
         log_format: assurance_runtime::telemetry::LogFormat::Pretty,
+        expiry_interval_secs: 1,
+        clock: Default::default(),
         security: risk_service::config::Security {
             tokens_file: Some(db.tokens.path.clone()),
             ..Default::default()
@@ -284,6 +286,8 @@ pub fn gateway_config(db: &TestDb) -> gateway::config::Config {
         upstream_tls_ca: None,
         upstream_tls_cert: None,
         upstream_tls_key: None,
+        expiry_interval_secs: 1,
+        clock: Default::default(),
         security: gateway::config::Security {
             tokens_file: Some(db.tokens.path.clone()),
             ..Default::default()
@@ -293,6 +297,11 @@ pub fn gateway_config(db: &TestDb) -> gateway::config::Config {
 
 /// `gateway --embedded --data-dir DIR` on port 0; on PostgreSQL the risk database is `db`.
 pub async fn embedded_gateway(db: &TestDb, backend: Backend) -> App {
+    start_gateway(db, embedded_config(db, backend)).await
+}
+
+/// The configuration of `gateway --embedded` over `db`.
+pub fn embedded_config(db: &TestDb, backend: Backend) -> gateway::config::Config {
     let mut config = gateway_config(db);
     config.embedded = true;
     if backend == Backend::Postgres {
@@ -300,6 +309,11 @@ pub async fn embedded_gateway(db: &TestDb, backend: Backend) -> App {
         config.risk_database_url = Some(db.url.clone());
         config.incident_database_url = Some(db.url.clone());
     }
+    config
+}
+
+/// A gateway with `config`, accepting `db.tokens`.
+pub async fn start_gateway(db: &TestDb, config: gateway::config::Config) -> App {
     init_logs();
     let running = gateway::start(&config, Shutdown::new())
         .await

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod concurrency;
 mod gateway;
+mod governance;
 mod incidents;
 mod listing;
 mod org;

@@ -3,6 +3,7 @@
 //! (`assurance_runtime::error`).
 
 mod convert;
+mod governance;
 mod org;
 mod risk;
 

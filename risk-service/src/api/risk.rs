@@ -7,6 +7,7 @@ use assurance_runtime::{
     ApiError, ApiResult,
     auth::Caller,
     filter, page,
+    time::Clock,
     validate::{Violations, name_id, slug_name, update_paths},
 };
 use sea_orm::{ColumnTrait, Condition, Order};
@@ -25,13 +26,18 @@ use crate::{
 };
 
 pub struct RiskApi {
-    store: Store,
+    pub(super) store: Store,
     policy: Arc<ScoringPolicy>,
+    pub(super) clock: Clock,
 }
 
 impl RiskApi {
-    pub fn new(store: Store, policy: Arc<ScoringPolicy>) -> Self {
-        RiskApi { store, policy }
+    pub fn new(store: Store, policy: Arc<ScoringPolicy>, clock: Clock) -> Self {
+        RiskApi {
+            store,
+            policy,
+            clock,
+        }
     }
 }
 
@@ -48,7 +54,7 @@ const RISK_UPDATABLE: &[&str] = &[
 ];
 
 /// `risks/{uuid}` → the id, or a violation on `field`.
-fn risk_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
+pub(super) fn risk_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
     if name.is_empty() {
         v.add(field, "is required");
         return None;
@@ -60,7 +66,7 @@ fn risk_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
     id
 }
 
-fn check_enum(v: &mut Violations, field: &str, value: i32, valid: bool) {
+pub(super) fn check_enum(v: &mut Violations, field: &str, value: i32, valid: bool) {
     if value == 0 {
         v.add(
             field,
@@ -413,5 +419,72 @@ impl RiskService for RiskApi {
             assessments: rows.iter().map(convert::assessment).collect(),
             next_page_token,
         }))
+    }
+
+    async fn set_risk_response(
+        &self,
+        request: Request<pb::SetRiskResponseRequest>,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        self.set_response(request).await
+    }
+
+    async fn approve_risk_response(
+        &self,
+        request: Request<pb::ApproveRiskResponseRequest>,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        self.decide(caller, &req.name, true, &req.comment).await
+    }
+
+    async fn reject_risk_response(
+        &self,
+        request: Request<pb::RejectRiskResponseRequest>,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        self.decide(caller, &req.name, false, &req.reason).await
+    }
+
+    async fn list_risk_responses(
+        &self,
+        request: Request<pb::ListRiskResponsesRequest>,
+    ) -> Result<Response<pb::ListRiskResponsesResponse>, Status> {
+        self.list_responses(request).await
+    }
+
+    async fn list_decisions(
+        &self,
+        request: Request<pb::ListDecisionsRequest>,
+    ) -> Result<Response<pb::ListDecisionsResponse>, Status> {
+        self.decisions_page(request).await
+    }
+
+    async fn create_action_plan(
+        &self,
+        request: Request<pb::CreateActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        self.create_plan(request).await
+    }
+
+    async fn add_action_item(
+        &self,
+        request: Request<pb::AddActionItemRequest>,
+    ) -> Result<Response<pb::ActionItem>, Status> {
+        self.add_item(request).await
+    }
+
+    async fn update_action_item(
+        &self,
+        request: Request<pb::UpdateActionItemRequest>,
+    ) -> Result<Response<pb::ActionItem>, Status> {
+        self.update_item(request).await
+    }
+
+    async fn list_action_items(
+        &self,
+        request: Request<pb::ListActionItemsRequest>,
+    ) -> Result<Response<pb::ListActionItemsResponse>, Status> {
+        self.list_items(request).await
     }
 }

@@ -166,3 +166,112 @@ pub mod scoring_policy {
 }
 
 pub use assurance_runtime::idempotency::request_record;
+
+pub mod risk_response {
+    use sea_orm::entity::prelude::*;
+
+    /// A response and its approval.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "risk_responses")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub risk_id: Uuid,
+        pub decision: i32,
+        pub strategy: i32,
+        pub strategy_override: i32,
+        pub override_justification: String,
+        pub rationale: String,
+        pub acceptance_expire_time: Option<i64>,
+        /// `ApprovalState` number.
+        pub state: i32,
+        pub severity: i32,
+        pub required_role: String,
+        pub proposer: String,
+        pub decided_by: String,
+        pub decision_comment: String,
+        pub expired: bool,
+        pub create_time: i64,
+        pub decide_time: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod decision {
+    use sea_orm::entity::prelude::*;
+
+    /// One entry of the append-only decision log.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "decisions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub risk_id: Uuid,
+        pub kind: i32,
+        pub actor: String,
+        pub summary: String,
+        pub response_id: Option<Uuid>,
+        pub time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod action_plan {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "action_plans")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub risk_id: Uuid,
+        pub title: String,
+        pub owner: String,
+        pub create_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod action_item {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "action_items")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub risk_id: Uuid,
+        /// Denormalised from the risk for list filters.
+        pub service_id: String,
+        pub business_unit_id: String,
+        pub title: String,
+        pub description: String,
+        pub owner: String,
+        pub due_time: i64,
+        pub status: i32,
+        pub tracker_system: String,
+        pub tracker_key: String,
+        pub tracker_url: String,
+        pub sync_state: i32,
+        pub sync_time: Option<i64>,
+        pub version: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

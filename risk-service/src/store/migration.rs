@@ -12,7 +12,11 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(AuditEvents)]
+        vec![
+            Box::new(Initial),
+            Box::new(AuditEvents),
+            Box::new(Governance),
+        ]
     }
 }
 
@@ -334,5 +338,143 @@ impl MigrationTrait for AuditEvents {
         let (table, index) = assurance_runtime::audit::create_table();
         m.create_table(table).await?;
         m.create_index(index).await
+    }
+}
+
+struct Governance;
+
+impl MigrationName for Governance {
+    fn name(&self) -> &str {
+        "m0003_governance"
+    }
+}
+
+fn a(name: &'static str) -> Alias {
+    Alias::new(name)
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Governance {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(a("risk_responses"))
+                .col(uuid(a("id")).primary_key())
+                .col(uuid(a("risk_id")))
+                .col(integer(a("decision")))
+                .col(integer(a("strategy")))
+                .col(integer(a("strategy_override")))
+                .col(text(a("override_justification")))
+                .col(text(a("rationale")))
+                .col(big_integer_null(a("acceptance_expire_time")))
+                .col(integer(a("state")))
+                .col(integer(a("severity")))
+                .col(string(a("required_role")))
+                .col(string(a("proposer")))
+                .col(string(a("decided_by")))
+                .col(text(a("decision_comment")))
+                .col(boolean(a("expired")))
+                .col(big_integer(a("create_time")))
+                .col(big_integer_null(a("decide_time")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("risk_responses"), a("risk_id"))
+                        .to(Risks::Table, Risks::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "risk_responses_by_risk",
+            a("risk_responses"),
+            &["risk_id", "id"],
+        ))
+        .await?;
+        // The expiry job's scan: approved, unexpired acceptances by expiry.
+        m.create_index(index(
+            "risk_responses_by_expiry",
+            a("risk_responses"),
+            &["state", "expired", "acceptance_expire_time"],
+        ))
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("decisions"))
+                .col(uuid(a("id")).primary_key())
+                .col(uuid(a("risk_id")))
+                .col(integer(a("kind")))
+                .col(string(a("actor")))
+                .col(text(a("summary")))
+                .col(uuid_null(a("response_id")))
+                .col(big_integer(a("time")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("decisions"), a("risk_id"))
+                        .to(Risks::Table, Risks::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "decisions_by_risk",
+            a("decisions"),
+            &["risk_id", "id"],
+        ))
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("action_plans"))
+                .col(uuid(a("risk_id")).primary_key())
+                .col(string(a("title")))
+                .col(string(a("owner")))
+                .col(big_integer(a("create_time")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("action_plans"), a("risk_id"))
+                        .to(Risks::Table, Risks::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("action_items"))
+                .col(uuid(a("id")).primary_key())
+                .col(uuid(a("risk_id")))
+                .col(string(a("service_id")))
+                .col(string(a("business_unit_id")))
+                .col(string(a("title")))
+                .col(text(a("description")))
+                .col(string(a("owner")))
+                .col(big_integer(a("due_time")))
+                .col(integer(a("status")))
+                .col(string(a("tracker_system")))
+                .col(string(a("tracker_key")))
+                .col(string(a("tracker_url")))
+                .col(integer(a("sync_state")))
+                .col(big_integer_null(a("sync_time")))
+                .col(big_integer(a("version")))
+                .col(big_integer(a("create_time")))
+                .col(big_integer(a("update_time")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("action_items"), a("risk_id"))
+                        .to(a("action_plans"), a("risk_id")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "action_items_by_risk",
+            a("action_items"),
+            &["risk_id", "id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "action_items_by_due",
+            a("action_items"),
+            &["status", "due_time", "id"],
+        ))
+        .await
     }
 }

@@ -4,6 +4,7 @@
 mod batch;
 pub mod cache;
 pub mod entities;
+mod governance;
 pub mod migration;
 mod org;
 mod risks;
@@ -18,6 +19,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
 
+pub use governance::is_finished;
 pub use risks::{ListRisks, RiskFilter, RiskOrder, RiskPatch, labels_from_json};
 
 use crate::domain::scoring::ScoringPolicy;
@@ -90,6 +92,20 @@ impl Store {
             writer: Some(writer),
             ..direct
         })
+    }
+
+    /// A copy for a background job — it writes directly and does not keep the store's other
+    /// background work alive — and a marker that is gone once every other copy is dropped.
+    pub fn for_job(&self) -> (std::sync::Weak<()>, Store) {
+        (
+            Arc::downgrade(&self._alive),
+            Store {
+                db: self.db.clone(),
+                cache: self.cache.clone(),
+                writer: None,
+                _alive: Arc::new(()),
+            },
+        )
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

@@ -256,12 +256,13 @@ impl Store {
         reason: String,
         caller: &Caller,
     ) -> ApiResult<risk::Model> {
-        self.modify_risk(id, expected_version, caller, async |_, r| {
+        self.modify_risk(id, expected_version, caller, async |tx, r| {
             let next = transition(r, RiskEvent::Closed)?;
+            let now = now_micros();
             r.status = next as i32;
             r.close_reason = reason.clone();
-            r.close_time = Some(now_micros());
-            Ok(())
+            r.close_time = Some(now);
+            Store::log_closure(tx, id, caller, &reason, now).await
         })
         .await
     }
@@ -374,7 +375,7 @@ impl Store {
 
 /// Read-modify-write of one risk inside `tx`: locks the row (PostgreSQL), checks the etag,
 /// applies `change`, bumps the version and writes it back.
-async fn modify_in(
+pub(super) async fn modify_in(
     tx: &sea_orm::DatabaseTransaction,
     id: Uuid,
     expected_version: Option<i64>,

@@ -21,6 +21,12 @@ const RISK_WRITERS: Roles = Roles::of(&[
     Admin,
 ]);
 const RISK_CLOSERS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin]);
+/// Approvers of risk responses; the level a response needs (by the risk's severity) is checked
+/// on top: risk_owner < service_manager < trust_team < erm_executive.
+const RISK_APPROVERS: Roles =
+    Roles::of(&[RiskOwner, ServiceManager, TrustTeam, ErmExecutive, Admin]);
+/// Action plans are also written by the bug trackers that sync them.
+const ACTION_WRITERS: Roles = RISK_WRITERS.union(Roles::of(&[Tracker]));
 const ORG_ADMINS: Roles = Roles::of(&[TrustTeam, System, Admin]);
 const SERVICE_EDITORS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin]);
 /// Incidents are need-to-know: responders, the security lead, service managers (the service
@@ -62,6 +68,15 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (RISK, "DeleteRisk", RISK_CLOSERS),
     (RISK, "AssessRisk", RISK_WRITERS),
     (RISK, "ListAssessments", ANYONE),
+    (RISK, "SetRiskResponse", RISK_WRITERS),
+    (RISK, "ApproveRiskResponse", RISK_APPROVERS),
+    (RISK, "RejectRiskResponse", RISK_APPROVERS),
+    (RISK, "ListRiskResponses", ANYONE),
+    (RISK, "ListDecisions", ANYONE),
+    (RISK, "CreateActionPlan", RISK_WRITERS),
+    (RISK, "AddActionItem", ACTION_WRITERS),
+    (RISK, "UpdateActionItem", ACTION_WRITERS),
+    (RISK, "ListActionItems", ANYONE),
     (RISK_AUDIT, "ListAuditEvents", AUDITORS),
     (INCIDENT, "DeclareIncident", RESPONDERS),
     (INCIDENT, "GetIncident", INCIDENT_READERS),

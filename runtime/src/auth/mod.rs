@@ -184,6 +184,21 @@ impl Caller {
             .ok_or_else(|| ApiError::Unauthenticated("no authenticated caller".into()))
     }
 
+    /// The caller of an internal job of `service` (an expiry sweep, an outbox relay): a
+    /// service principal with the `system` role. Its audit records name the job as the RPC.
+    pub fn system(service: &str, job: &str) -> Caller {
+        Caller {
+            principal: Arc::new(Principal {
+                subject: format!("system:{service}"),
+                roles: Roles::of(&[Role::System]),
+                services: None,
+            }),
+            on_behalf_of: None,
+            rpc: format!("/internal.{service}/{job}").into(),
+            request_id: String::new(),
+        }
+    }
+
     /// For timelines and logs: the subject, and whom it acted for.
     pub fn actor(&self) -> String {
         match &self.on_behalf_of {

@@ -1,0 +1,653 @@
+//! Handlers of risk responses and approvals, the decision log and action plans.
+
+use assurance_proto::risk::v1 as pb;
+use assurance_runtime::{
+    ApiError, ApiResult,
+    auth::Caller,
+    filter::{self, FilterSchema, Op, compare, enum_value, equality_only},
+    page,
+    time::{from_timestamp, to_timestamp},
+    validate::{Violations, update_paths},
+};
+use sea_orm::{ColumnTrait, Condition};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{
+    fingerprint,
+    risk::{RiskApi, check_enum, risk_id},
+};
+use crate::store::{
+    RequestKey,
+    entities::{action_item, action_plan, decision, risk_response},
+    etag, is_finished, parse_etag,
+};
+
+/// Acceptances may run at most this long.
+const MAX_ACCEPTANCE_MICROS: i64 = 3 * 366 * 24 * 3600 * 1_000_000;
+
+/// `risks/{risk}/{collection}/{id}` → (risk, id).
+fn child_name(
+    v: &mut Violations,
+    field: &str,
+    name: &str,
+    collection: &str,
+) -> Option<(Uuid, Uuid)> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let parsed = match parts.as_slice() {
+        ["risks", risk, c, id] if *c == collection => {
+            Uuid::parse_str(risk).ok().zip(Uuid::parse_str(id).ok())
+        }
+        _ => None,
+    };
+    if parsed.is_none() {
+        v.add(
+            field,
+            format!("must be `risks/{{risk}}/{collection}/{{id}}` with UUID ids"),
+        );
+    }
+    parsed
+}
+
+/// `risks/{risk}/actionPlan` → the risk; `risks/-/actionPlan` → None when `any` is allowed.
+fn plan_name(v: &mut Violations, field: &str, name: &str, any: bool) -> Option<Option<Uuid>> {
+    let parsed = match name.split('/').collect::<Vec<_>>().as_slice() {
+        ["risks", "-", "actionPlan"] if any => Some(None),
+        ["risks", risk, "actionPlan"] => Uuid::parse_str(risk).ok().map(Some),
+        _ => None,
+    };
+    if parsed.is_none() {
+        v.add(
+            field,
+            if any {
+                "must be `risks/{id}/actionPlan` or `risks/-/actionPlan`"
+            } else {
+                "must be `risks/{id}/actionPlan` with a UUID id"
+            },
+        );
+    }
+    parsed
+}
+
+/// `risks/{risk}/actionPlan/items/{id}` → (risk, id).
+fn item_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)> {
+    let parsed = match name.split('/').collect::<Vec<_>>().as_slice() {
+        ["risks", risk, "actionPlan", "items", id] => {
+            Uuid::parse_str(risk).ok().zip(Uuid::parse_str(id).ok())
+        }
+        _ => None,
+    };
+    if parsed.is_none() {
+        v.add(
+            field,
+            "must be `risks/{risk}/actionPlan/items/{id}` with UUID ids",
+        );
+    }
+    parsed
+}
+
+/// The id a page token continues after.
+fn after_id(page_token: &str, fingerprint: &str) -> ApiResult<Option<Uuid>> {
+    let bad = || ApiError::invalid("page_token", "is not a page token issued by this service");
+    match page::decode("page_token", page_token, fingerprint, 1)? {
+        None => Ok(None),
+        Some(keys) => match keys.first() {
+            Some(page::Key::Text(t)) => Uuid::parse_str(t).map(Some).map_err(|_| bad()),
+            _ => Err(bad()),
+        },
+    }
+}
+
+fn time(
+    v: &mut Violations,
+    field: &str,
+    ts: Option<&prost_types::Timestamp>,
+    required: bool,
+) -> Option<i64> {
+    match ts {
+        None => {
+            if required {
+                v.add(field, "is required");
+            }
+            None
+        }
+        Some(ts) => {
+            let micros = from_timestamp(ts);
+            if micros.is_none() {
+                v.add(field, "is not a valid timestamp");
+            }
+            micros
+        }
+    }
+}
+
+fn check_tracker(v: &mut Violations, t: &pb::TrackerLink) {
+    v.line("action_item.tracker.system", &t.system, false, 50);
+    v.line(
+        "action_item.tracker.external_key",
+        &t.external_key,
+        false,
+        200,
+    );
+    v.line("action_item.tracker.url", &t.url, false, 2000);
+    let web = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+    if !t.url.is_empty() && !web(&t.url) {
+        v.add("action_item.tracker.url", "must be an http(s) URL");
+    }
+    if t.sync_state != 0 && pb::SyncState::try_from(t.sync_state).is_err() {
+        v.add(
+            "action_item.tracker.sync_state",
+            format!("{} is not a known value", t.sync_state),
+        );
+    }
+    time(
+        v,
+        "action_item.tracker.sync_time",
+        t.sync_time.as_ref(),
+        false,
+    );
+}
+
+fn set_tracker(m: &mut action_item::Model, t: Option<&pb::TrackerLink>) {
+    let t = t.cloned().unwrap_or_default();
+    m.sync_state = match (t.sync_state, t.system.is_empty()) {
+        (0, true) => pb::SyncState::NotLinked as i32,
+        (0, false) => pb::SyncState::Pending as i32,
+        (s, _) => s,
+    };
+    m.tracker_system = t.system;
+    m.tracker_key = t.external_key;
+    m.tracker_url = t.url;
+    m.sync_time = t.sync_time.as_ref().and_then(from_timestamp);
+}
+
+pub fn response(r: &risk_response::Model) -> pb::RiskResponse {
+    pb::RiskResponse {
+        name: format!("risks/{}/responses/{}", r.risk_id, r.id),
+        decision: r.decision,
+        strategy: r.strategy,
+        strategy_override: r.strategy_override,
+        override_justification: r.override_justification.clone(),
+        rationale: r.rationale.clone(),
+        acceptance_expire_time: r.acceptance_expire_time.map(to_timestamp),
+        state: r.state,
+        severity: r.severity,
+        required_role: r.required_role.clone(),
+        proposer: r.proposer.clone(),
+        decided_by: r.decided_by.clone(),
+        decision_comment: r.decision_comment.clone(),
+        create_time: Some(to_timestamp(r.create_time)),
+        decide_time: r.decide_time.map(to_timestamp),
+        expired: r.expired,
+    }
+}
+
+fn decision(d: &decision::Model) -> pb::Decision {
+    pb::Decision {
+        name: format!("risks/{}/decisions/{}", d.risk_id, d.id),
+        risk: format!("risks/{}", d.risk_id),
+        kind: d.kind,
+        actor: d.actor.clone(),
+        summary: d.summary.clone(),
+        response: d
+            .response_id
+            .map(|id| format!("risks/{}/responses/{id}", d.risk_id))
+            .unwrap_or_default(),
+        time: Some(to_timestamp(d.time)),
+    }
+}
+
+fn plan(p: &action_plan::Model, (items, open): (u64, u64)) -> pb::ActionPlan {
+    pb::ActionPlan {
+        name: format!("risks/{}/actionPlan", p.risk_id),
+        title: p.title.clone(),
+        owner: p.owner.clone(),
+        item_count: i32::try_from(items).unwrap_or(i32::MAX),
+        open_item_count: i32::try_from(open).unwrap_or(i32::MAX),
+        create_time: Some(to_timestamp(p.create_time)),
+    }
+}
+
+fn item(i: &action_item::Model, now: i64) -> pb::ActionItem {
+    pb::ActionItem {
+        name: format!("risks/{}/actionPlan/items/{}", i.risk_id, i.id),
+        title: i.title.clone(),
+        description: i.description.clone(),
+        owner: i.owner.clone(),
+        due_time: Some(to_timestamp(i.due_time)),
+        status: i.status,
+        tracker: Some(pb::TrackerLink {
+            system: i.tracker_system.clone(),
+            external_key: i.tracker_key.clone(),
+            url: i.tracker_url.clone(),
+            sync_state: i.sync_state,
+            sync_time: i.sync_time.map(to_timestamp),
+        }),
+        overdue: !is_finished(i.status) && i.due_time < now,
+        etag: etag(i.version),
+        service: format!("services/{}", i.service_id),
+        business_unit: format!("businessUnits/{}", i.business_unit_id),
+        create_time: Some(to_timestamp(i.create_time)),
+        update_time: Some(to_timestamp(i.update_time)),
+    }
+}
+
+/// Filter fields of `ListActionItems`; `overdue` compares with the clock's now.
+struct ItemFilter {
+    now: i64,
+}
+
+impl FilterSchema for ItemFilter {
+    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
+        use action_item::Column as C;
+        match field {
+            "status" => {
+                equality_only(field, op)?;
+                let v = enum_value(value, "ACTION_ITEM_STATUS_", |s| {
+                    pb::ActionItemStatus::from_str_name(s).map(|e| e as i32)
+                })
+                .ok_or_else(|| format!("`{value}` is not a status; one of OPEN, IN_PROGRESS, BLOCKED, DONE, WONT_DO"))?;
+                Ok(compare(C::Status, op, v.into()))
+            }
+            "owner" => {
+                equality_only(field, op)?;
+                Ok(compare(C::Owner, op, value.into()))
+            }
+            "service" | "business_unit" => {
+                equality_only(field, op)?;
+                let (col, prefix) = if field == "service" {
+                    (C::ServiceId, "services/")
+                } else {
+                    (C::BusinessUnitId, "businessUnits/")
+                };
+                Ok(compare(
+                    col,
+                    op,
+                    value.strip_prefix(prefix).unwrap_or(value).into(),
+                ))
+            }
+            "overdue" => {
+                equality_only(field, op)?;
+                let wanted = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(format!(
+                            "`overdue` compares with true or false (got `{value}`)"
+                        ));
+                    }
+                } == (op == Op::Eq);
+                let overdue =
+                    Condition::all()
+                        .add(C::DueTime.lt(self.now))
+                        .add(C::Status.is_not_in([
+                            pb::ActionItemStatus::Done as i32,
+                            pb::ActionItemStatus::WontDo as i32,
+                        ]));
+                Ok(if wanted { overdue } else { overdue.not() })
+            }
+            _ => Err(format!(
+                "unknown field `{field}`; filterable: status, owner, overdue, service, business_unit"
+            )),
+        }
+    }
+}
+
+const ITEM_UPDATABLE: &[&str] = &[
+    "title",
+    "description",
+    "owner",
+    "due_time",
+    "status",
+    "tracker",
+];
+
+impl RiskApi {
+    pub(super) async fn set_response(
+        &self,
+        request: Request<pb::SetRiskResponseRequest>,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let now = self.clock.now_micros();
+        let mut v = Violations::new();
+        let risk = risk_id(&mut v, "parent", &req.parent);
+        v.request_id("request_id", &req.request_id);
+        let r = v.require("response", req.response.as_ref())?;
+        check_enum(
+            &mut v,
+            "response.decision",
+            r.decision,
+            pb::ResponseDecision::try_from(r.decision).is_ok(),
+        );
+        v.paragraph("response.rationale", &r.rationale, true, 4000);
+        if r.strategy_override != 0 {
+            check_enum(
+                &mut v,
+                "response.strategy_override",
+                r.strategy_override,
+                pb::ResponseStrategy::try_from(r.strategy_override).is_ok(),
+            );
+            v.paragraph(
+                "response.override_justification",
+                &r.override_justification,
+                true,
+                4000,
+            );
+        } else if !r.override_justification.is_empty() {
+            v.add(
+                "response.override_justification",
+                "is only for a strategy_override",
+            );
+        }
+        let accept = r.decision == pb::ResponseDecision::Accept as i32;
+        let expiry = time(
+            &mut v,
+            "response.acceptance_expire_time",
+            r.acceptance_expire_time.as_ref(),
+            accept,
+        );
+        match (accept, expiry) {
+            (true, Some(at)) if at <= now => {
+                v.add("response.acceptance_expire_time", "must be in the future")
+            }
+            (true, Some(at)) if at > now.saturating_add(MAX_ACCEPTANCE_MICROS) => v.add(
+                "response.acceptance_expire_time",
+                "must be within three years",
+            ),
+            (false, Some(_)) => v.add(
+                "response.acceptance_expire_time",
+                "is only for an ACCEPT decision",
+            ),
+            _ => {}
+        }
+        v.finish()?;
+        let model = risk_response::Model {
+            id: Uuid::nil(),
+            risk_id: risk.unwrap_or_default(),
+            decision: r.decision,
+            strategy: 0,
+            strategy_override: r.strategy_override,
+            override_justification: r.override_justification.clone(),
+            rationale: r.rationale.clone(),
+            acceptance_expire_time: expiry,
+            state: 0,
+            severity: 0,
+            required_role: String::new(),
+            proposer: String::new(),
+            decided_by: String::new(),
+            decision_comment: String::new(),
+            expired: false,
+            create_time: 0,
+            decide_time: None,
+        };
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let key = RequestKey::of("SetRiskResponse", &req.request_id, fp);
+        let created = self
+            .store
+            .set_response(risk.unwrap_or_default(), model, key, &caller, now)
+            .await?;
+        Ok(Response::new(response(&created)))
+    }
+
+    pub(super) async fn decide(
+        &self,
+        caller: Caller,
+        name: &str,
+        approve: bool,
+        comment: &str,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", name, "responses");
+        if approve {
+            v.paragraph("comment", comment, false, 4000);
+        } else {
+            v.paragraph("reason", comment, true, 4000);
+        }
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        let decided = self
+            .store
+            .decide_response(
+                risk,
+                id,
+                approve,
+                comment.to_string(),
+                &caller,
+                self.clock.now_micros(),
+            )
+            .await?;
+        Ok(Response::new(response(&decided)))
+    }
+
+    pub(super) async fn list_responses(
+        &self,
+        request: Request<pb::ListRiskResponsesRequest>,
+    ) -> Result<Response<pb::ListRiskResponsesResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let risk = risk_id(&mut v, "parent", &req.parent);
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let fp = page::query_fingerprint(&["responses", &req.parent]);
+        let after = after_id(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self
+            .store
+            .responses(risk.unwrap_or_default(), after, size + 1)
+            .await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |r| {
+            vec![page::Key::Text(r.id.to_string())]
+        });
+        Ok(Response::new(pb::ListRiskResponsesResponse {
+            responses: rows.iter().map(response).collect(),
+            next_page_token,
+        }))
+    }
+
+    pub(super) async fn decisions_page(
+        &self,
+        request: Request<pb::ListDecisionsRequest>,
+    ) -> Result<Response<pb::ListDecisionsResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let risk = if req.parent == "risks/-" {
+            None
+        } else {
+            risk_id(&mut v, "parent", &req.parent)
+        };
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let fp = page::query_fingerprint(&["decisions", &req.parent]);
+        let after = after_id(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self.store.decisions(risk, after, size + 1).await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |d| {
+            vec![page::Key::Text(d.id.to_string())]
+        });
+        Ok(Response::new(pb::ListDecisionsResponse {
+            decisions: rows.iter().map(decision).collect(),
+            next_page_token,
+        }))
+    }
+
+    pub(super) async fn create_plan(
+        &self,
+        request: Request<pb::CreateActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let risk = risk_id(&mut v, "parent", &req.parent);
+        v.request_id("request_id", &req.request_id);
+        let p = v.require("action_plan", req.action_plan.as_ref())?;
+        v.line("action_plan.title", &p.title, true, 200);
+        v.principal("action_plan.owner", &p.owner, true);
+        v.finish()?;
+        let model = action_plan::Model {
+            risk_id: risk.unwrap_or_default(),
+            title: p.title.clone(),
+            owner: p.owner.clone(),
+            create_time: 0,
+        };
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let key = RequestKey::of("CreateActionPlan", &req.request_id, fp);
+        let created = self
+            .store
+            .create_plan(model, key, &caller, self.clock.now_micros())
+            .await?;
+        let counts = self.store.plan_counts(created.risk_id).await?;
+        Ok(Response::new(plan(&created, counts)))
+    }
+
+    pub(super) async fn add_item(
+        &self,
+        request: Request<pb::AddActionItemRequest>,
+    ) -> Result<Response<pb::ActionItem>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let risk = plan_name(&mut v, "parent", &req.parent, false).flatten();
+        v.request_id("request_id", &req.request_id);
+        let i = v.require("action_item", req.action_item.as_ref())?;
+        v.line("action_item.title", &i.title, true, 200);
+        v.paragraph("action_item.description", &i.description, false, 4000);
+        v.principal("action_item.owner", &i.owner, true);
+        let due = time(&mut v, "action_item.due_time", i.due_time.as_ref(), true);
+        if i.status != 0 && pb::ActionItemStatus::try_from(i.status).is_err() {
+            v.add(
+                "action_item.status",
+                format!("{} is not a known value", i.status),
+            );
+        }
+        if let Some(t) = &i.tracker {
+            check_tracker(&mut v, t);
+        }
+        v.finish()?;
+        let mut model = action_item::Model {
+            id: Uuid::nil(),
+            risk_id: risk.unwrap_or_default(),
+            service_id: String::new(),
+            business_unit_id: String::new(),
+            title: i.title.clone(),
+            description: i.description.clone(),
+            owner: i.owner.clone(),
+            due_time: due.unwrap_or_default(),
+            status: if i.status == 0 {
+                pb::ActionItemStatus::Open as i32
+            } else {
+                i.status
+            },
+            tracker_system: String::new(),
+            tracker_key: String::new(),
+            tracker_url: String::new(),
+            sync_state: 0,
+            sync_time: None,
+            version: 0,
+            create_time: 0,
+            update_time: 0,
+        };
+        set_tracker(&mut model, i.tracker.as_ref());
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let key = RequestKey::of("AddActionItem", &req.request_id, fp);
+        let now = self.clock.now_micros();
+        let created = self.store.add_item(model, key, &caller, now).await?;
+        Ok(Response::new(item(&created, now)))
+    }
+
+    pub(super) async fn update_item(
+        &self,
+        request: Request<pb::UpdateActionItemRequest>,
+    ) -> Result<Response<pb::ActionItem>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let i = v.require("action_item", req.action_item)?;
+        let ids = item_name(&mut v, "action_item.name", &i.name);
+        let paths = update_paths(req.update_mask.as_ref(), ITEM_UPDATABLE, |p| match p {
+            "title" => !i.title.is_empty(),
+            "description" => !i.description.is_empty(),
+            "owner" => !i.owner.is_empty(),
+            "due_time" => i.due_time.is_some(),
+            "status" => i.status != 0,
+            "tracker" => i.tracker.is_some(),
+            _ => false,
+        })?;
+        let mut due = None;
+        for path in &paths {
+            match *path {
+                "title" => v.line("action_item.title", &i.title, true, 200),
+                "description" => {
+                    v.paragraph("action_item.description", &i.description, false, 4000)
+                }
+                "owner" => v.principal("action_item.owner", &i.owner, true),
+                "due_time" => due = time(&mut v, "action_item.due_time", i.due_time.as_ref(), true),
+                "status" => check_enum(
+                    &mut v,
+                    "action_item.status",
+                    i.status,
+                    pb::ActionItemStatus::try_from(i.status).is_ok(),
+                ),
+                "tracker" => {
+                    if let Some(t) = &i.tracker {
+                        check_tracker(&mut v, t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let expected = v.absorb("action_item.etag", parse_etag("action_item.etag", &i.etag));
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        let now = self.clock.now_micros();
+        let updated = self
+            .store
+            .update_item(risk, id, expected.flatten(), &caller, now, |m| {
+                for path in &paths {
+                    match *path {
+                        "title" => m.title = i.title.clone(),
+                        "description" => m.description = i.description.clone(),
+                        "owner" => m.owner = i.owner.clone(),
+                        "due_time" => m.due_time = due.unwrap_or(m.due_time),
+                        "status" => m.status = i.status,
+                        "tracker" => set_tracker(m, i.tracker.as_ref()),
+                        _ => {}
+                    }
+                }
+            })
+            .await?;
+        Ok(Response::new(item(&updated, now)))
+    }
+
+    pub(super) async fn list_items(
+        &self,
+        request: Request<pb::ListActionItemsRequest>,
+    ) -> Result<Response<pb::ListActionItemsResponse>, Status> {
+        let req = request.get_ref();
+        let now = self.clock.now_micros();
+        let mut v = Violations::new();
+        let risk = plan_name(&mut v, "parent", &req.parent, true);
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let parsed = v.absorb("filter", filter::parse("filter", &req.filter));
+        v.finish()?;
+        let mut condition = Condition::all();
+        if let Some(Some(risk)) = risk {
+            self.store.plan(risk).await?;
+            condition = condition.add(action_item::Column::RiskId.eq(risk));
+        }
+        if let Some(Some(f)) = parsed {
+            condition = condition.add(filter::compile("filter", &f, &ItemFilter { now })?);
+        }
+        let fp = page::query_fingerprint(&["items", &req.parent, &req.filter]);
+        let after = after_id(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self.store.items(condition, after, size + 1).await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |i| {
+            vec![page::Key::Text(i.id.to_string())]
+        });
+        Ok(Response::new(pb::ListActionItemsResponse {
+            action_items: rows.iter().map(|i| item(i, now)).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,580 @@
+//! Risk responses and their approvals, the decision log, action plans and the expiry of
+//! acceptances. Every change moves the risk through the status machine, appends to the decision
+//! log and records its audit event in one transaction.
+
+use assurance_proto::risk::v1 as pb;
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, error::is_unique_violation};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::{
+    Outcome, RequestKey, SERVICE, Store, check_version,
+    entities::{action_item, action_plan, decision, risk, risk_response},
+    request_id_of,
+    risks::{modify_in, transition},
+};
+use crate::domain::{
+    governance::{may_approve, required_role},
+    status::{Decision, RiskEvent},
+};
+
+/// Items that no longer need work.
+pub fn is_finished(status: i32) -> bool {
+    status == pb::ActionItemStatus::Done as i32 || status == pb::ActionItemStatus::WontDo as i32
+}
+
+fn decision_of(d: i32) -> ApiResult<Decision> {
+    match pb::ResponseDecision::try_from(d) {
+        Ok(pb::ResponseDecision::Mitigate) => Ok(Decision::Mitigate),
+        Ok(pb::ResponseDecision::Avoid) => Ok(Decision::Avoid),
+        Ok(pb::ResponseDecision::Transfer) => Ok(Decision::Transfer),
+        Ok(pb::ResponseDecision::Accept) => Ok(Decision::Accept),
+        _ => Err(ApiError::Internal(format!("unknown response decision {d}"))),
+    }
+}
+
+fn decision_name(d: i32) -> &'static str {
+    pb::ResponseDecision::try_from(d)
+        .map(|d| d.as_str_name().trim_start_matches("RESPONSE_DECISION_"))
+        .unwrap_or("UNKNOWN")
+}
+
+/// Appends to the decision log.
+async fn log(
+    tx: &DatabaseTransaction,
+    risk_id: Uuid,
+    kind: pb::DecisionKind,
+    actor: String,
+    summary: String,
+    response_id: Option<Uuid>,
+    now: i64,
+) -> ApiResult<()> {
+    decision::Model {
+        id: Uuid::now_v7(),
+        risk_id,
+        kind: kind as i32,
+        actor,
+        summary,
+        response_id,
+        time: now,
+    }
+    .into_active_model()
+    .insert(tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Proposes `response` for the risk `risk_id` (→ RESPONSE_PLANNED).
+    pub async fn set_response(
+        &self,
+        risk_id: Uuid,
+        mut response: risk_response::Model,
+        key: Option<RequestKey>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<risk_response::Model> {
+        let request_id = request_id_of(&key);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let risk = modify_in(tx, risk_id, None, async |_, r| {
+                    caller.may_change(&r.service_id)?;
+                    r.status = transition(r, RiskEvent::ResponseProposed)? as i32;
+                    Ok(())
+                })
+                .await?;
+                response.id = Uuid::now_v7();
+                response.risk_id = risk_id;
+                response.severity = risk.severity;
+                response.strategy = if response.strategy_override != 0 {
+                    response.strategy_override
+                } else {
+                    risk.strategy
+                };
+                response.required_role = required_role(risk.severity).as_str().to_string();
+                response.state = pb::ApprovalState::Pending as i32;
+                response.proposer = caller.person().to_string();
+                response.create_time = now;
+                response.clone().into_active_model().insert(tx).await?;
+                let name = format!("risks/{risk_id}/responses/{}", response.id);
+                log(
+                    tx,
+                    risk_id,
+                    pb::DecisionKind::ResponseProposed,
+                    caller.actor(),
+                    format!(
+                        "proposed {}; approval by {} required",
+                        decision_name(response.decision),
+                        response.required_role
+                    ),
+                    Some(response.id),
+                    now,
+                )
+                .await?;
+                if response.strategy_override != 0 && response.strategy_override != risk.strategy {
+                    log(
+                        tx,
+                        risk_id,
+                        pb::DecisionKind::StrategyOverridden,
+                        caller.actor(),
+                        format!(
+                            "strategy {} overridden to {}: {}",
+                            strategy_name(risk.strategy),
+                            strategy_name(response.strategy_override),
+                            response.override_justification
+                        ),
+                        Some(response.id),
+                        now,
+                    )
+                    .await?;
+                }
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name, (risk, response.clone())))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created((risk, response)) => {
+                self.cache.store(&risk);
+                Ok(response)
+            }
+            Outcome::Replayed(name) => {
+                let id = name
+                    .rsplit('/')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                self.response(risk_id, id).await
+            }
+        }
+    }
+
+    pub async fn response(&self, risk_id: Uuid, id: Uuid) -> ApiResult<risk_response::Model> {
+        risk_response::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .filter(|r| r.risk_id == risk_id)
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/responses/{id}")))
+    }
+
+    /// Approves (→ IN_TREATMENT, or MONITORING for ACCEPT) or rejects (→ ASSESSED) a pending
+    /// response. Approvers need the level of the risk's severity and must not be the proposer;
+    /// a rejection needs the same level, except that proposers may withdraw their own.
+    pub async fn decide_response(
+        &self,
+        risk_id: Uuid,
+        id: Uuid,
+        approve: bool,
+        comment: String,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<risk_response::Model> {
+        let name = format!("risks/{risk_id}/responses/{id}");
+        let tx = db::begin_write(self.connection()).await?;
+        let mut response = risk_response::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .filter(|r| r.risk_id == risk_id)
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        if response.state != pb::ApprovalState::Pending as i32 {
+            return Err(ApiError::precondition(
+                "NOT_PENDING",
+                format!("{name} was already decided"),
+            ));
+        }
+        let own = response.proposer == caller.person();
+        if approve && own {
+            return Err(ApiError::precondition(
+                "SELF_APPROVAL",
+                format!(
+                    "{name} was proposed by {}; someone else must approve it",
+                    response.proposer
+                ),
+            ));
+        }
+        let required = assurance_runtime::auth::Role::parse(&response.required_role)
+            .ok_or_else(|| ApiError::Internal(format!("{name} has an unknown required role")))?;
+        let withdrawing = own && !approve;
+        if !withdrawing && !may_approve(caller.principal.roles, required) {
+            return Err(ApiError::PermissionDenied(format!(
+                "{name} is a response to a {} risk: deciding it needs the {required} role or a higher one \
+                 (risk_owner < service_manager < trust_team < erm_executive); {} has {}",
+                severity_name(response.severity),
+                caller.principal.subject,
+                caller.principal.roles
+            )));
+        }
+        let event = if approve {
+            RiskEvent::ResponseApproved(decision_of(response.decision)?)
+        } else {
+            RiskEvent::ResponseRejected
+        };
+        let risk = modify_in(&tx, risk_id, None, async |_, r| {
+            caller.may_change(&r.service_id)?;
+            r.status = transition(r, event)? as i32;
+            Ok(())
+        })
+        .await?;
+        response.state = if approve {
+            pb::ApprovalState::Approved
+        } else {
+            pb::ApprovalState::Rejected
+        } as i32;
+        response.decided_by = caller.person().to_string();
+        response.decision_comment = comment.clone();
+        response.decide_time = Some(now);
+        risk_response::Entity::update(response.clone().into_active_model().reset_all())
+            .exec(&tx)
+            .await?;
+        let (kind, verb) = if approve {
+            (pb::DecisionKind::ResponseApproved, "approved")
+        } else {
+            (pb::DecisionKind::ResponseRejected, "rejected")
+        };
+        let mut summary = format!("{verb} {}", decision_name(response.decision));
+        if !comment.is_empty() {
+            summary.push_str(&format!(": {comment}"));
+        }
+        log(&tx, risk_id, kind, caller.actor(), summary, Some(id), now).await?;
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        self.cache.store(&risk);
+        Ok(response)
+    }
+
+    /// Responses of a risk, newest first, after the response id `after`.
+    pub async fn responses(
+        &self,
+        risk_id: Uuid,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<risk_response::Model>> {
+        self.get_risk(risk_id).await?;
+        let mut q = risk_response::Entity::find()
+            .filter(risk_response::Column::RiskId.eq(risk_id))
+            .order_by_desc(risk_response::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(risk_response::Column::Id.lt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    /// Decision log entries of one risk (or all), newest first, after the entry id `after`.
+    pub async fn decisions(
+        &self,
+        risk_id: Option<Uuid>,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<decision::Model>> {
+        let mut q = decision::Entity::find().order_by_desc(decision::Column::Id);
+        if let Some(risk_id) = risk_id {
+            self.get_risk(risk_id).await?;
+            q = q.filter(decision::Column::RiskId.eq(risk_id));
+        }
+        if let Some(after) = after {
+            q = q.filter(decision::Column::Id.lt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    /// Creates the action plan of a risk.
+    pub async fn create_plan(
+        &self,
+        mut plan: action_plan::Model,
+        key: Option<RequestKey>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<action_plan::Model> {
+        let request_id = request_id_of(&key);
+        let name = format!("risks/{}/actionPlan", plan.risk_id);
+        plan.create_time = now;
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let risk = risk::Entity::find_by_id(plan.risk_id)
+                    .one(tx)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("risks/{}", plan.risk_id)))?;
+                caller.may_change(&risk.service_id)?;
+                match plan.clone().into_active_model().insert(tx).await {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(ApiError::AlreadyExists {
+                            resource: name.clone(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name.clone(), plan.clone()))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(p) => Ok(p),
+            Outcome::Replayed(_) => self.plan(plan.risk_id).await,
+        }
+    }
+
+    pub async fn plan(&self, risk_id: Uuid) -> ApiResult<action_plan::Model> {
+        action_plan::Entity::find_by_id(risk_id)
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/actionPlan")))
+    }
+
+    /// (items, open items) of a risk's plan.
+    pub async fn plan_counts(&self, risk_id: Uuid) -> ApiResult<(u64, u64)> {
+        let all = action_item::Entity::find()
+            .filter(action_item::Column::RiskId.eq(risk_id))
+            .count(self.connection())
+            .await?;
+        let open = action_item::Entity::find()
+            .filter(action_item::Column::RiskId.eq(risk_id))
+            .filter(action_item::Column::Status.is_not_in([
+                pb::ActionItemStatus::Done as i32,
+                pb::ActionItemStatus::WontDo as i32,
+            ]))
+            .count(self.connection())
+            .await?;
+        Ok((all, open))
+    }
+
+    /// Adds an item to a risk's action plan.
+    pub async fn add_item(
+        &self,
+        mut item: action_item::Model,
+        key: Option<RequestKey>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<action_item::Model> {
+        let request_id = request_id_of(&key);
+        let risk_id = item.risk_id;
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let risk = risk::Entity::find_by_id(risk_id)
+                    .one(tx)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+                caller.may_change(&risk.service_id)?;
+                if action_plan::Entity::find_by_id(risk_id)
+                    .one(tx)
+                    .await?
+                    .is_none()
+                {
+                    return Err(ApiError::not_found(format!("risks/{risk_id}/actionPlan")));
+                }
+                item.id = Uuid::now_v7();
+                item.service_id = risk.service_id.clone();
+                item.business_unit_id = risk.business_unit_id.clone();
+                (item.version, item.create_time, item.update_time) = (1, now, now);
+                item.clone().into_active_model().insert(tx).await?;
+                let name = format!("risks/{risk_id}/actionPlan/items/{}", item.id);
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name, item.clone()))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(i) => Ok(i),
+            Outcome::Replayed(name) => {
+                let id = name
+                    .rsplit('/')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                self.item(risk_id, id).await
+            }
+        }
+    }
+
+    pub async fn item(&self, risk_id: Uuid, id: Uuid) -> ApiResult<action_item::Model> {
+        action_item::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .filter(|i| i.risk_id == risk_id)
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/actionPlan/items/{id}")))
+    }
+
+    /// Applies `patch` to an item (etag checked). When it finishes the last open item of a
+    /// risk IN_TREATMENT, the risk moves to MONITORING in the same transaction.
+    pub async fn update_item(
+        &self,
+        risk_id: Uuid,
+        id: Uuid,
+        expected_version: Option<i64>,
+        caller: &Caller,
+        now: i64,
+        patch: impl Fn(&mut action_item::Model),
+    ) -> ApiResult<action_item::Model> {
+        let name = format!("risks/{risk_id}/actionPlan/items/{id}");
+        let tx = db::begin_write(self.connection()).await?;
+        let current = action_item::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .filter(|i| i.risk_id == risk_id)
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        caller.may_change(&current.service_id)?;
+        check_version(&name, expected_version, current.version)?;
+        let mut next = current.clone();
+        patch(&mut next);
+        next.version = current.version + 1;
+        next.update_time = now;
+        let written = action_item::Entity::update_many()
+            .set(next.clone().into_active_model().reset_all())
+            .filter(action_item::Column::Id.eq(id))
+            .filter(action_item::Column::Version.eq(current.version))
+            .exec(&tx)
+            .await?;
+        if written.rows_affected != 1 {
+            return Err(ApiError::Conflict { resource: name });
+        }
+        let mut moved = None;
+        if is_finished(next.status) && !is_finished(current.status) {
+            let open = action_item::Entity::find()
+                .filter(action_item::Column::RiskId.eq(risk_id))
+                .filter(action_item::Column::Status.is_not_in([
+                    pb::ActionItemStatus::Done as i32,
+                    pb::ActionItemStatus::WontDo as i32,
+                ]))
+                .count(&tx)
+                .await?;
+            let risk = risk::Entity::find_by_id(risk_id).one(&tx).await?;
+            if open == 0 && risk.is_some_and(|r| r.status == pb::RiskStatus::InTreatment as i32) {
+                let risk = modify_in(&tx, risk_id, None, async |_, r| {
+                    r.status = transition(r, RiskEvent::ActionsFinished)? as i32;
+                    Ok(())
+                })
+                .await?;
+                log(
+                    &tx,
+                    risk_id,
+                    pb::DecisionKind::ActionsCompleted,
+                    caller.actor(),
+                    format!(
+                        "every action item is done or won't be done (last: {})",
+                        next.title
+                    ),
+                    None,
+                    now,
+                )
+                .await?;
+                moved = Some(risk);
+            }
+        }
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        if let Some(risk) = moved {
+            self.cache.store(&risk);
+        }
+        Ok(next)
+    }
+
+    /// Action items matching `condition`, by id, after `after`.
+    pub async fn items(
+        &self,
+        condition: Condition,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<action_item::Model>> {
+        let mut q = action_item::Entity::find()
+            .filter(condition)
+            .order_by_asc(action_item::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(action_item::Column::Id.gt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    /// Sends risks whose approved acceptance has expired by `now` back to ASSESSED, as
+    /// `caller` (the system principal of the expiry job). Returns how many.
+    pub async fn expire_acceptances(&self, now: i64, caller: &Caller) -> ApiResult<usize> {
+        let due = risk_response::Entity::find()
+            .filter(risk_response::Column::State.eq(pb::ApprovalState::Approved as i32))
+            .filter(risk_response::Column::Expired.eq(false))
+            .filter(risk_response::Column::AcceptanceExpireTime.lte(now))
+            .order_by_asc(risk_response::Column::AcceptanceExpireTime)
+            .limit(500)
+            .all(self.connection())
+            .await?;
+        let mut expired = 0;
+        for response in due {
+            let tx = db::begin_write(self.connection()).await?;
+            // Re-read under the write lock: another replica may have expired it already.
+            let Some(mut current) = risk_response::Entity::find_by_id(response.id)
+                .lock_exclusive()
+                .one(&tx)
+                .await?
+                .filter(|r| !r.expired)
+            else {
+                continue;
+            };
+            current.expired = true;
+            risk_response::Entity::update(current.clone().into_active_model().reset_all())
+                .exec(&tx)
+                .await?;
+            let risk = risk::Entity::find_by_id(current.risk_id).one(&tx).await?;
+            let mut moved = None;
+            if risk.is_some_and(|r| r.status == pb::RiskStatus::Monitoring as i32) {
+                moved = Some(
+                    modify_in(&tx, current.risk_id, None, async |_, r| {
+                        r.status = transition(r, RiskEvent::ReassessmentRequired)? as i32;
+                        Ok(())
+                    })
+                    .await?,
+                );
+            }
+            log(
+                &tx,
+                current.risk_id,
+                pb::DecisionKind::AcceptanceExpired,
+                caller.actor(),
+                "the acceptance expired; the risk must be reassessed".into(),
+                Some(current.id),
+                now,
+            )
+            .await?;
+            let name = format!("risks/{}/responses/{}", current.risk_id, current.id);
+            audit::record(&tx, SERVICE, caller, &name, "").await?;
+            tx.commit().await?;
+            if let Some(risk) = moved {
+                self.cache.store(&risk);
+            }
+            expired += 1;
+        }
+        Ok(expired)
+    }
+
+    /// Records the closure of a risk in the decision log (inside the closing transaction).
+    pub(super) async fn log_closure(
+        tx: &DatabaseTransaction,
+        risk_id: Uuid,
+        caller: &Caller,
+        reason: &str,
+        now: i64,
+    ) -> ApiResult<()> {
+        log(
+            tx,
+            risk_id,
+            pb::DecisionKind::RiskClosed,
+            caller.actor(),
+            format!("closed: {reason}"),
+            None,
+            now,
+        )
+        .await
+    }
+}
+
+fn strategy_name(v: i32) -> &'static str {
+    pb::ResponseStrategy::try_from(v)
+        .map(|s| s.as_str_name().trim_start_matches("RESPONSE_STRATEGY_"))
+        .unwrap_or("UNKNOWN")
+}
+
+fn severity_name(v: i32) -> &'static str {
+    pb::Severity::try_from(v)
+        .map(|s| s.as_str_name().trim_start_matches("SEVERITY_"))
+        .unwrap_or("UNKNOWN")
+}

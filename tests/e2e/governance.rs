@@ -1,0 +1,438 @@
+//! Risk response and governance through the embedded gateway, authenticated: identify →
+//! assess → respond → approve (after a refused self-approval and a refused level) → action
+//! items done → monitoring → reassess; the decision log; the expiry of an acceptance on a
+//! clock the test moves.
+
+use std::time::Duration;
+
+use assurance_proto::audit::v1 as audit_pb;
+use assurance_proto::risk::v1::{self as pb, audit_service_client::AuditServiceClient};
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn days(n: i64) -> prost_types::Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    prost_types::Timestamp {
+        seconds: now + n * 86_400,
+        nanos: 0,
+    }
+}
+
+async fn propose(
+    app: &App,
+    who: &str,
+    risk: &str,
+    response: pb::RiskResponse,
+) -> Result<pb::RiskResponse, tonic::Status> {
+    app.risks_as(who)
+        .set_risk_response(pb::SetRiskResponseRequest {
+            parent: risk.into(),
+            response: Some(response),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn approve(app: &App, who: &str, name: &str) -> Result<pb::RiskResponse, tonic::Status> {
+    app.risks_as(who)
+        .approve_risk_response(pb::ApproveRiskResponseRequest {
+            name: name.into(),
+            comment: "agreed in the risk forum".into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn status(app: &App, risk: &str) -> i32 {
+    app.risks()
+        .get_risk(pb::GetRiskRequest { name: risk.into() })
+        .await
+        .expect("get risk")
+        .into_inner()
+        .status
+}
+
+async fn decisions(app: &App, risk: &str) -> Vec<pb::Decision> {
+    app.risks_as("viewer")
+        .list_decisions(pb::ListDecisionsRequest {
+            parent: risk.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("decision log")
+        .into_inner()
+        .decisions
+}
+
+fn mitigate() -> pb::RiskResponse {
+    pb::RiskResponse {
+        decision: pb::ResponseDecision::Mitigate as i32,
+        rationale: "Enforce MFA on OWA and block legacy auth.".into(),
+        ..Default::default()
+    }
+}
+
+async fn response_approval_and_action_plan(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    let risk = app
+        .risks_as("risk_owner")
+        .create_risk(pb::CreateRiskRequest {
+            risk: Some(new_risk("Credential stuffing on OWA", "exchange-online")),
+            request_id: String::new(),
+        })
+        .await
+        .expect("identify")
+        .into_inner();
+    // No response before an assessment.
+    let err = propose(&app, "risk_owner", &risk.name, mitigate())
+        .await
+        .expect_err("not assessed");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("allowed: assess"),
+        "{}",
+        err.message()
+    );
+    // (4,4,4) → score 64, HIGH: the trust team approves.
+    let assessed = assess(&app, &risk.name, 4, 4, 4).await;
+    assert_eq!(assessed.status, pb::RiskStatus::Assessed as i32);
+
+    // Validation: ACCEPT needs an expiry; an override needs a justification.
+    let err = propose(
+        &app,
+        "risk_owner",
+        &risk.name,
+        pb::RiskResponse {
+            decision: pb::ResponseDecision::Accept as i32,
+            strategy_override: pb::ResponseStrategy::Tolerate as i32,
+            rationale: "r".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("invalid");
+    assert_eq!(
+        violations(&err),
+        vec![
+            "response.override_justification",
+            "response.acceptance_expire_time"
+        ]
+    );
+
+    // The trust team proposes, so it cannot approve its own proposal.
+    let first = propose(&app, "trust_team", &risk.name, mitigate())
+        .await
+        .expect("propose");
+    assert_eq!(first.state, pb::ApprovalState::Pending as i32);
+    assert_eq!(first.required_role, "trust_team");
+    assert_eq!(first.severity, pb::Severity::High as i32);
+    assert_eq!(first.strategy, pb::ResponseStrategy::Improve as i32);
+    assert_eq!(first.proposer, "trust_team@example.com");
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::ResponsePlanned as i32
+    );
+    let err = approve(&app, "trust_team", &first.name)
+        .await
+        .expect_err("self-approval");
+    assert_eq!(reason(&err), "SELF_APPROVAL");
+    // A second proposal while one is pending is refused by the status machine.
+    let err = propose(&app, "risk_owner", &risk.name, mitigate())
+        .await
+        .expect_err("pending");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    // Rejected by an executive: back to ASSESSED.
+    let rejected = app
+        .risks_as("erm_executive")
+        .reject_risk_response(pb::RejectRiskResponseRequest {
+            name: first.name.clone(),
+            reason: "Mitigation is not funded this quarter; revisit scope.".into(),
+        })
+        .await
+        .expect("reject")
+        .into_inner();
+    assert_eq!(rejected.state, pb::ApprovalState::Rejected as i32);
+    assert_eq!(rejected.decided_by, "erm_executive@example.com");
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::Assessed as i32
+    );
+
+    // The risk owner proposes again; the level is HIGH, so a service manager may not approve.
+    let second = propose(&app, "risk_owner", &risk.name, mitigate())
+        .await
+        .expect("propose again");
+    let err = approve(&app, "service_manager", &second.name)
+        .await
+        .expect_err("level");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("trust_team"), "{}", err.message());
+    let err = approve(&app, "admin", &second.name)
+        .await
+        .expect_err("admin is not an approver");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let approved = approve(&app, "trust_team", &second.name)
+        .await
+        .expect("approve");
+    assert_eq!(approved.state, pb::ApprovalState::Approved as i32);
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::InTreatment as i32
+    );
+    let err = approve(&app, "erm_executive", &second.name)
+        .await
+        .expect_err("twice");
+    assert_eq!(reason(&err), "NOT_PENDING");
+
+    // The action plan: two items, one linked to a tracker; both finished → MONITORING.
+    let plan = app
+        .risks_as("risk_owner")
+        .create_action_plan(pb::CreateActionPlanRequest {
+            parent: risk.name.clone(),
+            action_plan: Some(pb::ActionPlan {
+                title: "Harden OWA sign-in".into(),
+                owner: "owner@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("plan")
+        .into_inner();
+    assert_eq!(plan.name, format!("{}/actionPlan", risk.name));
+    let add = |who: &'static str,
+               title: &str,
+               due: prost_types::Timestamp,
+               tracker: Option<pb::TrackerLink>| {
+        let mut client = app.risks_as(who);
+        let request = pb::AddActionItemRequest {
+            parent: plan.name.clone(),
+            action_item: Some(pb::ActionItem {
+                title: title.into(),
+                owner: "ops@example.com".into(),
+                due_time: Some(due),
+                tracker,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        };
+        async move {
+            client
+                .add_action_item(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let mfa = add("risk_owner", "Enforce MFA", days(30), None)
+        .await
+        .expect("item");
+    assert_eq!(mfa.status, pb::ActionItemStatus::Open as i32);
+    assert_eq!(mfa.service, "services/exchange-online");
+    assert!(!mfa.overdue);
+    let legacy = add(
+        "tracker",
+        "Block legacy authentication",
+        days(-1),
+        Some(pb::TrackerLink {
+            system: "jira".into(),
+            external_key: "SEC-142".into(),
+            url: "https://jira.example.com/browse/SEC-142".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("tracker adds an item");
+    assert!(legacy.overdue, "due yesterday");
+    assert_eq!(
+        legacy.tracker.as_ref().map(|t| t.sync_state),
+        Some(pb::SyncState::Pending as i32)
+    );
+    let overdue = app
+        .risks_as("reporter")
+        .list_action_items(pb::ListActionItemsRequest {
+            parent: "risks/-/actionPlan".into(),
+            filter: "overdue = true AND business_unit = \"businessUnits/productivity\"".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("overdue items")
+        .into_inner()
+        .action_items;
+    assert_eq!(
+        overdue.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        vec![legacy.name.as_str()]
+    );
+    let finish = |item: pb::ActionItem, status: pb::ActionItemStatus| {
+        let mut client = app.risks_as("tracker");
+        let request = pb::UpdateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                status: status as i32,
+                ..item
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+        };
+        async move {
+            client
+                .update_action_item(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let done = finish(mfa.clone(), pb::ActionItemStatus::Done)
+        .await
+        .expect("done");
+    assert_eq!(done.etag, "\"2\"");
+    // A stale etag is refused.
+    let err = finish(mfa, pb::ActionItemStatus::WontDo)
+        .await
+        .expect_err("stale");
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::InTreatment as i32,
+        "one item still open"
+    );
+    finish(legacy, pb::ActionItemStatus::WontDo)
+        .await
+        .expect("won't do");
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::Monitoring as i32
+    );
+    // Monitoring → reassessment.
+    let reassessed = assess(&app, &risk.name, 2, 4, 2).await;
+    assert_eq!(reassessed.status, pb::RiskStatus::Assessed as i32);
+
+    let log = decisions(&app, &risk.name).await;
+    let kinds: Vec<i32> = log.iter().rev().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            pb::DecisionKind::ResponseProposed as i32,
+            pb::DecisionKind::ResponseRejected as i32,
+            pb::DecisionKind::ResponseProposed as i32,
+            pb::DecisionKind::ResponseApproved as i32,
+            pb::DecisionKind::ActionsCompleted as i32,
+        ]
+    );
+    assert_eq!(log[1].actor, "trust_team@example.com");
+    assert_eq!(log[1].response, second.name);
+    // Every decision is audited too.
+    let trail = AuditServiceClient::new(app.channel_as("trust_team"))
+        .list_audit_events(audit_pb::ListAuditEventsRequest {
+            filter: format!("resource = \"{}\"", second.name),
+            ..Default::default()
+        })
+        .await
+        .expect("trail")
+        .into_inner()
+        .audit_events;
+    assert_eq!(trail.len(), 2, "proposed and approved: {trail:?}");
+
+    // Closing is a decision as well.
+    app.risks_as("trust_team")
+        .delete_risk(pb::DeleteRiskRequest {
+            name: risk.name.clone(),
+            reason: "service retired".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect("close");
+    let log = decisions(&app, "risks/-").await;
+    assert_eq!(log[0].kind, pb::DecisionKind::RiskClosed as i32);
+    assert!(log[0].summary.contains("service retired"));
+}
+
+/// An approved acceptance lapses on the service's clock: the system job sends the risk back to
+/// ASSESSED, logs the decision and audits it under its own principal.
+async fn acceptance_expires_on_the_clock(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let config = embedded_config(&db, backend);
+    let clock = config.clock.clone();
+    let app = start_gateway(&db, config).await;
+    org_fixture(&app).await;
+    let risk = create_risk(
+        &app,
+        new_risk("Old TLS on a legacy endpoint", "exchange-online"),
+    )
+    .await;
+    // (2,3,1) → LOW: a risk owner approves.
+    assess(&app, &risk.name, 2, 3, 1).await;
+    let accept = propose(
+        &app,
+        "trust_team",
+        &risk.name,
+        pb::RiskResponse {
+            decision: pb::ResponseDecision::Accept as i32,
+            rationale: "Endpoint is retired in Q2.".into(),
+            acceptance_expire_time: Some(days(30)),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("propose acceptance");
+    assert_eq!(accept.required_role, "risk_owner");
+    approve(&app, "risk_owner", &accept.name)
+        .await
+        .expect("approve acceptance");
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::Monitoring as i32
+    );
+    // Nothing happens before the expiry.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::Monitoring as i32
+    );
+
+    clock.advance(Duration::from_secs(31 * 86_400));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while status(&app, &risk.name).await != pb::RiskStatus::Assessed as i32 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acceptance did not expire"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let responses = app
+        .risks()
+        .list_risk_responses(pb::ListRiskResponsesRequest {
+            parent: risk.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("responses")
+        .into_inner()
+        .responses;
+    assert!(responses[0].expired);
+    let log = decisions(&app, &risk.name).await;
+    assert_eq!(log[0].kind, pb::DecisionKind::AcceptanceExpired as i32);
+    assert_eq!(log[0].actor, "system:risk-service");
+    let trail = AuditServiceClient::new(app.channel_as("admin"))
+        .list_audit_events(audit_pb::ListAuditEventsRequest {
+            filter: "principal = \"system:risk-service\"".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("trail")
+        .into_inner()
+        .audit_events;
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].rpc, "internal.risk-service/ExpireAcceptances");
+    assert_eq!(trail[0].resource, accept.name);
+}
+
+crate::on_both_backends!(
+    response_approval_and_action_plan,
+    acceptance_expires_on_the_clock,
+);
