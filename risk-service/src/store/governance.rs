@@ -42,8 +42,8 @@ fn decision_name(d: i32) -> &'static str {
         .unwrap_or("UNKNOWN")
 }
 
-/// Appends to the decision log.
-async fn log(
+/// Appends to the decision log (inside the deciding transaction).
+pub(super) async fn log(
     tx: &DatabaseTransaction,
     risk_id: Uuid,
     kind: pb::DecisionKind,
