@@ -8,6 +8,9 @@ const PROTOS: &[&str] = &[
     "assurance/audit/v1/audit.proto",
     "assurance/risk/v1/org.proto",
     "assurance/risk/v1/risk.proto",
+    "assurance/risk/v1/controls.proto",
+    "assurance/risk/v1/exceptions.proto",
+    "assurance/risk/v1/reviews.proto",
     "assurance/incident/v1/incident.proto",
 ];
 

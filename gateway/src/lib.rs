@@ -26,6 +26,9 @@ pub const SERVICE_NAMES: &[&str] = &[
     assurance_proto::service_names::RISK,
     assurance_proto::service_names::ORGANIZATION,
     assurance_proto::service_names::RISK_AUDIT,
+    assurance_proto::service_names::CONTROL,
+    assurance_proto::service_names::EXCEPTION,
+    assurance_proto::service_names::REVIEW,
     assurance_proto::service_names::INCIDENT,
     assurance_proto::service_names::INCIDENT_AUDIT,
 ];

@@ -27,5 +27,8 @@ pub mod service_names {
     pub const ORGANIZATION: &str = "assurance.risk.v1.OrganizationService";
     pub const INCIDENT: &str = "assurance.incident.v1.IncidentService";
     pub const RISK_AUDIT: &str = "assurance.risk.v1.AuditService";
+    pub const CONTROL: &str = "assurance.risk.v1.ControlService";
+    pub const EXCEPTION: &str = "assurance.risk.v1.ExceptionService";
+    pub const REVIEW: &str = "assurance.risk.v1.ReviewService";
     pub const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
 }

@@ -67,6 +67,27 @@ pub struct Config {
 
 assurance_runtime::security_args!(Security, "RISK_");
 
+// The `risk-service` command line: the server (`Config`, the default) or a subcommand.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "risk-service",
+    version,
+    about = "Assurance risk-service: org registry, risk register and scoring",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Upserts a controls catalogue (YAML or JSON) into the database, then exits.
+    ImportControls(crate::controls_import::ImportArgs),
+}
+
 /// What the risk services need to run, whichever binary hosts them.
 #[derive(Debug, Clone)]
 pub struct Settings {

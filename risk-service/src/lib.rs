@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod controls_import;
 pub mod domain;
 pub mod store;
 
@@ -12,9 +13,10 @@ use std::sync::Arc;
 
 use assurance_proto::{
     risk::v1::{
-        audit_service_server::AuditServiceServer,
+        audit_service_server::AuditServiceServer, control_service_server::ControlServiceServer,
+        exception_service_server::ExceptionServiceServer,
         organization_service_server::OrganizationServiceServer,
-        risk_service_server::RiskServiceServer,
+        review_service_server::ReviewServiceServer, risk_service_server::RiskServiceServer,
     },
     service_names,
 };
@@ -28,6 +30,9 @@ pub const SERVICE_NAMES: &[&str] = &[
     service_names::RISK,
     service_names::ORGANIZATION,
     service_names::RISK_AUDIT,
+    service_names::CONTROL,
+    service_names::EXCEPTION,
+    service_names::REVIEW,
 ];
 
 /// The risk services over an open, migrated store.
@@ -44,6 +49,7 @@ impl RiskServer {
         let store = Store::open(&settings.database_url, &settings.store).await?;
         store.register_policy(&settings.policy).await?;
         spawn_expiry(&store, settings.clock.clone(), settings.expiry_interval);
+        store::exceptions::spawn_expiry(&store, settings.clock.clone(), settings.expiry_interval);
         Ok(RiskServer {
             store,
             policy: Arc::new(settings.policy.clone()),
@@ -61,6 +67,18 @@ impl RiskServer {
             )))
             .add_service(OrganizationServiceServer::new(api::OrgApi::new(
                 self.store.clone(),
+            )))
+            .add_service(ExceptionServiceServer::new(
+                api::exceptions::ExceptionApi::new(self.store.clone(), self.clock.clone()),
+            ))
+            .add_service(ReviewServiceServer::new(api::ReviewApi::new(
+                self.store.clone(),
+                self.policy.clone(),
+                self.clock.clone(),
+            )))
+            .add_service(ControlServiceServer::new(api::controls::ControlApi::new(
+                self.store.clone(),
+                self.clock.clone(),
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(
                 self.store.connection().clone(),

@@ -132,6 +132,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
                     assessment_rationale: String::new(),
                     assessor: "seed@example.com".into(),
                     assess_time: Some(t),
+                    next_review_time: Some(t + 90 * 86_400 * 1_000_000),
                 }
                 .into_active_model(),
             );

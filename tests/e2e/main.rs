@@ -5,11 +5,14 @@ mod helpers;
 
 mod auth;
 mod concurrency;
+mod controls;
+mod exceptions;
 mod gateway;
 mod governance;
 mod incidents;
 mod listing;
 mod org;
 mod process;
+mod reviews;
 mod risks;
 mod server;

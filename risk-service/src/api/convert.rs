@@ -70,6 +70,7 @@ pub fn risk(r: &risk::Model) -> pb::Risk {
         update_time: Some(to_timestamp(r.update_time)),
         close_reason: r.close_reason.clone(),
         close_time: r.close_time.map(to_timestamp),
+        next_review_time: r.next_review_time.map(to_timestamp),
     }
 }
 
@@ -109,4 +110,37 @@ pub fn derived_numbers(d: &Derived) -> [i32; 6] {
         d.risk_level.map_or(0, |l| l as i32),
         methodology(d.methodology) as i32,
     ]
+}
+
+/// The assessment row of validated metrics (1–5 each), derived by `policy`.
+pub fn assessment_model(
+    policy: &crate::domain::scoring::ScoringPolicy,
+    a: &pb::Assessment,
+) -> assessment::Model {
+    // In range 1–5, checked by the caller.
+    let metric = |x: i32| u8::try_from(x).unwrap_or(1);
+    let derived = policy.derive(
+        metric(a.impact),
+        metric(a.likelihood),
+        metric(a.control_deficiency),
+    );
+    let [exposure, score, severity, strategy, risk_level, methodology] = derived_numbers(&derived);
+    assessment::Model {
+        // Assigned when the assessment is applied, in commit order.
+        id: uuid::Uuid::nil(),
+        risk_id: uuid::Uuid::nil(),
+        impact: a.impact,
+        likelihood: a.likelihood,
+        control_deficiency: a.control_deficiency,
+        exposure,
+        score,
+        severity,
+        strategy,
+        risk_level,
+        methodology,
+        policy_id: policy.id(),
+        rationale: a.rationale.clone(),
+        assessor: a.assessor.clone(),
+        assess_time: 0,
+    }
 }

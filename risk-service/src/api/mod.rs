@@ -2,15 +2,19 @@
 //! protos, and calls into the store. Errors become `Status` in one place
 //! (`assurance_runtime::error`).
 
+pub mod controls;
 mod convert;
+pub mod exceptions;
 mod governance;
 mod org;
+mod reviews;
 mod risk;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 pub use org::OrgApi;
+pub use reviews::ReviewApi;
 pub use risk::RiskApi;
 
 /// Digest of a request with its request id cleared, to tell a retry from a reused id.

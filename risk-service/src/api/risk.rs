@@ -189,6 +189,7 @@ impl RiskService for RiskApi {
             assessment_rationale: String::new(),
             assessor: String::new(),
             assess_time: None,
+            next_review_time: None,
         };
         let fp = fingerprint(req, |r| r.request_id.clear());
         let created = self
@@ -229,7 +230,13 @@ impl RiskService for RiskApi {
         // A top-level `all`, so the closed-risk rule is ANDed whatever the filter's shape.
         let mut condition = Condition::all();
         if let Some(f) = &parsed {
-            condition = condition.add(filter::compile("filter", f, &RiskFilter)?);
+            condition = condition.add(filter::compile(
+                "filter",
+                f,
+                &RiskFilter {
+                    now: self.clock.now_micros(),
+                },
+            )?);
         }
         let include_closed =
             req.show_deleted || parsed.as_ref().is_some_and(|f| f.mentions("status"));
@@ -338,10 +345,25 @@ impl RiskService for RiskApi {
         let a = v.require("assessment", req.assessment.as_ref())?;
         v.in_range("assessment.impact", a.impact, 1, 5);
         v.in_range("assessment.likelihood", a.likelihood, 1, 5);
-        v.in_range("assessment.control_deficiency", a.control_deficiency, 1, 5);
+        // 0 (omitted): derived from the risk's linked controls (domain::controls).
+        if a.control_deficiency != 0 {
+            v.in_range("assessment.control_deficiency", a.control_deficiency, 1, 5);
+        }
         v.principal("assessment.assessor", &a.assessor, true);
         v.paragraph("assessment.rationale", &a.rationale, false, 10_000);
         v.finish()?;
+        let with_derived;
+        let a = if a.control_deficiency == 0 {
+            let risk = id.unwrap_or_default();
+            let derived = self.store.derived_control_deficiency(risk).await?;
+            with_derived = pb::Assessment {
+                control_deficiency: i32::from(derived),
+                ..a.clone()
+            };
+            &with_derived
+        } else {
+            a
+        };
         // In range 1–5, checked above.
         let metric = |x: i32| u8::try_from(x).unwrap_or(1);
         let derived = self.policy.derive(

@@ -5,6 +5,22 @@
 
 use assurance_runtime::auth::{Role, Roles};
 
+/// Days between periodic reviews of a risk of `severity` (1 LOW … 4 CRITICAL): `CRITICAL` 30,
+/// `HIGH` 90, `MEDIUM` 180, `LOW` 365.
+pub fn review_cadence_days(severity: i32) -> i64 {
+    match severity {
+        4 => 30,
+        3 => 90,
+        2 => 180,
+        _ => 365,
+    }
+}
+
+/// When the next review of a risk of `severity` is due, counted from `from` (microseconds).
+pub fn next_review(from: i64, severity: i32) -> i64 {
+    from.saturating_add(review_cadence_days(severity) * 86_400 * 1_000_000)
+}
+
 /// The approval levels, lowest first.
 pub const APPROVAL_CHAIN: [Role; 4] = [
     Role::RiskOwner,
@@ -30,6 +46,12 @@ pub fn may_approve(roles: Roles, required: Role) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn review_cadence_by_severity() {
+        assert_eq!([1, 2, 3, 4].map(review_cadence_days), [365, 180, 90, 30]);
+        assert_eq!(next_review(0, 4), 30 * 86_400 * 1_000_000);
+    }
 
     #[test]
     fn levels_follow_severity_and_higher_roles_qualify() {

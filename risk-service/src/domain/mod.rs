@@ -1,6 +1,7 @@
 //! Pure rules of the risk-management program: scoring, the status machine and the shape of
 //! labels. Nothing here knows about gRPC or SQL.
 
+pub mod controls;
 pub mod governance;
 pub mod scoring;
 pub mod status;

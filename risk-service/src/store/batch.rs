@@ -484,6 +484,7 @@ fn upsert_assessment_columns() -> OnConflict {
             C::AssessmentRationale,
             C::Assessor,
             C::AssessTime,
+            C::NextReviewTime,
         ])
         .to_owned()
 }

@@ -322,6 +322,7 @@ mod tests {
             assessment_rationale: String::new(),
             assessor: String::new(),
             assess_time: None,
+            next_review_time: None,
         }
     }
 

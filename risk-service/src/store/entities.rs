@@ -88,6 +88,8 @@ pub mod risk {
         pub assessment_rationale: String,
         pub assessor: String,
         pub assess_time: Option<i64>,
+        /// When the next periodic review is due (from the last assessment or review).
+        pub next_review_time: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -268,6 +270,135 @@ pub mod action_item {
         pub version: i64,
         pub create_time: i64,
         pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod exception {
+    use sea_orm::entity::prelude::*;
+
+    /// A security or compliance exception; its services are in `exception_services`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "exceptions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub title: String,
+        pub scope: String,
+        /// The linked risk, whose decision log records the exception's decisions.
+        pub risk_id: Option<Uuid>,
+        pub justification: String,
+        pub compensating_controls: String,
+        pub requester: String,
+        pub approver: String,
+        /// `ExceptionStatus` number.
+        pub status: i32,
+        pub expire_time: i64,
+        pub approve_time: Option<i64>,
+        pub revoke_time: Option<i64>,
+        pub revoke_reason: String,
+        pub decision_comment: String,
+        /// When the expiry job moved it to EXPIRED.
+        pub expiry_time: Option<i64>,
+        pub version: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod exception_service {
+    use sea_orm::entity::prelude::*;
+
+    /// One service an exception exempts.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "exception_services")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub exception_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub service_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+// ---- controls framework (store/controls.rs) ----
+
+pub mod control {
+    use sea_orm::entity::prelude::*;
+
+    /// A control of the catalogue; `id` is its slug.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "controls")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub title: String,
+        pub description: String,
+        pub owner: String,
+        /// `ControlEffectiveness` numbers.
+        pub design_effectiveness: i32,
+        pub operating_effectiveness: i32,
+        pub last_test_time: Option<i64>,
+        /// JSON array of `{framework, section}` (also indexed in `control_requirements`).
+        pub requirements: String,
+        pub version: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod control_requirement {
+    use sea_orm::entity::prelude::*;
+
+    /// One requirement of a control, for the `framework` filter.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "control_requirements")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub control_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub framework: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub section: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod risk_control {
+    use sea_orm::entity::prelude::*;
+
+    /// A risk ↔ control link.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "risk_controls")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub risk_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub control_id: String,
+        pub linked_by: String,
+        pub create_time: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

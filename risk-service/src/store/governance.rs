@@ -431,7 +431,7 @@ impl Store {
             return Err(ApiError::Conflict { resource: name });
         }
         let mut moved = None;
-        if is_finished(next.status) && !is_finished(current.status) {
+        if is_finished(next.status) {
             let open = action_item::Entity::find()
                 .filter(action_item::Column::RiskId.eq(risk_id))
                 .filter(action_item::Column::Status.is_not_in([

@@ -16,6 +16,9 @@ impl MigratorTrait for Migrator {
             Box::new(Initial),
             Box::new(AuditEvents),
             Box::new(Governance),
+            Box::new(super::reviews::ReviewsMigration),
+            Box::new(Exceptions),
+            Box::new(Controls),
         ]
     }
 }
@@ -474,6 +477,184 @@ impl MigrationTrait for Governance {
             "action_items_by_due",
             a("action_items"),
             &["status", "due_time", "id"],
+        ))
+        .await
+    }
+}
+
+/// Security and compliance exceptions (`exceptions`) and the services each one exempts
+/// (`exception_services`).
+struct Exceptions;
+
+impl MigrationName for Exceptions {
+    fn name(&self) -> &str {
+        "m0004_exceptions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Exceptions {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(a("exceptions"))
+                .col(uuid(a("id")).primary_key())
+                .col(string(a("title")))
+                .col(text(a("scope")))
+                .col(uuid_null(a("risk_id")))
+                .col(text(a("justification")))
+                .col(text(a("compensating_controls")))
+                .col(string(a("requester")))
+                .col(string(a("approver")))
+                .col(integer(a("status")))
+                .col(big_integer(a("expire_time")))
+                .col(big_integer_null(a("approve_time")))
+                .col(big_integer_null(a("revoke_time")))
+                .col(text(a("revoke_reason")))
+                .col(text(a("decision_comment")))
+                .col(big_integer_null(a("expiry_time")))
+                .col(big_integer(a("version")))
+                .col(big_integer(a("create_time")))
+                .col(big_integer(a("update_time")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("exceptions"), a("risk_id"))
+                        .to(Risks::Table, Risks::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // The expiry job's scan and `expiring_within_days`: by status, then expiry.
+        m.create_index(index(
+            "exceptions_by_status_expiry",
+            a("exceptions"),
+            &["status", "expire_time", "id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "exceptions_by_requester",
+            a("exceptions"),
+            &["requester", "id"],
+        ))
+        .await?;
+        m.create_index(index(
+            "exceptions_by_risk",
+            a("exceptions"),
+            &["risk_id", "id"],
+        ))
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("exception_services"))
+                .col(uuid(a("exception_id")))
+                .col(string(a("service_id")))
+                .primary_key(Index::create().col(a("exception_id")).col(a("service_id")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("exception_services"), a("exception_id"))
+                        .to(a("exceptions"), a("id")),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("exception_services"), a("service_id"))
+                        .to(Services::Table, Services::Id),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // `service = "services/{id}"` filters.
+        m.create_index(index(
+            "exception_services_by_service",
+            a("exception_services"),
+            &["service_id", "exception_id"],
+        ))
+        .await
+    }
+}
+
+/// The controls framework: `controls`, their `control_requirements` (for the framework
+/// filter) and the many-to-many `risk_controls` links.
+struct Controls;
+
+impl MigrationName for Controls {
+    fn name(&self) -> &str {
+        "m0005_controls"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Controls {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(a("controls"))
+                .col(string(a("id")).primary_key())
+                .col(string(a("title")))
+                .col(text(a("description")))
+                .col(string(a("owner")))
+                .col(integer(a("design_effectiveness")))
+                .col(integer(a("operating_effectiveness")))
+                .col(big_integer_null(a("last_test_time")))
+                .col(text(a("requirements")))
+                .col(big_integer(a("version")))
+                .col(big_integer(a("create_time")))
+                .col(big_integer(a("update_time")))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("controls_by_owner", a("controls"), &["owner", "id"]))
+            .await?;
+        m.create_table(
+            Table::create()
+                .table(a("control_requirements"))
+                .col(string(a("control_id")))
+                .col(string(a("framework")))
+                .col(string(a("section")))
+                .primary_key(
+                    Index::create()
+                        .col(a("control_id"))
+                        .col(a("framework"))
+                        .col(a("section")),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("control_requirements"), a("control_id"))
+                        .to(a("controls"), a("id")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "control_requirements_by_framework",
+            a("control_requirements"),
+            &["framework", "control_id"],
+        ))
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("risk_controls"))
+                .col(uuid(a("risk_id")))
+                .col(string(a("control_id")))
+                .col(string(a("linked_by")))
+                .col(big_integer(a("create_time")))
+                .primary_key(Index::create().col(a("risk_id")).col(a("control_id")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("risk_controls"), a("risk_id"))
+                        .to(Risks::Table, Risks::Id),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("risk_controls"), a("control_id"))
+                        .to(a("controls"), a("id")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index(
+            "risk_controls_by_control",
+            a("risk_controls"),
+            &["control_id", "risk_id"],
         ))
         .await
     }

@@ -3,10 +3,13 @@
 
 mod batch;
 pub mod cache;
+pub mod controls;
 pub mod entities;
+pub mod exceptions;
 mod governance;
 pub mod migration;
 mod org;
+pub mod reviews;
 mod risks;
 
 use std::{sync::Arc, time::Duration};

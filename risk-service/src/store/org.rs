@@ -217,7 +217,7 @@ impl Store {
     }
 }
 
-async fn require_business_unit(
+pub(super) async fn require_business_unit(
     conn: &impl ConnectionTrait,
     field: &str,
     id: &str,

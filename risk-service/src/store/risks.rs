@@ -428,6 +428,10 @@ pub(super) fn apply_assessment(r: &mut risk::Model, next: RiskStatus, a: &assess
     r.assessment_rationale = a.rationale.clone();
     r.assessor = a.assessor.clone();
     r.assess_time = Some(a.assess_time);
+    r.next_review_time = Some(crate::domain::governance::next_review(
+        a.assess_time,
+        a.severity,
+    ));
 }
 
 /// Hands `work` to the group-commit writer and waits for its commit.
@@ -556,7 +560,10 @@ fn after_condition(q: &ListRisks, after: &[Key]) -> ApiResult<Condition> {
 }
 
 /// The AIP-160 fields of `ListRisks`.
-pub struct RiskFilter;
+pub struct RiskFilter {
+    /// "Now" for `review_overdue`, in microseconds.
+    pub now: i64,
+}
 
 impl FilterSchema for RiskFilter {
     fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
@@ -581,6 +588,22 @@ impl FilterSchema for RiskFilter {
                     risk::Column::Category
                 };
                 Ok(compare(col, op, value.into()))
+            }
+            "review_overdue" => {
+                equality_only(field, op)?;
+                let wanted = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(format!(
+                            "`review_overdue` compares with true or false (got `{value}`)"
+                        ));
+                    }
+                } == (op == Op::Eq);
+                let overdue = Condition::all()
+                    .add(risk::Column::NextReviewTime.lt(self.now))
+                    .add(risk::Column::Status.ne(RiskStatus::Closed as i32));
+                Ok(if wanted { overdue } else { overdue.not() })
             }
             "status" => {
                 equality_only(field, op)?;
@@ -665,7 +688,7 @@ impl FilterSchema for RiskFilter {
                 }
                 Err(format!(
                     "unknown field `{field}`; filterable: service, business_unit, status, severity, strategy, owner, \
-                     identification_source, category, threat, score, exposure, create_time, update_time, labels.<key>"
+                     identification_source, category, threat, score, exposure, create_time, update_time, review_overdue, labels.<key>"
                 ))
             }
         }

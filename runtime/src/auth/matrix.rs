@@ -27,8 +27,13 @@ const RISK_APPROVERS: Roles =
     Roles::of(&[RiskOwner, ServiceManager, TrustTeam, ErmExecutive, Admin]);
 /// Action plans are also written by the bug trackers that sync them.
 const ACTION_WRITERS: Roles = RISK_WRITERS.union(Roles::of(&[Tracker]));
+/// Monitoring results arrive from risk writers, responders and monitoring systems.
+const OBSERVERS: Roles = RISK_WRITERS.union(Roles::of(&[Responder]));
 const ORG_ADMINS: Roles = Roles::of(&[TrustTeam, System, Admin]);
 const SERVICE_EDITORS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin]);
+/// The controls catalogue is enterprise-wide, kept by the trust team (and its import job);
+/// service teams link controls to their risks as risk writers.
+const CONTROL_EDITORS: Roles = Roles::of(&[TrustTeam, System, Admin]);
 /// Incidents are need-to-know: responders, the security lead, service managers (the service
 /// team of the federated model), the trust team.
 const INCIDENT_READERS: Roles = Roles::of(&[
@@ -44,10 +49,17 @@ const RESPONDERS: Roles = Roles::of(&[Responder, SecurityLead, ServiceManager, S
 const INCIDENT_LEADS: Roles = Roles::of(&[Responder, SecurityLead, System, Admin]);
 const APPROVERS: Roles = Roles::of(&[SecurityLead, Admin]);
 const AUDITORS: Roles = Roles::of(&[TrustTeam, Admin]);
+/// Deciders of security/compliance exceptions. The handler requires trust_team or
+/// erm_executive on top (admin approves nothing) and refuses the requester's own approval.
+const EXCEPTION_APPROVERS: Roles = Roles::of(&[TrustTeam, ErmExecutive, Admin]);
+const EXCEPTION_REVOKERS: Roles = Roles::of(&[TrustTeam, System, Admin]);
 
 const RISK: &str = "assurance.risk.v1.RiskService";
 const ORG: &str = "assurance.risk.v1.OrganizationService";
 const RISK_AUDIT: &str = "assurance.risk.v1.AuditService";
+const CONTROL: &str = "assurance.risk.v1.ControlService";
+const EXCEPTION: &str = "assurance.risk.v1.ExceptionService";
+const REVIEW: &str = "assurance.risk.v1.ReviewService";
 const INCIDENT: &str = "assurance.incident.v1.IncidentService";
 const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
 
@@ -77,6 +89,28 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (RISK, "AddActionItem", ACTION_WRITERS),
     (RISK, "UpdateActionItem", ACTION_WRITERS),
     (RISK, "ListActionItems", ANYONE),
+    (REVIEW, "RecordReview", RISK_WRITERS),
+    (REVIEW, "ListReviews", ANYONE),
+    (REVIEW, "OpenReviewCycle", SERVICE_EDITORS),
+    (REVIEW, "GetReviewCycle", ANYONE),
+    (REVIEW, "ListReviewCycles", ANYONE),
+    (REVIEW, "CloseReviewCycle", SERVICE_EDITORS),
+    (REVIEW, "AddObservation", OBSERVERS),
+    (REVIEW, "ListObservations", ANYONE),
+    (EXCEPTION, "RequestException", RISK_WRITERS),
+    (EXCEPTION, "GetException", ANYONE),
+    (EXCEPTION, "ListExceptions", ANYONE),
+    (EXCEPTION, "ApproveException", EXCEPTION_APPROVERS),
+    (EXCEPTION, "RejectException", EXCEPTION_APPROVERS),
+    (EXCEPTION, "RevokeException", EXCEPTION_REVOKERS),
+    (CONTROL, "CreateControl", CONTROL_EDITORS),
+    (CONTROL, "GetControl", ANYONE),
+    (CONTROL, "ListControls", ANYONE),
+    (CONTROL, "UpdateControl", CONTROL_EDITORS),
+    (CONTROL, "LinkRiskControl", RISK_WRITERS),
+    (CONTROL, "UnlinkRiskControl", RISK_WRITERS),
+    (CONTROL, "ListRiskControls", ANYONE),
+    (CONTROL, "ListControlRisks", ANYONE),
     (RISK_AUDIT, "ListAuditEvents", AUDITORS),
     (INCIDENT, "DeclareIncident", RESPONDERS),
     (INCIDENT, "GetIncident", INCIDENT_READERS),

@@ -1,0 +1,388 @@
+//! `assurance.risk.v1.ExceptionService`: security and compliance exceptions — request,
+//! approve (trust_team or erm_executive, never one's own request), reject, revoke, list
+//! (AIP-160 filters, `expiring_within_days`) — over the store's exception records.
+
+use assurance_proto::risk::v1::{self as pb, exception_service_server::ExceptionService};
+use assurance_runtime::{
+    ApiError, ApiResult,
+    auth::Caller,
+    filter::{self, FilterSchema, Op, compare, enum_value, equality_only},
+    page,
+    time::{Clock, from_timestamp, to_timestamp},
+    validate::{Violations, is_slug, name_id, slug_name},
+};
+use sea_orm::{ColumnTrait, Condition, sea_query::Query};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{fingerprint, risk::risk_id};
+use crate::store::{
+    RequestKey, Store,
+    entities::{exception, exception_service},
+    etag,
+    exceptions::{Exception, Move},
+    parse_etag,
+};
+
+const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
+/// Exceptions run at most this long (one year, leap years included).
+const MAX_EXCEPTION_MICROS: i64 = 366 * DAY_MICROS;
+/// Most services one exception may exempt.
+const MAX_SERVICES: usize = 50;
+/// Largest `expiring_within_days`.
+const MAX_EXPIRING_DAYS: i32 = 366;
+
+pub struct ExceptionApi {
+    store: Store,
+    clock: Clock,
+}
+
+impl ExceptionApi {
+    pub fn new(store: Store, clock: Clock) -> Self {
+        ExceptionApi { store, clock }
+    }
+}
+
+/// `exceptions/{uuid}` → the id, or a violation on `field`.
+fn exception_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
+    if name.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    let id = name_id(name, "exceptions").and_then(|id| Uuid::parse_str(id).ok());
+    if id.is_none() {
+        v.add(
+            field,
+            "must be an exception name `exceptions/{id}` with a UUID id",
+        );
+    }
+    id
+}
+
+/// The id a page token continues after.
+fn after_id(page_token: &str, fingerprint: &str) -> ApiResult<Option<Uuid>> {
+    let bad = || ApiError::invalid("page_token", "is not a page token issued by this service");
+    match page::decode("page_token", page_token, fingerprint, 1)? {
+        None => Ok(None),
+        Some(keys) => match keys.first() {
+            Some(page::Key::Text(t)) => Uuid::parse_str(t).map(Some).map_err(|_| bad()),
+            _ => Err(bad()),
+        },
+    }
+}
+
+pub fn to_proto(x: &Exception) -> pb::Exception {
+    let e = &x.model;
+    pb::Exception {
+        name: format!("exceptions/{}", e.id),
+        title: e.title.clone(),
+        scope: e.scope.clone(),
+        services: x.services.iter().map(|s| format!("services/{s}")).collect(),
+        risk: e.risk_id.map(|r| format!("risks/{r}")).unwrap_or_default(),
+        justification: e.justification.clone(),
+        compensating_controls: e.compensating_controls.clone(),
+        requester: e.requester.clone(),
+        approver: e.approver.clone(),
+        status: e.status,
+        expire_time: Some(to_timestamp(e.expire_time)),
+        approve_time: e.approve_time.map(to_timestamp),
+        revoke_time: e.revoke_time.map(to_timestamp),
+        revoke_reason: e.revoke_reason.clone(),
+        decision_comment: e.decision_comment.clone(),
+        etag: etag(e.version),
+        create_time: Some(to_timestamp(e.create_time)),
+        update_time: Some(to_timestamp(e.update_time)),
+        expiry_time: e.expiry_time.map(to_timestamp),
+    }
+}
+
+/// Filter fields of `ListExceptions`.
+struct ExceptionFilter;
+
+impl FilterSchema for ExceptionFilter {
+    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
+        use exception::Column as C;
+        match field {
+            "status" => {
+                equality_only(field, op)?;
+                let v = enum_value(value, "EXCEPTION_STATUS_", |s| {
+                    pb::ExceptionStatus::from_str_name(s).map(|e| e as i32)
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "`{value}` is not a status; one of REQUESTED, ACTIVE, EXPIRED, REVOKED, REJECTED"
+                    )
+                })?;
+                Ok(compare(C::Status, op, v.into()))
+            }
+            "requester" | "approver" => {
+                equality_only(field, op)?;
+                let col = if field == "requester" {
+                    C::Requester
+                } else {
+                    C::Approver
+                };
+                Ok(compare(col, op, value.into()))
+            }
+            "service" => {
+                equality_only(field, op)?;
+                let id = value.strip_prefix("services/").unwrap_or(value);
+                if !is_slug(id) {
+                    return Err(format!(
+                        "`service` compares with a service name such as \"services/exchange-online\" (got `{value}`)"
+                    ));
+                }
+                let covering = Query::select()
+                    .column(exception_service::Column::ExceptionId)
+                    .from(exception_service::Entity)
+                    .and_where(exception_service::Column::ServiceId.eq(id))
+                    .to_owned();
+                Ok(Condition::all().add(if op == Op::Eq {
+                    C::Id.in_subquery(covering)
+                } else {
+                    C::Id.not_in_subquery(covering)
+                }))
+            }
+            "risk" => {
+                equality_only(field, op)?;
+                let id = value
+                    .strip_prefix("risks/")
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .ok_or_else(|| {
+                        format!("`risk` compares with a risk name `risks/{{id}}` (got `{value}`)")
+                    })?;
+                Ok(match op {
+                    // Exceptions without a risk are not linked to this one either.
+                    Op::Ne => Condition::any()
+                        .add(C::RiskId.ne(id))
+                        .add(C::RiskId.is_null()),
+                    _ => compare(C::RiskId, op, id.into()),
+                })
+            }
+            _ => Err(format!(
+                "unknown field `{field}`; filterable: status, service, requester, approver, risk"
+            )),
+        }
+    }
+}
+
+impl ExceptionApi {
+    /// Approve, reject or revoke `name`.
+    async fn decide(
+        &self,
+        caller: Caller,
+        name: &str,
+        mv: Move,
+        comment: &str,
+        etag: &str,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let mut v = Violations::new();
+        let id = exception_id(&mut v, "name", name);
+        match mv {
+            Move::Approve => v.paragraph("comment", comment, false, 4000),
+            _ => v.paragraph("reason", comment, true, 4000),
+        }
+        let expected = v.absorb("etag", parse_etag("etag", etag));
+        v.finish()?;
+        let decided = self
+            .store
+            .decide_exception(
+                id.unwrap_or_default(),
+                mv,
+                expected.flatten(),
+                comment.to_string(),
+                &caller,
+                self.clock.now_micros(),
+            )
+            .await?;
+        Ok(Response::new(to_proto(&decided)))
+    }
+}
+
+#[tonic::async_trait]
+impl ExceptionService for ExceptionApi {
+    async fn request_exception(
+        &self,
+        request: Request<pb::RequestExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let now = self.clock.now_micros();
+        let mut v = Violations::new();
+        v.request_id("request_id", &req.request_id);
+        let e = v.require("exception", req.exception.as_ref())?;
+        v.line("exception.title", &e.title, true, 200);
+        v.paragraph("exception.scope", &e.scope, true, 4000);
+        let mut services: Vec<String> = Vec::new();
+        if e.services.is_empty() {
+            v.add("exception.services", "must name at least one service");
+        } else if e.services.len() > MAX_SERVICES {
+            v.add(
+                "exception.services",
+                format!(
+                    "must name at most {MAX_SERVICES} services (got {})",
+                    e.services.len()
+                ),
+            );
+        }
+        for (i, name) in e.services.iter().enumerate().take(MAX_SERVICES) {
+            let field = format!("exception.services[{i}]");
+            if let Some(id) = slug_name(&mut v, &field, name, "services") {
+                if services.iter().any(|s| s == id) {
+                    v.add(field, format!("repeats services/{id}"));
+                } else {
+                    services.push(id.to_string());
+                }
+            }
+        }
+        let risk = if e.risk.is_empty() {
+            None
+        } else {
+            risk_id(&mut v, "exception.risk", &e.risk)
+        };
+        v.paragraph("exception.justification", &e.justification, true, 4000);
+        v.paragraph(
+            "exception.compensating_controls",
+            &e.compensating_controls,
+            false,
+            4000,
+        );
+        let expire_time = match e.expire_time.as_ref() {
+            None => {
+                v.add("exception.expire_time", "is required");
+                None
+            }
+            Some(ts) => match from_timestamp(ts) {
+                None => {
+                    v.add("exception.expire_time", "is not a valid timestamp");
+                    None
+                }
+                Some(at) if at <= now => {
+                    v.add("exception.expire_time", "must be in the future");
+                    None
+                }
+                Some(at) if at > now.saturating_add(MAX_EXCEPTION_MICROS) => {
+                    v.add(
+                        "exception.expire_time",
+                        "must be at most one year (366 days) from now",
+                    );
+                    None
+                }
+                Some(at) => Some(at),
+            },
+        };
+        v.finish()?;
+        let model = exception::Model {
+            id: Uuid::nil(),
+            title: e.title.clone(),
+            scope: e.scope.clone(),
+            risk_id: risk,
+            justification: e.justification.clone(),
+            compensating_controls: e.compensating_controls.clone(),
+            requester: String::new(),
+            approver: String::new(),
+            status: 0,
+            expire_time: expire_time.unwrap_or_default(),
+            approve_time: None,
+            revoke_time: None,
+            revoke_reason: String::new(),
+            decision_comment: String::new(),
+            expiry_time: None,
+            version: 0,
+            create_time: 0,
+            update_time: 0,
+        };
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let key = RequestKey::of("RequestException", &req.request_id, fp);
+        let created = self
+            .store
+            .request_exception(model, services, key, &caller, now)
+            .await?;
+        Ok(Response::new(to_proto(&created)))
+    }
+
+    async fn get_exception(
+        &self,
+        request: Request<pb::GetExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let mut v = Violations::new();
+        let id = exception_id(&mut v, "name", &request.get_ref().name);
+        v.finish()?;
+        let found = self.store.exception(id.unwrap_or_default()).await?;
+        Ok(Response::new(to_proto(&found)))
+    }
+
+    async fn list_exceptions(
+        &self,
+        request: Request<pb::ListExceptionsRequest>,
+    ) -> Result<Response<pb::ListExceptionsResponse>, Status> {
+        let req = request.get_ref();
+        let now = self.clock.now_micros();
+        let mut v = Violations::new();
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let parsed = v.absorb("filter", filter::parse("filter", &req.filter));
+        if !(0..=MAX_EXPIRING_DAYS).contains(&req.expiring_within_days) {
+            v.add(
+                "expiring_within_days",
+                format!(
+                    "must be between 1 and {MAX_EXPIRING_DAYS}, or 0 for no limit (got {})",
+                    req.expiring_within_days
+                ),
+            );
+        }
+        v.finish()?;
+        let mut condition = Condition::all();
+        if let Some(Some(f)) = parsed {
+            condition = condition.add(filter::compile("filter", &f, &ExceptionFilter)?);
+        }
+        if req.expiring_within_days > 0 {
+            let horizon =
+                now.saturating_add(i64::from(req.expiring_within_days).saturating_mul(DAY_MICROS));
+            condition = condition
+                .add(exception::Column::Status.eq(pb::ExceptionStatus::Active as i32))
+                .add(exception::Column::ExpireTime.lte(horizon));
+        }
+        let days = req.expiring_within_days.to_string();
+        let fp = page::query_fingerprint(&["exceptions", &req.filter, &days]);
+        let after = after_id(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self.store.exceptions(condition, after, size + 1).await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |x| {
+            vec![page::Key::Text(x.model.id.to_string())]
+        });
+        Ok(Response::new(pb::ListExceptionsResponse {
+            exceptions: rows.iter().map(to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn approve_exception(
+        &self,
+        request: Request<pb::ApproveExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        self.decide(caller, &req.name, Move::Approve, &req.comment, &req.etag)
+            .await
+    }
+
+    async fn reject_exception(
+        &self,
+        request: Request<pb::RejectExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        self.decide(caller, &req.name, Move::Reject, &req.reason, &req.etag)
+            .await
+    }
+
+    async fn revoke_exception(
+        &self,
+        request: Request<pb::RevokeExceptionRequest>,
+    ) -> Result<Response<pb::Exception>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        self.decide(caller, &req.name, Move::Revoke, &req.reason, &req.etag)
+            .await
+    }
+}

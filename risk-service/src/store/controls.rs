@@ -1,0 +1,442 @@
+//! The controls framework: the controls catalogue, the requirements each control satisfies
+//! (indexed for the `framework` filter), risk ↔ control links, the catalogue import, and the
+//! linked controls' effectiveness that an assessment may derive its control deficiency from.
+//! Every change records its audit event in its own transaction.
+
+use assurance_runtime::{
+    ApiError, ApiResult, audit,
+    auth::Caller,
+    db,
+    error::is_unique_violation,
+    filter::{FilterSchema, Op, compare, equality_only},
+    time::parse_rfc3339,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Query,
+};
+use uuid::Uuid;
+
+use super::{
+    Outcome, RequestKey, SERVICE, Store, check_version,
+    entities::{control, control_requirement, risk, risk_control},
+    request_id_of,
+};
+use crate::domain::{
+    controls::{EFFECTIVENESS_NAMES, Effectiveness, Requirement, derived_deficiency},
+    status::RiskStatus,
+};
+
+/// The stored form of a control's requirements.
+pub fn requirements_json(requirements: &[Requirement]) -> String {
+    // Serialising plain strings cannot fail.
+    serde_json::to_string(requirements).unwrap_or_else(|_| "[]".into())
+}
+
+/// The requirements of a stored control.
+pub fn requirements_of(c: &control::Model) -> Vec<Requirement> {
+    serde_json::from_str(&c.requirements).unwrap_or_default()
+}
+
+/// Replaces the requirement rows of control `id` (inside the writing transaction).
+async fn write_requirements(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    requirements: &[Requirement],
+    replace: bool,
+) -> ApiResult<()> {
+    if replace {
+        control_requirement::Entity::delete_many()
+            .filter(control_requirement::Column::ControlId.eq(id))
+            .exec(conn)
+            .await?;
+    }
+    if requirements.is_empty() {
+        return Ok(());
+    }
+    let rows = requirements.iter().map(|r| {
+        control_requirement::Model {
+            control_id: id.to_string(),
+            framework: r.framework.clone(),
+            section: r.section.clone(),
+        }
+        .into_active_model()
+        .reset_all()
+    });
+    control_requirement::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether two versions of a control say the same (ignoring version and times).
+fn same_content(a: &control::Model, b: &control::Model) -> bool {
+    a.title == b.title
+        && a.description == b.description
+        && a.owner == b.owner
+        && a.design_effectiveness == b.design_effectiveness
+        && a.operating_effectiveness == b.operating_effectiveness
+        && a.last_test_time == b.last_test_time
+        && requirements_of(a) == requirements_of(b)
+}
+
+/// An open risk, for a link change by `caller` (in scope of its service).
+async fn open_risk_in_scope(
+    conn: &impl ConnectionTrait,
+    risk_id: Uuid,
+    caller: &Caller,
+) -> ApiResult<risk::Model> {
+    let r = risk::Entity::find_by_id(risk_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+    caller.may_change(&r.service_id)?;
+    if r.status == RiskStatus::Closed as i32 {
+        return Err(ApiError::precondition(
+            "RISK_CLOSED",
+            format!("risks/{risk_id} is CLOSED and its controls can no longer change"),
+        ));
+    }
+    Ok(r)
+}
+
+async fn control_exists(conn: &impl ConnectionTrait, id: &str) -> ApiResult<()> {
+    control::Entity::find_by_id(id.to_string())
+        .one(conn)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found(format!("controls/{id}")))
+}
+
+/// What an import did, by control name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} created, {} updated, {} unchanged",
+            self.created.len(),
+            self.updated.len(),
+            self.unchanged.len()
+        )
+    }
+}
+
+impl Store {
+    /// Creates a control (`version`, times are set here).
+    pub async fn create_control(
+        &self,
+        mut c: control::Model,
+        key: Option<RequestKey>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<control::Model> {
+        caller.must_be_unscoped("change the controls catalogue")?;
+        let request_id = request_id_of(&key);
+        (c.version, c.create_time, c.update_time) = (1, now, now);
+        let name = format!("controls/{}", c.id);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let am = c.clone().into_active_model().reset_all();
+                match control::Entity::insert(am).exec_without_returning(tx).await {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(ApiError::AlreadyExists {
+                            resource: name.clone(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                write_requirements(tx, &c.id, &requirements_of(&c), false).await?;
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name.clone(), c.clone()))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(m) => Ok(m),
+            Outcome::Replayed(_) => self.get_control(&c.id).await,
+        }
+    }
+
+    pub async fn get_control(&self, id: &str) -> ApiResult<control::Model> {
+        control::Entity::find_by_id(id.to_string())
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("controls/{id}")))
+    }
+
+    /// Controls matching `condition`, by id, after `after`, at most `limit`.
+    pub async fn list_controls(
+        &self,
+        condition: Condition,
+        after: Option<String>,
+        limit: u64,
+    ) -> ApiResult<Vec<control::Model>> {
+        let mut q = control::Entity::find()
+            .filter(condition)
+            .order_by_asc(control::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(control::Column::Id.gt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    /// Applies `patch` to a control (etag checked); its requirement rows follow.
+    pub async fn update_control(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        caller: &Caller,
+        now: i64,
+        patch: impl Fn(&mut control::Model),
+    ) -> ApiResult<control::Model> {
+        caller.must_be_unscoped("change the controls catalogue")?;
+        let name = format!("controls/{id}");
+        let tx = db::begin_write(self.connection()).await?;
+        let current = control::Entity::find_by_id(id.to_string())
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        check_version(&name, expected_version, current.version)?;
+        let mut next = current.clone();
+        patch(&mut next);
+        next.version = current.version + 1;
+        next.update_time = now;
+        let written = control::Entity::update_many()
+            .set(next.clone().into_active_model().reset_all())
+            .filter(control::Column::Id.eq(id))
+            .filter(control::Column::Version.eq(current.version))
+            .exec(&tx)
+            .await?;
+        if written.rows_affected != 1 {
+            return Err(ApiError::Conflict { resource: name });
+        }
+        if next.requirements != current.requirements {
+            write_requirements(&tx, id, &requirements_of(&next), true).await?;
+        }
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Links a control to an open risk of the caller's scope. Linking a linked pair returns the
+    /// existing link and changes nothing.
+    pub async fn link_control(
+        &self,
+        risk_id: Uuid,
+        control_id: &str,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<risk_control::Model> {
+        let tx = db::begin_write(self.connection()).await?;
+        open_risk_in_scope(&tx, risk_id, caller).await?;
+        control_exists(&tx, control_id).await?;
+        let key = (risk_id, control_id.to_string());
+        if let Some(existing) = risk_control::Entity::find_by_id(key).one(&tx).await? {
+            return Ok(existing);
+        }
+        let link = risk_control::Model {
+            risk_id,
+            control_id: control_id.to_string(),
+            linked_by: caller.actor(),
+            create_time: now,
+        };
+        risk_control::Entity::insert(link.clone().into_active_model().reset_all())
+            .exec_without_returning(&tx)
+            .await?;
+        let name = format!("risks/{risk_id}/controls/{control_id}");
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(link)
+    }
+
+    /// Removes a link; NOT_FOUND when the pair is not linked.
+    pub async fn unlink_control(
+        &self,
+        risk_id: Uuid,
+        control_id: &str,
+        caller: &Caller,
+    ) -> ApiResult<risk_control::Model> {
+        let name = format!("risks/{risk_id}/controls/{control_id}");
+        let tx = db::begin_write(self.connection()).await?;
+        open_risk_in_scope(&tx, risk_id, caller).await?;
+        control_exists(&tx, control_id).await?;
+        let key = (risk_id, control_id.to_string());
+        let link = risk_control::Entity::find_by_id(key.clone())
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        risk_control::Entity::delete_by_id(key).exec(&tx).await?;
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(link)
+    }
+
+    /// The controls linked to a risk, by id, after `after`.
+    pub async fn risk_controls(
+        &self,
+        risk_id: Uuid,
+        after: Option<String>,
+        limit: u64,
+    ) -> ApiResult<Vec<control::Model>> {
+        self.get_risk(risk_id).await?;
+        let linked = Query::select()
+            .column(risk_control::Column::ControlId)
+            .from(risk_control::Entity)
+            .and_where(risk_control::Column::RiskId.eq(risk_id))
+            .to_owned();
+        self.list_controls(
+            Condition::all().add(control::Column::Id.in_subquery(linked)),
+            after,
+            limit,
+        )
+        .await
+    }
+
+    /// The risks linked to a control, by id, after `after`; CLOSED ones only when
+    /// `include_closed`.
+    pub async fn control_risks(
+        &self,
+        control_id: &str,
+        include_closed: bool,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<risk::Model>> {
+        control_exists(self.connection(), control_id).await?;
+        let linked = Query::select()
+            .column(risk_control::Column::RiskId)
+            .from(risk_control::Entity)
+            .and_where(risk_control::Column::ControlId.eq(control_id))
+            .to_owned();
+        let mut q = risk::Entity::find()
+            .filter(risk::Column::Id.in_subquery(linked))
+            .order_by_asc(risk::Column::Id);
+        if !include_closed {
+            q = q.filter(risk::Column::Status.ne(RiskStatus::Closed as i32));
+        }
+        if let Some(after) = after {
+            q = q.filter(risk::Column::Id.gt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    /// The control deficiency (1–5) of a risk derived from its linked controls
+    /// ([`derived_deficiency`]).
+    pub async fn derived_control_deficiency(&self, risk_id: Uuid) -> ApiResult<u8> {
+        let linked = Query::select()
+            .column(risk_control::Column::ControlId)
+            .from(risk_control::Entity)
+            .and_where(risk_control::Column::RiskId.eq(risk_id))
+            .to_owned();
+        let controls = control::Entity::find()
+            .filter(control::Column::Id.in_subquery(linked))
+            .all(self.connection())
+            .await?;
+        Ok(derived_deficiency(controls.iter().map(|c| {
+            (c.design_effectiveness, c.operating_effectiveness)
+        })))
+    }
+
+    /// Upserts a validated catalogue in one transaction, as `caller`: a new id is created, a
+    /// changed control is updated (its version bumped), an identical one is left alone. Each
+    /// change is audited.
+    pub async fn import_controls(
+        &self,
+        controls: Vec<control::Model>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<ImportSummary> {
+        let mut summary = ImportSummary::default();
+        let tx = db::begin_write(self.connection()).await?;
+        for mut c in controls {
+            let name = format!("controls/{}", c.id);
+            let current = control::Entity::find_by_id(c.id.clone())
+                .lock_exclusive()
+                .one(&tx)
+                .await?;
+            match current {
+                None => {
+                    (c.version, c.create_time, c.update_time) = (1, now, now);
+                    control::Entity::insert(c.clone().into_active_model().reset_all())
+                        .exec_without_returning(&tx)
+                        .await?;
+                    write_requirements(&tx, &c.id, &requirements_of(&c), false).await?;
+                    summary.created.push(name.clone());
+                }
+                Some(current) if same_content(&current, &c) => {
+                    summary.unchanged.push(name);
+                    continue;
+                }
+                Some(current) => {
+                    c.version = current.version + 1;
+                    c.create_time = current.create_time;
+                    c.update_time = now;
+                    control::Entity::update(c.clone().into_active_model().reset_all())
+                        .exec(&tx)
+                        .await?;
+                    write_requirements(&tx, &c.id, &requirements_of(&c), true).await?;
+                    summary.updated.push(name.clone());
+                }
+            }
+            audit::record(&tx, SERVICE, caller, &name, "").await?;
+        }
+        tx.commit().await?;
+        Ok(summary)
+    }
+}
+
+/// Filter fields of `ListControls`.
+pub struct ControlFilter;
+
+impl FilterSchema for ControlFilter {
+    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
+        use control::Column as C;
+        match field {
+            "owner" => {
+                equality_only(field, op)?;
+                Ok(compare(C::Owner, op, value.into()))
+            }
+            "design_effectiveness" | "operating_effectiveness" => {
+                equality_only(field, op)?;
+                let e = Effectiveness::parse(value).ok_or_else(|| {
+                    format!("`{value}` is not a valid {field}; one of {EFFECTIVENESS_NAMES}")
+                })?;
+                let col = if field == "design_effectiveness" {
+                    C::DesignEffectiveness
+                } else {
+                    C::OperatingEffectiveness
+                };
+                Ok(compare(col, op, (e as i32).into()))
+            }
+            "framework" => {
+                equality_only(field, op)?;
+                let matching = Query::select()
+                    .column(control_requirement::Column::ControlId)
+                    .from(control_requirement::Entity)
+                    .and_where(control_requirement::Column::Framework.eq(value))
+                    .to_owned();
+                let cond = Condition::all().add(C::Id.in_subquery(matching));
+                Ok(if op == Op::Eq { cond } else { cond.not() })
+            }
+            "last_test_time" => {
+                let micros = parse_rfc3339(value).ok_or_else(|| {
+                    format!(
+                        "`{field}` compares with an RFC 3339 time such as \"2026-01-31T00:00:00Z\" (got `{value}`)"
+                    )
+                })?;
+                Ok(compare(C::LastTestTime, op, micros.into()))
+            }
+            _ => Err(format!(
+                "unknown field `{field}`; filterable: owner, design_effectiveness, \
+                 operating_effectiveness, framework, last_test_time"
+            )),
+        }
+    }
+}

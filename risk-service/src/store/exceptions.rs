@@ -1,0 +1,521 @@
+//! Security and compliance exceptions: requests, approvals (by role, never one's own),
+//! rejections, revocations and the expiry job. Every change records its audit event, and —
+//! when the exception is linked to a risk — appends to that risk's decision log, in one
+//! transaction.
+//!
+//! Lifecycle: REQUESTED → ACTIVE | REJECTED; ACTIVE → REVOKED | EXPIRED; the last three are
+//! terminal.
+
+use std::collections::BTreeMap;
+
+use assurance_proto::risk::v1::{self as pb, ExceptionStatus};
+use assurance_runtime::{
+    ApiError, ApiResult, audit,
+    auth::{Caller, Role, Roles},
+    db,
+    time::{Clock, to_timestamp},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::{
+    Outcome, RequestKey, SERVICE, Store, check_version,
+    entities::{exception, exception_service, risk, service},
+    governance::log,
+    request_id_of,
+};
+
+/// Who may approve an exception: the trust team or an ERM executive. `admin` is a technical
+/// role and approves nothing; `system` jobs never approve.
+pub const EXCEPTION_APPROVERS: Roles = Roles::of(&[Role::TrustTeam, Role::ErmExecutive]);
+
+/// Whether someone with `roles` may approve (or reject) an exception.
+pub fn may_approve(roles: Roles) -> bool {
+    roles.intersects(EXCEPTION_APPROVERS)
+}
+
+/// A change of an exception's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Approve,
+    Reject,
+    Revoke,
+    Expire,
+}
+
+impl Move {
+    fn label(self) -> &'static str {
+        match self {
+            Move::Approve => "approve",
+            Move::Reject => "reject",
+            Move::Revoke => "revoke",
+            Move::Expire => "expire",
+        }
+    }
+
+    fn kind(self) -> pb::DecisionKind {
+        match self {
+            Move::Approve => pb::DecisionKind::ExceptionApproved,
+            Move::Reject => pb::DecisionKind::ExceptionRejected,
+            Move::Revoke => pb::DecisionKind::ExceptionRevoked,
+            Move::Expire => pb::DecisionKind::ExceptionExpired,
+        }
+    }
+}
+
+/// The status `mv` leads to from `status`, if it is allowed.
+pub fn apply(status: ExceptionStatus, mv: Move) -> Option<ExceptionStatus> {
+    use ExceptionStatus as S;
+    match (status, mv) {
+        (S::Requested, Move::Approve) => Some(S::Active),
+        (S::Requested, Move::Reject) => Some(S::Rejected),
+        (S::Active, Move::Revoke) => Some(S::Revoked),
+        (S::Active, Move::Expire) => Some(S::Expired),
+        _ => None,
+    }
+}
+
+/// The moves a caller may make from `status` (expiry is the job's).
+pub fn allowed(status: ExceptionStatus) -> Vec<&'static str> {
+    [Move::Approve, Move::Reject, Move::Revoke]
+        .into_iter()
+        .filter(|m| apply(status, *m).is_some())
+        .map(Move::label)
+        .collect()
+}
+
+/// A status's name without the enum prefix (`ACTIVE`).
+pub fn status_name(status: i32) -> &'static str {
+    ExceptionStatus::try_from(status)
+        .map(|s| s.as_str_name().trim_start_matches("EXCEPTION_STATUS_"))
+        .unwrap_or("UNKNOWN")
+}
+
+fn transition(m: &exception::Model, mv: Move) -> ApiResult<ExceptionStatus> {
+    let status = ExceptionStatus::try_from(m.status).map_err(|_| {
+        ApiError::Internal(format!(
+            "exceptions/{} has unknown status {}",
+            m.id, m.status
+        ))
+    })?;
+    apply(status, mv).ok_or_else(|| {
+        let allowed = allowed(status);
+        let name = status_name(m.status);
+        ApiError::FailedPrecondition {
+            reason: "ILLEGAL_TRANSITION",
+            message: format!(
+                "exceptions/{} is {name}: cannot {}; allowed: {}",
+                m.id,
+                mv.label(),
+                if allowed.is_empty() {
+                    "nothing (terminal)".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ),
+            metadata: vec![
+                ("status".into(), name.to_string()),
+                ("allowed".into(), allowed.join(",")),
+            ],
+        }
+    })
+}
+
+/// An exception with the ids of the services it exempts (sorted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    pub model: exception::Model,
+    pub services: Vec<String>,
+}
+
+fn name_of(id: Uuid) -> String {
+    format!("exceptions/{id}")
+}
+
+fn time_text(micros: i64) -> String {
+    to_timestamp(micros).to_string()
+}
+
+fn with_comment(mut summary: String, comment: &str) -> String {
+    if !comment.is_empty() {
+        summary.push_str(": ");
+        summary.push_str(comment);
+    }
+    summary
+}
+
+impl Store {
+    /// Records a requested exception over `services` (REQUESTED). Every service must exist
+    /// and be in the caller's scope; a linked risk must exist, be open and be in scope.
+    pub async fn request_exception(
+        &self,
+        mut e: exception::Model,
+        services: Vec<String>,
+        key: Option<RequestKey>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<Exception> {
+        caller.may_change_all(services.iter().map(String::as_str))?;
+        let request_id = request_id_of(&key);
+        e.id = Uuid::now_v7();
+        e.status = ExceptionStatus::Requested as i32;
+        e.requester = caller.person().to_string();
+        (e.version, e.create_time, e.update_time) = (1, now, now);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                for (i, id) in services.iter().enumerate() {
+                    if service::Entity::find_by_id(id.clone())
+                        .one(tx)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(ApiError::invalid(
+                            format!("exception.services[{i}]"),
+                            format!("services/{id} does not exist"),
+                        ));
+                    }
+                }
+                if let Some(risk_id) = e.risk_id {
+                    let r = risk::Entity::find_by_id(risk_id)
+                        .one(tx)
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "exception.risk",
+                                format!("risks/{risk_id} does not exist"),
+                            )
+                        })?;
+                    caller.may_change(&r.service_id)?;
+                    if r.status == pb::RiskStatus::Closed as i32 {
+                        return Err(ApiError::precondition(
+                            "RISK_CLOSED",
+                            format!(
+                                "risks/{risk_id} is CLOSED; an exception cannot be linked to it"
+                            ),
+                        ));
+                    }
+                }
+                e.clone().into_active_model().insert(tx).await?;
+                for id in &services {
+                    exception_service::Model {
+                        exception_id: e.id,
+                        service_id: id.clone(),
+                    }
+                    .into_active_model()
+                    .insert(tx)
+                    .await?;
+                }
+                let name = name_of(e.id);
+                if let Some(risk_id) = e.risk_id {
+                    let listed = services
+                        .iter()
+                        .map(|s| format!("services/{s}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    log(
+                        tx,
+                        risk_id,
+                        pb::DecisionKind::ExceptionRequested,
+                        caller.actor(),
+                        format!(
+                            "exception {name} requested for {listed} until {}: {}",
+                            time_text(e.expire_time),
+                            e.title
+                        ),
+                        None,
+                        now,
+                    )
+                    .await?;
+                }
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((
+                    name,
+                    Exception {
+                        model: e.clone(),
+                        services: services.clone(),
+                    },
+                ))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(mut x) => {
+                x.services.sort();
+                Ok(x)
+            }
+            Outcome::Replayed(name) => {
+                let id = name
+                    .strip_prefix("exceptions/")
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                self.exception(id).await
+            }
+        }
+    }
+
+    /// One exception with its services.
+    pub async fn exception(&self, id: Uuid) -> ApiResult<Exception> {
+        let model = exception::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| ApiError::not_found(name_of(id)))?;
+        let mut list = self.with_services(vec![model]).await?;
+        list.pop()
+            .ok_or_else(|| ApiError::Internal("exception vanished".into()))
+    }
+
+    /// Exceptions matching `condition`, by id (creation order), after `after`.
+    pub async fn exceptions(
+        &self,
+        condition: Condition,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<Exception>> {
+        let mut q = exception::Entity::find()
+            .filter(condition)
+            .order_by_asc(exception::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(exception::Column::Id.gt(after));
+        }
+        let rows = q.limit(limit).all(self.connection()).await?;
+        self.with_services(rows).await
+    }
+
+    async fn with_services(&self, rows: Vec<exception::Model>) -> ApiResult<Vec<Exception>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let links = exception_service::Entity::find()
+            .filter(exception_service::Column::ExceptionId.is_in(rows.iter().map(|r| r.id)))
+            .order_by_asc(exception_service::Column::ServiceId)
+            .all(self.connection())
+            .await?;
+        let mut by_exception: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
+        for link in links {
+            by_exception
+                .entry(link.exception_id)
+                .or_default()
+                .push(link.service_id);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|model| Exception {
+                services: by_exception.remove(&model.id).unwrap_or_default(),
+                model,
+            })
+            .collect())
+    }
+
+    /// Approves, rejects or revokes an exception (etag checked when `expected_version` is
+    /// given). Approvals and rejections need [`EXCEPTION_APPROVERS`]; nobody approves their own
+    /// request, though a requester may withdraw it by rejecting it. Scoped callers decide only
+    /// exceptions of their services.
+    pub async fn decide_exception(
+        &self,
+        id: Uuid,
+        mv: Move,
+        expected_version: Option<i64>,
+        comment: String,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<Exception> {
+        let name = name_of(id);
+        let tx = db::begin_write(self.connection()).await?;
+        let current = exception::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        let services: Vec<String> = exception_service::Entity::find()
+            .filter(exception_service::Column::ExceptionId.eq(id))
+            .order_by_asc(exception_service::Column::ServiceId)
+            .all(&tx)
+            .await?
+            .into_iter()
+            .map(|l| l.service_id)
+            .collect();
+        caller.may_change_all(services.iter().map(String::as_str))?;
+        check_version(&name, expected_version, current.version)?;
+        let next_status = transition(&current, mv)?;
+        let own = current.requester == caller.person();
+        if mv == Move::Approve && own {
+            return Err(ApiError::precondition(
+                "SELF_APPROVAL",
+                format!(
+                    "{name} was requested by {}; someone else must approve it",
+                    current.requester
+                ),
+            ));
+        }
+        let withdrawing = own && mv == Move::Reject;
+        if matches!(mv, Move::Approve | Move::Reject)
+            && !withdrawing
+            && !may_approve(caller.principal.roles)
+        {
+            return Err(ApiError::PermissionDenied(format!(
+                "deciding {name} needs the trust_team or erm_executive role (admin approves \
+                 nothing); {} has {}",
+                caller.principal.subject, caller.principal.roles
+            )));
+        }
+        let mut next = current.clone();
+        next.status = next_status as i32;
+        next.version = current.version + 1;
+        next.update_time = now;
+        let summary = match mv {
+            Move::Approve => {
+                next.approver = caller.person().to_string();
+                next.approve_time = Some(now);
+                next.decision_comment = comment.clone();
+                with_comment(
+                    format!(
+                        "exception {name} approved until {}",
+                        time_text(next.expire_time)
+                    ),
+                    &comment,
+                )
+            }
+            Move::Reject => {
+                next.approver = caller.person().to_string();
+                next.decision_comment = comment.clone();
+                with_comment(format!("exception {name} rejected"), &comment)
+            }
+            Move::Revoke => {
+                next.revoke_time = Some(now);
+                next.revoke_reason = comment.clone();
+                with_comment(format!("exception {name} revoked"), &comment)
+            }
+            Move::Expire => format!("exception {name} expired"),
+        };
+        let written = exception::Entity::update_many()
+            .set(next.clone().into_active_model().reset_all())
+            .filter(exception::Column::Id.eq(id))
+            .filter(exception::Column::Version.eq(current.version))
+            .exec(&tx)
+            .await?;
+        if written.rows_affected != 1 {
+            return Err(ApiError::Conflict { resource: name });
+        }
+        if let Some(risk_id) = next.risk_id {
+            log(&tx, risk_id, mv.kind(), caller.actor(), summary, None, now).await?;
+        }
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(Exception {
+            model: next,
+            services,
+        })
+    }
+
+    /// Moves ACTIVE exceptions whose `expire_time` is at or before `now` to EXPIRED, as
+    /// `caller` (the system principal of the expiry job), with their audit records and
+    /// decision-log entries. Returns how many.
+    pub async fn expire_exceptions(&self, now: i64, caller: &Caller) -> ApiResult<usize> {
+        let due = exception::Entity::find()
+            .filter(exception::Column::Status.eq(ExceptionStatus::Active as i32))
+            .filter(exception::Column::ExpireTime.lte(now))
+            .order_by_asc(exception::Column::ExpireTime)
+            .limit(500)
+            .all(self.connection())
+            .await?;
+        let mut expired = 0;
+        for e in due {
+            let tx = db::begin_write(self.connection()).await?;
+            // Re-read under the write lock: another replica, or a revocation, may have won.
+            let Some(current) = exception::Entity::find_by_id(e.id)
+                .lock_exclusive()
+                .one(&tx)
+                .await?
+                .filter(|c| c.status == ExceptionStatus::Active as i32 && c.expire_time <= now)
+            else {
+                continue;
+            };
+            let mut next = current.clone();
+            next.status = ExceptionStatus::Expired as i32;
+            next.expiry_time = Some(now);
+            next.version = current.version + 1;
+            next.update_time = now;
+            exception::Entity::update(next.clone().into_active_model().reset_all())
+                .exec(&tx)
+                .await?;
+            let name = name_of(current.id);
+            if let Some(risk_id) = current.risk_id {
+                log(
+                    &tx,
+                    risk_id,
+                    pb::DecisionKind::ExceptionExpired,
+                    caller.actor(),
+                    format!(
+                        "exception {name} expired at {}; its services must meet the requirement again",
+                        time_text(current.expire_time)
+                    ),
+                    None,
+                    now,
+                )
+                .await?;
+            }
+            audit::record(&tx, SERVICE, caller, &name, "").await?;
+            tx.commit().await?;
+            expired += 1;
+        }
+        Ok(expired)
+    }
+}
+
+/// Sweeps for expired exceptions every `interval` while the store is open, as the service
+/// principal `system:risk-service` (job `ExpireExceptions`). Another replica sweeping too is
+/// harmless: each expiry is applied once.
+pub fn spawn_expiry(store: &Store, clock: Clock, interval: std::time::Duration) {
+    let (alive, store) = store.for_job();
+    tokio::spawn(async move {
+        let caller = Caller::system(SERVICE, "ExpireExceptions");
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if alive.strong_count() == 0 {
+                return;
+            }
+            match store.expire_exceptions(clock.now_micros(), &caller).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "exceptions expired"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "exception expiry sweep failed; retrying next interval")
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ExceptionStatus as S;
+
+    #[test]
+    fn lifecycle() {
+        assert_eq!(apply(S::Requested, Move::Approve), Some(S::Active));
+        assert_eq!(apply(S::Requested, Move::Reject), Some(S::Rejected));
+        assert_eq!(apply(S::Requested, Move::Revoke), None);
+        assert_eq!(apply(S::Active, Move::Revoke), Some(S::Revoked));
+        assert_eq!(apply(S::Active, Move::Expire), Some(S::Expired));
+        assert_eq!(apply(S::Active, Move::Approve), None);
+        for terminal in [S::Expired, S::Revoked, S::Rejected] {
+            assert!(allowed(terminal).is_empty());
+            assert_eq!(apply(terminal, Move::Expire), None);
+        }
+        assert_eq!(allowed(S::Requested), vec!["approve", "reject"]);
+        assert_eq!(allowed(S::Active), vec!["revoke"]);
+    }
+
+    #[test]
+    fn approvers() {
+        assert!(may_approve(Roles::of(&[Role::TrustTeam])));
+        assert!(may_approve(Roles::of(&[Role::ErmExecutive, Role::Viewer])));
+        assert!(!may_approve(Roles::of(&[Role::Admin])));
+        assert!(!may_approve(Roles::of(&[Role::System])));
+        assert!(!may_approve(Roles::of(&[Role::ServiceManager])));
+    }
+}

@@ -1,0 +1,622 @@
+//! Periodic reviews, review cycles and monitoring observations. A review or an observation
+//! that calls for reassessment moves a risk in MONITORING back to ASSESSED and says so in the
+//! decision log; every change is audited in its transaction.
+
+use assurance_proto::risk::v1 as pb;
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+};
+use sea_orm_migration::{prelude::*, schema::*};
+use uuid::Uuid;
+
+use super::{
+    Outcome, RequestKey, SERVICE, Store,
+    entities::{assessment, risk},
+    governance::log,
+    request_id_of,
+    risks::{apply_assessment, modify_in, transition},
+};
+use crate::domain::{governance::next_review, status::RiskEvent};
+
+pub mod review {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "risk_reviews")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub risk_id: Uuid,
+        /// Newline-separated.
+        pub participants: String,
+        pub outcome: i32,
+        pub notes: String,
+        pub assessment_id: Option<Uuid>,
+        pub reviewer: String,
+        pub review_time: i64,
+        pub next_review_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod review_cycle {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "review_cycles")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub title: String,
+        /// Empty, `businessUnits/{id}` or `services/{id}`.
+        pub scope: String,
+        pub due_time: i64,
+        pub state: i32,
+        pub summary: String,
+        pub opened_by: String,
+        pub closed_by: String,
+        pub open_time: i64,
+        pub close_time: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod cycle_risk {
+    use sea_orm::entity::prelude::*;
+
+    /// A risk listed by a cycle, with its owner when the cycle opened and the review that
+    /// covered it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "review_cycle_risks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub cycle_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub risk_id: Uuid,
+        pub owner: String,
+        pub review_id: Option<Uuid>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod observation {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "observations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub risk_id: Uuid,
+        pub source: i32,
+        pub summary: String,
+        pub effect: i32,
+        pub reference: String,
+        pub observer: String,
+        pub observe_time: i64,
+        pub reassessment_triggered: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Progress of one owner: (owner, risks, reviewed).
+pub type OwnerProgress = (String, i64, i64);
+
+/// A risk in MONITORING goes back to ASSESSED; other statuses keep theirs (a pending response
+/// or a treatment carries on, and the next assessment takes the news into account).
+/// Returns whether the risk moved.
+async fn require_reassessment(
+    tx: &DatabaseTransaction,
+    risk_id: Uuid,
+    caller: &Caller,
+    why: String,
+    now: i64,
+) -> ApiResult<Option<risk::Model>> {
+    let current = risk::Entity::find_by_id(risk_id)
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+    if current.status != pb::RiskStatus::Monitoring as i32 {
+        return Ok(None);
+    }
+    let moved = modify_in(tx, risk_id, None, async |_, r| {
+        r.status = transition(r, RiskEvent::ReassessmentRequired)? as i32;
+        Ok(())
+    })
+    .await?;
+    log(
+        tx,
+        risk_id,
+        pb::DecisionKind::ReassessmentRequired,
+        caller.actor(),
+        why,
+        None,
+        now,
+    )
+    .await?;
+    Ok(Some(moved))
+}
+
+impl Store {
+    /// Records a review of a risk, with its optional reassessment, and marks the risk
+    /// reviewed in every open cycle that lists it.
+    pub async fn record_review(
+        &self,
+        mut rev: review::Model,
+        reassessment: Option<assessment::Model>,
+        key: Option<RequestKey>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<review::Model> {
+        let request_id = request_id_of(&key);
+        let risk_id = rev.risk_id;
+        let outcome = self
+            .idempotent(key, async |tx| {
+                rev.id = Uuid::now_v7();
+                rev.reviewer = caller.person().to_string();
+                rev.review_time = now;
+                let mut changed: Option<risk::Model> = None;
+                if let Some(mut a) = reassessment.clone() {
+                    a.id = Uuid::now_v7();
+                    a.risk_id = risk_id;
+                    a.assess_time = now;
+                    let r = modify_in(tx, risk_id, None, async |_, r| {
+                        caller.may_change(&r.service_id)?;
+                        let next = transition(r, RiskEvent::Assessed)?;
+                        apply_assessment(r, next, &a);
+                        Ok(())
+                    })
+                    .await?;
+                    a.clone().into_active_model().insert(tx).await?;
+                    rev.assessment_id = Some(a.id);
+                    changed = Some(r);
+                } else {
+                    let current = risk::Entity::find_by_id(risk_id)
+                        .one(tx)
+                        .await?
+                        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+                    caller.may_change(&current.service_id)?;
+                    if current.status == pb::RiskStatus::Closed as i32 {
+                        return Err(ApiError::precondition(
+                            "RISK_CLOSED",
+                            format!("risks/{risk_id} is CLOSED and is no longer reviewed"),
+                        ));
+                    }
+                    if rev.outcome == pb::ReviewOutcome::ReassessmentRequired as i32 {
+                        changed = require_reassessment(
+                            tx,
+                            risk_id,
+                            caller,
+                            "the periodic review asks for a reassessment".into(),
+                            now,
+                        )
+                        .await?;
+                    }
+                }
+                // The next review is due by the cadence of the severity after this review.
+                let severity = match &changed {
+                    Some(r) => r.severity,
+                    None => risk::Entity::find_by_id(risk_id)
+                        .one(tx)
+                        .await?
+                        .map(|r| r.severity)
+                        .unwrap_or(1),
+                };
+                rev.next_review_time = next_review(now, severity);
+                let after = modify_in(tx, risk_id, None, async |_, r| {
+                    r.next_review_time = Some(rev.next_review_time);
+                    Ok(())
+                })
+                .await?;
+                rev.clone().into_active_model().insert(tx).await?;
+                mark_reviewed(tx, risk_id, rev.id).await?;
+                let name = format!("risks/{risk_id}/reviews/{}", rev.id);
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name, (after, rev.clone())))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created((risk, rev)) => {
+                self.cache.store(&risk);
+                Ok(rev)
+            }
+            Outcome::Replayed(name) => {
+                let id = last_id(&name)?;
+                review::Entity::find_by_id(id)
+                    .one(self.connection())
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(name))
+            }
+        }
+    }
+
+    pub async fn reviews(
+        &self,
+        risk_id: Uuid,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<review::Model>> {
+        self.get_risk(risk_id).await?;
+        let mut q = review::Entity::find()
+            .filter(review::Column::RiskId.eq(risk_id))
+            .order_by_desc(review::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(review::Column::Id.lt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    /// Opens a cycle listing every open risk of `cycle.scope` with its owner.
+    pub async fn open_cycle(
+        &self,
+        mut cycle: review_cycle::Model,
+        key: Option<RequestKey>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<review_cycle::Model> {
+        let request_id = request_id_of(&key);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                cycle.id = Uuid::now_v7();
+                cycle.state = pb::ReviewCycleState::Open as i32;
+                cycle.opened_by = caller.person().to_string();
+                cycle.open_time = now;
+                let mut scope =
+                    Condition::all().add(risk::Column::Status.ne(pb::RiskStatus::Closed as i32));
+                if let Some(bu) = cycle.scope.strip_prefix("businessUnits/") {
+                    super::org::require_business_unit(tx, "review_cycle.scope", bu).await?;
+                    scope = scope.add(risk::Column::BusinessUnitId.eq(bu));
+                } else if let Some(service) = cycle.scope.strip_prefix("services/") {
+                    super::org::service_business_unit(tx, "review_cycle.scope", service).await?;
+                    scope = scope.add(risk::Column::ServiceId.eq(service));
+                }
+                let risks: Vec<(Uuid, String)> = risk::Entity::find()
+                    .select_only()
+                    .column(risk::Column::Id)
+                    .column(risk::Column::Owner)
+                    .filter(scope)
+                    .into_tuple()
+                    .all(tx)
+                    .await?;
+                cycle.clone().into_active_model().insert(tx).await?;
+                for chunk in risks.chunks(500) {
+                    cycle_risk::Entity::insert_many(chunk.iter().map(|(risk_id, owner)| {
+                        cycle_risk::Model {
+                            cycle_id: cycle.id,
+                            risk_id: *risk_id,
+                            owner: owner.clone(),
+                            review_id: None,
+                        }
+                        .into_active_model()
+                    }))
+                    .exec_without_returning(tx)
+                    .await?;
+                }
+                let name = format!("reviewCycles/{}", cycle.id);
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name, cycle.clone()))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(c) => Ok(c),
+            Outcome::Replayed(name) => self.cycle(last_id(&name)?).await,
+        }
+    }
+
+    pub async fn cycle(&self, id: Uuid) -> ApiResult<review_cycle::Model> {
+        review_cycle::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("reviewCycles/{id}")))
+    }
+
+    /// Per owner: risks listed and reviewed, by owner.
+    pub async fn cycle_progress(&self, id: Uuid) -> ApiResult<Vec<OwnerProgress>> {
+        Ok(cycle_risk::Entity::find()
+            .select_only()
+            .column(cycle_risk::Column::Owner)
+            .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "risks")
+            .column_as(Expr::cust("CAST(COUNT(review_id) AS BIGINT)"), "reviewed")
+            .filter(cycle_risk::Column::CycleId.eq(id))
+            .group_by(cycle_risk::Column::Owner)
+            .order_by_asc(cycle_risk::Column::Owner)
+            .into_tuple()
+            .all(self.connection())
+            .await?)
+    }
+
+    pub async fn cycles(
+        &self,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<review_cycle::Model>> {
+        let mut q = review_cycle::Entity::find().order_by_desc(review_cycle::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(review_cycle::Column::Id.lt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+
+    pub async fn close_cycle(
+        &self,
+        id: Uuid,
+        summary: String,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<review_cycle::Model> {
+        let name = format!("reviewCycles/{id}");
+        let tx = db::begin_write(self.connection()).await?;
+        let mut cycle = review_cycle::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        if cycle.state != pb::ReviewCycleState::Open as i32 {
+            return Err(ApiError::precondition(
+                "CYCLE_CLOSED",
+                format!("{name} is already closed"),
+            ));
+        }
+        cycle.state = pb::ReviewCycleState::Closed as i32;
+        cycle.summary = summary;
+        cycle.closed_by = caller.person().to_string();
+        cycle.close_time = Some(now);
+        review_cycle::Entity::update(cycle.clone().into_active_model().reset_all())
+            .exec(&tx)
+            .await?;
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(cycle)
+    }
+
+    /// Attaches an observation; a risk in MONITORING returns to ASSESSED.
+    pub async fn add_observation(
+        &self,
+        mut obs: observation::Model,
+        key: Option<RequestKey>,
+        caller: &Caller,
+        now: i64,
+    ) -> ApiResult<observation::Model> {
+        let request_id = request_id_of(&key);
+        let risk_id = obs.risk_id;
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let current = risk::Entity::find_by_id(risk_id)
+                    .one(tx)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+                caller.may_change(&current.service_id)?;
+                if current.status == pb::RiskStatus::Closed as i32 {
+                    return Err(ApiError::precondition(
+                        "RISK_CLOSED",
+                        format!("risks/{risk_id} is CLOSED"),
+                    ));
+                }
+                obs.id = Uuid::now_v7();
+                obs.observer = caller.person().to_string();
+                obs.observe_time = now;
+                let moved = require_reassessment(
+                    tx,
+                    risk_id,
+                    caller,
+                    format!("observation: {}", obs.summary),
+                    now,
+                )
+                .await?;
+                obs.reassessment_triggered = moved.is_some();
+                obs.clone().into_active_model().insert(tx).await?;
+                let name = format!("risks/{risk_id}/observations/{}", obs.id);
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name, (moved, obs.clone())))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created((moved, obs)) => {
+                if let Some(r) = moved {
+                    self.cache.store(&r);
+                }
+                Ok(obs)
+            }
+            Outcome::Replayed(name) => observation::Entity::find_by_id(last_id(&name)?)
+                .one(self.connection())
+                .await?
+                .ok_or_else(|| ApiError::not_found(name)),
+        }
+    }
+
+    pub async fn observations(
+        &self,
+        risk_id: Uuid,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<observation::Model>> {
+        self.get_risk(risk_id).await?;
+        let mut q = observation::Entity::find()
+            .filter(observation::Column::RiskId.eq(risk_id))
+            .order_by_desc(observation::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(observation::Column::Id.lt(after));
+        }
+        Ok(q.limit(limit).all(self.connection()).await?)
+    }
+}
+
+/// Marks `risk_id` reviewed (by `review_id`) in every open cycle listing it and not yet
+/// covered.
+async fn mark_reviewed(tx: &DatabaseTransaction, risk_id: Uuid, review_id: Uuid) -> ApiResult<()> {
+    let open: Vec<Uuid> = review_cycle::Entity::find()
+        .select_only()
+        .column(review_cycle::Column::Id)
+        .filter(review_cycle::Column::State.eq(pb::ReviewCycleState::Open as i32))
+        .into_tuple()
+        .all(tx)
+        .await?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    cycle_risk::Entity::update_many()
+        .col_expr(cycle_risk::Column::ReviewId, Expr::value(review_id))
+        .filter(cycle_risk::Column::RiskId.eq(risk_id))
+        .filter(cycle_risk::Column::CycleId.is_in(open))
+        .filter(cycle_risk::Column::ReviewId.is_null())
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+fn last_id(name: &str) -> ApiResult<Uuid> {
+    name.rsplit('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))
+}
+
+/// The reviews migration: review and cycle tables, observations, and the risk's next review.
+pub(super) struct ReviewsMigration;
+
+impl MigrationName for ReviewsMigration {
+    fn name(&self) -> &str {
+        "m0006_reviews"
+    }
+}
+
+fn a(name: &'static str) -> Alias {
+    Alias::new(name)
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ReviewsMigration {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(a("risks"))
+                .add_column(big_integer_null(a("next_review_time")))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("risks_by_next_review")
+                .table(a("risks"))
+                .col(a("next_review_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("risk_reviews"))
+                .col(uuid(a("id")).primary_key())
+                .col(uuid(a("risk_id")))
+                .col(text(a("participants")))
+                .col(integer(a("outcome")))
+                .col(text(a("notes")))
+                .col(uuid_null(a("assessment_id")))
+                .col(string(a("reviewer")))
+                .col(big_integer(a("review_time")))
+                .col(big_integer(a("next_review_time")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("risk_reviews"), a("risk_id"))
+                        .to(a("risks"), a("id")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("risk_reviews_by_risk")
+                .table(a("risk_reviews"))
+                .col(a("risk_id"))
+                .col(a("id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("review_cycles"))
+                .col(uuid(a("id")).primary_key())
+                .col(string(a("title")))
+                .col(string(a("scope")))
+                .col(big_integer(a("due_time")))
+                .col(integer(a("state")))
+                .col(text(a("summary")))
+                .col(string(a("opened_by")))
+                .col(string(a("closed_by")))
+                .col(big_integer(a("open_time")))
+                .col(big_integer_null(a("close_time")))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("review_cycle_risks"))
+                .col(uuid(a("cycle_id")))
+                .col(uuid(a("risk_id")))
+                .col(string(a("owner")))
+                .col(uuid_null(a("review_id")))
+                .primary_key(Index::create().col(a("cycle_id")).col(a("risk_id")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("review_cycle_risks"), a("cycle_id"))
+                        .to(a("review_cycles"), a("id")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("review_cycle_risks_by_risk")
+                .table(a("review_cycle_risks"))
+                .col(a("risk_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(a("observations"))
+                .col(uuid(a("id")).primary_key())
+                .col(uuid(a("risk_id")))
+                .col(integer(a("source")))
+                .col(text(a("summary")))
+                .col(integer(a("effect")))
+                .col(string(a("reference")))
+                .col(string(a("observer")))
+                .col(big_integer(a("observe_time")))
+                .col(boolean(a("reassessment_triggered")))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(a("observations"), a("risk_id"))
+                        .to(a("risks"), a("id")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("observations_by_risk")
+                .table(a("observations"))
+                .col(a("risk_id"))
+                .col(a("id"))
+                .to_owned(),
+        )
+        .await
+    }
+}

@@ -1,0 +1,847 @@
+//! The controls framework through the embedded gateway, authenticated: the catalogue (create,
+//! get, list with filters and pages, update with etags), risk ↔ control links in both
+//! directions with service scope, the control deficiency an assessment derives from linked
+//! controls, and the catalogue import (YAML and JSON, idempotent).
+
+use assurance_proto::audit::v1 as audit_pb;
+use assurance_proto::risk::v1::{
+    self as pb, audit_service_client::AuditServiceClient,
+    control_service_client::ControlServiceClient,
+};
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn controls_as(app: &App, who: &str) -> ControlServiceClient<Authed> {
+    ControlServiceClient::new(app.channel_as(who))
+}
+
+fn req(framework: &str, section: &str) -> pb::Requirement {
+    pb::Requirement {
+        framework: framework.into(),
+        section: section.into(),
+    }
+}
+
+fn new_control(
+    title: &str,
+    design: pb::ControlEffectiveness,
+    operating: pb::ControlEffectiveness,
+    requirements: Vec<pb::Requirement>,
+) -> pb::Control {
+    pb::Control {
+        title: title.into(),
+        description: "Tested every quarter.".into(),
+        owner: "iam-team@example.com".into(),
+        design_effectiveness: design as i32,
+        operating_effectiveness: operating as i32,
+        last_test_time: Some(prost_types::Timestamp {
+            seconds: 1_780_000_000,
+            nanos: 0,
+        }),
+        requirements,
+        ..Default::default()
+    }
+}
+
+async fn create_control(
+    app: &App,
+    who: &str,
+    id: &str,
+    control: pb::Control,
+) -> Result<pb::Control, tonic::Status> {
+    controls_as(app, who)
+        .create_control(pb::CreateControlRequest {
+            control_id: id.into(),
+            control: Some(control),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn list(app: &App, filter: &str) -> Vec<String> {
+    controls_as(app, "viewer")
+        .list_controls(pb::ListControlsRequest {
+            filter: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("list {filter}: {e}"))
+        .into_inner()
+        .controls
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+async fn link(
+    app: &App,
+    who: &str,
+    risk: &str,
+    control: &str,
+) -> Result<pb::RiskControlLink, tonic::Status> {
+    controls_as(app, who)
+        .link_risk_control(pb::LinkRiskControlRequest {
+            risk: risk.into(),
+            control: control.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn unlink(
+    app: &App,
+    who: &str,
+    risk: &str,
+    control: &str,
+) -> Result<pb::RiskControlLink, tonic::Status> {
+    controls_as(app, who)
+        .unlink_risk_control(pb::UnlinkRiskControlRequest {
+            risk: risk.into(),
+            control: control.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn risk_controls(app: &App, risk: &str) -> Vec<String> {
+    controls_as(app, "viewer")
+        .list_risk_controls(pb::ListRiskControlsRequest {
+            parent: risk.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("risk controls")
+        .into_inner()
+        .controls
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+async fn control_risks(app: &App, control: &str, show_deleted: bool) -> Vec<String> {
+    controls_as(app, "viewer")
+        .list_control_risks(pb::ListControlRisksRequest {
+            parent: control.into(),
+            show_deleted,
+            ..Default::default()
+        })
+        .await
+        .expect("control risks")
+        .into_inner()
+        .risks
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
+}
+
+async fn assess_deriving(app: &App, risk: &str) -> pb::Assessment {
+    app.risks()
+        .assess_risk(pb::AssessRiskRequest {
+            name: risk.into(),
+            assessment: Some(pb::Assessment {
+                impact: 4,
+                likelihood: 4,
+                // Omitted: derived from the linked controls.
+                control_deficiency: 0,
+                assessor: "assessor@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("assess deriving control deficiency")
+        .into_inner()
+        .latest_assessment
+        .expect("latest assessment")
+}
+
+async fn audit_trail(app: &App, filter: &str) -> Vec<audit_pb::AuditEvent> {
+    AuditServiceClient::new(app.channel_as("admin"))
+        .list_audit_events(audit_pb::ListAuditEventsRequest {
+            filter: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("audit trail")
+        .into_inner()
+        .audit_events
+}
+
+use pb::ControlEffectiveness::{Effective, Ineffective, NotTested, PartiallyEffective};
+
+async fn catalogue(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+
+    let mfa = new_control(
+        "MFA enforced for every sign-in",
+        Effective,
+        PartiallyEffective,
+        vec![req("ISO 27001", "A.5"), req("SOC 2", "CA-03")],
+    );
+    // Idempotent create: a retry with the request id returns the same control.
+    let create = pb::CreateControlRequest {
+        control_id: "mfa-enforcement".into(),
+        control: Some(mfa.clone()),
+        request_id: "create-mfa-1".into(),
+    };
+    let created = controls_as(&app, "trust_team")
+        .create_control(create.clone())
+        .await
+        .expect("create")
+        .into_inner();
+    assert_eq!(created.name, "controls/mfa-enforcement");
+    assert_eq!(created.etag, "\"1\"");
+    assert_eq!(created.requirements.len(), 2);
+    let replayed = controls_as(&app, "trust_team")
+        .create_control(create)
+        .await
+        .expect("replay")
+        .into_inner();
+    assert_eq!(replayed, created);
+    let err = create_control(&app, "admin", "mfa-enforcement", mfa.clone())
+        .await
+        .expect_err("exists");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    // The catalogue is the trust team's: service managers and risk owners may not add to it.
+    for who in ["service_manager", "risk_owner", "viewer"] {
+        let err = create_control(&app, who, "other", mfa.clone())
+            .await
+            .expect_err("not a control editor");
+        assert_eq!(err.code(), Code::PermissionDenied, "{who}");
+    }
+    // Every bad field at once; unspecified effectiveness means NOT_TESTED.
+    let err = create_control(
+        &app,
+        "trust_team",
+        "Bad_Id",
+        pb::Control {
+            title: String::new(),
+            owner: "two words".into(),
+            operating_effectiveness: 42,
+            requirements: vec![
+                req("SOC 2", ""),
+                req("ISO 27001", "A.5"),
+                req("ISO 27001", "A.5"),
+            ],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("invalid");
+    assert_eq!(
+        violations(&err),
+        vec![
+            "control_id",
+            "control.title",
+            "control.owner",
+            "control.operating_effectiveness",
+            "control.requirements[0].section",
+            "control.requirements[2]",
+        ]
+    );
+    let backup = create_control(
+        &app,
+        "admin",
+        "backup-restore",
+        pb::Control {
+            title: "Quarterly restore tests".into(),
+            owner: "sre@example.com".into(),
+            requirements: vec![req("ISO 22301", "6.1.1"), req("FedRAMP", "RA-3")],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create with defaults");
+    assert_eq!(backup.design_effectiveness, NotTested as i32);
+    assert_eq!(backup.operating_effectiveness, NotTested as i32);
+    assert_eq!(backup.last_test_time, None);
+    create_control(
+        &app,
+        "system",
+        "dlp-mail",
+        new_control(
+            "DLP on outbound mail",
+            Ineffective,
+            Effective,
+            vec![req("SOC 2", "CC6.7")],
+        ),
+    )
+    .await
+    .expect("create as system");
+
+    // Get.
+    let got = controls_as(&app, "viewer")
+        .get_control(pb::GetControlRequest {
+            name: "controls/mfa-enforcement".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, created);
+    let err = controls_as(&app, "viewer")
+        .get_control(pb::GetControlRequest {
+            name: "controls/nope".into(),
+        })
+        .await
+        .expect_err("missing");
+    assert_eq!(err.code(), Code::NotFound);
+
+    // Lists: by id; filters on framework, effectiveness, owner, test time.
+    let all = [
+        "controls/backup-restore",
+        "controls/dlp-mail",
+        "controls/mfa-enforcement",
+    ];
+    assert_eq!(list(&app, "").await, all);
+    assert_eq!(
+        list(&app, "framework = \"SOC 2\"").await,
+        ["controls/dlp-mail", "controls/mfa-enforcement"]
+    );
+    assert_eq!(
+        list(&app, "framework != \"SOC 2\"").await,
+        ["controls/backup-restore"]
+    );
+    assert_eq!(
+        list(&app, "framework = \"ISO 27001\" OR framework = FedRAMP").await,
+        ["controls/backup-restore", "controls/mfa-enforcement"]
+    );
+    assert_eq!(
+        list(&app, "design_effectiveness = EFFECTIVE").await,
+        ["controls/mfa-enforcement"]
+    );
+    assert_eq!(
+        list(
+            &app,
+            "operating_effectiveness = CONTROL_EFFECTIVENESS_EFFECTIVE"
+        )
+        .await,
+        ["controls/dlp-mail"]
+    );
+    assert_eq!(
+        list(
+            &app,
+            "owner = \"iam-team@example.com\" AND design_effectiveness != INEFFECTIVE"
+        )
+        .await,
+        ["controls/mfa-enforcement"]
+    );
+    assert_eq!(
+        list(&app, "last_test_time >= \"2026-01-01T00:00:00Z\"").await,
+        ["controls/dlp-mail", "controls/mfa-enforcement"]
+    );
+    for bad in [
+        "framework > SOC",
+        "design_effectiveness = GREAT",
+        "colour = red",
+    ] {
+        let err = controls_as(&app, "viewer")
+            .list_controls(pb::ListControlsRequest {
+                filter: bad.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err(bad);
+        assert_eq!(violations(&err), ["filter"], "{bad}");
+    }
+    // Pages of one, bound to their filter.
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = controls_as(&app, "viewer")
+            .list_controls(pb::ListControlsRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        names.extend(page.controls.into_iter().map(|c| c.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(names, all);
+
+    // Update with a mask and the current etag: requirements are replaced, the filter follows.
+    let update = |etag: &str| pb::UpdateControlRequest {
+        control: Some(pb::Control {
+            name: "controls/mfa-enforcement".into(),
+            operating_effectiveness: Effective as i32,
+            requirements: vec![req("ISO 27001", "A.5.17")],
+            etag: etag.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["operating_effectiveness".into(), "requirements".into()],
+        }),
+    };
+    let updated = controls_as(&app, "trust_team")
+        .update_control(update(&created.etag))
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(updated.etag, "\"2\"");
+    assert_eq!(updated.operating_effectiveness, Effective as i32);
+    assert_eq!(updated.title, created.title);
+    assert_eq!(updated.requirements, vec![req("ISO 27001", "A.5.17")]);
+    assert_eq!(
+        list(&app, "framework = \"SOC 2\"").await,
+        ["controls/dlp-mail"]
+    );
+    // The old etag is stale now.
+    let err = controls_as(&app, "trust_team")
+        .update_control(update(&created.etag))
+        .await
+        .expect_err("stale etag");
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(reason(&err), "STALE_ETAG");
+    let err = controls_as(&app, "trust_team")
+        .update_control(pb::UpdateControlRequest {
+            control: Some(pb::Control {
+                name: "controls/mfa-enforcement".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["design_effectiveness".into()],
+            }),
+        })
+        .await
+        .expect_err("unspecified in the mask");
+    assert_eq!(violations(&err), ["control.design_effectiveness"]);
+    let err = controls_as(&app, "service_manager")
+        .update_control(update(""))
+        .await
+        .expect_err("not an editor");
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Audited in the same transactions.
+    let trail = audit_trail(&app, "resource = \"controls/mfa-enforcement\"").await;
+    let rpcs: Vec<&str> = trail.iter().map(|e| e.rpc.as_str()).collect();
+    assert_eq!(
+        rpcs,
+        [
+            "assurance.risk.v1.ControlService/UpdateControl",
+            "assurance.risk.v1.ControlService/CreateControl",
+        ]
+    );
+    assert_eq!(trail[1].request_id, "create-mfa-1");
+    assert_eq!(trail[0].principal, "trust_team@example.com");
+}
+
+async fn links_in_both_directions(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    create_service(&app, "teams", "productivity").await;
+    let owa = create_risk(
+        &app,
+        new_risk("Credential stuffing on OWA", "exchange-online"),
+    )
+    .await;
+    let meetings = create_risk(&app, new_risk("Meeting bombing", "teams")).await;
+    for (id, design) in [
+        ("mfa-enforcement", Effective),
+        ("lobby-policy", PartiallyEffective),
+    ] {
+        create_control(
+            &app,
+            "trust_team",
+            id,
+            new_control(id, design, Effective, vec![]),
+        )
+        .await
+        .expect("control");
+    }
+
+    // The scoped token (exchange-online's service manager) links its own risk; twice is fine.
+    let first = link(&app, "scoped", &owa.name, "controls/mfa-enforcement")
+        .await
+        .expect("link");
+    assert_eq!(first.risk, owa.name);
+    assert_eq!(first.control, "controls/mfa-enforcement");
+    assert_eq!(first.linked_by, "exchange-team@example.com");
+    let again = link(&app, "scoped", &owa.name, "controls/mfa-enforcement")
+        .await
+        .expect("link again");
+    assert_eq!(again, first);
+    // …but not another service's risk.
+    let err = link(&app, "scoped", &meetings.name, "controls/mfa-enforcement")
+        .await
+        .expect_err("out of scope");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("services/teams"),
+        "{}",
+        err.message()
+    );
+    let err = link(&app, "viewer", &owa.name, "controls/lobby-policy")
+        .await
+        .expect_err("viewers do not link");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = link(&app, "risk_owner", &owa.name, "controls/nope")
+        .await
+        .expect_err("unknown control");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = link(&app, "risk_owner", "risks/not-a-uuid", "nope")
+        .await
+        .expect_err("malformed");
+    assert_eq!(violations(&err), ["risk", "control"]);
+
+    link(&app, "risk_owner", &owa.name, "controls/lobby-policy")
+        .await
+        .expect("second control");
+    link(
+        &app,
+        "service_manager",
+        &meetings.name,
+        "controls/mfa-enforcement",
+    )
+    .await
+    .expect("another risk");
+    assert_eq!(
+        risk_controls(&app, &owa.name).await,
+        ["controls/lobby-policy", "controls/mfa-enforcement"]
+    );
+    assert_eq!(
+        risk_controls(&app, &meetings.name).await,
+        ["controls/mfa-enforcement"]
+    );
+    let mut both = vec![owa.name.clone(), meetings.name.clone()];
+    both.sort();
+    assert_eq!(
+        control_risks(&app, "controls/mfa-enforcement", false).await,
+        both
+    );
+    assert_eq!(
+        control_risks(&app, "controls/lobby-policy", false).await,
+        [owa.name.as_str()]
+    );
+    // Pages of one over the risks of a control.
+    let page = controls_as(&app, "viewer")
+        .list_control_risks(pb::ListControlRisksRequest {
+            parent: "controls/mfa-enforcement".into(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("page")
+        .into_inner();
+    assert_eq!(page.risks.len(), 1);
+    assert!(!page.next_page_token.is_empty());
+
+    // Scoped unlink is refused on another service's risk; a missing link is NOT_FOUND.
+    let err = unlink(&app, "scoped", &meetings.name, "controls/mfa-enforcement")
+        .await
+        .expect_err("out of scope");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let removed = unlink(&app, "scoped", &owa.name, "controls/lobby-policy")
+        .await
+        .expect("unlink");
+    assert_eq!(removed.control, "controls/lobby-policy");
+    let err = unlink(&app, "scoped", &owa.name, "controls/lobby-policy")
+        .await
+        .expect_err("already unlinked");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(
+        risk_controls(&app, &owa.name).await,
+        ["controls/mfa-enforcement"]
+    );
+    assert!(
+        control_risks(&app, "controls/lobby-policy", false)
+            .await
+            .is_empty()
+    );
+
+    // A closed risk keeps its links (shown with show_deleted) and they no longer change.
+    app.risks()
+        .delete_risk(pb::DeleteRiskRequest {
+            name: meetings.name.clone(),
+            reason: "feature retired".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("close");
+    assert_eq!(
+        control_risks(&app, "controls/mfa-enforcement", false).await,
+        [owa.name.as_str()]
+    );
+    assert_eq!(
+        control_risks(&app, "controls/mfa-enforcement", true).await,
+        both
+    );
+    let err = unlink(&app, "admin", &meetings.name, "controls/mfa-enforcement")
+        .await
+        .expect_err("closed");
+    assert_eq!(reason(&err), "RISK_CLOSED");
+
+    // Each change is audited under its link's name.
+    let trail = audit_trail(
+        &app,
+        &format!("resource = \"{}/controls/lobby-policy\"", owa.name),
+    )
+    .await;
+    let rpcs: Vec<&str> = trail.iter().map(|e| e.rpc.as_str()).collect();
+    assert_eq!(
+        rpcs,
+        [
+            "assurance.risk.v1.ControlService/UnlinkRiskControl",
+            "assurance.risk.v1.ControlService/LinkRiskControl",
+        ]
+    );
+}
+
+async fn assessment_derives_control_deficiency(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    let risk = create_risk(
+        &app,
+        new_risk("Credential stuffing on OWA", "exchange-online"),
+    )
+    .await;
+
+    // No linked control: 5.
+    let a = assess_deriving(&app, &risk.name).await;
+    assert_eq!(a.control_deficiency, 5);
+    assert_eq!(a.score, 4 * 4 * 5);
+
+    // An untested control: 4; a partially effective one is better: 3.
+    create_control(
+        &app,
+        "trust_team",
+        "untested",
+        new_control("u", NotTested, NotTested, vec![]),
+    )
+    .await
+    .expect("control");
+    link(&app, "risk_owner", &risk.name, "controls/untested")
+        .await
+        .expect("link");
+    assert_eq!(
+        assess_deriving(&app, &risk.name).await.control_deficiency,
+        4
+    );
+    create_control(
+        &app,
+        "trust_team",
+        "partial",
+        new_control("p", Effective, PartiallyEffective, vec![]),
+    )
+    .await
+    .expect("control");
+    link(&app, "risk_owner", &risk.name, "controls/partial")
+        .await
+        .expect("link");
+    assert_eq!(
+        assess_deriving(&app, &risk.name).await.control_deficiency,
+        3
+    );
+
+    // One fully effective control: 1 (score 16, adequate controls → MONITOR).
+    create_control(
+        &app,
+        "trust_team",
+        "mfa",
+        new_control("m", Effective, Effective, vec![]),
+    )
+    .await
+    .expect("control");
+    link(&app, "risk_owner", &risk.name, "controls/mfa")
+        .await
+        .expect("link");
+    let a = assess_deriving(&app, &risk.name).await;
+    assert_eq!(a.control_deficiency, 1);
+    assert_eq!(a.score, 16);
+    assert_eq!(a.strategy, pb::ResponseStrategy::Monitor as i32);
+
+    // The control's operation degrades: derivation follows its worse side.
+    controls_as(&app, "trust_team")
+        .update_control(pb::UpdateControlRequest {
+            control: Some(pb::Control {
+                name: "controls/mfa".into(),
+                operating_effectiveness: Ineffective as i32,
+                ..Default::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect("update");
+    assert_eq!(
+        assess_deriving(&app, &risk.name).await.control_deficiency,
+        3
+    );
+
+    // An explicit value still wins; out of range is still refused.
+    let explicit = assess(&app, &risk.name, 2, 2, 2).await;
+    assert_eq!(
+        explicit.latest_assessment.map(|a| a.control_deficiency),
+        Some(2)
+    );
+    let err = app
+        .risks()
+        .assess_risk(pb::AssessRiskRequest {
+            name: risk.name.clone(),
+            assessment: Some(pb::Assessment {
+                impact: 2,
+                likelihood: 2,
+                control_deficiency: 6,
+                assessor: "assessor@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("out of range");
+    assert_eq!(violations(&err), ["assessment.control_deficiency"]);
+
+    // The history keeps each derived value.
+    let history: Vec<i32> = app
+        .risks()
+        .list_assessments(pb::ListAssessmentsRequest {
+            parent: risk.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .assessments
+        .iter()
+        .map(|a| a.control_deficiency)
+        .collect();
+    assert_eq!(history, [2, 3, 1, 3, 4, 5]);
+}
+
+const CATALOGUE_YAML: &str = r#"
+controls:
+  - id: mfa-enforcement
+    title: MFA enforced for every interactive sign-in
+    description: Conditional access requires MFA for all users.
+    owner: iam-team@example.com
+    design_effectiveness: EFFECTIVE
+    operating_effectiveness: PARTIALLY_EFFECTIVE
+    last_test_time: 2026-09-30T00:00:00Z
+    requirements:
+      - { framework: ISO 27001, section: A.5.17 }
+      - { framework: SOC 2, section: CC6.1 }
+  - id: backup-restore
+    title: Quarterly restore tests
+    owner: sre@example.com
+    requirements:
+      - { framework: ISO 22301, section: "8.4" }
+"#;
+
+async fn import_catalogue(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let yaml = db.dir.path().join("controls.yaml");
+    std::fs::write(&yaml, CATALOGUE_YAML).expect("write yaml");
+
+    let first = risk_service::controls_import::run(&db.url, &yaml)
+        .await
+        .expect("import yaml");
+    assert_eq!(
+        first.created,
+        ["controls/mfa-enforcement", "controls/backup-restore"]
+    );
+    assert!(first.updated.is_empty() && first.unchanged.is_empty());
+    let again = risk_service::controls_import::run(&db.url, &yaml)
+        .await
+        .expect("import yaml again");
+    assert!(again.created.is_empty() && again.updated.is_empty());
+    assert_eq!(again.unchanged.len(), 2);
+    assert_eq!(again.to_string(), "0 created, 0 updated, 2 unchanged");
+
+    let mfa = controls_as(&app, "viewer")
+        .get_control(pb::GetControlRequest {
+            name: "controls/mfa-enforcement".into(),
+        })
+        .await
+        .expect("imported control")
+        .into_inner();
+    assert_eq!(mfa.etag, "\"1\"");
+    assert_eq!(mfa.operating_effectiveness, PartiallyEffective as i32);
+    assert_eq!(mfa.requirements.len(), 2);
+    assert_eq!(
+        list(&app, "framework = \"ISO 22301\"").await,
+        ["controls/backup-restore"]
+    );
+
+    // A JSON catalogue: one control changed, one new; run twice.
+    let json = db.dir.path().join("controls.json");
+    std::fs::write(
+        &json,
+        r#"{"controls": [
+            {"id": "mfa-enforcement", "title": "MFA enforced for every interactive sign-in",
+             "description": "Conditional access requires MFA for all users.",
+             "owner": "iam-team@example.com", "design_effectiveness": "EFFECTIVE",
+             "operating_effectiveness": "EFFECTIVE", "last_test_time": "2026-10-31T00:00:00Z",
+             "requirements": [{"framework": "ISO 27001", "section": "A.5.17"},
+                              {"framework": "SOC 2", "section": "CC6.1"}]},
+            {"id": "dlp-mail", "title": "DLP on outbound mail", "owner": "sec@example.com",
+             "requirements": [{"framework": "FedRAMP", "section": "RA-3"}]}
+        ]}"#,
+    )
+    .expect("write json");
+    let third = risk_service::controls_import::run(&db.url, &json)
+        .await
+        .expect("import json");
+    assert_eq!(third.created, ["controls/dlp-mail"]);
+    assert_eq!(third.updated, ["controls/mfa-enforcement"]);
+    let fourth = risk_service::controls_import::run(&db.url, &json)
+        .await
+        .expect("import json again");
+    assert_eq!(fourth.unchanged.len(), 2);
+    assert!(fourth.created.is_empty() && fourth.updated.is_empty());
+    let mfa = controls_as(&app, "viewer")
+        .get_control(pb::GetControlRequest {
+            name: "controls/mfa-enforcement".into(),
+        })
+        .await
+        .expect("updated control")
+        .into_inner();
+    assert_eq!(mfa.etag, "\"2\"");
+    assert_eq!(mfa.operating_effectiveness, Effective as i32);
+    // Controls absent from a catalogue are kept.
+    assert_eq!(list(&app, "").await.len(), 3);
+
+    // Audited as the import job: 2 + 2 changes, none for unchanged entries.
+    let trail = audit_trail(&app, "principal = \"system:risk-service\"").await;
+    assert_eq!(trail.len(), 4, "{trail:?}");
+    assert!(
+        trail
+            .iter()
+            .all(|e| e.rpc == "internal.risk-service/ImportControls")
+    );
+
+    // An invalid catalogue changes nothing and names each problem.
+    let bad = db.dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "controls:\n  - id: dlp-mail\n    title: changed\n    owner: sec@example.com\n  - id: x\n    owner: o@example.com\n",
+    )
+    .expect("write bad");
+    let err = risk_service::controls_import::run(&db.url, &bad)
+        .await
+        .expect_err("invalid");
+    assert!(err.contains("controls[1].title: is required"), "{err}");
+    let dlp = controls_as(&app, "viewer")
+        .get_control(pb::GetControlRequest {
+            name: "controls/dlp-mail".into(),
+        })
+        .await
+        .expect("dlp")
+        .into_inner();
+    assert_eq!(dlp.title, "DLP on outbound mail");
+}
+
+crate::on_both_backends!(
+    catalogue,
+    links_in_both_directions,
+    assessment_derives_control_deficiency,
+    import_catalogue,
+);

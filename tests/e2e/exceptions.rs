@@ -1,0 +1,585 @@
+//! Security and compliance exceptions through the embedded gateway, authenticated: request
+//! (validation, scope, idempotency) → approval (refused to the requester, to roles that do not
+//! approve, to admin) → listing (filters, `expiring_within_days`, pages) → revocation; the
+//! decision log of a linked risk and the audit trail; expiry by the system job on a clock the
+//! test moves.
+
+use std::time::Duration;
+
+use assurance_proto::audit::v1 as audit_pb;
+use assurance_proto::risk::v1::{
+    self as pb, audit_service_client::AuditServiceClient,
+    exception_service_client::ExceptionServiceClient,
+};
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn days(n: i64) -> prost_types::Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    prost_types::Timestamp {
+        seconds: now + n * 86_400,
+        nanos: 0,
+    }
+}
+
+fn client(app: &App, who: &str) -> ExceptionServiceClient<Authed> {
+    ExceptionServiceClient::new(app.channel_as(who))
+}
+
+fn exception(title: &str, services: &[&str], risk: &str, expire_in_days: i64) -> pb::Exception {
+    pb::Exception {
+        title: title.into(),
+        scope: "TLS 1.0 stays enabled on the legacy SMTP relay".into(),
+        services: services.iter().map(|s| format!("services/{s}")).collect(),
+        risk: risk.into(),
+        justification: "Two partner banks still submit over TLS 1.0; migration is contracted."
+            .into(),
+        compensating_controls: "Relay accepts only the partners' IP ranges; traffic is monitored."
+            .into(),
+        expire_time: Some(days(expire_in_days)),
+        ..Default::default()
+    }
+}
+
+async fn request(
+    app: &App,
+    who: &str,
+    e: pb::Exception,
+    request_id: &str,
+) -> Result<pb::Exception, tonic::Status> {
+    client(app, who)
+        .request_exception(pb::RequestExceptionRequest {
+            exception: Some(e),
+            request_id: request_id.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn approve(app: &App, who: &str, name: &str) -> Result<pb::Exception, tonic::Status> {
+    client(app, who)
+        .approve_exception(pb::ApproveExceptionRequest {
+            name: name.into(),
+            comment: "agreed in the security forum".into(),
+            etag: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn get(app: &App, name: &str) -> pb::Exception {
+    client(app, "viewer")
+        .get_exception(pb::GetExceptionRequest { name: name.into() })
+        .await
+        .expect("get exception")
+        .into_inner()
+}
+
+async fn list(
+    app: &App,
+    filter: &str,
+    expiring_within_days: i32,
+) -> Result<Vec<String>, tonic::Status> {
+    client(app, "reporter")
+        .list_exceptions(pb::ListExceptionsRequest {
+            filter: filter.into(),
+            expiring_within_days,
+            ..Default::default()
+        })
+        .await
+        .map(|r| {
+            r.into_inner()
+                .exceptions
+                .into_iter()
+                .map(|e| e.name)
+                .collect()
+        })
+}
+
+async fn decisions(app: &App, risk: &str) -> Vec<pb::Decision> {
+    app.risks_as("viewer")
+        .list_decisions(pb::ListDecisionsRequest {
+            parent: risk.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("decision log")
+        .into_inner()
+        .decisions
+}
+
+async fn trail(app: &App, filter: String) -> Vec<audit_pb::AuditEvent> {
+    AuditServiceClient::new(app.channel_as("admin"))
+        .list_audit_events(audit_pb::ListAuditEventsRequest {
+            filter,
+            ..Default::default()
+        })
+        .await
+        .expect("audit trail")
+        .into_inner()
+        .audit_events
+}
+
+async fn request_approve_list_revoke(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    create_service(&app, "teams", "productivity").await;
+    let risk = create_risk(
+        &app,
+        new_risk("Legacy TLS on SMTP relay", "exchange-online"),
+    )
+    .await;
+
+    // Validation reports every bad field at once, by path.
+    let err = request(
+        &app,
+        "trust_team",
+        pb::Exception {
+            title: String::new(),
+            services: vec![
+                "exchange-online".into(),
+                "services/exchange-online".into(),
+                "services/exchange-online".into(),
+            ],
+            risk: "risks/not-a-uuid".into(),
+            justification: " ".into(),
+            expire_time: Some(days(-1)),
+            ..exception("x", &[], "", 30)
+        },
+        "",
+    )
+    .await
+    .expect_err("invalid");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&err),
+        vec![
+            "exception.title",
+            "exception.services[0]",
+            "exception.services[2]",
+            "exception.risk",
+            "exception.justification",
+            "exception.expire_time",
+        ]
+    );
+    let err = request(
+        &app,
+        "trust_team",
+        pb::Exception {
+            expire_time: None,
+            ..exception("No services", &[], "", 30)
+        },
+        "",
+    )
+    .await
+    .expect_err("no services, no expiry");
+    assert_eq!(
+        violations(&err),
+        vec!["exception.services", "exception.expire_time"]
+    );
+    let err = request(
+        &app,
+        "trust_team",
+        exception("Too long", &["exchange-online"], "", 400),
+        "",
+    )
+    .await
+    .expect_err("more than a year");
+    assert_eq!(violations(&err), vec!["exception.expire_time"]);
+    let err = request(
+        &app,
+        "trust_team",
+        exception("Unknown service", &["exchange-online", "nope"], "", 30),
+        "",
+    )
+    .await
+    .expect_err("unknown service");
+    assert_eq!(violations(&err), vec!["exception.services[1]"]);
+    let err = request(
+        &app,
+        "trust_team",
+        exception(
+            "Unknown risk",
+            &["exchange-online"],
+            "risks/01890000-0000-7000-8000-000000000000",
+            30,
+        ),
+        "",
+    )
+    .await
+    .expect_err("unknown risk");
+    assert_eq!(violations(&err), vec!["exception.risk"]);
+
+    // Roles and scope: a viewer may not request; a scoped team only for its own services.
+    let err = request(
+        &app,
+        "viewer",
+        exception("Viewer", &["exchange-online"], "", 30),
+        "",
+    )
+    .await
+    .expect_err("viewer");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = request(
+        &app,
+        "scoped",
+        exception("Both services", &["exchange-online", "teams"], "", 30),
+        "",
+    )
+    .await
+    .expect_err("out of scope");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("services/teams"),
+        "{}",
+        err.message()
+    );
+
+    // The trust team requests an exception linked to the risk (idempotently).
+    // A retry sends the very same request (same expiry), so build it once.
+    let tls = exception(
+        "Legacy TLS for partner banks",
+        &["exchange-online"],
+        &risk.name,
+        30,
+    );
+    let linked = request(&app, "trust_team", tls.clone(), "req-tls-1")
+        .await
+        .expect("request");
+    assert_eq!(linked.status, pb::ExceptionStatus::Requested as i32);
+    assert_eq!(linked.requester, "trust_team@example.com");
+    assert_eq!(linked.services, vec!["services/exchange-online"]);
+    assert_eq!(linked.risk, risk.name);
+    assert_eq!(linked.etag, "\"1\"");
+    assert!(linked.name.starts_with("exceptions/"));
+    let again = request(&app, "trust_team", tls, "req-tls-1")
+        .await
+        .expect("retry");
+    assert_eq!(again.name, linked.name);
+    let err = request(
+        &app,
+        "trust_team",
+        exception("Something else", &["exchange-online"], "", 30),
+        "req-tls-1",
+    )
+    .await
+    .expect_err("reused request id");
+    assert_eq!(reason(&err), "REQUEST_ID_REUSED");
+
+    // Nobody approves their own request; roles outside the approvers are refused, admin too.
+    let err = approve(&app, "trust_team", &linked.name)
+        .await
+        .expect_err("self-approval");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "SELF_APPROVAL");
+    let err = approve(&app, "service_manager", &linked.name)
+        .await
+        .expect_err("not an approver");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = approve(&app, "admin", &linked.name)
+        .await
+        .expect_err("admin is not an approver");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("erm_executive"), "{}", err.message());
+    // A stale etag is refused.
+    let err = client(&app, "erm_executive")
+        .approve_exception(pb::ApproveExceptionRequest {
+            name: linked.name.clone(),
+            comment: String::new(),
+            etag: "\"7\"".into(),
+        })
+        .await
+        .expect_err("stale etag");
+    assert_eq!(err.code(), Code::Aborted);
+    let active = approve(&app, "erm_executive", &linked.name)
+        .await
+        .expect("approve");
+    assert_eq!(active.status, pb::ExceptionStatus::Active as i32);
+    assert_eq!(active.approver, "erm_executive@example.com");
+    assert_eq!(active.decision_comment, "agreed in the security forum");
+    assert!(active.approve_time.is_some());
+    assert_eq!(active.etag, "\"2\"");
+    let err = approve(&app, "erm_executive", &linked.name)
+        .await
+        .expect_err("twice");
+    assert_eq!(reason(&err), "ILLEGAL_TRANSITION");
+    assert!(
+        err.message().contains("allowed: revoke"),
+        "{}",
+        err.message()
+    );
+
+    // The scoped team requests for its own service; the trust team approves.
+    let team = request(
+        &app,
+        "scoped",
+        exception("Basic auth for a kiosk app", &["exchange-online"], "", 200),
+        "",
+    )
+    .await
+    .expect("scoped request");
+    assert_eq!(team.requester, "exchange-team@example.com");
+    approve(&app, "trust_team", &team.name)
+        .await
+        .expect("approve team's");
+    // A risk owner's request over two services, rejected (a reason is required).
+    let both = request(
+        &app,
+        "risk_owner",
+        exception("Shared relay", &["teams", "exchange-online"], "", 10),
+        "",
+    )
+    .await
+    .expect("request over two services");
+    assert_eq!(
+        both.services,
+        vec!["services/exchange-online", "services/teams"]
+    );
+    let err = client(&app, "trust_team")
+        .reject_exception(pb::RejectExceptionRequest {
+            name: both.name.clone(),
+            reason: String::new(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("no reason");
+    assert_eq!(violations(&err), vec!["reason"]);
+    let rejected = client(&app, "trust_team")
+        .reject_exception(pb::RejectExceptionRequest {
+            name: both.name.clone(),
+            reason: "Fix the relay instead; budget approved.".into(),
+            etag: both.etag.clone(),
+        })
+        .await
+        .expect("reject")
+        .into_inner();
+    assert_eq!(rejected.status, pb::ExceptionStatus::Rejected as i32);
+    assert_eq!(rejected.approver, "trust_team@example.com");
+
+    // Listing: expiring within N days of now, AIP-160 filters, pages.
+    assert_eq!(
+        list(&app, "", 60).await.expect("expiring in 60 days"),
+        vec![linked.name.clone()]
+    );
+    assert_eq!(
+        list(&app, "", 366).await.expect("expiring in a year"),
+        vec![linked.name.clone(), team.name.clone()]
+    );
+    assert_eq!(
+        list(&app, "service = \"services/teams\"", 0)
+            .await
+            .expect("by service"),
+        vec![both.name.clone()]
+    );
+    assert_eq!(
+        list(
+            &app,
+            "status = ACTIVE AND requester = \"exchange-team@example.com\"",
+            0
+        )
+        .await
+        .expect("by requester"),
+        vec![team.name.clone()]
+    );
+    assert_eq!(
+        list(&app, "status = REJECTED OR status = REQUESTED", 0)
+            .await
+            .expect("by status"),
+        vec![both.name.clone()]
+    );
+    assert_eq!(
+        list(&app, &format!("risk = \"{}\"", risk.name), 0)
+            .await
+            .expect("by risk"),
+        vec![linked.name.clone()]
+    );
+    let err = list(&app, "owner = x", 0).await.expect_err("unknown field");
+    assert_eq!(violations(&err), vec!["filter"]);
+    let err = list(&app, "", -1).await.expect_err("negative days");
+    assert_eq!(violations(&err), vec!["expiring_within_days"]);
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client(&app, "viewer")
+            .list_exceptions(pb::ListExceptionsRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        names.extend(page.exceptions.into_iter().map(|e| e.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(
+        names,
+        vec![linked.name.clone(), team.name.clone(), both.name.clone()]
+    );
+
+    // Revocation: the trust team, with a reason; executives do not revoke; terminal after.
+    let err = client(&app, "erm_executive")
+        .revoke_exception(pb::RevokeExceptionRequest {
+            name: linked.name.clone(),
+            reason: "partners migrated".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("not a revoker");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let revoked = client(&app, "trust_team")
+        .revoke_exception(pb::RevokeExceptionRequest {
+            name: linked.name.clone(),
+            reason: "Partners migrated to TLS 1.2.".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect("revoke")
+        .into_inner();
+    assert_eq!(revoked.status, pb::ExceptionStatus::Revoked as i32);
+    assert_eq!(revoked.revoke_reason, "Partners migrated to TLS 1.2.");
+    assert!(revoked.revoke_time.is_some());
+    assert_eq!(get(&app, &linked.name).await, revoked);
+    let err = client(&app, "trust_team")
+        .revoke_exception(pb::RevokeExceptionRequest {
+            name: linked.name.clone(),
+            reason: "again".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("terminal");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("nothing (terminal)"),
+        "{}",
+        err.message()
+    );
+    let err = client(&app, "viewer")
+        .get_exception(pb::GetExceptionRequest {
+            name: "exceptions/01890000-0000-7000-8000-000000000000".into(),
+        })
+        .await
+        .expect_err("missing");
+    assert_eq!(err.code(), Code::NotFound);
+
+    // The linked risk's decision log holds the exception's decisions; the others are not there.
+    let log = decisions(&app, &risk.name).await;
+    let kinds: Vec<i32> = log.iter().rev().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            pb::DecisionKind::ExceptionRequested as i32,
+            pb::DecisionKind::ExceptionApproved as i32,
+            pb::DecisionKind::ExceptionRevoked as i32,
+        ]
+    );
+    assert!(log.iter().all(|d| d.summary.contains(&linked.name)));
+    assert_eq!(log[1].actor, "erm_executive@example.com");
+    // Every change is audited, with the request id of the create.
+    let events = trail(&app, format!("resource = \"{}\"", linked.name)).await;
+    assert_eq!(events.len(), 3, "requested, approved, revoked: {events:?}");
+    assert_eq!(events[2].request_id, "req-tls-1");
+    assert_eq!(
+        events[0].rpc,
+        "assurance.risk.v1.ExceptionService/RevokeException"
+    );
+}
+
+/// An approved exception lapses on the service's clock: the system job marks it EXPIRED,
+/// writes the linked risk's decision log and audits it under its own principal.
+async fn exception_expires_on_the_clock(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let config = embedded_config(&db, backend);
+    let clock = config.clock.clone();
+    let app = start_gateway(&db, config).await;
+    org_fixture(&app).await;
+    let risk = create_risk(
+        &app,
+        new_risk("Legacy TLS on SMTP relay", "exchange-online"),
+    )
+    .await;
+    let short = request(
+        &app,
+        "service_manager",
+        exception("Ten days", &["exchange-online"], &risk.name, 10),
+        "",
+    )
+    .await
+    .expect("request");
+    approve(&app, "trust_team", &short.name)
+        .await
+        .expect("approve");
+    let long = request(
+        &app,
+        "service_manager",
+        exception("A hundred days", &["exchange-online"], "", 100),
+        "",
+    )
+    .await
+    .expect("request");
+    approve(&app, "erm_executive", &long.name)
+        .await
+        .expect("approve");
+    // Nothing happens before the expiry.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        get(&app, &short.name).await.status,
+        pb::ExceptionStatus::Active as i32
+    );
+
+    clock.advance(Duration::from_secs(11 * 86_400));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let expired = loop {
+        let e = get(&app, &short.name).await;
+        if e.status == pb::ExceptionStatus::Expired as i32 {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exception did not expire: {e:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(expired.expiry_time.is_some());
+    assert_eq!(
+        get(&app, &long.name).await.status,
+        pb::ExceptionStatus::Active as i32
+    );
+    // Expired exceptions no longer count as expiring; the long one is due in ~89 days now.
+    assert_eq!(
+        list(&app, "", 30).await.expect("expiring"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(&app, "", 90).await.expect("expiring"),
+        vec![long.name.clone()]
+    );
+    let err = client(&app, "trust_team")
+        .revoke_exception(pb::RevokeExceptionRequest {
+            name: short.name.clone(),
+            reason: "too late".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("expired is terminal");
+    assert_eq!(reason(&err), "ILLEGAL_TRANSITION");
+
+    let log = decisions(&app, &risk.name).await;
+    assert_eq!(log[0].kind, pb::DecisionKind::ExceptionExpired as i32);
+    assert_eq!(log[0].actor, "system:risk-service");
+    assert!(log[0].summary.contains(&short.name), "{}", log[0].summary);
+    let events = trail(&app, "principal = \"system:risk-service\"".into()).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].rpc, "internal.risk-service/ExpireExceptions");
+    assert_eq!(events[0].resource, short.name);
+}
+
+crate::on_both_backends!(request_approve_list_revoke, exception_expires_on_the_clock);

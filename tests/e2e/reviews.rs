@@ -1,0 +1,344 @@
+//! Reviews, review cycles and observations through the embedded gateway, authenticated: the
+//! severity cadence and the overdue-review filter on a clock the test moves; monitoring →
+//! review → observation → reassessment; a cycle's progress per owner.
+
+use std::time::Duration;
+
+use assurance_proto::risk::v1::{self as pb, review_service_client::ReviewServiceClient};
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn reviews(app: &App, who: &str) -> ReviewServiceClient<Authed> {
+    ReviewServiceClient::new(app.channel_as(who))
+}
+
+async fn overdue(app: &App) -> Vec<String> {
+    app.risks_as("reporter")
+        .list_risks(pb::ListRisksRequest {
+            filter: "review_overdue = true".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list overdue")
+        .into_inner()
+        .risks
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
+}
+
+async fn get(app: &App, name: &str) -> pb::Risk {
+    app.risks()
+        .get_risk(pb::GetRiskRequest { name: name.into() })
+        .await
+        .expect("get")
+        .into_inner()
+}
+
+async fn review(
+    app: &App,
+    who: &str,
+    risk: &str,
+    outcome: pb::ReviewOutcome,
+    reassessment: Option<pb::Assessment>,
+) -> Result<pb::Review, tonic::Status> {
+    reviews(app, who)
+        .record_review(pb::RecordReviewRequest {
+            parent: risk.into(),
+            review: Some(pb::Review {
+                participants: vec!["owner@example.com".into(), "trust@example.com".into()],
+                outcome: outcome as i32,
+                notes: "Quarterly review with the service team.".into(),
+                reassessment,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn reviews_observations_and_cycles(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let config = embedded_config(&db, backend);
+    let clock = config.clock.clone();
+    let app = start_gateway(&db, config).await;
+    org_fixture(&app).await;
+    let risk = create_risk(&app, new_risk("Stale admin accounts", "exchange-online")).await;
+    let mut other = new_risk("Unpatched edge proxy", "exchange-online");
+    other.owner = "edge-owner@example.com".into();
+    let other = create_risk(&app, other).await;
+    // (4,4,4) → HIGH: reviews every 90 days.
+    let assessed = assess(&app, &risk.name, 4, 4, 4).await;
+    let assess_time = assessed
+        .latest_assessment
+        .as_ref()
+        .and_then(|a| a.assess_time)
+        .expect("assessed")
+        .seconds;
+    assert_eq!(
+        assessed.next_review_time.map(|t| t.seconds),
+        Some(assess_time + 90 * 86_400)
+    );
+    assert!(overdue(&app).await.is_empty());
+    clock.advance(Duration::from_secs(91 * 86_400));
+    assert_eq!(overdue(&app).await, vec![risk.name.clone()]);
+
+    // Treat it to MONITORING: respond, approve, finish the plan.
+    let response = app
+        .risks_as("risk_owner")
+        .set_risk_response(pb::SetRiskResponseRequest {
+            parent: risk.name.clone(),
+            response: Some(pb::RiskResponse {
+                decision: pb::ResponseDecision::Mitigate as i32,
+                rationale: "Quarterly access recertification.".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("respond")
+        .into_inner();
+    app.risks_as("trust_team")
+        .approve_risk_response(pb::ApproveRiskResponseRequest {
+            name: response.name,
+            comment: String::new(),
+        })
+        .await
+        .expect("approve");
+    let plan = app
+        .risks()
+        .create_action_plan(pb::CreateActionPlanRequest {
+            parent: risk.name.clone(),
+            action_plan: Some(pb::ActionPlan {
+                title: "Recertify".into(),
+                owner: "owner@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("plan")
+        .into_inner();
+    let item = app
+        .risks()
+        .add_action_item(pb::AddActionItemRequest {
+            parent: plan.name,
+            action_item: Some(pb::ActionItem {
+                title: "Remove stale accounts".into(),
+                owner: "ops@example.com".into(),
+                due_time: Some(prost_types::Timestamp {
+                    seconds: assess_time + 200 * 86_400,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("item")
+        .into_inner();
+    app.risks()
+        .update_action_item(pb::UpdateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                status: pb::ActionItemStatus::Done as i32,
+                ..item
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+        })
+        .await
+        .expect("finish");
+    assert_eq!(
+        get(&app, &risk.name).await.status,
+        pb::RiskStatus::Monitoring as i32
+    );
+
+    // A review cycle over the business unit lists both risks by owner.
+    let err = reviews(&app, "scoped")
+        .open_review_cycle(pb::OpenReviewCycleRequest {
+            review_cycle: Some(pb::ReviewCycle {
+                title: "H1 review".into(),
+                scope: "businessUnits/productivity".into(),
+                due_time: Some(prost_types::Timestamp {
+                    seconds: assess_time + 200 * 86_400,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("scoped callers open cycles of their services only");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let cycle = reviews(&app, "trust_team")
+        .open_review_cycle(pb::OpenReviewCycleRequest {
+            review_cycle: Some(pb::ReviewCycle {
+                title: "H1 review".into(),
+                scope: "businessUnits/productivity".into(),
+                due_time: Some(prost_types::Timestamp {
+                    seconds: assess_time + 200 * 86_400,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            request_id: "cycle-h1".into(),
+        })
+        .await
+        .expect("open cycle")
+        .into_inner();
+    assert_eq!((cycle.risks, cycle.reviewed), (2, 0));
+    assert_eq!(
+        cycle
+            .progress
+            .iter()
+            .map(|p| (p.owner.as_str(), p.risks, p.reviewed))
+            .collect::<Vec<_>>(),
+        vec![
+            ("edge-owner@example.com", 1, 0),
+            ("owner@example.com", 1, 0)
+        ]
+    );
+
+    // Validation of a review.
+    let err = review(
+        &app,
+        "risk_owner",
+        &risk.name,
+        pb::ReviewOutcome::Reassessed,
+        None,
+    )
+    .await
+    .expect_err("reassessment missing");
+    assert_eq!(violations(&err), vec!["review.reassessment"]);
+    // A review that keeps the assessment: still MONITORING, no longer overdue.
+    let kept = review(
+        &app,
+        "risk_owner",
+        &risk.name,
+        pb::ReviewOutcome::NoChange,
+        None,
+    )
+    .await
+    .expect("review");
+    assert_eq!(kept.reviewer, "risk_owner@example.com");
+    let after = get(&app, &risk.name).await;
+    assert_eq!(after.status, pb::RiskStatus::Monitoring as i32);
+    assert_eq!(after.next_review_time, kept.next_review_time);
+    assert!(overdue(&app).await.is_empty());
+    let cycle = reviews(&app, "viewer")
+        .get_review_cycle(pb::GetReviewCycleRequest {
+            name: cycle.name.clone(),
+        })
+        .await
+        .expect("cycle")
+        .into_inner();
+    assert_eq!((cycle.risks, cycle.reviewed), (2, 1));
+    assert_eq!(cycle.progress[1].reviewed, 1, "owner@example.com reviewed");
+
+    // A penetration test finds more: back to ASSESSED, logged as a decision.
+    let observation = reviews(&app, "responder")
+        .add_observation(pb::AddObservationRequest {
+            parent: risk.name.clone(),
+            observation: Some(pb::Observation {
+                source: pb::ObservationSource::PenetrationTest as i32,
+                summary: "Two dormant admin accounts still sign in.".into(),
+                effect: pb::ObservationEffect::LikelihoodUp as i32,
+                reference: "pentest-2026-11".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("observe")
+        .into_inner();
+    assert!(observation.reassessment_triggered);
+    assert_eq!(
+        get(&app, &risk.name).await.status,
+        pb::RiskStatus::Assessed as i32
+    );
+    let log = app
+        .risks()
+        .list_decisions(pb::ListDecisionsRequest {
+            parent: risk.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("log")
+        .into_inner()
+        .decisions;
+    assert_eq!(log[0].kind, pb::DecisionKind::ReassessmentRequired as i32);
+    assert!(log[0].summary.contains("dormant admin"));
+
+    // A review that reassesses: (2,2,2) → LOW, next review in 365 days.
+    let reassessed = review(
+        &app,
+        "risk_owner",
+        &risk.name,
+        pb::ReviewOutcome::Reassessed,
+        Some(pb::Assessment {
+            impact: 2,
+            likelihood: 2,
+            control_deficiency: 2,
+            rationale: "Accounts removed; MFA enforced.".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("reassessing review");
+    let now = get(&app, &risk.name).await;
+    let latest = now.latest_assessment.expect("latest");
+    assert_eq!(latest.severity, pb::Severity::Low as i32);
+    assert_eq!(latest.assessor, "risk_owner@example.com");
+    assert_eq!(
+        reassessed
+            .next_review_time
+            .map(|t| t.seconds - reassessed.review_time.map(|r| r.seconds).unwrap_or(0)),
+        Some(365 * 86_400)
+    );
+    let history = reviews(&app, "viewer")
+        .list_reviews(pb::ListReviewsRequest {
+            parent: risk.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("reviews")
+        .into_inner()
+        .reviews;
+    assert_eq!(history.len(), 2);
+    let observations = reviews(&app, "viewer")
+        .list_observations(pb::ListObservationsRequest {
+            parent: risk.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("observations")
+        .into_inner()
+        .observations;
+    assert_eq!(observations.len(), 1);
+
+    // Close the cycle with a summary; a second close is refused.
+    let closed = reviews(&app, "trust_team")
+        .close_review_cycle(pb::CloseReviewCycleRequest {
+            name: cycle.name.clone(),
+            summary: "One of two risks reviewed; edge proxy carried over.".into(),
+        })
+        .await
+        .expect("close")
+        .into_inner();
+    assert_eq!(closed.state, pb::ReviewCycleState::Closed as i32);
+    assert_eq!(closed.closed_by, "trust_team@example.com");
+    let err = reviews(&app, "trust_team")
+        .close_review_cycle(pb::CloseReviewCycleRequest {
+            name: cycle.name.clone(),
+            summary: "again".into(),
+        })
+        .await
+        .expect_err("closed");
+    assert_eq!(reason(&err), "CYCLE_CLOSED");
+    let _ = other;
+}
+
+crate::on_both_backends!(reviews_observations_and_cycles);
