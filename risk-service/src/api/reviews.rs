@@ -150,24 +150,37 @@ impl ReviewService for ReviewApi {
             (Some(a), true) => {
                 v.in_range("review.reassessment.impact", a.impact, 1, 5);
                 v.in_range("review.reassessment.likelihood", a.likelihood, 1, 5);
-                v.in_range(
-                    "review.reassessment.control_deficiency",
-                    a.control_deficiency,
-                    1,
-                    5,
-                );
+                // 0: derived from the linked controls, as in AssessRisk.
+                if a.control_deficiency != 0 {
+                    v.in_range(
+                        "review.reassessment.control_deficiency",
+                        a.control_deficiency,
+                        1,
+                        5,
+                    );
+                }
                 v.paragraph("review.reassessment.rationale", &a.rationale, false, 10_000);
             }
             (None, false) => {}
         }
         v.finish()?;
-        let reassessment = r.reassessment.as_ref().map(|a| {
-            let mut a = a.clone();
-            if a.assessor.is_empty() {
-                a.assessor = caller.person().to_string();
+        let reassessment = match &r.reassessment {
+            None => None,
+            Some(a) => {
+                let mut a = a.clone();
+                if a.assessor.is_empty() {
+                    a.assessor = caller.person().to_string();
+                }
+                if a.control_deficiency == 0 {
+                    let derived = self
+                        .store
+                        .derived_control_deficiency(risk.unwrap_or_default())
+                        .await?;
+                    a.control_deficiency = i32::from(derived);
+                }
+                Some(convert::assessment_model(&self.policy, &a))
             }
-            convert::assessment_model(&self.policy, &a)
-        });
+        };
         let model = review::Model {
             id: Uuid::nil(),
             risk_id: risk.unwrap_or_default(),

@@ -18,11 +18,7 @@ use super::{convert, fingerprint};
 use crate::store::RequestKey;
 use crate::{
     domain::{check_labels, scoring::ScoringPolicy, status::RiskStatus},
-    store::{
-        ListRisks, RiskFilter, RiskOrder, RiskPatch, Store,
-        entities::{assessment, risk},
-        parse_etag,
-    },
+    store::{ListRisks, RiskFilter, RiskOrder, RiskPatch, Store, entities::risk, parse_etag},
 };
 
 pub struct RiskApi {
@@ -364,33 +360,7 @@ impl RiskService for RiskApi {
         } else {
             a
         };
-        // In range 1–5, checked above.
-        let metric = |x: i32| u8::try_from(x).unwrap_or(1);
-        let derived = self.policy.derive(
-            metric(a.impact),
-            metric(a.likelihood),
-            metric(a.control_deficiency),
-        );
-        let [exposure, score, severity, strategy, risk_level, methodology] =
-            convert::derived_numbers(&derived);
-        let model = assessment::Model {
-            // Assigned when the assessment is applied, in commit order.
-            id: Uuid::nil(),
-            risk_id: Uuid::nil(),
-            impact: a.impact,
-            likelihood: a.likelihood,
-            control_deficiency: a.control_deficiency,
-            exposure,
-            score,
-            severity,
-            strategy,
-            risk_level,
-            methodology,
-            policy_id: self.policy.id(),
-            rationale: a.rationale.clone(),
-            assessor: a.assessor.clone(),
-            assess_time: 0,
-        };
+        let model = convert::assessment_model(&self.policy, a);
         let fp = fingerprint(req, |r| r.request_id.clear());
         let risk = self
             .store
