@@ -49,7 +49,6 @@ impl RiskServer {
         let store = Store::open(&settings.database_url, &settings.store).await?;
         store.register_policy(&settings.policy).await?;
         spawn_expiry(&store, settings.clock.clone(), settings.expiry_interval);
-        store::exceptions::spawn_expiry(&store, settings.clock.clone(), settings.expiry_interval);
         Ok(RiskServer {
             store,
             policy: Arc::new(settings.policy.clone()),
@@ -124,12 +123,14 @@ pub async fn start(
     .await
 }
 
-/// Sweeps for expired acceptances every `interval` while the store is open, as the service
-/// principal of the job (another replica sweeping too is harmless: each expiry is applied once).
+/// Sweeps for expired acceptances and exceptions every `interval` while the store is open, each
+/// as the service principal of its job (another replica sweeping too is harmless: each expiry is
+/// applied once).
 fn spawn_expiry(store: &Store, clock: Clock, interval: std::time::Duration) {
     let (alive, store) = store.for_job();
     tokio::spawn(async move {
-        let caller = Caller::system("risk-service", "ExpireAcceptances");
+        let acceptances = Caller::system("risk-service", "ExpireAcceptances");
+        let exceptions = Caller::system("risk-service", "ExpireExceptions");
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -137,11 +138,19 @@ fn spawn_expiry(store: &Store, clock: Clock, interval: std::time::Duration) {
             if alive.strong_count() == 0 {
                 return;
             }
-            match store.expire_acceptances(clock.now_micros(), &caller).await {
+            let now = clock.now_micros();
+            match store.expire_acceptances(now, &acceptances).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "acceptances expired; risks back to ASSESSED"),
                 Err(e) => {
                     tracing::warn!(error = %e, "acceptance expiry sweep failed; retrying next interval")
+                }
+            }
+            match store.expire_exceptions(now, &exceptions).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "exceptions expired"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "exception expiry sweep failed; retrying next interval")
                 }
             }
         }

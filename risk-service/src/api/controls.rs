@@ -2,7 +2,7 @@
 
 use assurance_proto::risk::v1::{self as pb, control_service_server::ControlService};
 use assurance_runtime::{
-    ApiError, ApiResult,
+    ApiError,
     auth::Caller,
     filter, page,
     time::{Clock, from_timestamp, to_timestamp},
@@ -115,20 +115,6 @@ pub fn model(id: &str, d: &ControlDraft) -> control::Model {
     }
 }
 
-/// The id a page token continues after.
-fn after_text(page_token: &str, fingerprint: &str) -> ApiResult<Option<String>> {
-    match page::decode("page_token", page_token, fingerprint, 1)? {
-        None => Ok(None),
-        Some(keys) => match keys.into_iter().next() {
-            Some(page::Key::Text(t)) => Ok(Some(t)),
-            _ => Err(ApiError::invalid(
-                "page_token",
-                "is not a page token issued by this service",
-            )),
-        },
-    }
-}
-
 /// `risk` and `control` of a link request.
 fn link_names(v: &mut Violations, risk: &str, control: &str) -> (Uuid, String) {
     let r = risk_id(v, "risk", risk);
@@ -205,7 +191,7 @@ impl ControlService for ControlApi {
             condition = condition.add(filter::compile("filter", f, &ControlFilter)?);
         }
         let fp = page::query_fingerprint(&["controls", &req.filter]);
-        let after = after_text(&req.page_token, &fp)?;
+        let after = page::after_text(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self.store.list_controls(condition, after, size + 1).await?;
         let next_page_token = page::finish(&mut rows, size, &fp, |c| {
@@ -310,7 +296,7 @@ impl ControlService for ControlApi {
         let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
         v.finish()?;
         let fp = page::query_fingerprint(&["riskControls", &req.parent]);
-        let after = after_text(&req.page_token, &fp)?;
+        let after = page::after_text(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
@@ -336,7 +322,7 @@ impl ControlService for ControlApi {
         v.finish()?;
         let show = if req.show_deleted { "1" } else { "0" };
         let fp = page::query_fingerprint(&["controlRisks", &req.parent, show]);
-        let after = match after_text(&req.page_token, &fp)? {
+        let after = match page::after_text(&req.page_token, &fp)? {
             Some(t) => Some(Uuid::parse_str(&t).map_err(|_| {
                 ApiError::invalid("page_token", "is not a page token issued by this service")
             })?),

@@ -4,7 +4,6 @@
 
 use assurance_proto::risk::v1::{self as pb, exception_service_server::ExceptionService};
 use assurance_runtime::{
-    ApiError, ApiResult,
     auth::Caller,
     filter::{self, FilterSchema, Op, compare, enum_value, equality_only},
     page,
@@ -57,18 +56,6 @@ fn exception_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
         );
     }
     id
-}
-
-/// The id a page token continues after.
-fn after_id(page_token: &str, fingerprint: &str) -> ApiResult<Option<Uuid>> {
-    let bad = || ApiError::invalid("page_token", "is not a page token issued by this service");
-    match page::decode("page_token", page_token, fingerprint, 1)? {
-        None => Ok(None),
-        Some(keys) => match keys.first() {
-            Some(page::Key::Text(t)) => Uuid::parse_str(t).map(Some).map_err(|_| bad()),
-            _ => Err(bad()),
-        },
-    }
 }
 
 pub fn to_proto(x: &Exception) -> pb::Exception {
@@ -344,7 +331,7 @@ impl ExceptionService for ExceptionApi {
         }
         let days = req.expiring_within_days.to_string();
         let fp = page::query_fingerprint(&["exceptions", &req.filter, &days]);
-        let after = after_id(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self.store.exceptions(condition, after, size + 1).await?;
         let next_page_token = page::finish(&mut rows, size, &fp, |x| {

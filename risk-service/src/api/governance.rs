@@ -2,7 +2,6 @@
 
 use assurance_proto::risk::v1 as pb;
 use assurance_runtime::{
-    ApiError, ApiResult,
     auth::Caller,
     filter::{self, FilterSchema, Op, compare, enum_value, equality_only},
     page,
@@ -84,18 +83,6 @@ fn item_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)
         );
     }
     parsed
-}
-
-/// The id a page token continues after.
-fn after_id(page_token: &str, fingerprint: &str) -> ApiResult<Option<Uuid>> {
-    let bad = || ApiError::invalid("page_token", "is not a page token issued by this service");
-    match page::decode("page_token", page_token, fingerprint, 1)? {
-        None => Ok(None),
-        Some(keys) => match keys.first() {
-            Some(page::Key::Text(t)) => Uuid::parse_str(t).map(Some).map_err(|_| bad()),
-            _ => Err(bad()),
-        },
-    }
 }
 
 fn time(
@@ -430,7 +417,7 @@ impl RiskApi {
         let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
         v.finish()?;
         let fp = page::query_fingerprint(&["responses", &req.parent]);
-        let after = after_id(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
@@ -459,7 +446,7 @@ impl RiskApi {
         let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
         v.finish()?;
         let fp = page::query_fingerprint(&["decisions", &req.parent]);
-        let after = after_id(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self.store.decisions(risk, after, size + 1).await?;
         let next_page_token = page::finish(&mut rows, size, &fp, |d| {
@@ -639,7 +626,7 @@ impl RiskApi {
             condition = condition.add(filter::compile("filter", &f, &ItemFilter { now })?);
         }
         let fp = page::query_fingerprint(&["items", &req.parent, &req.filter]);
-        let after = after_id(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self.store.items(condition, after, size + 1).await?;
         let next_page_token = page::finish(&mut rows, size, &fp, |i| {

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, review_service_server::ReviewService};
 use assurance_runtime::{
-    ApiError, ApiResult,
     auth::Caller,
     page,
     time::{Clock, from_timestamp, to_timestamp},
@@ -50,17 +49,6 @@ fn cycle_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
         );
     }
     id
-}
-
-fn after_id(page_token: &str, fingerprint: &str) -> ApiResult<Option<Uuid>> {
-    let bad = || ApiError::invalid("page_token", "is not a page token issued by this service");
-    match page::decode("page_token", page_token, fingerprint, 1)? {
-        None => Ok(None),
-        Some(keys) => match keys.first() {
-            Some(page::Key::Text(t)) => Uuid::parse_str(t).map(Some).map_err(|_| bad()),
-            _ => Err(bad()),
-        },
-    }
 }
 
 fn review_pb(r: &review::Model) -> pb::Review {
@@ -211,7 +199,7 @@ impl ReviewService for ReviewApi {
         let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
         v.finish()?;
         let fp = page::query_fingerprint(&["reviews", &req.parent]);
-        let after = after_id(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
@@ -309,7 +297,7 @@ impl ReviewService for ReviewApi {
         let req = request.get_ref();
         let size = page::page_size("page_size", req.page_size)?;
         let fp = page::query_fingerprint(&["review-cycles"]);
-        let after = after_id(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let mut rows = self.store.cycles(after, size + 1).await?;
         let next_page_token = page::finish(&mut rows, size, &fp, |c| {
             vec![page::Key::Text(c.id.to_string())]
@@ -404,7 +392,7 @@ impl ReviewService for ReviewApi {
         let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
         v.finish()?;
         let fp = page::query_fingerprint(&["observations", &req.parent]);
-        let after = after_id(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store

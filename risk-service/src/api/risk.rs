@@ -384,21 +384,7 @@ impl RiskService for RiskApi {
         let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
         v.finish()?;
         let fp = page::query_fingerprint(&["assessments", &req.parent]);
-        let after = match page::decode("page_token", &req.page_token, &fp, 1)? {
-            Some(keys) => match keys.first() {
-                Some(page::Key::Text(t)) => Some(Uuid::parse_str(t).map_err(|_| {
-                    ApiError::invalid("page_token", "is not a page token issued by this service")
-                })?),
-                _ => {
-                    return Err(ApiError::invalid(
-                        "page_token",
-                        "is not a page token issued by this service",
-                    )
-                    .into());
-                }
-            },
-            None => None,
-        };
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store

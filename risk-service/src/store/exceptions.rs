@@ -13,7 +13,7 @@ use assurance_runtime::{
     ApiError, ApiResult, audit,
     auth::{Caller, Role, Roles},
     db,
-    time::{Clock, to_timestamp},
+    time::to_timestamp,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
@@ -462,31 +462,6 @@ impl Store {
         }
         Ok(expired)
     }
-}
-
-/// Sweeps for expired exceptions every `interval` while the store is open, as the service
-/// principal `system:risk-service` (job `ExpireExceptions`). Another replica sweeping too is
-/// harmless: each expiry is applied once.
-pub fn spawn_expiry(store: &Store, clock: Clock, interval: std::time::Duration) {
-    let (alive, store) = store.for_job();
-    tokio::spawn(async move {
-        let caller = Caller::system(SERVICE, "ExpireExceptions");
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if alive.strong_count() == 0 {
-                return;
-            }
-            match store.expire_exceptions(clock.now_micros(), &caller).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "exceptions expired"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "exception expiry sweep failed; retrying next interval")
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]
