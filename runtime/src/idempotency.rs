@@ -136,3 +136,12 @@ pub fn replay<T>(key: &RequestKey, seen: request_record::Model) -> ApiResult<Out
     }
     Ok(Outcome::Replayed(seen.resource))
 }
+
+/// The id (or sequence) that ends a recorded resource name such as `risks/…/responses/{id}`:
+/// what a replayed request reads back.
+pub fn last_segment<T: std::str::FromStr>(name: &str) -> ApiResult<T> {
+    name.rsplit('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))
+}

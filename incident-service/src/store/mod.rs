@@ -14,7 +14,7 @@ use assurance_runtime::{
     ApiError, ApiResult, audit,
     auth::Caller,
     db,
-    idempotency::{self, Outcome, RequestKey},
+    idempotency::{self, Outcome, RequestKey, last_segment},
     time::now_micros,
 };
 use sea_orm::{
@@ -965,14 +965,6 @@ fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
     Phase::from_i32(m.phase).ok_or_else(|| {
         ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
     })
-}
-
-/// The id (or sequence) that ends a stored resource name such as `incidents/…/tasks/{id}`.
-fn last_segment<T: std::str::FromStr>(name: &str) -> ApiResult<T> {
-    name.rsplit('/')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))
 }
 
 fn task_status_name(v: i32) -> &'static str {

@@ -3,7 +3,10 @@
 //! log and records its audit event in one transaction.
 
 use assurance_proto::risk::v1 as pb;
-use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, error::is_unique_violation};
+use assurance_runtime::{
+    ApiError, ApiResult, audit, auth::Caller, db, error::is_unique_violation,
+    idempotency::last_segment,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -141,11 +144,7 @@ impl Store {
                 Ok(response)
             }
             Outcome::Replayed(name) => {
-                let id = name
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                let id = last_segment(&name)?;
                 self.response(risk_id, id).await
             }
         }
@@ -378,11 +377,7 @@ impl Store {
         match outcome {
             Outcome::Created(i) => Ok(i),
             Outcome::Replayed(name) => {
-                let id = name
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))?;
+                let id = last_segment(&name)?;
                 self.item(risk_id, id).await
             }
         }

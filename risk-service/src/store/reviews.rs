@@ -3,7 +3,7 @@
 //! decision log; every change is audited in its transaction.
 
 use assurance_proto::risk::v1 as pb;
-use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db};
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, idempotency::last_segment};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
@@ -239,7 +239,7 @@ impl Store {
                 Ok(rev)
             }
             Outcome::Replayed(name) => {
-                let id = last_id(&name)?;
+                let id: Uuid = last_segment(&name)?;
                 review::Entity::find_by_id(id)
                     .one(self.connection())
                     .await?
@@ -317,7 +317,7 @@ impl Store {
             .await?;
         match outcome {
             Outcome::Created(c) => Ok(c),
-            Outcome::Replayed(name) => self.cycle(last_id(&name)?).await,
+            Outcome::Replayed(name) => self.cycle(last_segment::<Uuid>(&name)?).await,
         }
     }
 
@@ -435,10 +435,12 @@ impl Store {
                 }
                 Ok(obs)
             }
-            Outcome::Replayed(name) => observation::Entity::find_by_id(last_id(&name)?)
-                .one(self.connection())
-                .await?
-                .ok_or_else(|| ApiError::not_found(name)),
+            Outcome::Replayed(name) => {
+                observation::Entity::find_by_id(last_segment::<Uuid>(&name)?)
+                    .one(self.connection())
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(name))
+            }
         }
     }
 
@@ -480,13 +482,6 @@ async fn mark_reviewed(tx: &DatabaseTransaction, risk_id: Uuid, review_id: Uuid)
         .exec(tx)
         .await?;
     Ok(())
-}
-
-fn last_id(name: &str) -> ApiResult<Uuid> {
-    name.rsplit('/')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))
 }
 
 /// The reviews migration: review and cycle tables, observations, and the risk's next review.
