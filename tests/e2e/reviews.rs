@@ -1,6 +1,7 @@
-//! Reviews, review cycles and observations through the embedded gateway, authenticated: the
-//! severity cadence and the overdue-review filter on a clock the test moves; monitoring →
-//! review → observation → reassessment; a cycle's progress per owner.
+//! Reviews, review cycles and observations through the embedded gateway, authenticated — the
+//! whole loop: identify → assess → respond → approve (after a refused self-approval) → action
+//! items done → monitoring → review → observation → reassessing review; the severity cadence
+//! and the overdue-review filter on a clock the test moves; a cycle's progress per owner.
 
 use std::time::Duration;
 
@@ -100,6 +101,15 @@ async fn reviews_observations_and_cycles(backend: Backend) {
         .await
         .expect("respond")
         .into_inner();
+    let err = app
+        .risks_as("risk_owner")
+        .approve_risk_response(pb::ApproveRiskResponseRequest {
+            name: response.name.clone(),
+            comment: String::new(),
+        })
+        .await
+        .expect_err("the proposer cannot approve");
+    assert_eq!(reason(&err), "SELF_APPROVAL");
     app.risks_as("trust_team")
         .approve_risk_response(pb::ApproveRiskResponseRequest {
             name: response.name,
