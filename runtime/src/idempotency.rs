@@ -100,7 +100,21 @@ pub async fn run<T>(
     {
         return replay(key, seen);
     }
-    let (resource, value) = write(&tx).await?;
+    let (resource, value) = match write(&tx).await {
+        Ok(written) => written,
+        Err(e) => {
+            drop(tx);
+            // A retry that raced the first attempt blocks on the same rows and then fails
+            // (the resource exists, the state moved on): if the first attempt committed in the
+            // meantime, answer as it did.
+            if let Some(key) = &key
+                && let Some(seen) = find(conn, key).await?
+            {
+                return replay(key, seen);
+            }
+            return Err(e);
+        }
+    };
     if let Some(key) = &key
         && let Err(e) = key.record(resource).insert(&tx).await
     {

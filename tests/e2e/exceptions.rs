@@ -425,8 +425,9 @@ async fn request_approve_list_revoke(backend: Backend) {
         vec![linked.name.clone(), team.name.clone(), both.name.clone()]
     );
 
-    // Revocation: the trust team, with a reason; executives do not revoke; terminal after.
-    let err = client(&app, "erm_executive")
+    // Revocation: the trust team or an executive, with a reason; a risk owner may not; terminal
+    // after.
+    let err = client(&app, "risk_owner")
         .revoke_exception(pb::RevokeExceptionRequest {
             name: linked.name.clone(),
             reason: "partners migrated".into(),

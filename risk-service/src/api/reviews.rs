@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, review_service_server::ReviewService};
 use assurance_runtime::{
-    auth::Caller,
+    ApiError, ApiResult,
+    auth::{Caller, Role, Roles},
     page,
     time::{Clock, from_timestamp, to_timestamp},
     validate::{Violations, name_id, slug_name},
@@ -49,6 +50,24 @@ fn cycle_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
         );
     }
     id
+}
+
+/// A service's cycle is its team's (within scope); cycles of a business unit or of the
+/// enterprise are the trust team's.
+fn cycle_scope_allowed(caller: &Caller, scope: &str) -> ApiResult<()> {
+    if let Some(service) = scope.strip_prefix("services/") {
+        return caller.may_change(service);
+    }
+    caller.must_be_unscoped("run review cycles beyond its services")?;
+    let trust = Roles::of(&[Role::TrustTeam, Role::System, Role::Admin]);
+    if caller.principal.roles.intersects(trust) {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied(format!(
+            "review cycles of a business unit or the enterprise are run by the trust team; {} has {}",
+            caller.principal.subject, caller.principal.roles
+        )))
+    }
 }
 
 fn review_pb(r: &review::Model) -> pb::Review {
@@ -148,6 +167,7 @@ impl ReviewService for ReviewApi {
                     );
                 }
                 v.paragraph("review.reassessment.rationale", &a.rationale, false, 10_000);
+                v.principal("review.reassessment.assessor", &a.assessor, false);
             }
             (None, false) => {}
         }
@@ -250,11 +270,7 @@ impl ReviewService for ReviewApi {
             }
         };
         v.finish()?;
-        if let Some(service) = c.scope.strip_prefix("services/") {
-            caller.may_change(service)?;
-        } else {
-            caller.must_be_unscoped("open review cycles beyond its services")?;
-        }
+        cycle_scope_allowed(&caller, &c.scope)?;
         let model = review_cycle::Model {
             id: Uuid::nil(),
             title: c.title.clone(),
@@ -324,11 +340,7 @@ impl ReviewService for ReviewApi {
         v.finish()?;
         let id = id.unwrap_or_default();
         let current = self.store.cycle(id).await?;
-        if let Some(service) = current.scope.strip_prefix("services/") {
-            caller.may_change(service)?;
-        } else {
-            caller.must_be_unscoped("close review cycles beyond its services")?;
-        }
+        cycle_scope_allowed(&caller, &current.scope)?;
         let closed = self
             .store
             .close_cycle(id, req.summary.clone(), &caller, self.clock.now_micros())

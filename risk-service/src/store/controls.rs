@@ -248,9 +248,20 @@ impl Store {
             linked_by: caller.actor(),
             create_time: now,
         };
-        risk_control::Entity::insert(link.clone().into_active_model().reset_all())
+        if let Err(e) = risk_control::Entity::insert(link.clone().into_active_model().reset_all())
             .exec_without_returning(&tx)
-            .await?;
+            .await
+        {
+            drop(tx);
+            if is_unique_violation(&e) {
+                // A concurrent link of the same pair won: linking is idempotent.
+                return risk_control::Entity::find_by_id((risk_id, control_id.to_string()))
+                    .one(self.connection())
+                    .await?
+                    .ok_or_else(|| ApiError::Internal("link vanished after conflict".into()));
+            }
+            return Err(e.into());
+        }
         let name = format!("risks/{risk_id}/controls/{control_id}");
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;

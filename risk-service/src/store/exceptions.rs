@@ -349,6 +349,14 @@ impl Store {
                 ),
             ));
         }
+        if mv == Move::Approve && current.expire_time <= now {
+            return Err(ApiError::precondition(
+                "EXPIRED",
+                format!(
+                    "{name} would expire at once: its expire_time has passed; request a new one"
+                ),
+            ));
+        }
         let withdrawing = own && mv == Move::Reject;
         if matches!(mv, Move::Approve | Move::Reject)
             && !withdrawing
@@ -422,45 +430,57 @@ impl Store {
             .await?;
         let mut expired = 0;
         for e in due {
-            let tx = db::begin_write(self.connection()).await?;
-            // Re-read under the write lock: another replica, or a revocation, may have won.
-            let Some(current) = exception::Entity::find_by_id(e.id)
-                .lock_exclusive()
-                .one(&tx)
-                .await?
-                .filter(|c| c.status == ExceptionStatus::Active as i32 && c.expire_time <= now)
-            else {
-                continue;
-            };
-            let mut next = current.clone();
-            next.status = ExceptionStatus::Expired as i32;
-            next.expiry_time = Some(now);
-            next.version = current.version + 1;
-            next.update_time = now;
-            exception::Entity::update(next.clone().into_active_model().reset_all())
-                .exec(&tx)
-                .await?;
-            let name = name_of(current.id);
-            if let Some(risk_id) = current.risk_id {
-                log(
-                    &tx,
-                    risk_id,
-                    pb::DecisionKind::ExceptionExpired,
-                    caller.actor(),
-                    format!(
-                        "exception {name} expired at {}; its services must meet the requirement again",
-                        time_text(current.expire_time)
-                    ),
-                    None,
-                    now,
-                )
-                .await?;
+            // One row failing (and retried next sweep) must not hold up the others.
+            match self.expire_exception(e.id, now, caller).await {
+                Ok(true) => expired += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(exception = %e.id, error = %err, "exception not expired; retrying next sweep")
+                }
             }
-            audit::record(&tx, SERVICE, caller, &name, "").await?;
-            tx.commit().await?;
-            expired += 1;
         }
         Ok(expired)
+    }
+
+    /// Expires one exception; false when a revocation or another replica won.
+    async fn expire_exception(&self, id: Uuid, now: i64, caller: &Caller) -> ApiResult<bool> {
+        let tx = db::begin_write(self.connection()).await?;
+        // Re-read under the write lock: another replica, or a revocation, may have won.
+        let Some(current) = exception::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .filter(|c| c.status == ExceptionStatus::Active as i32 && c.expire_time <= now)
+        else {
+            return Ok(false);
+        };
+        let mut next = current.clone();
+        next.status = ExceptionStatus::Expired as i32;
+        next.expiry_time = Some(now);
+        next.version = current.version + 1;
+        next.update_time = now;
+        exception::Entity::update(next.clone().into_active_model().reset_all())
+            .exec(&tx)
+            .await?;
+        let name = name_of(current.id);
+        if let Some(risk_id) = current.risk_id {
+            log(
+                &tx,
+                risk_id,
+                pb::DecisionKind::ExceptionExpired,
+                caller.actor(),
+                format!(
+                    "exception {name} expired at {}; its services must meet the requirement again",
+                    time_text(current.expire_time)
+                ),
+                None,
+                now,
+            )
+            .await?;
+        }
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

@@ -9,7 +9,7 @@ use assurance_runtime::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -68,6 +68,73 @@ pub(super) async fn log(
     .insert(tx)
     .await?;
     Ok(())
+}
+
+/// The risk `risk_id`, locked for the rest of the transaction; `FAILED_PRECONDITION` when it is
+/// closed.
+async fn open_risk(tx: &DatabaseTransaction, risk_id: Uuid) -> ApiResult<risk::Model> {
+    let risk = risk::Entity::find_by_id(risk_id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+    if risk.status == pb::RiskStatus::Closed as i32 {
+        return Err(ApiError::precondition(
+            "RISK_CLOSED",
+            format!("risks/{risk_id} is CLOSED and can no longer be changed"),
+        ));
+    }
+    Ok(risk)
+}
+
+/// Ends the treatment of a risk `IN_TREATMENT` whose action plan has items, all `DONE` or
+/// `WONT_DO` (→ `MONITORING`), with its decision-log entry. The risk row is locked before the
+/// items are counted, so two callers finishing the last two items at once are serialised and
+/// the second sees both finished.
+async fn finish_treatment(
+    tx: &DatabaseTransaction,
+    risk_id: Uuid,
+    caller: &Caller,
+    now: i64,
+) -> ApiResult<Option<risk::Model>> {
+    let Some(risk) = risk::Entity::find_by_id(risk_id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if risk.status != pb::RiskStatus::InTreatment as i32 {
+        return Ok(None);
+    }
+    let items = action_item::Entity::find().filter(action_item::Column::RiskId.eq(risk_id));
+    let all = items.clone().count(tx).await?;
+    let open = items
+        .filter(action_item::Column::Status.is_not_in([
+            pb::ActionItemStatus::Done as i32,
+            pb::ActionItemStatus::WontDo as i32,
+        ]))
+        .count(tx)
+        .await?;
+    if all == 0 || open > 0 {
+        return Ok(None);
+    }
+    let moved = modify_in(tx, risk_id, None, async |_, r| {
+        r.status = transition(r, RiskEvent::ActionsFinished)? as i32;
+        Ok(())
+    })
+    .await?;
+    log(
+        tx,
+        risk_id,
+        pb::DecisionKind::ActionsCompleted,
+        caller.actor(),
+        format!("every one of the {all} action items is done or won't be done"),
+        None,
+        now,
+    )
+    .await?;
+    Ok(Some(moved))
 }
 
 impl Store {
@@ -194,18 +261,15 @@ impl Store {
                 ),
             ));
         }
-        let required = assurance_runtime::auth::Role::parse(&response.required_role)
+        if approve && response.acceptance_expire_time.is_some_and(|at| at <= now) {
+            return Err(ApiError::precondition(
+                "EXPIRED",
+                format!("{name} is an acceptance whose expiry has passed; propose a new response"),
+            ));
+        }
+        let proposed = assurance_runtime::auth::Role::parse(&response.required_role)
             .ok_or_else(|| ApiError::Internal(format!("{name} has an unknown required role")))?;
         let withdrawing = own && !approve;
-        if !withdrawing && !may_approve(caller.principal.roles, required) {
-            return Err(ApiError::PermissionDenied(format!(
-                "{name} is a response to a {} risk: deciding it needs the {required} role or a higher one \
-                 (risk_owner < service_manager < trust_team < erm_executive); {} has {}",
-                severity_name(response.severity),
-                caller.principal.subject,
-                caller.principal.roles
-            )));
-        }
         let event = if approve {
             RiskEvent::ResponseApproved(decision_of(response.decision)?)
         } else {
@@ -213,10 +277,34 @@ impl Store {
         };
         let risk = modify_in(&tx, risk_id, None, async |_, r| {
             caller.may_change(&r.service_id)?;
+            // The level follows the risk's severity now, if a reassessment raised it since
+            // the proposal.
+            let current = required_role(r.severity);
+            let required = if current > proposed { current } else { proposed };
+            if !withdrawing && !may_approve(caller.principal.roles, required) {
+                return Err(ApiError::PermissionDenied(format!(
+                    "{name} is a response to a {} risk: deciding it needs the {required} role or a higher one \
+                     (risk_owner < service_manager < trust_team < erm_executive); {} has {}",
+                    severity_name(r.severity),
+                    caller.principal.subject,
+                    caller.principal.roles
+                )));
+            }
             r.status = transition(r, event)? as i32;
             Ok(())
         })
         .await?;
+        if approve {
+            // The approved response replaces any earlier one: an older acceptance no longer
+            // governs the risk and must not expire it later.
+            risk_response::Entity::update_many()
+                .col_expr(risk_response::Column::Expired, Expr::value(true))
+                .filter(risk_response::Column::RiskId.eq(risk_id))
+                .filter(risk_response::Column::State.eq(pb::ApprovalState::Approved as i32))
+                .filter(risk_response::Column::Id.ne(id))
+                .exec(&tx)
+                .await?;
+        }
         response.state = if approve {
             pb::ApprovalState::Approved
         } else {
@@ -238,6 +326,10 @@ impl Store {
             summary.push_str(&format!(": {comment}"));
         }
         log(&tx, risk_id, kind, caller.actor(), summary, Some(id), now).await?;
+        // A plan already finished when the treatment is approved ends it at once.
+        let risk = finish_treatment(&tx, risk_id, caller, now)
+            .await?
+            .unwrap_or(risk);
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         self.cache.store(&risk);
@@ -292,10 +384,7 @@ impl Store {
         plan.create_time = now;
         let outcome = self
             .idempotent(key, async |tx| {
-                let risk = risk::Entity::find_by_id(plan.risk_id)
-                    .one(tx)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("risks/{}", plan.risk_id)))?;
+                let risk = open_risk(tx, plan.risk_id).await?;
                 caller.may_change(&risk.service_id)?;
                 match plan.clone().into_active_model().insert(tx).await {
                     Ok(_) => {}
@@ -352,10 +441,7 @@ impl Store {
         let risk_id = item.risk_id;
         let outcome = self
             .idempotent(key, async |tx| {
-                let risk = risk::Entity::find_by_id(risk_id)
-                    .one(tx)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+                let risk = open_risk(tx, risk_id).await?;
                 caller.may_change(&risk.service_id)?;
                 if action_plan::Entity::find_by_id(risk_id)
                     .one(tx)
@@ -369,13 +455,23 @@ impl Store {
                 item.business_unit_id = risk.business_unit_id.clone();
                 (item.version, item.create_time, item.update_time) = (1, now, now);
                 item.clone().into_active_model().insert(tx).await?;
+                let moved = if is_finished(item.status) {
+                    finish_treatment(tx, risk_id, caller, now).await?
+                } else {
+                    None
+                };
                 let name = format!("risks/{risk_id}/actionPlan/items/{}", item.id);
                 audit::record(tx, SERVICE, caller, &name, &request_id).await?;
-                Ok((name, item.clone()))
+                Ok((name, (item.clone(), moved)))
             })
             .await?;
         match outcome {
-            Outcome::Created(i) => Ok(i),
+            Outcome::Created((i, moved)) => {
+                if let Some(risk) = moved {
+                    self.cache.store(&risk);
+                }
+                Ok(i)
+            }
             Outcome::Replayed(name) => {
                 let id = last_segment(&name)?;
                 self.item(risk_id, id).await
@@ -410,7 +506,13 @@ impl Store {
             .await?
             .filter(|i| i.risk_id == risk_id)
             .ok_or_else(|| ApiError::not_found(&name))?;
-        caller.may_change(&current.service_id)?;
+        // Scope follows the risk as it is now (its service may have changed since).
+        let risk = risk::Entity::find_by_id(risk_id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+        caller.may_change(&risk.service_id)?;
         check_version(&name, expected_version, current.version)?;
         let mut next = current.clone();
         patch(&mut next);
@@ -425,39 +527,11 @@ impl Store {
         if written.rows_affected != 1 {
             return Err(ApiError::Conflict { resource: name });
         }
-        let mut moved = None;
-        if is_finished(next.status) {
-            let open = action_item::Entity::find()
-                .filter(action_item::Column::RiskId.eq(risk_id))
-                .filter(action_item::Column::Status.is_not_in([
-                    pb::ActionItemStatus::Done as i32,
-                    pb::ActionItemStatus::WontDo as i32,
-                ]))
-                .count(&tx)
-                .await?;
-            let risk = risk::Entity::find_by_id(risk_id).one(&tx).await?;
-            if open == 0 && risk.is_some_and(|r| r.status == pb::RiskStatus::InTreatment as i32) {
-                let risk = modify_in(&tx, risk_id, None, async |_, r| {
-                    r.status = transition(r, RiskEvent::ActionsFinished)? as i32;
-                    Ok(())
-                })
-                .await?;
-                log(
-                    &tx,
-                    risk_id,
-                    pb::DecisionKind::ActionsCompleted,
-                    caller.actor(),
-                    format!(
-                        "every action item is done or won't be done (last: {})",
-                        next.title
-                    ),
-                    None,
-                    now,
-                )
-                .await?;
-                moved = Some(risk);
-            }
-        }
+        let moved = if is_finished(next.status) {
+            finish_treatment(&tx, risk_id, caller, now).await?
+        } else {
+            None
+        };
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         if let Some(risk) = moved {
@@ -495,50 +569,65 @@ impl Store {
             .await?;
         let mut expired = 0;
         for response in due {
-            let tx = db::begin_write(self.connection()).await?;
-            // Re-read under the write lock: another replica may have expired it already.
-            let Some(mut current) = risk_response::Entity::find_by_id(response.id)
-                .lock_exclusive()
-                .one(&tx)
-                .await?
-                .filter(|r| !r.expired)
-            else {
-                continue;
-            };
-            current.expired = true;
-            risk_response::Entity::update(current.clone().into_active_model().reset_all())
-                .exec(&tx)
-                .await?;
-            let risk = risk::Entity::find_by_id(current.risk_id).one(&tx).await?;
-            let mut moved = None;
-            if risk.is_some_and(|r| r.status == pb::RiskStatus::Monitoring as i32) {
-                moved = Some(
-                    modify_in(&tx, current.risk_id, None, async |_, r| {
-                        r.status = transition(r, RiskEvent::ReassessmentRequired)? as i32;
-                        Ok(())
-                    })
-                    .await?,
-                );
+            // One row failing (and retried next sweep) must not hold up the others.
+            match self.expire_acceptance(response.id, now, caller).await {
+                Ok(true) => expired += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(response = %response.id, error = %e, "acceptance not expired; retrying next sweep")
+                }
             }
-            log(
-                &tx,
-                current.risk_id,
-                pb::DecisionKind::AcceptanceExpired,
-                caller.actor(),
-                "the acceptance expired; the risk must be reassessed".into(),
-                Some(current.id),
-                now,
-            )
-            .await?;
-            let name = format!("risks/{}/responses/{}", current.risk_id, current.id);
-            audit::record(&tx, SERVICE, caller, &name, "").await?;
-            tx.commit().await?;
-            if let Some(risk) = moved {
-                self.cache.store(&risk);
-            }
-            expired += 1;
         }
         Ok(expired)
+    }
+
+    /// Expires one acceptance; false when another replica did already.
+    async fn expire_acceptance(&self, id: Uuid, now: i64, caller: &Caller) -> ApiResult<bool> {
+        let tx = db::begin_write(self.connection()).await?;
+        // Re-read under the write lock: another replica may have expired it already.
+        let Some(mut current) = risk_response::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .filter(|r| !r.expired)
+        else {
+            return Ok(false);
+        };
+        current.expired = true;
+        risk_response::Entity::update(current.clone().into_active_model().reset_all())
+            .exec(&tx)
+            .await?;
+        let risk = risk::Entity::find_by_id(current.risk_id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?;
+        let mut moved = None;
+        if risk.is_some_and(|r| r.status == pb::RiskStatus::Monitoring as i32) {
+            moved = Some(
+                modify_in(&tx, current.risk_id, None, async |_, r| {
+                    r.status = transition(r, RiskEvent::ReassessmentRequired)? as i32;
+                    Ok(())
+                })
+                .await?,
+            );
+        }
+        log(
+            &tx,
+            current.risk_id,
+            pb::DecisionKind::AcceptanceExpired,
+            caller.actor(),
+            "the acceptance expired; the risk must be reassessed".into(),
+            Some(current.id),
+            now,
+        )
+        .await?;
+        let name = format!("risks/{}/responses/{}", current.risk_id, current.id);
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        if let Some(risk) = moved {
+            self.cache.store(&risk);
+        }
+        Ok(true)
     }
 
     /// Records the closure of a risk in the decision log (inside the closing transaction).

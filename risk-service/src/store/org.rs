@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
-    entities::{business_unit, risk, service},
+    entities::{action_item, business_unit, risk, service},
 };
 
 impl Store {
@@ -195,6 +195,14 @@ impl Store {
                     Expr::col(risk::Column::Version).add(1),
                 )
                 .filter(risk::Column::ServiceId.eq(id))
+                .exec(&tx)
+                .await?;
+            action_item::Entity::update_many()
+                .col_expr(
+                    action_item::Column::BusinessUnitId,
+                    Expr::value(next.business_unit_id.clone()),
+                )
+                .filter(action_item::Column::ServiceId.eq(id))
                 .exec(&tx)
                 .await?;
             super::notify_risks(&tx, super::cache::ALL).await?;

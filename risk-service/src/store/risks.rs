@@ -13,7 +13,8 @@ use assurance_runtime::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, Order,
-    QueryFilter, QueryOrder, QuerySelect, Value, sea_query::Query,
+    QueryFilter, QueryOrder, QuerySelect, Value,
+    sea_query::{Expr, Query},
 };
 use uuid::Uuid;
 
@@ -23,7 +24,7 @@ use super::{
     Outcome, RequestKey, SERVICE, Store,
     batch::{Job, Work},
     check_version,
-    entities::{assessment, risk, risk_label},
+    entities::{action_item, assessment, risk, risk_label},
     notify_risks,
     org::service_business_unit,
     request_id_of,
@@ -216,6 +217,19 @@ impl Store {
                 caller.may_change(&service)?;
                 r.business_unit_id = service_business_unit(tx, "risk.service", &service).await?;
                 r.service_id = service;
+                // The risk's action items follow it (their list filters and scope).
+                action_item::Entity::update_many()
+                    .col_expr(
+                        action_item::Column::ServiceId,
+                        Expr::value(r.service_id.clone()),
+                    )
+                    .col_expr(
+                        action_item::Column::BusinessUnitId,
+                        Expr::value(r.business_unit_id.clone()),
+                    )
+                    .filter(action_item::Column::RiskId.eq(id))
+                    .exec(tx)
+                    .await?;
             }
             let RiskPatch {
                 title,

@@ -29,6 +29,9 @@ const RISK_APPROVERS: Roles =
 const ACTION_WRITERS: Roles = RISK_WRITERS.union(Roles::of(&[Tracker]));
 /// Monitoring results arrive from risk writers, responders and monitoring systems.
 const OBSERVERS: Roles = RISK_WRITERS.union(Roles::of(&[Responder]));
+/// Rejections need the approval level too, except that proposers (who may be security leads)
+/// may withdraw their own.
+const RISK_REJECTERS: Roles = RISK_APPROVERS.union(Roles::of(&[SecurityLead]));
 const ORG_ADMINS: Roles = Roles::of(&[TrustTeam, System, Admin]);
 const SERVICE_EDITORS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin]);
 /// The controls catalogue is enterprise-wide, kept by the trust team (and its import job);
@@ -52,7 +55,7 @@ const AUDITORS: Roles = Roles::of(&[TrustTeam, Admin]);
 /// Deciders of security/compliance exceptions. The handler requires trust_team or
 /// erm_executive on top (admin approves nothing) and refuses the requester's own approval.
 const EXCEPTION_APPROVERS: Roles = Roles::of(&[TrustTeam, ErmExecutive, Admin]);
-const EXCEPTION_REVOKERS: Roles = Roles::of(&[TrustTeam, System, Admin]);
+const EXCEPTION_REVOKERS: Roles = Roles::of(&[TrustTeam, ErmExecutive, System, Admin]);
 
 const RISK: &str = "assurance.risk.v1.RiskService";
 const ORG: &str = "assurance.risk.v1.OrganizationService";
@@ -82,7 +85,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (RISK, "ListAssessments", ANYONE),
     (RISK, "SetRiskResponse", RISK_WRITERS),
     (RISK, "ApproveRiskResponse", RISK_APPROVERS),
-    (RISK, "RejectRiskResponse", RISK_APPROVERS),
+    (RISK, "RejectRiskResponse", RISK_REJECTERS),
     (RISK, "ListRiskResponses", ANYONE),
     (RISK, "ListDecisions", ANYONE),
     (RISK, "CreateActionPlan", RISK_WRITERS),
