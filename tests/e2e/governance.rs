@@ -432,7 +432,119 @@ async fn acceptance_expires_on_the_clock(backend: Backend) {
     assert_eq!(trail[0].resource, accept.name);
 }
 
+/// The approval level follows the risk's severity at decision time; a plan finished before
+/// the approval ends the treatment at once; items follow their risk to another service, and
+/// with it the scope that may change them.
+async fn approvals_and_items_follow_the_risk(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    create_service(&app, "teams", "productivity").await;
+    let risk = create_risk(&app, new_risk("Guest access sprawl", "exchange-online")).await;
+    // (2,3,1) → LOW: a risk owner's level when proposed.
+    assess(&app, &risk.name, 2, 3, 1).await;
+    let response = propose(&app, "trust_team", &risk.name, mitigate())
+        .await
+        .expect("propose");
+    assert_eq!(response.required_role, "risk_owner");
+    // Reassessed to CRITICAL (5,5,5) while pending: the level rises with it.
+    let critical = assess(&app, &risk.name, 5, 5, 5).await;
+    assert_eq!(critical.status, pb::RiskStatus::ResponsePlanned as i32);
+    let err = approve(&app, "risk_owner", &response.name)
+        .await
+        .expect_err("level rose");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("erm_executive"), "{}", err.message());
+
+    // The plan is finished before the approval: approving ends the treatment at once.
+    let plan = app
+        .risks()
+        .create_action_plan(pb::CreateActionPlanRequest {
+            parent: risk.name.clone(),
+            action_plan: Some(pb::ActionPlan {
+                title: "Review guest access".into(),
+                owner: "owner@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("plan")
+        .into_inner();
+    let item = app
+        .risks()
+        .add_action_item(pb::AddActionItemRequest {
+            parent: plan.name.clone(),
+            action_item: Some(pb::ActionItem {
+                title: "Remove inactive guests".into(),
+                owner: "ops@example.com".into(),
+                due_time: Some(days(10)),
+                status: pb::ActionItemStatus::Done as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("item")
+        .into_inner();
+    approve(&app, "erm_executive", &response.name)
+        .await
+        .expect("an executive approves a CRITICAL response");
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::Monitoring as i32
+    );
+
+    // The risk moves to teams: its item follows, and the exchange team loses it.
+    let mut moved = app
+        .risks()
+        .get_risk(pb::GetRiskRequest {
+            name: risk.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    moved.service = "services/teams".into();
+    app.risks()
+        .update_risk(pb::UpdateRiskRequest {
+            risk: Some(moved),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["service".into()],
+            }),
+        })
+        .await
+        .expect("move the risk");
+    let items = app
+        .risks()
+        .list_action_items(pb::ListActionItemsRequest {
+            parent: "risks/-/actionPlan".into(),
+            filter: "service = \"services/teams\"".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("items")
+        .into_inner()
+        .action_items;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].service, "services/teams");
+    let err = app
+        .risks_as("scoped")
+        .update_action_item(pb::UpdateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                owner: "someone@example.com".into(),
+                ..item
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["owner".into()],
+            }),
+        })
+        .await
+        .expect_err("no longer the exchange team's");
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
 crate::on_both_backends!(
     response_approval_and_action_plan,
     acceptance_expires_on_the_clock,
+    approvals_and_items_follow_the_risk,
 );
