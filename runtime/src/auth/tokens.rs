@@ -40,10 +40,9 @@ struct Entry {
     expires: Option<String>,
     #[serde(default)]
     revoked: bool,
-    /// Free text for the operator (what the token is for); not used.
-    #[serde(default)]
-    #[allow(dead_code)]
-    note: String,
+    /// Free text for the operator (what the token is for); accepted, not used.
+    #[serde(default, rename = "note")]
+    _note: String,
 }
 
 /// One accepted token.
