@@ -87,6 +87,7 @@ async fn open_risk_in_scope(
     caller: &Caller,
 ) -> ApiResult<risk::Model> {
     let r = risk::Entity::find_by_id(risk_id)
+        .lock_exclusive()
         .one(conn)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;

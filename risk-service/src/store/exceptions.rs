@@ -180,6 +180,7 @@ impl Store {
                 }
                 if let Some(risk_id) = e.risk_id {
                     let r = risk::Entity::find_by_id(risk_id)
+                        .lock_exclusive()
                         .one(tx)
                         .await?
                         .ok_or_else(|| {

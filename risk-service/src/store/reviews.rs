@@ -131,6 +131,7 @@ async fn require_reassessment(
     now: i64,
 ) -> ApiResult<Option<risk::Model>> {
     let current = risk::Entity::find_by_id(risk_id)
+        .lock_exclusive()
         .one(tx)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
@@ -190,6 +191,7 @@ impl Store {
                     changed = Some(r);
                 } else {
                     let current = risk::Entity::find_by_id(risk_id)
+                        .lock_exclusive()
                         .one(tx)
                         .await?
                         .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
@@ -400,6 +402,7 @@ impl Store {
         let outcome = self
             .idempotent(key, async |tx| {
                 let current = risk::Entity::find_by_id(risk_id)
+                    .lock_exclusive()
                     .one(tx)
                     .await?
                     .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
