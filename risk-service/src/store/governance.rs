@@ -8,8 +8,8 @@ use assurance_runtime::{
     idempotency::last_segment,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -70,6 +70,20 @@ pub(super) async fn log(
     Ok(())
 }
 
+/// (items, items not DONE or WONT_DO) of a risk's action plan.
+async fn item_counts(conn: &impl ConnectionTrait, risk_id: Uuid) -> ApiResult<(u64, u64)> {
+    let items = action_item::Entity::find().filter(action_item::Column::RiskId.eq(risk_id));
+    let all = items.clone().count(conn).await?;
+    let open = items
+        .filter(action_item::Column::Status.is_not_in([
+            pb::ActionItemStatus::Done as i32,
+            pb::ActionItemStatus::WontDo as i32,
+        ]))
+        .count(conn)
+        .await?;
+    Ok((all, open))
+}
+
 /// The risk `risk_id`, locked for the rest of the transaction; `FAILED_PRECONDITION` when it is
 /// closed.
 async fn open_risk(tx: &DatabaseTransaction, risk_id: Uuid) -> ApiResult<risk::Model> {
@@ -107,15 +121,7 @@ async fn finish_treatment(
     if risk.status != pb::RiskStatus::InTreatment as i32 {
         return Ok(None);
     }
-    let items = action_item::Entity::find().filter(action_item::Column::RiskId.eq(risk_id));
-    let all = items.clone().count(tx).await?;
-    let open = items
-        .filter(action_item::Column::Status.is_not_in([
-            pb::ActionItemStatus::Done as i32,
-            pb::ActionItemStatus::WontDo as i32,
-        ]))
-        .count(tx)
-        .await?;
+    let (all, open) = item_counts(tx, risk_id).await?;
     if all == 0 || open > 0 {
         return Ok(None);
     }
@@ -414,19 +420,7 @@ impl Store {
 
     /// (items, open items) of a risk's plan.
     pub async fn plan_counts(&self, risk_id: Uuid) -> ApiResult<(u64, u64)> {
-        let all = action_item::Entity::find()
-            .filter(action_item::Column::RiskId.eq(risk_id))
-            .count(self.connection())
-            .await?;
-        let open = action_item::Entity::find()
-            .filter(action_item::Column::RiskId.eq(risk_id))
-            .filter(action_item::Column::Status.is_not_in([
-                pb::ActionItemStatus::Done as i32,
-                pb::ActionItemStatus::WontDo as i32,
-            ]))
-            .count(self.connection())
-            .await?;
-        Ok((all, open))
+        item_counts(self.connection(), risk_id).await
     }
 
     /// Adds an item to a risk's action plan.

@@ -129,7 +129,11 @@ impl MigrationName for Initial {
     }
 }
 
-fn index(name: &str, table: impl IntoIden, cols: &[&'static str]) -> IndexCreateStatement {
+pub(super) fn index(
+    name: &str,
+    table: impl IntoIden,
+    cols: &[&'static str],
+) -> IndexCreateStatement {
     let mut idx = Index::create();
     idx.name(name).table(table);
     for c in cols {
@@ -352,7 +356,7 @@ impl MigrationName for Governance {
     }
 }
 
-fn a(name: &'static str) -> Alias {
+pub(super) fn a(name: &'static str) -> Alias {
     Alias::new(name)
 }
 

@@ -15,6 +15,7 @@ use super::{
     Outcome, RequestKey, SERVICE, Store,
     entities::{assessment, risk},
     governance::log,
+    migration::{a, index},
     request_id_of,
     risks::{apply_assessment, modify_in, transition},
 };
@@ -496,10 +497,6 @@ impl MigrationName for ReviewsMigration {
     }
 }
 
-fn a(name: &'static str) -> Alias {
-    Alias::new(name)
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for ReviewsMigration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -510,13 +507,11 @@ impl MigrationTrait for ReviewsMigration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("risks_by_next_review")
-                .table(a("risks"))
-                .col(a("next_review_time"))
-                .to_owned(),
-        )
+        m.create_index(index(
+            "risks_by_next_review",
+            a("risks"),
+            &["next_review_time"],
+        ))
         .await?;
         m.create_table(
             Table::create()
@@ -538,14 +533,11 @@ impl MigrationTrait for ReviewsMigration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("risk_reviews_by_risk")
-                .table(a("risk_reviews"))
-                .col(a("risk_id"))
-                .col(a("id"))
-                .to_owned(),
-        )
+        m.create_index(index(
+            "risk_reviews_by_risk",
+            a("risk_reviews"),
+            &["risk_id", "id"],
+        ))
         .await?;
         m.create_table(
             Table::create()
@@ -579,13 +571,11 @@ impl MigrationTrait for ReviewsMigration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("review_cycle_risks_by_risk")
-                .table(a("review_cycle_risks"))
-                .col(a("risk_id"))
-                .to_owned(),
-        )
+        m.create_index(index(
+            "review_cycle_risks_by_risk",
+            a("review_cycle_risks"),
+            &["risk_id"],
+        ))
         .await?;
         m.create_table(
             Table::create()
@@ -607,14 +597,11 @@ impl MigrationTrait for ReviewsMigration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("observations_by_risk")
-                .table(a("observations"))
-                .col(a("risk_id"))
-                .col(a("id"))
-                .to_owned(),
-        )
+        m.create_index(index(
+            "observations_by_risk",
+            a("observations"),
+            &["risk_id", "id"],
+        ))
         .await
     }
 }
