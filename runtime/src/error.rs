@@ -25,7 +25,7 @@ pub enum ApiError {
     /// The request is well-formed but the resource's state refuses it.
     #[error("{message}")]
     FailedPrecondition {
-        reason: &'static str,
+        reason: Reason,
         message: String,
         metadata: Vec<(String, String)>,
     },
@@ -54,6 +54,57 @@ pub enum ApiError {
     /// A bug or an unexpected storage failure. The detail is logged, never returned.
     #[error("internal error")]
     Internal(String),
+}
+
+/// Why a well-formed request was refused by the state of what it names: the closed set of
+/// `ErrorInfo.reason` values a client can switch on for `FAILED_PRECONDITION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A state machine refused the move; `allowed` in the metadata lists the moves it permits.
+    IllegalTransition,
+    /// An incident's phase machine refused the move (kept apart from `IllegalTransition`
+    /// because clients already switch on it).
+    IllegalPhaseMove,
+    /// The risk is closed and can no longer change.
+    RiskClosed,
+    /// The incident is closed and can no longer change.
+    IncidentClosed,
+    /// The review cycle is closed.
+    CycleClosed,
+    /// The response was decided already.
+    NotPending,
+    /// Only something approved can be done this way (e.g. sending a notification).
+    NotApproved,
+    /// Only a draft can be changed this way.
+    NotADraft,
+    /// The post-incident review is recorded already.
+    ReviewExists,
+    /// The post-incident review is recorded only in POST_INCIDENT.
+    ReviewNotAllowed,
+    /// Approving one's own proposal, request or draft.
+    SelfApproval,
+    /// The thing to approve has expired already.
+    Expired,
+}
+
+impl Reason {
+    /// The wire value of `ErrorInfo.reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::IllegalTransition => "ILLEGAL_TRANSITION",
+            Reason::IllegalPhaseMove => "ILLEGAL_PHASE_MOVE",
+            Reason::RiskClosed => "RISK_CLOSED",
+            Reason::IncidentClosed => "INCIDENT_CLOSED",
+            Reason::CycleClosed => "CYCLE_CLOSED",
+            Reason::NotPending => "NOT_PENDING",
+            Reason::NotApproved => "NOT_APPROVED",
+            Reason::NotADraft => "NOT_A_DRAFT",
+            Reason::ReviewExists => "REVIEW_EXISTS",
+            Reason::ReviewNotAllowed => "REVIEW_NOT_ALLOWED",
+            Reason::SelfApproval => "SELF_APPROVAL",
+            Reason::Expired => "EXPIRED",
+        }
+    }
 }
 
 /// A field violation: the request field path (e.g. `risk.service`) and what is wrong.
@@ -85,11 +136,35 @@ impl ApiError {
         }
     }
 
-    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
         ApiError::FailedPrecondition {
             reason,
             message: message.into(),
             metadata: Vec::new(),
+        }
+    }
+
+    /// The one refusal of a state machine: `what` (e.g. `risks/1 is MONITORING: cannot
+    /// propose a response`) with the moves `allowed` from `state`, in the message and in the
+    /// `ErrorInfo` metadata (`status`, `allowed`).
+    pub fn illegal_move(
+        reason: Reason,
+        what: impl std::fmt::Display,
+        state: &str,
+        allowed: &[&str],
+    ) -> Self {
+        let listed = if allowed.is_empty() {
+            "nothing (terminal)".to_string()
+        } else {
+            allowed.join(", ")
+        };
+        ApiError::FailedPrecondition {
+            reason,
+            message: format!("{what}; allowed: {listed}"),
+            metadata: vec![
+                ("status".into(), state.to_string()),
+                ("allowed".into(), allowed.join(",")),
+            ],
         }
     }
 
@@ -116,7 +191,7 @@ impl ApiError {
             ApiError::InvalidArgument(_) => "INVALID_ARGUMENT",
             ApiError::NotFound { .. } => "NOT_FOUND",
             ApiError::AlreadyExists { .. } => "ALREADY_EXISTS",
-            ApiError::FailedPrecondition { reason, .. } => reason,
+            ApiError::FailedPrecondition { reason, .. } => reason.as_str(),
             ApiError::StaleEtag { .. } => "STALE_ETAG",
             ApiError::Conflict { .. } => "CONCURRENT_MODIFICATION",
             ApiError::RequestIdReused { .. } => "REQUEST_ID_REUSED",
@@ -227,6 +302,38 @@ mod tests {
         let info = details.error_info().expect("error info");
         assert_eq!(info.domain, ERROR_DOMAIN);
         assert_eq!(info.reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn an_illegal_move_names_the_allowed_ones() {
+        let err = ApiError::illegal_move(
+            Reason::IllegalTransition,
+            "risks/1 is MONITORING: cannot propose a response",
+            "MONITORING",
+            &["ASSESSED", "CLOSED"],
+        );
+        assert_eq!(
+            err.to_string(),
+            "risks/1 is MONITORING: cannot propose a response; allowed: ASSESSED, CLOSED"
+        );
+        let status: Status = err.into();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("info");
+        assert_eq!(info.reason, "ILLEGAL_TRANSITION");
+        assert_eq!(
+            info.metadata.get("allowed").map(String::as_str),
+            Some("ASSESSED,CLOSED")
+        );
+        assert_eq!(
+            info.metadata.get("status").map(String::as_str),
+            Some("MONITORING")
+        );
+        let terminal = ApiError::illegal_move(Reason::IllegalPhaseMove, "closed", "CLOSED", &[]);
+        assert_eq!(terminal.to_string(), "closed; allowed: nothing (terminal)");
     }
 
     #[test]

@@ -18,4 +18,4 @@ pub mod time;
 pub mod tls;
 pub mod validate;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, Reason};

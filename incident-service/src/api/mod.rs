@@ -438,19 +438,13 @@ impl IncidentApi {
 }
 
 fn refusal(r: phase::Refusal) -> ApiError {
-    ApiError::FailedPrecondition {
-        reason: "ILLEGAL_PHASE_MOVE",
-        message: format!(
-            "{}; allowed: {}",
-            r.message,
-            if r.allowed.is_empty() {
-                "nothing (terminal)".to_string()
-            } else {
-                r.allowed.join(", ")
-            }
-        ),
-        metadata: vec![("allowed".into(), r.allowed.join(","))],
-    }
+    let allowed: Vec<&str> = r.allowed.iter().map(String::as_str).collect();
+    ApiError::illegal_move(
+        assurance_runtime::Reason::IllegalPhaseMove,
+        r.message,
+        &r.phase.to_string(),
+        &allowed,
+    )
 }
 
 fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
@@ -721,7 +715,7 @@ impl IncidentService for IncidentApi {
             .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
                 if phase_of(m)? == Phase::Closed {
                     return Err(ApiError::precondition(
-                        "INCIDENT_CLOSED",
+                        assurance_runtime::Reason::IncidentClosed,
                         format!("incidents/{} is CLOSED", m.id),
                     ));
                 }

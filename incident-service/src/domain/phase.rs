@@ -31,6 +31,8 @@ pub enum Classification {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub message: String,
+    /// The phase the incident is in.
+    pub phase: Phase,
     pub allowed: Vec<String>,
 }
 
@@ -130,6 +132,7 @@ fn refuse(
 ) -> Refusal {
     Refusal {
         message,
+        phase,
         allowed: allowed_moves(phase, classification, review_complete),
     }
 }
@@ -193,6 +196,7 @@ pub fn check_close(
     };
     Err(Refusal {
         message: why,
+        phase,
         // Closing is refused, so the allowed moves are the phase moves.
         allowed: phase_moves(phase, classification),
     })

@@ -228,7 +228,7 @@ impl Store {
             modify_in(tx, id, None, caller, async |tx, m| {
                 if phase_of(m)? != Phase::PostIncident {
                     return Err(ApiError::precondition(
-                        "REVIEW_NOT_ALLOWED",
+                        assurance_runtime::Reason::ReviewNotAllowed,
                         format!(
                             "incidents/{id} is in {}; the review is recorded in POST_INCIDENT",
                             phase_name(m.phase)
@@ -237,7 +237,7 @@ impl Store {
                 }
                 if m.review_complete {
                     return Err(ApiError::precondition(
-                        "REVIEW_EXISTS",
+                        assurance_runtime::Reason::ReviewExists,
                         format!("incidents/{id} already has its post-incident review"),
                     ));
                 }
@@ -365,7 +365,7 @@ impl Store {
         self.modify(id, None, caller, async |tx, m| {
             if m.phase == Phase::Closed as i32 {
                 return Err(ApiError::precondition(
-                    "INCIDENT_CLOSED",
+                    assurance_runtime::Reason::IncidentClosed,
                     format!("incidents/{id} is CLOSED"),
                 ));
             }
@@ -635,7 +635,7 @@ impl Store {
                 (Some(a), comms::DRAFT) => {
                     if *a == n.author {
                         return Err(ApiError::precondition(
-                            "SELF_APPROVAL",
+                            assurance_runtime::Reason::SelfApproval,
                             "a notification is approved by someone other than its author",
                         ));
                     }
@@ -649,13 +649,13 @@ impl Store {
                 }
                 (Some(_), _) => {
                     return Err(ApiError::precondition(
-                        "NOT_A_DRAFT",
+                        assurance_runtime::Reason::NotADraft,
                         "only a DRAFT notification can be approved",
                     ));
                 }
                 (None, _) => {
                     return Err(ApiError::precondition(
-                        "NOT_APPROVED",
+                        assurance_runtime::Reason::NotApproved,
                         "only an APPROVED notification can be marked sent; approve it first",
                     ));
                 }
@@ -712,7 +712,7 @@ impl Store {
             modify_in(tx, id, None, caller, async |tx, m| {
                 if m.phase == Phase::Closed as i32 {
                     return Err(ApiError::precondition(
-                        "INCIDENT_CLOSED",
+                        assurance_runtime::Reason::IncidentClosed,
                         format!("incidents/{id} is CLOSED"),
                     ));
                 }

@@ -94,7 +94,7 @@ async fn open_risk_in_scope(
     caller.may_change(&r.service_id)?;
     if r.status == RiskStatus::Closed as i32 {
         return Err(ApiError::precondition(
-            "RISK_CLOSED",
+            assurance_runtime::Reason::RiskClosed,
             format!("risks/{risk_id} is CLOSED and its controls can no longer change"),
         ));
     }

@@ -102,25 +102,13 @@ fn transition(m: &exception::Model, mv: Move) -> ApiResult<ExceptionStatus> {
         ))
     })?;
     apply(status, mv).ok_or_else(|| {
-        let allowed = allowed(status);
         let name = status_name(m.status);
-        ApiError::FailedPrecondition {
-            reason: "ILLEGAL_TRANSITION",
-            message: format!(
-                "exceptions/{} is {name}: cannot {}; allowed: {}",
-                m.id,
-                mv.label(),
-                if allowed.is_empty() {
-                    "nothing (terminal)".to_string()
-                } else {
-                    allowed.join(", ")
-                }
-            ),
-            metadata: vec![
-                ("status".into(), name.to_string()),
-                ("allowed".into(), allowed.join(",")),
-            ],
-        }
+        ApiError::illegal_move(
+            assurance_runtime::Reason::IllegalTransition,
+            format_args!("exceptions/{} is {name}: cannot {}", m.id, mv.label()),
+            name,
+            &allowed(status),
+        )
     })
 }
 
@@ -192,7 +180,7 @@ impl Store {
                     caller.may_change(&r.service_id)?;
                     if r.status == pb::RiskStatus::Closed as i32 {
                         return Err(ApiError::precondition(
-                            "RISK_CLOSED",
+                            assurance_runtime::Reason::RiskClosed,
                             format!(
                                 "risks/{risk_id} is CLOSED; an exception cannot be linked to it"
                             ),
@@ -343,7 +331,7 @@ impl Store {
         let own = current.requester == caller.person();
         if mv == Move::Approve && own {
             return Err(ApiError::precondition(
-                "SELF_APPROVAL",
+                assurance_runtime::Reason::SelfApproval,
                 format!(
                     "{name} was requested by {}; someone else must approve it",
                     current.requester
@@ -352,7 +340,7 @@ impl Store {
         }
         if mv == Move::Approve && current.expire_time <= now {
             return Err(ApiError::precondition(
-                "EXPIRED",
+                assurance_runtime::Reason::Expired,
                 format!(
                     "{name} would expire at once: its expire_time has passed; request a new one"
                 ),

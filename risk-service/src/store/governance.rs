@@ -94,7 +94,7 @@ async fn open_risk(tx: &DatabaseTransaction, risk_id: Uuid) -> ApiResult<risk::M
         .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
     if risk.status == pb::RiskStatus::Closed as i32 {
         return Err(ApiError::precondition(
-            "RISK_CLOSED",
+            assurance_runtime::Reason::RiskClosed,
             format!("risks/{risk_id} is CLOSED and can no longer be changed"),
         ));
     }
@@ -253,14 +253,14 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&name))?;
         if response.state != pb::ApprovalState::Pending as i32 {
             return Err(ApiError::precondition(
-                "NOT_PENDING",
+                assurance_runtime::Reason::NotPending,
                 format!("{name} was already decided"),
             ));
         }
         let own = response.proposer == caller.person();
         if approve && own {
             return Err(ApiError::precondition(
-                "SELF_APPROVAL",
+                assurance_runtime::Reason::SelfApproval,
                 format!(
                     "{name} was proposed by {}; someone else must approve it",
                     response.proposer
@@ -269,7 +269,7 @@ impl Store {
         }
         if approve && response.acceptance_expire_time.is_some_and(|at| at <= now) {
             return Err(ApiError::precondition(
-                "EXPIRED",
+                assurance_runtime::Reason::Expired,
                 format!("{name} is an acceptance whose expiry has passed; propose a new response"),
             ));
         }

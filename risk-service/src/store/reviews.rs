@@ -199,7 +199,7 @@ impl Store {
                     caller.may_change(&current.service_id)?;
                     if current.status == pb::RiskStatus::Closed as i32 {
                         return Err(ApiError::precondition(
-                            "RISK_CLOSED",
+                            assurance_runtime::Reason::RiskClosed,
                             format!("risks/{risk_id} is CLOSED and is no longer reviewed"),
                         ));
                     }
@@ -374,7 +374,7 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&name))?;
         if cycle.state != pb::ReviewCycleState::Open as i32 {
             return Err(ApiError::precondition(
-                "CYCLE_CLOSED",
+                assurance_runtime::Reason::CycleClosed,
                 format!("{name} is already closed"),
             ));
         }
@@ -410,7 +410,7 @@ impl Store {
                 caller.may_change(&current.service_id)?;
                 if current.status == pb::RiskStatus::Closed as i32 {
                     return Err(ApiError::precondition(
-                        "RISK_CLOSED",
+                        assurance_runtime::Reason::RiskClosed,
                         format!("risks/{risk_id} is CLOSED"),
                     ));
                 }

@@ -207,7 +207,7 @@ impl Store {
             let status = status_of(r)?;
             if !status.is_open() {
                 return Err(ApiError::precondition(
-                    "RISK_CLOSED",
+                    assurance_runtime::Reason::RiskClosed,
                     format!("risks/{id} is CLOSED and can no longer be changed"),
                 ));
             }
@@ -469,24 +469,12 @@ fn status_of(r: &risk::Model) -> ApiResult<RiskStatus> {
 pub(super) fn transition(r: &risk::Model, event: RiskEvent) -> ApiResult<RiskStatus> {
     let status = status_of(r)?;
     status.apply(event).ok_or_else(|| {
-        let allowed = status.allowed();
-        ApiError::FailedPrecondition {
-            reason: "ILLEGAL_TRANSITION",
-            message: format!(
-                "risks/{} is {status}: cannot {}; allowed: {}",
-                r.id,
-                event_label(event),
-                if allowed.is_empty() {
-                    "nothing (terminal)".to_string()
-                } else {
-                    allowed.join(", ")
-                }
-            ),
-            metadata: vec![
-                ("status".into(), status.to_string()),
-                ("allowed".into(), allowed.join(",")),
-            ],
-        }
+        ApiError::illegal_move(
+            assurance_runtime::Reason::IllegalTransition,
+            format_args!("risks/{} is {status}: cannot {}", r.id, event_label(event)),
+            &status.to_string(),
+            &status.allowed(),
+        )
     })
 }
 
