@@ -171,16 +171,71 @@ async fn audit_trail(app: &App, filter: &str) -> Vec<audit_pb::AuditEvent> {
 
 use pb::ControlEffectiveness::{Effective, Ineffective, NotTested, PartiallyEffective};
 
-async fn catalogue(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let app = embedded_gateway(&db, backend).await;
-
-    let mfa = new_control(
+fn mfa_control() -> pb::Control {
+    new_control(
         "MFA enforced for every sign-in",
         Effective,
         PartiallyEffective,
         vec![req("ISO 27001", "A.5"), req("SOC 2", "CA-03")],
-    );
+    )
+}
+
+/// `backup-restore` with unspecified effectiveness (by an admin).
+async fn create_backup_control(app: &App) -> pb::Control {
+    create_control(
+        app,
+        "admin",
+        "backup-restore",
+        pb::Control {
+            title: "Quarterly restore tests".into(),
+            owner: "sre@example.com".into(),
+            requirements: vec![req("ISO 22301", "6.1.1"), req("FedRAMP", "RA-3")],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create with defaults")
+}
+
+/// `dlp-mail` (by the system principal).
+async fn create_dlp_control(app: &App) {
+    create_control(
+        app,
+        "system",
+        "dlp-mail",
+        new_control(
+            "DLP on outbound mail",
+            Ineffective,
+            Effective,
+            vec![req("SOC 2", "CC6.7")],
+        ),
+    )
+    .await
+    .expect("create as system");
+}
+
+/// The catalogue of three controls the list and update scenarios work on; returns
+/// `mfa-enforcement`, created by the trust team with request id `create-mfa-1`.
+async fn three_controls(app: &App) -> pb::Control {
+    let created = controls_as(app, "trust_team")
+        .create_control(pb::CreateControlRequest {
+            control_id: "mfa-enforcement".into(),
+            control: Some(mfa_control()),
+            request_id: "create-mfa-1".into(),
+        })
+        .await
+        .expect("create")
+        .into_inner();
+    create_backup_control(app).await;
+    create_dlp_control(app).await;
+    created
+}
+
+async fn creating_a_control_is_idempotent_validated_and_for_the_trust_team(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+
+    let mfa = mfa_control();
     // Idempotent create: a retry with the request id returns the same control.
     let create = pb::CreateControlRequest {
         control_id: "mfa-enforcement".into(),
@@ -242,35 +297,17 @@ async fn catalogue(backend: Backend) {
             "control.requirements[2]",
         ]
     );
-    let backup = create_control(
-        &app,
-        "admin",
-        "backup-restore",
-        pb::Control {
-            title: "Quarterly restore tests".into(),
-            owner: "sre@example.com".into(),
-            requirements: vec![req("ISO 22301", "6.1.1"), req("FedRAMP", "RA-3")],
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("create with defaults");
+    let backup = create_backup_control(&app).await;
     assert_eq!(backup.design_effectiveness, NotTested as i32);
     assert_eq!(backup.operating_effectiveness, NotTested as i32);
     assert_eq!(backup.last_test_time, None);
-    create_control(
-        &app,
-        "system",
-        "dlp-mail",
-        new_control(
-            "DLP on outbound mail",
-            Ineffective,
-            Effective,
-            vec![req("SOC 2", "CC6.7")],
-        ),
-    )
-    .await
-    .expect("create as system");
+    create_dlp_control(&app).await;
+}
+
+async fn controls_are_read_listed_by_filter_and_paged(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let created = three_controls(&app).await;
 
     // Get.
     let got = controls_as(&app, "viewer")
@@ -366,6 +403,12 @@ async fn catalogue(backend: Backend) {
         token = page.next_page_token;
     }
     assert_eq!(names, all);
+}
+
+async fn updates_replace_requirements_with_the_current_etag_and_are_audited(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let created = three_controls(&app).await;
 
     // Update with a mask and the current etag: requirements are replaced, the filter follows.
     let update = |etag: &str| pb::UpdateControlRequest {
@@ -433,7 +476,9 @@ async fn catalogue(backend: Backend) {
     assert_eq!(trail[0].principal, "trust_team@example.com");
 }
 
-async fn links_in_both_directions(backend: Backend) {
+/// An embedded gateway with the services exchange-online and teams, a risk on each, and
+/// the controls `mfa-enforcement` and `lobby-policy`.
+async fn risks_and_controls(backend: Backend) -> (TestDb, App, pb::Risk, pb::Risk) {
     let db = TestDb::new(backend).await;
     let app = embedded_gateway(&db, backend).await;
     org_fixture(&app).await;
@@ -457,6 +502,11 @@ async fn links_in_both_directions(backend: Backend) {
         .await
         .expect("control");
     }
+    (db, app, owa, meetings)
+}
+
+async fn links_are_scoped_idempotent_and_listed_both_ways(backend: Backend) {
+    let (_db, app, owa, meetings) = risks_and_controls(backend).await;
 
     // The scoped token (exchange-online's service manager) links its own risk; twice is fine.
     let first = link(&app, "scoped", &owa.name, "controls/mfa-enforcement")
@@ -533,6 +583,26 @@ async fn links_in_both_directions(backend: Backend) {
         .into_inner();
     assert_eq!(page.risks.len(), 1);
     assert!(!page.next_page_token.is_empty());
+}
+
+async fn unlinking_is_scoped_and_a_closed_risk_keeps_its_links(backend: Backend) {
+    let (_db, app, owa, meetings) = risks_and_controls(backend).await;
+    link(&app, "scoped", &owa.name, "controls/mfa-enforcement")
+        .await
+        .expect("link");
+    link(&app, "risk_owner", &owa.name, "controls/lobby-policy")
+        .await
+        .expect("second control");
+    link(
+        &app,
+        "service_manager",
+        &meetings.name,
+        "controls/mfa-enforcement",
+    )
+    .await
+    .expect("another risk");
+    let mut both = vec![owa.name.clone(), meetings.name.clone()];
+    both.sort();
 
     // Scoped unlink is refused on another service's risk; a missing link is NOT_FOUND.
     let err = unlink(&app, "scoped", &meetings.name, "controls/mfa-enforcement")
@@ -840,8 +910,11 @@ async fn import_catalogue(backend: Backend) {
 }
 
 crate::on_both_backends!(
-    catalogue,
-    links_in_both_directions,
+    creating_a_control_is_idempotent_validated_and_for_the_trust_team,
+    controls_are_read_listed_by_filter_and_paged,
+    updates_replace_requirements_with_the_current_etag_and_are_audited,
+    links_are_scoped_idempotent_and_listed_both_ways,
+    unlinking_is_scoped_and_a_closed_risk_keeps_its_links,
     assessment_derives_control_deficiency,
     import_catalogue,
 );

@@ -124,7 +124,9 @@ async fn trail(app: &App, filter: String) -> Vec<audit_pb::AuditEvent> {
         .audit_events
 }
 
-async fn request_approve_list_revoke(backend: Backend) {
+/// An embedded gateway with the org fixture, the service `teams`, and a risk on
+/// exchange-online the exceptions may link to.
+async fn with_a_risk(backend: Backend) -> (TestDb, App, pb::Risk) {
     let db = TestDb::new(backend).await;
     let app = embedded_gateway(&db, backend).await;
     org_fixture(&app).await;
@@ -134,7 +136,66 @@ async fn request_approve_list_revoke(backend: Backend) {
         new_risk("Legacy TLS on SMTP relay", "exchange-online"),
     )
     .await;
+    (db, app, risk)
+}
 
+/// The trust team's exception linked to `risk`, requested with request id `req-tls-1` and
+/// approved by an ERM executive.
+async fn approved_tls_exception(app: &App, risk: &pb::Risk) -> pb::Exception {
+    let linked = request(
+        app,
+        "trust_team",
+        exception(
+            "Legacy TLS for partner banks",
+            &["exchange-online"],
+            &risk.name,
+            30,
+        ),
+        "req-tls-1",
+    )
+    .await
+    .expect("request");
+    approve(app, "erm_executive", &linked.name)
+        .await
+        .expect("approve");
+    linked
+}
+
+/// The exchange team's exception (approved by the trust team) and a risk owner's over two
+/// services (rejected).
+async fn team_and_shared_exceptions(app: &App) -> (pb::Exception, pb::Exception) {
+    let team = request(
+        app,
+        "scoped",
+        exception("Basic auth for a kiosk app", &["exchange-online"], "", 200),
+        "",
+    )
+    .await
+    .expect("scoped request");
+    approve(app, "trust_team", &team.name)
+        .await
+        .expect("approve team's");
+    let both = request(
+        app,
+        "risk_owner",
+        exception("Shared relay", &["teams", "exchange-online"], "", 10),
+        "",
+    )
+    .await
+    .expect("request over two services");
+    client(app, "trust_team")
+        .reject_exception(pb::RejectExceptionRequest {
+            name: both.name.clone(),
+            reason: "Fix the relay instead; budget approved.".into(),
+            etag: both.etag.clone(),
+        })
+        .await
+        .expect("reject");
+    (team, both)
+}
+
+async fn invalid_requests_name_every_bad_field(backend: Backend) {
+    let (_db, app, _risk) = with_a_risk(backend).await;
     // Validation reports every bad field at once, by path.
     let err = request(
         &app,
@@ -214,7 +275,10 @@ async fn request_approve_list_revoke(backend: Backend) {
     .await
     .expect_err("unknown risk");
     assert_eq!(violations(&err), vec!["exception.risk"]);
+}
 
+async fn viewers_and_teams_outside_their_services_may_not_request(backend: Backend) {
+    let (_db, app, _risk) = with_a_risk(backend).await;
     // Roles and scope: a viewer may not request; a scoped team only for its own services.
     let err = request(
         &app,
@@ -239,7 +303,10 @@ async fn request_approve_list_revoke(backend: Backend) {
         "{}",
         err.message()
     );
+}
 
+async fn a_request_is_idempotent_and_approved_once_by_someone_else(backend: Backend) {
+    let (_db, app, risk) = with_a_risk(backend).await;
     // The trust team requests an exception linked to the risk (idempotently).
     // A retry sends the very same request (same expiry), so build it once.
     let tls = exception(
@@ -313,7 +380,10 @@ async fn request_approve_list_revoke(backend: Backend) {
         "{}",
         err.message()
     );
+}
 
+async fn a_scoped_team_requests_for_its_service_and_rejection_needs_a_reason(backend: Backend) {
+    let (_db, app, _risk) = with_a_risk(backend).await;
     // The scoped team requests for its own service; the trust team approves.
     let team = request(
         &app,
@@ -360,6 +430,12 @@ async fn request_approve_list_revoke(backend: Backend) {
         .into_inner();
     assert_eq!(rejected.status, pb::ExceptionStatus::Rejected as i32);
     assert_eq!(rejected.approver, "trust_team@example.com");
+}
+
+async fn lists_filter_by_expiry_service_requester_status_and_risk_in_pages(backend: Backend) {
+    let (_db, app, risk) = with_a_risk(backend).await;
+    let linked = approved_tls_exception(&app, &risk).await;
+    let (team, both) = team_and_shared_exceptions(&app).await;
 
     // Listing: expiring within N days of now, AIP-160 filters, pages.
     assert_eq!(
@@ -424,6 +500,11 @@ async fn request_approve_list_revoke(backend: Backend) {
         names,
         vec![linked.name.clone(), team.name.clone(), both.name.clone()]
     );
+}
+
+async fn revocation_is_terminal_and_recorded_in_the_decision_log_and_audit(backend: Backend) {
+    let (_db, app, risk) = with_a_risk(backend).await;
+    let linked = approved_tls_exception(&app, &risk).await;
 
     // Revocation: the trust team or an executive, with a reason; a risk owner may not; terminal
     // after.
@@ -583,4 +664,12 @@ async fn exception_expires_on_the_clock(backend: Backend) {
     assert_eq!(events[0].resource, short.name);
 }
 
-crate::on_both_backends!(request_approve_list_revoke, exception_expires_on_the_clock);
+crate::on_both_backends!(
+    invalid_requests_name_every_bad_field,
+    viewers_and_teams_outside_their_services_may_not_request,
+    a_request_is_idempotent_and_approved_once_by_someone_else,
+    a_scoped_team_requests_for_its_service_and_rejection_needs_a_reason,
+    lists_filter_by_expiry_service_requester_status_and_risk_in_pages,
+    revocation_is_terminal_and_recorded_in_the_decision_log_and_audit,
+    exception_expires_on_the_clock,
+);

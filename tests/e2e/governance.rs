@@ -77,7 +77,8 @@ fn mitigate() -> pb::RiskResponse {
     }
 }
 
-async fn response_approval_and_action_plan(backend: Backend) {
+/// An embedded gateway with the org fixture and a risk the risk owner identified.
+async fn identified_risk(backend: Backend) -> (TestDb, App, pb::Risk) {
     let db = TestDb::new(backend).await;
     let app = embedded_gateway(&db, backend).await;
     org_fixture(&app).await;
@@ -90,6 +91,108 @@ async fn response_approval_and_action_plan(backend: Backend) {
         .await
         .expect("identify")
         .into_inner();
+    (db, app, risk)
+}
+
+/// [`identified_risk`] assessed (4,4,4) → score 64, HIGH: the trust team approves.
+async fn assessed_high_risk(backend: Backend) -> (TestDb, App, pb::Risk) {
+    let (db, app, risk) = identified_risk(backend).await;
+    assess(&app, &risk.name, 4, 4, 4).await;
+    (db, app, risk)
+}
+
+/// The risk owner's mitigation, approved by the trust team: the risk is IN_TREATMENT.
+async fn approved_response(app: &App, risk: &pb::Risk) -> pb::RiskResponse {
+    let proposed = propose(app, "risk_owner", &risk.name, mitigate())
+        .await
+        .expect("propose");
+    approve(app, "trust_team", &proposed.name)
+        .await
+        .expect("approve")
+}
+
+async fn reject(app: &App, name: &str) -> pb::RiskResponse {
+    app.risks_as("erm_executive")
+        .reject_risk_response(pb::RejectRiskResponseRequest {
+            name: name.into(),
+            reason: "Mitigation is not funded this quarter; revisit scope.".into(),
+        })
+        .await
+        .expect("reject")
+        .into_inner()
+}
+
+async fn create_plan(app: &App, risk: &pb::Risk) -> pb::ActionPlan {
+    app.risks_as("risk_owner")
+        .create_action_plan(pb::CreateActionPlanRequest {
+            parent: risk.name.clone(),
+            action_plan: Some(pb::ActionPlan {
+                title: "Harden OWA sign-in".into(),
+                owner: "owner@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("plan")
+        .into_inner()
+}
+
+async fn add_item(
+    app: &App,
+    who: &str,
+    plan: &pb::ActionPlan,
+    title: &str,
+    due: prost_types::Timestamp,
+    tracker: Option<pb::TrackerLink>,
+) -> Result<pb::ActionItem, tonic::Status> {
+    app.risks_as(who)
+        .add_action_item(pb::AddActionItemRequest {
+            parent: plan.name.clone(),
+            action_item: Some(pb::ActionItem {
+                title: title.into(),
+                owner: "ops@example.com".into(),
+                due_time: Some(due),
+                tracker,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// The tracker sets an item's status.
+async fn finish(
+    app: &App,
+    item: pb::ActionItem,
+    status: pb::ActionItemStatus,
+) -> Result<pb::ActionItem, tonic::Status> {
+    app.risks_as("tracker")
+        .update_action_item(pb::UpdateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                status: status as i32,
+                ..item
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn jira_link() -> pb::TrackerLink {
+    pb::TrackerLink {
+        system: "jira".into(),
+        external_key: "SEC-142".into(),
+        url: "https://jira.example.com/browse/SEC-142".into(),
+        ..Default::default()
+    }
+}
+
+async fn no_response_before_assessment_and_invalid_responses_name_their_fields(backend: Backend) {
+    let (_db, app, risk) = identified_risk(backend).await;
     // No response before an assessment.
     let err = propose(&app, "risk_owner", &risk.name, mitigate())
         .await
@@ -125,7 +228,10 @@ async fn response_approval_and_action_plan(backend: Backend) {
             "response.acceptance_expire_time"
         ]
     );
+}
 
+async fn a_proposer_cannot_approve_and_a_rejection_returns_to_assessed(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
     // The trust team proposes, so it cannot approve its own proposal.
     let first = propose(&app, "trust_team", &risk.name, mitigate())
         .await
@@ -164,7 +270,10 @@ async fn response_approval_and_action_plan(backend: Backend) {
         status(&app, &risk.name).await,
         pb::RiskStatus::Assessed as i32
     );
+}
 
+async fn a_high_response_needs_the_trust_team_and_is_approved_once(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
     // The risk owner proposes again; the level is HIGH, so a service manager may not approve.
     let second = propose(&app, "risk_owner", &risk.name, mitigate())
         .await
@@ -190,7 +299,11 @@ async fn response_approval_and_action_plan(backend: Backend) {
         .await
         .expect_err("twice");
     assert_eq!(reason(&err), "NOT_PENDING");
+}
 
+async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
+    approved_response(&app, &risk).await;
     // The action plan: two items, one linked to a tracker; both finished → MONITORING.
     let plan = app
         .risks_as("risk_owner")
@@ -311,6 +424,28 @@ async fn response_approval_and_action_plan(backend: Backend) {
     // Monitoring → reassessment.
     let reassessed = assess(&app, &risk.name, 2, 4, 2).await;
     assert_eq!(reassessed.status, pb::RiskStatus::Assessed as i32);
+}
+
+async fn every_decision_is_logged_and_audited_through_closing(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
+    // Proposed, rejected, proposed again and approved; both action items finished.
+    let first = propose(&app, "trust_team", &risk.name, mitigate())
+        .await
+        .expect("propose");
+    reject(&app, &first.name).await;
+    let second = approved_response(&app, &risk).await;
+    let plan = create_plan(&app, &risk).await;
+    for (title, due, tracker) in [
+        ("Enforce MFA", days(30), None),
+        ("Block legacy authentication", days(-1), Some(jira_link())),
+    ] {
+        let item = add_item(&app, "risk_owner", &plan, title, due, tracker)
+            .await
+            .expect("item");
+        finish(&app, item, pb::ActionItemStatus::Done)
+            .await
+            .expect("finish");
+    }
 
     let log = decisions(&app, &risk.name).await;
     let kinds: Vec<i32> = log.iter().rev().map(|d| d.kind).collect();
@@ -544,7 +679,11 @@ async fn approvals_and_items_follow_the_risk(backend: Backend) {
 }
 
 crate::on_both_backends!(
-    response_approval_and_action_plan,
+    no_response_before_assessment_and_invalid_responses_name_their_fields,
+    a_proposer_cannot_approve_and_a_rejection_returns_to_assessed,
+    a_high_response_needs_the_trust_team_and_is_approved_once,
+    finishing_every_action_item_moves_the_risk_to_monitoring,
+    every_decision_is_logged_and_audited_through_closing,
     acceptance_expires_on_the_clock,
     approvals_and_items_follow_the_risk,
 );

@@ -12,6 +12,7 @@ use assurance_proto::risk::v1::{
     risk_service_client::RiskServiceClient,
 };
 use assurance_runtime::serve::{Running, Shutdown};
+use clap::Parser;
 use risk_service::domain::scoring::Methodology;
 use sea_orm::{ConnectionTrait, Database};
 use tonic::transport::{Channel, Endpoint};
@@ -50,7 +51,10 @@ impl TestDb {
                 pg: None,
             },
             Backend::Postgres => {
-                let admin = postgres_url().expect("ASSURANCE_TEST_POSTGRES_URL is set");
+                // Tests reach this only when the variable was set at build time (the
+                // `assurance_postgres` cfg); unset at run time is a failure, not a skip.
+                let admin = postgres_url()
+                    .unwrap_or_else(|| panic!("{POSTGRES_ENV} is not set for a PostgreSQL test"));
                 let name = format!("assurance_t_{}", uuid::Uuid::now_v7().simple());
                 let conn = Database::connect(&admin)
                     .await
@@ -216,25 +220,34 @@ pub async fn risk_service(db: &TestDb, scoring: Methodology) -> App {
     App::connect(running, db.tokens.clone()).await
 }
 
-/// The configuration of a risk-service on port 0 over `db`, accepting `db.tokens`.
+/// The configuration of a risk-service on port 0 over `db`, accepting `db.tokens`: the
+/// binary's own defaults (as `risk-service` with no flags parses them) with the overrides of
+/// [`risk_args`].
 pub fn risk_config(db: &TestDb) -> risk_service::config::Config {
-    risk_service::config::Config {
-        listen: localhost0(),
-        http_listen: localhost0(),
-        database_url: db.url.clone(),
-        db_pool_size: 4,
-        read_cache_size: 1000,
-        read_cache_ttl_secs: 30,
-        scoring: Methodology::Standard,
-        scoring_policy: None,
-        log_format: assurance_runtime::telemetry::LogFormat::Pretty,
-        expiry_interval_secs: 1,
-        clock: Default::default(),
-        security: risk_service::config::Security {
-            tokens_file: Some(db.tokens.path.clone()),
-            ..Default::default()
-        },
-    }
+    risk_service::config::Config::try_parse_from(risk_args(db))
+        .expect("risk-service accepts the test flags")
+}
+
+/// The command line of a test risk-service: only what a test needs differs from the
+/// defaults — its own database and tokens, ephemeral ports, and a sweep for expired
+/// acceptances every second (the default minute would outlast the tests that move the clock).
+pub fn risk_args(db: &TestDb) -> Vec<String> {
+    let mut args = vec!["risk-service".to_string()];
+    args.extend(listen_args());
+    args.extend(flag("--database-url", &db.url));
+    args.extend(flag("--tokens-file", &db.tokens.path.display().to_string()));
+    args.extend(flag("--expiry-interval-secs", "1"));
+    args
+}
+
+/// `--listen` and `--http-listen` on ephemeral loopback ports.
+fn listen_args() -> Vec<String> {
+    let port0 = localhost0().to_string();
+    [flag("--listen", &port0), flag("--http-listen", &port0)].concat()
+}
+
+fn flag(name: &str, value: &str) -> Vec<String> {
+    vec![name.to_string(), value.to_string()]
 }
 
 /// incident-service on port 0 over `db`'s incident database.
@@ -247,52 +260,27 @@ pub async fn incident_service(db: &TestDb) -> App {
     App::connect(running, db.tokens.clone()).await
 }
 
-/// The configuration of an incident-service on port 0 over `db`, accepting `db.tokens`.
+/// The configuration of an incident-service on port 0 over `db`, accepting `db.tokens`: the
+/// binary's defaults with its own database, tokens and ephemeral ports.
 pub fn incident_config(db: &TestDb) -> incident_service::config::Config {
-    incident_service::config::Config {
-        listen: localhost0(),
-        http_listen: localhost0(),
-        database_url: db.incident_url(),
-        db_pool_size: 4,
-        severity_rule: None,
-        preparation: None,
-        log_format: assurance_runtime::telemetry::LogFormat::Pretty,
-        security: incident_service::config::Security {
-            tokens_file: Some(db.tokens.path.clone()),
-            ..Default::default()
-        },
-    }
+    let mut args = vec!["incident-service".to_string()];
+    args.extend(listen_args());
+    args.extend(flag("--database-url", &db.incident_url()));
+    args.extend(flag("--tokens-file", &db.tokens.path.display().to_string()));
+    incident_service::config::Config::try_parse_from(args)
+        .expect("incident-service accepts the test flags")
 }
 
-/// The configuration of a forwarding gateway on port 0, accepting `db.tokens`.
+/// The configuration of a forwarding gateway on port 0, accepting `db.tokens`: the binary's
+/// defaults with ephemeral ports, `db`'s data directory and tokens, and the expiry sweep of
+/// [`risk_args`] (for `--embedded`). Forwarding tests set the services' URLs.
 pub fn gateway_config(db: &TestDb) -> gateway::config::Config {
-    gateway::config::Config {
-        listen: localhost0(),
-        http_listen: localhost0(),
-        embedded: false,
-        data_dir: db.data_dir(),
-        risk_url: String::new(),
-        risk_database_url: None,
-        incident_url: String::new(),
-        incident_database_url: None,
-        severity_rule: None,
-        preparation: None,
-        db_pool_size: 4,
-        read_cache_size: 1000,
-        read_cache_ttl_secs: 30,
-        scoring: Methodology::Standard,
-        scoring_policy: None,
-        log_format: assurance_runtime::telemetry::LogFormat::Pretty,
-        upstream_tls_ca: None,
-        upstream_tls_cert: None,
-        upstream_tls_key: None,
-        expiry_interval_secs: 1,
-        clock: Default::default(),
-        security: gateway::config::Security {
-            tokens_file: Some(db.tokens.path.clone()),
-            ..Default::default()
-        },
-    }
+    let mut args = vec!["gateway".to_string()];
+    args.extend(listen_args());
+    args.extend(flag("--data-dir", &db.data_dir().display().to_string()));
+    args.extend(flag("--tokens-file", &db.tokens.path.display().to_string()));
+    args.extend(flag("--expiry-interval-secs", "1"));
+    gateway::config::Config::try_parse_from(args).expect("gateway accepts the test flags")
 }
 
 /// `gateway --embedded --data-dir DIR` on port 0; on PostgreSQL the risk database is `db`.
@@ -473,7 +461,8 @@ pub fn reason(status: &tonic::Status) -> String {
 }
 
 /// Generates a SQLite and a PostgreSQL test for each `async fn name(backend)`. The
-/// PostgreSQL variant is skipped (with a notice) when no server is configured; CI sets it.
+/// PostgreSQL variant is compiled as ignored when `ASSURANCE_TEST_POSTGRES_URL` was not set
+/// at build time (the `assurance_postgres` cfg of `tests/build.rs`); CI sets it.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -488,11 +477,11 @@ macro_rules! on_both_backends {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(assurance_postgres),
+                    ignore = "set ASSURANCE_TEST_POSTGRES_URL to run on PostgreSQL"
+                )]
                 async fn $name() {
-                    if $crate::helpers::postgres_url().is_none() {
-                        eprintln!("skipped: {} is not set", $crate::helpers::POSTGRES_ENV);
-                        return;
-                    }
                     super::$name($crate::helpers::Backend::Postgres).await
                 }
             )*

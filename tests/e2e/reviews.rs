@@ -60,7 +60,18 @@ async fn review(
         .map(|r| r.into_inner())
 }
 
-async fn reviews_observations_and_cycles(backend: Backend) {
+/// A risk in the register's story of reviews: the embedded gateway on a clock the test
+/// moves, two risks of exchange-online with different owners, the first assessed HIGH.
+struct Story {
+    _db: TestDb,
+    clock: assurance_runtime::time::Clock,
+    app: App,
+    risk: pb::Risk,
+    assess_time: i64,
+}
+
+/// [`Story`] before the 90 days of a HIGH risk's review interval have passed.
+async fn assessed_story(backend: Backend) -> (Story, pb::Risk) {
     let db = TestDb::new(backend).await;
     let config = embedded_config(&db, backend);
     let clock = config.clock.clone();
@@ -69,8 +80,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
     let risk = create_risk(&app, new_risk("Stale admin accounts", "exchange-online")).await;
     let mut other = new_risk("Unpatched edge proxy", "exchange-online");
     other.owner = "edge-owner@example.com".into();
-    let other = create_risk(&app, other).await;
-    // (4,4,4) → HIGH: reviews every 90 days.
+    create_risk(&app, other).await;
     let assessed = assess(&app, &risk.name, 4, 4, 4).await;
     let assess_time = assessed
         .latest_assessment
@@ -78,15 +88,26 @@ async fn reviews_observations_and_cycles(backend: Backend) {
         .and_then(|a| a.assess_time)
         .expect("assessed")
         .seconds;
-    assert_eq!(
-        assessed.next_review_time.map(|t| t.seconds),
-        Some(assess_time + 90 * 86_400)
-    );
-    assert!(overdue(&app).await.is_empty());
-    clock.advance(Duration::from_secs(91 * 86_400));
-    assert_eq!(overdue(&app).await, vec![risk.name.clone()]);
+    let story = Story {
+        _db: db,
+        clock,
+        app,
+        risk,
+        assess_time,
+    };
+    (story, assessed)
+}
 
-    // Treat it to MONITORING: respond, approve, finish the plan.
+/// Treats the story's risk to MONITORING: respond, approve (not by the proposer), finish the
+/// plan.
+async fn treat_to_monitoring(story: &Story) {
+    let Story {
+        app,
+        risk,
+        assess_time,
+        ..
+    } = story;
+    let assess_time = *assess_time;
     let response = app
         .risks_as("risk_owner")
         .set_risk_response(pb::SetRiskResponseRequest {
@@ -161,13 +182,53 @@ async fn reviews_observations_and_cycles(backend: Backend) {
         })
         .await
         .expect("finish");
+}
+
+/// [`Story`] 91 days later, its risk treated to MONITORING.
+async fn monitored_story(backend: Backend) -> Story {
+    let (story, _) = assessed_story(backend).await;
+    story.clock.advance(Duration::from_secs(91 * 86_400));
+    treat_to_monitoring(&story).await;
+    story
+}
+
+async fn a_high_risk_falls_due_for_review_after_ninety_days(backend: Backend) {
+    let (story, assessed) = assessed_story(backend).await;
+    let Story {
+        clock,
+        app,
+        risk,
+        assess_time,
+        ..
+    } = &story;
+    // (4,4,4) → HIGH: reviews every 90 days.
     assert_eq!(
-        get(&app, &risk.name).await.status,
+        assessed.next_review_time.map(|t| t.seconds),
+        Some(assess_time + 90 * 86_400)
+    );
+    assert!(overdue(app).await.is_empty());
+    clock.advance(Duration::from_secs(91 * 86_400));
+    assert_eq!(overdue(app).await, vec![risk.name.clone()]);
+
+    // Treat it to MONITORING: respond, approve, finish the plan.
+    treat_to_monitoring(&story).await;
+    assert_eq!(
+        get(app, &risk.name).await.status,
         pb::RiskStatus::Monitoring as i32
     );
+}
 
+async fn a_review_cycle_counts_each_owners_reviews_and_closes_once(backend: Backend) {
+    let story = monitored_story(backend).await;
+    let Story {
+        app,
+        risk,
+        assess_time,
+        ..
+    } = &story;
+    let (app, assess_time) = (app, *assess_time);
     // A review cycle over the business unit lists both risks by owner.
-    let err = reviews(&app, "scoped")
+    let err = reviews(app, "scoped")
         .open_review_cycle(pb::OpenReviewCycleRequest {
             review_cycle: Some(pb::ReviewCycle {
                 title: "H1 review".into(),
@@ -183,7 +244,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
         .await
         .expect_err("scoped callers open cycles of their services only");
     assert_eq!(err.code(), Code::PermissionDenied);
-    let cycle = reviews(&app, "trust_team")
+    let cycle = reviews(app, "trust_team")
         .open_review_cycle(pb::OpenReviewCycleRequest {
             review_cycle: Some(pb::ReviewCycle {
                 title: "H1 review".into(),
@@ -214,7 +275,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
 
     // Validation of a review.
     let err = review(
-        &app,
+        app,
         "risk_owner",
         &risk.name,
         pb::ReviewOutcome::Reassessed,
@@ -225,7 +286,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
     assert_eq!(violations(&err), vec!["review.reassessment"]);
     // A review that keeps the assessment: still MONITORING, no longer overdue.
     let kept = review(
-        &app,
+        app,
         "risk_owner",
         &risk.name,
         pb::ReviewOutcome::NoChange,
@@ -234,11 +295,11 @@ async fn reviews_observations_and_cycles(backend: Backend) {
     .await
     .expect("review");
     assert_eq!(kept.reviewer, "risk_owner@example.com");
-    let after = get(&app, &risk.name).await;
+    let after = get(app, &risk.name).await;
     assert_eq!(after.status, pb::RiskStatus::Monitoring as i32);
     assert_eq!(after.next_review_time, kept.next_review_time);
-    assert!(overdue(&app).await.is_empty());
-    let cycle = reviews(&app, "viewer")
+    assert!(overdue(app).await.is_empty());
+    let cycle = reviews(app, "viewer")
         .get_review_cycle(pb::GetReviewCycleRequest {
             name: cycle.name.clone(),
         })
@@ -247,9 +308,43 @@ async fn reviews_observations_and_cycles(backend: Backend) {
         .into_inner();
     assert_eq!((cycle.risks, cycle.reviewed), (2, 1));
     assert_eq!(cycle.progress[1].reviewed, 1, "owner@example.com reviewed");
+    // Close the cycle with a summary; a second close is refused.
+    let closed = reviews(app, "trust_team")
+        .close_review_cycle(pb::CloseReviewCycleRequest {
+            name: cycle.name.clone(),
+            summary: "One of two risks reviewed; edge proxy carried over.".into(),
+        })
+        .await
+        .expect("close")
+        .into_inner();
+    assert_eq!(closed.state, pb::ReviewCycleState::Closed as i32);
+    assert_eq!(closed.closed_by, "trust_team@example.com");
+    let err = reviews(app, "trust_team")
+        .close_review_cycle(pb::CloseReviewCycleRequest {
+            name: cycle.name.clone(),
+            summary: "again".into(),
+        })
+        .await
+        .expect_err("closed");
+    assert_eq!(reason(&err), "CYCLE_CLOSED");
+}
 
+async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_year(
+    backend: Backend,
+) {
+    let story = monitored_story(backend).await;
+    let Story { app, risk, .. } = &story;
+    review(
+        app,
+        "risk_owner",
+        &risk.name,
+        pb::ReviewOutcome::NoChange,
+        None,
+    )
+    .await
+    .expect("a review that keeps the assessment");
     // A penetration test finds more: back to ASSESSED, logged as a decision.
-    let observation = reviews(&app, "responder")
+    let observation = reviews(app, "responder")
         .add_observation(pb::AddObservationRequest {
             parent: risk.name.clone(),
             observation: Some(pb::Observation {
@@ -266,7 +361,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
         .into_inner();
     assert!(observation.reassessment_triggered);
     assert_eq!(
-        get(&app, &risk.name).await.status,
+        get(app, &risk.name).await.status,
         pb::RiskStatus::Assessed as i32
     );
     let log = app
@@ -284,7 +379,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
 
     // A review that reassesses: (2,2,2) → LOW, next review in 365 days.
     let reassessed = review(
-        &app,
+        app,
         "risk_owner",
         &risk.name,
         pb::ReviewOutcome::Reassessed,
@@ -298,7 +393,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
     )
     .await
     .expect("reassessing review");
-    let now = get(&app, &risk.name).await;
+    let now = get(app, &risk.name).await;
     let latest = now.latest_assessment.expect("latest");
     assert_eq!(latest.severity, pb::Severity::Low as i32);
     assert_eq!(latest.assessor, "risk_owner@example.com");
@@ -308,7 +403,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
             .map(|t| t.seconds - reassessed.review_time.map(|r| r.seconds).unwrap_or(0)),
         Some(365 * 86_400)
     );
-    let history = reviews(&app, "viewer")
+    let history = reviews(app, "viewer")
         .list_reviews(pb::ListReviewsRequest {
             parent: risk.name.clone(),
             ..Default::default()
@@ -318,7 +413,7 @@ async fn reviews_observations_and_cycles(backend: Backend) {
         .into_inner()
         .reviews;
     assert_eq!(history.len(), 2);
-    let observations = reviews(&app, "viewer")
+    let observations = reviews(app, "viewer")
         .list_observations(pb::ListObservationsRequest {
             parent: risk.name.clone(),
             ..Default::default()
@@ -328,27 +423,10 @@ async fn reviews_observations_and_cycles(backend: Backend) {
         .into_inner()
         .observations;
     assert_eq!(observations.len(), 1);
-
-    // Close the cycle with a summary; a second close is refused.
-    let closed = reviews(&app, "trust_team")
-        .close_review_cycle(pb::CloseReviewCycleRequest {
-            name: cycle.name.clone(),
-            summary: "One of two risks reviewed; edge proxy carried over.".into(),
-        })
-        .await
-        .expect("close")
-        .into_inner();
-    assert_eq!(closed.state, pb::ReviewCycleState::Closed as i32);
-    assert_eq!(closed.closed_by, "trust_team@example.com");
-    let err = reviews(&app, "trust_team")
-        .close_review_cycle(pb::CloseReviewCycleRequest {
-            name: cycle.name.clone(),
-            summary: "again".into(),
-        })
-        .await
-        .expect_err("closed");
-    assert_eq!(reason(&err), "CYCLE_CLOSED");
-    let _ = other;
 }
 
-crate::on_both_backends!(reviews_observations_and_cycles);
+crate::on_both_backends!(
+    a_high_risk_falls_due_for_review_after_ninety_days,
+    a_review_cycle_counts_each_owners_reviews_and_closes_once,
+    an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_year,
+);

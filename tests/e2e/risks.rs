@@ -9,7 +9,8 @@ use crate::helpers::*;
 
 crate::on_both_backends!(
     risk_lifecycle_create_assess_update_close,
-    invalid_requests_name_every_bad_field,
+    invalid_creates_and_names_are_refused_field_by_field,
+    invalid_assessments_updates_and_closes_leave_the_risk_unchanged,
     closed_risks_refuse_changes_naming_allowed_moves,
     nist_methodology_records_level_of_risk,
     data_survives_a_restart,
@@ -151,7 +152,7 @@ async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
     assert_eq!(still_there.status, pb::RiskStatus::Closed as i32);
 }
 
-async fn invalid_requests_name_every_bad_field(backend: Backend) {
+async fn invalid_creates_and_names_are_refused_field_by_field(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = risk_service(&db, Methodology::Standard).await;
     org_fixture(&app).await;
@@ -232,6 +233,13 @@ async fn invalid_requests_name_every_bad_field(backend: Backend) {
         .expect_err("absent");
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(reason(&err), "NOT_FOUND");
+}
+
+async fn invalid_assessments_updates_and_closes_leave_the_risk_unchanged(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let mut client = app.risks();
 
     // Assessment metrics out of range and a missing assessor.
     let risk = create_risk(&app, new_risk("Weak TLS", "exchange-online")).await;

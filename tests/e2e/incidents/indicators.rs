@@ -1,0 +1,138 @@
+//! Indicators of compromise: normalised on entry and swept across incidents.
+
+use assurance_proto::incident::v1 as pb;
+use tonic::Code;
+
+use super::*;
+
+crate::on_both_backends!(indicators_are_normalised_and_swept_across_incidents,);
+
+async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = incident_service(&db).await;
+    let first = declare(&app, new_incident("Beaconing from build agents")).await;
+    let second = declare(&app, new_incident("Phishing landing page")).await;
+    let add = |parent: &str, kind: pb::IndicatorType, value: &str, request_id: &str| {
+        let mut client = app.incidents();
+        let request = pb::AddIndicatorRequest {
+            parent: parent.into(),
+            indicator: Some(pb::Indicator {
+                r#type: kind as i32,
+                value: value.into(),
+                tlp: pb::Tlp::Amber as i32,
+                description: "C2 address".into(),
+                ..Default::default()
+            }),
+            request_id: request_id.into(),
+        };
+        async move { client.add_indicator(request).await.map(|r| r.into_inner()) }
+    };
+    let ip = add(
+        &first.name,
+        pb::IndicatorType::Ip,
+        "198.51.100[.]7",
+        "ioc-1",
+    )
+    .await
+    .expect("add defanged ip");
+    assert_eq!(ip.value, "198.51.100.7");
+    assert!(ip.name.starts_with(&format!("{}/indicators/", first.name)));
+    assert_eq!(
+        add(
+            &first.name,
+            pb::IndicatorType::Ip,
+            "198.51.100[.]7",
+            "ioc-1"
+        )
+        .await
+        .expect("retry"),
+        ip
+    );
+    let err = add(&first.name, pb::IndicatorType::Ip, " 198.51.100.7 ", "")
+        .await
+        .expect_err("same indicator twice");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    add(&first.name, pb::IndicatorType::Domain, "Evil.Example.", "")
+        .await
+        .expect("domain");
+    add(&second.name, pb::IndicatorType::Ip, "198.51.100.7", "")
+        .await
+        .expect("same ip elsewhere");
+    let err = add(&second.name, pb::IndicatorType::FileHash, "not-a-hash", "")
+        .await
+        .expect_err("bad hash");
+    assert_eq!(violations(&err), ["indicator.value"]);
+
+    let swept = app
+        .incidents()
+        .find_indicator(pb::FindIndicatorRequest {
+            r#type: pb::IndicatorType::Ip as i32,
+            value: "198.51.100.7".into(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .expect("sweep")
+        .into_inner();
+    assert_eq!(swept.indicators.len(), 1);
+    let rest = app
+        .incidents()
+        .find_indicator(pb::FindIndicatorRequest {
+            r#type: pb::IndicatorType::Ip as i32,
+            value: "198.51.100.7".into(),
+            page_size: 1,
+            page_token: swept.next_page_token.clone(),
+        })
+        .await
+        .expect("second page")
+        .into_inner();
+    let incidents: Vec<String> = swept
+        .indicators
+        .iter()
+        .chain(&rest.indicators)
+        .map(|i| {
+            i.name
+                .split("/indicators/")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(incidents, [first.name.clone(), second.name.clone()]);
+    let domain = app
+        .incidents()
+        .find_indicator(pb::FindIndicatorRequest {
+            r#type: pb::IndicatorType::Domain as i32,
+            value: "evil[.]example".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("domain sweep")
+        .into_inner();
+    assert_eq!(domain.indicators.len(), 1);
+    let listed = app
+        .incidents()
+        .list_indicators(pb::ListIndicatorsRequest {
+            parent: first.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.indicators.len(), 2);
+    let timeline = app
+        .incidents()
+        .list_timeline(pb::ListTimelineRequest {
+            parent: first.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("timeline")
+        .into_inner();
+    assert!(
+        timeline
+            .events
+            .iter()
+            .any(|e| e.summary == "indicator added: ip 198.51.100.7")
+    );
+}
