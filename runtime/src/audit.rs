@@ -12,11 +12,16 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    ApiError, ApiResult,
+    ApiResult,
     auth::Caller,
-    filter::{self, FilterSchema, Op, compare, equality_only},
-    page::{self, Key},
-    time::{now_micros, parse_rfc3339, to_timestamp},
+    filter::{Op, equality_only},
+    list::{
+        Direction, Field, FilterContext, FilterTable, KeyType, Kind, ListQuery, ListRequest,
+        Sorting,
+    },
+    page::Key,
+    time::{now_micros, to_timestamp},
+    validate::Violations,
 };
 
 pub mod audit_event {
@@ -111,40 +116,31 @@ pub async fn record(
     Ok(())
 }
 
-struct AuditFilter;
+/// The filter fields of `ListAuditEvents`.
+static FILTER: FilterTable<C> = FilterTable(&[
+    Field::new("principal", Kind::Text(C::Principal)),
+    Field::new("on_behalf_of", Kind::Text(C::OnBehalfOf)),
+    Field::new("rpc", Kind::Text(C::Rpc)),
+    Field::new("method", Kind::Custom(method)),
+    Field::new("resource", Kind::Text(C::Resource)),
+    Field::new("request_id", Kind::Text(C::RequestId)),
+    Field::new("time", Kind::Time(C::Time)),
+]);
 
-impl FilterSchema for AuditFilter {
-    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
-        let text = |col: C| -> Result<Condition, String> {
-            equality_only(field, op)?;
-            Ok(compare(col, op, value.into()))
-        };
-        match field {
-            "principal" => text(C::Principal),
-            "on_behalf_of" => text(C::OnBehalfOf),
-            "rpc" => text(C::Rpc),
-            "resource" => text(C::Resource),
-            "request_id" => text(C::RequestId),
-            "method" => {
-                equality_only(field, op)?;
-                let cond = Condition::all().add(C::Rpc.like(format!("%/{}", escape_like(value))));
-                Ok(if op == Op::Eq { cond } else { cond.not() })
-            }
-            "time" => {
-                let micros = parse_rfc3339(value).ok_or_else(|| {
-                    format!("`time` compares with an RFC 3339 time such as \"2026-01-31T00:00:00Z\" (got `{value}`)")
-                })?;
-                Ok(compare(C::Time, op, micros.into()))
-            }
-            _ => Err(format!(
-                "unknown field `{field}`; filterable: principal, on_behalf_of, rpc, method, resource, request_id, time"
-            )),
-        }
-    }
-}
+/// Newest first; the time breaks ties by id.
+const SORTING: Sorting = Sorting {
+    fields: &[("time", KeyType::Int)],
+    default: &[("time", Direction::Desc)],
+    max_fields: 0,
+    id: KeyType::Uuid,
+};
 
-fn escape_like(value: &str) -> String {
-    value.replace(['%', '_', '\\'], "")
+/// `method = CreateRisk`: the RPC's method name, whatever its service.
+fn method(field: &str, op: Op, value: &str, _: &FilterContext) -> Result<Condition, String> {
+    equality_only(field, op)?;
+    let escaped = value.replace(['%', '_', '\\'], "");
+    let cond = Condition::all().add(C::Rpc.like(format!("%/{escaped}")));
+    Ok(if op == Op::Eq { cond } else { cond.not() })
 }
 
 /// A page of `service`'s audit trail, newest first.
@@ -153,36 +149,31 @@ pub async fn list(
     service: &str,
     request: &pb::ListAuditEventsRequest,
 ) -> ApiResult<pb::ListAuditEventsResponse> {
-    let size = page::page_size("page_size", request.page_size)?;
-    let mut condition = Condition::all().add(C::Service.eq(service));
-    if let Some(parsed) = filter::parse("filter", &request.filter)? {
-        condition = condition.add(filter::compile("filter", &parsed, &AuditFilter)?);
-    }
-    let fingerprint = page::query_fingerprint(&["audit", service, &request.filter]);
-    if let Some(keys) = page::decode("page_token", &request.page_token, &fingerprint, 2)? {
-        let (Key::Int(time), Key::Text(id)) = (&keys[0], &keys[1]) else {
-            return Err(ApiError::invalid(
-                "page_token",
-                "is not a page token issued by this service",
-            ));
-        };
-        let id: Uuid = id.parse().map_err(|_| {
-            ApiError::invalid("page_token", "is not a page token issued by this service")
-        })?;
-        condition = condition.add(
-            Condition::any()
-                .add(C::Time.lt(*time))
-                .add(Condition::all().add(C::Time.eq(*time)).add(C::Id.lt(id))),
-        );
-    }
-    let mut rows = audit_event::Entity::find()
-        .filter(condition)
+    let mut v = Violations::new();
+    let query = ListQuery::parse(
+        &mut v,
+        &ListRequest {
+            scope: &["audit", service],
+            page_size: request.page_size,
+            page_token: &request.page_token,
+            filter: &request.filter,
+            order_by: "",
+        },
+        Some(&FILTER.at(FilterContext::default())),
+        &SORTING,
+    );
+    v.finish()?;
+    let mut select = audit_event::Entity::find()
+        .filter(C::Service.eq(service))
+        .filter(query.condition.clone())
         .order_by(C::Time, Order::Desc)
         .order_by(C::Id, Order::Desc)
-        .limit(size + 1)
-        .all(db)
-        .await?;
-    let next_page_token = page::finish(&mut rows, size, &fingerprint, |e| {
+        .limit(query.limit());
+    if let Some(after) = query.after_condition(&[C::Time], C::Id) {
+        select = select.filter(after);
+    }
+    let mut rows = select.all(db).await?;
+    let next_page_token = query.next_page(&mut rows, |e| {
         vec![Key::Int(e.time), Key::Text(e.id.to_string())]
     });
     Ok(pb::ListAuditEventsResponse {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod etag;
 pub mod filter;
 pub mod idempotency;
+pub mod list;
 pub mod page;
 pub mod security;
 pub mod serve;
