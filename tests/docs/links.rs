@@ -88,12 +88,11 @@ fn link_targets(line: &str) -> Vec<String> {
         rest = &after[end..];
     }
     let trimmed = line.trim_start();
-    if trimmed.starts_with('[') {
-        if let Some(close) = trimmed.find("]:") {
-            if let Some(target) = trimmed[close + 2..].split_whitespace().next() {
-                out.push(target.to_string());
-            }
-        }
+    if trimmed.starts_with('[')
+        && let Some(close) = trimmed.find("]:")
+        && let Some(target) = trimmed[close + 2..].split_whitespace().next()
+    {
+        out.push(target.to_string());
     }
     out
 }
