@@ -218,17 +218,18 @@ mod tests {
 }
 
 #[cfg(test)]
-mod readme {
-    /// The README's role matrix is this table, rendered. When the matrix changes, replace the
-    /// README's table with the one this test prints.
+mod docs {
+    /// The role matrix in docs/security.md is this table, rendered. When the matrix changes,
+    /// replace the table in docs/security.md with the one this test prints.
     #[test]
-    fn readme_shows_the_current_matrix() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-            .expect("README.md at the workspace root");
+    fn security_doc_shows_the_current_matrix() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/security.md"))
+                .expect("docs/security.md in the workspace");
         let table = super::render_markdown();
         assert!(
-            readme.contains(&table),
-            "README.md's role matrix is out of date; replace it with:\n\n{table}"
+            doc.contains(&table),
+            "docs/security.md's role matrix is out of date; replace it with:\n\n{table}"
         );
     }
 }
