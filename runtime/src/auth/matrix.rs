@@ -1,5 +1,5 @@
 //! The role matrix: for every RPC, the roles that may call it. One table for every server;
-//! the README's matrix is rendered from it (`render_markdown`) and a test keeps the two equal.
+//! the matrix in `docs/security.md` is rendered from it (`render_markdown`) and a test keeps the two equal.
 //! An RPC missing from the table is refused to everyone.
 //!
 //! Service scope is checked on top, by the handlers: a principal scoped to some services may
