@@ -8,6 +8,8 @@ use sea_orm::{
     sea_query::{ColumnDef, Index, Table, TableCreateStatement},
 };
 
+use sha2::{Digest, Sha256};
+
 use crate::{ApiError, ApiResult, db, error::is_unique_violation, time::now_micros};
 
 /// The `request_records` table, in every service database.
@@ -65,6 +67,28 @@ impl RequestKey {
         (!request_id.is_empty()).then(|| RequestKey {
             operation,
             request_id: request_id.to_string(),
+            fingerprint,
+        })
+    }
+
+    /// The key of `request`, when it carries a request id (`request_id` picks the field): its
+    /// fingerprint is a digest of the request with that id cleared, to tell a retry from a
+    /// reused id.
+    pub fn for_request<M: prost::Message + Clone>(
+        operation: &'static str,
+        request: &M,
+        request_id: impl FnOnce(&mut M) -> &mut String,
+    ) -> Option<Self> {
+        let mut copy = request.clone();
+        let id = std::mem::take(request_id(&mut copy));
+        if id.is_empty() {
+            return None;
+        }
+        let digest = Sha256::digest(copy.encode_to_vec());
+        let fingerprint = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        Some(RequestKey {
+            operation,
+            request_id: id,
             fingerprint,
         })
     }
@@ -158,4 +182,38 @@ pub fn last_segment<T: std::str::FromStr>(name: &str) -> ApiResult<T> {
         .next()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| ApiError::Internal(format!("bad stored resource {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use assurance_proto::risk::v1::{CreateRiskRequest, Risk};
+
+    use super::RequestKey;
+
+    fn create(request_id: &str, title: &str) -> CreateRiskRequest {
+        CreateRiskRequest {
+            request_id: request_id.into(),
+            risk: Some(Risk {
+                title: title.into(),
+                ..Risk::default()
+            }),
+            ..CreateRiskRequest::default()
+        }
+    }
+
+    fn key(request: &CreateRiskRequest) -> Option<RequestKey> {
+        RequestKey::for_request("CreateRisk", request, |r| &mut r.request_id)
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_the_request_id_and_sees_the_payload() {
+        let a = key(&create("r-1", "Stale keys")).expect("a key");
+        assert_eq!(a.request_id, "r-1");
+        assert_eq!(a.operation, "CreateRisk");
+        let same = key(&create("r-2", "Stale keys")).expect("a key");
+        assert_eq!(a.fingerprint, same.fingerprint);
+        let other = key(&create("r-1", "Fresh keys")).expect("a key");
+        assert_ne!(a.fingerprint, other.fingerprint);
+        assert!(key(&create("", "Stale keys")).is_none());
+    }
 }
