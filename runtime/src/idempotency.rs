@@ -197,7 +197,6 @@ mod tests {
                 title: title.into(),
                 ..Risk::default()
             }),
-            ..CreateRiskRequest::default()
         }
     }
 
