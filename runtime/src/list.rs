@@ -316,6 +316,19 @@ pub struct ListRequest<'a> {
     pub order_by: &'a str,
 }
 
+impl<'a> ListRequest<'a> {
+    /// A list with neither filter nor order: only pages.
+    pub fn paged(scope: &'a [&'a str], page_size: i32, page_token: &'a str) -> Self {
+        ListRequest {
+            scope,
+            page_size,
+            page_token,
+            filter: "",
+            order_by: "",
+        }
+    }
+}
+
 /// A parsed list request, valid when the [`Violations`] it was parsed with are empty.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
@@ -464,6 +477,15 @@ impl ListQuery {
     /// its id.
     pub fn next_page<T>(&self, rows: &mut Vec<T>, keys: impl Fn(&T) -> Vec<Key>) -> String {
         page::finish(rows, self.size, &self.fingerprint, keys)
+    }
+
+    /// [`Self::next_page`] of a list in id order.
+    pub fn next_page_by_id<T, I: ToString>(
+        &self,
+        rows: &mut Vec<T>,
+        id: impl Fn(&T) -> I,
+    ) -> String {
+        self.next_page(rows, |row| vec![Key::Text(id(row).to_string())])
     }
 }
 

@@ -174,6 +174,15 @@ fn order_by_fields_directions_and_limits() {
     let mut v = Violations::new();
     ListQuery::parse(&mut v, &request("", "time", ""), None, &Sorting::BY_UUID);
     assert!(v.finish().is_err(), "a list in id order takes no order_by");
+    let mut v = Violations::new();
+    let paged = ListQuery::parse(
+        &mut v,
+        &ListRequest::paged(&["x"], 7, ""),
+        None,
+        &Sorting::BY_UUID,
+    );
+    assert!(v.finish().is_ok());
+    assert_eq!((paged.size, paged.after_id()), (7, None));
 }
 
 #[test]
