@@ -113,8 +113,7 @@ async fn request_id_reused_for_another_request_is_refused(backend: Backend) {
         })
         .await
         .expect_err("reused id");
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(reason(&err), "REQUEST_ID_REUSED");
+    assert_reason(&err, Code::InvalidArgument, "REQUEST_ID_REUSED");
     assert_eq!(violations(&err), ["request_id"]);
 }
 

@@ -143,8 +143,7 @@ async fn org_validation_and_conflicts(backend: Backend) {
         })
         .await
         .expect_err("duplicate");
-    assert_eq!(err.code(), Code::AlreadyExists);
-    assert_eq!(reason(&err), "ALREADY_EXISTS");
+    assert_reason(&err, Code::AlreadyExists, "ALREADY_EXISTS");
 
     // A retried create with a request id returns the same resource instead.
     let request = pb::CreateBusinessUnitRequest {

@@ -30,8 +30,7 @@ async fn the_review_queues_follow_ups_and_risks_and_allows_closing(backend: Back
     let err = record(post_incident_review(), "")
         .await
         .expect_err("too early");
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&err), "REVIEW_NOT_ALLOWED");
+    assert_reason(&err, Code::FailedPrecondition, "REVIEW_NOT_ALLOWED");
     for phase in [
         pb::Phase::Containment,
         pb::Phase::Eradication,
