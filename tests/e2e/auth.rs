@@ -309,16 +309,7 @@ async fn audit_trail_records_every_mutation(backend: Backend) {
     assert_eq!(violations(&err), vec!["filter"]);
 
     // The incident service keeps its own trail.
-    let phishing = ipb::Incident {
-        title: "Phishing wave".into(),
-        summary: "Credential phishing against finance.".into(),
-        classification: ipb::Classification::Event as i32,
-        functional_impact: ipb::FunctionalImpact::None as i32,
-        information_impacts: vec![ipb::InformationImpact::None as i32],
-        recoverability: ipb::Recoverability::Regular as i32,
-        ..Default::default()
-    };
-    let declared = declare_incident_as(&app, "responder", phishing, "req-incident-1")
+    let declared = declare_incident_as(&app, "responder", phishing_wave(), "req-incident-1")
         .await
         .expect("declare");
     let trail = ipb::audit_service_client::AuditServiceClient::new(app.channel_as("admin"))

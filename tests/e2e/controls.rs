@@ -68,7 +68,6 @@ async fn list_page(
             filter: filter.into(),
             page_size,
             page_token,
-            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
@@ -719,16 +718,8 @@ async fn assessment_derives_control_deficiency(backend: Backend) {
     assert_eq!(violations(&err), ["assessment.control_deficiency"]);
 
     // The history keeps each derived value.
-    let history: Vec<i32> = app
-        .risks()
-        .list_assessments(pb::ListAssessmentsRequest {
-            parent: risk.name.clone(),
-            ..Default::default()
-        })
+    let history: Vec<i32> = assessment_history(&app, &risk.name)
         .await
-        .expect("history")
-        .into_inner()
-        .assessments
         .iter()
         .map(|a| a.control_deficiency)
         .collect();

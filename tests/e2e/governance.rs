@@ -126,19 +126,15 @@ async fn no_response_before_assessment_and_invalid_responses_name_their_fields(b
     assert_eq!(assessed.status, pb::RiskStatus::Assessed as i32);
 
     // Validation: ACCEPT needs an expiry; an override needs a justification.
-    let err = propose(
-        &app,
-        "risk_owner",
-        &risk.name,
-        pb::RiskResponse {
-            decision: pb::ResponseDecision::Accept as i32,
-            strategy_override: pb::ResponseStrategy::Tolerate as i32,
-            rationale: "r".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect_err("invalid");
+    let unjustified_open_acceptance = pb::RiskResponse {
+        decision: pb::ResponseDecision::Accept as i32,
+        strategy_override: pb::ResponseStrategy::Tolerate as i32,
+        rationale: "r".into(),
+        ..Default::default()
+    };
+    let err = propose(&app, "risk_owner", &risk.name, unjustified_open_acceptance)
+        .await
+        .expect_err("invalid");
     assert_eq!(
         violations(&err),
         vec![

@@ -467,6 +467,19 @@ pub async fn assess_as(
         .map(|r| r.into_inner())
 }
 
+/// The assessments of a risk, newest first.
+pub async fn assessment_history(app: &App, risk: &str) -> Vec<pb::Assessment> {
+    app.risks()
+        .list_assessments(pb::ListAssessmentsRequest {
+            parent: risk.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .assessments
+}
+
 /// An admin's quarterly assessment of the risk `name`.
 pub async fn assess(
     app: &App,
@@ -523,6 +536,19 @@ pub async fn update_risk_as(
         })
         .await
         .map(|r| r.into_inner())
+}
+
+/// A phishing wave: an event of no functional or information impact.
+pub fn phishing_wave() -> ipb::Incident {
+    ipb::Incident {
+        title: "Phishing wave".into(),
+        summary: "Credential phishing against finance.".into(),
+        classification: ipb::Classification::Event as i32,
+        functional_impact: ipb::FunctionalImpact::None as i32,
+        information_impacts: vec![ipb::InformationImpact::None as i32],
+        recoverability: ipb::Recoverability::Regular as i32,
+        ..Default::default()
+    }
 }
 
 /// `who` declares `incident` to the incident service.

@@ -29,14 +29,14 @@ async fn overdue(app: &App) -> Vec<String> {
         .collect()
 }
 
+/// The risk owner records a review of `risk`.
 async fn review(
     app: &App,
-    who: &str,
     risk: &str,
     outcome: pb::ReviewOutcome,
     reassessment: Option<pb::Assessment>,
 ) -> Result<pb::Review, tonic::Status> {
-    reviews(app, who)
+    reviews(app, "risk_owner")
         .record_review(pb::RecordReviewRequest {
             parent: risk.into(),
             review: Some(pb::Review {
@@ -211,26 +211,14 @@ async fn a_review_cycle_counts_each_owners_reviews_and_closes_once(backend: Back
     );
 
     // Validation of a review.
-    let err = review(
-        app,
-        "risk_owner",
-        &risk.name,
-        pb::ReviewOutcome::Reassessed,
-        None,
-    )
-    .await
-    .expect_err("reassessment missing");
+    let err = review(app, &risk.name, pb::ReviewOutcome::Reassessed, None)
+        .await
+        .expect_err("reassessment missing");
     assert_eq!(violations(&err), vec!["review.reassessment"]);
     // A review that keeps the assessment: still MONITORING, no longer overdue.
-    let kept = review(
-        app,
-        "risk_owner",
-        &risk.name,
-        pb::ReviewOutcome::NoChange,
-        None,
-    )
-    .await
-    .expect("review");
+    let kept = review(app, &risk.name, pb::ReviewOutcome::NoChange, None)
+        .await
+        .expect("review");
     assert_eq!(kept.reviewer, "risk_owner@example.com");
     let after = get_risk(app, &risk.name).await;
     assert_eq!(after.status, pb::RiskStatus::Monitoring as i32);
@@ -271,15 +259,9 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
 ) {
     let story = monitored_story(backend).await;
     let Story { app, risk, .. } = &story;
-    review(
-        app,
-        "risk_owner",
-        &risk.name,
-        pb::ReviewOutcome::NoChange,
-        None,
-    )
-    .await
-    .expect("a review that keeps the assessment");
+    review(app, &risk.name, pb::ReviewOutcome::NoChange, None)
+        .await
+        .expect("a review that keeps the assessment");
     // A penetration test finds more: back to ASSESSED, logged as a decision.
     let observation = reviews(app, "responder")
         .add_observation(pb::AddObservationRequest {
@@ -308,7 +290,6 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
     // A review that reassesses: (2,2,2) → LOW, next review in 365 days.
     let reassessed = review(
         app,
-        "risk_owner",
         &risk.name,
         pb::ReviewOutcome::Reassessed,
         Some(pb::Assessment {
@@ -331,26 +312,30 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
             .map(|t| t.seconds - reassessed.review_time.map(|r| r.seconds).unwrap_or(0)),
         Some(365 * 86_400)
     );
-    let history = reviews(app, "viewer")
-        .list_reviews(pb::ListReviewsRequest {
-            parent: risk.name.clone(),
+    // The risk keeps both reviews and the observation.
+    let parent = risk.name.clone();
+    let (reviews_of, observations_of) = (
+        pb::ListReviewsRequest {
+            parent: parent.clone(),
             ..Default::default()
-        })
-        .await
-        .expect("reviews")
-        .into_inner()
-        .reviews;
-    assert_eq!(history.len(), 2);
-    let observations = reviews(app, "viewer")
-        .list_observations(pb::ListObservationsRequest {
-            parent: risk.name.clone(),
+        },
+        pb::ListObservationsRequest {
+            parent,
             ..Default::default()
-        })
-        .await
-        .expect("observations")
-        .into_inner()
-        .observations;
-    assert_eq!(observations.len(), 1);
+        },
+    );
+    let mut viewer = reviews(app, "viewer");
+    let history = viewer.list_reviews(reviews_of).await.expect("reviews");
+    assert_eq!(history.into_inner().reviews.len(), 2);
+    let observed = viewer.list_observations(observations_of).await;
+    assert_eq!(
+        observed
+            .expect("observations")
+            .into_inner()
+            .observations
+            .len(),
+        1
+    );
 }
 
 crate::on_both_backends!(

@@ -77,23 +77,9 @@ async fn phases_advance_in_order_and_going_back_needs_a_reason(backend: Backend)
         Some(first_contain),
         "a phase's first entry time is kept"
     );
-    for phase in [
-        pb::Phase::Eradication,
-        pb::Phase::Recovery,
-        pb::Phase::PostIncident,
-    ] {
-        advance(&app, &declared.name, phase, "")
-            .await
-            .expect("advance");
-    }
+    advance_through(&app, &declared.name, &FORWARD_TO_POST_INCIDENT[1..]).await;
     // No closing before the post-incident review.
-    let err = app
-        .incidents()
-        .close_incident(pb::CloseIncidentRequest {
-            name: declared.name.clone(),
-            resolution: "done".into(),
-            etag: String::new(),
-        })
+    let err = close(&app, &declared.name, "done")
         .await
         .expect_err("review missing");
     assert_refused(&err, Code::FailedPrecondition, "review");
@@ -183,16 +169,9 @@ async fn non_incidents_close_from_analysis_and_lists_filter(backend: Backend) {
         closed.get_ref().classification,
         pb::Classification::NotAnIncident as i32
     );
-    let closed = app
-        .incidents()
-        .close_incident(pb::CloseIncidentRequest {
-            name: names[0].clone(),
-            resolution: "Benign: VPN egress change.".into(),
-            etag: String::new(),
-        })
+    let closed = close(&app, &names[0], "Benign: VPN egress change.")
         .await
-        .expect("close from analysis")
-        .into_inner();
+        .expect("close from analysis");
     assert_eq!(closed.phase, pb::Phase::Closed as i32);
     assert!(closed.close_time.is_some());
     let err = advance(&app, &names[0], pb::Phase::Containment, "")
