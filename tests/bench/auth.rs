@@ -22,15 +22,8 @@ pub struct AuthArgs {
     /// hold after the warm-up, so that the rounds compare steady states.
     #[arg(long, default_value_t = 10_000)]
     get_working_set: usize,
-    #[arg(long, default_value_t = 4)]
-    connections: usize,
-    #[arg(long, default_value_t = 16)]
-    in_flight: usize,
-    #[arg(long, default_value_t = 3.0)]
-    duration: f64,
-    /// Rounds; each figure is the median over them (at least 5 for reported figures).
-    #[arg(long, default_value_t = 5)]
-    rounds: usize,
+    #[command(flatten)]
+    shape: crate::load::LoadShape,
     /// Seconds of GetRisk per server before measuring, so that each fills its read cache.
     #[arg(long, default_value_t = 15.0)]
     warmup: f64,
@@ -72,14 +65,14 @@ async fn measure(
     for addr in [open_addr, authed_addr] {
         server::wait_serving(addr, Duration::from_secs(60)).await?;
         let mut channels = Vec::new();
-        for _ in 0..args.connections {
+        for _ in 0..args.shape.connections {
             channels.push(server::connect(addr).await?);
         }
         // Warm-up: connections, the read cache, the token cache.
         load::run(
             Op::GetRisk,
             &channels,
-            args.in_flight,
+            args.shape.in_flight,
             Duration::from_secs(1),
             work.clone(),
         )
@@ -90,19 +83,19 @@ async fn measure(
         "# assurance-bench auth: GetRisk over {} risks (hot set {}), {} connections x {} in flight, {:.1}s x {} rounds, unauthenticated (--insecure-dev) vs bearer token",
         args.risks,
         args.get_working_set,
-        args.connections,
-        args.in_flight,
-        args.duration,
-        args.rounds
+        args.shape.connections,
+        args.shape.in_flight,
+        args.shape.duration,
+        args.shape.rounds
     );
-    let duration = Duration::from_secs_f64(args.duration);
+    let duration = Duration::from_secs_f64(args.shape.duration);
     let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
-    for round in 1..=args.rounds {
+    for round in 1..=args.shape.rounds {
         for (side, label) in [(0, "unauthenticated"), (1, "authenticated")] {
             let sample = load::run(
                 Op::GetRisk,
                 &sides[side],
-                args.in_flight,
+                args.shape.in_flight,
                 duration,
                 work.clone(),
             )

@@ -18,6 +18,23 @@ use uuid::Uuid;
 
 use crate::seed;
 
+/// How hard and how long each measurement drives the server.
+#[derive(clap::Args)]
+pub struct LoadShape {
+    /// Connections to the server.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Concurrent calls per connection.
+    #[arg(long, default_value_t = 16)]
+    pub in_flight: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    pub duration: f64,
+    /// Rounds; each figure is the median over them (at least 5 for reported figures).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Op {
     /// gRPC health Check: the transport baseline.

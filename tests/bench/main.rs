@@ -76,17 +76,8 @@ struct RunArgs {
     /// GetRisk picks from this many seeded risks (default: all of them).
     #[arg(long)]
     get_working_set: Option<usize>,
-    #[arg(long, default_value_t = 4)]
-    connections: usize,
-    /// Concurrent calls per connection.
-    #[arg(long, default_value_t = 16)]
-    in_flight: usize,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 3.0)]
-    duration: f64,
-    /// Rounds; each figure is the median over them (at least 5 for reported figures).
-    #[arg(long, default_value_t = 5)]
-    rounds: usize,
+    #[command(flatten)]
+    shape: load::LoadShape,
     #[arg(
         long,
         value_enum,
@@ -214,7 +205,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     let channels = {
         let mut v = Vec::new();
-        for _ in 0..args.connections {
+        for _ in 0..args.shape.connections {
             v.push(server::connect(addr).await?);
         }
         v
@@ -224,7 +215,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         risk_ids,
         incident_ids,
     });
-    let duration = Duration::from_secs_f64(args.duration);
+    let duration = Duration::from_secs_f64(args.shape.duration);
     println!(
         "# assurance-bench: {} {}, {} connections x {} in flight, {:.1}s x {} rounds, load {}, db {}",
         args.risks,
@@ -233,10 +224,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         } else {
             "incidents"
         },
-        args.connections,
-        args.in_flight,
-        args.duration,
-        args.rounds,
+        args.shape.connections,
+        args.shape.in_flight,
+        args.shape.duration,
+        args.shape.rounds,
         if args.load == LoadSource::Tonic {
             "tonic"
         } else {
@@ -250,7 +241,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     load::run(
         Op::Health,
         &channels,
-        args.in_flight,
+        args.shape.in_flight,
         Duration::from_millis(500),
         work.clone(),
     )
@@ -261,13 +252,20 @@ async fn run(args: RunArgs) -> Result<(), String> {
         Some((_, v)) => v.push(s),
         None => samples.push((op, vec![s])),
     };
-    for round in 1..=args.rounds {
+    for round in 1..=args.shape.rounds {
         for op in &args.ops {
             // The baseline runs right before each subject, on the same server.
             for current in [Op::Health, *op] {
                 let sample = match args.load {
                     LoadSource::Tonic => {
-                        load::run(current, &channels, args.in_flight, duration, work.clone()).await
+                        load::run(
+                            current,
+                            &channels,
+                            args.shape.in_flight,
+                            duration,
+                            work.clone(),
+                        )
+                        .await
                     }
                     LoadSource::H2load => h2load(current, addr, &args, &work).await?,
                 };
@@ -431,11 +429,11 @@ async fn h2load(
     let output = Command::new("h2load")
         .args([
             "-c",
-            &args.connections.to_string(),
+            &args.shape.connections.to_string(),
             "-m",
-            &args.in_flight.to_string(),
+            &args.shape.in_flight.to_string(),
         ])
-        .args(["-D", &format!("{}", args.duration.ceil() as u64)])
+        .args(["-D", &format!("{}", args.shape.duration.ceil() as u64)])
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
         .args([
             "-H",
@@ -467,7 +465,7 @@ async fn h2load(
         .unwrap_or(0);
     let mut sample = Sample {
         ok: succeeded,
-        elapsed: Duration::from_secs_f64(args.duration.ceil()).min(started.elapsed()),
+        elapsed: Duration::from_secs_f64(args.shape.duration.ceil()).min(started.elapsed()),
         mean_ms: Some(f64::from(mean_us) / 1000.0),
         ..Default::default()
     };

@@ -8,7 +8,7 @@ use risk_service::store::{
     Store,
     entities::{assessment, business_unit, risk, service},
 };
-use sea_orm::{EntityTrait, IntoActiveModel, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, TransactionTrait};
 use uuid::Uuid;
 
 pub const BUSINESS_UNITS: usize = 4;
@@ -17,6 +17,41 @@ pub const OWNERS: usize = 200;
 
 pub fn service_id(i: usize) -> String {
     format!("svc-{:02}", i % SERVICES)
+}
+
+/// Rows a transaction.
+const TRANSACTION_ROWS: usize = 10_000;
+/// Rows a statement.
+const STATEMENT_ROWS: usize = 1_000;
+
+/// The row numbers below `count`, a range a transaction.
+fn transactions(count: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..count)
+        .step_by(TRANSACTION_ROWS)
+        .map(move |first| first..(first + TRANSACTION_ROWS).min(count))
+}
+
+/// Inserts `rows` in `tx`, [`STATEMENT_ROWS`] a statement.
+async fn insert_in_statements<A>(
+    tx: &sea_orm::DatabaseTransaction,
+    rows: Vec<A>,
+) -> Result<(), String>
+where
+    A: ActiveModelTrait + Clone,
+{
+    for part in rows.chunks(STATEMENT_ROWS) {
+        A::Entity::insert_many(part.to_vec())
+            .exec_without_returning(tx)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Closes the seeding connection; the seconds since `started`.
+async fn seeding_done(db: &sea_orm::DatabaseConnection, started: Instant) -> f64 {
+    db.clone().close().await.ok();
+    started.elapsed().as_secs_f64()
 }
 
 /// What was seeded: risk ids that accept assessments.
@@ -82,13 +117,11 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
         .map_err(|e| e.to_string())?;
     let policy_id = policy.id();
     let mut risk_ids = Vec::with_capacity(count);
-    let mut done = 0;
-    while done < count {
-        let chunk = (count - done).min(10_000);
+    for rows in transactions(count) {
         let tx = db.begin().await.map_err(|e| e.to_string())?;
-        let mut risks = Vec::with_capacity(chunk);
-        let mut assessments = Vec::with_capacity(chunk);
-        for n in done..done + chunk {
+        let mut risks = Vec::with_capacity(rows.len());
+        let mut assessments = Vec::with_capacity(rows.len());
+        for n in rows {
             let id = Uuid::now_v7();
             let aid = Uuid::now_v7();
             let (impact, likelihood, deficiency) = (
@@ -158,26 +191,14 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
             );
             risk_ids.push(id);
         }
-        for part in risks.chunks(1000) {
-            risk::Entity::insert_many(part.to_vec())
-                .exec_without_returning(&tx)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        for part in assessments.chunks(1000) {
-            assessment::Entity::insert_many(part.to_vec())
-                .exec_without_returning(&tx)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        insert_in_statements(&tx, risks).await?;
+        insert_in_statements(&tx, assessments).await?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        done += chunk;
     }
-    db.clone().close().await.ok();
+    let took = seeding_done(db, started).await;
     eprintln!(
-        "seeded {count} risks in {:.1}s ({:.0} rows/s)",
-        started.elapsed().as_secs_f64(),
-        (2 * count) as f64 / started.elapsed().as_secs_f64()
+        "seeded {count} risks in {took:.1}s ({:.0} rows/s)",
+        (2 * count) as f64 / took
     );
     Ok(Seeded { risk_ids })
 }
@@ -194,12 +215,10 @@ pub async fn seed_incidents(url: &str, count: usize) -> Result<Vec<Uuid>, String
     let now = now_micros();
     let minute = 60_000_000i64;
     let mut ids = Vec::with_capacity(count);
-    let mut done = 0;
-    while done < count {
-        let chunk = (count - done).min(10_000);
+    for numbers in transactions(count) {
         let tx = db.begin().await.map_err(|e| e.to_string())?;
-        let mut rows = Vec::with_capacity(chunk);
-        for n in done..done + chunk {
+        let mut rows = Vec::with_capacity(numbers.len());
+        for n in numbers {
             let id = Uuid::now_v7();
             let n64 = n as i64;
             let declare = now - (count as i64 - n64) * minute;
@@ -241,19 +260,10 @@ pub async fn seed_incidents(url: &str, count: usize) -> Result<Vec<Uuid>, String
             );
             ids.push(id);
         }
-        for part in rows.chunks(1000) {
-            incident::Entity::insert_many(part.to_vec())
-                .exec_without_returning(&tx)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        insert_in_statements(&tx, rows).await?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        done += chunk;
     }
-    db.clone().close().await.ok();
-    eprintln!(
-        "seeded {count} incidents in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    let took = seeding_done(db, started).await;
+    eprintln!("seeded {count} incidents in {took:.1}s");
     Ok(ids)
 }

@@ -98,8 +98,7 @@ async fn bad_tokens_are_unauthenticated(backend: Backend) {
         .list_risks(pb::ListRisksRequest::default())
         .await
         .expect_err("no token");
-    assert_eq!(no_token.code(), Code::Unauthenticated);
-    assert_eq!(reason(&no_token), "UNAUTHENTICATED");
+    assert_reason(&no_token, Code::Unauthenticated, "UNAUTHENTICATED");
     let admin = app.tokens.admin().to_string();
     let mut tampered = admin.clone().into_bytes();
     let last = tampered.len() - 1;
@@ -151,29 +150,13 @@ async fn service_scope_limits_changes(backend: Backend) {
     let app = embedded_gateway(&db, backend).await;
     org_fixture(&app).await;
     create_service(&app, "teams", "productivity").await;
-    let ours = app
-        .risks_as("scoped")
-        .create_risk(pb::CreateRiskRequest {
-            risk: Some(new_risk("Ours", "exchange-online")),
-            request_id: String::new(),
-        })
+    let ours = identify_risk_as(&app, "scoped", new_risk("Ours", "exchange-online"))
         .await
-        .expect("in scope")
-        .into_inner();
-    let err = app
-        .risks_as("scoped")
-        .create_risk(pb::CreateRiskRequest {
-            risk: Some(new_risk("Theirs", "teams")),
-            request_id: String::new(),
-        })
+        .expect("in scope");
+    let err = identify_risk_as(&app, "scoped", new_risk("Theirs", "teams"))
         .await
         .expect_err("out of scope");
-    assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(
-        err.message().contains("services/teams"),
-        "{}",
-        err.message()
-    );
+    assert_refused(&err, Code::PermissionDenied, "services/teams");
     let theirs = create_risk(&app, new_risk("Theirs", "teams")).await;
     // Reading is not scoped; changing is.
     app.risks_as("scoped")
@@ -182,81 +165,49 @@ async fn service_scope_limits_changes(backend: Backend) {
         })
         .await
         .expect("read");
-    let err = app
-        .risks_as("scoped")
-        .assess_risk(pb::AssessRiskRequest {
-            name: theirs.name.clone(),
-            assessment: Some(pb::Assessment {
-                impact: 3,
-                likelihood: 3,
-                control_deficiency: 3,
-                assessor: "a@example.com".into(),
-                rationale: "r".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let err = assess_as(&app, "scoped", &theirs.name, assessment(3, 3, 3))
         .await
         .expect_err("assess out of scope");
     assert_eq!(err.code(), Code::PermissionDenied);
     // Moving our risk to their service is refused too.
     let mut moved = ours.clone();
     moved.service = "services/teams".into();
-    let err = app
-        .risks_as("scoped")
-        .update_risk(pb::UpdateRiskRequest {
-            risk: Some(moved),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["service".into()],
-            }),
-        })
+    let err = update_risk_as(&app, "scoped", moved, &["service"])
         .await
         .expect_err("move out of scope");
     assert_eq!(err.code(), Code::PermissionDenied);
-    let err = app
-        .org_as("scoped")
-        .create_service(pb::CreateServiceRequest {
-            service_id: "sharepoint".into(),
-            service: Some(pb::Service {
-                business_unit: "businessUnits/productivity".into(),
-                display_name: "SharePoint".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let sharepoint = pb::Service {
+        business_unit: "businessUnits/productivity".into(),
+        display_name: "SharePoint".into(),
+        ..Default::default()
+    };
+    let err = register_service(&app, "scoped", "sharepoint", sharepoint)
         .await
         .expect_err("registering services is for unscoped principals");
     assert_eq!(err.code(), Code::PermissionDenied);
 
     // Incidents: declared only for its services; changed only where one is affected.
-    let declare = |services: Vec<&str>| {
-        let mut client = app.incidents_as("scoped");
-        let request = ipb::DeclareIncidentRequest {
-            incident: Some(ipb::Incident {
-                title: "Mailbox rule abuse".into(),
-                summary: "Forwarding rules created by an attacker.".into(),
-                classification: ipb::Classification::SecurityIncident as i32,
-                functional_impact: ipb::FunctionalImpact::Low as i32,
-                information_impacts: vec![ipb::InformationImpact::None as i32],
-                recoverability: ipb::Recoverability::Regular as i32,
-                affected_services: services.iter().map(|s| format!("services/{s}")).collect(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        };
-        async move {
-            client
-                .declare_incident(request)
-                .await
-                .map(|r| r.into_inner())
-        }
+    let incident = |title: &str, summary: &str, service: &str| ipb::Incident {
+        title: title.into(),
+        summary: summary.into(),
+        classification: ipb::Classification::SecurityIncident as i32,
+        functional_impact: ipb::FunctionalImpact::Low as i32,
+        information_impacts: vec![ipb::InformationImpact::None as i32],
+        recoverability: ipb::Recoverability::Regular as i32,
+        affected_services: vec![format!("services/{service}")],
+        ..Default::default()
     };
-    let mine = declare(vec!["exchange-online"])
-        .await
-        .expect("declare in scope");
-    let err = declare(vec!["teams"])
-        .await
-        .expect_err("declare out of scope");
+    let abuse = |service| {
+        let summary = "Forwarding rules created by an attacker.";
+        declare_incident_as(
+            &app,
+            "scoped",
+            incident("Mailbox rule abuse", summary, service),
+            "",
+        )
+    };
+    let mine = abuse("exchange-online").await.expect("declare in scope");
+    let err = abuse("teams").await.expect_err("declare out of scope");
     assert_eq!(err.code(), Code::PermissionDenied);
     let note = |name: String| {
         let mut client = app.incidents_as("scoped");
@@ -271,24 +222,10 @@ async fn service_scope_limits_changes(backend: Backend) {
         }
     };
     note(mine.name.clone()).await.expect("note on ours");
-    let theirs = app
-        .incidents()
-        .declare_incident(ipb::DeclareIncidentRequest {
-            incident: Some(ipb::Incident {
-                title: "Teams outage".into(),
-                summary: "Meetings fail to start.".into(),
-                classification: ipb::Classification::SecurityIncident as i32,
-                functional_impact: ipb::FunctionalImpact::Low as i32,
-                information_impacts: vec![ipb::InformationImpact::None as i32],
-                recoverability: ipb::Recoverability::Regular as i32,
-                affected_services: vec!["services/teams".into()],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let outage = incident("Teams outage", "Meetings fail to start.", "teams");
+    let theirs = declare_incident_as(&app, "admin", outage, "")
         .await
-        .expect("admin declares")
-        .into_inner();
+        .expect("admin declares");
     let err = note(theirs.name.clone()).await.expect_err("not ours");
     assert_eq!(err.code(), Code::PermissionDenied);
 }
@@ -340,27 +277,13 @@ async fn audit_trail_records_every_mutation(backend: Backend) {
         .expect_err("not a system principal");
     assert_eq!(err.code(), Code::PermissionDenied);
 
-    let list = |who: &str, filter: &str| {
-        let mut client = AuditServiceClient::new(app.channel_as(who));
-        let request = audit_pb::ListAuditEventsRequest {
-            filter: filter.into(),
-            ..Default::default()
-        };
-        async move {
-            client
-                .list_audit_events(request)
-                .await
-                .map(|r| r.into_inner())
-        }
-    };
-    let err = list("viewer", "")
+    let err = read_audit_trail(&app, "viewer", "")
         .await
         .expect_err("viewers may not read the trail");
     assert_eq!(err.code(), Code::PermissionDenied);
-    let events = list("trust_team", &format!("resource = \"{}\"", risk.name))
+    let events = read_audit_trail(&app, "trust_team", &format!("resource = \"{}\"", risk.name))
         .await
-        .expect("trail")
-        .audit_events;
+        .expect("trail");
     assert_eq!(events.len(), 2, "{events:?}");
     // Newest first.
     assert_eq!(events[0].rpc, "assurance.risk.v1.RiskService/DeleteRisk");
@@ -372,37 +295,23 @@ async fn audit_trail_records_every_mutation(backend: Backend) {
     assert_eq!(events[1].request_id, "req-audit-1");
     assert_eq!(events[1].service, "risk-service");
     assert!(events[1].time.is_some());
-    let by_alice = list(
+    let by_alice = read_audit_trail(
+        &app,
         "admin",
         "on_behalf_of = \"alice@example.com\" AND method = \"DeleteRisk\"",
     )
     .await
-    .expect("filter")
-    .audit_events;
+    .expect("filter");
     assert_eq!(by_alice.len(), 1);
-    let err = list("admin", "colour = \"red\"")
+    let err = read_audit_trail(&app, "admin", "colour = \"red\"")
         .await
         .expect_err("unknown field");
     assert_eq!(violations(&err), vec!["filter"]);
 
     // The incident service keeps its own trail.
-    let declared = app
-        .incidents_as("responder")
-        .declare_incident(ipb::DeclareIncidentRequest {
-            incident: Some(ipb::Incident {
-                title: "Phishing wave".into(),
-                summary: "Credential phishing against finance.".into(),
-                classification: ipb::Classification::Event as i32,
-                functional_impact: ipb::FunctionalImpact::None as i32,
-                information_impacts: vec![ipb::InformationImpact::None as i32],
-                recoverability: ipb::Recoverability::Regular as i32,
-                ..Default::default()
-            }),
-            request_id: "req-incident-1".into(),
-        })
+    let declared = declare_incident_as(&app, "responder", phishing_wave(), "req-incident-1")
         .await
-        .expect("declare")
-        .into_inner();
+        .expect("declare");
     let trail = ipb::audit_service_client::AuditServiceClient::new(app.channel_as("admin"))
         .list_audit_events(audit_pb::ListAuditEventsRequest::default())
         .await
@@ -442,28 +351,15 @@ async fn forwarding_gateway_passes_credentials(backend: Backend) {
         .await
         .expect_err("no token at the edge");
     assert_eq!(err.code(), Code::Unauthenticated);
-    let err = gw
-        .org_as("viewer")
-        .create_business_unit(pb::CreateBusinessUnitRequest {
-            business_unit_id: "finance".into(),
-            business_unit: Some(pb::BusinessUnit {
-                display_name: "Finance".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let finance = pb::BusinessUnit {
+        display_name: "Finance".into(),
+        ..Default::default()
+    };
+    let err = register_business_unit(&gw, "viewer", "finance", finance.clone())
         .await
         .expect_err("viewer");
     assert_eq!(err.code(), Code::PermissionDenied);
-    gw.org_as("trust_team")
-        .create_business_unit(pb::CreateBusinessUnitRequest {
-            business_unit_id: "finance".into(),
-            business_unit: Some(pb::BusinessUnit {
-                display_name: "Finance".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    register_business_unit(&gw, "trust_team", "finance", finance)
         .await
         .expect("trust team through the gateway");
     let trail = AuditServiceClient::new(risk.channel_as("admin"))

@@ -8,14 +8,6 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-crate::on_both_backends!(
-    concurrent_updates_with_one_etag_let_exactly_one_win,
-    concurrent_retries_of_one_create_make_one_risk,
-    request_id_reused_for_another_request_is_refused,
-    retried_assessment_is_recorded_once,
-    concurrent_creates_and_assessments_commit_consistently,
-);
-
 async fn concurrent_updates_with_one_etag_let_exactly_one_win(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = risk_service(&db, Methodology::Standard).await;
@@ -47,14 +39,7 @@ async fn concurrent_updates_with_one_etag_let_exactly_one_win(backend: Backend) 
     for r in results.iter().filter_map(|r| r.as_ref().err()) {
         assert_eq!(r.code(), Code::Aborted, "{r:?}");
     }
-    let stored = app
-        .risks()
-        .get_risk(pb::GetRiskRequest {
-            name: risk.name.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner();
+    let stored = get_risk(&app, &risk.name).await;
     assert_eq!(stored.title, winners[0].get_ref().title);
     assert_eq!(stored.etag, "\"2\"");
 }
@@ -113,8 +98,7 @@ async fn request_id_reused_for_another_request_is_refused(backend: Backend) {
         })
         .await
         .expect_err("reused id");
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(reason(&err), "REQUEST_ID_REUSED");
+    assert_reason(&err, Code::InvalidArgument, "REQUEST_ID_REUSED");
     assert_eq!(violations(&err), ["request_id"]);
 }
 
@@ -146,16 +130,7 @@ async fn retried_assessment_is_recorded_once(backend: Backend) {
             pb::RiskStatus::Assessed as i32
         );
     }
-    let history = app
-        .risks()
-        .list_assessments(pb::ListAssessmentsRequest {
-            parent: risk.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("history")
-        .into_inner();
-    assert_eq!(history.assessments.len(), 1);
+    assert_eq!(assessment_history(&app, &risk.name).await.len(), 1);
 }
 
 async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend) {
@@ -220,12 +195,7 @@ async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend
     .await;
     assert!(assessments.iter().all(Result::is_ok), "{assessments:?}");
     for name in &targets {
-        let risk = app
-            .risks()
-            .get_risk(pb::GetRiskRequest { name: name.clone() })
-            .await
-            .expect("get")
-            .into_inner();
+        let risk = get_risk(&app, name).await;
         assert_eq!(risk.etag, "\"6\"", "created at 1, then five assessments");
         assert_eq!(risk.status, pb::RiskStatus::Assessed as i32);
         let history = app
@@ -271,3 +241,11 @@ async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend
         .into_inner();
     assert_eq!(all.risks.len(), 39);
 }
+
+crate::on_both_backends!(
+    concurrent_updates_with_one_etag_let_exactly_one_win,
+    concurrent_retries_of_one_create_make_one_risk,
+    request_id_reused_for_another_request_is_refused,
+    retried_assessment_is_recorded_once,
+    concurrent_creates_and_assessments_commit_consistently,
+);

@@ -3,11 +3,7 @@
 //! directions with service scope, the control deficiency an assessment derives from linked
 //! controls, and the catalogue import (YAML and JSON, idempotent).
 
-use assurance_proto::audit::v1 as audit_pb;
-use assurance_proto::risk::v1::{
-    self as pb, audit_service_client::AuditServiceClient,
-    control_service_client::ControlServiceClient,
-};
+use assurance_proto::risk::v1::{self as pb, control_service_client::ControlServiceClient};
 use tonic::Code;
 
 use crate::helpers::*;
@@ -60,113 +56,122 @@ async fn create_control(
         .map(|r| r.into_inner())
 }
 
-async fn list(app: &App, filter: &str) -> Vec<String> {
+/// A page of the catalogue as a viewer reads it.
+async fn list_page(
+    app: &App,
+    filter: &str,
+    page_size: i32,
+    page_token: String,
+) -> Result<pb::ListControlsResponse, tonic::Status> {
     controls_as(app, "viewer")
         .list_controls(pb::ListControlsRequest {
             filter: filter.into(),
-            ..Default::default()
+            page_size,
+            page_token,
         })
         .await
+        .map(|r| r.into_inner())
+}
+
+async fn list(app: &App, filter: &str) -> Vec<String> {
+    list_page(app, filter, 0, String::new())
+        .await
         .unwrap_or_else(|e| panic!("list {filter}: {e}"))
-        .into_inner()
         .controls
         .into_iter()
         .map(|c| c.name)
         .collect()
 }
 
+async fn get_control(app: &App, name: &str) -> Result<pb::Control, tonic::Status> {
+    controls_as(app, "viewer")
+        .get_control(pb::GetControlRequest { name: name.into() })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn update_control(
+    app: &App,
+    who: &str,
+    request: pb::UpdateControlRequest,
+) -> Result<pb::Control, tonic::Status> {
+    controls_as(app, who)
+        .update_control(request)
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// `who` links a risk to a control.
 async fn link(
     app: &App,
     who: &str,
     risk: &str,
     control: &str,
 ) -> Result<pb::RiskControlLink, tonic::Status> {
-    controls_as(app, who)
-        .link_risk_control(pb::LinkRiskControlRequest {
-            risk: risk.into(),
-            control: control.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
+    let request = pb::LinkRiskControlRequest {
+        risk: risk.into(),
+        control: control.into(),
+    };
+    let reply = controls_as(app, who).link_risk_control(request).await;
+    reply.map(|r| r.into_inner())
 }
 
+/// `who` removes the link of a risk to a control.
 async fn unlink(
     app: &App,
     who: &str,
     risk: &str,
     control: &str,
 ) -> Result<pb::RiskControlLink, tonic::Status> {
-    controls_as(app, who)
-        .unlink_risk_control(pb::UnlinkRiskControlRequest {
-            risk: risk.into(),
-            control: control.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
+    let request = pb::UnlinkRiskControlRequest {
+        risk: risk.into(),
+        control: control.into(),
+    };
+    let reply = controls_as(app, who).unlink_risk_control(request).await;
+    reply.map(|r| r.into_inner())
 }
 
 async fn risk_controls(app: &App, risk: &str) -> Vec<String> {
-    controls_as(app, "viewer")
-        .list_risk_controls(pb::ListRiskControlsRequest {
-            parent: risk.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("risk controls")
-        .into_inner()
-        .controls
-        .into_iter()
-        .map(|c| c.name)
-        .collect()
+    let request = pb::ListRiskControlsRequest {
+        parent: risk.into(),
+        ..Default::default()
+    };
+    let reply = controls_as(app, "viewer").list_risk_controls(request).await;
+    let controls = reply.expect("risk controls").into_inner().controls;
+    controls.into_iter().map(|c| c.name).collect()
 }
 
-async fn control_risks(app: &App, control: &str, show_deleted: bool) -> Vec<String> {
+/// A page of the risks linked to a control.
+async fn control_risks_page(
+    app: &App,
+    control: &str,
+    show_deleted: bool,
+    page_size: i32,
+) -> pb::ListControlRisksResponse {
     controls_as(app, "viewer")
         .list_control_risks(pb::ListControlRisksRequest {
             parent: control.into(),
             show_deleted,
+            page_size,
             ..Default::default()
         })
         .await
         .expect("control risks")
         .into_inner()
-        .risks
-        .into_iter()
-        .map(|r| r.name)
-        .collect()
 }
 
+async fn control_risks(app: &App, control: &str, show_deleted: bool) -> Vec<String> {
+    let page = control_risks_page(app, control, show_deleted, 0).await;
+    page.risks.into_iter().map(|r| r.name).collect()
+}
+
+/// Assesses (4,4,·), leaving the control deficiency to be derived from the linked controls.
 async fn assess_deriving(app: &App, risk: &str) -> pb::Assessment {
-    app.risks()
-        .assess_risk(pb::AssessRiskRequest {
-            name: risk.into(),
-            assessment: Some(pb::Assessment {
-                impact: 4,
-                likelihood: 4,
-                // Omitted: derived from the linked controls.
-                control_deficiency: 0,
-                assessor: "assessor@example.com".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    assess_as(app, "admin", risk, assessment(4, 4, 0))
         .await
         .expect("assess deriving control deficiency")
-        .into_inner()
         .latest_assessment
         .expect("latest assessment")
-}
-
-async fn audit_trail(app: &App, filter: &str) -> Vec<audit_pb::AuditEvent> {
-    AuditServiceClient::new(app.channel_as("admin"))
-        .list_audit_events(audit_pb::ListAuditEventsRequest {
-            filter: filter.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("audit trail")
-        .into_inner()
-        .audit_events
 }
 
 use pb::ControlEffectiveness::{Effective, Ineffective, NotTested, PartiallyEffective};
@@ -310,18 +315,11 @@ async fn controls_are_read_listed_by_filter_and_paged(backend: Backend) {
     let created = three_controls(&app).await;
 
     // Get.
-    let got = controls_as(&app, "viewer")
-        .get_control(pb::GetControlRequest {
-            name: "controls/mfa-enforcement".into(),
-        })
+    let got = get_control(&app, "controls/mfa-enforcement")
         .await
-        .expect("get")
-        .into_inner();
+        .expect("get");
     assert_eq!(got, created);
-    let err = controls_as(&app, "viewer")
-        .get_control(pb::GetControlRequest {
-            name: "controls/nope".into(),
-        })
+    let err = get_control(&app, "controls/nope")
         .await
         .expect_err("missing");
     assert_eq!(err.code(), Code::NotFound);
@@ -374,34 +372,16 @@ async fn controls_are_read_listed_by_filter_and_paged(backend: Backend) {
         "design_effectiveness = GREAT",
         "colour = red",
     ] {
-        let err = controls_as(&app, "viewer")
-            .list_controls(pb::ListControlsRequest {
-                filter: bad.into(),
-                ..Default::default()
-            })
-            .await
-            .expect_err(bad);
+        let err = list_page(&app, bad, 0, String::new()).await.expect_err(bad);
         assert_eq!(violations(&err), ["filter"], "{bad}");
     }
     // Pages of one, bound to their filter.
-    let mut names = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = controls_as(&app, "viewer")
-            .list_controls(pb::ListControlsRequest {
-                page_size: 1,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("page")
-            .into_inner();
-        names.extend(page.controls.into_iter().map(|c| c.name));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+    let names = names_in_pages_of_one(|page_token| async {
+        let page = list_page(&app, "", 1, page_token).await.expect("page");
+        let names = page.controls.into_iter().map(|c| c.name).collect();
+        (names, page.next_page_token)
+    })
+    .await;
     assert_eq!(names, all);
 }
 
@@ -423,11 +403,9 @@ async fn updates_replace_requirements_with_the_current_etag_and_are_audited(back
             paths: vec!["operating_effectiveness".into(), "requirements".into()],
         }),
     };
-    let updated = controls_as(&app, "trust_team")
-        .update_control(update(&created.etag))
+    let updated = update_control(&app, "trust_team", update(&created.etag))
         .await
-        .expect("update")
-        .into_inner();
+        .expect("update");
     assert_eq!(updated.etag, "\"2\"");
     assert_eq!(updated.operating_effectiveness, Effective as i32);
     assert_eq!(updated.title, created.title);
@@ -437,14 +415,14 @@ async fn updates_replace_requirements_with_the_current_etag_and_are_audited(back
         ["controls/dlp-mail"]
     );
     // The old etag is stale now.
-    let err = controls_as(&app, "trust_team")
-        .update_control(update(&created.etag))
+    let err = update_control(&app, "trust_team", update(&created.etag))
         .await
         .expect_err("stale etag");
-    assert_eq!(err.code(), Code::Aborted);
-    assert_eq!(reason(&err), "STALE_ETAG");
-    let err = controls_as(&app, "trust_team")
-        .update_control(pb::UpdateControlRequest {
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let err = update_control(
+        &app,
+        "trust_team",
+        pb::UpdateControlRequest {
             control: Some(pb::Control {
                 name: "controls/mfa-enforcement".into(),
                 ..Default::default()
@@ -452,12 +430,12 @@ async fn updates_replace_requirements_with_the_current_etag_and_are_audited(back
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["design_effectiveness".into()],
             }),
-        })
-        .await
-        .expect_err("unspecified in the mask");
+        },
+    )
+    .await
+    .expect_err("unspecified in the mask");
     assert_eq!(violations(&err), ["control.design_effectiveness"]);
-    let err = controls_as(&app, "service_manager")
-        .update_control(update(""))
+    let err = update_control(&app, "service_manager", update(""))
         .await
         .expect_err("not an editor");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -505,6 +483,30 @@ async fn risks_and_controls(backend: Backend) -> (TestDb, App, pb::Risk, pb::Ris
     (db, app, owa, meetings)
 }
 
+/// The risk owner links `lobby-policy` to `owa`, a service manager `mfa-enforcement` to
+/// `meetings`; returns both risks' names, sorted (the risks of `mfa-enforcement` once `owa`
+/// is linked to it as well).
+async fn link_lobby_policy_and_meetings(
+    app: &App,
+    owa: &pb::Risk,
+    meetings: &pb::Risk,
+) -> Vec<String> {
+    link(app, "risk_owner", &owa.name, "controls/lobby-policy")
+        .await
+        .expect("second control");
+    link(
+        app,
+        "service_manager",
+        &meetings.name,
+        "controls/mfa-enforcement",
+    )
+    .await
+    .expect("another risk");
+    let mut both = vec![owa.name.clone(), meetings.name.clone()];
+    both.sort();
+    both
+}
+
 async fn links_are_scoped_idempotent_and_listed_both_ways(backend: Backend) {
     let (_db, app, owa, meetings) = risks_and_controls(backend).await;
 
@@ -523,12 +525,7 @@ async fn links_are_scoped_idempotent_and_listed_both_ways(backend: Backend) {
     let err = link(&app, "scoped", &meetings.name, "controls/mfa-enforcement")
         .await
         .expect_err("out of scope");
-    assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(
-        err.message().contains("services/teams"),
-        "{}",
-        err.message()
-    );
+    assert_refused(&err, Code::PermissionDenied, "services/teams");
     let err = link(&app, "viewer", &owa.name, "controls/lobby-policy")
         .await
         .expect_err("viewers do not link");
@@ -542,17 +539,7 @@ async fn links_are_scoped_idempotent_and_listed_both_ways(backend: Backend) {
         .expect_err("malformed");
     assert_eq!(violations(&err), ["risk", "control"]);
 
-    link(&app, "risk_owner", &owa.name, "controls/lobby-policy")
-        .await
-        .expect("second control");
-    link(
-        &app,
-        "service_manager",
-        &meetings.name,
-        "controls/mfa-enforcement",
-    )
-    .await
-    .expect("another risk");
+    let both = link_lobby_policy_and_meetings(&app, &owa, &meetings).await;
     assert_eq!(
         risk_controls(&app, &owa.name).await,
         ["controls/lobby-policy", "controls/mfa-enforcement"]
@@ -561,8 +548,6 @@ async fn links_are_scoped_idempotent_and_listed_both_ways(backend: Backend) {
         risk_controls(&app, &meetings.name).await,
         ["controls/mfa-enforcement"]
     );
-    let mut both = vec![owa.name.clone(), meetings.name.clone()];
-    both.sort();
     assert_eq!(
         control_risks(&app, "controls/mfa-enforcement", false).await,
         both
@@ -572,15 +557,7 @@ async fn links_are_scoped_idempotent_and_listed_both_ways(backend: Backend) {
         [owa.name.as_str()]
     );
     // Pages of one over the risks of a control.
-    let page = controls_as(&app, "viewer")
-        .list_control_risks(pb::ListControlRisksRequest {
-            parent: "controls/mfa-enforcement".into(),
-            page_size: 1,
-            ..Default::default()
-        })
-        .await
-        .expect("page")
-        .into_inner();
+    let page = control_risks_page(&app, "controls/mfa-enforcement", false, 1).await;
     assert_eq!(page.risks.len(), 1);
     assert!(!page.next_page_token.is_empty());
 }
@@ -590,19 +567,7 @@ async fn unlinking_is_scoped_and_a_closed_risk_keeps_its_links(backend: Backend)
     link(&app, "scoped", &owa.name, "controls/mfa-enforcement")
         .await
         .expect("link");
-    link(&app, "risk_owner", &owa.name, "controls/lobby-policy")
-        .await
-        .expect("second control");
-    link(
-        &app,
-        "service_manager",
-        &meetings.name,
-        "controls/mfa-enforcement",
-    )
-    .await
-    .expect("another risk");
-    let mut both = vec![owa.name.clone(), meetings.name.clone()];
-    both.sort();
+    let both = link_lobby_policy_and_meetings(&app, &owa, &meetings).await;
 
     // Scoped unlink is refused on another service's risk; a missing link is NOT_FOUND.
     let err = unlink(&app, "scoped", &meetings.name, "controls/mfa-enforcement")
@@ -665,6 +630,27 @@ async fn unlinking_is_scoped_and_a_closed_risk_keeps_its_links(backend: Backend)
     );
 }
 
+/// The trust team adds the control `id` to the catalogue; the risk owner links it to `risk`.
+async fn add_linked_control(
+    app: &App,
+    risk: &str,
+    id: &str,
+    design: pb::ControlEffectiveness,
+    operating: pb::ControlEffectiveness,
+) {
+    create_control(
+        app,
+        "trust_team",
+        id,
+        new_control(id, design, operating, vec![]),
+    )
+    .await
+    .expect("control");
+    link(app, "risk_owner", risk, &format!("controls/{id}"))
+        .await
+        .expect("link");
+}
+
 async fn assessment_derives_control_deficiency(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = embedded_gateway(&db, backend).await;
@@ -681,66 +667,40 @@ async fn assessment_derives_control_deficiency(backend: Backend) {
     assert_eq!(a.score, 4 * 4 * 5);
 
     // An untested control: 4; a partially effective one is better: 3.
-    create_control(
-        &app,
-        "trust_team",
-        "untested",
-        new_control("u", NotTested, NotTested, vec![]),
-    )
-    .await
-    .expect("control");
-    link(&app, "risk_owner", &risk.name, "controls/untested")
-        .await
-        .expect("link");
-    assert_eq!(
-        assess_deriving(&app, &risk.name).await.control_deficiency,
-        4
-    );
-    create_control(
-        &app,
-        "trust_team",
-        "partial",
-        new_control("p", Effective, PartiallyEffective, vec![]),
-    )
-    .await
-    .expect("control");
-    link(&app, "risk_owner", &risk.name, "controls/partial")
-        .await
-        .expect("link");
-    assert_eq!(
-        assess_deriving(&app, &risk.name).await.control_deficiency,
-        3
-    );
+    for (id, design, operating, deficiency) in [
+        ("untested", NotTested, NotTested, 4),
+        ("partial", Effective, PartiallyEffective, 3),
+    ] {
+        add_linked_control(&app, &risk.name, id, design, operating).await;
+        assert_eq!(
+            assess_deriving(&app, &risk.name).await.control_deficiency,
+            deficiency,
+            "with {id}"
+        );
+    }
 
     // One fully effective control: 1 (score 16, adequate controls → MONITOR).
-    create_control(
-        &app,
-        "trust_team",
-        "mfa",
-        new_control("m", Effective, Effective, vec![]),
-    )
-    .await
-    .expect("control");
-    link(&app, "risk_owner", &risk.name, "controls/mfa")
-        .await
-        .expect("link");
+    add_linked_control(&app, &risk.name, "mfa", Effective, Effective).await;
     let a = assess_deriving(&app, &risk.name).await;
     assert_eq!(a.control_deficiency, 1);
     assert_eq!(a.score, 16);
     assert_eq!(a.strategy, pb::ResponseStrategy::Monitor as i32);
 
     // The control's operation degrades: derivation follows its worse side.
-    controls_as(&app, "trust_team")
-        .update_control(pb::UpdateControlRequest {
+    update_control(
+        &app,
+        "trust_team",
+        pb::UpdateControlRequest {
             control: Some(pb::Control {
                 name: "controls/mfa".into(),
                 operating_effectiveness: Ineffective as i32,
                 ..Default::default()
             }),
             update_mask: None,
-        })
-        .await
-        .expect("update");
+        },
+    )
+    .await
+    .expect("update");
     assert_eq!(
         assess_deriving(&app, &risk.name).await.control_deficiency,
         3
@@ -752,34 +712,14 @@ async fn assessment_derives_control_deficiency(backend: Backend) {
         explicit.latest_assessment.map(|a| a.control_deficiency),
         Some(2)
     );
-    let err = app
-        .risks()
-        .assess_risk(pb::AssessRiskRequest {
-            name: risk.name.clone(),
-            assessment: Some(pb::Assessment {
-                impact: 2,
-                likelihood: 2,
-                control_deficiency: 6,
-                assessor: "assessor@example.com".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let err = assess_as(&app, "admin", &risk.name, assessment(2, 2, 6))
         .await
         .expect_err("out of range");
     assert_eq!(violations(&err), ["assessment.control_deficiency"]);
 
     // The history keeps each derived value.
-    let history: Vec<i32> = app
-        .risks()
-        .list_assessments(pb::ListAssessmentsRequest {
-            parent: risk.name.clone(),
-            ..Default::default()
-        })
+    let history: Vec<i32> = assessment_history(&app, &risk.name)
         .await
-        .expect("history")
-        .into_inner()
-        .assessments
         .iter()
         .map(|a| a.control_deficiency)
         .collect();
@@ -826,13 +766,9 @@ async fn import_catalogue(backend: Backend) {
     assert_eq!(again.unchanged.len(), 2);
     assert_eq!(again.to_string(), "0 created, 0 updated, 2 unchanged");
 
-    let mfa = controls_as(&app, "viewer")
-        .get_control(pb::GetControlRequest {
-            name: "controls/mfa-enforcement".into(),
-        })
+    let mfa = get_control(&app, "controls/mfa-enforcement")
         .await
-        .expect("imported control")
-        .into_inner();
+        .expect("imported control");
     assert_eq!(mfa.etag, "\"1\"");
     assert_eq!(mfa.operating_effectiveness, PartiallyEffective as i32);
     assert_eq!(mfa.requirements.len(), 2);
@@ -867,13 +803,9 @@ async fn import_catalogue(backend: Backend) {
         .expect("import json again");
     assert_eq!(fourth.unchanged.len(), 2);
     assert!(fourth.created.is_empty() && fourth.updated.is_empty());
-    let mfa = controls_as(&app, "viewer")
-        .get_control(pb::GetControlRequest {
-            name: "controls/mfa-enforcement".into(),
-        })
+    let mfa = get_control(&app, "controls/mfa-enforcement")
         .await
-        .expect("updated control")
-        .into_inner();
+        .expect("updated control");
     assert_eq!(mfa.etag, "\"2\"");
     assert_eq!(mfa.operating_effectiveness, Effective as i32);
     // Controls absent from a catalogue are kept.
@@ -899,13 +831,7 @@ async fn import_catalogue(backend: Backend) {
         .await
         .expect_err("invalid");
     assert!(err.contains("controls[1].title: is required"), "{err}");
-    let dlp = controls_as(&app, "viewer")
-        .get_control(pb::GetControlRequest {
-            name: "controls/dlp-mail".into(),
-        })
-        .await
-        .expect("dlp")
-        .into_inner();
+    let dlp = get_control(&app, "controls/dlp-mail").await.expect("dlp");
     assert_eq!(dlp.title, "DLP on outbound mail");
 }
 

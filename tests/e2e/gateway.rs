@@ -86,22 +86,9 @@ async fn forwarding_gateway_passes_calls_and_errors_through(backend: Backend) {
 
     // Incidents reach incident-service.
     use assurance_proto::incident::v1 as ipb;
-    let declared = gw
-        .incidents()
-        .declare_incident(ipb::DeclareIncidentRequest {
-            incident: Some(ipb::Incident {
-                title: "Phishing wave".into(),
-                classification: ipb::Classification::Event as i32,
-                functional_impact: ipb::FunctionalImpact::None as i32,
-                information_impacts: vec![ipb::InformationImpact::None as i32],
-                recoverability: ipb::Recoverability::Regular as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let declared = declare_incident_as(&gw, "admin", phishing_wave(), "")
         .await
-        .expect("declare through the gateway")
-        .into_inner();
+        .expect("declare through the gateway");
     incidents
         .incidents()
         .get_incident(ipb::GetIncidentRequest {

@@ -5,22 +5,10 @@
 
 use std::time::Duration;
 
-use assurance_proto::audit::v1 as audit_pb;
-use assurance_proto::risk::v1::{self as pb, audit_service_client::AuditServiceClient};
+use assurance_proto::risk::v1 as pb;
 use tonic::Code;
 
 use crate::helpers::*;
-
-fn days(n: i64) -> prost_types::Timestamp {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    prost_types::Timestamp {
-        seconds: now + n * 86_400,
-        nanos: 0,
-    }
-}
 
 async fn propose(
     app: &App,
@@ -28,53 +16,19 @@ async fn propose(
     risk: &str,
     response: pb::RiskResponse,
 ) -> Result<pb::RiskResponse, tonic::Status> {
-    app.risks_as(who)
-        .set_risk_response(pb::SetRiskResponseRequest {
-            parent: risk.into(),
-            response: Some(response),
-            request_id: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner())
+    propose_response(app, who, risk, response).await
 }
 
 async fn approve(app: &App, who: &str, name: &str) -> Result<pb::RiskResponse, tonic::Status> {
-    app.risks_as(who)
-        .approve_risk_response(pb::ApproveRiskResponseRequest {
-            name: name.into(),
-            comment: "agreed in the risk forum".into(),
-        })
-        .await
-        .map(|r| r.into_inner())
+    approve_response(app, who, name).await
 }
 
 async fn status(app: &App, risk: &str) -> i32 {
-    app.risks()
-        .get_risk(pb::GetRiskRequest { name: risk.into() })
-        .await
-        .expect("get risk")
-        .into_inner()
-        .status
-}
-
-async fn decisions(app: &App, risk: &str) -> Vec<pb::Decision> {
-    app.risks_as("viewer")
-        .list_decisions(pb::ListDecisionsRequest {
-            parent: risk.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("decision log")
-        .into_inner()
-        .decisions
+    get_risk(app, risk).await.status
 }
 
 fn mitigate() -> pb::RiskResponse {
-    pb::RiskResponse {
-        decision: pb::ResponseDecision::Mitigate as i32,
-        rationale: "Enforce MFA on OWA and block legacy auth.".into(),
-        ..Default::default()
-    }
+    mitigation("Enforce MFA on OWA and block legacy auth.")
 }
 
 /// An embedded gateway with the org fixture and a risk the risk owner identified.
@@ -82,15 +36,13 @@ async fn identified_risk(backend: Backend) -> (TestDb, App, pb::Risk) {
     let db = TestDb::new(backend).await;
     let app = embedded_gateway(&db, backend).await;
     org_fixture(&app).await;
-    let risk = app
-        .risks_as("risk_owner")
-        .create_risk(pb::CreateRiskRequest {
-            risk: Some(new_risk("Credential stuffing on OWA", "exchange-online")),
-            request_id: String::new(),
-        })
-        .await
-        .expect("identify")
-        .into_inner();
+    let risk = identify_risk_as(
+        &app,
+        "risk_owner",
+        new_risk("Credential stuffing on OWA", "exchange-online"),
+    )
+    .await
+    .expect("identify");
     (db, app, risk)
 }
 
@@ -111,6 +63,7 @@ async fn approved_response(app: &App, risk: &pb::Risk) -> pb::RiskResponse {
         .expect("approve")
 }
 
+/// An executive rejects the response `name`.
 async fn reject(app: &App, name: &str) -> pb::RiskResponse {
     app.risks_as("erm_executive")
         .reject_risk_response(pb::RejectRiskResponseRequest {
@@ -122,22 +75,12 @@ async fn reject(app: &App, name: &str) -> pb::RiskResponse {
         .into_inner()
 }
 
+/// The risk owner's action plan "Harden OWA sign-in".
 async fn create_plan(app: &App, risk: &pb::Risk) -> pb::ActionPlan {
-    app.risks_as("risk_owner")
-        .create_action_plan(pb::CreateActionPlanRequest {
-            parent: risk.name.clone(),
-            action_plan: Some(pb::ActionPlan {
-                title: "Harden OWA sign-in".into(),
-                owner: "owner@example.com".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("plan")
-        .into_inner()
+    create_action_plan(app, "risk_owner", &risk.name, "Harden OWA sign-in").await
 }
 
+/// `who` adds an item to the plan, optionally linked to a tracker.
 async fn add_item(
     app: &App,
     who: &str,
@@ -146,20 +89,11 @@ async fn add_item(
     due: prost_types::Timestamp,
     tracker: Option<pb::TrackerLink>,
 ) -> Result<pb::ActionItem, tonic::Status> {
-    app.risks_as(who)
-        .add_action_item(pb::AddActionItemRequest {
-            parent: plan.name.clone(),
-            action_item: Some(pb::ActionItem {
-                title: title.into(),
-                owner: "ops@example.com".into(),
-                due_time: Some(due),
-                tracker,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner())
+    let item = pb::ActionItem {
+        tracker,
+        ..action_item(title, due)
+    };
+    add_action_item(app, who, plan, item).await
 }
 
 /// The tracker sets an item's status.
@@ -168,18 +102,7 @@ async fn finish(
     item: pb::ActionItem,
     status: pb::ActionItemStatus,
 ) -> Result<pb::ActionItem, tonic::Status> {
-    app.risks_as("tracker")
-        .update_action_item(pb::UpdateActionItemRequest {
-            action_item: Some(pb::ActionItem {
-                status: status as i32,
-                ..item
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["status".into()],
-            }),
-        })
-        .await
-        .map(|r| r.into_inner())
+    set_item_status(app, "tracker", item, status).await
 }
 
 fn jira_link() -> pb::TrackerLink {
@@ -197,30 +120,21 @@ async fn no_response_before_assessment_and_invalid_responses_name_their_fields(b
     let err = propose(&app, "risk_owner", &risk.name, mitigate())
         .await
         .expect_err("not assessed");
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(
-        err.message().contains("allowed: assess"),
-        "{}",
-        err.message()
-    );
+    assert_refused(&err, Code::FailedPrecondition, "allowed: assess");
     // (4,4,4) → score 64, HIGH: the trust team approves.
     let assessed = assess(&app, &risk.name, 4, 4, 4).await;
     assert_eq!(assessed.status, pb::RiskStatus::Assessed as i32);
 
     // Validation: ACCEPT needs an expiry; an override needs a justification.
-    let err = propose(
-        &app,
-        "risk_owner",
-        &risk.name,
-        pb::RiskResponse {
-            decision: pb::ResponseDecision::Accept as i32,
-            strategy_override: pb::ResponseStrategy::Tolerate as i32,
-            rationale: "r".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect_err("invalid");
+    let unjustified_open_acceptance = pb::RiskResponse {
+        decision: pb::ResponseDecision::Accept as i32,
+        strategy_override: pb::ResponseStrategy::Tolerate as i32,
+        rationale: "r".into(),
+        ..Default::default()
+    };
+    let err = propose(&app, "risk_owner", &risk.name, unjustified_open_acceptance)
+        .await
+        .expect_err("invalid");
     assert_eq!(
         violations(&err),
         vec![
@@ -255,15 +169,7 @@ async fn a_proposer_cannot_approve_and_a_rejection_returns_to_assessed(backend: 
         .expect_err("pending");
     assert_eq!(err.code(), Code::FailedPrecondition);
     // Rejected by an executive: back to ASSESSED.
-    let rejected = app
-        .risks_as("erm_executive")
-        .reject_risk_response(pb::RejectRiskResponseRequest {
-            name: first.name.clone(),
-            reason: "Mitigation is not funded this quarter; revisit scope.".into(),
-        })
-        .await
-        .expect("reject")
-        .into_inner();
+    let rejected = reject(&app, &first.name).await;
     assert_eq!(rejected.state, pb::ApprovalState::Rejected as i32);
     assert_eq!(rejected.decided_by, "erm_executive@example.com");
     assert_eq!(
@@ -281,8 +187,7 @@ async fn a_high_response_needs_the_trust_team_and_is_approved_once(backend: Back
     let err = approve(&app, "service_manager", &second.name)
         .await
         .expect_err("level");
-    assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(err.message().contains("trust_team"), "{}", err.message());
+    assert_refused(&err, Code::PermissionDenied, "trust_team");
     let err = approve(&app, "admin", &second.name)
         .await
         .expect_err("admin is not an approver");
@@ -305,60 +210,21 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
     let (_db, app, risk) = assessed_high_risk(backend).await;
     approved_response(&app, &risk).await;
     // The action plan: two items, one linked to a tracker; both finished → MONITORING.
-    let plan = app
-        .risks_as("risk_owner")
-        .create_action_plan(pb::CreateActionPlanRequest {
-            parent: risk.name.clone(),
-            action_plan: Some(pb::ActionPlan {
-                title: "Harden OWA sign-in".into(),
-                owner: "owner@example.com".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("plan")
-        .into_inner();
+    let plan = create_plan(&app, &risk).await;
     assert_eq!(plan.name, format!("{}/actionPlan", risk.name));
-    let add = |who: &'static str,
-               title: &str,
-               due: prost_types::Timestamp,
-               tracker: Option<pb::TrackerLink>| {
-        let mut client = app.risks_as(who);
-        let request = pb::AddActionItemRequest {
-            parent: plan.name.clone(),
-            action_item: Some(pb::ActionItem {
-                title: title.into(),
-                owner: "ops@example.com".into(),
-                due_time: Some(due),
-                tracker,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        };
-        async move {
-            client
-                .add_action_item(request)
-                .await
-                .map(|r| r.into_inner())
-        }
-    };
-    let mfa = add("risk_owner", "Enforce MFA", days(30), None)
+    let mfa = add_item(&app, "risk_owner", &plan, "Enforce MFA", days(30), None)
         .await
         .expect("item");
     assert_eq!(mfa.status, pb::ActionItemStatus::Open as i32);
     assert_eq!(mfa.service, "services/exchange-online");
     assert!(!mfa.overdue);
-    let legacy = add(
+    let legacy = add_item(
+        &app,
         "tracker",
+        &plan,
         "Block legacy authentication",
         days(-1),
-        Some(pb::TrackerLink {
-            system: "jira".into(),
-            external_key: "SEC-142".into(),
-            url: "https://jira.example.com/browse/SEC-142".into(),
-            ..Default::default()
-        }),
+        Some(jira_link()),
     )
     .await
     .expect("tracker adds an item");
@@ -382,30 +248,12 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
         overdue.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
         vec![legacy.name.as_str()]
     );
-    let finish = |item: pb::ActionItem, status: pb::ActionItemStatus| {
-        let mut client = app.risks_as("tracker");
-        let request = pb::UpdateActionItemRequest {
-            action_item: Some(pb::ActionItem {
-                status: status as i32,
-                ..item
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["status".into()],
-            }),
-        };
-        async move {
-            client
-                .update_action_item(request)
-                .await
-                .map(|r| r.into_inner())
-        }
-    };
-    let done = finish(mfa.clone(), pb::ActionItemStatus::Done)
+    let done = finish(&app, mfa.clone(), pb::ActionItemStatus::Done)
         .await
         .expect("done");
     assert_eq!(done.etag, "\"2\"");
     // A stale etag is refused.
-    let err = finish(mfa, pb::ActionItemStatus::WontDo)
+    let err = finish(&app, mfa, pb::ActionItemStatus::WontDo)
         .await
         .expect_err("stale");
     assert_eq!(err.code(), Code::Aborted);
@@ -414,7 +262,7 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
         pb::RiskStatus::InTreatment as i32,
         "one item still open"
     );
-    finish(legacy, pb::ActionItemStatus::WontDo)
+    finish(&app, legacy, pb::ActionItemStatus::WontDo)
         .await
         .expect("won't do");
     assert_eq!(
@@ -462,15 +310,12 @@ async fn every_decision_is_logged_and_audited_through_closing(backend: Backend) 
     assert_eq!(log[1].actor, "trust_team@example.com");
     assert_eq!(log[1].response, second.name);
     // Every decision is audited too.
-    let trail = AuditServiceClient::new(app.channel_as("trust_team"))
-        .list_audit_events(audit_pb::ListAuditEventsRequest {
-            filter: format!("resource = \"{}\"", second.name),
-            ..Default::default()
-        })
-        .await
-        .expect("trail")
-        .into_inner()
-        .audit_events;
+    let trail = audit_trail_as(
+        &app,
+        "trust_team",
+        &format!("resource = \"{}\"", second.name),
+    )
+    .await;
     assert_eq!(trail.len(), 2, "proposed and approved: {trail:?}");
 
     // Closing is a decision as well.
@@ -490,11 +335,7 @@ async fn every_decision_is_logged_and_audited_through_closing(backend: Backend) 
 /// An approved acceptance lapses on the service's clock: the system job sends the risk back to
 /// ASSESSED, logs the decision and audits it under its own principal.
 async fn acceptance_expires_on_the_clock(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let config = embedded_config(&db, backend);
-    let clock = config.clock.clone();
-    let app = start_gateway(&db, config).await;
-    org_fixture(&app).await;
+    let (_db, clock, app) = gateway_on_a_test_clock(backend).await;
     let risk = create_risk(
         &app,
         new_risk("Old TLS on a legacy endpoint", "exchange-online"),
@@ -531,14 +372,13 @@ async fn acceptance_expires_on_the_clock(backend: Backend) {
     );
 
     clock.advance(Duration::from_secs(31 * 86_400));
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while status(&app, &risk.name).await != pb::RiskStatus::Assessed as i32 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "acceptance did not expire"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("acceptance did not expire", || async {
+        match status(&app, &risk.name).await {
+            s if s == pb::RiskStatus::Assessed as i32 => Ok(()),
+            s => Err(format!("status {s}")),
+        }
+    })
+    .await;
     let responses = app
         .risks()
         .list_risk_responses(pb::ListRiskResponsesRequest {
@@ -553,15 +393,7 @@ async fn acceptance_expires_on_the_clock(backend: Backend) {
     let log = decisions(&app, &risk.name).await;
     assert_eq!(log[0].kind, pb::DecisionKind::AcceptanceExpired as i32);
     assert_eq!(log[0].actor, "system:risk-service");
-    let trail = AuditServiceClient::new(app.channel_as("admin"))
-        .list_audit_events(audit_pb::ListAuditEventsRequest {
-            filter: "principal = \"system:risk-service\"".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("trail")
-        .into_inner()
-        .audit_events;
+    let trail = audit_trail(&app, "principal = \"system:risk-service\"").await;
     assert_eq!(trail.len(), 1);
     assert_eq!(trail[0].rpc, "internal.risk-service/ExpireAcceptances");
     assert_eq!(trail[0].resource, accept.name);
@@ -588,40 +420,17 @@ async fn approvals_and_items_follow_the_risk(backend: Backend) {
     let err = approve(&app, "risk_owner", &response.name)
         .await
         .expect_err("level rose");
-    assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(err.message().contains("erm_executive"), "{}", err.message());
+    assert_refused(&err, Code::PermissionDenied, "erm_executive");
 
     // The plan is finished before the approval: approving ends the treatment at once.
-    let plan = app
-        .risks()
-        .create_action_plan(pb::CreateActionPlanRequest {
-            parent: risk.name.clone(),
-            action_plan: Some(pb::ActionPlan {
-                title: "Review guest access".into(),
-                owner: "owner@example.com".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let plan = create_action_plan(&app, "admin", &risk.name, "Review guest access").await;
+    let done = pb::ActionItem {
+        status: pb::ActionItemStatus::Done as i32,
+        ..action_item("Remove inactive guests", days(10))
+    };
+    let item = add_action_item(&app, "admin", &plan, done)
         .await
-        .expect("plan")
-        .into_inner();
-    let item = app
-        .risks()
-        .add_action_item(pb::AddActionItemRequest {
-            parent: plan.name.clone(),
-            action_item: Some(pb::ActionItem {
-                title: "Remove inactive guests".into(),
-                owner: "ops@example.com".into(),
-                due_time: Some(days(10)),
-                status: pb::ActionItemStatus::Done as i32,
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("item")
-        .into_inner();
+        .expect("item");
     approve(&app, "erm_executive", &response.name)
         .await
         .expect("an executive approves a CRITICAL response");
@@ -631,14 +440,7 @@ async fn approvals_and_items_follow_the_risk(backend: Backend) {
     );
 
     // The risk moves to teams: its item follows, and the exchange team loses it.
-    let mut moved = app
-        .risks()
-        .get_risk(pb::GetRiskRequest {
-            name: risk.name.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner();
+    let mut moved = get_risk(&app, &risk.name).await;
     moved.service = "services/teams".into();
     app.risks()
         .update_risk(pb::UpdateRiskRequest {

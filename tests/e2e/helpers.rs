@@ -6,7 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use assurance_runtime::auth::client::Bearer;
 pub use assurance_tests::auth::TestTokens;
 
-use assurance_proto::incident::v1::incident_service_client::IncidentServiceClient;
+use assurance_proto::audit::v1 as audit_pb;
+use assurance_proto::incident::v1::{self as ipb, incident_service_client::IncidentServiceClient};
 use assurance_proto::risk::v1::{
     self as pb, organization_service_client::OrganizationServiceClient,
     risk_service_client::RiskServiceClient,
@@ -349,37 +350,61 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 // ---- fixtures ------------------------------------------------------------------------
 
-pub async fn create_bu(app: &App, id: &str) -> pb::BusinessUnit {
-    app.org()
+/// `who` registers the business unit `id`.
+pub async fn register_business_unit(
+    app: &App,
+    who: &str,
+    id: &str,
+    unit: pb::BusinessUnit,
+) -> Result<pb::BusinessUnit, tonic::Status> {
+    app.org_as(who)
         .create_business_unit(pb::CreateBusinessUnitRequest {
             business_unit_id: id.into(),
-            business_unit: Some(pb::BusinessUnit {
-                display_name: format!("BU {id}"),
-                owner: "cio@example.com".into(),
-                ..Default::default()
-            }),
+            business_unit: Some(unit),
             request_id: String::new(),
         })
         .await
+        .map(|r| r.into_inner())
+}
+
+/// `who` registers the service `id`.
+pub async fn register_service(
+    app: &App,
+    who: &str,
+    id: &str,
+    service: pb::Service,
+) -> Result<pb::Service, tonic::Status> {
+    app.org_as(who)
+        .create_service(pb::CreateServiceRequest {
+            service_id: id.into(),
+            service: Some(service),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn create_bu(app: &App, id: &str) -> pb::BusinessUnit {
+    let unit = pb::BusinessUnit {
+        display_name: format!("BU {id}"),
+        owner: "cio@example.com".into(),
+        ..Default::default()
+    };
+    register_business_unit(app, "admin", id, unit)
+        .await
         .expect("create business unit")
-        .into_inner()
 }
 
 pub async fn create_service(app: &App, id: &str, bu: &str) -> pb::Service {
-    app.org()
-        .create_service(pb::CreateServiceRequest {
-            service_id: id.into(),
-            service: Some(pb::Service {
-                business_unit: format!("businessUnits/{bu}"),
-                display_name: format!("Service {id}"),
-                owner: "manager@example.com".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+    let service = pb::Service {
+        business_unit: format!("businessUnits/{bu}"),
+        display_name: format!("Service {id}"),
+        owner: "manager@example.com".into(),
+        ..Default::default()
+    };
+    register_service(app, "admin", id, service)
         .await
         .expect("create service")
-        .into_inner()
 }
 
 /// The business unit `productivity` with the service `exchange-online`.
@@ -413,6 +438,49 @@ pub async fn create_risk(app: &App, risk: pb::Risk) -> pb::Risk {
         .into_inner()
 }
 
+/// An assessment by `assessor@example.com` (a control deficiency of 0 asks the service to
+/// derive it from the linked controls).
+pub fn assessment(impact: i32, likelihood: i32, deficiency: i32) -> pb::Assessment {
+    pb::Assessment {
+        impact,
+        likelihood,
+        control_deficiency: deficiency,
+        assessor: "assessor@example.com".into(),
+        ..Default::default()
+    }
+}
+
+/// `who` records `assessment` of the risk `name`.
+pub async fn assess_as(
+    app: &App,
+    who: &str,
+    name: &str,
+    assessment: pb::Assessment,
+) -> Result<pb::Risk, tonic::Status> {
+    app.risks_as(who)
+        .assess_risk(pb::AssessRiskRequest {
+            name: name.into(),
+            assessment: Some(assessment),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// The assessments of a risk, newest first.
+pub async fn assessment_history(app: &App, risk: &str) -> Vec<pb::Assessment> {
+    app.risks()
+        .list_assessments(pb::ListAssessmentsRequest {
+            parent: risk.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .assessments
+}
+
+/// An admin's quarterly assessment of the risk `name`.
 pub async fn assess(
     app: &App,
     name: &str,
@@ -420,22 +488,309 @@ pub async fn assess(
     likelihood: i32,
     deficiency: i32,
 ) -> pb::Risk {
+    let quarterly = pb::Assessment {
+        rationale: "quarterly review".into(),
+        ..assessment(impact, likelihood, deficiency)
+    };
+    assess_as(app, "admin", name, quarterly)
+        .await
+        .expect("assess risk")
+}
+
+/// A risk the principal `who` identifies.
+pub async fn identify_risk_as(
+    app: &App,
+    who: &str,
+    risk: pb::Risk,
+) -> Result<pb::Risk, tonic::Status> {
+    app.risks_as(who)
+        .create_risk(pb::CreateRiskRequest {
+            risk: Some(risk),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn get_risk(app: &App, name: &str) -> pb::Risk {
     app.risks()
-        .assess_risk(pb::AssessRiskRequest {
+        .get_risk(pb::GetRiskRequest { name: name.into() })
+        .await
+        .expect("get risk")
+        .into_inner()
+}
+
+/// `who` changes the fields `paths` of `risk` (with its etag, if set).
+pub async fn update_risk_as(
+    app: &App,
+    who: &str,
+    risk: pb::Risk,
+    paths: &[&str],
+) -> Result<pb::Risk, tonic::Status> {
+    app.risks_as(who)
+        .update_risk(pb::UpdateRiskRequest {
+            risk: Some(risk),
+            update_mask: Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// A phishing wave: an event of no functional or information impact.
+pub fn phishing_wave() -> ipb::Incident {
+    ipb::Incident {
+        title: "Phishing wave".into(),
+        summary: "Credential phishing against finance.".into(),
+        classification: ipb::Classification::Event as i32,
+        functional_impact: ipb::FunctionalImpact::None as i32,
+        information_impacts: vec![ipb::InformationImpact::None as i32],
+        recoverability: ipb::Recoverability::Regular as i32,
+        ..Default::default()
+    }
+}
+
+/// `who` declares `incident` to the incident service.
+pub async fn declare_incident_as(
+    app: &App,
+    who: &str,
+    incident: ipb::Incident,
+    request_id: &str,
+) -> Result<ipb::Incident, tonic::Status> {
+    app.incidents_as(who)
+        .declare_incident(ipb::DeclareIncidentRequest {
+            incident: Some(incident),
+            request_id: request_id.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// `n` days from now on the wall clock (negative: `n` days ago).
+pub fn days(n: i64) -> prost_types::Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    prost_types::Timestamp {
+        seconds: now + n * 86_400,
+        nanos: 0,
+    }
+}
+
+/// `gateway --embedded` over a fresh database on a clock the test moves, with the org
+/// fixture.
+pub async fn gateway_on_a_test_clock(
+    backend: Backend,
+) -> (TestDb, assurance_runtime::time::Clock, App) {
+    let db = TestDb::new(backend).await;
+    let config = embedded_config(&db, backend);
+    let clock = config.clock.clone();
+    let app = start_gateway(&db, config).await;
+    org_fixture(&app).await;
+    (db, clock, app)
+}
+
+/// Polls `check` every 200 ms until it yields `Ok`; fails with `what` and the last `Err`
+/// (the state seen) after 15 seconds.
+pub async fn eventually<T, Fut>(what: &str, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let last = match check().await {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(std::time::Instant::now() < deadline, "{what}: {last}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every name of a list read in pages of one: `page(token)` fetches the page after `token`
+/// and returns its names and the next token.
+pub async fn names_in_pages_of_one<Fut>(mut page: impl FnMut(String) -> Fut) -> Vec<String>
+where
+    Fut: std::future::Future<Output = (Vec<String>, String)>,
+{
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (more, next) = page(token).await;
+        names.extend(more);
+        if next.is_empty() {
+            return names;
+        }
+        token = next;
+    }
+}
+
+/// The decision log of a risk (or of every risk: `risks/-`), newest first, as a viewer.
+pub async fn decisions(app: &App, risk: &str) -> Vec<pb::Decision> {
+    app.risks_as("viewer")
+        .list_decisions(pb::ListDecisionsRequest {
+            parent: risk.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("decision log")
+        .into_inner()
+        .decisions
+}
+
+/// The risk-service audit trail under `filter`, newest first, as an admin reads it.
+pub async fn audit_trail(app: &App, filter: &str) -> Vec<audit_pb::AuditEvent> {
+    audit_trail_as(app, "admin", filter).await
+}
+
+/// The risk-service audit trail under `filter`, as `who` reads it.
+pub async fn audit_trail_as(app: &App, who: &str, filter: &str) -> Vec<audit_pb::AuditEvent> {
+    read_audit_trail(app, who, filter)
+        .await
+        .expect("audit trail")
+}
+
+/// `who` reads the risk-service audit trail under `filter`.
+pub async fn read_audit_trail(
+    app: &App,
+    who: &str,
+    filter: &str,
+) -> Result<Vec<audit_pb::AuditEvent>, tonic::Status> {
+    pb::audit_service_client::AuditServiceClient::new(app.channel_as(who))
+        .list_audit_events(audit_pb::ListAuditEventsRequest {
+            filter: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().audit_events)
+}
+
+/// `who` proposes `response` to a risk.
+pub async fn propose_response(
+    app: &App,
+    who: &str,
+    risk: &str,
+    response: pb::RiskResponse,
+) -> Result<pb::RiskResponse, tonic::Status> {
+    app.risks_as(who)
+        .set_risk_response(pb::SetRiskResponseRequest {
+            parent: risk.into(),
+            response: Some(response),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// `who` approves the response `name`.
+pub async fn approve_response(
+    app: &App,
+    who: &str,
+    name: &str,
+) -> Result<pb::RiskResponse, tonic::Status> {
+    app.risks_as(who)
+        .approve_risk_response(pb::ApproveRiskResponseRequest {
             name: name.into(),
-            assessment: Some(pb::Assessment {
-                impact,
-                likelihood,
-                control_deficiency: deficiency,
-                assessor: "assessor@example.com".into(),
-                rationale: "quarterly review".into(),
+            comment: "agreed in the risk forum".into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// A mitigation with `rationale`.
+pub fn mitigation(rationale: &str) -> pb::RiskResponse {
+    pb::RiskResponse {
+        decision: pb::ResponseDecision::Mitigate as i32,
+        rationale: rationale.into(),
+        ..Default::default()
+    }
+}
+
+/// `who` opens the action plan `title` of a risk.
+pub async fn create_action_plan(app: &App, who: &str, risk: &str, title: &str) -> pb::ActionPlan {
+    app.risks_as(who)
+        .create_action_plan(pb::CreateActionPlanRequest {
+            parent: risk.into(),
+            action_plan: Some(pb::ActionPlan {
+                title: title.into(),
+                owner: "owner@example.com".into(),
                 ..Default::default()
             }),
             request_id: String::new(),
         })
         .await
-        .expect("assess risk")
+        .expect("plan")
         .into_inner()
+}
+
+/// An action item for ops, due at `due`.
+pub fn action_item(title: &str, due: prost_types::Timestamp) -> pb::ActionItem {
+    pb::ActionItem {
+        title: title.into(),
+        owner: "ops@example.com".into(),
+        due_time: Some(due),
+        ..Default::default()
+    }
+}
+
+/// `who` adds `item` to an action plan.
+pub async fn add_action_item(
+    app: &App,
+    who: &str,
+    plan: &pb::ActionPlan,
+    item: pb::ActionItem,
+) -> Result<pb::ActionItem, tonic::Status> {
+    app.risks_as(who)
+        .add_action_item(pb::AddActionItemRequest {
+            parent: plan.name.clone(),
+            action_item: Some(item),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// `who` sets the status of `item` (with the item's etag).
+pub async fn set_item_status(
+    app: &App,
+    who: &str,
+    item: pb::ActionItem,
+    status: pb::ActionItemStatus,
+) -> Result<pb::ActionItem, tonic::Status> {
+    app.risks_as(who)
+        .update_action_item(pb::UpdateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                status: status as i32,
+                ..item
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Asserts that a call was refused with `code` and a message that names `mentions`.
+#[track_caller]
+pub fn assert_refused(err: &tonic::Status, code: tonic::Code, mentions: &str) {
+    assert_eq!(err.code(), code, "{err:?}");
+    assert_mentions(err, mentions);
+}
+
+/// Asserts that an error's message names `mentions`.
+#[track_caller]
+pub fn assert_mentions(err: &tonic::Status, mentions: &str) {
+    assert!(err.message().contains(mentions), "{}", err.message());
+}
+
+/// Asserts that a call was refused with `code` and the `ErrorInfo` reason `why`.
+#[track_caller]
+pub fn assert_reason(err: &tonic::Status, code: tonic::Code, why: &str) {
+    assert_eq!(err.code(), code, "{err:?}");
+    assert_eq!(reason(err), why);
 }
 
 /// The field paths of the `BadRequest` violations of an error.

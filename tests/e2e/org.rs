@@ -143,8 +143,7 @@ async fn org_validation_and_conflicts(backend: Backend) {
         })
         .await
         .expect_err("duplicate");
-    assert_eq!(err.code(), Code::AlreadyExists);
-    assert_eq!(reason(&err), "ALREADY_EXISTS");
+    assert_reason(&err, Code::AlreadyExists, "ALREADY_EXISTS");
 
     // A retried create with a request id returns the same resource instead.
     let request = pb::CreateBusinessUnitRequest {
@@ -239,14 +238,7 @@ async fn moving_a_service_moves_its_risks(backend: Backend) {
         })
         .await
         .expect("move service");
-    let moved = app
-        .risks()
-        .get_risk(pb::GetRiskRequest {
-            name: risk.name.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner();
+    let moved = get_risk(&app, &risk.name).await;
     assert_eq!(moved.business_unit, "businessUnits/cloud");
     assert_ne!(moved.etag, risk.etag, "the risk's representation changed");
     let in_cloud = app

@@ -29,22 +29,14 @@ async fn overdue(app: &App) -> Vec<String> {
         .collect()
 }
 
-async fn get(app: &App, name: &str) -> pb::Risk {
-    app.risks()
-        .get_risk(pb::GetRiskRequest { name: name.into() })
-        .await
-        .expect("get")
-        .into_inner()
-}
-
+/// The risk owner records a review of `risk`.
 async fn review(
     app: &App,
-    who: &str,
     risk: &str,
     outcome: pb::ReviewOutcome,
     reassessment: Option<pb::Assessment>,
 ) -> Result<pb::Review, tonic::Status> {
-    reviews(app, who)
+    reviews(app, "risk_owner")
         .record_review(pb::RecordReviewRequest {
             parent: risk.into(),
             review: Some(pb::Review {
@@ -72,11 +64,7 @@ struct Story {
 
 /// [`Story`] before the 90 days of a HIGH risk's review interval have passed.
 async fn assessed_story(backend: Backend) -> (Story, pb::Risk) {
-    let db = TestDb::new(backend).await;
-    let config = embedded_config(&db, backend);
-    let clock = config.clock.clone();
-    let app = start_gateway(&db, config).await;
-    org_fixture(&app).await;
+    let (db, clock, app) = gateway_on_a_test_clock(backend).await;
     let risk = create_risk(&app, new_risk("Stale admin accounts", "exchange-online")).await;
     let mut other = new_risk("Unpatched edge proxy", "exchange-online");
     other.owner = "edge-owner@example.com".into();
@@ -108,78 +96,35 @@ async fn treat_to_monitoring(story: &Story) {
         ..
     } = story;
     let assess_time = *assess_time;
-    let response = app
-        .risks_as("risk_owner")
-        .set_risk_response(pb::SetRiskResponseRequest {
-            parent: risk.name.clone(),
-            response: Some(pb::RiskResponse {
-                decision: pb::ResponseDecision::Mitigate as i32,
-                rationale: "Quarterly access recertification.".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("respond")
-        .into_inner();
-    let err = app
-        .risks_as("risk_owner")
-        .approve_risk_response(pb::ApproveRiskResponseRequest {
-            name: response.name.clone(),
-            comment: String::new(),
-        })
+    let response = propose_response(
+        app,
+        "risk_owner",
+        &risk.name,
+        mitigation("Quarterly access recertification."),
+    )
+    .await
+    .expect("respond");
+    let err = approve_response(app, "risk_owner", &response.name)
         .await
         .expect_err("the proposer cannot approve");
     assert_eq!(reason(&err), "SELF_APPROVAL");
-    app.risks_as("trust_team")
-        .approve_risk_response(pb::ApproveRiskResponseRequest {
-            name: response.name,
-            comment: String::new(),
-        })
+    approve_response(app, "trust_team", &response.name)
         .await
         .expect("approve");
-    let plan = app
-        .risks()
-        .create_action_plan(pb::CreateActionPlanRequest {
-            parent: risk.name.clone(),
-            action_plan: Some(pb::ActionPlan {
-                title: "Recertify".into(),
-                owner: "owner@example.com".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("plan")
-        .into_inner();
-    let item = app
-        .risks()
-        .add_action_item(pb::AddActionItemRequest {
-            parent: plan.name,
-            action_item: Some(pb::ActionItem {
-                title: "Remove stale accounts".into(),
-                owner: "ops@example.com".into(),
-                due_time: Some(prost_types::Timestamp {
-                    seconds: assess_time + 200 * 86_400,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("item")
-        .into_inner();
-    app.risks()
-        .update_action_item(pb::UpdateActionItemRequest {
-            action_item: Some(pb::ActionItem {
-                status: pb::ActionItemStatus::Done as i32,
-                ..item
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["status".into()],
-            }),
-        })
+    let plan = create_action_plan(app, "admin", &risk.name, "Recertify").await;
+    let due = prost_types::Timestamp {
+        seconds: assess_time + 200 * 86_400,
+        nanos: 0,
+    };
+    let item = add_action_item(
+        app,
+        "admin",
+        &plan,
+        action_item("Remove stale accounts", due),
+    )
+    .await
+    .expect("item");
+    set_item_status(app, "admin", item, pb::ActionItemStatus::Done)
         .await
         .expect("finish");
 }
@@ -213,7 +158,7 @@ async fn a_high_risk_falls_due_for_review_after_ninety_days(backend: Backend) {
     // Treat it to MONITORING: respond, approve, finish the plan.
     treat_to_monitoring(&story).await;
     assert_eq!(
-        get(app, &risk.name).await.status,
+        get_risk(app, &risk.name).await.status,
         pb::RiskStatus::Monitoring as i32
     );
 }
@@ -228,8 +173,9 @@ async fn a_review_cycle_counts_each_owners_reviews_and_closes_once(backend: Back
     } = &story;
     let (app, assess_time) = (app, *assess_time);
     // A review cycle over the business unit lists both risks by owner.
-    let err = reviews(app, "scoped")
-        .open_review_cycle(pb::OpenReviewCycleRequest {
+    let open_h1 = |who: &str, request_id: &str| {
+        let mut client = reviews(app, who);
+        let request = pb::OpenReviewCycleRequest {
             review_cycle: Some(pb::ReviewCycle {
                 title: "H1 review".into(),
                 scope: "businessUnits/productivity".into(),
@@ -239,24 +185,15 @@ async fn a_review_cycle_counts_each_owners_reviews_and_closes_once(backend: Back
                 }),
                 ..Default::default()
             }),
-            request_id: String::new(),
-        })
+            request_id: request_id.into(),
+        };
+        async move { client.open_review_cycle(request).await }
+    };
+    let err = open_h1("scoped", "")
         .await
         .expect_err("scoped callers open cycles of their services only");
     assert_eq!(err.code(), Code::PermissionDenied);
-    let cycle = reviews(app, "trust_team")
-        .open_review_cycle(pb::OpenReviewCycleRequest {
-            review_cycle: Some(pb::ReviewCycle {
-                title: "H1 review".into(),
-                scope: "businessUnits/productivity".into(),
-                due_time: Some(prost_types::Timestamp {
-                    seconds: assess_time + 200 * 86_400,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            }),
-            request_id: "cycle-h1".into(),
-        })
+    let cycle = open_h1("trust_team", "cycle-h1")
         .await
         .expect("open cycle")
         .into_inner();
@@ -274,28 +211,16 @@ async fn a_review_cycle_counts_each_owners_reviews_and_closes_once(backend: Back
     );
 
     // Validation of a review.
-    let err = review(
-        app,
-        "risk_owner",
-        &risk.name,
-        pb::ReviewOutcome::Reassessed,
-        None,
-    )
-    .await
-    .expect_err("reassessment missing");
+    let err = review(app, &risk.name, pb::ReviewOutcome::Reassessed, None)
+        .await
+        .expect_err("reassessment missing");
     assert_eq!(violations(&err), vec!["review.reassessment"]);
     // A review that keeps the assessment: still MONITORING, no longer overdue.
-    let kept = review(
-        app,
-        "risk_owner",
-        &risk.name,
-        pb::ReviewOutcome::NoChange,
-        None,
-    )
-    .await
-    .expect("review");
+    let kept = review(app, &risk.name, pb::ReviewOutcome::NoChange, None)
+        .await
+        .expect("review");
     assert_eq!(kept.reviewer, "risk_owner@example.com");
-    let after = get(app, &risk.name).await;
+    let after = get_risk(app, &risk.name).await;
     assert_eq!(after.status, pb::RiskStatus::Monitoring as i32);
     assert_eq!(after.next_review_time, kept.next_review_time);
     assert!(overdue(app).await.is_empty());
@@ -334,15 +259,9 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
 ) {
     let story = monitored_story(backend).await;
     let Story { app, risk, .. } = &story;
-    review(
-        app,
-        "risk_owner",
-        &risk.name,
-        pb::ReviewOutcome::NoChange,
-        None,
-    )
-    .await
-    .expect("a review that keeps the assessment");
+    review(app, &risk.name, pb::ReviewOutcome::NoChange, None)
+        .await
+        .expect("a review that keeps the assessment");
     // A penetration test finds more: back to ASSESSED, logged as a decision.
     let observation = reviews(app, "responder")
         .add_observation(pb::AddObservationRequest {
@@ -361,26 +280,16 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
         .into_inner();
     assert!(observation.reassessment_triggered);
     assert_eq!(
-        get(app, &risk.name).await.status,
+        get_risk(app, &risk.name).await.status,
         pb::RiskStatus::Assessed as i32
     );
-    let log = app
-        .risks()
-        .list_decisions(pb::ListDecisionsRequest {
-            parent: risk.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("log")
-        .into_inner()
-        .decisions;
+    let log = decisions(app, &risk.name).await;
     assert_eq!(log[0].kind, pb::DecisionKind::ReassessmentRequired as i32);
     assert!(log[0].summary.contains("dormant admin"));
 
     // A review that reassesses: (2,2,2) → LOW, next review in 365 days.
     let reassessed = review(
         app,
-        "risk_owner",
         &risk.name,
         pb::ReviewOutcome::Reassessed,
         Some(pb::Assessment {
@@ -393,7 +302,7 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
     )
     .await
     .expect("reassessing review");
-    let now = get(app, &risk.name).await;
+    let now = get_risk(app, &risk.name).await;
     let latest = now.latest_assessment.expect("latest");
     assert_eq!(latest.severity, pb::Severity::Low as i32);
     assert_eq!(latest.assessor, "risk_owner@example.com");
@@ -403,26 +312,30 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
             .map(|t| t.seconds - reassessed.review_time.map(|r| r.seconds).unwrap_or(0)),
         Some(365 * 86_400)
     );
-    let history = reviews(app, "viewer")
-        .list_reviews(pb::ListReviewsRequest {
-            parent: risk.name.clone(),
+    // The risk keeps both reviews and the observation.
+    let parent = risk.name.clone();
+    let (reviews_of, observations_of) = (
+        pb::ListReviewsRequest {
+            parent: parent.clone(),
             ..Default::default()
-        })
-        .await
-        .expect("reviews")
-        .into_inner()
-        .reviews;
-    assert_eq!(history.len(), 2);
-    let observations = reviews(app, "viewer")
-        .list_observations(pb::ListObservationsRequest {
-            parent: risk.name.clone(),
+        },
+        pb::ListObservationsRequest {
+            parent,
             ..Default::default()
-        })
-        .await
-        .expect("observations")
-        .into_inner()
-        .observations;
-    assert_eq!(observations.len(), 1);
+        },
+    );
+    let mut viewer = reviews(app, "viewer");
+    let history = viewer.list_reviews(reviews_of).await.expect("reviews");
+    assert_eq!(history.into_inner().reviews.len(), 2);
+    let observed = viewer.list_observations(observations_of).await;
+    assert_eq!(
+        observed
+            .expect("observations")
+            .into_inner()
+            .observations
+            .len(),
+        1
+    );
 }
 
 crate::on_both_backends!(

@@ -126,8 +126,7 @@ async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
         })
         .await
         .expect_err("stale etag");
-    assert_eq!(stale.code(), Code::Aborted);
-    assert_eq!(reason(&stale), "STALE_ETAG");
+    assert_reason(&stale, Code::Aborted, "STALE_ETAG");
 
     // Close with a reason; the risk is kept and readable.
     let closed = client
@@ -175,8 +174,7 @@ async fn invalid_creates_and_names_are_refused_field_by_field(backend: Backend) 
         })
         .await
         .expect_err("invalid");
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(reason(&err), "INVALID_ARGUMENT");
+    assert_reason(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
     let mut fields = violations(&err);
     fields.sort();
     assert_eq!(
@@ -231,8 +229,7 @@ async fn invalid_creates_and_names_are_refused_field_by_field(backend: Backend) 
         })
         .await
         .expect_err("absent");
-    assert_eq!(err.code(), Code::NotFound);
-    assert_eq!(reason(&err), "NOT_FOUND");
+    assert_reason(&err, Code::NotFound, "NOT_FOUND");
 }
 
 async fn invalid_assessments_updates_and_closes_leave_the_risk_unchanged(backend: Backend) {
@@ -368,9 +365,8 @@ async fn closed_risks_refuse_changes_naming_allowed_moves(backend: Backend) {
         })
         .await
         .expect_err("closed risks cannot be assessed");
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&err), "ILLEGAL_TRANSITION");
-    assert!(err.message().contains("CLOSED"), "{}", err.message());
+    assert_reason(&err, Code::FailedPrecondition, "ILLEGAL_TRANSITION");
+    assert_mentions(&err, "CLOSED");
 
     let err = client
         .delete_risk(pb::DeleteRiskRequest {
@@ -393,8 +389,7 @@ async fn closed_risks_refuse_changes_naming_allowed_moves(backend: Backend) {
         })
         .await
         .expect_err("closed risks cannot be edited");
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&err), "RISK_CLOSED");
+    assert_reason(&err, Code::FailedPrecondition, "RISK_CLOSED");
 }
 
 async fn nist_methodology_records_level_of_risk(backend: Backend) {

@@ -514,35 +514,36 @@ mod tests {
         assert!(err.starts_with("--tls-client-ca "), "{err}");
 
         // Wrong contents: never echo key material.
-        let err = server_error(TlsFiles {
-            cert: Some(pki.server_key.clone()),
-            ..pki.server_files(false)
-        });
-        assert!(err.contains("no PEM certificate found"), "{err}");
-        assert!(!err.contains(&key_body), "{err}");
-        let err = server_error(TlsFiles {
-            key: Some(pki.server_cert.clone()),
-            ..pki.server_files(false)
-        });
-        assert!(err.contains("no PEM private key found"), "{err}");
-        let err = server_error(TlsFiles {
-            key: Some(pki.client_key.clone()),
-            ..pki.server_files(false)
-        });
-        assert!(err.contains("does not match"), "{err}");
-        assert!(!err.contains(&key_body), "{err}");
         let garbled = pki.dir.path().join("garbled-key.pem");
         std::fs::write(
             &garbled,
             key_pem.replace("-----END PRIVATE KEY-----", "-----END"),
         )
         .expect("write");
-        let err = server_error(TlsFiles {
-            key: Some(garbled),
-            ..pki.server_files(false)
-        });
-        assert!(err.contains("malformed PEM private key"), "{err}");
-        assert!(!err.contains(&key_body), "{err}");
+        let wrong_contents = [
+            (
+                Some(pki.server_key.clone()),
+                None,
+                "no PEM certificate found",
+            ),
+            (
+                None,
+                Some(pki.server_cert.clone()),
+                "no PEM private key found",
+            ),
+            (None, Some(pki.client_key.clone()), "does not match"),
+            (None, Some(garbled), "malformed PEM private key"),
+        ];
+        for (cert, key, expected) in wrong_contents {
+            let defaults = pki.server_files(false);
+            let err = server_error(TlsFiles {
+                cert: cert.or(defaults.cert),
+                key: key.or(defaults.key),
+                ..defaults
+            });
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains(&key_body), "{err}");
+        }
 
         // Client side: half an identity, a key that does not match.
         let client_error =

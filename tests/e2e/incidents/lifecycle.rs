@@ -44,13 +44,8 @@ async fn an_event_cannot_leave_analysis(backend: Backend) {
     let err = advance(&app, &declared.name, pb::Phase::Containment, "")
         .await
         .expect_err("unclassified");
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&err), "ILLEGAL_PHASE_MOVE");
-    assert!(
-        err.message().contains("classify it SECURITY_INCIDENT"),
-        "{}",
-        err.message()
-    );
+    assert_reason(&err, Code::FailedPrecondition, "ILLEGAL_PHASE_MOVE");
+    assert_mentions(&err, "classify it SECURITY_INCIDENT");
 }
 
 async fn phases_advance_in_order_and_going_back_needs_a_reason(backend: Backend) {
@@ -64,11 +59,7 @@ async fn phases_advance_in_order_and_going_back_needs_a_reason(backend: Backend)
     let err = advance(&app, &declared.name, pb::Phase::Recovery, "")
         .await
         .expect_err("skipping a phase");
-    assert!(
-        err.message().contains("advance to ERADICATION"),
-        "{}",
-        err.message()
-    );
+    assert_mentions(&err, "advance to ERADICATION");
     advance(&app, &declared.name, pb::Phase::Eradication, "")
         .await
         .expect("eradicate");
@@ -86,27 +77,12 @@ async fn phases_advance_in_order_and_going_back_needs_a_reason(backend: Backend)
         Some(first_contain),
         "a phase's first entry time is kept"
     );
-    for phase in [
-        pb::Phase::Eradication,
-        pb::Phase::Recovery,
-        pb::Phase::PostIncident,
-    ] {
-        advance(&app, &declared.name, phase, "")
-            .await
-            .expect("advance");
-    }
+    advance_through(&app, &declared.name, &FORWARD_TO_POST_INCIDENT[1..]).await;
     // No closing before the post-incident review.
-    let err = app
-        .incidents()
-        .close_incident(pb::CloseIncidentRequest {
-            name: declared.name.clone(),
-            resolution: "done".into(),
-            etag: String::new(),
-        })
+    let err = close(&app, &declared.name, "done")
         .await
         .expect_err("review missing");
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("review"), "{}", err.message());
+    assert_refused(&err, Code::FailedPrecondition, "review");
 }
 
 async fn an_explicit_severity_overrides_the_rule_until_unspecified(backend: Backend) {
@@ -193,16 +169,9 @@ async fn non_incidents_close_from_analysis_and_lists_filter(backend: Backend) {
         closed.get_ref().classification,
         pb::Classification::NotAnIncident as i32
     );
-    let closed = app
-        .incidents()
-        .close_incident(pb::CloseIncidentRequest {
-            name: names[0].clone(),
-            resolution: "Benign: VPN egress change.".into(),
-            etag: String::new(),
-        })
+    let closed = close(&app, &names[0], "Benign: VPN egress change.")
         .await
-        .expect("close from analysis")
-        .into_inner();
+        .expect("close from analysis");
     assert_eq!(closed.phase, pb::Phase::Closed as i32);
     assert!(closed.close_time.is_some());
     let err = advance(&app, &names[0], pb::Phase::Containment, "")

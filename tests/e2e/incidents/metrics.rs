@@ -44,14 +44,7 @@ async fn metrics_count_and_time_incidents_in_a_scope(backend: Backend) {
             })
             .await
             .expect("classify");
-        app.incidents()
-            .close_incident(pb::CloseIncidentRequest {
-                name: name.clone(),
-                resolution: "false positive".into(),
-                etag: String::new(),
-            })
-            .await
-            .expect("close");
+        close(&app, name, "false positive").await.expect("close");
     }
     let metrics = |request: pb::GetIncidentMetricsRequest| {
         let mut client = app.incidents();

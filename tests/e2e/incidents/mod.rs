@@ -46,6 +46,35 @@ async fn declare(app: &App, incident: pb::Incident) -> pb::Incident {
         .into_inner()
 }
 
+/// Closes the incident `name` with `resolution`.
+async fn close(app: &App, name: &str, resolution: &str) -> Result<pb::Incident, tonic::Status> {
+    app.incidents()
+        .close_incident(pb::CloseIncidentRequest {
+            name: name.into(),
+            resolution: resolution.into(),
+            etag: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// The forward moves from analysis to post-incident, with no step back.
+const FORWARD_TO_POST_INCIDENT: [pb::Phase; 4] = [
+    pb::Phase::Containment,
+    pb::Phase::Eradication,
+    pb::Phase::Recovery,
+    pb::Phase::PostIncident,
+];
+
+/// Advances the incident `name` through `phases`, one after another, with no reason.
+async fn advance_through(app: &App, name: &str, phases: &[pb::Phase]) {
+    for &phase in phases {
+        advance(app, name, phase, "")
+            .await
+            .unwrap_or_else(|e| panic!("advance to {phase:?}: {e}"));
+    }
+}
+
 async fn advance(
     app: &App,
     name: &str,

@@ -30,18 +30,8 @@ async fn the_review_queues_follow_ups_and_risks_and_allows_closing(backend: Back
     let err = record(post_incident_review(), "")
         .await
         .expect_err("too early");
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&err), "REVIEW_NOT_ALLOWED");
-    for phase in [
-        pb::Phase::Containment,
-        pb::Phase::Eradication,
-        pb::Phase::Recovery,
-        pb::Phase::PostIncident,
-    ] {
-        advance(&app, &declared.name, phase, "")
-            .await
-            .expect("advance");
-    }
+    assert_reason(&err, Code::FailedPrecondition, "REVIEW_NOT_ALLOWED");
+    advance_through(&app, &declared.name, &FORWARD_TO_POST_INCIDENT).await;
     let mut bad = post_incident_review();
     bad.root_cause.clear();
     bad.follow_ups[1].owner.clear();
@@ -109,15 +99,12 @@ async fn the_review_queues_follow_ups_and_risks_and_allows_closing(backend: Back
     );
     assert!(pending[2].payload.contains(&declared.name));
 
-    let closed = app
-        .incidents()
-        .close_incident(pb::CloseIncidentRequest {
-            name: declared.name.clone(),
-            resolution: "Legacy auth disabled; tokens revoked.".into(),
-            etag: String::new(),
-        })
-        .await
-        .expect("close after the review")
-        .into_inner();
+    let closed = close(
+        &app,
+        &declared.name,
+        "Legacy auth disabled; tokens revoked.",
+    )
+    .await
+    .expect("close after the review");
     assert_eq!(closed.phase, pb::Phase::Closed as i32);
 }

@@ -120,16 +120,7 @@ async fn watchers_see_every_change_and_resume_from_their_cursor(backend: Backend
     drop(b);
 
     // A third client drives the incident through every phase to closure.
-    for phase in [
-        pb::Phase::Containment,
-        pb::Phase::Eradication,
-        pb::Phase::Recovery,
-        pb::Phase::PostIncident,
-    ] {
-        advance(&app, &declared.name, phase, "")
-            .await
-            .expect("advance");
-    }
+    advance_through(&app, &declared.name, &FORWARD_TO_POST_INCIDENT).await;
     app.incidents()
         .record_post_incident_review(pb::RecordPostIncidentReviewRequest {
             parent: declared.name.clone(),
@@ -138,12 +129,7 @@ async fn watchers_see_every_change_and_resume_from_their_cursor(backend: Backend
         })
         .await
         .expect("review");
-    app.incidents()
-        .close_incident(pb::CloseIncidentRequest {
-            name: declared.name.clone(),
-            resolution: "Sync client removed; keys rotated.".into(),
-            etag: String::new(),
-        })
+    close(&app, &declared.name, "Sync client removed; keys rotated.")
         .await
         .expect("close");
 
