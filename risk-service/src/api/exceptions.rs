@@ -15,11 +15,12 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{fingerprint, risk::risk_id};
+use crate::domain::exceptions::Move;
 use crate::store::{
     RequestKey, Store,
     entities::{exception, exception_service},
     etag,
-    exceptions::{Exception, Move},
+    exceptions::Exception,
     parse_etag,
 };
 

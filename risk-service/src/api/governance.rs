@@ -16,10 +16,11 @@ use super::{
     fingerprint,
     risk::{RiskApi, check_enum, risk_id},
 };
+use crate::domain::governance::is_finished;
 use crate::store::{
     RequestKey,
     entities::{action_item, action_plan, decision, risk_response},
-    etag, is_finished, parse_etag,
+    etag, parse_etag,
 };
 
 /// Acceptances may run at most this long.

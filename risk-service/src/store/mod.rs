@@ -22,7 +22,6 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
 
-pub use governance::is_finished;
 pub use risks::{ListRisks, RiskFilter, RiskOrder, RiskPatch, labels_from_json};
 
 use crate::domain::scoring::ScoringPolicy;

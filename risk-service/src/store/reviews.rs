@@ -2,7 +2,6 @@
 //! that calls for reassessment moves a risk in MONITORING back to ASSESSED and says so in the
 //! decision log; every change is audited in its transaction.
 
-use assurance_proto::risk::v1 as pb;
 use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, idempotency::last_segment};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
@@ -19,7 +18,11 @@ use super::{
     request_id_of,
     risks::{apply_assessment, modify_in, transition},
 };
-use crate::domain::{governance::next_review, status::RiskEvent};
+use crate::domain::{
+    governance::{DecisionKind, next_review},
+    reviews::{ReviewCycleState, ReviewOutcome},
+    status::{RiskEvent, RiskStatus},
+};
 
 pub mod review {
     use sea_orm::entity::prelude::*;
@@ -136,7 +139,7 @@ async fn require_reassessment(
         .one(tx)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-    if current.status != pb::RiskStatus::Monitoring as i32 {
+    if current.status != RiskStatus::Monitoring as i32 {
         return Ok(None);
     }
     let moved = modify_in(tx, risk_id, None, async |_, r| {
@@ -147,7 +150,7 @@ async fn require_reassessment(
     log(
         tx,
         risk_id,
-        pb::DecisionKind::ReassessmentRequired,
+        DecisionKind::ReassessmentRequired,
         caller.actor(),
         why,
         None,
@@ -197,13 +200,13 @@ impl Store {
                         .await?
                         .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
                     caller.may_change(&current.service_id)?;
-                    if current.status == pb::RiskStatus::Closed as i32 {
+                    if current.status == RiskStatus::Closed as i32 {
                         return Err(ApiError::precondition(
                             assurance_runtime::Reason::RiskClosed,
                             format!("risks/{risk_id} is CLOSED and is no longer reviewed"),
                         ));
                     }
-                    if rev.outcome == pb::ReviewOutcome::ReassessmentRequired as i32 {
+                    if rev.outcome == ReviewOutcome::ReassessmentRequired as i32 {
                         changed = require_reassessment(
                             tx,
                             risk_id,
@@ -279,11 +282,11 @@ impl Store {
         let outcome = self
             .idempotent(key, async |tx| {
                 cycle.id = Uuid::now_v7();
-                cycle.state = pb::ReviewCycleState::Open as i32;
+                cycle.state = ReviewCycleState::Open as i32;
                 cycle.opened_by = caller.person().to_string();
                 cycle.open_time = now;
                 let mut scope =
-                    Condition::all().add(risk::Column::Status.ne(pb::RiskStatus::Closed as i32));
+                    Condition::all().add(risk::Column::Status.ne(RiskStatus::Closed as i32));
                 if let Some(bu) = cycle.scope.strip_prefix("businessUnits/") {
                     super::org::require_business_unit(tx, "review_cycle.scope", bu).await?;
                     scope = scope.add(risk::Column::BusinessUnitId.eq(bu));
@@ -372,13 +375,13 @@ impl Store {
             .one(&tx)
             .await?
             .ok_or_else(|| ApiError::not_found(&name))?;
-        if cycle.state != pb::ReviewCycleState::Open as i32 {
+        if cycle.state != ReviewCycleState::Open as i32 {
             return Err(ApiError::precondition(
                 assurance_runtime::Reason::CycleClosed,
                 format!("{name} is already closed"),
             ));
         }
-        cycle.state = pb::ReviewCycleState::Closed as i32;
+        cycle.state = ReviewCycleState::Closed as i32;
         cycle.summary = summary;
         cycle.closed_by = caller.person().to_string();
         cycle.close_time = Some(now);
@@ -408,7 +411,7 @@ impl Store {
                     .await?
                     .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
                 caller.may_change(&current.service_id)?;
-                if current.status == pb::RiskStatus::Closed as i32 {
+                if current.status == RiskStatus::Closed as i32 {
                     return Err(ApiError::precondition(
                         assurance_runtime::Reason::RiskClosed,
                         format!("risks/{risk_id} is CLOSED"),
@@ -471,7 +474,7 @@ async fn mark_reviewed(tx: &DatabaseTransaction, risk_id: Uuid, review_id: Uuid)
     let open: Vec<Uuid> = review_cycle::Entity::find()
         .select_only()
         .column(review_cycle::Column::Id)
-        .filter(review_cycle::Column::State.eq(pb::ReviewCycleState::Open as i32))
+        .filter(review_cycle::Column::State.eq(ReviewCycleState::Open as i32))
         .into_tuple()
         .all(tx)
         .await?;

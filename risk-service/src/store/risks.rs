@@ -461,8 +461,8 @@ async fn submit(writer: &tokio::sync::mpsc::Sender<Job>, work: Work) -> ApiResul
 }
 
 fn status_of(r: &risk::Model) -> ApiResult<RiskStatus> {
-    RiskStatus::from_i32(r.status)
-        .ok_or_else(|| ApiError::Internal(format!("risk {} has unknown status {}", r.id, r.status)))
+    RiskStatus::try_from(r.status)
+        .map_err(|_| ApiError::Internal(format!("risk {} has unknown status {}", r.id, r.status)))
 }
 
 /// The status after `event`, or FAILED_PRECONDITION naming the allowed moves.
