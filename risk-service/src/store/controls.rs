@@ -21,6 +21,7 @@ use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{control, control_requirement, risk, risk_control},
     request_id_of,
+    risks::{WhileOpen, lock_open_risk},
 };
 use crate::domain::{
     controls::{EFFECTIVENESS_NAMES, Effectiveness, Requirement, derived_deficiency},
@@ -78,27 +79,6 @@ fn same_content(a: &control::Model, b: &control::Model) -> bool {
         && a.operating_effectiveness == b.operating_effectiveness
         && a.last_test_time == b.last_test_time
         && requirements_of(a) == requirements_of(b)
-}
-
-/// An open risk, for a link change by `caller` (in scope of its service).
-async fn open_risk_in_scope(
-    conn: &impl ConnectionTrait,
-    risk_id: Uuid,
-    caller: &Caller,
-) -> ApiResult<risk::Model> {
-    let r = risk::Entity::find_by_id(risk_id)
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-    caller.may_change(&r.service_id)?;
-    if r.status == RiskStatus::Closed as i32 {
-        return Err(ApiError::precondition(
-            assurance_runtime::Reason::RiskClosed,
-            format!("risks/{risk_id} is CLOSED and its controls can no longer change"),
-        ));
-    }
-    Ok(r)
 }
 
 async fn control_exists(conn: &impl ConnectionTrait, id: &str) -> ApiResult<()> {
@@ -237,7 +217,7 @@ impl Store {
         now: i64,
     ) -> ApiResult<risk_control::Model> {
         let tx = db::begin_write(self.connection()).await?;
-        open_risk_in_scope(&tx, risk_id, caller).await?;
+        lock_open_risk(&tx, risk_id, Some(caller), WhileOpen::ChangeControls).await?;
         control_exists(&tx, control_id).await?;
         let key = (risk_id, control_id.to_string());
         if let Some(existing) = risk_control::Entity::find_by_id(key).one(&tx).await? {
@@ -278,7 +258,7 @@ impl Store {
     ) -> ApiResult<risk_control::Model> {
         let name = format!("risks/{risk_id}/controls/{control_id}");
         let tx = db::begin_write(self.connection()).await?;
-        open_risk_in_scope(&tx, risk_id, caller).await?;
+        lock_open_risk(&tx, risk_id, Some(caller), WhileOpen::ChangeControls).await?;
         control_exists(&tx, control_id).await?;
         let key = (risk_id, control_id.to_string());
         let link = risk_control::Entity::find_by_id(key.clone())

@@ -14,14 +14,14 @@ use uuid::Uuid;
 
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
-    entities::{exception, exception_service, risk, service},
+    entities::{exception, exception_service, service},
     governance::log,
     request_id_of,
+    risks::{WhileOpen, lock_open_risk},
 };
 use crate::domain::{
     exceptions::{ExceptionStatus, Move, allowed, apply, may_approve, status_name},
     governance::DecisionKind,
-    status::RiskStatus,
 };
 
 fn transition(m: &exception::Model, mv: Move) -> ApiResult<ExceptionStatus> {
@@ -97,25 +97,15 @@ impl Store {
                     }
                 }
                 if let Some(risk_id) = e.risk_id {
-                    let r = risk::Entity::find_by_id(risk_id)
-                        .lock_exclusive()
-                        .one(tx)
-                        .await?
-                        .ok_or_else(|| {
-                            ApiError::invalid(
+                    lock_open_risk(tx, risk_id, Some(caller), WhileOpen::LinkException)
+                        .await
+                        .map_err(|e| match e {
+                            ApiError::NotFound { .. } => ApiError::invalid(
                                 "exception.risk",
                                 format!("risks/{risk_id} does not exist"),
-                            )
-                        })?;
-                    caller.may_change(&r.service_id)?;
-                    if r.status == RiskStatus::Closed as i32 {
-                        return Err(ApiError::precondition(
-                            assurance_runtime::Reason::RiskClosed,
-                            format!(
-                                "risks/{risk_id} is CLOSED; an exception cannot be linked to it"
                             ),
-                        ));
-                    }
+                            other => other,
+                        })?;
                 }
                 e.clone().into_active_model().insert(tx).await?;
                 for id in &services {

@@ -16,7 +16,7 @@ use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, action_plan, decision, risk, risk_response},
     request_id_of,
-    risks::{modify_in, transition},
+    risks::{WhileOpen, lock_open_risk, lock_risk, modify_in, transition},
 };
 use crate::domain::{
     governance::{
@@ -68,23 +68,6 @@ async fn item_counts(conn: &impl ConnectionTrait, risk_id: Uuid) -> ApiResult<(u
         .count(conn)
         .await?;
     Ok((all, open))
-}
-
-/// The risk `risk_id`, locked for the rest of the transaction; `FAILED_PRECONDITION` when it is
-/// closed.
-async fn open_risk(tx: &DatabaseTransaction, risk_id: Uuid) -> ApiResult<risk::Model> {
-    let risk = risk::Entity::find_by_id(risk_id)
-        .lock_exclusive()
-        .one(tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-    if risk.status == RiskStatus::Closed as i32 {
-        return Err(ApiError::precondition(
-            assurance_runtime::Reason::RiskClosed,
-            format!("risks/{risk_id} is CLOSED and can no longer be changed"),
-        ));
-    }
-    Ok(risk)
 }
 
 /// Ends the treatment of a risk `IN_TREATMENT` whose action plan has items, all `DONE` or
@@ -376,7 +359,7 @@ impl Store {
         plan.create_time = now;
         let outcome = self
             .idempotent(key, async |tx| {
-                let risk = open_risk(tx, plan.risk_id).await?;
+                let risk = lock_open_risk(tx, plan.risk_id, None, WhileOpen::Change).await?;
                 caller.may_change(&risk.service_id)?;
                 match plan.clone().into_active_model().insert(tx).await {
                     Ok(_) => {}
@@ -421,7 +404,7 @@ impl Store {
         let risk_id = item.risk_id;
         let outcome = self
             .idempotent(key, async |tx| {
-                let risk = open_risk(tx, risk_id).await?;
+                let risk = lock_open_risk(tx, risk_id, None, WhileOpen::Change).await?;
                 caller.may_change(&risk.service_id)?;
                 if action_plan::Entity::find_by_id(risk_id)
                     .one(tx)
@@ -487,11 +470,7 @@ impl Store {
             .filter(|i| i.risk_id == risk_id)
             .ok_or_else(|| ApiError::not_found(&name))?;
         // Scope follows the risk as it is now (its service may have changed since).
-        let risk = risk::Entity::find_by_id(risk_id)
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+        let risk = lock_risk(&tx, risk_id).await?;
         caller.may_change(&risk.service_id)?;
         check_version(&name, expected_version, current.version)?;
         let mut next = current.clone();

@@ -16,7 +16,7 @@ use super::{
     governance::log,
     migration::{a, index},
     request_id_of,
-    risks::{apply_assessment, modify_in, transition},
+    risks::{WhileOpen, apply_assessment, lock_open_risk, lock_risk, modify_in, transition},
 };
 use crate::domain::{
     governance::{DecisionKind, next_review},
@@ -134,11 +134,7 @@ async fn require_reassessment(
     why: String,
     now: i64,
 ) -> ApiResult<Option<risk::Model>> {
-    let current = risk::Entity::find_by_id(risk_id)
-        .lock_exclusive()
-        .one(tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+    let current = lock_risk(tx, risk_id).await?;
     if current.status != RiskStatus::Monitoring as i32 {
         return Ok(None);
     }
@@ -194,18 +190,7 @@ impl Store {
                     rev.assessment_id = Some(a.id);
                     changed = Some(r);
                 } else {
-                    let current = risk::Entity::find_by_id(risk_id)
-                        .lock_exclusive()
-                        .one(tx)
-                        .await?
-                        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-                    caller.may_change(&current.service_id)?;
-                    if current.status == RiskStatus::Closed as i32 {
-                        return Err(ApiError::precondition(
-                            assurance_runtime::Reason::RiskClosed,
-                            format!("risks/{risk_id} is CLOSED and is no longer reviewed"),
-                        ));
-                    }
+                    lock_open_risk(tx, risk_id, Some(caller), WhileOpen::Review).await?;
                     if rev.outcome == ReviewOutcome::ReassessmentRequired as i32 {
                         changed = require_reassessment(
                             tx,
@@ -405,18 +390,7 @@ impl Store {
         let risk_id = obs.risk_id;
         let outcome = self
             .idempotent(key, async |tx| {
-                let current = risk::Entity::find_by_id(risk_id)
-                    .lock_exclusive()
-                    .one(tx)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-                caller.may_change(&current.service_id)?;
-                if current.status == RiskStatus::Closed as i32 {
-                    return Err(ApiError::precondition(
-                        assurance_runtime::Reason::RiskClosed,
-                        format!("risks/{risk_id} is CLOSED"),
-                    ));
-                }
+                lock_open_risk(tx, risk_id, Some(caller), WhileOpen::Observe).await?;
                 obs.id = Uuid::now_v7();
                 obs.observer = caller.person().to_string();
                 obs.observe_time = now;

@@ -12,8 +12,8 @@ use assurance_runtime::{
     time::{now_micros, parse_rfc3339},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, Order,
-    QueryFilter, QueryOrder, QuerySelect, Value,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, Order, QueryFilter, QueryOrder, QuerySelect, Value,
     sea_query::{Expr, Query},
 };
 use uuid::Uuid;
@@ -204,13 +204,8 @@ impl Store {
         caller: &Caller,
     ) -> ApiResult<risk::Model> {
         self.modify_risk(id, expected_version, caller, async |tx, r| {
-            let status = status_of(r)?;
-            if !status.is_open() {
-                return Err(ApiError::precondition(
-                    assurance_runtime::Reason::RiskClosed,
-                    format!("risks/{id} is CLOSED and can no longer be changed"),
-                ));
-            }
+            status_of(r)?;
+            refuse_closed(r, WhileOpen::Change)?;
             if let Some(service) = patch.service_id.clone()
                 && service != r.service_id
             {
@@ -385,6 +380,72 @@ impl Store {
         self.cache.store(&out);
         Ok(out)
     }
+}
+
+/// What a closed risk refuses, for the refusal's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WhileOpen {
+    /// Any change: its fields, its response or its action plan.
+    Change,
+    /// Linking or unlinking controls.
+    ChangeControls,
+    /// A periodic review.
+    Review,
+    /// A monitoring observation.
+    Observe,
+    /// Linking a new exception.
+    LinkException,
+}
+
+/// `FAILED_PRECONDITION` (`RISK_CLOSED`) when `r` is closed and so refuses `what`.
+pub(super) fn refuse_closed(r: &risk::Model, what: WhileOpen) -> ApiResult<()> {
+    if r.status != RiskStatus::Closed as i32 {
+        return Ok(());
+    }
+    let name = format!("risks/{}", r.id);
+    let message = match what {
+        WhileOpen::Change => format!("{name} is CLOSED and can no longer be changed"),
+        WhileOpen::ChangeControls => {
+            format!("{name} is CLOSED and its controls can no longer change")
+        }
+        WhileOpen::Review => format!("{name} is CLOSED and is no longer reviewed"),
+        WhileOpen::Observe => format!("{name} is CLOSED"),
+        WhileOpen::LinkException => {
+            format!("{name} is CLOSED; an exception cannot be linked to it")
+        }
+    };
+    Err(ApiError::precondition(
+        assurance_runtime::Reason::RiskClosed,
+        message,
+    ))
+}
+
+/// The risk `id`, locked for the rest of `tx` (a row lock on PostgreSQL; a SQLite write
+/// transaction holds the database already); `NOT_FOUND` when there is none.
+pub(super) async fn lock_risk(tx: &DatabaseTransaction, id: Uuid) -> ApiResult<risk::Model> {
+    risk::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("risks/{id}")))
+}
+
+/// The risk `id`, locked for the rest of `tx`, when it is open for `what`. With `scope`, that
+/// caller's scope must cover the risk's service (checked before the status, so an
+/// out-of-scope caller learns nothing of it); `None` where the caller's scope is checked
+/// afterwards.
+pub(super) async fn lock_open_risk(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    scope: Option<&Caller>,
+    what: WhileOpen,
+) -> ApiResult<risk::Model> {
+    let r = lock_risk(tx, id).await?;
+    if let Some(caller) = scope {
+        caller.may_change(&r.service_id)?;
+    }
+    refuse_closed(&r, what)?;
+    Ok(r)
 }
 
 /// Read-modify-write of one risk inside `tx`: locks the row (PostgreSQL), checks the etag,
