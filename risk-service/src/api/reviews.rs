@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    convert, fingerprint,
+    convert, fingerprint, referenced,
     risk::{check_enum, risk_id},
 };
 use crate::{
@@ -288,7 +288,11 @@ impl ReviewService for ReviewApi {
         let opened = self
             .store
             .open_cycle(model, key, &caller, self.clock.now_micros())
-            .await?;
+            .await
+            .map_err(referenced(
+                "review_cycle.scope",
+                &["businessUnits", "services"],
+            ))?;
         let progress = self.store.cycle_progress(opened.id).await?;
         Ok(Response::new(cycle_pb(&opened, progress)))
     }

@@ -14,7 +14,7 @@ use sea_orm::{ColumnTrait, Condition, Order};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, fingerprint};
+use super::{convert, fingerprint, referenced};
 use crate::store::RequestKey;
 use crate::{
     domain::{check_labels, scoring::ScoringPolicy, status::RiskStatus},
@@ -196,7 +196,8 @@ impl RiskService for RiskApi {
                 RequestKey::of("CreateRisk", &req.request_id, fp),
                 &caller,
             )
-            .await?;
+            .await
+            .map_err(referenced("risk.service", &["services"]))?;
         Ok(Response::new(convert::risk(&created)))
     }
 
@@ -307,7 +308,8 @@ impl RiskService for RiskApi {
         let updated = self
             .store
             .update_risk(id.unwrap_or_default(), expected, patch, &caller)
-            .await?;
+            .await
+            .map_err(referenced("risk.service", &["services"]))?;
         Ok(Response::new(convert::risk(&updated)))
     }
 

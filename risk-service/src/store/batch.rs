@@ -175,10 +175,10 @@ impl Store {
                 continue;
             };
             let Some(bu) = business_units.get(&risk.service_id) else {
-                steps[i] = Step::Done(Err(ApiError::invalid(
-                    "risk.service",
-                    format!("services/{} does not exist", risk.service_id),
-                )));
+                steps[i] = Step::Done(Err(ApiError::not_found(format!(
+                    "services/{}",
+                    risk.service_id
+                ))));
                 continue;
             };
             let mut r = risk.clone();

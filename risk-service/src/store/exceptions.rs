@@ -84,28 +84,17 @@ impl Store {
         (e.version, e.create_time, e.update_time) = (1, now, now);
         let outcome = self
             .idempotent(key, async |tx| {
-                for (i, id) in services.iter().enumerate() {
+                for id in &services {
                     if service::Entity::find_by_id(id.clone())
                         .one(tx)
                         .await?
                         .is_none()
                     {
-                        return Err(ApiError::invalid(
-                            format!("exception.services[{i}]"),
-                            format!("services/{id} does not exist"),
-                        ));
+                        return Err(ApiError::not_found(format!("services/{id}")));
                     }
                 }
                 if let Some(risk_id) = e.risk_id {
-                    lock_open_risk(tx, risk_id, Some(caller), WhileOpen::LinkException)
-                        .await
-                        .map_err(|e| match e {
-                            ApiError::NotFound { .. } => ApiError::invalid(
-                                "exception.risk",
-                                format!("risks/{risk_id} does not exist"),
-                            ),
-                            other => other,
-                        })?;
+                    lock_open_risk(tx, risk_id, Some(caller), WhileOpen::LinkException).await?;
                 }
                 e.clone().into_active_model().insert(tx).await?;
                 for id in &services {

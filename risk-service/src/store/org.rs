@@ -117,7 +117,7 @@ impl Store {
         let name = format!("services/{}", svc.id);
         let outcome = self
             .idempotent(key, async |tx| {
-                require_business_unit(tx, "service.business_unit", &svc.business_unit_id).await?;
+                require_business_unit(tx, &svc.business_unit_id).await?;
                 let am = svc.clone().into_active_model().reset_all();
                 match service::Entity::insert(am).exec_without_returning(tx).await {
                     Ok(_) => {
@@ -184,7 +184,7 @@ impl Store {
         next.version = current.version + 1;
         next.update_time = now_micros();
         if next.business_unit_id != current.business_unit_id {
-            require_business_unit(&tx, "service.business_unit", &next.business_unit_id).await?;
+            require_business_unit(&tx, &next.business_unit_id).await?;
             risk::Entity::update_many()
                 .col_expr(
                     risk::Column::BusinessUnitId,
@@ -225,34 +225,25 @@ impl Store {
     }
 }
 
-pub(super) async fn require_business_unit(
-    conn: &impl ConnectionTrait,
-    field: &str,
-    id: &str,
-) -> ApiResult<()> {
-    let exists = business_unit::Entity::find_by_id(id.to_string())
+/// Ensures a business unit a write refers to exists (`NOT_FOUND` of it otherwise; the API
+/// reports that against the field that names it).
+pub(super) async fn require_business_unit(conn: &impl ConnectionTrait, id: &str) -> ApiResult<()> {
+    business_unit::Entity::find_by_id(id.to_string())
         .one(conn)
         .await?
-        .is_some();
-    if exists {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("businessUnits/{id} does not exist"),
-        ))
-    }
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found(format!("businessUnits/{id}")))
 }
 
-/// Ensures a service exists and returns its business unit id.
+/// Ensures a service a write refers to exists and returns its business unit id (`NOT_FOUND`
+/// of it otherwise).
 pub(super) async fn service_business_unit(
     conn: &impl ConnectionTrait,
-    field: &str,
     id: &str,
 ) -> ApiResult<String> {
     service::Entity::find_by_id(id.to_string())
         .one(conn)
         .await?
         .map(|s| s.business_unit_id)
-        .ok_or_else(|| ApiError::invalid(field, format!("services/{id} does not exist")))
+        .ok_or_else(|| ApiError::not_found(format!("services/{id}")))
 }

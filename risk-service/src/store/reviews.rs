@@ -273,10 +273,10 @@ impl Store {
                 let mut scope =
                     Condition::all().add(risk::Column::Status.ne(RiskStatus::Closed as i32));
                 if let Some(bu) = cycle.scope.strip_prefix("businessUnits/") {
-                    super::org::require_business_unit(tx, "review_cycle.scope", bu).await?;
+                    super::org::require_business_unit(tx, bu).await?;
                     scope = scope.add(risk::Column::BusinessUnitId.eq(bu));
                 } else if let Some(service) = cycle.scope.strip_prefix("services/") {
-                    super::org::service_business_unit(tx, "review_cycle.scope", service).await?;
+                    super::org::service_business_unit(tx, service).await?;
                     scope = scope.add(risk::Column::ServiceId.eq(service));
                 }
                 let risks: Vec<(Uuid, String)> = risk::Entity::find()

@@ -150,8 +150,7 @@ impl Store {
         r.labels = labels_json(&labels);
         let outcome = self
             .idempotent(key, async |tx| {
-                r.business_unit_id =
-                    service_business_unit(tx, "risk.service", &r.service_id).await?;
+                r.business_unit_id = service_business_unit(tx, &r.service_id).await?;
                 let am = r.clone().into_active_model().reset_all();
                 risk::Entity::insert(am).exec_without_returning(tx).await?;
                 write_labels(tx, r.id, &labels).await?;
@@ -210,7 +209,7 @@ impl Store {
                 && service != r.service_id
             {
                 caller.may_change(&service)?;
-                r.business_unit_id = service_business_unit(tx, "risk.service", &service).await?;
+                r.business_unit_id = service_business_unit(tx, &service).await?;
                 r.service_id = service;
                 // The risk's action items follow it (their list filters and scope).
                 action_item::Entity::update_many()
