@@ -20,8 +20,9 @@ use uuid::Uuid;
 use super::{
     RequestKey, Store,
     entities::{assessment, request_record, risk, risk_label, service},
+    labels::labels_json,
     notify_risks,
-    risks::{apply_assessment, labels_json, transition},
+    risks::{apply_assessment, transition},
 };
 use crate::domain::status::{RiskEvent, RiskStatus};
 

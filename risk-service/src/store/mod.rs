@@ -7,9 +7,11 @@ pub mod controls;
 pub mod entities;
 pub mod exceptions;
 mod governance;
+mod labels;
 pub mod migration;
 mod org;
 pub mod reviews;
+mod risk_list;
 mod risks;
 
 use std::{sync::Arc, time::Duration};
@@ -22,7 +24,9 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
 
-pub use risks::{ListRisks, RiskFilter, RiskOrder, RiskPatch, labels_from_json};
+pub use labels::labels_from_json;
+pub use risk_list::{ListRisks, RiskFilter, RiskOrder};
+pub use risks::RiskPatch;
 
 use crate::domain::scoring::ScoringPolicy;
 use entities::scoring_policy;
