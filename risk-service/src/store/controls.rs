@@ -20,8 +20,9 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{control, control_requirement, risk, risk_control},
-    request_id_of,
+    insert_new, request_id_of,
     risks::{WhileOpen, lock_open_risk},
+    write_if_version,
 };
 use crate::domain::{
     controls::{EFFECTIVENESS_NAMES, Effectiveness, Requirement, derived_deficiency},
@@ -124,16 +125,7 @@ impl Store {
         let name = format!("controls/{}", c.id);
         let outcome = self
             .idempotent(key, async |tx| {
-                let am = c.clone().into_active_model().reset_all();
-                match control::Entity::insert(am).exec_without_returning(tx).await {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(ApiError::AlreadyExists {
-                            resource: name.clone(),
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                insert_new(tx, c.clone().into_active_model().reset_all(), &name).await?;
                 write_requirements(tx, &c.id, &requirements_of(&c), false).await?;
                 audit::record(tx, SERVICE, caller, &name, &request_id).await?;
                 Ok((name.clone(), c.clone()))
@@ -190,15 +182,14 @@ impl Store {
         patch(&mut next);
         next.version = current.version + 1;
         next.update_time = now;
-        let written = control::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(control::Column::Id.eq(id))
-            .filter(control::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (control::Column::Id, id),
+            (control::Column::Version, current.version),
+            &name,
+        )
+        .await?;
         if next.requirements != current.requirements {
             write_requirements(&tx, id, &requirements_of(&next), true).await?;
         }

@@ -18,6 +18,7 @@ use super::{
     governance::log,
     request_id_of,
     risks::{WhileOpen, lock_open_risk},
+    write_if_version,
 };
 use crate::domain::{
     exceptions::{ExceptionStatus, Move, allowed, apply, may_approve, status_name},
@@ -295,15 +296,14 @@ impl Store {
             }
             Move::Expire => format!("exception {name} expired"),
         };
-        let written = exception::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(exception::Column::Id.eq(id))
-            .filter(exception::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (exception::Column::Id, id),
+            (exception::Column::Version, current.version),
+            &name,
+        )
+        .await?;
         if let Some(risk_id) = next.risk_id {
             log(&tx, risk_id, mv.kind(), caller.actor(), summary, None, now).await?;
         }

@@ -2,10 +2,7 @@
 //! acceptances. Every change moves the risk through the status machine, appends to the decision
 //! log and records its audit event in one transaction.
 
-use assurance_runtime::{
-    ApiError, ApiResult, audit, auth::Caller, db, error::is_unique_violation,
-    idempotency::last_segment,
-};
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, idempotency::last_segment};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
@@ -15,8 +12,9 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, action_plan, decision, risk, risk_response},
-    request_id_of,
+    insert_new, request_id_of,
     risks::{WhileOpen, lock_open_risk, lock_risk, modify_in, transition},
+    write_if_version,
 };
 use crate::domain::{
     governance::{
@@ -361,15 +359,7 @@ impl Store {
             .idempotent(key, async |tx| {
                 let risk = lock_open_risk(tx, plan.risk_id, None, WhileOpen::Change).await?;
                 caller.may_change(&risk.service_id)?;
-                match plan.clone().into_active_model().insert(tx).await {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(ApiError::AlreadyExists {
-                            resource: name.clone(),
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                insert_new(tx, plan.clone().into_active_model().reset_all(), &name).await?;
                 audit::record(tx, SERVICE, caller, &name, &request_id).await?;
                 Ok((name.clone(), plan.clone()))
             })
@@ -477,15 +467,14 @@ impl Store {
         patch(&mut next);
         next.version = current.version + 1;
         next.update_time = now;
-        let written = action_item::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(action_item::Column::Id.eq(id))
-            .filter(action_item::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (action_item::Column::Id, id),
+            (action_item::Column::Version, current.version),
+            &name,
+        )
+        .await?;
         let moved = if is_finished(next.status) {
             finish_treatment(&tx, risk_id, caller, now).await?
         } else {

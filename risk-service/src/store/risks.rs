@@ -21,7 +21,7 @@ use super::{
     labels::{labels_json, write_labels},
     notify_risks,
     org::service_business_unit,
-    request_id_of,
+    request_id_of, write_if_version,
 };
 use crate::domain::status::{RiskEvent, RiskStatus};
 
@@ -387,15 +387,14 @@ pub(super) async fn modify_in(
     change(tx, &mut next).await?;
     next.version = current.version + 1;
     next.update_time = now_micros();
-    let written = risk::Entity::update_many()
-        .set(next.clone().into_active_model().reset_all())
-        .filter(risk::Column::Id.eq(id))
-        .filter(risk::Column::Version.eq(current.version))
-        .exec(tx)
-        .await?;
-    if written.rows_affected != 1 {
-        return Err(ApiError::Conflict { resource: name });
-    }
+    write_if_version(
+        tx,
+        next.clone().into_active_model().reset_all(),
+        (risk::Column::Id, id),
+        (risk::Column::Version, current.version),
+        &name,
+    )
+    .await?;
     notify_risks(tx, &id.to_string()).await?;
     Ok(next)
 }
