@@ -348,34 +348,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn domain_effectiveness_numbers_are_the_protos() {
-        for (domain, proto) in [
-            (
-                Effectiveness::Effective,
-                pb::ControlEffectiveness::Effective,
-            ),
-            (
-                Effectiveness::PartiallyEffective,
-                pb::ControlEffectiveness::PartiallyEffective,
-            ),
-            (
-                Effectiveness::Ineffective,
-                pb::ControlEffectiveness::Ineffective,
-            ),
-            (
-                Effectiveness::NotTested,
-                pb::ControlEffectiveness::NotTested,
-            ),
-        ] {
-            assert_eq!(domain as i32, proto as i32);
-            assert_eq!(
-                proto.as_str_name(),
-                format!("CONTROL_EFFECTIVENESS_{}", domain.as_str())
-            );
-        }
-    }
-
-    #[test]
     fn a_control_round_trips_through_its_row() {
         let d = ControlDraft {
             title: "MFA".into(),

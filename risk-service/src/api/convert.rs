@@ -1,9 +1,122 @@
-//! Mapping between stored rows and `assurance.risk.v1` messages.
+//! Wire ↔ domain: `From`/`TryFrom` between the domain enums and the `assurance.risk.v1` ones,
+//! and the mapping between stored rows and messages.
 
 use assurance_proto::risk::v1 as pb;
 use assurance_runtime::time::to_timestamp;
 
-use crate::domain::scoring::{Derived, Methodology};
+use crate::domain::{
+    controls::Effectiveness,
+    exceptions::ExceptionStatus,
+    governance::{ActionItemStatus, ApprovalState, DecisionKind, SyncState},
+    register::{IdentificationSource, Threat},
+    reviews::{ObservationEffect, ObservationSource, ReviewCycleState, ReviewOutcome},
+    scoring::{Derived, Methodology, RiskLevel, Severity, Strategy},
+    status::{Decision, RiskStatus},
+};
+
+/// `From<domain> for proto` and `TryFrom<proto> for domain` (refusing `UNSPECIFIED`), variant
+/// for variant: the domain enum and the proto one name the same things.
+macro_rules! wire_enum {
+    ($domain:ident <=> $wire:ident { $($variant:ident),+ $(,)? }) => {
+        impl From<$domain> for pb::$wire {
+            fn from(v: $domain) -> Self {
+                match v {
+                    $($domain::$variant => pb::$wire::$variant),+
+                }
+            }
+        }
+
+        impl TryFrom<pb::$wire> for $domain {
+            type Error = pb::$wire;
+
+            fn try_from(v: pb::$wire) -> Result<Self, pb::$wire> {
+                match v {
+                    $(pb::$wire::$variant => Ok($domain::$variant),)+
+                    unspecified => Err(unspecified),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(RiskStatus <=> RiskStatus {
+    Identified,
+    Assessed,
+    ResponsePlanned,
+    InTreatment,
+    Monitoring,
+    Closed,
+});
+wire_enum!(Severity <=> Severity { Low, Medium, High, Critical });
+wire_enum!(Strategy <=> ResponseStrategy { Tolerate, Operate, Monitor, Improve });
+wire_enum!(RiskLevel <=> RiskLevel { VeryLow, Low, Moderate, High, VeryHigh });
+wire_enum!(Methodology <=> Methodology { Standard, Nist80030 });
+wire_enum!(Decision <=> ResponseDecision { Mitigate, Avoid, Transfer, Accept });
+wire_enum!(ApprovalState <=> ApprovalState { Pending, Approved, Rejected });
+wire_enum!(ActionItemStatus <=> ActionItemStatus {
+    Open,
+    InProgress,
+    Blocked,
+    Done,
+    WontDo,
+});
+wire_enum!(SyncState <=> SyncState { NotLinked, Pending, Synced, Failed });
+wire_enum!(DecisionKind <=> DecisionKind {
+    ResponseProposed,
+    StrategyOverridden,
+    ResponseApproved,
+    ResponseRejected,
+    ActionsCompleted,
+    AcceptanceExpired,
+    RiskClosed,
+    ExceptionRequested,
+    ExceptionApproved,
+    ExceptionRejected,
+    ExceptionRevoked,
+    ExceptionExpired,
+    ReassessmentRequired,
+});
+wire_enum!(ExceptionStatus <=> ExceptionStatus {
+    Requested,
+    Active,
+    Expired,
+    Revoked,
+    Rejected,
+});
+wire_enum!(Effectiveness <=> ControlEffectiveness {
+    Effective,
+    PartiallyEffective,
+    Ineffective,
+    NotTested,
+});
+wire_enum!(ReviewOutcome <=> ReviewOutcome { NoChange, ReassessmentRequired, Reassessed });
+wire_enum!(ReviewCycleState <=> ReviewCycleState { Open, Closed });
+wire_enum!(Threat <=> Threat { Internal, External });
+wire_enum!(IdentificationSource <=> IdentificationSource {
+    Interview,
+    VulnerabilityScan,
+    AttackSimulation,
+    AuditFinding,
+    Incident,
+    ContinuousMonitoring,
+    Other,
+});
+wire_enum!(ObservationSource <=> ObservationSource {
+    SecurityMonitoring,
+    PenetrationTest,
+    VulnerabilityScan,
+    Audit,
+    ControlTest,
+    Incident,
+    Other,
+});
+wire_enum!(ObservationEffect <=> ObservationEffect {
+    Informational,
+    LikelihoodUp,
+    ImpactUp,
+    ControlFailed,
+    RiskReduced,
+});
 use crate::store::{
     entities::{assessment, business_unit, risk, service},
     etag,
@@ -93,22 +206,15 @@ pub fn assessment(a: &assessment::Model) -> pb::Assessment {
     }
 }
 
-pub fn methodology(m: Methodology) -> pb::Methodology {
-    match m {
-        Methodology::Standard => pb::Methodology::Standard,
-        Methodology::Nist80030 => pb::Methodology::Nist80030,
-    }
-}
-
 /// The stored numbers of derived values (the proto enum numbers; 0 = not applicable).
 pub fn derived_numbers(d: &Derived) -> [i32; 6] {
     [
         i32::from(d.exposure),
         i32::from(d.score),
-        d.severity as i32,
-        d.strategy as i32,
-        d.risk_level.map_or(0, |l| l as i32),
-        methodology(d.methodology) as i32,
+        i32::from(d.severity),
+        i32::from(d.strategy),
+        d.risk_level.map_or(0, i32::from),
+        i32::from(d.methodology),
     ]
 }
 
@@ -142,5 +248,62 @@ pub fn assessment_model(
         rationale: a.rationale.clone(),
         assessor: a.assessor.clone(),
         assess_time: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every proto value but `UNSPECIFIED` converts to the domain enum and back to its number,
+    /// which is also the domain discriminant the database stores; `UNSPECIFIED` and unknown
+    /// numbers are refused; the names agree.
+    macro_rules! round_trips {
+        ($($test:ident: $domain:ident <=> $wire:ident;)+) => {$(
+            #[test]
+            fn $test() {
+                let mut converted = 0;
+                for n in -1..=64 {
+                    match pb::$wire::try_from(n) {
+                        Ok(pb::$wire::Unspecified) => {
+                            assert!($domain::try_from(pb::$wire::Unspecified).is_err());
+                            assert_eq!($domain::try_from(n), Err(n));
+                        }
+                        Ok(wire) => {
+                            let domain = $domain::try_from(wire)
+                                .unwrap_or_else(|_| panic!("{wire:?} has no domain value"));
+                            assert_eq!(pb::$wire::from(domain) as i32, n);
+                            assert_eq!(i32::from(domain), n);
+                            assert_eq!($domain::try_from(n), Ok(domain));
+                            assert!(wire.as_str_name().ends_with(&format!("_{}", domain.as_str())));
+                            converted += 1;
+                        }
+                        Err(_) => assert_eq!($domain::try_from(n), Err(n)),
+                    }
+                }
+                assert_eq!(converted, $domain::ALL.len());
+            }
+        )+};
+    }
+
+    round_trips! {
+        risk_status: RiskStatus <=> RiskStatus;
+        severity: Severity <=> Severity;
+        response_strategy: Strategy <=> ResponseStrategy;
+        risk_level: RiskLevel <=> RiskLevel;
+        methodology: Methodology <=> Methodology;
+        response_decision: Decision <=> ResponseDecision;
+        approval_state: ApprovalState <=> ApprovalState;
+        action_item_status: ActionItemStatus <=> ActionItemStatus;
+        sync_state: SyncState <=> SyncState;
+        decision_kind: DecisionKind <=> DecisionKind;
+        exception_status: ExceptionStatus <=> ExceptionStatus;
+        control_effectiveness: Effectiveness <=> ControlEffectiveness;
+        review_outcome: ReviewOutcome <=> ReviewOutcome;
+        review_cycle_state: ReviewCycleState <=> ReviewCycleState;
+        threat: Threat <=> Threat;
+        identification_source: IdentificationSource <=> IdentificationSource;
+        observation_source: ObservationSource <=> ObservationSource;
+        observation_effect: ObservationEffect <=> ObservationEffect;
     }
 }

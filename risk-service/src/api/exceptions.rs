@@ -14,12 +14,13 @@ use sea_orm::{ColumnTrait, Condition, sea_query::Query};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{fingerprint, risk::risk_id};
+use super::{fingerprint, reference_error, risk::risk_id};
+use crate::domain::exceptions::Move;
 use crate::store::{
     RequestKey, Store,
     entities::{exception, exception_service},
     etag,
-    exceptions::{Exception, Move},
+    exceptions::Exception,
     parse_etag,
 };
 
@@ -283,8 +284,18 @@ impl ExceptionService for ExceptionApi {
         let key = RequestKey::of("RequestException", &req.request_id, fp);
         let created = self
             .store
-            .request_exception(model, services, key, &caller, now)
-            .await?;
+            .request_exception(model, services.clone(), key, &caller, now)
+            .await
+            .map_err(|e| {
+                reference_error(e, |resource| {
+                    if resource.starts_with("risks/") {
+                        return Some("exception.risk".to_string());
+                    }
+                    let id = resource.strip_prefix("services/")?;
+                    let i = services.iter().position(|s| s == id)?;
+                    Some(format!("exception.services[{i}]"))
+                })
+            })?;
         Ok(Response::new(to_proto(&created)))
     }
 

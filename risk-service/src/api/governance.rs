@@ -16,10 +16,15 @@ use super::{
     fingerprint,
     risk::{RiskApi, check_enum, risk_id},
 };
+use crate::domain::{
+    governance::{ActionItemStatus, SyncState, is_finished},
+    scoring::Strategy,
+    status::Decision,
+};
 use crate::store::{
     RequestKey,
     entities::{action_item, action_plan, decision, risk_response},
-    etag, is_finished, parse_etag,
+    etag, parse_etag,
 };
 
 /// Acceptances may run at most this long.
@@ -121,7 +126,7 @@ fn check_tracker(v: &mut Violations, t: &pb::TrackerLink) {
     if !t.url.is_empty() && !web(&t.url) {
         v.add("action_item.tracker.url", "must be an http(s) URL");
     }
-    if t.sync_state != 0 && pb::SyncState::try_from(t.sync_state).is_err() {
+    if t.sync_state != 0 && SyncState::try_from(t.sync_state).is_err() {
         v.add(
             "action_item.tracker.sync_state",
             format!("{} is not a known value", t.sync_state),
@@ -138,8 +143,8 @@ fn check_tracker(v: &mut Violations, t: &pb::TrackerLink) {
 fn set_tracker(m: &mut action_item::Model, t: Option<&pb::TrackerLink>) {
     let t = t.cloned().unwrap_or_default();
     m.sync_state = match (t.sync_state, t.system.is_empty()) {
-        (0, true) => pb::SyncState::NotLinked as i32,
-        (0, false) => pb::SyncState::Pending as i32,
+        (0, true) => SyncState::NotLinked as i32,
+        (0, false) => SyncState::Pending as i32,
         (s, _) => s,
     };
     m.tracker_system = t.system;
@@ -305,7 +310,7 @@ impl RiskApi {
             &mut v,
             "response.decision",
             r.decision,
-            pb::ResponseDecision::try_from(r.decision).is_ok(),
+            Decision::try_from(r.decision).is_ok(),
         );
         v.paragraph("response.rationale", &r.rationale, true, 4000);
         if r.strategy_override != 0 {
@@ -313,7 +318,7 @@ impl RiskApi {
                 &mut v,
                 "response.strategy_override",
                 r.strategy_override,
-                pb::ResponseStrategy::try_from(r.strategy_override).is_ok(),
+                Strategy::try_from(r.strategy_override).is_ok(),
             );
             v.paragraph(
                 "response.override_justification",
@@ -327,7 +332,7 @@ impl RiskApi {
                 "is only for a strategy_override",
             );
         }
-        let accept = r.decision == pb::ResponseDecision::Accept as i32;
+        let accept = r.decision == Decision::Accept as i32;
         let expiry = time(
             &mut v,
             "response.acceptance_expire_time",
@@ -501,7 +506,7 @@ impl RiskApi {
         v.paragraph("action_item.description", &i.description, false, 4000);
         v.principal("action_item.owner", &i.owner, true);
         let due = time(&mut v, "action_item.due_time", i.due_time.as_ref(), true);
-        if i.status != 0 && pb::ActionItemStatus::try_from(i.status).is_err() {
+        if i.status != 0 && ActionItemStatus::try_from(i.status).is_err() {
             v.add(
                 "action_item.status",
                 format!("{} is not a known value", i.status),
@@ -521,7 +526,7 @@ impl RiskApi {
             owner: i.owner.clone(),
             due_time: due.unwrap_or_default(),
             status: if i.status == 0 {
-                pb::ActionItemStatus::Open as i32
+                ActionItemStatus::Open as i32
             } else {
                 i.status
             },
@@ -573,7 +578,7 @@ impl RiskApi {
                     &mut v,
                     "action_item.status",
                     i.status,
-                    pb::ActionItemStatus::try_from(i.status).is_ok(),
+                    ActionItemStatus::try_from(i.status).is_ok(),
                 ),
                 "tracker" => {
                     if let Some(t) = &i.tracker {

@@ -9,7 +9,7 @@ use assurance_runtime::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{convert, fingerprint};
+use super::{convert, fingerprint, referenced};
 use crate::store::RequestKey;
 use crate::store::{
     Store,
@@ -218,7 +218,8 @@ impl OrganizationService for OrgApi {
                 RequestKey::of("CreateService", &req.request_id, fp),
                 &caller,
             )
-            .await?;
+            .await
+            .map_err(referenced("service.business_unit", &["businessUnits"]))?;
         Ok(Response::new(convert::service(&created)))
     }
 
@@ -323,7 +324,8 @@ impl OrganizationService for OrgApi {
                 },
                 &caller,
             )
-            .await?;
+            .await
+            .map_err(referenced("service.business_unit", &["businessUnits"]))?;
         Ok(Response::new(convert::service(&updated)))
     }
 }

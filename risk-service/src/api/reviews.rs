@@ -14,11 +14,14 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    convert, fingerprint,
+    convert, fingerprint, referenced,
     risk::{check_enum, risk_id},
 };
 use crate::{
-    domain::scoring::ScoringPolicy,
+    domain::{
+        reviews::{ObservationEffect, ObservationSource, ReviewOutcome},
+        scoring::ScoringPolicy,
+    },
     store::{
         RequestKey, Store,
         reviews::{OwnerProgress, observation, review, review_cycle},
@@ -147,10 +150,10 @@ impl ReviewService for ReviewApi {
             &mut v,
             "review.outcome",
             r.outcome,
-            pb::ReviewOutcome::try_from(r.outcome).is_ok(),
+            ReviewOutcome::try_from(r.outcome).is_ok(),
         );
         v.paragraph("review.notes", &r.notes, false, 10_000);
-        let reassessed = r.outcome == pb::ReviewOutcome::Reassessed as i32;
+        let reassessed = r.outcome == ReviewOutcome::Reassessed as i32;
         match (&r.reassessment, reassessed) {
             (None, true) => v.add("review.reassessment", "is required with outcome REASSESSED"),
             (Some(_), false) => v.add("review.reassessment", "is only for outcome REASSESSED"),
@@ -288,7 +291,11 @@ impl ReviewService for ReviewApi {
         let opened = self
             .store
             .open_cycle(model, key, &caller, self.clock.now_micros())
-            .await?;
+            .await
+            .map_err(referenced(
+                "review_cycle.scope",
+                &["businessUnits", "services"],
+            ))?;
         let progress = self.store.cycle_progress(opened.id).await?;
         Ok(Response::new(cycle_pb(&opened, progress)))
     }
@@ -363,13 +370,13 @@ impl ReviewService for ReviewApi {
             &mut v,
             "observation.source",
             o.source,
-            pb::ObservationSource::try_from(o.source).is_ok(),
+            ObservationSource::try_from(o.source).is_ok(),
         );
         check_enum(
             &mut v,
             "observation.effect",
             o.effect,
-            pb::ObservationEffect::try_from(o.effect).is_ok(),
+            ObservationEffect::try_from(o.effect).is_ok(),
         );
         v.paragraph("observation.summary", &o.summary, true, 4000);
         v.line("observation.reference", &o.reference, false, 500);

@@ -14,10 +14,15 @@ use sea_orm::{ColumnTrait, Condition, Order};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, fingerprint};
+use super::{convert, fingerprint, referenced};
 use crate::store::RequestKey;
 use crate::{
-    domain::{check_labels, scoring::ScoringPolicy, status::RiskStatus},
+    domain::{
+        check_labels,
+        register::{IdentificationSource, Threat},
+        scoring::ScoringPolicy,
+        status::RiskStatus,
+    },
     store::{ListRisks, RiskFilter, RiskOrder, RiskPatch, Store, entities::risk, parse_etag},
 };
 
@@ -86,13 +91,13 @@ fn check_risk_field(v: &mut Violations, r: &pb::Risk, field: &str) -> Option<Str
             v,
             "risk.threat",
             r.threat,
-            pb::Threat::try_from(r.threat).is_ok(),
+            Threat::try_from(r.threat).is_ok(),
         ),
         "identification_source" => check_enum(
             v,
             "risk.identification_source",
             r.identification_source,
-            pb::IdentificationSource::try_from(r.identification_source).is_ok(),
+            IdentificationSource::try_from(r.identification_source).is_ok(),
         ),
         "source_reference" => v.line("risk.source_reference", &r.source_reference, false, 500),
         "owner" => v.principal("risk.owner", &r.owner, true),
@@ -196,7 +201,8 @@ impl RiskService for RiskApi {
                 RequestKey::of("CreateRisk", &req.request_id, fp),
                 &caller,
             )
-            .await?;
+            .await
+            .map_err(referenced("risk.service", &["services"]))?;
         Ok(Response::new(convert::risk(&created)))
     }
 
@@ -307,7 +313,8 @@ impl RiskService for RiskApi {
         let updated = self
             .store
             .update_risk(id.unwrap_or_default(), expected, patch, &caller)
-            .await?;
+            .await
+            .map_err(referenced("risk.service", &["services"]))?;
         Ok(Response::new(convert::risk(&updated)))
     }
 

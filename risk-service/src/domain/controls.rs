@@ -23,27 +23,17 @@ pub enum Effectiveness {
     NotTested = 4,
 }
 
-impl Effectiveness {
-    pub const ALL: [Effectiveness; 4] = [
-        Effectiveness::Effective,
-        Effectiveness::PartiallyEffective,
-        Effectiveness::Ineffective,
-        Effectiveness::NotTested,
-    ];
+numbered!(Effectiveness {
+    Effective => "EFFECTIVE",
+    PartiallyEffective => "PARTIALLY_EFFECTIVE",
+    Ineffective => "INEFFECTIVE",
+    NotTested => "NOT_TESTED",
+});
 
+impl Effectiveness {
     /// The effectiveness numbered `v`; `None` for 0 (unspecified) and unknown numbers.
     pub fn from_i32(v: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| *e as i32 == v)
-    }
-
-    /// `EFFECTIVE`, `PARTIALLY_EFFECTIVE`, …
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effectiveness::Effective => "EFFECTIVE",
-            Effectiveness::PartiallyEffective => "PARTIALLY_EFFECTIVE",
-            Effectiveness::Ineffective => "INEFFECTIVE",
-            Effectiveness::NotTested => "NOT_TESTED",
-        }
+        Self::try_from(v).ok()
     }
 
     /// Parses `EFFECTIVE` or `CONTROL_EFFECTIVENESS_EFFECTIVE`, in any case.
@@ -52,7 +42,7 @@ impl Effectiveness {
         let bare = upper
             .strip_prefix("CONTROL_EFFECTIVENESS_")
             .unwrap_or(&upper);
-        Self::ALL.into_iter().find(|e| e.as_str() == bare)
+        Self::ALL.iter().copied().find(|e| e.as_str() == bare)
     }
 
     /// The control deficiency (1–5) this effectiveness amounts to.
@@ -206,7 +196,7 @@ mod tests {
         assert_eq!(Ineffective.deficiency(), 5);
         assert_eq!(Effectiveness::from_i32(0), None);
         assert_eq!(Effectiveness::from_i32(5), None);
-        for e in Effectiveness::ALL {
+        for &e in Effectiveness::ALL {
             assert_eq!(Effectiveness::from_i32(e as i32), Some(e));
             assert_eq!(Effectiveness::parse(e.as_str()), Some(e));
         }

@@ -1,8 +1,48 @@
-//! Pure rules of the risk-management program: scoring, the status machine and the shape of
-//! labels. Nothing here knows about gRPC or SQL.
+//! Pure rules of the risk-management program: scoring, the status machines (risks,
+//! exceptions), approvals, reviews and the shape of labels. Nothing here knows about gRPC or
+//! SQL.
+
+/// Gives a domain enum numbered like its `assurance.risk.v1` counterpart — the number is what
+/// the database stores — `ALL`, `as_str` (the proto name without its prefix), `TryFrom<i32>`
+/// (refusing 0 and unknown numbers) and `From<_> for i32`.
+macro_rules! numbered {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The name clients see, without the proto enum prefix (`ACTIVE`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl TryFrom<i32> for $name {
+            type Error = i32;
+
+            fn try_from(number: i32) -> Result<Self, i32> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| *v as i32 == number)
+                    .ok_or(number)
+            }
+        }
+
+        impl From<$name> for i32 {
+            fn from(v: $name) -> i32 {
+                v as i32
+            }
+        }
+    };
+}
 
 pub mod controls;
+pub mod exceptions;
 pub mod governance;
+pub mod register;
+pub mod reviews;
 pub mod scoring;
 pub mod status;
 

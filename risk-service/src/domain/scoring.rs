@@ -15,12 +15,17 @@ use sha2::{Digest, Sha256};
 #[serde(rename_all = "kebab-case")]
 pub enum Methodology {
     /// impact × likelihood × control deficiency, banded 1–125.
-    Standard,
+    Standard = 1,
     /// NIST SP 800-30 Rev.1 qualitative level of risk (Table I-2).
     #[value(name = "nist-800-30")]
     #[serde(rename = "nist-800-30")]
-    Nist80030,
+    Nist80030 = 2,
 }
+
+numbered!(Methodology {
+    Standard => "STANDARD",
+    Nist80030 => "NIST_800_30",
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -31,6 +36,14 @@ pub enum Severity {
     Critical = 4,
 }
 
+numbered!(Severity {
+    Low => "LOW",
+    Medium => "MEDIUM",
+    High => "HIGH",
+    Critical => "CRITICAL",
+});
+
+/// The `ResponseStrategy` quadrant; the discriminants are its numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Strategy {
     Tolerate = 1,
@@ -38,6 +51,13 @@ pub enum Strategy {
     Monitor = 3,
     Improve = 4,
 }
+
+numbered!(Strategy {
+    Tolerate => "TOLERATE",
+    Operate => "OPERATE",
+    Monitor => "MONITOR",
+    Improve => "IMPROVE",
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RiskLevel {
@@ -47,6 +67,14 @@ pub enum RiskLevel {
     High = 4,
     VeryHigh = 5,
 }
+
+numbered!(RiskLevel {
+    VeryLow => "VERY_LOW",
+    Low => "LOW",
+    Moderate => "MODERATE",
+    High => "HIGH",
+    VeryHigh => "VERY_HIGH",
+});
 
 /// A severity band over the score, inclusive at both ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
-//! The risk status machine of DESIGN.md, as a pure function of (status, event).
+//! The risk status machine of DESIGN.md, as a pure function of (status, event), and the
+//! decisions a response can take.
 
-use std::fmt;
-
+/// The `RiskStatus` of `assurance.risk.v1`; the discriminants are its numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RiskStatus {
     Identified = 1,
@@ -12,14 +12,30 @@ pub enum RiskStatus {
     Closed = 6,
 }
 
-/// The decisions a response can take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+numbered!(RiskStatus {
+    Identified => "IDENTIFIED",
+    Assessed => "ASSESSED",
+    ResponsePlanned => "RESPONSE_PLANNED",
+    InTreatment => "IN_TREATMENT",
+    Monitoring => "MONITORING",
+    Closed => "CLOSED",
+});
+
+/// The decisions a response can take (`ResponseDecision`; the discriminants are its numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
-    Mitigate,
-    Avoid,
-    Transfer,
-    Accept,
+    Mitigate = 1,
+    Avoid = 2,
+    Transfer = 3,
+    Accept = 4,
 }
+
+numbered!(Decision {
+    Mitigate => "MITIGATE",
+    Avoid => "AVOID",
+    Transfer => "TRANSFER",
+    Accept => "ACCEPT",
+});
 
 /// What happens to a risk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,19 +55,6 @@ pub enum RiskEvent {
 }
 
 impl RiskStatus {
-    pub const ALL: [RiskStatus; 6] = [
-        RiskStatus::Identified,
-        RiskStatus::Assessed,
-        RiskStatus::ResponsePlanned,
-        RiskStatus::InTreatment,
-        RiskStatus::Monitoring,
-        RiskStatus::Closed,
-    ];
-
-    pub fn from_i32(v: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| *s as i32 == v)
-    }
-
     pub fn is_open(self) -> bool {
         self != RiskStatus::Closed
     }
@@ -96,21 +99,10 @@ impl RiskStatus {
         .map(|(_, label)| label)
         .collect()
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RiskStatus::Identified => "IDENTIFIED",
-            RiskStatus::Assessed => "ASSESSED",
-            RiskStatus::ResponsePlanned => "RESPONSE_PLANNED",
-            RiskStatus::InTreatment => "IN_TREATMENT",
-            RiskStatus::Monitoring => "MONITORING",
-            RiskStatus::Closed => "CLOSED",
-        }
-    }
 }
 
-impl fmt::Display for RiskStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl std::fmt::Display for RiskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }

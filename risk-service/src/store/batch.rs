@@ -20,8 +20,9 @@ use uuid::Uuid;
 use super::{
     RequestKey, Store,
     entities::{assessment, request_record, risk, risk_label, service},
+    labels::labels_json,
     notify_risks,
-    risks::{apply_assessment, labels_json, transition},
+    risks::{apply_assessment, transition},
 };
 use crate::domain::status::{RiskEvent, RiskStatus};
 
@@ -175,10 +176,10 @@ impl Store {
                 continue;
             };
             let Some(bu) = business_units.get(&risk.service_id) else {
-                steps[i] = Step::Done(Err(ApiError::invalid(
-                    "risk.service",
-                    format!("services/{} does not exist", risk.service_id),
-                )));
+                steps[i] = Step::Done(Err(ApiError::not_found(format!(
+                    "services/{}",
+                    risk.service_id
+                ))));
                 continue;
             };
             let mut r = risk.clone();

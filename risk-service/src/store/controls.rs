@@ -20,7 +20,9 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{control, control_requirement, risk, risk_control},
-    request_id_of,
+    insert_new, request_id_of,
+    risks::{WhileOpen, lock_open_risk},
+    write_if_version,
 };
 use crate::domain::{
     controls::{EFFECTIVENESS_NAMES, Effectiveness, Requirement, derived_deficiency},
@@ -80,27 +82,6 @@ fn same_content(a: &control::Model, b: &control::Model) -> bool {
         && requirements_of(a) == requirements_of(b)
 }
 
-/// An open risk, for a link change by `caller` (in scope of its service).
-async fn open_risk_in_scope(
-    conn: &impl ConnectionTrait,
-    risk_id: Uuid,
-    caller: &Caller,
-) -> ApiResult<risk::Model> {
-    let r = risk::Entity::find_by_id(risk_id)
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-    caller.may_change(&r.service_id)?;
-    if r.status == RiskStatus::Closed as i32 {
-        return Err(ApiError::precondition(
-            assurance_runtime::Reason::RiskClosed,
-            format!("risks/{risk_id} is CLOSED and its controls can no longer change"),
-        ));
-    }
-    Ok(r)
-}
-
 async fn control_exists(conn: &impl ConnectionTrait, id: &str) -> ApiResult<()> {
     control::Entity::find_by_id(id.to_string())
         .one(conn)
@@ -144,16 +125,7 @@ impl Store {
         let name = format!("controls/{}", c.id);
         let outcome = self
             .idempotent(key, async |tx| {
-                let am = c.clone().into_active_model().reset_all();
-                match control::Entity::insert(am).exec_without_returning(tx).await {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(ApiError::AlreadyExists {
-                            resource: name.clone(),
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                insert_new(tx, c.clone().into_active_model().reset_all(), &name).await?;
                 write_requirements(tx, &c.id, &requirements_of(&c), false).await?;
                 audit::record(tx, SERVICE, caller, &name, &request_id).await?;
                 Ok((name.clone(), c.clone()))
@@ -210,15 +182,14 @@ impl Store {
         patch(&mut next);
         next.version = current.version + 1;
         next.update_time = now;
-        let written = control::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(control::Column::Id.eq(id))
-            .filter(control::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (control::Column::Id, id),
+            (control::Column::Version, current.version),
+            &name,
+        )
+        .await?;
         if next.requirements != current.requirements {
             write_requirements(&tx, id, &requirements_of(&next), true).await?;
         }
@@ -237,7 +208,7 @@ impl Store {
         now: i64,
     ) -> ApiResult<risk_control::Model> {
         let tx = db::begin_write(self.connection()).await?;
-        open_risk_in_scope(&tx, risk_id, caller).await?;
+        lock_open_risk(&tx, risk_id, Some(caller), WhileOpen::ChangeControls).await?;
         control_exists(&tx, control_id).await?;
         let key = (risk_id, control_id.to_string());
         if let Some(existing) = risk_control::Entity::find_by_id(key).one(&tx).await? {
@@ -278,7 +249,7 @@ impl Store {
     ) -> ApiResult<risk_control::Model> {
         let name = format!("risks/{risk_id}/controls/{control_id}");
         let tx = db::begin_write(self.connection()).await?;
-        open_risk_in_scope(&tx, risk_id, caller).await?;
+        lock_open_risk(&tx, risk_id, Some(caller), WhileOpen::ChangeControls).await?;
         control_exists(&tx, control_id).await?;
         let key = (risk_id, control_id.to_string());
         let link = risk_control::Entity::find_by_id(key.clone())

@@ -1,20 +1,11 @@
 //! Security and compliance exceptions: requests, approvals (by role, never one's own),
 //! rejections, revocations and the expiry job. Every change records its audit event, and —
 //! when the exception is linked to a risk — appends to that risk's decision log, in one
-//! transaction.
-//!
-//! Lifecycle: REQUESTED → ACTIVE | REJECTED; ACTIVE → REVOKED | EXPIRED; the last three are
-//! terminal.
+//! transaction. The lifecycle itself is `domain::exceptions`.
 
 use std::collections::BTreeMap;
 
-use assurance_proto::risk::v1::{self as pb, ExceptionStatus};
-use assurance_runtime::{
-    ApiError, ApiResult, audit,
-    auth::{Caller, Role, Roles},
-    db,
-    time::to_timestamp,
-};
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, time::to_timestamp};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -23,76 +14,16 @@ use uuid::Uuid;
 
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
-    entities::{exception, exception_service, risk, service},
+    entities::{exception, exception_service, service},
     governance::log,
     request_id_of,
+    risks::{WhileOpen, lock_open_risk},
+    write_if_version,
 };
-
-/// Who may approve an exception: the trust team or an ERM executive. `admin` is a technical
-/// role and approves nothing; `system` jobs never approve.
-pub const EXCEPTION_APPROVERS: Roles = Roles::of(&[Role::TrustTeam, Role::ErmExecutive]);
-
-/// Whether someone with `roles` may approve (or reject) an exception.
-pub fn may_approve(roles: Roles) -> bool {
-    roles.intersects(EXCEPTION_APPROVERS)
-}
-
-/// A change of an exception's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Move {
-    Approve,
-    Reject,
-    Revoke,
-    Expire,
-}
-
-impl Move {
-    fn label(self) -> &'static str {
-        match self {
-            Move::Approve => "approve",
-            Move::Reject => "reject",
-            Move::Revoke => "revoke",
-            Move::Expire => "expire",
-        }
-    }
-
-    fn kind(self) -> pb::DecisionKind {
-        match self {
-            Move::Approve => pb::DecisionKind::ExceptionApproved,
-            Move::Reject => pb::DecisionKind::ExceptionRejected,
-            Move::Revoke => pb::DecisionKind::ExceptionRevoked,
-            Move::Expire => pb::DecisionKind::ExceptionExpired,
-        }
-    }
-}
-
-/// The status `mv` leads to from `status`, if it is allowed.
-pub fn apply(status: ExceptionStatus, mv: Move) -> Option<ExceptionStatus> {
-    use ExceptionStatus as S;
-    match (status, mv) {
-        (S::Requested, Move::Approve) => Some(S::Active),
-        (S::Requested, Move::Reject) => Some(S::Rejected),
-        (S::Active, Move::Revoke) => Some(S::Revoked),
-        (S::Active, Move::Expire) => Some(S::Expired),
-        _ => None,
-    }
-}
-
-/// The moves a caller may make from `status` (expiry is the job's).
-pub fn allowed(status: ExceptionStatus) -> Vec<&'static str> {
-    [Move::Approve, Move::Reject, Move::Revoke]
-        .into_iter()
-        .filter(|m| apply(status, *m).is_some())
-        .map(Move::label)
-        .collect()
-}
-
-/// A status's name without the enum prefix (`ACTIVE`).
-pub fn status_name(status: i32) -> &'static str {
-    ExceptionStatus::try_from(status)
-        .map(|s| s.as_str_name().trim_start_matches("EXCEPTION_STATUS_"))
-        .unwrap_or("UNKNOWN")
-}
+use crate::domain::{
+    exceptions::{ExceptionStatus, Move, allowed, apply, may_approve, status_name},
+    governance::DecisionKind,
+};
 
 fn transition(m: &exception::Model, mv: Move) -> ApiResult<ExceptionStatus> {
     let status = ExceptionStatus::try_from(m.status).map_err(|_| {
@@ -154,38 +85,17 @@ impl Store {
         (e.version, e.create_time, e.update_time) = (1, now, now);
         let outcome = self
             .idempotent(key, async |tx| {
-                for (i, id) in services.iter().enumerate() {
+                for id in &services {
                     if service::Entity::find_by_id(id.clone())
                         .one(tx)
                         .await?
                         .is_none()
                     {
-                        return Err(ApiError::invalid(
-                            format!("exception.services[{i}]"),
-                            format!("services/{id} does not exist"),
-                        ));
+                        return Err(ApiError::not_found(format!("services/{id}")));
                     }
                 }
                 if let Some(risk_id) = e.risk_id {
-                    let r = risk::Entity::find_by_id(risk_id)
-                        .lock_exclusive()
-                        .one(tx)
-                        .await?
-                        .ok_or_else(|| {
-                            ApiError::invalid(
-                                "exception.risk",
-                                format!("risks/{risk_id} does not exist"),
-                            )
-                        })?;
-                    caller.may_change(&r.service_id)?;
-                    if r.status == pb::RiskStatus::Closed as i32 {
-                        return Err(ApiError::precondition(
-                            assurance_runtime::Reason::RiskClosed,
-                            format!(
-                                "risks/{risk_id} is CLOSED; an exception cannot be linked to it"
-                            ),
-                        ));
-                    }
+                    lock_open_risk(tx, risk_id, Some(caller), WhileOpen::LinkException).await?;
                 }
                 e.clone().into_active_model().insert(tx).await?;
                 for id in &services {
@@ -207,7 +117,7 @@ impl Store {
                     log(
                         tx,
                         risk_id,
-                        pb::DecisionKind::ExceptionRequested,
+                        DecisionKind::ExceptionRequested,
                         caller.actor(),
                         format!(
                             "exception {name} requested for {listed} until {}: {}",
@@ -298,7 +208,7 @@ impl Store {
     }
 
     /// Approves, rejects or revokes an exception (etag checked when `expected_version` is
-    /// given). Approvals and rejections need [`EXCEPTION_APPROVERS`]; nobody approves their own
+    /// given). Approvals and rejections need [`crate::domain::exceptions::EXCEPTION_APPROVERS`]; nobody approves their own
     /// request, though a requester may withdraw it by rejecting it. Scoped callers decide only
     /// exceptions of their services.
     pub async fn decide_exception(
@@ -386,15 +296,14 @@ impl Store {
             }
             Move::Expire => format!("exception {name} expired"),
         };
-        let written = exception::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(exception::Column::Id.eq(id))
-            .filter(exception::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (exception::Column::Id, id),
+            (exception::Column::Version, current.version),
+            &name,
+        )
+        .await?;
         if let Some(risk_id) = next.risk_id {
             log(&tx, risk_id, mv.kind(), caller.actor(), summary, None, now).await?;
         }
@@ -456,7 +365,7 @@ impl Store {
             log(
                 &tx,
                 risk_id,
-                pb::DecisionKind::ExceptionExpired,
+                DecisionKind::ExceptionExpired,
                 caller.actor(),
                 format!(
                     "exception {name} expired at {}; its services must meet the requirement again",
@@ -470,36 +379,5 @@ impl Store {
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ExceptionStatus as S;
-
-    #[test]
-    fn lifecycle() {
-        assert_eq!(apply(S::Requested, Move::Approve), Some(S::Active));
-        assert_eq!(apply(S::Requested, Move::Reject), Some(S::Rejected));
-        assert_eq!(apply(S::Requested, Move::Revoke), None);
-        assert_eq!(apply(S::Active, Move::Revoke), Some(S::Revoked));
-        assert_eq!(apply(S::Active, Move::Expire), Some(S::Expired));
-        assert_eq!(apply(S::Active, Move::Approve), None);
-        for terminal in [S::Expired, S::Revoked, S::Rejected] {
-            assert!(allowed(terminal).is_empty());
-            assert_eq!(apply(terminal, Move::Expire), None);
-        }
-        assert_eq!(allowed(S::Requested), vec!["approve", "reject"]);
-        assert_eq!(allowed(S::Active), vec!["revoke"]);
-    }
-
-    #[test]
-    fn approvers() {
-        assert!(may_approve(Roles::of(&[Role::TrustTeam])));
-        assert!(may_approve(Roles::of(&[Role::ErmExecutive, Role::Viewer])));
-        assert!(!may_approve(Roles::of(&[Role::Admin])));
-        assert!(!may_approve(Roles::of(&[Role::System])));
-        assert!(!may_approve(Roles::of(&[Role::ServiceManager])));
     }
 }

@@ -2,11 +2,7 @@
 //! acceptances. Every change moves the risk through the status machine, appends to the decision
 //! log and records its audit event in one transaction.
 
-use assurance_proto::risk::v1 as pb;
-use assurance_runtime::{
-    ApiError, ApiResult, audit, auth::Caller, db, error::is_unique_violation,
-    idempotency::last_segment,
-};
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, idempotency::last_segment};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
@@ -16,40 +12,31 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, action_plan, decision, risk, risk_response},
-    request_id_of,
-    risks::{modify_in, transition},
+    insert_new, request_id_of,
+    risks::{WhileOpen, lock_open_risk, lock_risk, modify_in, transition},
+    write_if_version,
 };
 use crate::domain::{
-    governance::{may_approve, required_role},
-    status::{Decision, RiskEvent},
+    governance::{
+        ActionItemStatus, ApprovalState, DecisionKind, is_finished, may_approve, required_role,
+    },
+    scoring::{Severity, Strategy},
+    status::{Decision, RiskEvent, RiskStatus},
 };
 
-/// Items that no longer need work.
-pub fn is_finished(status: i32) -> bool {
-    status == pb::ActionItemStatus::Done as i32 || status == pb::ActionItemStatus::WontDo as i32
-}
-
 fn decision_of(d: i32) -> ApiResult<Decision> {
-    match pb::ResponseDecision::try_from(d) {
-        Ok(pb::ResponseDecision::Mitigate) => Ok(Decision::Mitigate),
-        Ok(pb::ResponseDecision::Avoid) => Ok(Decision::Avoid),
-        Ok(pb::ResponseDecision::Transfer) => Ok(Decision::Transfer),
-        Ok(pb::ResponseDecision::Accept) => Ok(Decision::Accept),
-        _ => Err(ApiError::Internal(format!("unknown response decision {d}"))),
-    }
+    Decision::try_from(d).map_err(|_| ApiError::Internal(format!("unknown response decision {d}")))
 }
 
 fn decision_name(d: i32) -> &'static str {
-    pb::ResponseDecision::try_from(d)
-        .map(|d| d.as_str_name().trim_start_matches("RESPONSE_DECISION_"))
-        .unwrap_or("UNKNOWN")
+    Decision::try_from(d).map_or("UNKNOWN", Decision::as_str)
 }
 
 /// Appends to the decision log (inside the deciding transaction).
 pub(super) async fn log(
     tx: &DatabaseTransaction,
     risk_id: Uuid,
-    kind: pb::DecisionKind,
+    kind: DecisionKind,
     actor: String,
     summary: String,
     response_id: Option<Uuid>,
@@ -75,30 +62,10 @@ async fn item_counts(conn: &impl ConnectionTrait, risk_id: Uuid) -> ApiResult<(u
     let items = action_item::Entity::find().filter(action_item::Column::RiskId.eq(risk_id));
     let all = items.clone().count(conn).await?;
     let open = items
-        .filter(action_item::Column::Status.is_not_in([
-            pb::ActionItemStatus::Done as i32,
-            pb::ActionItemStatus::WontDo as i32,
-        ]))
+        .filter(action_item::Column::Status.is_not_in(ActionItemStatus::FINISHED.map(i32::from)))
         .count(conn)
         .await?;
     Ok((all, open))
-}
-
-/// The risk `risk_id`, locked for the rest of the transaction; `FAILED_PRECONDITION` when it is
-/// closed.
-async fn open_risk(tx: &DatabaseTransaction, risk_id: Uuid) -> ApiResult<risk::Model> {
-    let risk = risk::Entity::find_by_id(risk_id)
-        .lock_exclusive()
-        .one(tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-    if risk.status == pb::RiskStatus::Closed as i32 {
-        return Err(ApiError::precondition(
-            assurance_runtime::Reason::RiskClosed,
-            format!("risks/{risk_id} is CLOSED and can no longer be changed"),
-        ));
-    }
-    Ok(risk)
 }
 
 /// Ends the treatment of a risk `IN_TREATMENT` whose action plan has items, all `DONE` or
@@ -118,7 +85,7 @@ async fn finish_treatment(
     else {
         return Ok(None);
     };
-    if risk.status != pb::RiskStatus::InTreatment as i32 {
+    if risk.status != RiskStatus::InTreatment as i32 {
         return Ok(None);
     }
     let (all, open) = item_counts(tx, risk_id).await?;
@@ -133,7 +100,7 @@ async fn finish_treatment(
     log(
         tx,
         risk_id,
-        pb::DecisionKind::ActionsCompleted,
+        DecisionKind::ActionsCompleted,
         caller.actor(),
         format!("every one of the {all} action items is done or won't be done"),
         None,
@@ -171,7 +138,7 @@ impl Store {
                     risk.strategy
                 };
                 response.required_role = required_role(risk.severity).as_str().to_string();
-                response.state = pb::ApprovalState::Pending as i32;
+                response.state = ApprovalState::Pending as i32;
                 response.proposer = caller.person().to_string();
                 response.create_time = now;
                 response.clone().into_active_model().insert(tx).await?;
@@ -179,7 +146,7 @@ impl Store {
                 log(
                     tx,
                     risk_id,
-                    pb::DecisionKind::ResponseProposed,
+                    DecisionKind::ResponseProposed,
                     caller.actor(),
                     format!(
                         "proposed {}; approval by {} required",
@@ -194,7 +161,7 @@ impl Store {
                     log(
                         tx,
                         risk_id,
-                        pb::DecisionKind::StrategyOverridden,
+                        DecisionKind::StrategyOverridden,
                         caller.actor(),
                         format!(
                             "strategy {} overridden to {}: {}",
@@ -251,7 +218,7 @@ impl Store {
             .await?
             .filter(|r| r.risk_id == risk_id)
             .ok_or_else(|| ApiError::not_found(&name))?;
-        if response.state != pb::ApprovalState::Pending as i32 {
+        if response.state != ApprovalState::Pending as i32 {
             return Err(ApiError::precondition(
                 assurance_runtime::Reason::NotPending,
                 format!("{name} was already decided"),
@@ -306,15 +273,15 @@ impl Store {
             risk_response::Entity::update_many()
                 .col_expr(risk_response::Column::Expired, Expr::value(true))
                 .filter(risk_response::Column::RiskId.eq(risk_id))
-                .filter(risk_response::Column::State.eq(pb::ApprovalState::Approved as i32))
+                .filter(risk_response::Column::State.eq(ApprovalState::Approved as i32))
                 .filter(risk_response::Column::Id.ne(id))
                 .exec(&tx)
                 .await?;
         }
         response.state = if approve {
-            pb::ApprovalState::Approved
+            ApprovalState::Approved
         } else {
-            pb::ApprovalState::Rejected
+            ApprovalState::Rejected
         } as i32;
         response.decided_by = caller.person().to_string();
         response.decision_comment = comment.clone();
@@ -323,9 +290,9 @@ impl Store {
             .exec(&tx)
             .await?;
         let (kind, verb) = if approve {
-            (pb::DecisionKind::ResponseApproved, "approved")
+            (DecisionKind::ResponseApproved, "approved")
         } else {
-            (pb::DecisionKind::ResponseRejected, "rejected")
+            (DecisionKind::ResponseRejected, "rejected")
         };
         let mut summary = format!("{verb} {}", decision_name(response.decision));
         if !comment.is_empty() {
@@ -390,17 +357,9 @@ impl Store {
         plan.create_time = now;
         let outcome = self
             .idempotent(key, async |tx| {
-                let risk = open_risk(tx, plan.risk_id).await?;
+                let risk = lock_open_risk(tx, plan.risk_id, None, WhileOpen::Change).await?;
                 caller.may_change(&risk.service_id)?;
-                match plan.clone().into_active_model().insert(tx).await {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(ApiError::AlreadyExists {
-                            resource: name.clone(),
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                insert_new(tx, plan.clone().into_active_model().reset_all(), &name).await?;
                 audit::record(tx, SERVICE, caller, &name, &request_id).await?;
                 Ok((name.clone(), plan.clone()))
             })
@@ -435,7 +394,7 @@ impl Store {
         let risk_id = item.risk_id;
         let outcome = self
             .idempotent(key, async |tx| {
-                let risk = open_risk(tx, risk_id).await?;
+                let risk = lock_open_risk(tx, risk_id, None, WhileOpen::Change).await?;
                 caller.may_change(&risk.service_id)?;
                 if action_plan::Entity::find_by_id(risk_id)
                     .one(tx)
@@ -501,26 +460,21 @@ impl Store {
             .filter(|i| i.risk_id == risk_id)
             .ok_or_else(|| ApiError::not_found(&name))?;
         // Scope follows the risk as it is now (its service may have changed since).
-        let risk = risk::Entity::find_by_id(risk_id)
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
+        let risk = lock_risk(&tx, risk_id).await?;
         caller.may_change(&risk.service_id)?;
         check_version(&name, expected_version, current.version)?;
         let mut next = current.clone();
         patch(&mut next);
         next.version = current.version + 1;
         next.update_time = now;
-        let written = action_item::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(action_item::Column::Id.eq(id))
-            .filter(action_item::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (action_item::Column::Id, id),
+            (action_item::Column::Version, current.version),
+            &name,
+        )
+        .await?;
         let moved = if is_finished(next.status) {
             finish_treatment(&tx, risk_id, caller, now).await?
         } else {
@@ -554,7 +508,7 @@ impl Store {
     /// `caller` (the system principal of the expiry job). Returns how many.
     pub async fn expire_acceptances(&self, now: i64, caller: &Caller) -> ApiResult<usize> {
         let due = risk_response::Entity::find()
-            .filter(risk_response::Column::State.eq(pb::ApprovalState::Approved as i32))
+            .filter(risk_response::Column::State.eq(ApprovalState::Approved as i32))
             .filter(risk_response::Column::Expired.eq(false))
             .filter(risk_response::Column::AcceptanceExpireTime.lte(now))
             .order_by_asc(risk_response::Column::AcceptanceExpireTime)
@@ -596,7 +550,7 @@ impl Store {
             .one(&tx)
             .await?;
         let mut moved = None;
-        if risk.is_some_and(|r| r.status == pb::RiskStatus::Monitoring as i32) {
+        if risk.is_some_and(|r| r.status == RiskStatus::Monitoring as i32) {
             moved = Some(
                 modify_in(&tx, current.risk_id, None, async |_, r| {
                     r.status = transition(r, RiskEvent::ReassessmentRequired)? as i32;
@@ -608,7 +562,7 @@ impl Store {
         log(
             &tx,
             current.risk_id,
-            pb::DecisionKind::AcceptanceExpired,
+            DecisionKind::AcceptanceExpired,
             caller.actor(),
             "the acceptance expired; the risk must be reassessed".into(),
             Some(current.id),
@@ -635,7 +589,7 @@ impl Store {
         log(
             tx,
             risk_id,
-            pb::DecisionKind::RiskClosed,
+            DecisionKind::RiskClosed,
             caller.actor(),
             format!("closed: {reason}"),
             None,
@@ -646,13 +600,9 @@ impl Store {
 }
 
 fn strategy_name(v: i32) -> &'static str {
-    pb::ResponseStrategy::try_from(v)
-        .map(|s| s.as_str_name().trim_start_matches("RESPONSE_STRATEGY_"))
-        .unwrap_or("UNKNOWN")
+    Strategy::try_from(v).map_or("UNKNOWN", Strategy::as_str)
 }
 
 fn severity_name(v: i32) -> &'static str {
-    pb::Severity::try_from(v)
-        .map(|s| s.as_str_name().trim_start_matches("SEVERITY_"))
-        .unwrap_or("UNKNOWN")
+    Severity::try_from(v).map_or("UNKNOWN", Severity::as_str)
 }

@@ -7,23 +7,26 @@ pub mod controls;
 pub mod entities;
 pub mod exceptions;
 mod governance;
+mod labels;
 pub mod migration;
 mod org;
 pub mod reviews;
+mod risk_list;
 mod risks;
 
 use std::{sync::Arc, time::Duration};
 
-use assurance_runtime::{ApiResult, db, error::is_unique_violation, time::now_micros};
+use assurance_runtime::{ApiError, ApiResult, db, error::is_unique_violation, time::now_micros};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, QueryFilter, Set, Statement,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
 
-pub use governance::is_finished;
-pub use risks::{ListRisks, RiskFilter, RiskOrder, RiskPatch, labels_from_json};
+pub use labels::labels_from_json;
+pub use risk_list::{ListRisks, RiskFilter, RiskOrder};
+pub use risks::RiskPatch;
 
 use crate::domain::scoring::ScoringPolicy;
 use entities::scoring_policy;
@@ -148,6 +151,51 @@ impl Store {
     ) -> ApiResult<Outcome<T>> {
         assurance_runtime::idempotency::run(&self.db, key, write).await
     }
+}
+
+/// Inserts a new row named `name`; `ALREADY_EXISTS` when its id is taken.
+async fn insert_new<A>(conn: &impl ConnectionTrait, row: A, name: &str) -> ApiResult<()>
+where
+    A: ActiveModelTrait + Send,
+{
+    match <A::Entity as EntityTrait>::insert(row)
+        .exec_without_returning(conn)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(ApiError::AlreadyExists {
+            resource: name.to_string(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Optimistic concurrency: writes `next` over the row `id` only while it is still at
+/// `version`; `ABORTED` (conflict) when a concurrent write moved it on.
+async fn write_if_version<A, C>(
+    conn: &impl ConnectionTrait,
+    next: A,
+    (id_column, id): (C, impl Into<sea_orm::Value>),
+    (version_column, version): (C, i64),
+    name: &str,
+) -> ApiResult<()>
+where
+    A: ActiveModelTrait + Send,
+    C: ColumnTrait,
+    A::Entity: EntityTrait<Column = C>,
+{
+    let written = <A::Entity as EntityTrait>::update_many()
+        .set(next)
+        .filter(id_column.eq(id.into()))
+        .filter(version_column.eq(version))
+        .exec(conn)
+        .await?;
+    if written.rows_affected != 1 {
+        return Err(ApiError::Conflict {
+            resource: name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Tells other replicas (PostgreSQL) that risks changed: `payload` is comma-separated ids or

@@ -1,8 +1,6 @@
 //! Business units and services.
 
-use assurance_runtime::{
-    ApiError, ApiResult, audit, auth::Caller, db, error::is_unique_violation, time::now_micros,
-};
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, time::now_micros};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -12,6 +10,7 @@ use sea_orm::{
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, business_unit, risk, service},
+    insert_new, write_if_version,
 };
 
 impl Store {
@@ -28,20 +27,9 @@ impl Store {
         let name = format!("businessUnits/{}", bu.id);
         let outcome = self
             .idempotent(key, async |tx| {
-                let am = bu.clone().into_active_model().reset_all();
-                match business_unit::Entity::insert(am)
-                    .exec_without_returning(tx)
-                    .await
-                {
-                    Ok(_) => {
-                        audit::record(tx, SERVICE, caller, &name, &request_id).await?;
-                        Ok((name.clone(), bu.clone()))
-                    }
-                    Err(e) if is_unique_violation(&e) => Err(ApiError::AlreadyExists {
-                        resource: name.clone(),
-                    }),
-                    Err(e) => Err(e.into()),
-                }
+                insert_new(tx, bu.clone().into_active_model().reset_all(), &name).await?;
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name.clone(), bu.clone()))
             })
             .await?;
         match outcome {
@@ -90,15 +78,14 @@ impl Store {
         patch(&mut next);
         next.version = current.version + 1;
         next.update_time = now_micros();
-        let written = business_unit::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(business_unit::Column::Id.eq(id))
-            .filter(business_unit::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (business_unit::Column::Id, id),
+            (business_unit::Column::Version, current.version),
+            &name,
+        )
+        .await?;
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         Ok(next)
@@ -117,18 +104,10 @@ impl Store {
         let name = format!("services/{}", svc.id);
         let outcome = self
             .idempotent(key, async |tx| {
-                require_business_unit(tx, "service.business_unit", &svc.business_unit_id).await?;
-                let am = svc.clone().into_active_model().reset_all();
-                match service::Entity::insert(am).exec_without_returning(tx).await {
-                    Ok(_) => {
-                        audit::record(tx, SERVICE, caller, &name, &request_id).await?;
-                        Ok((name.clone(), svc.clone()))
-                    }
-                    Err(e) if is_unique_violation(&e) => Err(ApiError::AlreadyExists {
-                        resource: name.clone(),
-                    }),
-                    Err(e) => Err(e.into()),
-                }
+                require_business_unit(tx, &svc.business_unit_id).await?;
+                insert_new(tx, svc.clone().into_active_model().reset_all(), &name).await?;
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name.clone(), svc.clone()))
             })
             .await?;
         match outcome {
@@ -184,7 +163,7 @@ impl Store {
         next.version = current.version + 1;
         next.update_time = now_micros();
         if next.business_unit_id != current.business_unit_id {
-            require_business_unit(&tx, "service.business_unit", &next.business_unit_id).await?;
+            require_business_unit(&tx, &next.business_unit_id).await?;
             risk::Entity::update_many()
                 .col_expr(
                     risk::Column::BusinessUnitId,
@@ -207,15 +186,14 @@ impl Store {
                 .await?;
             super::notify_risks(&tx, super::cache::ALL).await?;
         }
-        let written = service::Entity::update_many()
-            .set(next.clone().into_active_model().reset_all())
-            .filter(service::Column::Id.eq(id))
-            .filter(service::Column::Version.eq(current.version))
-            .exec(&tx)
-            .await?;
-        if written.rows_affected != 1 {
-            return Err(ApiError::Conflict { resource: name });
-        }
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (service::Column::Id, id),
+            (service::Column::Version, current.version),
+            &name,
+        )
+        .await?;
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         if next.business_unit_id != current.business_unit_id {
@@ -225,34 +203,25 @@ impl Store {
     }
 }
 
-pub(super) async fn require_business_unit(
-    conn: &impl ConnectionTrait,
-    field: &str,
-    id: &str,
-) -> ApiResult<()> {
-    let exists = business_unit::Entity::find_by_id(id.to_string())
+/// Ensures a business unit a write refers to exists (`NOT_FOUND` of it otherwise; the API
+/// reports that against the field that names it).
+pub(super) async fn require_business_unit(conn: &impl ConnectionTrait, id: &str) -> ApiResult<()> {
+    business_unit::Entity::find_by_id(id.to_string())
         .one(conn)
         .await?
-        .is_some();
-    if exists {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("businessUnits/{id} does not exist"),
-        ))
-    }
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found(format!("businessUnits/{id}")))
 }
 
-/// Ensures a service exists and returns its business unit id.
+/// Ensures a service a write refers to exists and returns its business unit id (`NOT_FOUND`
+/// of it otherwise).
 pub(super) async fn service_business_unit(
     conn: &impl ConnectionTrait,
-    field: &str,
     id: &str,
 ) -> ApiResult<String> {
     service::Entity::find_by_id(id.to_string())
         .one(conn)
         .await?
         .map(|s| s.business_unit_id)
-        .ok_or_else(|| ApiError::invalid(field, format!("services/{id} does not exist")))
+        .ok_or_else(|| ApiError::not_found(format!("services/{id}")))
 }

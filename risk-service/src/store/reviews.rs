@@ -2,7 +2,6 @@
 //! that calls for reassessment moves a risk in MONITORING back to ASSESSED and says so in the
 //! decision log; every change is audited in its transaction.
 
-use assurance_proto::risk::v1 as pb;
 use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, idempotency::last_segment};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
@@ -17,9 +16,13 @@ use super::{
     governance::log,
     migration::{a, index},
     request_id_of,
-    risks::{apply_assessment, modify_in, transition},
+    risks::{WhileOpen, apply_assessment, lock_open_risk, lock_risk, modify_in, transition},
 };
-use crate::domain::{governance::next_review, status::RiskEvent};
+use crate::domain::{
+    governance::{DecisionKind, next_review},
+    reviews::{ReviewCycleState, ReviewOutcome},
+    status::{RiskEvent, RiskStatus},
+};
 
 pub mod review {
     use sea_orm::entity::prelude::*;
@@ -131,12 +134,8 @@ async fn require_reassessment(
     why: String,
     now: i64,
 ) -> ApiResult<Option<risk::Model>> {
-    let current = risk::Entity::find_by_id(risk_id)
-        .lock_exclusive()
-        .one(tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-    if current.status != pb::RiskStatus::Monitoring as i32 {
+    let current = lock_risk(tx, risk_id).await?;
+    if current.status != RiskStatus::Monitoring as i32 {
         return Ok(None);
     }
     let moved = modify_in(tx, risk_id, None, async |_, r| {
@@ -147,7 +146,7 @@ async fn require_reassessment(
     log(
         tx,
         risk_id,
-        pb::DecisionKind::ReassessmentRequired,
+        DecisionKind::ReassessmentRequired,
         caller.actor(),
         why,
         None,
@@ -191,19 +190,8 @@ impl Store {
                     rev.assessment_id = Some(a.id);
                     changed = Some(r);
                 } else {
-                    let current = risk::Entity::find_by_id(risk_id)
-                        .lock_exclusive()
-                        .one(tx)
-                        .await?
-                        .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-                    caller.may_change(&current.service_id)?;
-                    if current.status == pb::RiskStatus::Closed as i32 {
-                        return Err(ApiError::precondition(
-                            assurance_runtime::Reason::RiskClosed,
-                            format!("risks/{risk_id} is CLOSED and is no longer reviewed"),
-                        ));
-                    }
-                    if rev.outcome == pb::ReviewOutcome::ReassessmentRequired as i32 {
+                    lock_open_risk(tx, risk_id, Some(caller), WhileOpen::Review).await?;
+                    if rev.outcome == ReviewOutcome::ReassessmentRequired as i32 {
                         changed = require_reassessment(
                             tx,
                             risk_id,
@@ -279,16 +267,16 @@ impl Store {
         let outcome = self
             .idempotent(key, async |tx| {
                 cycle.id = Uuid::now_v7();
-                cycle.state = pb::ReviewCycleState::Open as i32;
+                cycle.state = ReviewCycleState::Open as i32;
                 cycle.opened_by = caller.person().to_string();
                 cycle.open_time = now;
                 let mut scope =
-                    Condition::all().add(risk::Column::Status.ne(pb::RiskStatus::Closed as i32));
+                    Condition::all().add(risk::Column::Status.ne(RiskStatus::Closed as i32));
                 if let Some(bu) = cycle.scope.strip_prefix("businessUnits/") {
-                    super::org::require_business_unit(tx, "review_cycle.scope", bu).await?;
+                    super::org::require_business_unit(tx, bu).await?;
                     scope = scope.add(risk::Column::BusinessUnitId.eq(bu));
                 } else if let Some(service) = cycle.scope.strip_prefix("services/") {
-                    super::org::service_business_unit(tx, "review_cycle.scope", service).await?;
+                    super::org::service_business_unit(tx, service).await?;
                     scope = scope.add(risk::Column::ServiceId.eq(service));
                 }
                 let risks: Vec<(Uuid, String)> = risk::Entity::find()
@@ -372,13 +360,13 @@ impl Store {
             .one(&tx)
             .await?
             .ok_or_else(|| ApiError::not_found(&name))?;
-        if cycle.state != pb::ReviewCycleState::Open as i32 {
+        if cycle.state != ReviewCycleState::Open as i32 {
             return Err(ApiError::precondition(
                 assurance_runtime::Reason::CycleClosed,
                 format!("{name} is already closed"),
             ));
         }
-        cycle.state = pb::ReviewCycleState::Closed as i32;
+        cycle.state = ReviewCycleState::Closed as i32;
         cycle.summary = summary;
         cycle.closed_by = caller.person().to_string();
         cycle.close_time = Some(now);
@@ -402,18 +390,7 @@ impl Store {
         let risk_id = obs.risk_id;
         let outcome = self
             .idempotent(key, async |tx| {
-                let current = risk::Entity::find_by_id(risk_id)
-                    .lock_exclusive()
-                    .one(tx)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}")))?;
-                caller.may_change(&current.service_id)?;
-                if current.status == pb::RiskStatus::Closed as i32 {
-                    return Err(ApiError::precondition(
-                        assurance_runtime::Reason::RiskClosed,
-                        format!("risks/{risk_id} is CLOSED"),
-                    ));
-                }
+                lock_open_risk(tx, risk_id, Some(caller), WhileOpen::Observe).await?;
                 obs.id = Uuid::now_v7();
                 obs.observer = caller.person().to_string();
                 obs.observe_time = now;
@@ -471,7 +448,7 @@ async fn mark_reviewed(tx: &DatabaseTransaction, risk_id: Uuid, review_id: Uuid)
     let open: Vec<Uuid> = review_cycle::Entity::find()
         .select_only()
         .column(review_cycle::Column::Id)
-        .filter(review_cycle::Column::State.eq(pb::ReviewCycleState::Open as i32))
+        .filter(review_cycle::Column::State.eq(ReviewCycleState::Open as i32))
         .into_tuple()
         .all(tx)
         .await?;

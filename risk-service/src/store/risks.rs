@@ -1,20 +1,13 @@
-//! Risks, their labels and their append-only assessments.
+//! Risks and their append-only assessments: create, update, close, assess, and the shared
+//! read-modify-write of a locked risk row (`modify_in`, `lock_open_risk`). Listing is
+//! `risk_list`, labels `labels`.
 
 use std::collections::BTreeMap;
 
-use assurance_proto::risk::v1 as pb;
-use assurance_runtime::{
-    ApiError, ApiResult, audit,
-    auth::Caller,
-    db,
-    filter::{FilterSchema, Op, compare, enum_value, equality_only},
-    page::Key,
-    time::{now_micros, parse_rfc3339},
-};
+use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, time::now_micros};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, Order,
-    QueryFilter, QueryOrder, QuerySelect, Value,
-    sea_query::{Expr, Query},
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -25,72 +18,12 @@ use super::{
     batch::{Job, Work},
     check_version,
     entities::{action_item, assessment, risk, risk_label},
+    labels::{labels_json, write_labels},
     notify_risks,
     org::service_business_unit,
-    request_id_of,
+    request_id_of, write_if_version,
 };
 use crate::domain::status::{RiskEvent, RiskStatus};
-
-/// Sortable fields of a risk list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RiskOrder {
-    CreateTime,
-    UpdateTime,
-    Score,
-    Title,
-}
-
-impl RiskOrder {
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "create_time" => RiskOrder::CreateTime,
-            "update_time" => RiskOrder::UpdateTime,
-            "score" => RiskOrder::Score,
-            "title" => RiskOrder::Title,
-            _ => return None,
-        })
-    }
-
-    fn column(self) -> risk::Column {
-        match self {
-            RiskOrder::CreateTime => risk::Column::CreateTime,
-            RiskOrder::UpdateTime => risk::Column::UpdateTime,
-            RiskOrder::Score => risk::Column::Score,
-            RiskOrder::Title => risk::Column::Title,
-        }
-    }
-
-    fn key(self, r: &risk::Model) -> Key {
-        match self {
-            RiskOrder::CreateTime => Key::Int(r.create_time),
-            RiskOrder::UpdateTime => Key::Int(r.update_time),
-            RiskOrder::Score => Key::Int(i64::from(r.score)),
-            RiskOrder::Title => Key::Text(r.title.clone()),
-        }
-    }
-}
-
-/// A page of a risk list: filter condition, sort fields (the id breaks ties), and the keys
-/// of the last row of the previous page.
-pub struct ListRisks {
-    pub condition: Condition,
-    pub order: Vec<(RiskOrder, Order)>,
-    pub after: Option<Vec<Key>>,
-    pub limit: u64,
-}
-
-impl ListRisks {
-    /// The page-token keys of a row: one per sort field, then the id.
-    pub fn keys_of(&self, r: &risk::Model) -> Vec<Key> {
-        let mut keys: Vec<Key> = self.order.iter().map(|(f, _)| f.key(r)).collect();
-        keys.push(Key::Text(r.id.to_string()));
-        keys
-    }
-
-    fn tie_break(&self) -> Order {
-        self.order.first().map_or(Order::Asc, |(_, o)| o.clone())
-    }
-}
 
 /// Fields a caller may change on a risk; `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]
@@ -150,8 +83,7 @@ impl Store {
         r.labels = labels_json(&labels);
         let outcome = self
             .idempotent(key, async |tx| {
-                r.business_unit_id =
-                    service_business_unit(tx, "risk.service", &r.service_id).await?;
+                r.business_unit_id = service_business_unit(tx, &r.service_id).await?;
                 let am = r.clone().into_active_model().reset_all();
                 risk::Entity::insert(am).exec_without_returning(tx).await?;
                 write_labels(tx, r.id, &labels).await?;
@@ -183,18 +115,6 @@ impl Store {
         Ok(found)
     }
 
-    pub async fn list_risks(&self, q: &ListRisks) -> ApiResult<Vec<risk::Model>> {
-        let mut select = risk::Entity::find().filter(q.condition.clone());
-        for (field, order) in &q.order {
-            select = select.order_by(field.column(), order.clone());
-        }
-        select = select.order_by(risk::Column::Id, q.tie_break());
-        if let Some(after) = &q.after {
-            select = select.filter(after_condition(q, after)?);
-        }
-        Ok(select.limit(q.limit).all(self.connection()).await?)
-    }
-
     /// Applies `patch` to an open risk, checking the etag.
     pub async fn update_risk(
         &self,
@@ -204,18 +124,13 @@ impl Store {
         caller: &Caller,
     ) -> ApiResult<risk::Model> {
         self.modify_risk(id, expected_version, caller, async |tx, r| {
-            let status = status_of(r)?;
-            if !status.is_open() {
-                return Err(ApiError::precondition(
-                    assurance_runtime::Reason::RiskClosed,
-                    format!("risks/{id} is CLOSED and can no longer be changed"),
-                ));
-            }
+            status_of(r)?;
+            refuse_closed(r, WhileOpen::Change)?;
             if let Some(service) = patch.service_id.clone()
                 && service != r.service_id
             {
                 caller.may_change(&service)?;
-                r.business_unit_id = service_business_unit(tx, "risk.service", &service).await?;
+                r.business_unit_id = service_business_unit(tx, &service).await?;
                 r.service_id = service;
                 // The risk's action items follow it (their list filters and scope).
                 action_item::Entity::update_many()
@@ -387,6 +302,72 @@ impl Store {
     }
 }
 
+/// What a closed risk refuses, for the refusal's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WhileOpen {
+    /// Any change: its fields, its response or its action plan.
+    Change,
+    /// Linking or unlinking controls.
+    ChangeControls,
+    /// A periodic review.
+    Review,
+    /// A monitoring observation.
+    Observe,
+    /// Linking a new exception.
+    LinkException,
+}
+
+/// `FAILED_PRECONDITION` (`RISK_CLOSED`) when `r` is closed and so refuses `what`.
+pub(super) fn refuse_closed(r: &risk::Model, what: WhileOpen) -> ApiResult<()> {
+    if r.status != RiskStatus::Closed as i32 {
+        return Ok(());
+    }
+    let name = format!("risks/{}", r.id);
+    let message = match what {
+        WhileOpen::Change => format!("{name} is CLOSED and can no longer be changed"),
+        WhileOpen::ChangeControls => {
+            format!("{name} is CLOSED and its controls can no longer change")
+        }
+        WhileOpen::Review => format!("{name} is CLOSED and is no longer reviewed"),
+        WhileOpen::Observe => format!("{name} is CLOSED"),
+        WhileOpen::LinkException => {
+            format!("{name} is CLOSED; an exception cannot be linked to it")
+        }
+    };
+    Err(ApiError::precondition(
+        assurance_runtime::Reason::RiskClosed,
+        message,
+    ))
+}
+
+/// The risk `id`, locked for the rest of `tx` (a row lock on PostgreSQL; a SQLite write
+/// transaction holds the database already); `NOT_FOUND` when there is none.
+pub(super) async fn lock_risk(tx: &DatabaseTransaction, id: Uuid) -> ApiResult<risk::Model> {
+    risk::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("risks/{id}")))
+}
+
+/// The risk `id`, locked for the rest of `tx`, when it is open for `what`. With `scope`, that
+/// caller's scope must cover the risk's service (checked before the status, so an
+/// out-of-scope caller learns nothing of it); `None` where the caller's scope is checked
+/// afterwards.
+pub(super) async fn lock_open_risk(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    scope: Option<&Caller>,
+    what: WhileOpen,
+) -> ApiResult<risk::Model> {
+    let r = lock_risk(tx, id).await?;
+    if let Some(caller) = scope {
+        caller.may_change(&r.service_id)?;
+    }
+    refuse_closed(&r, what)?;
+    Ok(r)
+}
+
 /// Read-modify-write of one risk inside `tx`: locks the row (PostgreSQL), checks the etag,
 /// applies `change`, bumps the version and writes it back.
 pub(super) async fn modify_in(
@@ -406,15 +387,14 @@ pub(super) async fn modify_in(
     change(tx, &mut next).await?;
     next.version = current.version + 1;
     next.update_time = now_micros();
-    let written = risk::Entity::update_many()
-        .set(next.clone().into_active_model().reset_all())
-        .filter(risk::Column::Id.eq(id))
-        .filter(risk::Column::Version.eq(current.version))
-        .exec(tx)
-        .await?;
-    if written.rows_affected != 1 {
-        return Err(ApiError::Conflict { resource: name });
-    }
+    write_if_version(
+        tx,
+        next.clone().into_active_model().reset_all(),
+        (risk::Column::Id, id),
+        (risk::Column::Version, current.version),
+        &name,
+    )
+    .await?;
     notify_risks(tx, &id.to_string()).await?;
     Ok(next)
 }
@@ -461,8 +441,8 @@ async fn submit(writer: &tokio::sync::mpsc::Sender<Job>, work: Work) -> ApiResul
 }
 
 fn status_of(r: &risk::Model) -> ApiResult<RiskStatus> {
-    RiskStatus::from_i32(r.status)
-        .ok_or_else(|| ApiError::Internal(format!("risk {} has unknown status {}", r.id, r.status)))
+    RiskStatus::try_from(r.status)
+        .map_err(|_| ApiError::Internal(format!("risk {} has unknown status {}", r.id, r.status)))
 }
 
 /// The status after `event`, or FAILED_PRECONDITION naming the allowed moves.
@@ -490,209 +470,8 @@ fn event_label(event: RiskEvent) -> &'static str {
     }
 }
 
-pub(super) fn labels_json(labels: &BTreeMap<String, String>) -> String {
-    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
-}
-
-pub fn labels_from_json(json: &str) -> BTreeMap<String, String> {
-    serde_json::from_str(json).unwrap_or_default()
-}
-
-async fn write_labels(
-    conn: &impl ConnectionTrait,
-    risk_id: Uuid,
-    labels: &BTreeMap<String, String>,
-) -> ApiResult<()> {
-    if labels.is_empty() {
-        return Ok(());
-    }
-    let rows = labels.iter().map(|(k, v)| {
-        risk_label::Model {
-            risk_id,
-            key: k.clone(),
-            value: v.clone(),
-        }
-        .into_active_model()
-        .reset_all()
-    });
-    risk_label::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
 fn parse_risk_name(name: &str) -> ApiResult<Uuid> {
     name.strip_prefix("risks/")
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or_else(|| ApiError::Internal(format!("bad stored resource name {name}")))
-}
-
-/// Rows strictly after `after` in the list's order (keyset pagination).
-fn after_condition(q: &ListRisks, after: &[Key]) -> ApiResult<Condition> {
-    let malformed =
-        || ApiError::invalid("page_token", "is not a page token issued by this service");
-    let mut fields: Vec<(risk::Column, Order, Value)> = Vec::new();
-    for ((field, order), key) in q.order.iter().zip(after) {
-        let value = match (field, key) {
-            (RiskOrder::Title, Key::Text(t)) => Value::from(t.clone()),
-            (RiskOrder::Title, _) | (_, Key::Text(_)) => return Err(malformed()),
-            (_, Key::Int(i)) => Value::from(*i),
-        };
-        fields.push((field.column(), order.clone(), value));
-    }
-    let id = match after.last() {
-        Some(Key::Text(id)) => Uuid::parse_str(id).map_err(|_| malformed())?,
-        _ => return Err(malformed()),
-    };
-    fields.push((risk::Column::Id, q.tie_break(), Value::from(id)));
-    let mut any = Condition::any();
-    for k in 0..fields.len() {
-        let mut all = Condition::all();
-        for (col, _, v) in &fields[..k] {
-            all = all.add(col.eq(v.clone()));
-        }
-        let (col, order, v) = &fields[k];
-        all = all.add(match order {
-            Order::Desc => col.lt(v.clone()),
-            _ => col.gt(v.clone()),
-        });
-        any = any.add(all);
-    }
-    Ok(any)
-}
-
-/// The AIP-160 fields of `ListRisks`.
-pub struct RiskFilter {
-    /// "Now" for `review_overdue`, in microseconds.
-    pub now: i64,
-}
-
-impl FilterSchema for RiskFilter {
-    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
-        let bad_enum =
-            |allowed: &str| format!("`{value}` is not a valid {field}; one of {allowed}");
-        match field {
-            "service" => {
-                equality_only(field, op)?;
-                let id = value.strip_prefix("services/").unwrap_or(value);
-                Ok(compare(risk::Column::ServiceId, op, id.into()))
-            }
-            "business_unit" => {
-                equality_only(field, op)?;
-                let id = value.strip_prefix("businessUnits/").unwrap_or(value);
-                Ok(compare(risk::Column::BusinessUnitId, op, id.into()))
-            }
-            "owner" | "category" => {
-                equality_only(field, op)?;
-                let col = if field == "owner" {
-                    risk::Column::Owner
-                } else {
-                    risk::Column::Category
-                };
-                Ok(compare(col, op, value.into()))
-            }
-            "review_overdue" => {
-                equality_only(field, op)?;
-                let wanted = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(format!(
-                            "`review_overdue` compares with true or false (got `{value}`)"
-                        ));
-                    }
-                } == (op == Op::Eq);
-                let overdue = Condition::all()
-                    .add(risk::Column::NextReviewTime.lt(self.now))
-                    .add(risk::Column::Status.ne(RiskStatus::Closed as i32));
-                Ok(if wanted { overdue } else { overdue.not() })
-            }
-            "status" => {
-                equality_only(field, op)?;
-                let v = enum_value(value, "RISK_STATUS_", |s| {
-                    pb::RiskStatus::from_str_name(s).map(|e| e as i32)
-                })
-                .ok_or_else(|| {
-                    bad_enum(
-                        "IDENTIFIED, ASSESSED, RESPONSE_PLANNED, IN_TREATMENT, MONITORING, CLOSED",
-                    )
-                })?;
-                Ok(compare(risk::Column::Status, op, v.into()))
-            }
-            "severity" => {
-                let v = enum_value(value, "SEVERITY_", |s| {
-                    pb::Severity::from_str_name(s).map(|e| e as i32)
-                })
-                .ok_or_else(|| bad_enum("LOW, MEDIUM, HIGH, CRITICAL"))?;
-                // Unassessed risks have no severity: ordered comparisons never match them.
-                let cond = compare(risk::Column::Severity, op, v.into());
-                Ok(if op == Op::Ne {
-                    cond
-                } else {
-                    cond.add(risk::Column::Severity.gt(0))
-                })
-            }
-            "strategy" => {
-                equality_only(field, op)?;
-                let v = enum_value(value, "RESPONSE_STRATEGY_", |s| {
-                    pb::ResponseStrategy::from_str_name(s).map(|e| e as i32)
-                })
-                .ok_or_else(|| bad_enum("TOLERATE, OPERATE, MONITOR, IMPROVE"))?;
-                Ok(compare(risk::Column::Strategy, op, v.into()))
-            }
-            "identification_source" | "source" => {
-                equality_only(field, op)?;
-                let v = enum_value(value, "IDENTIFICATION_SOURCE_", |s| pb::IdentificationSource::from_str_name(s).map(|e| e as i32))
-                    .ok_or_else(|| bad_enum("INTERVIEW, VULNERABILITY_SCAN, ATTACK_SIMULATION, AUDIT_FINDING, INCIDENT, CONTINUOUS_MONITORING, OTHER"))?;
-                Ok(compare(risk::Column::IdentificationSource, op, v.into()))
-            }
-            "threat" => {
-                equality_only(field, op)?;
-                let v = enum_value(value, "THREAT_", |s| {
-                    pb::Threat::from_str_name(s).map(|e| e as i32)
-                })
-                .ok_or_else(|| bad_enum("INTERNAL, EXTERNAL"))?;
-                Ok(compare(risk::Column::Threat, op, v.into()))
-            }
-            "score" | "exposure" => {
-                let n: i32 = value.parse().map_err(|_| {
-                    format!("`{field}` compares with a whole number (got `{value}`)")
-                })?;
-                let col = if field == "score" {
-                    risk::Column::Score
-                } else {
-                    risk::Column::Exposure
-                };
-                Ok(compare(col, op, n.into()).add(risk::Column::Score.gt(0)))
-            }
-            "create_time" | "update_time" => {
-                let micros = parse_rfc3339(value).ok_or_else(|| {
-                    format!("`{field}` compares with an RFC 3339 time such as \"2026-01-31T00:00:00Z\" (got `{value}`)")
-                })?;
-                let col = if field == "create_time" {
-                    risk::Column::CreateTime
-                } else {
-                    risk::Column::UpdateTime
-                };
-                Ok(compare(col, op, micros.into()))
-            }
-            _ => {
-                if let Some(key) = field.strip_prefix("labels.") {
-                    equality_only(field, op)?;
-                    let matching = Query::select()
-                        .column(risk_label::Column::RiskId)
-                        .from(risk_label::Entity)
-                        .and_where(risk_label::Column::Key.eq(key))
-                        .and_where(risk_label::Column::Value.eq(value))
-                        .to_owned();
-                    let cond = Condition::all().add(risk::Column::Id.in_subquery(matching));
-                    return Ok(if op == Op::Eq { cond } else { cond.not() });
-                }
-                Err(format!(
-                    "unknown field `{field}`; filterable: service, business_unit, status, severity, strategy, owner, \
-                     identification_source, category, threat, score, exposure, create_time, update_time, review_overdue, labels.<key>"
-                ))
-            }
-        }
-    }
 }
