@@ -1,18 +1,16 @@
 //! `assurance.risk.v1.ControlService`: the controls catalogue and risk ↔ control links.
 
 use assurance_proto::risk::v1::{self as pb, control_service_server::ControlService};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
 use assurance_runtime::{
-    ApiError,
     auth::Caller,
-    filter, page,
     time::{Clock, from_timestamp, to_timestamp},
     validate::{Violations, is_slug, slug_name, update_paths},
 };
-use sea_orm::Condition;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, fingerprint, risk::risk_id};
+use super::{convert, risk::risk_id};
 use crate::{
     domain::controls::{
         CONTROL_FIELDS, ControlDraft, Effectiveness, Requirement, check_control,
@@ -20,7 +18,7 @@ use crate::{
     },
     store::{
         RequestKey, Store,
-        controls::{ControlFilter, requirements_json, requirements_of},
+        controls::{CONTROL_FILTER, requirements_json, requirements_of},
         entities::{control, risk_control},
         etag, parse_etag,
     },
@@ -151,12 +149,11 @@ impl ControlService for ControlApi {
         }
         check_control(&mut v, "control", &d, now);
         v.finish()?;
-        let fp = fingerprint(req, |r| r.request_id.clear());
         let created = self
             .store
             .create_control(
                 model(&req.control_id, &d),
-                RequestKey::of("CreateControl", &req.request_id, fp),
+                RequestKey::for_request("CreateControl", req, |r| &mut r.request_id),
                 &caller,
                 now,
             )
@@ -181,22 +178,21 @@ impl ControlService for ControlApi {
     ) -> Result<Response<pb::ListControlsResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
-        let parsed = v
-            .absorb("filter", filter::parse("filter", &req.filter))
-            .flatten();
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["controls"],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: "",
+            },
+            Some(&CONTROL_FILTER.at(FilterContext::default())),
+            &Sorting::BY_TEXT_ID,
+        );
         v.finish()?;
-        let mut condition = Condition::all();
-        if let Some(f) = &parsed {
-            condition = condition.add(filter::compile("filter", f, &ControlFilter)?);
-        }
-        let fp = page::query_fingerprint(&["controls", &req.filter]);
-        let after = page::after_text(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
-        let mut rows = self.store.list_controls(condition, after, size + 1).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |c| {
-            vec![page::Key::Text(c.id.clone())]
-        });
+        let mut rows = self.store.list_controls(&list).await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |c| c.id.clone());
         Ok(Response::new(pb::ListControlsResponse {
             controls: rows.iter().map(control).collect(),
             next_page_token,
@@ -293,18 +289,22 @@ impl ControlService for ControlApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(
+                &["riskControls", &req.parent],
+                req.page_size,
+                &req.page_token,
+            ),
+            None,
+            &Sorting::BY_TEXT_ID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["riskControls", &req.parent]);
-        let after = page::after_text(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
-            .risk_controls(risk.unwrap_or_default(), after, size + 1)
+            .risk_controls(risk.unwrap_or_default(), &list)
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |c| {
-            vec![page::Key::Text(c.id.clone())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |c| c.id.clone());
         Ok(Response::new(pb::ListRiskControlsResponse {
             controls: rows.iter().map(control).collect(),
             next_page_token,
@@ -318,24 +318,28 @@ impl ControlService for ControlApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = slug_name(&mut v, "parent", &req.parent, "controls").map(str::to_string);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
-        v.finish()?;
         let show = if req.show_deleted { "1" } else { "0" };
-        let fp = page::query_fingerprint(&["controlRisks", &req.parent, show]);
-        let after = match page::after_text(&req.page_token, &fp)? {
-            Some(t) => Some(Uuid::parse_str(&t).map_err(|_| {
-                ApiError::invalid("page_token", "is not a page token issued by this service")
-            })?),
-            None => None,
-        };
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(
+                &["controlRisks", &req.parent, show],
+                req.page_size,
+                &req.page_token,
+            ),
+            None,
+            &Sorting::BY_UUID,
+        );
+        v.finish()?;
         let mut rows = self
             .store
-            .control_risks(&id.unwrap_or_default(), req.show_deleted, after, size + 1)
+            .control_risks(
+                &id.unwrap_or_default(),
+                req.show_deleted,
+                list.after_id(),
+                list.limit(),
+            )
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |r| {
-            vec![page::Key::Text(r.id.to_string())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id);
         Ok(Response::new(pb::ListControlRisksResponse {
             risks: rows.iter().map(convert::risk).collect(),
             next_page_token,

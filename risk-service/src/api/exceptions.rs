@@ -3,25 +3,20 @@
 //! (AIP-160 filters, `expiring_within_days`) — over the store's exception records.
 
 use assurance_proto::risk::v1::{self as pb, exception_service_server::ExceptionService};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
 use assurance_runtime::{
     auth::Caller,
-    filter::{self, FilterSchema, Op, compare, enum_value, equality_only},
-    page,
     time::{Clock, from_timestamp, to_timestamp},
-    validate::{Violations, is_slug, name_id, slug_name},
+    validate::{Violations, name_id, slug_name},
 };
-use sea_orm::{ColumnTrait, Condition, sea_query::Query};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{fingerprint, reference_error, risk::risk_id};
+use super::{reference_error, risk::risk_id};
 use crate::domain::exceptions::Move;
 use crate::store::{
-    RequestKey, Store,
-    entities::{exception, exception_service},
-    etag,
-    exceptions::Exception,
-    parse_etag,
+    RequestKey, Store, entities::exception, etag, exceptions::EXCEPTION_FILTER,
+    exceptions::Exception, parse_etag,
 };
 
 const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
@@ -81,76 +76,6 @@ pub fn to_proto(x: &Exception) -> pb::Exception {
         create_time: Some(to_timestamp(e.create_time)),
         update_time: Some(to_timestamp(e.update_time)),
         expiry_time: e.expiry_time.map(to_timestamp),
-    }
-}
-
-/// Filter fields of `ListExceptions`.
-struct ExceptionFilter;
-
-impl FilterSchema for ExceptionFilter {
-    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
-        use exception::Column as C;
-        match field {
-            "status" => {
-                equality_only(field, op)?;
-                let v = enum_value(value, "EXCEPTION_STATUS_", |s| {
-                    pb::ExceptionStatus::from_str_name(s).map(|e| e as i32)
-                })
-                .ok_or_else(|| {
-                    format!(
-                        "`{value}` is not a status; one of REQUESTED, ACTIVE, EXPIRED, REVOKED, REJECTED"
-                    )
-                })?;
-                Ok(compare(C::Status, op, v.into()))
-            }
-            "requester" | "approver" => {
-                equality_only(field, op)?;
-                let col = if field == "requester" {
-                    C::Requester
-                } else {
-                    C::Approver
-                };
-                Ok(compare(col, op, value.into()))
-            }
-            "service" => {
-                equality_only(field, op)?;
-                let id = value.strip_prefix("services/").unwrap_or(value);
-                if !is_slug(id) {
-                    return Err(format!(
-                        "`service` compares with a service name such as \"services/exchange-online\" (got `{value}`)"
-                    ));
-                }
-                let covering = Query::select()
-                    .column(exception_service::Column::ExceptionId)
-                    .from(exception_service::Entity)
-                    .and_where(exception_service::Column::ServiceId.eq(id))
-                    .to_owned();
-                Ok(Condition::all().add(if op == Op::Eq {
-                    C::Id.in_subquery(covering)
-                } else {
-                    C::Id.not_in_subquery(covering)
-                }))
-            }
-            "risk" => {
-                equality_only(field, op)?;
-                let id = value
-                    .strip_prefix("risks/")
-                    .and_then(|id| Uuid::parse_str(id).ok())
-                    .ok_or_else(|| {
-                        format!("`risk` compares with a risk name `risks/{{id}}` (got `{value}`)")
-                    })?;
-                Ok(match op {
-                    // Exceptions without a risk are not linked to this one either.
-                    Op::Ne => Condition::any()
-                        .add(C::RiskId.ne(id))
-                        .add(C::RiskId.is_null()),
-                    _ => compare(C::RiskId, op, id.into()),
-                })
-            }
-            _ => Err(format!(
-                "unknown field `{field}`; filterable: status, service, requester, approver, risk"
-            )),
-        }
     }
 }
 
@@ -280,8 +205,7 @@ impl ExceptionService for ExceptionApi {
             create_time: 0,
             update_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("RequestException", &req.request_id, fp);
+        let key = RequestKey::for_request("RequestException", req, |r| &mut r.request_id);
         let created = self
             .store
             .request_exception(model, services.clone(), key, &caller, now)
@@ -317,8 +241,19 @@ impl ExceptionService for ExceptionApi {
         let req = request.get_ref();
         let now = self.clock.now_micros();
         let mut v = Violations::new();
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
-        let parsed = v.absorb("filter", filter::parse("filter", &req.filter));
+        let days = req.expiring_within_days.to_string();
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["exceptions", &days],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: "",
+            },
+            Some(&EXCEPTION_FILTER.at(FilterContext { now })),
+            &Sorting::BY_UUID,
+        );
         if !(0..=MAX_EXPIRING_DAYS).contains(&req.expiring_within_days) {
             v.add(
                 "expiring_within_days",
@@ -329,25 +264,11 @@ impl ExceptionService for ExceptionApi {
             );
         }
         v.finish()?;
-        let mut condition = Condition::all();
-        if let Some(Some(f)) = parsed {
-            condition = condition.add(filter::compile("filter", &f, &ExceptionFilter)?);
-        }
-        if req.expiring_within_days > 0 {
-            let horizon =
-                now.saturating_add(i64::from(req.expiring_within_days).saturating_mul(DAY_MICROS));
-            condition = condition
-                .add(exception::Column::Status.eq(pb::ExceptionStatus::Active as i32))
-                .add(exception::Column::ExpireTime.lte(horizon));
-        }
-        let days = req.expiring_within_days.to_string();
-        let fp = page::query_fingerprint(&["exceptions", &req.filter, &days]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
-        let mut rows = self.store.exceptions(condition, after, size + 1).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |x| {
-            vec![page::Key::Text(x.model.id.to_string())]
+        let expiring_by = (req.expiring_within_days > 0).then(|| {
+            now.saturating_add(i64::from(req.expiring_within_days).saturating_mul(DAY_MICROS))
         });
+        let mut rows = self.store.exceptions(&list, expiring_by).await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |x| x.model.id);
         Ok(Response::new(pb::ListExceptionsResponse {
             exceptions: rows.iter().map(to_proto).collect(),
             next_page_token,

@@ -1,28 +1,23 @@
 //! Handlers of risk responses and approvals, the decision log and action plans.
 
 use assurance_proto::risk::v1 as pb;
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
 use assurance_runtime::{
     auth::Caller,
-    filter::{self, FilterSchema, Op, compare, enum_value, equality_only},
-    page,
     time::{from_timestamp, to_timestamp},
     validate::{Violations, update_paths},
 };
-use sea_orm::{ColumnTrait, Condition};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{
-    fingerprint,
-    risk::{RiskApi, check_enum, risk_id},
-};
+use super::risk::{RiskApi, check_enum, risk_id};
 use crate::domain::{
     governance::{ActionItemStatus, SyncState, is_finished},
     scoring::Strategy,
     status::Decision,
 };
 use crate::store::{
-    RequestKey,
+    ITEM_FILTER, RequestKey,
     entities::{action_item, action_plan, decision, risk_response},
     etag, parse_etag,
 };
@@ -224,67 +219,6 @@ fn item(i: &action_item::Model, now: i64) -> pb::ActionItem {
     }
 }
 
-/// Filter fields of `ListActionItems`; `overdue` compares with the clock's now.
-struct ItemFilter {
-    now: i64,
-}
-
-impl FilterSchema for ItemFilter {
-    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
-        use action_item::Column as C;
-        match field {
-            "status" => {
-                equality_only(field, op)?;
-                let v = enum_value(value, "ACTION_ITEM_STATUS_", |s| {
-                    pb::ActionItemStatus::from_str_name(s).map(|e| e as i32)
-                })
-                .ok_or_else(|| format!("`{value}` is not a status; one of OPEN, IN_PROGRESS, BLOCKED, DONE, WONT_DO"))?;
-                Ok(compare(C::Status, op, v.into()))
-            }
-            "owner" => {
-                equality_only(field, op)?;
-                Ok(compare(C::Owner, op, value.into()))
-            }
-            "service" | "business_unit" => {
-                equality_only(field, op)?;
-                let (col, prefix) = if field == "service" {
-                    (C::ServiceId, "services/")
-                } else {
-                    (C::BusinessUnitId, "businessUnits/")
-                };
-                Ok(compare(
-                    col,
-                    op,
-                    value.strip_prefix(prefix).unwrap_or(value).into(),
-                ))
-            }
-            "overdue" => {
-                equality_only(field, op)?;
-                let wanted = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(format!(
-                            "`overdue` compares with true or false (got `{value}`)"
-                        ));
-                    }
-                } == (op == Op::Eq);
-                let overdue =
-                    Condition::all()
-                        .add(C::DueTime.lt(self.now))
-                        .add(C::Status.is_not_in([
-                            pb::ActionItemStatus::Done as i32,
-                            pb::ActionItemStatus::WontDo as i32,
-                        ]));
-                Ok(if wanted { overdue } else { overdue.not() })
-            }
-            _ => Err(format!(
-                "unknown field `{field}`; filterable: status, owner, overdue, service, business_unit"
-            )),
-        }
-    }
-}
-
 const ITEM_UPDATABLE: &[&str] = &[
     "title",
     "description",
@@ -373,8 +307,7 @@ impl RiskApi {
             create_time: 0,
             decide_time: None,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("SetRiskResponse", &req.request_id, fp);
+        let key = RequestKey::for_request("SetRiskResponse", req, |r| &mut r.request_id);
         let created = self
             .store
             .set_response(risk.unwrap_or_default(), model, key, &caller, now)
@@ -419,18 +352,18 @@ impl RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["responses", &req.parent], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["responses", &req.parent]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
-            .responses(risk.unwrap_or_default(), after, size + 1)
+            .responses(risk.unwrap_or_default(), list.after_id(), list.limit())
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |r| {
-            vec![page::Key::Text(r.id.to_string())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id);
         Ok(Response::new(pb::ListRiskResponsesResponse {
             responses: rows.iter().map(response).collect(),
             next_page_token,
@@ -448,15 +381,18 @@ impl RiskApi {
         } else {
             risk_id(&mut v, "parent", &req.parent)
         };
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["decisions", &req.parent], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["decisions", &req.parent]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
-        let mut rows = self.store.decisions(risk, after, size + 1).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |d| {
-            vec![page::Key::Text(d.id.to_string())]
-        });
+        let mut rows = self
+            .store
+            .decisions(risk, list.after_id(), list.limit())
+            .await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |d| d.id);
         Ok(Response::new(pb::ListDecisionsResponse {
             decisions: rows.iter().map(decision).collect(),
             next_page_token,
@@ -482,8 +418,7 @@ impl RiskApi {
             owner: p.owner.clone(),
             create_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("CreateActionPlan", &req.request_id, fp);
+        let key = RequestKey::for_request("CreateActionPlan", req, |r| &mut r.request_id);
         let created = self
             .store
             .create_plan(model, key, &caller, self.clock.now_micros())
@@ -540,8 +475,7 @@ impl RiskApi {
             update_time: 0,
         };
         set_tracker(&mut model, i.tracker.as_ref());
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("AddActionItem", &req.request_id, fp);
+        let key = RequestKey::for_request("AddActionItem", req, |r| &mut r.request_id);
         let now = self.clock.now_micros();
         let created = self.store.add_item(model, key, &caller, now).await?;
         Ok(Response::new(item(&created, now)))
@@ -619,24 +553,25 @@ impl RiskApi {
         let now = self.clock.now_micros();
         let mut v = Violations::new();
         let risk = plan_name(&mut v, "parent", &req.parent, true);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
-        let parsed = v.absorb("filter", filter::parse("filter", &req.filter));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["items", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: "",
+            },
+            Some(&ITEM_FILTER.at(FilterContext { now })),
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let mut condition = Condition::all();
-        if let Some(Some(risk)) = risk {
+        let risk = risk.flatten();
+        if let Some(risk) = risk {
             self.store.plan(risk).await?;
-            condition = condition.add(action_item::Column::RiskId.eq(risk));
         }
-        if let Some(Some(f)) = parsed {
-            condition = condition.add(filter::compile("filter", &f, &ItemFilter { now })?);
-        }
-        let fp = page::query_fingerprint(&["items", &req.parent, &req.filter]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
-        let mut rows = self.store.items(condition, after, size + 1).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |i| {
-            vec![page::Key::Text(i.id.to_string())]
-        });
+        let mut rows = self.store.items(risk, &list).await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
         Ok(Response::new(pb::ListActionItemsResponse {
             action_items: rows.iter().map(|i| item(i, now)).collect(),
             next_page_token,

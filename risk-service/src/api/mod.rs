@@ -11,8 +11,6 @@ mod reviews;
 mod risk;
 
 use assurance_runtime::ApiError;
-use prost::Message;
-use sha2::{Digest, Sha256};
 
 pub use org::OrgApi;
 pub use reviews::ReviewApi;
@@ -42,12 +40,4 @@ fn referenced(field: &str, collections: &[&str]) -> impl FnOnce(ApiError) -> Api
                 .then(|| field.to_string())
         })
     }
-}
-
-/// Digest of a request with its request id cleared, to tell a retry from a reused id.
-fn fingerprint<M: Message + Clone>(request: &M, clear_request_id: impl FnOnce(&mut M)) -> String {
-    let mut copy = request.clone();
-    clear_request_id(&mut copy);
-    let digest = Sha256::digest(copy.encode_to_vec());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

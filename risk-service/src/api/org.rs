@@ -1,15 +1,14 @@
 //! `assurance.risk.v1.OrganizationService`: business units and services.
 
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
+use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
 use assurance_runtime::{
-    ApiResult,
     auth::Caller,
-    page,
     validate::{Violations, is_slug, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
 
-use super::{convert, fingerprint, referenced};
+use super::{convert, referenced};
 use crate::store::RequestKey;
 use crate::store::{
     Store,
@@ -45,23 +44,6 @@ fn check_display_name(v: &mut Violations, field: &str, value: &str) {
     v.line(field, value, true, 200);
 }
 
-/// Keyset page over slug ids.
-fn id_page(
-    page_size: i32,
-    page_token: &str,
-    scope: &[&str],
-) -> ApiResult<(u64, Option<String>, String)> {
-    let size = page::page_size("page_size", page_size)?;
-    let fp = page::query_fingerprint(scope);
-    let after = page::decode("page_token", page_token, &fp, 1)?.and_then(|keys| {
-        match keys.into_iter().next() {
-            Some(page::Key::Text(id)) => Some(id),
-            _ => None,
-        }
-    });
-    Ok((size, after, fp))
-}
-
 #[tonic::async_trait]
 impl OrganizationService for OrgApi {
     async fn create_business_unit(
@@ -87,12 +69,11 @@ impl OrganizationService for OrgApi {
             create_time: 0,
             update_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
         let created = self
             .store
             .create_business_unit(
                 model,
-                RequestKey::of("CreateBusinessUnit", &req.request_id, fp),
+                RequestKey::for_request("CreateBusinessUnit", req, |r| &mut r.request_id),
                 &caller,
             )
             .await?;
@@ -115,11 +96,19 @@ impl OrganizationService for OrgApi {
         request: Request<pb::ListBusinessUnitsRequest>,
     ) -> Result<Response<pb::ListBusinessUnitsResponse>, Status> {
         let req = request.get_ref();
-        let (size, after, fp) = id_page(req.page_size, &req.page_token, &["businessUnits"])?;
-        let mut rows = self.store.list_business_units(after, size + 1).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |r| {
-            vec![page::Key::Text(r.id.clone())]
-        });
+        let mut v = Violations::new();
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["businessUnits"], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_TEXT_ID,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .list_business_units(list.after_text(), list.limit())
+            .await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id.clone());
         Ok(Response::new(pb::ListBusinessUnitsResponse {
             business_units: rows.iter().map(convert::business_unit).collect(),
             next_page_token,
@@ -210,12 +199,11 @@ impl OrganizationService for OrgApi {
             create_time: 0,
             update_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
         let created = self
             .store
             .create_service(
                 model,
-                RequestKey::of("CreateService", &req.request_id, fp),
+                RequestKey::for_request("CreateService", req, |r| &mut r.request_id),
                 &caller,
             )
             .await
@@ -245,16 +233,22 @@ impl OrganizationService for OrgApi {
         } else {
             slug_name(&mut v, "business_unit", &req.business_unit, "businessUnits")
         };
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(
+                &["services", &req.business_unit],
+                req.page_size,
+                &req.page_token,
+            ),
+            None,
+            &Sorting::BY_TEXT_ID,
+        );
         v.finish()?;
-        let (size, after, fp) = id_page(
-            req.page_size,
-            &req.page_token,
-            &["services", &req.business_unit],
-        )?;
-        let mut rows = self.store.list_services(bu, after, size + 1).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |r| {
-            vec![page::Key::Text(r.id.clone())]
-        });
+        let mut rows = self
+            .store
+            .list_services(bu, list.after_text(), list.limit())
+            .await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id.clone());
         Ok(Response::new(pb::ListServicesResponse {
             services: rows.iter().map(convert::service).collect(),
             next_page_token,

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, review_service_server::ReviewService};
+use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
 use assurance_runtime::{
     ApiError, ApiResult,
     auth::{Caller, Role, Roles},
-    page,
     time::{Clock, from_timestamp, to_timestamp},
     validate::{Violations, name_id, slug_name},
 };
@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    convert, fingerprint, referenced,
+    convert, referenced,
     risk::{check_enum, risk_id},
 };
 use crate::{
@@ -203,8 +203,7 @@ impl ReviewService for ReviewApi {
             review_time: 0,
             next_review_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("RecordReview", &req.request_id, fp);
+        let key = RequestKey::for_request("RecordReview", req, |r| &mut r.request_id);
         let recorded = self
             .store
             .record_review(model, reassessment, key, &caller, self.clock.now_micros())
@@ -219,18 +218,18 @@ impl ReviewService for ReviewApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["reviews", &req.parent], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["reviews", &req.parent]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
-            .reviews(risk.unwrap_or_default(), after, size + 1)
+            .reviews(risk.unwrap_or_default(), list.after_id(), list.limit())
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |r| {
-            vec![page::Key::Text(r.id.to_string())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id);
         Ok(Response::new(pb::ListReviewsResponse {
             reviews: rows.iter().map(review_pb).collect(),
             next_page_token,
@@ -286,8 +285,7 @@ impl ReviewService for ReviewApi {
             open_time: 0,
             close_time: None,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("OpenReviewCycle", &req.request_id, fp);
+        let key = RequestKey::for_request("OpenReviewCycle", req, |r| &mut r.request_id);
         let opened = self
             .store
             .open_cycle(model, key, &caller, self.clock.now_micros())
@@ -318,13 +316,16 @@ impl ReviewService for ReviewApi {
         request: Request<pb::ListReviewCyclesRequest>,
     ) -> Result<Response<pb::ListReviewCyclesResponse>, Status> {
         let req = request.get_ref();
-        let size = page::page_size("page_size", req.page_size)?;
-        let fp = page::query_fingerprint(&["review-cycles"]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let mut rows = self.store.cycles(after, size + 1).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |c| {
-            vec![page::Key::Text(c.id.to_string())]
-        });
+        let mut v = Violations::new();
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["review-cycles"], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_UUID,
+        );
+        v.finish()?;
+        let mut rows = self.store.cycles(list.after_id(), list.limit()).await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |c| c.id);
         let mut review_cycles = Vec::with_capacity(rows.len());
         for c in &rows {
             review_cycles.push(cycle_pb(c, self.store.cycle_progress(c.id).await?));
@@ -392,8 +393,7 @@ impl ReviewService for ReviewApi {
             observe_time: 0,
             reassessment_triggered: false,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("AddObservation", &req.request_id, fp);
+        let key = RequestKey::for_request("AddObservation", req, |r| &mut r.request_id);
         let added = self
             .store
             .add_observation(model, key, &caller, self.clock.now_micros())
@@ -408,18 +408,22 @@ impl ReviewService for ReviewApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(
+                &["observations", &req.parent],
+                req.page_size,
+                &req.page_token,
+            ),
+            None,
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["observations", &req.parent]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
-            .observations(risk.unwrap_or_default(), after, size + 1)
+            .observations(risk.unwrap_or_default(), list.after_id(), list.limit())
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |o| {
-            vec![page::Key::Text(o.id.to_string())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |o| o.id);
         Ok(Response::new(pb::ListObservationsResponse {
             observations: rows.iter().map(observation_pb).collect(),
             next_page_token,

@@ -3,18 +3,16 @@
 use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, risk_service_server::RiskService};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
 use assurance_runtime::{
-    ApiError, ApiResult,
     auth::Caller,
-    filter, page,
     time::Clock,
     validate::{Violations, name_id, slug_name, update_paths},
 };
-use sea_orm::{ColumnTrait, Condition, Order};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, fingerprint, referenced};
+use super::{convert, referenced};
 use crate::store::RequestKey;
 use crate::{
     domain::{
@@ -23,7 +21,7 @@ use crate::{
         scoring::ScoringPolicy,
         status::RiskStatus,
     },
-    store::{ListRisks, RiskFilter, RiskOrder, RiskPatch, Store, entities::risk, parse_etag},
+    store::{RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, parse_etag, risk_keys},
 };
 
 pub struct RiskApi {
@@ -107,39 +105,6 @@ fn check_risk_field(v: &mut Violations, r: &pb::Risk, field: &str) -> Option<Str
     None
 }
 
-/// `order_by`: comma-separated fields, each optionally followed by `asc` or `desc`.
-fn parse_order(order_by: &str) -> ApiResult<Vec<(RiskOrder, Order)>> {
-    if order_by.trim().is_empty() {
-        return Ok(vec![(RiskOrder::CreateTime, Order::Asc)]);
-    }
-    let mut out: Vec<(RiskOrder, Order)> = Vec::new();
-    for part in order_by.split(',') {
-        let words: Vec<&str> = part.split_whitespace().collect();
-        let (field, order) = match words.as_slice() {
-            [f] => (*f, Order::Asc),
-            [f, "asc"] => (*f, Order::Asc),
-            [f, "desc"] => (*f, Order::Desc),
-            _ => {
-                return Err(ApiError::invalid(
-                    "order_by",
-                    format!("`{}` is not `field` or `field desc`", part.trim()),
-                ));
-            }
-        };
-        let field = RiskOrder::parse(field).ok_or_else(|| {
-            ApiError::invalid(
-                "order_by",
-                format!("cannot order by `{field}`; one of create_time, update_time, score, title"),
-            )
-        })?;
-        if out.iter().any(|(f, _)| *f == field) {
-            return Err(ApiError::invalid("order_by", "names a field twice"));
-        }
-        out.push((field, order));
-    }
-    Ok(out)
-}
-
 #[tonic::async_trait]
 impl RiskService for RiskApi {
     async fn create_risk(
@@ -192,13 +157,12 @@ impl RiskService for RiskApi {
             assess_time: None,
             next_review_time: None,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
         let created = self
             .store
             .create_risk(
                 model,
                 r.labels.clone(),
-                RequestKey::of("CreateRisk", &req.request_id, fp),
+                RequestKey::for_request("CreateRisk", req, |r| &mut r.request_id),
                 &caller,
             )
             .await
@@ -223,41 +187,26 @@ impl RiskService for RiskApi {
     ) -> Result<Response<pb::ListRisksResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
-        let parsed = v
-            .absorb("filter", filter::parse("filter", &req.filter))
-            .flatten();
-        let order = v.absorb("order_by", parse_order(&req.order_by));
-        v.finish()?;
-        // A top-level `all`, so the closed-risk rule is ANDed whatever the filter's shape.
-        let mut condition = Condition::all();
-        if let Some(f) = &parsed {
-            condition = condition.add(filter::compile(
-                "filter",
-                f,
-                &RiskFilter {
-                    now: self.clock.now_micros(),
-                },
-            )?);
-        }
-        let include_closed =
-            req.show_deleted || parsed.as_ref().is_some_and(|f| f.mentions("status"));
-        if !include_closed {
-            condition = condition.add(risk::Column::Status.ne(RiskStatus::Closed as i32));
-        }
-        let order = order.unwrap_or_default();
         let show = if req.show_deleted { "1" } else { "0" };
-        let fp = page::query_fingerprint(&["risks", &req.filter, &req.order_by, show]);
-        let after = page::decode("page_token", &req.page_token, &fp, order.len() + 1)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
-        let query = ListRisks {
-            condition,
-            order,
-            after,
-            limit: size + 1,
-        };
-        let mut rows = self.store.list_risks(&query).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |r| query.keys_of(r));
+        let query = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["risks", show],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
+            },
+            Some(&RISK_FILTER.at(FilterContext {
+                now: self.clock.now_micros(),
+            })),
+            &RISK_SORTING,
+        );
+        v.finish()?;
+        // Closed risks are listed when asked for, or when the filter speaks of status.
+        let include_closed = req.show_deleted || query.mentions("status");
+        let mut rows = self.store.list_risks(&query, include_closed).await?;
+        let next_page_token = query.next_page(&mut rows, |r| risk_keys(&query, r));
         Ok(Response::new(pb::ListRisksResponse {
             risks: rows.iter().map(convert::risk).collect(),
             next_page_token,
@@ -368,13 +317,12 @@ impl RiskService for RiskApi {
             a
         };
         let model = convert::assessment_model(&self.policy, a);
-        let fp = fingerprint(req, |r| r.request_id.clear());
         let risk = self
             .store
             .assess_risk(
                 id.unwrap_or_default(),
                 model,
-                RequestKey::of("AssessRisk", &req.request_id, fp),
+                RequestKey::for_request("AssessRisk", req, |r| &mut r.request_id),
                 &caller,
             )
             .await?;
@@ -388,18 +336,22 @@ impl RiskService for RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = risk_id(&mut v, "parent", &req.parent);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(
+                &["assessments", &req.parent],
+                req.page_size,
+                &req.page_token,
+            ),
+            None,
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["assessments", &req.parent]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
-            .list_assessments(id.unwrap_or_default(), after, size + 1)
+            .list_assessments(id.unwrap_or_default(), list.after_id(), list.limit())
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |a| {
-            vec![page::Key::Text(a.id.to_string())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |a| a.id);
         Ok(Response::new(pb::ListAssessmentsResponse {
             assessments: rows.iter().map(convert::assessment).collect(),
             next_page_token,

@@ -3,12 +3,15 @@
 //! SQL.
 
 /// Gives a domain enum numbered like its `assurance.risk.v1` counterpart — the number is what
-/// the database stores — `ALL`, `as_str` (the proto name without its prefix), `TryFrom<i32>`
+/// the database stores — `ALL`, `NAMES`, `as_str` (the proto name without its prefix), `TryFrom<i32>`
 /// (refusing 0 and unknown numbers) and `From<_> for i32`.
 macro_rules! numbered {
     ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Each value's name (as `as_str` gives it) and number, for list filters.
+            pub const NAMES: &'static [(&'static str, i32)] = &[$(($text, $name::$variant as i32)),+];
 
             /// The name clients see, without the proto enum prefix (`ACTIVE`).
             pub fn as_str(self) -> &'static str {

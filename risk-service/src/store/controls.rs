@@ -8,8 +8,8 @@ use assurance_runtime::{
     auth::Caller,
     db,
     error::is_unique_violation,
-    filter::{FilterSchema, Op, compare, equality_only},
-    time::parse_rfc3339,
+    filter::{Op, equality_only},
+    list::{EnumValues, Field, FilterContext, FilterTable, Kind, ListQuery},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -25,7 +25,7 @@ use super::{
     write_if_version,
 };
 use crate::domain::{
-    controls::{EFFECTIVENESS_NAMES, Effectiveness, Requirement, derived_deficiency},
+    controls::{Effectiveness, Requirement, derived_deficiency},
     status::RiskStatus,
 };
 
@@ -145,19 +145,23 @@ impl Store {
     }
 
     /// Controls matching `condition`, by id, after `after`, at most `limit`.
-    pub async fn list_controls(
+    pub async fn list_controls(&self, list: &ListQuery) -> ApiResult<Vec<control::Model>> {
+        self.controls_where(list.condition.clone(), list).await
+    }
+
+    /// A page of the controls that meet `condition`, in id order.
+    async fn controls_where(
         &self,
         condition: Condition,
-        after: Option<String>,
-        limit: u64,
+        list: &ListQuery,
     ) -> ApiResult<Vec<control::Model>> {
         let mut q = control::Entity::find()
             .filter(condition)
             .order_by_asc(control::Column::Id);
-        if let Some(after) = after {
+        if let Some(after) = list.after_text() {
             q = q.filter(control::Column::Id.gt(after));
         }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        Ok(q.limit(list.limit()).all(self.connection()).await?)
     }
 
     /// Applies `patch` to a control (etag checked); its requirement rows follow.
@@ -262,12 +266,11 @@ impl Store {
         Ok(link)
     }
 
-    /// The controls linked to a risk, by id, after `after`.
+    /// A page of the controls linked to a risk, by id.
     pub async fn risk_controls(
         &self,
         risk_id: Uuid,
-        after: Option<String>,
-        limit: u64,
+        list: &ListQuery,
     ) -> ApiResult<Vec<control::Model>> {
         self.get_risk(risk_id).await?;
         let linked = Query::select()
@@ -275,10 +278,9 @@ impl Store {
             .from(risk_control::Entity)
             .and_where(risk_control::Column::RiskId.eq(risk_id))
             .to_owned();
-        self.list_controls(
+        self.controls_where(
             Condition::all().add(control::Column::Id.in_subquery(linked)),
-            after,
-            limit,
+            list,
         )
         .await
     }
@@ -375,51 +377,42 @@ impl Store {
     }
 }
 
-/// Filter fields of `ListControls`.
-pub struct ControlFilter;
+static EFFECTIVENESS: EnumValues = EnumValues {
+    prefix: "CONTROL_EFFECTIVENESS_",
+    values: Effectiveness::NAMES,
+};
 
-impl FilterSchema for ControlFilter {
-    fn compare(&self, field: &str, op: Op, value: &str) -> Result<Condition, String> {
-        use control::Column as C;
-        match field {
-            "owner" => {
-                equality_only(field, op)?;
-                Ok(compare(C::Owner, op, value.into()))
-            }
-            "design_effectiveness" | "operating_effectiveness" => {
-                equality_only(field, op)?;
-                let e = Effectiveness::parse(value).ok_or_else(|| {
-                    format!("`{value}` is not a valid {field}; one of {EFFECTIVENESS_NAMES}")
-                })?;
-                let col = if field == "design_effectiveness" {
-                    C::DesignEffectiveness
-                } else {
-                    C::OperatingEffectiveness
-                };
-                Ok(compare(col, op, (e as i32).into()))
-            }
-            "framework" => {
-                equality_only(field, op)?;
-                let matching = Query::select()
-                    .column(control_requirement::Column::ControlId)
-                    .from(control_requirement::Entity)
-                    .and_where(control_requirement::Column::Framework.eq(value))
-                    .to_owned();
-                let cond = Condition::all().add(C::Id.in_subquery(matching));
-                Ok(if op == Op::Eq { cond } else { cond.not() })
-            }
-            "last_test_time" => {
-                let micros = parse_rfc3339(value).ok_or_else(|| {
-                    format!(
-                        "`{field}` compares with an RFC 3339 time such as \"2026-01-31T00:00:00Z\" (got `{value}`)"
-                    )
-                })?;
-                Ok(compare(C::LastTestTime, op, micros.into()))
-            }
-            _ => Err(format!(
-                "unknown field `{field}`; filterable: owner, design_effectiveness, \
-                 operating_effectiveness, framework, last_test_time"
-            )),
-        }
-    }
+/// The filter fields of `ListControls`.
+pub static CONTROL_FILTER: FilterTable<control::Column> = FilterTable(&[
+    Field::new("owner", Kind::Text(control::Column::Owner)),
+    Field::new(
+        "design_effectiveness",
+        Kind::Enum {
+            column: control::Column::DesignEffectiveness,
+            values: &EFFECTIVENESS,
+            ordered: false,
+        },
+    ),
+    Field::new(
+        "operating_effectiveness",
+        Kind::Enum {
+            column: control::Column::OperatingEffectiveness,
+            values: &EFFECTIVENESS,
+            ordered: false,
+        },
+    ),
+    Field::new("framework", Kind::Custom(framework)),
+    Field::new("last_test_time", Kind::Time(control::Column::LastTestTime)),
+]);
+
+/// `framework = "ISO 27001"`: the control satisfies a requirement of that framework.
+fn framework(field: &str, op: Op, value: &str, _: &FilterContext) -> Result<Condition, String> {
+    equality_only(field, op)?;
+    let matching = Query::select()
+        .column(control_requirement::Column::ControlId)
+        .from(control_requirement::Entity)
+        .and_where(control_requirement::Column::Framework.eq(value))
+        .to_owned();
+    let cond = Condition::all().add(control::Column::Id.in_subquery(matching));
+    Ok(if op == Op::Eq { cond } else { cond.not() })
 }

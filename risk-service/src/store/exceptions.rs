@@ -5,10 +5,18 @@
 
 use std::collections::BTreeMap;
 
-use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, time::to_timestamp};
+use assurance_runtime::{
+    ApiError, ApiResult, audit,
+    auth::Caller,
+    db,
+    filter::{Op, compare, equality_only},
+    list::{EnumValues, Field, FilterContext, FilterTable, Kind, ListQuery},
+    time::to_timestamp,
+    validate::is_slug,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, sea_query::Query,
 };
 use uuid::Uuid;
 
@@ -40,6 +48,71 @@ fn transition(m: &exception::Model, mv: Move) -> ApiResult<ExceptionStatus> {
             name,
             &allowed(status),
         )
+    })
+}
+
+static STATUS: EnumValues = EnumValues {
+    prefix: "EXCEPTION_STATUS_",
+    values: ExceptionStatus::NAMES,
+};
+
+/// The filter fields of `ListExceptions`.
+pub static EXCEPTION_FILTER: FilterTable<exception::Column> = FilterTable(&[
+    Field::new(
+        "status",
+        Kind::Enum {
+            column: exception::Column::Status,
+            values: &STATUS,
+            ordered: false,
+        },
+    ),
+    Field::new("service", Kind::Custom(covers_service)),
+    Field::new("requester", Kind::Text(exception::Column::Requester)),
+    Field::new("approver", Kind::Text(exception::Column::Approver)),
+    Field::new("risk", Kind::Custom(linked_risk)),
+]);
+
+/// `service = services/x`: the exception covers that service.
+fn covers_service(
+    field: &str,
+    op: Op,
+    value: &str,
+    _: &FilterContext,
+) -> Result<Condition, String> {
+    equality_only(field, op)?;
+    let id = value.strip_prefix("services/").unwrap_or(value);
+    if !is_slug(id) {
+        return Err(format!(
+            "`service` compares with a service name such as \"services/exchange-online\" (got `{value}`)"
+        ));
+    }
+    let covering = Query::select()
+        .column(exception_service::Column::ExceptionId)
+        .from(exception_service::Entity)
+        .and_where(exception_service::Column::ServiceId.eq(id))
+        .to_owned();
+    Ok(Condition::all().add(if op == Op::Eq {
+        exception::Column::Id.in_subquery(covering)
+    } else {
+        exception::Column::Id.not_in_subquery(covering)
+    }))
+}
+
+/// `risk = risks/{id}`: the exception is linked to that risk.
+fn linked_risk(field: &str, op: Op, value: &str, _: &FilterContext) -> Result<Condition, String> {
+    equality_only(field, op)?;
+    let id = value
+        .strip_prefix("risks/")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| {
+            format!("`risk` compares with a risk name `risks/{{id}}` (got `{value}`)")
+        })?;
+    Ok(match op {
+        // Exceptions without a risk are not linked to this one either.
+        Op::Ne => Condition::any()
+            .add(exception::Column::RiskId.ne(id))
+            .add(exception::Column::RiskId.is_null()),
+        _ => compare(exception::Column::RiskId, op, id.into()),
     })
 }
 
@@ -166,19 +239,24 @@ impl Store {
     }
 
     /// Exceptions matching `condition`, by id (creation order), after `after`.
+    /// A page of exceptions; with `expiring_by`, only active ones that expire by then.
     pub async fn exceptions(
         &self,
-        condition: Condition,
-        after: Option<Uuid>,
-        limit: u64,
+        list: &ListQuery,
+        expiring_by: Option<i64>,
     ) -> ApiResult<Vec<Exception>> {
         let mut q = exception::Entity::find()
-            .filter(condition)
+            .filter(list.condition.clone())
             .order_by_asc(exception::Column::Id);
-        if let Some(after) = after {
+        if let Some(by) = expiring_by {
+            q = q
+                .filter(exception::Column::Status.eq(ExceptionStatus::Active as i32))
+                .filter(exception::Column::ExpireTime.lte(by));
+        }
+        if let Some(after) = list.after_id() {
             q = q.filter(exception::Column::Id.gt(after));
         }
-        let rows = q.limit(limit).all(self.connection()).await?;
+        let rows = q.limit(list.limit()).all(self.connection()).await?;
         self.with_services(rows).await
     }
 

@@ -2,7 +2,13 @@
 //! acceptances. Every change moves the risk through the status machine, appends to the decision
 //! log and records its audit event in one transaction.
 
-use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, idempotency::last_segment};
+use assurance_runtime::{
+    ApiError, ApiResult, audit,
+    auth::Caller,
+    db,
+    idempotency::last_segment,
+    list::{EnumValues, Field, FilterContext, FilterTable, Kind, ListQuery},
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
@@ -23,6 +29,40 @@ use crate::domain::{
     scoring::{Severity, Strategy},
     status::{Decision, RiskEvent, RiskStatus},
 };
+
+static ITEM_STATUS: EnumValues = EnumValues {
+    prefix: "ACTION_ITEM_STATUS_",
+    values: ActionItemStatus::NAMES,
+};
+
+/// The filter fields of `ListActionItems`; `overdue` compares with the clock's now.
+pub static ITEM_FILTER: FilterTable<action_item::Column> = FilterTable(&[
+    Field::new(
+        "status",
+        Kind::Enum {
+            column: action_item::Column::Status,
+            values: &ITEM_STATUS,
+            ordered: false,
+        },
+    ),
+    Field::new("owner", Kind::Text(action_item::Column::Owner)),
+    Field::new("overdue", Kind::Flag(overdue)),
+    Field::new(
+        "service",
+        Kind::Id(action_item::Column::ServiceId, "services/"),
+    ),
+    Field::new(
+        "business_unit",
+        Kind::Id(action_item::Column::BusinessUnitId, "businessUnits/"),
+    ),
+]);
+
+/// Due before now and not finished.
+fn overdue(cx: &FilterContext) -> Condition {
+    Condition::all()
+        .add(action_item::Column::DueTime.lt(cx.now))
+        .add(action_item::Column::Status.is_not_in(ActionItemStatus::FINISHED.map(|s| s as i32)))
+}
 
 fn decision_of(d: i32) -> ApiResult<Decision> {
     Decision::try_from(d).map_err(|_| ApiError::Internal(format!("unknown response decision {d}")))
@@ -489,19 +529,22 @@ impl Store {
     }
 
     /// Action items matching `condition`, by id, after `after`.
+    /// A page of action items: of one risk's plan, or of every plan (`risk` = `None`).
     pub async fn items(
         &self,
-        condition: Condition,
-        after: Option<Uuid>,
-        limit: u64,
+        risk: Option<Uuid>,
+        list: &ListQuery,
     ) -> ApiResult<Vec<action_item::Model>> {
         let mut q = action_item::Entity::find()
-            .filter(condition)
+            .filter(list.condition.clone())
             .order_by_asc(action_item::Column::Id);
-        if let Some(after) = after {
+        if let Some(risk) = risk {
+            q = q.filter(action_item::Column::RiskId.eq(risk));
+        }
+        if let Some(after) = list.after_id() {
             q = q.filter(action_item::Column::Id.gt(after));
         }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        Ok(q.limit(list.limit()).all(self.connection()).await?)
     }
 
     /// Sends risks whose approved acceptance has expired by `now` back to ASSESSED, as

@@ -48,7 +48,7 @@ impl Store {
     /// Business units by id, after `after`, at most `limit`.
     pub async fn list_business_units(
         &self,
-        after: Option<String>,
+        after: Option<&str>,
         limit: u64,
     ) -> ApiResult<Vec<business_unit::Model>> {
         let mut q = business_unit::Entity::find().order_by_asc(business_unit::Column::Id);
@@ -127,7 +127,7 @@ impl Store {
     pub async fn list_services(
         &self,
         business_unit: Option<&str>,
-        after: Option<String>,
+        after: Option<&str>,
         limit: u64,
     ) -> ApiResult<Vec<service::Model>> {
         let mut q = service::Entity::find().order_by_asc(service::Column::Id);
