@@ -6,9 +6,12 @@ use assurance_runtime::{
     time::{from_timestamp, to_timestamp},
     validate::{Violations, slug_name},
 };
+use assurance_runtime::{auth::Caller, idempotency::RequestKey};
 use serde::{Deserialize, Serialize};
+use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::{IncidentApi, fingerprint, incident_id};
 use crate::store::{
     entities::{outbox_event, review},
     outbox,
@@ -182,5 +185,48 @@ pub fn to_proto(m: &review::Model) -> pb::PostIncidentReview {
             })
             .collect(),
         review_time: Some(to_timestamp(m.review_time)),
+    }
+}
+
+impl IncidentApi {
+    pub(super) async fn review_record(
+        &self,
+        request: Request<pb::RecordPostIncidentReviewRequest>,
+    ) -> Result<Response<pb::PostIncidentReview>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        v.request_id("request_id", &req.request_id);
+        let r = v.require("review", req.review.as_ref())?;
+        check(&mut v, r);
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        let (model, events) = to_store(id, r)?;
+        let fp = fingerprint(req, |r| r.request_id.clear());
+        let key = RequestKey::of("RecordPostIncidentReview", &req.request_id, fp);
+        let recorded = self
+            .store
+            .record_review(id, model, events, &caller, key)
+            .await?;
+        Ok(Response::new(to_proto(&recorded)))
+    }
+
+    pub(super) async fn review_get(
+        &self,
+        request: Request<pb::GetPostIncidentReviewRequest>,
+    ) -> Result<Response<pb::PostIncidentReview>, Status> {
+        let name = &request.get_ref().name;
+        let mut v = Violations::new();
+        let id = match name.strip_suffix("/review") {
+            Some(parent) => incident_id(&mut v, "name", parent),
+            None => {
+                v.add("name", "must be `incidents/{id}/review`");
+                None
+            }
+        };
+        v.finish()?;
+        let found = self.store.review(id.unwrap_or_default()).await?;
+        Ok(Response::new(to_proto(&found)))
     }
 }
