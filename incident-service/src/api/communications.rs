@@ -11,7 +11,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, check_enum, convert, fingerprint, incident_id, uuid_cursor};
+use super::{IncidentApi, check_enum, convert, fingerprint, incident_id};
 
 /// `incidents/{id}/notifications/{id}` → both ids, or a violation on `field`.
 fn notification_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)> {
@@ -122,7 +122,7 @@ impl IncidentApi {
             &req.parent,
             if req.only_overdue { "1" } else { "0" },
         ]);
-        let after = uuid_cursor(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store

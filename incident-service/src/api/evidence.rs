@@ -11,7 +11,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, SKEW_MICROS, convert, fingerprint, incident_id, uuid_cursor};
+use super::{IncidentApi, SKEW_MICROS, convert, fingerprint, incident_id};
 use crate::domain::indicator;
 
 /// `incidents/{id}/evidence/{id}` → both ids, or a violation on `field`.
@@ -92,7 +92,7 @@ impl IncidentApi {
         let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
         v.finish()?;
         let fp = page::query_fingerprint(&["evidence", &req.parent]);
-        let after = uuid_cursor(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store

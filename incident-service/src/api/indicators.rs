@@ -5,7 +5,7 @@ use assurance_runtime::{auth::Caller, idempotency::RequestKey, page, validate::V
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, check_enum, convert, fingerprint, incident_id, uuid_cursor};
+use super::{IncidentApi, check_enum, convert, fingerprint, incident_id};
 use crate::domain::indicator;
 
 fn indicator_type(v: &mut Violations, field: &str, raw: i32) -> Option<indicator::IndicatorType> {
@@ -80,7 +80,7 @@ impl IncidentApi {
         let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
         v.finish()?;
         let fp = page::query_fingerprint(&["indicators", &req.parent]);
-        let after = uuid_cursor(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self.store.indicators(id, None, after, size + 1).await?;
         let next_page_token = page::finish(&mut rows, size, &fp, |i| {
@@ -110,7 +110,7 @@ impl IncidentApi {
         v.finish()?;
         let value = value.unwrap_or_default();
         let fp = page::query_fingerprint(&["sweep", &req.r#type.to_string(), &value]);
-        let after = uuid_cursor(&req.page_token, &fp)?;
+        let after = page::after_id(&req.page_token, &fp)?;
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store

@@ -18,10 +18,7 @@ mod timeline;
 use std::sync::Arc;
 
 use assurance_proto::incident::v1::{self as pb, incident_service_server::IncidentService};
-use assurance_runtime::{
-    ApiError, ApiResult, page,
-    validate::{Violations, name_id},
-};
+use assurance_runtime::validate::{Violations, name_id};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -84,19 +81,6 @@ fn check_enum(v: &mut Violations, field: &str, value: i32, valid: bool) {
         );
     } else if !valid {
         v.add(field, format!("{value} is not a known value"));
-    }
-}
-
-/// The id after which a page of an id-ordered list continues.
-fn uuid_cursor(page_token: &str, fingerprint: &str) -> ApiResult<Option<Uuid>> {
-    let malformed =
-        || ApiError::invalid("page_token", "is not a page token issued by this service");
-    match page::decode("page_token", page_token, fingerprint, 1)? {
-        None => Ok(None),
-        Some(keys) => match keys.first() {
-            Some(page::Key::Text(t)) => Uuid::parse_str(t).map(Some).map_err(|_| malformed()),
-            _ => Err(malformed()),
-        },
     }
 }
 
