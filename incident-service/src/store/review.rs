@@ -1,0 +1,119 @@
+//! The post-incident review and the outbox it fills (follow-ups for the trackers, identified
+//! risks for risk-service).
+
+use assurance_runtime::{
+    ApiError, ApiResult, auth::Caller, idempotency, idempotency::Outcome, idempotency::RequestKey,
+    time::now_micros,
+};
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use super::entities::review;
+use super::{Change, Store, TimelineKind, entities::incident, entities::outbox_event, modify_in};
+use crate::domain::phase::Phase;
+
+/// Outbox event kinds of incident-service.
+pub mod outbox {
+    pub const FOLLOW_UP: &str = "incident.follow_up";
+    pub const IDENTIFIED_RISK: &str = "incident.identified_risk";
+}
+
+impl Store {
+    /// Records the post-incident review, queues its follow-ups and identified risks in the
+    /// outbox and marks the review complete — one transaction.
+    pub async fn record_review(
+        &self,
+        id: Uuid,
+        mut review: review::Model,
+        events: Vec<outbox_event::Model>,
+        caller: &Caller,
+        key: Option<RequestKey>,
+    ) -> ApiResult<review::Model> {
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            let now = now_micros();
+            review.incident_id = id;
+            review.review_time = now;
+            let summary = format!(
+                "post-incident review recorded: {} follow-up item(s), {} identified risk(s)",
+                events
+                    .iter()
+                    .filter(|e| e.kind == outbox::FOLLOW_UP)
+                    .count(),
+                events
+                    .iter()
+                    .filter(|e| e.kind == outbox::IDENTIFIED_RISK)
+                    .count(),
+            );
+            modify_in(tx, id, None, caller, async |tx, m| {
+                if phase_of(m)? != Phase::PostIncident {
+                    return Err(ApiError::precondition(
+                        assurance_runtime::Reason::ReviewNotAllowed,
+                        format!(
+                            "incidents/{id} is in {}; the review is recorded in POST_INCIDENT",
+                            phase_name(m.phase)
+                        ),
+                    ));
+                }
+                if m.review_complete {
+                    return Err(ApiError::precondition(
+                        assurance_runtime::Reason::ReviewExists,
+                        format!("incidents/{id} already has its post-incident review"),
+                    ));
+                }
+                m.review_complete = true;
+                review::Entity::insert(review.clone().into_active_model())
+                    .exec_without_returning(tx)
+                    .await?;
+                if !events.is_empty() {
+                    let rows = events.iter().cloned().map(|mut e| {
+                        e.create_time = now;
+                        e.into_active_model()
+                    });
+                    outbox_event::Entity::insert_many(rows)
+                        .exec_without_returning(tx)
+                        .await?;
+                }
+                Ok(Change {
+                    kind: TimelineKind::ReviewRecorded,
+                    summary: summary.clone(),
+                    services: None,
+                })
+            })
+            .await?;
+            Ok((format!("incidents/{id}/review"), review.clone()))
+        })
+        .await?;
+        self.changed.notify_waiters();
+        match outcome {
+            Outcome::Created(r) => Ok(r),
+            Outcome::Replayed(_) => self.review(id).await,
+        }
+    }
+
+    pub async fn review(&self, id: Uuid) -> ApiResult<review::Model> {
+        review::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("incidents/{id}/review")))
+    }
+
+    /// Outbox events not yet delivered, oldest first.
+    pub async fn pending_outbox(&self, limit: u64) -> ApiResult<Vec<outbox_event::Model>> {
+        Ok(outbox_event::Entity::find()
+            .filter(outbox_event::Column::DeliveredTime.is_null())
+            .order_by_asc(outbox_event::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
+    Phase::from_i32(m.phase).ok_or_else(|| {
+        ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
+    })
+}
+
+fn phase_name(v: i32) -> &'static str {
+    Phase::from_i32(v).map_or("an unknown phase", Phase::as_str)
+}
