@@ -25,7 +25,7 @@ use crate::{
     },
     store::{
         Change, IncidentFilter, IncidentOrder, ListIncidents, TimelineKind, entities::incident,
-        parse_etag,
+        parse_etag, refuse_if_closed,
     },
 };
 
@@ -453,12 +453,7 @@ impl IncidentApi {
         let updated = self
             .store
             .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
-                if phase_of(m)? == Phase::Closed {
-                    return Err(ApiError::precondition(
-                        assurance_runtime::Reason::IncidentClosed,
-                        format!("incidents/{} is CLOSED", m.id),
-                    ));
-                }
+                refuse_if_closed(m)?;
                 let before = m.severity;
                 for p in &paths {
                     match *p {

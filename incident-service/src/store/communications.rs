@@ -2,16 +2,21 @@
 //! the deadline customer and regulator notices keep.
 
 use assurance_runtime::{
-    ApiError, ApiResult, auth::Caller, idempotency, idempotency::Outcome, idempotency::RequestKey,
-    idempotency::last_segment, time::now_micros,
+    ApiError, ApiResult, Reason,
+    auth::Caller,
+    idempotency::{RequestKey, last_segment},
+    time::now_micros,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
-use super::{Change, Store, TimelineKind, entities::notification, modify_in};
+use super::{
+    Change, Created, Store, TimelineKind,
+    entities::{incident, notification},
+};
 
 /// Notification statuses and audiences, as stored.
 pub mod comms {
@@ -34,34 +39,27 @@ impl Store {
         key: Option<RequestKey>,
     ) -> ApiResult<notification::Model> {
         let id = n.incident_id;
-        let outcome = idempotency::run(&self.db, key, async |tx| {
+        let create = async |tx: &DatabaseTransaction, m: &mut incident::Model| {
             n.create_time = now_micros();
             n.status = comms::DRAFT;
-            modify_in(tx, id, None, caller, async |tx, m| {
-                n.deadline_time = (m.customer_data_affected
-                    && matches!(n.audience, comms::CUSTOMERS | comms::REGULATOR))
-                .then_some(m.declare_time + comms::DEADLINE_MICROS);
-                notification::Entity::insert(n.clone().into_active_model())
-                    .exec_without_returning(tx)
-                    .await?;
-                Ok(Change {
+            n.deadline_time = (m.customer_data_affected
+                && matches!(n.audience, comms::CUSTOMERS | comms::REGULATOR))
+            .then_some(m.declare_time + comms::DEADLINE_MICROS);
+            notification::Entity::insert(n.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            Ok(Created {
+                name: format!("incidents/{id}/notifications/{}", n.id),
+                change: Change {
                     kind: TimelineKind::Communication,
                     summary: format!("notification drafted by {}: {}", n.author, n.subject),
                     services: None,
-                })
+                },
+                value: n,
             })
-            .await?;
-            Ok((format!("incidents/{id}/notifications/{}", n.id), n.clone()))
-        })
-        .await?;
-        self.changed.notify_waiters();
-        match outcome {
-            Outcome::Created(n) => Ok(n),
-            Outcome::Replayed(name) => {
-                let nid = last_segment(&name)?;
-                self.notification(id, nid).await
-            }
-        }
+        };
+        let reread = async |name: String| self.notification(id, last_segment(&name)?).await;
+        self.create_in(id, caller, key, create, reread).await
     }
 
     pub async fn notification(&self, incident: Uuid, id: Uuid) -> ApiResult<notification::Model> {
@@ -95,7 +93,7 @@ impl Store {
                 (Some(a), comms::DRAFT) => {
                     if *a == n.author {
                         return Err(ApiError::precondition(
-                            assurance_runtime::Reason::SelfApproval,
+                            Reason::SelfApproval,
                             "a notification is approved by someone other than its author",
                         ));
                     }
@@ -109,13 +107,13 @@ impl Store {
                 }
                 (Some(_), _) => {
                     return Err(ApiError::precondition(
-                        assurance_runtime::Reason::NotADraft,
+                        Reason::NotADraft,
                         "only a DRAFT notification can be approved",
                     ));
                 }
                 (None, _) => {
                     return Err(ApiError::precondition(
-                        assurance_runtime::Reason::NotApproved,
+                        Reason::NotApproved,
                         "only an APPROVED notification can be marked sent; approve it first",
                     ));
                 }

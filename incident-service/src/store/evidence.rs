@@ -2,17 +2,21 @@
 //! appends one.
 
 use assurance_runtime::{
-    ApiError, ApiResult, auth::Caller, idempotency, idempotency::Outcome, idempotency::RequestKey,
-    idempotency::last_segment, time::now_micros,
+    ApiError, ApiResult,
+    auth::Caller,
+    idempotency::{RequestKey, last_segment},
+    time::now_micros,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
-use super::entities::evidence;
-use super::{Change, Store, TimelineKind, entities::custody_entry, modify_in};
+use super::{
+    Change, Created, Store, TimelineKind,
+    entities::{custody_entry, evidence, incident},
+};
 
 impl Store {
     /// Records an item of evidence and the first entry of its custody log (the collection).
@@ -23,49 +27,40 @@ impl Store {
         key: Option<RequestKey>,
     ) -> ApiResult<evidence::Model> {
         let id = item.incident_id;
-        let outcome = idempotency::run(&self.db, key, async |tx| {
+        let create = async |tx: &DatabaseTransaction, _: &mut incident::Model| {
             let now = now_micros();
             (item.create_time, item.custody_seq, item.custodian) = (now, 1, item.collector.clone());
-            modify_in(tx, id, None, caller, async |tx, _| {
-                evidence::Entity::insert(item.clone().into_active_model())
-                    .exec_without_returning(tx)
-                    .await?;
-                let first = custody_entry::Model {
-                    evidence_id: item.id,
-                    seq: 1,
-                    incident_id: id,
-                    from_custodian: String::new(),
-                    to_custodian: item.collector.clone(),
-                    purpose: "collected".into(),
-                    location: item.location.clone(),
-                    transfer_time: item.collect_time,
-                };
-                custody_entry::Entity::insert(first.into_active_model())
-                    .exec_without_returning(tx)
-                    .await?;
-                Ok(Change {
+            evidence::Entity::insert(item.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            let first = custody_entry::Model {
+                evidence_id: item.id,
+                seq: 1,
+                incident_id: id,
+                from_custodian: String::new(),
+                to_custodian: item.collector.clone(),
+                purpose: "collected".into(),
+                location: item.location.clone(),
+                transfer_time: item.collect_time,
+            };
+            custody_entry::Entity::insert(first.into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            Ok(Created {
+                name: format!("incidents/{id}/evidence/{}", item.id),
+                change: Change {
                     kind: TimelineKind::Evidence,
                     summary: format!(
                         "evidence collected by {}: {} ({})",
                         item.collector, item.description, item.hash
                     ),
                     services: None,
-                })
+                },
+                value: item,
             })
-            .await?;
-            Ok((format!("incidents/{id}/evidence/{}", item.id), item.clone()))
-        })
-        .await?;
-        self.changed.notify_waiters();
-        match outcome {
-            Outcome::Created(e) => Ok(e),
-            Outcome::Replayed(name) => self.evidence_by_name(&name).await,
-        }
-    }
-
-    async fn evidence_by_name(&self, name: &str) -> ApiResult<evidence::Model> {
-        let id = last_segment(name)?;
-        self.evidence(id).await
+        };
+        let reread = async |name: String| self.evidence(last_segment(&name)?).await;
+        self.create_in(id, caller, key, create, reread).await
     }
 
     pub async fn evidence(&self, id: Uuid) -> ApiResult<evidence::Model> {
@@ -101,63 +96,56 @@ impl Store {
         caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<custody_entry::Model> {
-        let outcome = idempotency::run(&self.db, key, async |tx| {
-            modify_in(tx, incident, None, caller, async |tx, _| {
-                let item = evidence::Entity::find_by_id(evidence_id)
-                    .lock_exclusive()
-                    .one(tx)
-                    .await?
-                    .filter(|e| e.incident_id == incident)
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("incidents/{incident}/evidence/{evidence_id}"))
-                    })?;
-                entry.evidence_id = evidence_id;
-                entry.incident_id = incident;
-                entry.seq = item.custody_seq + 1;
-                entry.from_custodian = item.custodian.clone();
-                entry.transfer_time = now_micros();
-                let mut next = item.clone();
-                next.custody_seq = entry.seq;
-                next.custodian = entry.to_custodian.clone();
-                if !entry.location.is_empty() {
-                    next.location = entry.location.clone();
-                }
-                evidence::Entity::update(next.into_active_model().reset_all())
-                    .exec(tx)
-                    .await?;
-                custody_entry::Entity::insert(entry.clone().into_active_model())
-                    .exec_without_returning(tx)
-                    .await?;
-                Ok(Change {
+        let create = async |tx: &DatabaseTransaction, _: &mut incident::Model| {
+            let item = evidence::Entity::find_by_id(evidence_id)
+                .lock_exclusive()
+                .one(tx)
+                .await?
+                .filter(|e| e.incident_id == incident)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("incidents/{incident}/evidence/{evidence_id}"))
+                })?;
+            entry.evidence_id = evidence_id;
+            entry.incident_id = incident;
+            entry.seq = item.custody_seq + 1;
+            entry.from_custodian = item.custodian.clone();
+            entry.transfer_time = now_micros();
+            let mut next = item.clone();
+            next.custody_seq = entry.seq;
+            next.custodian = entry.to_custodian.clone();
+            if !entry.location.is_empty() {
+                next.location = entry.location.clone();
+            }
+            evidence::Entity::update(next.into_active_model().reset_all())
+                .exec(tx)
+                .await?;
+            custody_entry::Entity::insert(entry.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            Ok(Created {
+                name: format!(
+                    "incidents/{incident}/evidence/{evidence_id}/custody/{}",
+                    entry.seq
+                ),
+                change: Change {
                     kind: TimelineKind::Evidence,
                     summary: format!(
                         "custody of {}: {} → {}: {}",
                         item.description, entry.from_custodian, entry.to_custodian, entry.purpose
                     ),
                     services: None,
-                })
+                },
+                value: entry,
             })
-            .await?;
-            Ok((
-                format!(
-                    "incidents/{incident}/evidence/{evidence_id}/custody/{}",
-                    entry.seq
-                ),
-                entry.clone(),
-            ))
-        })
-        .await?;
-        self.changed.notify_waiters();
-        match outcome {
-            Outcome::Created(e) => Ok(e),
-            Outcome::Replayed(name) => {
-                let seq: i64 = last_segment(&name)?;
-                custody_entry::Entity::find_by_id((evidence_id, seq))
-                    .one(&self.db)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(name))
-            }
-        }
+        };
+        let reread = async |name: String| {
+            let seq: i64 = last_segment(&name)?;
+            custody_entry::Entity::find_by_id((evidence_id, seq))
+                .one(&self.db)
+                .await?
+                .ok_or_else(|| ApiError::not_found(name))
+        };
+        self.create_in(incident, caller, key, create, reread).await
     }
 
     /// The custody log of an item, oldest first.

@@ -1,13 +1,19 @@
 //! Incidents: declaring one (with its template tasks) and reading it.
 
 use assurance_runtime::{
-    ApiError, ApiResult, auth::Caller, idempotency, idempotency::Outcome, idempotency::RequestKey,
+    ApiError, ApiResult, Reason,
+    auth::Caller,
+    idempotency::{self, Outcome, RequestKey},
     time::now_micros,
 };
 use sea_orm::{EntityTrait, IntoActiveModel};
 use uuid::Uuid;
 
-use super::{Store, TimelineKind, append, entities::incident, entities::task, write_services};
+use super::{
+    Store, TimelineKind, append,
+    entities::{incident, task},
+    write_services,
+};
 use crate::domain::phase::Phase;
 
 impl Store {
@@ -83,4 +89,15 @@ impl Store {
             .await?
             .ok_or_else(|| ApiError::not_found(format!("incidents/{id}")))
     }
+}
+
+/// Refuses a change of a CLOSED incident.
+pub fn refuse_if_closed(m: &incident::Model) -> ApiResult<()> {
+    if m.phase == Phase::Closed as i32 {
+        return Err(ApiError::precondition(
+            Reason::IncidentClosed,
+            format!("incidents/{} is CLOSED", m.id),
+        ));
+    }
+    Ok(())
 }

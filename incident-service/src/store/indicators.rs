@@ -1,16 +1,25 @@
 //! Indicators of compromise of an incident, and the sweep across incidents.
 
 use assurance_runtime::{
-    ApiError, ApiResult, auth::Caller, idempotency, idempotency::Outcome, idempotency::RequestKey,
-    idempotency::last_segment, time::now_micros,
+    ApiError, ApiResult,
+    auth::Caller,
+    idempotency::{RequestKey, last_segment},
+    time::now_micros,
 };
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
-use super::{Change, Store, TimelineKind, entities::indicator, modify_in};
+use super::{
+    Change, Created, Store, TimelineKind,
+    entities::{incident, indicator},
+};
 
 impl Store {
-    /// Adds an indicator (normalised by the caller) and its timeline event.
+    /// Adds an indicator (normalised by the caller) and its timeline event; the same type and
+    /// value twice in one incident is refused.
     pub async fn add_indicator(
         &self,
         mut ind: indicator::Model,
@@ -19,45 +28,41 @@ impl Store {
         key: Option<RequestKey>,
     ) -> ApiResult<indicator::Model> {
         let incident_id = ind.incident_id;
-        let outcome = idempotency::run(&self.db, key, async |tx| {
+        let create = async |tx: &DatabaseTransaction, _: &mut incident::Model| {
             ind.create_time = now_micros();
-            let name = format!("incidents/{incident_id}/indicators/{}", ind.id);
-            modify_in(tx, incident_id, None, caller, async |tx, _| {
-                let existing = indicator::Entity::find()
-                    .filter(indicator::Column::IncidentId.eq(incident_id))
-                    .filter(indicator::Column::Kind.eq(ind.kind))
-                    .filter(indicator::Column::Value.eq(ind.value.clone()))
-                    .one(tx)
-                    .await?;
-                if let Some(e) = existing {
-                    return Err(ApiError::AlreadyExists {
-                        resource: format!("incidents/{incident_id}/indicators/{}", e.id),
-                    });
-                }
-                indicator::Entity::insert(ind.clone().into_active_model())
-                    .exec_without_returning(tx)
-                    .await?;
-                Ok(Change {
+            let existing = indicator::Entity::find()
+                .filter(indicator::Column::IncidentId.eq(incident_id))
+                .filter(indicator::Column::Kind.eq(ind.kind))
+                .filter(indicator::Column::Value.eq(ind.value.clone()))
+                .one(tx)
+                .await?;
+            if let Some(e) = existing {
+                return Err(ApiError::AlreadyExists {
+                    resource: format!("incidents/{incident_id}/indicators/{}", e.id),
+                });
+            }
+            indicator::Entity::insert(ind.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            Ok(Created {
+                name: format!("incidents/{incident_id}/indicators/{}", ind.id),
+                change: Change {
                     kind: TimelineKind::IndicatorAdded,
                     summary: format!("indicator added: {kind_name} {}", ind.value),
                     services: None,
-                })
+                },
+                value: ind,
             })
-            .await?;
-            Ok((name, ind.clone()))
-        })
-        .await?;
-        self.changed.notify_waiters();
-        match outcome {
-            Outcome::Created(i) => Ok(i),
-            Outcome::Replayed(name) => {
-                let id: Uuid = last_segment(&name)?;
-                indicator::Entity::find_by_id(id)
-                    .one(&self.db)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(name))
-            }
-        }
+        };
+        let reread = async |name: String| {
+            let id: Uuid = last_segment(&name)?;
+            indicator::Entity::find_by_id(id)
+                .one(&self.db)
+                .await?
+                .ok_or_else(|| ApiError::not_found(name))
+        };
+        self.create_in(incident_id, caller, key, create, reread)
+            .await
     }
 
     /// Indicators of one incident (`incident`) or, for a sweep, of every incident with this

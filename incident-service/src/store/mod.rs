@@ -19,7 +19,13 @@ mod timeline;
 
 use std::sync::Arc;
 
-use assurance_runtime::{ApiError, ApiResult, auth::Caller, db, time::now_micros};
+use assurance_runtime::{
+    ApiError, ApiResult,
+    auth::Caller,
+    db,
+    idempotency::{self, Outcome, RequestKey},
+    time::now_micros,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     IntoActiveModel, QueryFilter, QuerySelect,
@@ -28,6 +34,7 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 pub use communications::comms;
+pub use incidents::refuse_if_closed;
 pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
 pub use review::outbox;
 pub use timeline::TimelineKind;
@@ -96,6 +103,49 @@ impl Store {
         self.changed.notify_waiters();
         Ok(next)
     }
+
+    /// The one shape of every create inside an incident (indicator, evidence, custody entry,
+    /// notification, task, review): idempotently for `key`, one transaction locks the incident
+    /// (see [`modify_in`]), `create` writes its rows and says what it made and what the
+    /// timeline should read, and the timeline event is appended. A replayed request answers
+    /// with `reread` of the resource the first attempt named.
+    async fn create_in<T: Clone>(
+        &self,
+        incident: Uuid,
+        caller: &Caller,
+        key: Option<RequestKey>,
+        create: impl AsyncFnOnce(&DatabaseTransaction, &mut incident::Model) -> ApiResult<Created<T>>,
+        reread: impl AsyncFnOnce(String) -> ApiResult<T>,
+    ) -> ApiResult<T> {
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            let mut made = None;
+            modify_in(tx, incident, None, caller, async |tx, m| {
+                let Created {
+                    name,
+                    value,
+                    change,
+                } = create(tx, m).await?;
+                made = Some((name, value));
+                Ok(change)
+            })
+            .await?;
+            made.ok_or_else(|| ApiError::Internal("created resource lost".into()))
+        })
+        .await?;
+        self.changed.notify_waiters();
+        match outcome {
+            Outcome::Created(value) => Ok(value),
+            Outcome::Replayed(name) => reread(name).await,
+        }
+    }
+}
+
+/// What a create inside an incident made: its resource name (the idempotency record keeps it),
+/// the row, and the timeline side of the change.
+struct Created<T> {
+    name: String,
+    value: T,
+    change: Change,
 }
 
 /// Read-modify-write of one incident inside `tx`: locks it (PostgreSQL; SQLite writes are

@@ -2,14 +2,18 @@
 //! risks for risk-service).
 
 use assurance_runtime::{
-    ApiError, ApiResult, auth::Caller, idempotency, idempotency::Outcome, idempotency::RequestKey,
-    time::now_micros,
+    ApiError, ApiResult, Reason, auth::Caller, idempotency::RequestKey, time::now_micros,
 };
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
-use super::entities::review;
-use super::{Change, Store, TimelineKind, entities::incident, entities::outbox_event, modify_in};
+use super::{
+    Change, Created, Store, TimelineKind,
+    entities::{incident, outbox_event, review},
+};
 use crate::domain::phase::Phase;
 
 /// Outbox event kinds of incident-service.
@@ -29,65 +33,56 @@ impl Store {
         caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<review::Model> {
-        let outcome = idempotency::run(&self.db, key, async |tx| {
+        let create = async |tx: &DatabaseTransaction, m: &mut incident::Model| {
             let now = now_micros();
             review.incident_id = id;
             review.review_time = now;
+            let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
             let summary = format!(
                 "post-incident review recorded: {} follow-up item(s), {} identified risk(s)",
-                events
-                    .iter()
-                    .filter(|e| e.kind == outbox::FOLLOW_UP)
-                    .count(),
-                events
-                    .iter()
-                    .filter(|e| e.kind == outbox::IDENTIFIED_RISK)
-                    .count(),
+                count(outbox::FOLLOW_UP),
+                count(outbox::IDENTIFIED_RISK),
             );
-            modify_in(tx, id, None, caller, async |tx, m| {
-                if phase_of(m)? != Phase::PostIncident {
-                    return Err(ApiError::precondition(
-                        assurance_runtime::Reason::ReviewNotAllowed,
-                        format!(
-                            "incidents/{id} is in {}; the review is recorded in POST_INCIDENT",
-                            phase_name(m.phase)
-                        ),
-                    ));
-                }
-                if m.review_complete {
-                    return Err(ApiError::precondition(
-                        assurance_runtime::Reason::ReviewExists,
-                        format!("incidents/{id} already has its post-incident review"),
-                    ));
-                }
-                m.review_complete = true;
-                review::Entity::insert(review.clone().into_active_model())
+            if phase_of(m)? != Phase::PostIncident {
+                return Err(ApiError::precondition(
+                    Reason::ReviewNotAllowed,
+                    format!(
+                        "incidents/{id} is in {}; the review is recorded in POST_INCIDENT",
+                        phase_name(m.phase)
+                    ),
+                ));
+            }
+            if m.review_complete {
+                return Err(ApiError::precondition(
+                    Reason::ReviewExists,
+                    format!("incidents/{id} already has its post-incident review"),
+                ));
+            }
+            m.review_complete = true;
+            review::Entity::insert(review.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            if !events.is_empty() {
+                let rows = events.iter().cloned().map(|mut e| {
+                    e.create_time = now;
+                    e.into_active_model()
+                });
+                outbox_event::Entity::insert_many(rows)
                     .exec_without_returning(tx)
                     .await?;
-                if !events.is_empty() {
-                    let rows = events.iter().cloned().map(|mut e| {
-                        e.create_time = now;
-                        e.into_active_model()
-                    });
-                    outbox_event::Entity::insert_many(rows)
-                        .exec_without_returning(tx)
-                        .await?;
-                }
-                Ok(Change {
+            }
+            Ok(Created {
+                name: format!("incidents/{id}/review"),
+                change: Change {
                     kind: TimelineKind::ReviewRecorded,
-                    summary: summary.clone(),
+                    summary,
                     services: None,
-                })
+                },
+                value: review,
             })
-            .await?;
-            Ok((format!("incidents/{id}/review"), review.clone()))
-        })
-        .await?;
-        self.changed.notify_waiters();
-        match outcome {
-            Outcome::Created(r) => Ok(r),
-            Outcome::Replayed(_) => self.review(id).await,
-        }
+        };
+        self.create_in(id, caller, key, create, async |_| self.review(id).await)
+            .await
     }
 
     pub async fn review(&self, id: Uuid) -> ApiResult<review::Model> {

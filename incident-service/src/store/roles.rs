@@ -1,11 +1,10 @@
 //! Incident roles: the current holder of each role (history is in the timeline).
 
-use assurance_runtime::{ApiError, ApiResult, auth::Caller, time::now_micros};
+use assurance_runtime::{ApiResult, auth::Caller, time::now_micros};
 use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use super::{Change, Store, TimelineKind, entities::role};
-use crate::domain::phase::Phase;
+use super::{Change, Store, TimelineKind, entities::role, refuse_if_closed};
 
 impl Store {
     /// Gives `role.kind` of an incident to `role.person`, replacing any holder.
@@ -18,12 +17,7 @@ impl Store {
         role.assign_time = now_micros();
         let id = role.incident_id;
         self.modify(id, None, caller, async |tx, m| {
-            if m.phase == Phase::Closed as i32 {
-                return Err(ApiError::precondition(
-                    assurance_runtime::Reason::IncidentClosed,
-                    format!("incidents/{id} is CLOSED"),
-                ));
-            }
+            refuse_if_closed(m)?;
             let previous = role::Entity::find_by_id((id, role.kind)).one(tx).await?;
             let summary = match &previous {
                 Some(p) => format!(

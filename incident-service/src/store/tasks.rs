@@ -2,20 +2,25 @@
 //! an etag, listed in phase order.
 
 use assurance_runtime::{
-    ApiError, ApiResult, auth::Caller, idempotency, idempotency::Outcome, idempotency::RequestKey,
-    idempotency::last_segment, time::now_micros,
+    ApiError, ApiResult,
+    auth::Caller,
+    idempotency::{RequestKey, last_segment},
+    time::now_micros,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
-use super::{Change, Store, TimelineKind, check_version, entities::task, modify_in};
-use crate::domain::phase::Phase;
+use super::{
+    Change, Created, Store, TimelineKind, check_version,
+    entities::{incident, task},
+    refuse_if_closed,
+};
 
 impl Store {
-    /// Adds a task to an incident.
+    /// Adds a task to an incident that is not CLOSED.
     pub async fn create_task(
         &self,
         mut t: task::Model,
@@ -23,37 +28,25 @@ impl Store {
         key: Option<RequestKey>,
     ) -> ApiResult<task::Model> {
         let id = t.incident_id;
-        let outcome = idempotency::run(&self.db, key, async |tx| {
+        let create = async |tx: &DatabaseTransaction, m: &mut incident::Model| {
             let now = now_micros();
             (t.version, t.create_time, t.update_time) = (1, now, now);
-            modify_in(tx, id, None, caller, async |tx, m| {
-                if m.phase == Phase::Closed as i32 {
-                    return Err(ApiError::precondition(
-                        assurance_runtime::Reason::IncidentClosed,
-                        format!("incidents/{id} is CLOSED"),
-                    ));
-                }
-                task::Entity::insert(t.clone().into_active_model())
-                    .exec_without_returning(tx)
-                    .await?;
-                Ok(Change {
+            refuse_if_closed(m)?;
+            task::Entity::insert(t.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            Ok(Created {
+                name: format!("incidents/{id}/tasks/{}", t.id),
+                change: Change {
                     kind: TimelineKind::Task,
                     summary: format!("task added: {}", t.title),
                     services: None,
-                })
+                },
+                value: t,
             })
-            .await?;
-            Ok((format!("incidents/{id}/tasks/{}", t.id), t.clone()))
-        })
-        .await?;
-        self.changed.notify_waiters();
-        match outcome {
-            Outcome::Created(t) => Ok(t),
-            Outcome::Replayed(name) => {
-                let tid = last_segment(&name)?;
-                self.task(id, tid).await
-            }
-        }
+        };
+        let reread = async |name: String| self.task(id, last_segment(&name)?).await;
+        self.create_in(id, caller, key, create, reread).await
     }
 
     pub async fn task(&self, incident: Uuid, id: Uuid) -> ApiResult<task::Model> {

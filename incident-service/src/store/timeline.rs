@@ -2,8 +2,10 @@
 //! record) in the same transaction; notes are events of their own.
 
 use assurance_runtime::{
-    ApiError, ApiResult, audit, auth::Caller, idempotency, idempotency::Outcome,
-    idempotency::RequestKey, idempotency::last_segment, time::now_micros,
+    ApiError, ApiResult, audit,
+    auth::Caller,
+    idempotency::{self, Outcome, RequestKey, last_segment},
+    time::now_micros,
 };
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
@@ -11,7 +13,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{SERVICE, Store, entities::incident, entities::timeline_event, services_of};
+use super::{
+    SERVICE, Store,
+    entities::{incident, timeline_event},
+    services_of,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimelineKind {
