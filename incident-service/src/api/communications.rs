@@ -67,7 +67,10 @@ impl IncidentApi {
         };
         let fp = fingerprint(req, |r| r.request_id.clear());
         let key = RequestKey::of("CreateNotification", &req.request_id, fp);
-        let created = self.store.create_notification(model, &caller, key).await?;
+        let created = self
+            .store
+            .create_notification(model, self.preparation.deadline_hours(), &caller, key)
+            .await?;
         Ok(Response::new(convert::notification(&created, now_micros())))
     }
 

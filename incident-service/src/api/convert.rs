@@ -3,9 +3,8 @@
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::time::to_timestamp;
 
-use crate::domain::preparation;
+use crate::domain::{notification::NotificationStatus, preparation};
 use crate::store::{
-    comms,
     entities::{
         custody_entry, evidence, incident, indicator, notification, role, task, timeline_event,
     },
@@ -140,7 +139,8 @@ pub fn notification(n: &notification::Model, now: i64) -> pb::Notification {
         author: n.author.clone(),
         approver: n.approver.clone(),
         deadline_time: n.deadline_time.map(to_timestamp),
-        overdue: n.status != comms::SENT && n.deadline_time.is_some_and(|d| d < now),
+        overdue: n.status != NotificationStatus::Sent as i32
+            && n.deadline_time.is_some_and(|d| d < now),
         approve_time: n.approve_time.map(to_timestamp),
         send_time: n.send_time.map(to_timestamp),
         create_time: Some(to_timestamp(n.create_time)),

@@ -17,34 +17,28 @@ use super::{
     Change, Created, Store, TimelineKind,
     entities::{incident, notification},
 };
-
-/// Notification statuses and audiences, as stored.
-pub mod comms {
-    pub const DRAFT: i32 = 1;
-    pub const APPROVED: i32 = 2;
-    pub const SENT: i32 = 3;
-    pub const CUSTOMERS: i32 = 1;
-    pub const REGULATOR: i32 = 2;
-    /// Customers and regulators are due this long after declaration when customer data is
-    /// affected.
-    pub const DEADLINE_MICROS: i64 = 72 * 3600 * 1_000_000;
-}
+use crate::domain::notification::{Audience, NotificationStatus, deadline};
 
 impl Store {
-    /// Drafts a notification; its deadline follows from the incident (see [`comms`]).
+    /// Drafts a notification; its deadline follows from the incident (see
+    /// [`notification::deadline`](crate::domain::notification::deadline)).
     pub async fn create_notification(
         &self,
         mut n: notification::Model,
+        deadline_hours: u32,
         caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<notification::Model> {
         let id = n.incident_id;
         let create = async |tx: &DatabaseTransaction, m: &mut incident::Model| {
             n.create_time = now_micros();
-            n.status = comms::DRAFT;
-            n.deadline_time = (m.customer_data_affected
-                && matches!(n.audience, comms::CUSTOMERS | comms::REGULATOR))
-            .then_some(m.declare_time + comms::DEADLINE_MICROS);
+            n.status = NotificationStatus::Draft as i32;
+            n.deadline_time = deadline(
+                Audience::from_i32(n.audience),
+                m.customer_data_affected,
+                m.declare_time,
+                deadline_hours,
+            );
             notification::Entity::insert(n.clone().into_active_model())
                 .exec_without_returning(tx)
                 .await?;
@@ -89,8 +83,8 @@ impl Store {
                     ApiError::not_found(format!("incidents/{incident}/notifications/{id}"))
                 })?;
             let now = now_micros();
-            let summary = match (&approver, n.status) {
-                (Some(a), comms::DRAFT) => {
+            let summary = match (&approver, NotificationStatus::from_i32(n.status)) {
+                (Some(a), Some(NotificationStatus::Draft)) => {
                     if *a == n.author {
                         return Err(ApiError::precondition(
                             Reason::SelfApproval,
@@ -98,11 +92,11 @@ impl Store {
                         ));
                     }
                     (n.status, n.approver, n.approve_time) =
-                        (comms::APPROVED, a.clone(), Some(now));
+                        (NotificationStatus::Approved as i32, a.clone(), Some(now));
                     format!("notification approved by {a}: {}", n.subject)
                 }
-                (None, comms::APPROVED) => {
-                    (n.status, n.send_time) = (comms::SENT, Some(now));
+                (None, Some(NotificationStatus::Approved)) => {
+                    (n.status, n.send_time) = (NotificationStatus::Sent as i32, Some(now));
                     format!("notification sent: {}", n.subject)
                 }
                 (Some(_), _) => {
@@ -147,7 +141,7 @@ impl Store {
         }
         if only_overdue {
             q = q
-                .filter(notification::Column::Status.ne(comms::SENT))
+                .filter(notification::Column::Status.ne(NotificationStatus::Sent as i32))
                 .filter(notification::Column::DeadlineTime.lt(now_micros()));
         }
         if let Some(after) = after {

@@ -1,7 +1,7 @@
 //! Incident metrics computed by the database: counts with `GROUP BY`, and for each duration
 //! its count, integer sum (mean = sum / count) and 90th percentile by the nearest-rank rule
-//! (one step of `ORDER BY … LIMIT 1 OFFSET` on an expression index, from its nearer end) — integer arithmetic only, so SQLite and PostgreSQL
-//! give identical answers.
+//! ([`nearest_rank`]; one step of `ORDER BY … LIMIT 1 OFFSET` on an expression index, from its
+//! nearer end) — integer arithmetic only, so SQLite and PostgreSQL give identical answers.
 
 use assurance_runtime::ApiResult;
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use sea_orm::{
 };
 
 use super::{Store, entities::incident, migration::DURATIONS};
+use crate::domain::metrics::nearest_rank;
 
 /// Count, mean and nearest-rank p90 of a duration, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,11 +51,6 @@ struct Group {
     s3: i64,
     c4: i64,
     s4: i64,
-}
-
-/// The rank of the nearest-rank percentile `p` (in %) of `n` values, from 1.
-pub fn nearest_rank(p: i64, n: i64) -> i64 {
-    Ord::max((p * n + 99) / 100, 1)
 }
 
 impl Store {
@@ -162,19 +158,5 @@ impl Store {
             mean: sum / count,
             p90: p90.unwrap_or(0),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nearest_rank;
-
-    #[test]
-    fn nearest_rank_rule() {
-        assert_eq!(nearest_rank(90, 10), 9);
-        assert_eq!(nearest_rank(90, 11), 10);
-        assert_eq!(nearest_rank(90, 1), 1);
-        assert_eq!(nearest_rank(50, 4), 2);
-        assert_eq!(nearest_rank(100, 7), 7);
     }
 }

@@ -33,7 +33,6 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-pub use communications::comms;
 pub use incidents::refuse_if_closed;
 pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
 pub use review::outbox;
