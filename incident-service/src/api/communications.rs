@@ -11,7 +11,8 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, check_enum, convert, fingerprint, incident_id};
+use super::{IncidentApi, convert, fingerprint, incident_id, required};
+use crate::domain::notification::Audience;
 
 /// `incidents/{id}/notifications/{id}` → both ids, or a violation on `field`.
 fn notification_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)> {
@@ -42,12 +43,7 @@ impl IncidentApi {
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
         let n = v.require("notification", req.notification.as_ref())?;
-        check_enum(
-            &mut v,
-            "notification.audience",
-            n.audience,
-            (1..=3).contains(&n.audience),
-        );
+        required::<Audience>(&mut v, "notification.audience", n.audience);
         v.line("notification.subject", &n.subject, true, 200);
         v.paragraph("notification.body", &n.body, true, 20_000);
         v.finish()?;

@@ -1,9 +1,20 @@
-//! Mapping between stored rows and `assurance.incident.v1` messages.
+//! Mapping between the domain and stored rows on one side and `assurance.incident.v1` messages
+//! on the other: typed enum conversions (`From` domain → proto, `TryFrom` proto → domain, which
+//! refuses UNSPECIFIED), and the messages built from rows.
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::time::to_timestamp;
 
-use crate::domain::{notification::NotificationStatus, preparation};
+use crate::domain::{
+    indicator::{IndicatorType, Tlp},
+    notification::{Audience, NotificationStatus},
+    phase::{Classification, Phase},
+    preparation::{self, OwnerTeam, TaskPhase},
+    priority::{FunctionalImpact, InformationImpact, Recoverability, Severity},
+    role::RoleKind,
+    task::TaskStatus,
+    timeline::TimelineKind,
+};
 use crate::store::{
     entities::{
         custody_entry, evidence, incident, indicator, notification, role, task, timeline_event,
@@ -11,6 +22,93 @@ use crate::store::{
     etag,
     metrics::{Metrics, Stats},
 };
+
+/// A proto enum number that names no value of the domain enum (UNSPECIFIED, or unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAValue(pub i32);
+
+/// `From<domain> for proto`, `TryFrom<proto> for domain` and `TryFrom<i32> for domain` (the
+/// wire number) for a domain enum whose variants carry the proto's names.
+macro_rules! wire_enum {
+    ($domain:ty => $proto:ident { $($variant:ident),+ $(,)? }) => {
+        impl From<$domain> for pb::$proto {
+            fn from(value: $domain) -> Self {
+                match value {
+                    $(<$domain>::$variant => pb::$proto::$variant,)+
+                }
+            }
+        }
+
+        impl TryFrom<pb::$proto> for $domain {
+            type Error = NotAValue;
+
+            fn try_from(value: pb::$proto) -> Result<Self, NotAValue> {
+                match value {
+                    $(pb::$proto::$variant => Ok(<$domain>::$variant),)+
+                    other => Err(NotAValue(other as i32)),
+                }
+            }
+        }
+
+        impl TryFrom<i32> for $domain {
+            type Error = NotAValue;
+
+            fn try_from(value: i32) -> Result<Self, NotAValue> {
+                pb::$proto::try_from(value)
+                    .map_err(|_| NotAValue(value))
+                    .and_then(<$domain>::try_from)
+            }
+        }
+    };
+}
+
+wire_enum!(Phase => Phase {
+    DetectionAnalysis,
+    Containment,
+    Eradication,
+    Recovery,
+    PostIncident,
+    Closed,
+});
+wire_enum!(TaskPhase => Phase { DetectionAnalysis, Containment, Eradication, Recovery, PostIncident });
+wire_enum!(Classification => Classification { Event, SecurityIncident, NotAnIncident });
+wire_enum!(Severity => Severity { Low, Medium, High, Critical });
+wire_enum!(FunctionalImpact => FunctionalImpact { None, Low, Medium, High });
+wire_enum!(InformationImpact => InformationImpact {
+    None,
+    PrivacyBreach,
+    ProprietaryBreach,
+    IntegrityLoss,
+});
+wire_enum!(Recoverability => Recoverability { Regular, Supplemented, Extended, NotRecoverable });
+wire_enum!(IndicatorType => IndicatorType { Ip, Domain, Url, FileHash, Email, FileName, Other });
+wire_enum!(Tlp => Tlp { Clear, Green, Amber, AmberStrict, Red });
+wire_enum!(OwnerTeam => OwnerTeam { SecurityTeam, ServiceTeam });
+wire_enum!(TaskStatus => TaskStatus { Open, InProgress, Blocked, Done, WontDo });
+wire_enum!(RoleKind => RoleKind {
+    IncidentResponseLead,
+    SecurityIncidentOwner,
+    Forensics,
+    Communications,
+    Legal,
+    ServiceEngineer,
+    Scribe,
+});
+wire_enum!(Audience => Audience { Customers, Regulator, Internal });
+wire_enum!(NotificationStatus => NotificationStatus { Draft, Approved, Sent });
+wire_enum!(TimelineKind => TimelineEventKind {
+    Declared,
+    Updated,
+    PhaseChanged,
+    Closed,
+    Note,
+    ReviewRecorded,
+    IndicatorAdded,
+    RoleAssigned,
+    Evidence,
+    Communication,
+    Task,
+});
 
 pub fn severity_name(v: i32) -> &'static str {
     pb::Severity::try_from(v).map_or("UNKNOWN", |s| {
@@ -79,18 +177,8 @@ pub fn indicator(i: &indicator::Model) -> pb::Indicator {
     }
 }
 
-/// `ROLE_KIND_INCIDENT_RESPONSE_LEAD` → `incident-response-lead`.
-pub fn role_slug(kind: pb::RoleKind) -> String {
-    kind.as_str_name()
-        .trim_start_matches("ROLE_KIND_")
-        .to_ascii_lowercase()
-        .replace('_', "-")
-}
-
 pub fn role(r: &role::Model) -> pb::Role {
-    let slug = pb::RoleKind::try_from(r.kind)
-        .map(role_slug)
-        .unwrap_or_default();
+    let slug = RoleKind::try_from(r.kind).map_or("", RoleKind::slug);
     pb::Role {
         name: format!("incidents/{}/roles/{slug}", r.incident_id),
         kind: r.kind,
@@ -221,8 +309,8 @@ pub fn template(t: &preparation::Template) -> pb::ResponseTemplate {
             .tasks
             .iter()
             .map(|x| pb::TemplateTask {
-                phase: x.phase as i32,
-                owner_team: x.owner as i32,
+                phase: pb::Phase::from(x.phase) as i32,
+                owner_team: pb::OwnerTeam::from(x.owner) as i32,
                 title: x.title.clone(),
                 description: x.description.clone(),
             })
@@ -241,5 +329,113 @@ pub fn notification_rule(r: &preparation::NotificationRule) -> pb::NotificationR
             .map_or(0, |s| s as i32),
         customer_data_affected: r.customer_data_affected,
         notify: r.notify.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every proto number up to past the last value: each named value converts to the domain
+    /// and back to the same number; UNSPECIFIED and unknown numbers are refused. `skipped`
+    /// lists proto values the domain enum deliberately lacks.
+    macro_rules! round_trip {
+        ($name:ident, $domain:ty, $proto:ident, last = $last:expr, skipped = [$($skip:expr),*]) => {
+            #[test]
+            fn $name() {
+                let skipped: &[i32] = &[$($skip as i32),*];
+                for n in 0..=$last + 2 {
+                    let domain = <$domain>::try_from(n);
+                    match pb::$proto::try_from(n) {
+                        Ok(p) if p as i32 != 0 && !skipped.contains(&n) => {
+                            let d = domain.unwrap_or_else(|e| panic!("{p:?} refused: {e:?}"));
+                            assert_eq!(pb::$proto::from(d) as i32, n);
+                            assert_eq!(<$domain>::try_from(p), Ok(d));
+                        }
+                        _ => assert_eq!(domain, Err(NotAValue(n)), "{n} is not a value"),
+                    }
+                }
+            }
+        };
+    }
+
+    round_trip!(phase, Phase, Phase, last = 6, skipped = []);
+    round_trip!(
+        task_phase,
+        TaskPhase,
+        Phase,
+        last = 6,
+        skipped = [pb::Phase::Closed]
+    );
+    round_trip!(
+        classification,
+        Classification,
+        Classification,
+        last = 3,
+        skipped = []
+    );
+    round_trip!(severity, Severity, Severity, last = 4, skipped = []);
+    round_trip!(
+        functional_impact,
+        FunctionalImpact,
+        FunctionalImpact,
+        last = 4,
+        skipped = []
+    );
+    round_trip!(
+        information_impact,
+        InformationImpact,
+        InformationImpact,
+        last = 4,
+        skipped = []
+    );
+    round_trip!(
+        recoverability,
+        Recoverability,
+        Recoverability,
+        last = 4,
+        skipped = []
+    );
+    round_trip!(
+        indicator_type,
+        IndicatorType,
+        IndicatorType,
+        last = 7,
+        skipped = []
+    );
+    round_trip!(tlp, Tlp, Tlp, last = 5, skipped = []);
+    round_trip!(owner_team, OwnerTeam, OwnerTeam, last = 2, skipped = []);
+    round_trip!(task_status, TaskStatus, TaskStatus, last = 5, skipped = []);
+    round_trip!(role_kind, RoleKind, RoleKind, last = 7, skipped = []);
+    round_trip!(audience, Audience, Audience, last = 3, skipped = []);
+    round_trip!(
+        notification_status,
+        NotificationStatus,
+        NotificationStatus,
+        last = 3,
+        skipped = []
+    );
+    round_trip!(
+        timeline_kind,
+        TimelineKind,
+        TimelineEventKind,
+        last = 11,
+        skipped = []
+    );
+
+    /// `ROLE_KIND_INCIDENT_RESPONSE_LEAD` → `incident-response-lead`.
+    fn role_slug(kind: pb::RoleKind) -> String {
+        kind.as_str_name()
+            .trim_start_matches("ROLE_KIND_")
+            .to_ascii_lowercase()
+            .replace('_', "-")
+    }
+
+    #[test]
+    fn role_slugs_follow_the_proto_names() {
+        for n in 1..=7 {
+            let kind = RoleKind::try_from(n).expect("a role");
+            assert_eq!(kind.slug(), role_slug(pb::RoleKind::from(kind)));
+        }
     }
 }

@@ -17,15 +17,16 @@ use sea_orm::{Condition, Order};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, SKEW_MICROS, check_enum, convert, fingerprint, incident_id};
+use super::{IncidentApi, SKEW_MICROS, convert, fingerprint, incident_id, required};
+use crate::domain::{task::TaskStatus, timeline::TimelineKind};
 use crate::{
     domain::{
         phase::{self, Classification, Direction, Phase},
         priority::{self, Factors, FunctionalImpact, InformationImpact, Recoverability},
     },
     store::{
-        Change, IncidentFilter, IncidentOrder, ListIncidents, TimelineKind, entities::incident,
-        parse_etag, refuse_if_closed,
+        Change, IncidentFilter, IncidentOrder, ListIncidents, entities::incident, parse_etag,
+        refuse_if_closed,
     },
 };
 
@@ -46,49 +47,6 @@ const UPDATABLE: &[&str] = &[
     "occur_time",
     "detect_time",
 ];
-
-fn functional(v: i32) -> Option<FunctionalImpact> {
-    [
-        FunctionalImpact::None,
-        FunctionalImpact::Low,
-        FunctionalImpact::Medium,
-        FunctionalImpact::High,
-    ]
-    .into_iter()
-    .find(|f| *f as i32 == v)
-}
-
-fn information(v: i32) -> Option<InformationImpact> {
-    [
-        InformationImpact::None,
-        InformationImpact::PrivacyBreach,
-        InformationImpact::ProprietaryBreach,
-        InformationImpact::IntegrityLoss,
-    ]
-    .into_iter()
-    .find(|i| *i as i32 == v)
-}
-
-fn recoverability(v: i32) -> Option<Recoverability> {
-    [
-        Recoverability::Regular,
-        Recoverability::Supplemented,
-        Recoverability::Extended,
-        Recoverability::NotRecoverable,
-    ]
-    .into_iter()
-    .find(|r| *r as i32 == v)
-}
-
-fn classification(v: i32) -> Option<Classification> {
-    [
-        Classification::Event,
-        Classification::SecurityIncident,
-        Classification::NotAnIncident,
-    ]
-    .into_iter()
-    .find(|c| *c as i32 == v)
-}
 
 /// Checks one mutable field of an incident in `input`; the services field yields their ids.
 fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<String>> {
@@ -111,30 +69,24 @@ fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<
     match field {
         "title" => v.line("incident.title", &i.title, true, 200),
         "summary" => v.paragraph("incident.summary", &i.summary, false, 10_000),
-        "classification" => check_enum(
-            v,
-            "incident.classification",
-            i.classification,
-            classification(i.classification).is_some(),
-        ),
+        "classification" => {
+            required::<Classification>(v, "incident.classification", i.classification);
+        }
         "severity" if i.severity != 0 && pb::Severity::try_from(i.severity).is_err() => {
             v.add(
                 "incident.severity",
                 format!("{} is not a known value", i.severity),
             );
         }
-        "functional_impact" => check_enum(
-            v,
-            "incident.functional_impact",
-            i.functional_impact,
-            functional(i.functional_impact).is_some(),
-        ),
+        "functional_impact" => {
+            required::<FunctionalImpact>(v, "incident.functional_impact", i.functional_impact);
+        }
         "information_impacts" => {
             let mut parsed = Vec::new();
             for (n, raw) in i.information_impacts.iter().enumerate() {
-                match information(*raw) {
-                    Some(x) => parsed.push(x),
-                    None => v.add(
+                match InformationImpact::try_from(*raw) {
+                    Ok(x) => parsed.push(x),
+                    Err(_) => v.add(
                         format!("incident.information_impacts[{n}]"),
                         "is not a known value (UNSPECIFIED is not accepted)",
                     ),
@@ -157,12 +109,9 @@ fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<
                 }
             }
         }
-        "recoverability" => check_enum(
-            v,
-            "incident.recoverability",
-            i.recoverability,
-            recoverability(i.recoverability).is_some(),
-        ),
+        "recoverability" => {
+            required::<Recoverability>(v, "incident.recoverability", i.recoverability);
+        }
         "affected_services" => {
             if i.affected_services.len() > MAX_SERVICES {
                 v.add(
@@ -209,14 +158,14 @@ fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<
 
 fn factors(m: &incident::Model) -> Option<Factors> {
     Some(Factors {
-        functional: functional(m.functional_impact)?,
+        functional: FunctionalImpact::try_from(m.functional_impact).ok()?,
         information: m
             .information_impacts
             .split(',')
-            .filter_map(|s| s.parse().ok())
-            .filter_map(information)
+            .filter_map(|s| s.parse::<i32>().ok())
+            .filter_map(|n| InformationImpact::try_from(n).ok())
             .collect(),
-        recoverability: recoverability(m.recoverability)?,
+        recoverability: Recoverability::try_from(m.recoverability).ok()?,
         customer_data_affected: m.customer_data_affected,
     })
 }
@@ -255,8 +204,8 @@ fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
 }
 
 fn classification_of(m: &incident::Model) -> ApiResult<Classification> {
-    classification(m.classification)
-        .ok_or_else(|| ApiError::Internal(format!("incident {} has unknown classification", m.id)))
+    Classification::try_from(m.classification)
+        .map_err(|_| ApiError::Internal(format!("incident {} has unknown classification", m.id)))
 }
 
 impl IncidentApi {
@@ -329,7 +278,7 @@ impl IncidentApi {
                         title: t.title.clone(),
                         description: t.description.clone(),
                         assignee: String::new(),
-                        status: pb::TaskStatus::Open as i32,
+                        status: TaskStatus::Open as i32,
                         from_template: true,
                         version: 0,
                         create_time: 0,
@@ -530,7 +479,7 @@ impl IncidentApi {
             );
             None
         } else {
-            let t = Phase::from_i32(req.target_phase);
+            let t = Phase::try_from(req.target_phase).ok();
             if t.is_none() {
                 v.add(
                     "target_phase",

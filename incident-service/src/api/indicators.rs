@@ -5,25 +5,8 @@ use assurance_runtime::{auth::Caller, idempotency::RequestKey, page, validate::V
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, check_enum, convert, fingerprint, incident_id};
-use crate::domain::indicator;
-
-fn indicator_type(v: &mut Violations, field: &str, raw: i32) -> Option<indicator::IndicatorType> {
-    use indicator::IndicatorType as T;
-    let kind = [
-        T::Ip,
-        T::Domain,
-        T::Url,
-        T::FileHash,
-        T::Email,
-        T::FileName,
-        T::Other,
-    ]
-    .into_iter()
-    .find(|k| *k as i32 == raw);
-    check_enum(v, field, raw, kind.is_some());
-    kind
-}
+use super::{IncidentApi, convert, fingerprint, incident_id, required};
+use crate::domain::indicator::{self, IndicatorType, Tlp};
 
 impl IncidentApi {
     pub(super) async fn indicators_add(
@@ -36,7 +19,7 @@ impl IncidentApi {
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
         let ind = v.require("indicator", req.indicator.as_ref())?;
-        let kind = indicator_type(&mut v, "indicator.type", ind.r#type);
+        let kind = required::<IndicatorType>(&mut v, "indicator.type", ind.r#type);
         let value = kind.and_then(|k| match indicator::normalize(k, &ind.value) {
             Ok(value) => Some(value),
             Err(why) => {
@@ -44,7 +27,7 @@ impl IncidentApi {
                 None
             }
         });
-        check_enum(&mut v, "indicator.tlp", ind.tlp, (1..=5).contains(&ind.tlp));
+        required::<Tlp>(&mut v, "indicator.tlp", ind.tlp);
         v.paragraph("indicator.description", &ind.description, false, 2000);
         v.finish()?;
         let model = crate::store::entities::indicator::Model {
@@ -98,7 +81,7 @@ impl IncidentApi {
     ) -> Result<Response<pb::FindIndicatorResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
-        let kind = indicator_type(&mut v, "type", req.r#type);
+        let kind = required::<IndicatorType>(&mut v, "type", req.r#type);
         let value = kind.and_then(|k| match indicator::normalize(k, &req.value) {
             Ok(value) => Some(value),
             Err(why) => {

@@ -73,6 +73,14 @@ fn incident_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
     id
 }
 
+/// A required enum field of a request: its domain value, or a violation on `field`.
+fn required<T: TryFrom<i32>>(v: &mut Violations, field: &str, raw: i32) -> Option<T> {
+    let value = T::try_from(raw).ok();
+    check_enum(v, field, raw, value.is_some());
+    value
+}
+
+/// A violation when an enum field is UNSPECIFIED or names no known value.
 fn check_enum(v: &mut Violations, field: &str, value: i32, valid: bool) {
     if value == 0 {
         v.add(

@@ -7,7 +7,8 @@ use assurance_runtime::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{IncidentApi, check_enum, convert, incident_id};
+use super::{IncidentApi, convert, incident_id, required};
+use crate::domain::role::RoleKind;
 
 impl IncidentApi {
     pub(super) async fn roles_assign(
@@ -19,10 +20,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         let role = v.require("role", req.role.as_ref())?;
-        let kind = pb::RoleKind::try_from(role.kind)
-            .ok()
-            .filter(|k| *k != pb::RoleKind::Unspecified);
-        check_enum(&mut v, "role.kind", role.kind, kind.is_some());
+        let kind = required::<RoleKind>(&mut v, "role.kind", role.kind);
         v.principal("role.person", &role.person, true);
         if role.team.is_empty() {
             v.add("role.team", "is required");
@@ -33,7 +31,7 @@ impl IncidentApi {
             );
         }
         v.finish()?;
-        let role_name = kind.map(convert::role_slug).unwrap_or_default();
+        let role_name = kind.map_or("", RoleKind::slug);
         let model = crate::store::entities::role::Model {
             incident_id: id.unwrap_or_default(),
             kind: role.kind,
@@ -41,7 +39,7 @@ impl IncidentApi {
             team: role.team.clone(),
             assign_time: 0,
         };
-        let assigned = self.store.assign_role(model, &role_name, &caller).await?;
+        let assigned = self.store.assign_role(model, role_name, &caller).await?;
         Ok(Response::new(convert::role(&assigned)))
     }
 

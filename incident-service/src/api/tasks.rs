@@ -13,8 +13,14 @@ use sea_orm::Condition;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, check_enum, convert, fingerprint, incident_id};
-use crate::store::parse_etag;
+use super::{IncidentApi, convert, fingerprint, incident_id, required};
+use crate::{
+    domain::{
+        preparation::{OwnerTeam, TaskPhase},
+        task::TaskStatus,
+    },
+    store::parse_etag,
+};
 
 const TASK_UPDATABLE: &[&str] = &["title", "description", "assignee", "status"];
 
@@ -73,17 +79,18 @@ impl filter::FilterSchema for TaskFilter {
 
 fn check_task_field(v: &mut Violations, t: &pb::Task, field: &str) {
     match field {
-        "phase" => check_enum(v, "task.phase", t.phase, (1..=5).contains(&t.phase)),
-        "owner_team" => check_enum(
-            v,
-            "task.owner_team",
-            t.owner_team,
-            (1..=2).contains(&t.owner_team),
-        ),
+        "phase" => {
+            required::<TaskPhase>(v, "task.phase", t.phase);
+        }
+        "owner_team" => {
+            required::<OwnerTeam>(v, "task.owner_team", t.owner_team);
+        }
         "title" => v.line("task.title", &t.title, true, 200),
         "description" => v.paragraph("task.description", &t.description, false, 4000),
         "assignee" => v.principal("task.assignee", &t.assignee, false),
-        "status" => check_enum(v, "task.status", t.status, (1..=5).contains(&t.status)),
+        "status" => {
+            required::<TaskStatus>(v, "task.status", t.status);
+        }
         _ => {}
     }
 }
@@ -115,7 +122,7 @@ impl IncidentApi {
             description: t.description.clone(),
             assignee: t.assignee.clone(),
             status: if t.status == 0 {
-                pb::TaskStatus::Open as i32
+                TaskStatus::Open as i32
             } else {
                 t.status
             },

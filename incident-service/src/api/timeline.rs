@@ -8,7 +8,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{IncidentApi, convert, fingerprint, incident_id};
-use crate::store::{Store, TimelineKind};
+use crate::domain::timeline::TimelineKind;
+use crate::store::Store;
 
 /// How often a watcher looks for changes made through other replicas.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);

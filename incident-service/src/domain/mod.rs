@@ -6,3 +6,6 @@ pub mod notification;
 pub mod phase;
 pub mod preparation;
 pub mod priority;
+pub mod role;
+pub mod task;
+pub mod timeline;

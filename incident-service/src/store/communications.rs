@@ -14,10 +14,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Change, Created, Store, TimelineKind,
+    Change, Created, Store,
     entities::{incident, notification},
 };
 use crate::domain::notification::{Audience, NotificationStatus, deadline};
+use crate::domain::timeline::TimelineKind;
 
 impl Store {
     /// Drafts a notification; its deadline follows from the incident (see

@@ -14,9 +14,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Change, Created, Store, TimelineKind,
+    Change, Created, Store,
     entities::{custody_entry, evidence, incident},
 };
+use crate::domain::timeline::TimelineKind;
 
 impl Store {
     /// Records an item of evidence and the first entry of its custody log (the collection).

@@ -10,11 +10,12 @@ use sea_orm::{EntityTrait, IntoActiveModel};
 use uuid::Uuid;
 
 use super::{
-    Store, TimelineKind, append,
+    Store, append,
     entities::{incident, task},
     write_services,
 };
 use crate::domain::phase::Phase;
+use crate::domain::timeline::TimelineKind;
 
 impl Store {
     /// Records a declared incident and its first timeline event.

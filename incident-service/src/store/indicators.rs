@@ -13,9 +13,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Change, Created, Store, TimelineKind,
+    Change, Created, Store,
     entities::{incident, indicator},
 };
+use crate::domain::timeline::TimelineKind;
 
 impl Store {
     /// Adds an indicator (normalised by the caller) and its timeline event; the same type and

@@ -36,9 +36,9 @@ use uuid::Uuid;
 pub use incidents::refuse_if_closed;
 pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
 pub use review::outbox;
-pub use timeline::TimelineKind;
 use timeline::append;
 
+use crate::domain::timeline::TimelineKind;
 use entities::{incident, incident_service};
 
 /// This service's name in the audit trail it may share a database table with.

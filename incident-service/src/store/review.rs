@@ -11,10 +11,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Change, Created, Store, TimelineKind,
+    Change, Created, Store,
     entities::{incident, outbox_event, review},
 };
 use crate::domain::phase::Phase;
+use crate::domain::timeline::TimelineKind;
 
 /// Outbox event kinds of incident-service.
 pub mod outbox {

@@ -4,7 +4,8 @@ use assurance_runtime::{ApiResult, auth::Caller, time::now_micros};
 use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use super::{Change, Store, TimelineKind, entities::role, refuse_if_closed};
+use super::{Change, Store, entities::role, refuse_if_closed};
+use crate::domain::timeline::TimelineKind;
 
 impl Store {
     /// Gives `role.kind` of an incident to `role.person`, replacing any holder.

@@ -14,10 +14,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Change, Created, Store, TimelineKind, check_version,
+    Change, Created, Store, check_version,
     entities::{incident, task},
     refuse_if_closed,
 };
+use crate::domain::{task::TaskStatus, timeline::TimelineKind};
 
 impl Store {
     /// Adds a task to an incident that is not CLOSED.
@@ -134,12 +135,5 @@ impl Store {
 }
 
 fn task_status_name(v: i32) -> &'static str {
-    match v {
-        1 => "OPEN",
-        2 => "IN_PROGRESS",
-        3 => "BLOCKED",
-        4 => "DONE",
-        5 => "WONT_DO",
-        _ => "UNKNOWN",
-    }
+    TaskStatus::from_i32(v).map_or("UNKNOWN", TaskStatus::as_str)
 }

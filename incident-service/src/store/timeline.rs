@@ -18,21 +18,7 @@ use super::{
     entities::{incident, timeline_event},
     services_of,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimelineKind {
-    Declared = 1,
-    Updated = 2,
-    PhaseChanged = 3,
-    Closed = 4,
-    Note = 5,
-    ReviewRecorded = 6,
-    IndicatorAdded = 7,
-    RoleAssigned = 8,
-    Evidence = 9,
-    Communication = 10,
-    Task = 11,
-}
+use crate::domain::timeline::TimelineKind;
 
 impl Store {
     /// Adds a note to the timeline.
