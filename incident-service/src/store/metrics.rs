@@ -7,11 +7,12 @@ use assurance_runtime::ApiResult;
 use std::collections::BTreeMap;
 
 use sea_orm::{
-    Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
 };
 
-use super::{Store, entities::incident, migration::DURATIONS};
-use crate::domain::metrics::nearest_rank;
+use super::{Store, entities::incident, migration::DURATIONS, query::affecting_service};
+use crate::domain::{metrics::nearest_rank, priority::Severity};
 
 /// Count, mean and nearest-rank p90 of a duration, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,6 +20,36 @@ pub struct Stats {
     pub count: i64,
     pub mean: i64,
     pub p90: i64,
+}
+
+/// Which incidents the metrics cover: all, or those affecting a service, of a severity, or
+/// declared in `[declared_from, declared_before)`.
+#[derive(Debug, Default, Clone)]
+pub struct MetricsScope {
+    /// A service id (not its resource name).
+    pub service: Option<String>,
+    pub severity: Option<Severity>,
+    pub declared_from: Option<i64>,
+    pub declared_before: Option<i64>,
+}
+
+impl MetricsScope {
+    fn condition(&self) -> Condition {
+        let mut scope = Condition::all();
+        if let Some(service) = &self.service {
+            scope = scope.add(affecting_service(service));
+        }
+        if let Some(severity) = self.severity {
+            scope = scope.add(incident::Column::Severity.eq(severity as i32));
+        }
+        if let Some(t) = self.declared_from {
+            scope = scope.add(incident::Column::DeclareTime.gte(t));
+        }
+        if let Some(t) = self.declared_before {
+            scope = scope.add(incident::Column::DeclareTime.lt(t));
+        }
+        scope
+    }
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +85,8 @@ struct Group {
 }
 
 impl Store {
-    pub async fn metrics(&self, scope: Condition) -> ApiResult<Metrics> {
+    pub async fn metrics(&self, scope: &MetricsScope) -> ApiResult<Metrics> {
+        let scope = scope.condition();
         let db = self.connection();
         // One pass: per (phase, severity) group its count and every duration's count and sum;
         // sums add up across groups.
