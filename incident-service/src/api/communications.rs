@@ -2,35 +2,13 @@
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::{
-    auth::Caller,
-    idempotency::RequestKey,
-    page,
-    time::now_micros,
-    validate::{Violations, name_id},
+    auth::Caller, idempotency::RequestKey, page, time::now_micros, validate::Violations,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, fingerprint, incident_id, required};
+use super::{IncidentApi, child_name, convert, fingerprint, incident_id, required};
 use crate::domain::notification::Audience;
-
-/// `incidents/{id}/notifications/{id}` → both ids, or a violation on `field`.
-fn notification_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)> {
-    let parsed = name
-        .split_once("/notifications/")
-        .and_then(|(incident, item)| {
-            let incident =
-                name_id(incident, "incidents").and_then(|id| Uuid::parse_str(id).ok())?;
-            Some((incident, Uuid::parse_str(item).ok()?))
-        });
-    if parsed.is_none() {
-        v.add(
-            field,
-            "must be `incidents/{id}/notifications/{id}` with UUID ids",
-        );
-    }
-    parsed
-}
 
 impl IncidentApi {
     pub(super) async fn notifications_create(
@@ -77,7 +55,7 @@ impl IncidentApi {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
-        let ids = notification_name(&mut v, "name", &req.name);
+        let ids = child_name(&mut v, "name", "notifications", &req.name);
         v.finish()?;
         let (incident, id) = ids.unwrap_or_default();
         let n = self
@@ -93,7 +71,7 @@ impl IncidentApi {
     ) -> Result<Response<pb::Notification>, Status> {
         let caller = Caller::of(&request)?;
         let mut v = Violations::new();
-        let ids = notification_name(&mut v, "name", &request.get_ref().name);
+        let ids = child_name(&mut v, "name", "notifications", &request.get_ref().name);
         v.finish()?;
         let (incident, id) = ids.unwrap_or_default();
         let n = self

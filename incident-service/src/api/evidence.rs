@@ -6,28 +6,13 @@ use assurance_runtime::{
     idempotency::RequestKey,
     page,
     time::{from_timestamp, now_micros},
-    validate::{Violations, name_id},
+    validate::Violations,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, SKEW_MICROS, convert, fingerprint, incident_id};
+use super::{IncidentApi, SKEW_MICROS, child_name, convert, fingerprint, incident_id};
 use crate::domain::indicator;
-
-/// `incidents/{id}/evidence/{id}` → both ids, or a violation on `field`.
-fn evidence_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)> {
-    let parsed = name.split_once("/evidence/").and_then(|(incident, item)| {
-        let incident = name_id(incident, "incidents").and_then(|id| Uuid::parse_str(id).ok())?;
-        Some((incident, Uuid::parse_str(item).ok()?))
-    });
-    if parsed.is_none() {
-        v.add(
-            field,
-            "must be `incidents/{id}/evidence/{id}` with UUID ids",
-        );
-    }
-    parsed
-}
 
 impl IncidentApi {
     pub(super) async fn evidence_add(
@@ -114,7 +99,7 @@ impl IncidentApi {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
-        let ids = evidence_name(&mut v, "evidence", &req.evidence);
+        let ids = child_name(&mut v, "evidence", "evidence", &req.evidence);
         v.request_id("request_id", &req.request_id);
         let entry = v.require("entry", req.entry.as_ref())?;
         v.principal("entry.to_custodian", &entry.to_custodian, true);
@@ -146,7 +131,7 @@ impl IncidentApi {
         request: Request<pb::ListCustodyRequest>,
     ) -> Result<Response<pb::ListCustodyResponse>, Status> {
         let mut v = Violations::new();
-        let ids = evidence_name(&mut v, "parent", &request.get_ref().parent);
+        let ids = child_name(&mut v, "parent", "evidence", &request.get_ref().parent);
         v.finish()?;
         let (incident, item) = ids.unwrap_or_default();
         let entries = self.store.custody(incident, item).await?;

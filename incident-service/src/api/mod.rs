@@ -58,12 +58,17 @@ fn fingerprint<M: Message + Clone>(request: &M, clear: impl FnOnce(&mut M)) -> S
         .collect()
 }
 
+/// The id of `incidents/{id}`, if `name` is one.
+fn incident_uuid(name: &str) -> Option<Uuid> {
+    name_id(name, "incidents").and_then(|id| Uuid::parse_str(id).ok())
+}
+
 fn incident_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
     if name.is_empty() {
         v.add(field, "is required");
         return None;
     }
-    let id = name_id(name, "incidents").and_then(|id| Uuid::parse_str(id).ok());
+    let id = incident_uuid(name);
     if id.is_none() {
         v.add(
             field,
@@ -71,6 +76,25 @@ fn incident_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
         );
     }
     id
+}
+
+/// `incidents/{id}/{collection}/{id}` → both ids, or a violation on `field`.
+fn child_name(
+    v: &mut Violations,
+    field: &str,
+    collection: &str,
+    name: &str,
+) -> Option<(Uuid, Uuid)> {
+    let parsed = name
+        .split_once(&format!("/{collection}/"))
+        .and_then(|(incident, item)| Some((incident_uuid(incident)?, Uuid::parse_str(item).ok()?)));
+    if parsed.is_none() {
+        v.add(
+            field,
+            format!("must be `incidents/{{id}}/{collection}/{{id}}` with UUID ids"),
+        );
+    }
+    parsed
 }
 
 /// A required enum field of a request: its domain value, or a violation on `field`.

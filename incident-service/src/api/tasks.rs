@@ -7,13 +7,13 @@ use assurance_runtime::{
     filter,
     idempotency::RequestKey,
     page,
-    validate::{Violations, name_id, update_paths},
+    validate::{Violations, update_paths},
 };
 use sea_orm::Condition;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, fingerprint, incident_id, required};
+use super::{IncidentApi, child_name, convert, fingerprint, incident_id, required};
 use crate::{
     domain::{
         preparation::{OwnerTeam, TaskPhase},
@@ -23,18 +23,6 @@ use crate::{
 };
 
 const TASK_UPDATABLE: &[&str] = &["title", "description", "assignee", "status"];
-
-/// `incidents/{id}/tasks/{id}` → both ids, or a violation on `field`.
-fn task_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)> {
-    let parsed = name.split_once("/tasks/").and_then(|(incident, item)| {
-        let incident = name_id(incident, "incidents").and_then(|id| Uuid::parse_str(id).ok())?;
-        Some((incident, Uuid::parse_str(item).ok()?))
-    });
-    if parsed.is_none() {
-        v.add(field, "must be `incidents/{id}/tasks/{id}` with UUID ids");
-    }
-    parsed
-}
 
 /// The AIP-160 fields of `ListTasks`.
 struct TaskFilter;
@@ -145,7 +133,7 @@ impl IncidentApi {
         let req = request.into_inner();
         let mut v = Violations::new();
         let t = v.require("task", req.task)?;
-        let ids = task_name(&mut v, "task.name", &t.name);
+        let ids = child_name(&mut v, "task.name", "tasks", &t.name);
         let paths = update_paths(req.update_mask.as_ref(), TASK_UPDATABLE, |p| match p {
             "title" => !t.title.is_empty(),
             "description" => !t.description.is_empty(),
