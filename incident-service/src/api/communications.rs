@@ -1,13 +1,11 @@
 //! Stakeholder notifications: drafts, a second approver, sending, overdue lists.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::{
-    auth::Caller, idempotency::RequestKey, page, time::now_micros, validate::Violations,
-};
+use assurance_runtime::{auth::Caller, page, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, fingerprint, incident_id, required};
+use super::{IncidentApi, child_name, convert, incident_id, request_key, required};
 use crate::domain::notification::Audience;
 
 impl IncidentApi {
@@ -39,8 +37,7 @@ impl IncidentApi {
             send_time: None,
             create_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("CreateNotification", &req.request_id, fp);
+        let key = request_key("CreateNotification", req, |r| &mut r.request_id);
         let created = self
             .store
             .create_notification(model, self.preparation.deadline_hours(), &caller, key)

@@ -3,7 +3,6 @@
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::{
     auth::Caller,
-    idempotency::RequestKey,
     page,
     time::{from_timestamp, now_micros},
     validate::Violations,
@@ -11,7 +10,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, SKEW_MICROS, child_name, convert, fingerprint, incident_id};
+use super::{IncidentApi, SKEW_MICROS, child_name, convert, incident_id, request_key};
 use crate::domain::indicator;
 
 impl IncidentApi {
@@ -61,8 +60,7 @@ impl IncidentApi {
             custody_seq: 0,
             create_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("AddEvidence", &req.request_id, fp);
+        let key = request_key("AddEvidence", req, |r| &mut r.request_id);
         let added = self.store.add_evidence(model, &caller, key).await?;
         Ok(Response::new(convert::evidence(&added)))
     }
@@ -117,8 +115,7 @@ impl IncidentApi {
             location: entry.location.clone(),
             transfer_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("RecordCustody", &req.request_id, fp);
+        let key = request_key("RecordCustody", req, |r| &mut r.request_id);
         let recorded = self
             .store
             .record_custody(incident, item, model, &caller, key)

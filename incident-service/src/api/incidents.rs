@@ -7,9 +7,7 @@ use assurance_proto::incident::v1 as pb;
 use assurance_runtime::{
     ApiError, ApiResult,
     auth::Caller,
-    filter,
-    idempotency::RequestKey,
-    page,
+    filter, page,
     time::{from_timestamp, now_micros},
     validate::{Violations, is_slug, slug_name, update_paths},
 };
@@ -17,16 +15,17 @@ use sea_orm::{Condition, Order};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, SKEW_MICROS, convert, fingerprint, incident_id, required};
-use crate::domain::{task::TaskStatus, timeline::TimelineKind};
+use super::{IncidentApi, SKEW_MICROS, convert, incident_id, request_key, required};
 use crate::{
     domain::{
         phase::{self, Classification, Direction, Phase},
         priority::{self, Factors, FunctionalImpact, InformationImpact, Recoverability},
+        task::TaskStatus,
+        timeline::TimelineKind,
     },
     store::{
         Change, IncidentFilter, IncidentOrder, ListIncidents, entities::incident, parse_etag,
-        refuse_if_closed,
+        phase_of, refuse_if_closed,
     },
 };
 
@@ -197,12 +196,6 @@ fn refusal(r: phase::Refusal) -> ApiError {
     )
 }
 
-fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
-    Phase::from_i32(m.phase).ok_or_else(|| {
-        ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
-    })
-}
-
 fn classification_of(m: &incident::Model) -> ApiResult<Classification> {
     Classification::try_from(m.classification)
         .map_err(|_| ApiError::Internal(format!("incident {} has unknown classification", m.id)))
@@ -261,8 +254,7 @@ impl IncidentApi {
             update_time: 0,
         };
         self.settle_severity(&mut model);
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("DeclareIncident", &req.request_id, fp);
+        let key = request_key("DeclareIncident", req, |r| &mut r.request_id);
         let tasks = self
             .preparation
             .template(&model.incident_type)

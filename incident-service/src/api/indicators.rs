@@ -1,11 +1,11 @@
 //! Indicators of compromise: add to an incident, list, and sweep across incidents.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::{auth::Caller, idempotency::RequestKey, page, validate::Violations};
+use assurance_runtime::{auth::Caller, page, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, fingerprint, incident_id, required};
+use super::{IncidentApi, convert, incident_id, request_key, required};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
 
 impl IncidentApi {
@@ -44,8 +44,7 @@ impl IncidentApi {
                 t.as_str_name().trim_start_matches("INDICATOR_TYPE_")
             })
             .to_ascii_lowercase();
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("AddIndicator", &req.request_id, fp);
+        let key = request_key("AddIndicator", req, |r| &mut r.request_id);
         let added = self
             .store
             .add_indicator(model, &kind_name, &caller, key)

@@ -1,17 +1,17 @@
 //! The post-incident review: validation, storage form (JSON lists) and outbox payloads.
 
 use assurance_proto::incident::v1 as pb;
+use assurance_runtime::auth::Caller;
 use assurance_runtime::{
     ApiError, ApiResult,
     time::{from_timestamp, to_timestamp},
     validate::{Violations, slug_name},
 };
-use assurance_runtime::{auth::Caller, idempotency::RequestKey};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, fingerprint, incident_id};
+use super::{IncidentApi, incident_id, request_key};
 use crate::store::{
     entities::{outbox_event, review},
     outbox,
@@ -203,8 +203,7 @@ impl IncidentApi {
         v.finish()?;
         let id = id.unwrap_or_default();
         let (model, events) = to_store(id, r)?;
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("RecordPostIncidentReview", &req.request_id, fp);
+        let key = request_key("RecordPostIncidentReview", req, |r| &mut r.request_id);
         let recorded = self
             .store
             .record_review(id, model, events, &caller, key)

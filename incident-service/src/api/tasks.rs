@@ -4,16 +4,14 @@ use assurance_proto::incident::v1 as pb;
 use assurance_runtime::{
     ApiError,
     auth::Caller,
-    filter,
-    idempotency::RequestKey,
-    page,
+    filter, page,
     validate::{Violations, update_paths},
 };
 use sea_orm::Condition;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, fingerprint, incident_id, required};
+use super::{IncidentApi, child_name, convert, incident_id, request_key, required};
 use crate::{
     domain::{
         preparation::{OwnerTeam, TaskPhase},
@@ -119,8 +117,7 @@ impl IncidentApi {
             create_time: 0,
             update_time: 0,
         };
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("CreateTask", &req.request_id, fp);
+        let key = request_key("CreateTask", req, |r| &mut r.request_id);
         let created = self.store.create_task(model, &caller, key).await?;
         Ok(Response::new(convert::task(&created)))
     }

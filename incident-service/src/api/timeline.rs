@@ -1,13 +1,11 @@
 //! The append-only timeline: notes, pages of events, and the live watch stream.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::{
-    ApiError, auth::Caller, idempotency::RequestKey, page, validate::Violations,
-};
+use assurance_runtime::{ApiError, auth::Caller, page, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, fingerprint, incident_id};
+use super::{IncidentApi, convert, incident_id, request_key};
 use crate::domain::timeline::TimelineKind;
 use crate::store::Store;
 
@@ -81,8 +79,7 @@ impl IncidentApi {
         v.paragraph("summary", &req.summary, true, 4000);
         v.request_id("request_id", &req.request_id);
         v.finish()?;
-        let fp = fingerprint(req, |r| r.request_id.clear());
-        let key = RequestKey::of("AddTimelineEvent", &req.request_id, fp);
+        let key = request_key("AddTimelineEvent", req, |r| &mut r.request_id);
         let event = self
             .store
             .add_note(id.unwrap_or_default(), req.summary.clone(), &caller, key)

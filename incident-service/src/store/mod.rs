@@ -33,7 +33,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-pub use incidents::refuse_if_closed;
+pub use incidents::{phase_of, refuse_if_closed};
 pub use query::{IncidentFilter, IncidentOrder, ListIncidents};
 pub use review::outbox;
 use timeline::append;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{
     Change, Created, Store,
     entities::{incident, outbox_event, review},
+    phase_of,
 };
 use crate::domain::phase::Phase;
 use crate::domain::timeline::TimelineKind;
@@ -102,12 +103,6 @@ impl Store {
             .all(&self.db)
             .await?)
     }
-}
-
-fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
-    Phase::from_i32(m.phase).ok_or_else(|| {
-        ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
-    })
 }
 
 fn phase_name(v: i32) -> &'static str {
