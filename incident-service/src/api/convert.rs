@@ -3,24 +3,33 @@
 //! refuses UNSPECIFIED), and the messages built from rows.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::time::to_timestamp;
-
-use crate::domain::{
-    indicator::{IndicatorType, Tlp},
-    notification::{Audience, NotificationStatus},
-    phase::{Classification, Phase},
-    preparation::{self, OwnerTeam, TaskPhase},
-    priority::{FunctionalImpact, InformationImpact, Recoverability, Severity},
-    role::RoleKind,
-    task::TaskStatus,
-    timeline::TimelineKind,
+use assurance_runtime::{
+    ApiError, ApiResult,
+    time::{from_timestamp, to_timestamp},
 };
-use crate::store::{
-    entities::{
-        custody_entry, evidence, incident, indicator, notification, role, task, timeline_event,
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        indicator::{IndicatorType, Tlp},
+        notification::{Audience, NotificationStatus},
+        phase::{Classification, Phase},
+        preparation::{self, OwnerTeam, TaskPhase},
+        priority::{FunctionalImpact, InformationImpact, Recoverability, Severity},
+        role::RoleKind,
+        task::TaskStatus,
+        timeline::TimelineKind,
     },
-    etag,
-    metrics::{Metrics, Stats},
+    store::{
+        entities::{
+            custody_entry, evidence, incident, indicator, notification, outbox_event, review, role,
+            task, timeline_event,
+        },
+        etag,
+        metrics::{Metrics, Stats},
+        outbox,
+    },
 };
 
 /// A proto enum number that names no value of the domain enum (UNSPECIFIED, or unknown).
@@ -318,6 +327,15 @@ pub fn template(t: &preparation::Template) -> pb::ResponseTemplate {
     }
 }
 
+pub fn contact(c: &preparation::Contact) -> pb::Contact {
+    pb::Contact {
+        team: c.team.clone(),
+        description: c.description.clone(),
+        channel: c.channel.clone(),
+        on_call: c.on_call.clone(),
+    }
+}
+
 pub fn notification_rule(r: &preparation::NotificationRule) -> pb::NotificationRule {
     pb::NotificationRule {
         name: r.name.clone(),
@@ -329,6 +347,139 @@ pub fn notification_rule(r: &preparation::NotificationRule) -> pb::NotificationR
             .map_or(0, |s| s as i32),
         customer_data_affected: r.customer_data_affected,
         notify: r.notify.clone(),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct FollowUp {
+    title: String,
+    description: String,
+    owner: String,
+    due_time: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdentifiedRisk {
+    title: String,
+    description: String,
+    service: String,
+    owner: String,
+}
+
+fn review_json<T: Serialize>(value: &T) -> ApiResult<String> {
+    serde_json::to_string(value).map_err(|e| ApiError::Internal(format!("serialise review: {e}")))
+}
+
+/// The stored review (lists as JSON) and the outbox events it causes: one per follow-up (for the trackers) and
+/// one per identified risk (a draft risk for risk-service, source INCIDENT).
+pub fn review_rows(
+    incident: Uuid,
+    r: &pb::PostIncidentReview,
+) -> ApiResult<(review::Model, Vec<outbox_event::Model>)> {
+    let source = format!("incidents/{incident}");
+    let follow_ups: Vec<FollowUp> = r
+        .follow_ups
+        .iter()
+        .map(|f| FollowUp {
+            title: f.title.clone(),
+            description: f.description.clone(),
+            owner: f.owner.clone(),
+            due_time: f
+                .due_time
+                .as_ref()
+                .and_then(from_timestamp)
+                .unwrap_or_default(),
+        })
+        .collect();
+    let risks: Vec<IdentifiedRisk> = r
+        .identified_risks
+        .iter()
+        .map(|x| IdentifiedRisk {
+            title: x.title.clone(),
+            description: x.description.clone(),
+            service: x.service.clone(),
+            owner: x.owner.clone(),
+        })
+        .collect();
+    let event = |kind: &str, payload: String| outbox_event::Model {
+        id: Uuid::now_v7(),
+        kind: kind.to_string(),
+        aggregate: source.clone(),
+        payload,
+        create_time: 0,
+        delivered_time: None,
+        attempts: 0,
+        last_error: String::new(),
+    };
+    let mut events = Vec::new();
+    for f in &follow_ups {
+        events.push(event(
+            outbox::FOLLOW_UP,
+            review_json(&serde_json::json!({
+                "incident": source,
+                "title": f.title,
+                "description": f.description,
+                "owner": f.owner,
+                "due_time": to_timestamp(f.due_time).to_string(),
+            }))?,
+        ));
+    }
+    for x in &risks {
+        events.push(event(
+            outbox::IDENTIFIED_RISK,
+            review_json(&serde_json::json!({
+                "title": x.title,
+                "description": x.description,
+                "service": x.service,
+                "owner": x.owner,
+                "identification_source": "IDENTIFICATION_SOURCE_INCIDENT",
+                "source_reference": source,
+            }))?,
+        ));
+    }
+    let model = review::Model {
+        incident_id: incident,
+        root_cause: r.root_cause.clone(),
+        went_well: r.went_well.clone(),
+        went_poorly: r.went_poorly.clone(),
+        lessons_learned: r.lessons_learned.clone(),
+        participants: review_json(&r.participants)?,
+        follow_ups: review_json(&follow_ups)?,
+        identified_risks: review_json(&risks)?,
+        review_time: 0,
+    };
+    Ok((model, events))
+}
+
+pub fn review(m: &review::Model) -> pb::PostIncidentReview {
+    let follow_ups: Vec<FollowUp> = serde_json::from_str(&m.follow_ups).unwrap_or_default();
+    let risks: Vec<IdentifiedRisk> = serde_json::from_str(&m.identified_risks).unwrap_or_default();
+    pb::PostIncidentReview {
+        name: format!("incidents/{}/review", m.incident_id),
+        root_cause: m.root_cause.clone(),
+        went_well: m.went_well.clone(),
+        went_poorly: m.went_poorly.clone(),
+        lessons_learned: m.lessons_learned.clone(),
+        participants: serde_json::from_str(&m.participants).unwrap_or_default(),
+        follow_ups: follow_ups
+            .into_iter()
+            .map(|f| pb::FollowUpItem {
+                title: f.title,
+                description: f.description,
+                owner: f.owner,
+                due_time: Some(to_timestamp(f.due_time)),
+            })
+            .collect(),
+        identified_risks: risks
+            .into_iter()
+            .map(|x| pb::IdentifiedRisk {
+                title: x.title,
+                description: x.description,
+                service: x.service,
+                owner: x.owner,
+            })
+            .collect(),
+        review_time: Some(to_timestamp(m.review_time)),
     }
 }
 

@@ -29,12 +29,7 @@ impl IncidentApi {
                 .preparation
                 .contacts
                 .iter()
-                .map(|c| pb::Contact {
-                    team: c.team.clone(),
-                    description: c.description.clone(),
-                    channel: c.channel.clone(),
-                    on_call: c.on_call.clone(),
-                })
+                .map(convert::contact)
                 .collect(),
         }))
     }

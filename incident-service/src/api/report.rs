@@ -5,7 +5,7 @@ use assurance_runtime::{ApiError, time::now_micros, validate::Violations};
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
-use super::{IncidentApi, check_enum, convert, incident_id, review};
+use super::{IncidentApi, check_enum, convert, incident_id};
 
 /// Everything a report draws on.
 pub struct Material {
@@ -286,7 +286,7 @@ impl IncidentApi {
         let now = now_micros();
         const ALL: u64 = 10_000;
         let review = match self.store.review(id).await {
-            Ok(r) => Some(review::to_proto(&r)),
+            Ok(r) => Some(convert::review(&r)),
             Err(ApiError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
