@@ -1,16 +1,11 @@
 //! Evidence and its chain of custody.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::{
-    auth::Caller,
-    page,
-    time::{from_timestamp, now_micros},
-    validate::Violations,
-};
+use assurance_runtime::{auth::Caller, page, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, SKEW_MICROS, child_name, convert, incident_id, request_key};
+use super::{IncidentApi, child_name, convert, incident_id, past_time, request_key};
 use crate::domain::indicator;
 
 impl IncidentApi {
@@ -35,18 +30,12 @@ impl IncidentApi {
         v.line("evidence.location", &e.location, true, 1000);
         v.principal("evidence.collector", &e.collector, true);
         let now = now_micros();
-        let collect_time = match e.collect_time.as_ref().map(from_timestamp) {
-            None => Some(now),
-            Some(Some(t)) if t <= now + SKEW_MICROS => Some(t),
-            Some(Some(_)) => {
-                v.add("evidence.collect_time", "must not be in the future");
-                None
-            }
-            Some(None) => {
-                v.add("evidence.collect_time", "is not a valid timestamp");
-                None
-            }
-        };
+        let collect_time = past_time(
+            &mut v,
+            "evidence.collect_time",
+            e.collect_time.as_ref(),
+            now,
+        );
         v.finish()?;
         let model = crate::store::entities::evidence::Model {
             id: Uuid::now_v7(),

@@ -15,7 +15,7 @@ use sea_orm::{Condition, Order};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, SKEW_MICROS, convert, incident_id, request_key, required};
+use super::{IncidentApi, convert, incident_id, past_time, request_key, required};
 use crate::{
     domain::{
         phase::{self, Classification, Direction, Phase},
@@ -50,21 +50,6 @@ const UPDATABLE: &[&str] = &[
 /// Checks one mutable field of an incident in `input`; the services field yields their ids.
 fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<String>> {
     let now = now_micros();
-    let time =
-        |v: &mut Violations, name: &str, ts: &Option<prost_types::Timestamp>| -> Option<i64> {
-            let ts = ts.as_ref()?;
-            match from_timestamp(ts) {
-                Some(t) if t <= now + SKEW_MICROS => Some(t),
-                Some(_) => {
-                    v.add(format!("incident.{name}"), "must not be in the future");
-                    None
-                }
-                None => {
-                    v.add(format!("incident.{name}"), "is not a valid timestamp");
-                    None
-                }
-            }
-        };
     match field {
         "title" => v.line("incident.title", &i.title, true, 200),
         "summary" => v.paragraph("incident.summary", &i.summary, false, 10_000),
@@ -139,10 +124,10 @@ fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<
             );
         }
         "occur_time" => {
-            time(v, "occur_time", &i.occur_time);
+            past_time(v, "incident.occur_time", i.occur_time.as_ref(), now);
         }
         "detect_time" => {
-            let detect = time(v, "detect_time", &i.detect_time);
+            let detect = past_time(v, "incident.detect_time", i.detect_time.as_ref(), now);
             let occur = i.occur_time.as_ref().and_then(from_timestamp);
             if let (Some(o), Some(d)) = (occur, detect)
                 && o > d

@@ -20,9 +20,11 @@ use std::sync::Arc;
 use assurance_proto::incident::v1::{self as pb, incident_service_server::IncidentService};
 use assurance_runtime::{
     idempotency::RequestKey,
+    time::from_timestamp,
     validate::{Violations, name_id},
 };
 use prost::Message;
+use prost_types::Timestamp;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -47,6 +49,22 @@ impl IncidentApi {
             store,
             rule,
             preparation,
+        }
+    }
+}
+
+/// A client-supplied time that must not be in the future (beyond the tolerated clock skew):
+/// the time, None when absent, or a violation on `field`.
+fn past_time(v: &mut Violations, field: &str, ts: Option<&Timestamp>, now: i64) -> Option<i64> {
+    match from_timestamp(ts?) {
+        Some(t) if t <= now + SKEW_MICROS => Some(t),
+        Some(_) => {
+            v.add(field, "must not be in the future");
+            None
+        }
+        None => {
+            v.add(field, "is not a valid timestamp");
+            None
         }
     }
 }
