@@ -1,4 +1,4 @@
-//! Post-incident reviews and the outbox of events for other services. — landed: what it executes never changes.
+//! Migration 0002: post-incident reviews and the outbox of events for other services.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

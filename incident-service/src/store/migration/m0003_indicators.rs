@@ -1,4 +1,4 @@
-//! Indicators of compromise. — landed: what it executes never changes.
+//! Migration 0003: indicators of compromise.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

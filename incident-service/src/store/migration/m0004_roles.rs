@@ -1,4 +1,4 @@
-//! Incident roles. — landed: what it executes never changes.
+//! Migration 0004: incident roles.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

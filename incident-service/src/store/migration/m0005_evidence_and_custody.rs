@@ -1,4 +1,4 @@
-//! Evidence and its custody log. — landed: what it executes never changes.
+//! Migration 0005: evidence and its custody log.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -1,4 +1,4 @@
-//! Stakeholder notifications. — landed: what it executes never changes.
+//! Migration 0006: stakeholder notifications.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -1,4 +1,4 @@
-//! Expression indexes of the metrics durations. — landed: what it executes never changes.
+//! Migration 0008: expression indexes of the metrics durations.
 
 use sea_orm_migration::prelude::*;
 

@@ -1,4 +1,4 @@
-//! The covering index of the metrics aggregate pass. — landed: what it executes never changes.
+//! Migration 0009: the covering index of the metrics aggregate pass.
 
 use sea_orm_migration::prelude::*;
 

@@ -1,4 +1,4 @@
-//! The shared audit trail table. — landed: what it executes never changes.
+//! Migration 0010: the shared audit trail table.
 
 use sea_orm_migration::prelude::*;
 
