@@ -1,6 +1,6 @@
 //! Mapping between the domain and stored rows on one side and `assurance.incident.v1` messages
 //! on the other: typed enum conversions (`From` domain → proto, `TryFrom` proto → domain, which
-//! refuses UNSPECIFIED), and the messages built from rows.
+//! refuses UNSPECIFIED), the messages built from rows, and the review's storage form.
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::{

@@ -1,5 +1,6 @@
-//! Incident roles (NIST SP 800-61 Rev.2 §2.4 team roles as the process names them); each role of
-//! an incident has one current holder.
+//! Incident roles: the kinds of role an incident has (the names of `RoleKind` in
+//! `assurance.incident.v1`) and their ids in resource names. Each role of an incident has one
+//! current holder.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RoleKind {

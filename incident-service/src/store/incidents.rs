@@ -1,4 +1,5 @@
-//! Incidents: declaring one (with its template tasks) and reading it.
+//! Incidents: declaring one (with its template tasks), reading it, and what every change of one
+//! checks (its phase, the refusal to change a CLOSED incident).
 
 use assurance_runtime::{
     ApiError, ApiResult, Reason,

@@ -1,4 +1,5 @@
-//! Incident lists: AIP-160 filter fields, order and keyset pages.
+//! Incident lists: AIP-160 filter fields, order and keyset pages; and the "affects this service"
+//! clause the metrics scope shares with the `service` filter.
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::{

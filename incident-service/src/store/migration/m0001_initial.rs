@@ -1,4 +1,4 @@
-//! The first schema: incidents, their affected services, and the timeline. — landed: what it executes never changes.
+//! Migration 0001: the first schema: incidents, their affected services, and the timeline.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -1,4 +1,4 @@
-//! Response tasks. — landed: what it executes never changes.
+//! Migration 0007: response tasks.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
