@@ -1,4 +1,4 @@
-//! Migration 0001: the first schema: incidents, their affected services, and the timeline.
+//! Migration 0001: the first schema — incidents, their affected services, and the timeline.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
