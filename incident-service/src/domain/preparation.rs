@@ -392,4 +392,19 @@ notify = ["security-response"]
         assert!(parse("notification_deadline_hours = 1.5").is_err());
         assert!(parse("notification_deadline_hours = \"72\"").is_err());
     }
+
+    #[test]
+    fn an_out_of_range_deadline_stops_the_start() {
+        let path =
+            std::env::temp_dir().join(format!("incident-preparation-{}.toml", std::process::id()));
+        let file = "notification_deadline_hours = 0\n[[templates]]\nincident_type = \"default\"\ntasks = []\n";
+        std::fs::write(&path, file).expect("temp file");
+        let loaded = Preparation::load(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            loaded.expect_err("refused"),
+            "invalid preparation: notification_deadline_hours must be a whole number of hours \
+             from 1 to 8760 (got 0)"
+        );
+    }
 }
