@@ -1,10 +1,14 @@
 //! Assurance incident-service: security incidents through the NIST SP 800-61 life cycle
 //! (`assurance.incident.v1`).
 //!
-//! Present: declaring, reading, listing and updating incidents with NIST SP 800-61 Rev.2
-//! prioritisation and a configurable severity rule; phase moves and closing per the phase
-//! machine; the append-only timeline. `IncidentServer` is what both the `incident-service`
-//! binary and `gateway --embedded` host.
+//! Declaring, reading, listing and updating incidents with NIST SP 800-61 Rev.2 prioritisation
+//! and a configurable severity rule; phase moves and closing per the phase machine; the
+//! append-only timeline and its watch stream; response tasks seeded from the preparation's
+//! templates; roles; indicators of compromise; evidence and its chain of custody; stakeholder
+//! notifications and their deadline; the post-incident review and its outbox; metrics and
+//! reports. `domain/` holds the pure rules, `store/` the repository (one file per aggregate),
+//! `api/` the handlers (one file per area, conversions in `api/convert.rs`). `IncidentServer` is
+//! what both the `incident-service` binary and `gateway --embedded` host.
 
 pub mod api;
 pub mod config;

@@ -1,17 +1,123 @@
-//! Mapping between stored rows and `assurance.incident.v1` messages.
+//! Mapping between the domain and stored rows on one side and `assurance.incident.v1` messages
+//! on the other: typed enum conversions (`From` domain → proto, `TryFrom` proto → domain, which
+//! refuses UNSPECIFIED), the messages built from rows, and the review's storage form.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::time::to_timestamp;
-
-use crate::domain::preparation;
-use crate::store::{
-    comms,
-    entities::{
-        custody_entry, evidence, incident, indicator, notification, role, task, timeline_event,
-    },
-    etag,
-    metrics::{Metrics, Stats},
+use assurance_runtime::{
+    ApiError, ApiResult,
+    time::{from_timestamp, to_timestamp},
 };
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        indicator::{IndicatorType, Tlp},
+        notification::{Audience, NotificationStatus},
+        phase::{Classification, Phase},
+        preparation::{self, OwnerTeam, TaskPhase},
+        priority::{FunctionalImpact, InformationImpact, Recoverability, Severity},
+        role::RoleKind,
+        task::TaskStatus,
+        timeline::TimelineKind,
+    },
+    store::{
+        entities::{
+            custody_entry, evidence, incident, indicator, notification, outbox_event, review, role,
+            task, timeline_event,
+        },
+        etag,
+        metrics::{Metrics, Stats},
+        outbox,
+    },
+};
+
+/// A proto enum number that names no value of the domain enum (UNSPECIFIED, or unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAValue(pub i32);
+
+/// `From<domain> for proto`, `TryFrom<proto> for domain` and `TryFrom<i32> for domain` (the
+/// wire number) for a domain enum whose variants carry the proto's names.
+macro_rules! wire_enum {
+    ($domain:ty => $proto:ident { $($variant:ident),+ $(,)? }) => {
+        impl From<$domain> for pb::$proto {
+            fn from(value: $domain) -> Self {
+                match value {
+                    $(<$domain>::$variant => pb::$proto::$variant,)+
+                }
+            }
+        }
+
+        impl TryFrom<pb::$proto> for $domain {
+            type Error = NotAValue;
+
+            fn try_from(value: pb::$proto) -> Result<Self, NotAValue> {
+                match value {
+                    $(pb::$proto::$variant => Ok(<$domain>::$variant),)+
+                    other => Err(NotAValue(other as i32)),
+                }
+            }
+        }
+
+        impl TryFrom<i32> for $domain {
+            type Error = NotAValue;
+
+            fn try_from(value: i32) -> Result<Self, NotAValue> {
+                pb::$proto::try_from(value)
+                    .map_err(|_| NotAValue(value))
+                    .and_then(<$domain>::try_from)
+            }
+        }
+    };
+}
+
+wire_enum!(Phase => Phase {
+    DetectionAnalysis,
+    Containment,
+    Eradication,
+    Recovery,
+    PostIncident,
+    Closed,
+});
+wire_enum!(TaskPhase => Phase { DetectionAnalysis, Containment, Eradication, Recovery, PostIncident });
+wire_enum!(Classification => Classification { Event, SecurityIncident, NotAnIncident });
+wire_enum!(Severity => Severity { Low, Medium, High, Critical });
+wire_enum!(FunctionalImpact => FunctionalImpact { None, Low, Medium, High });
+wire_enum!(InformationImpact => InformationImpact {
+    None,
+    PrivacyBreach,
+    ProprietaryBreach,
+    IntegrityLoss,
+});
+wire_enum!(Recoverability => Recoverability { Regular, Supplemented, Extended, NotRecoverable });
+wire_enum!(IndicatorType => IndicatorType { Ip, Domain, Url, FileHash, Email, FileName, Other });
+wire_enum!(Tlp => Tlp { Clear, Green, Amber, AmberStrict, Red });
+wire_enum!(OwnerTeam => OwnerTeam { SecurityTeam, ServiceTeam });
+wire_enum!(TaskStatus => TaskStatus { Open, InProgress, Blocked, Done, WontDo });
+wire_enum!(RoleKind => RoleKind {
+    IncidentResponseLead,
+    SecurityIncidentOwner,
+    Forensics,
+    Communications,
+    Legal,
+    ServiceEngineer,
+    Scribe,
+});
+wire_enum!(Audience => Audience { Customers, Regulator, Internal });
+wire_enum!(NotificationStatus => NotificationStatus { Draft, Approved, Sent });
+wire_enum!(TimelineKind => TimelineEventKind {
+    Declared,
+    Updated,
+    PhaseChanged,
+    Closed,
+    Note,
+    ReviewRecorded,
+    IndicatorAdded,
+    RoleAssigned,
+    Evidence,
+    Communication,
+    Task,
+});
 
 pub fn severity_name(v: i32) -> &'static str {
     pb::Severity::try_from(v).map_or("UNKNOWN", |s| {
@@ -80,18 +186,8 @@ pub fn indicator(i: &indicator::Model) -> pb::Indicator {
     }
 }
 
-/// `ROLE_KIND_INCIDENT_RESPONSE_LEAD` → `incident-response-lead`.
-pub fn role_slug(kind: pb::RoleKind) -> String {
-    kind.as_str_name()
-        .trim_start_matches("ROLE_KIND_")
-        .to_ascii_lowercase()
-        .replace('_', "-")
-}
-
 pub fn role(r: &role::Model) -> pb::Role {
-    let slug = pb::RoleKind::try_from(r.kind)
-        .map(role_slug)
-        .unwrap_or_default();
+    let slug = RoleKind::try_from(r.kind).map_or("", RoleKind::slug);
     pb::Role {
         name: format!("incidents/{}/roles/{slug}", r.incident_id),
         kind: r.kind,
@@ -140,7 +236,8 @@ pub fn notification(n: &notification::Model, now: i64) -> pb::Notification {
         author: n.author.clone(),
         approver: n.approver.clone(),
         deadline_time: n.deadline_time.map(to_timestamp),
-        overdue: n.status != comms::SENT && n.deadline_time.is_some_and(|d| d < now),
+        overdue: n.status != NotificationStatus::Sent as i32
+            && n.deadline_time.is_some_and(|d| d < now),
         approve_time: n.approve_time.map(to_timestamp),
         send_time: n.send_time.map(to_timestamp),
         create_time: Some(to_timestamp(n.create_time)),
@@ -221,12 +318,21 @@ pub fn template(t: &preparation::Template) -> pb::ResponseTemplate {
             .tasks
             .iter()
             .map(|x| pb::TemplateTask {
-                phase: x.phase as i32,
-                owner_team: x.owner as i32,
+                phase: pb::Phase::from(x.phase) as i32,
+                owner_team: pb::OwnerTeam::from(x.owner) as i32,
                 title: x.title.clone(),
                 description: x.description.clone(),
             })
             .collect(),
+    }
+}
+
+pub fn contact(c: &preparation::Contact) -> pb::Contact {
+    pb::Contact {
+        team: c.team.clone(),
+        description: c.description.clone(),
+        channel: c.channel.clone(),
+        on_call: c.on_call.clone(),
     }
 }
 
@@ -241,5 +347,198 @@ pub fn notification_rule(r: &preparation::NotificationRule) -> pb::NotificationR
             .map_or(0, |s| s as i32),
         customer_data_affected: r.customer_data_affected,
         notify: r.notify.clone(),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct FollowUp {
+    title: String,
+    description: String,
+    owner: String,
+    due_time: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdentifiedRisk {
+    title: String,
+    description: String,
+    service: String,
+    owner: String,
+}
+
+fn review_json<T: Serialize>(value: &T) -> ApiResult<String> {
+    serde_json::to_string(value).map_err(|e| ApiError::Internal(format!("serialise review: {e}")))
+}
+
+/// The stored review (lists as JSON) and the outbox events it causes: one per follow-up (for the trackers) and
+/// one per identified risk (a draft risk for risk-service, source INCIDENT).
+pub fn review_rows(
+    incident: Uuid,
+    r: &pb::PostIncidentReview,
+) -> ApiResult<(review::Model, Vec<outbox_event::Model>)> {
+    let source = format!("incidents/{incident}");
+    let follow_ups: Vec<FollowUp> = r
+        .follow_ups
+        .iter()
+        .map(|f| FollowUp {
+            title: f.title.clone(),
+            description: f.description.clone(),
+            owner: f.owner.clone(),
+            due_time: f
+                .due_time
+                .as_ref()
+                .and_then(from_timestamp)
+                .unwrap_or_default(),
+        })
+        .collect();
+    let risks: Vec<IdentifiedRisk> = r
+        .identified_risks
+        .iter()
+        .map(|x| IdentifiedRisk {
+            title: x.title.clone(),
+            description: x.description.clone(),
+            service: x.service.clone(),
+            owner: x.owner.clone(),
+        })
+        .collect();
+    let event = |kind: &str, payload: String| outbox_event::Model {
+        id: Uuid::now_v7(),
+        kind: kind.to_string(),
+        aggregate: source.clone(),
+        payload,
+        create_time: 0,
+        delivered_time: None,
+        attempts: 0,
+        last_error: String::new(),
+    };
+    let mut events = Vec::new();
+    for f in &follow_ups {
+        events.push(event(
+            outbox::FOLLOW_UP,
+            review_json(&serde_json::json!({
+                "incident": source,
+                "title": f.title,
+                "description": f.description,
+                "owner": f.owner,
+                "due_time": to_timestamp(f.due_time).to_string(),
+            }))?,
+        ));
+    }
+    for x in &risks {
+        events.push(event(
+            outbox::IDENTIFIED_RISK,
+            review_json(&serde_json::json!({
+                "title": x.title,
+                "description": x.description,
+                "service": x.service,
+                "owner": x.owner,
+                "identification_source": "IDENTIFICATION_SOURCE_INCIDENT",
+                "source_reference": source,
+            }))?,
+        ));
+    }
+    let model = review::Model {
+        incident_id: incident,
+        root_cause: r.root_cause.clone(),
+        went_well: r.went_well.clone(),
+        went_poorly: r.went_poorly.clone(),
+        lessons_learned: r.lessons_learned.clone(),
+        participants: review_json(&r.participants)?,
+        follow_ups: review_json(&follow_ups)?,
+        identified_risks: review_json(&risks)?,
+        review_time: 0,
+    };
+    Ok((model, events))
+}
+
+pub fn review(m: &review::Model) -> pb::PostIncidentReview {
+    let follow_ups: Vec<FollowUp> = serde_json::from_str(&m.follow_ups).unwrap_or_default();
+    let risks: Vec<IdentifiedRisk> = serde_json::from_str(&m.identified_risks).unwrap_or_default();
+    pb::PostIncidentReview {
+        name: format!("incidents/{}/review", m.incident_id),
+        root_cause: m.root_cause.clone(),
+        went_well: m.went_well.clone(),
+        went_poorly: m.went_poorly.clone(),
+        lessons_learned: m.lessons_learned.clone(),
+        participants: serde_json::from_str(&m.participants).unwrap_or_default(),
+        follow_ups: follow_ups
+            .into_iter()
+            .map(|f| pb::FollowUpItem {
+                title: f.title,
+                description: f.description,
+                owner: f.owner,
+                due_time: Some(to_timestamp(f.due_time)),
+            })
+            .collect(),
+        identified_risks: risks
+            .into_iter()
+            .map(|x| pb::IdentifiedRisk {
+                title: x.title,
+                description: x.description,
+                service: x.service,
+                owner: x.owner,
+            })
+            .collect(),
+        review_time: Some(to_timestamp(m.review_time)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every proto number from 0 to well past the last value: each named value converts to the
+    /// domain and back to the same number; UNSPECIFIED, unknown numbers and the proto values
+    /// listed after `except` (which the domain enum deliberately lacks) are refused.
+    macro_rules! round_trip {
+        ($name:ident: $domain:ty => $proto:ident $(, except $($skip:ident),+)?) => {
+            #[test]
+            fn $name() {
+                let skipped: &[i32] = &[$($(pb::$proto::$skip as i32),+)?];
+                for n in 0..=32 {
+                    let domain = <$domain>::try_from(n);
+                    match pb::$proto::try_from(n) {
+                        Ok(p) if n != 0 && !skipped.contains(&n) => {
+                            let d = domain.unwrap_or_else(|e| panic!("{p:?} refused: {e:?}"));
+                            assert_eq!(pb::$proto::from(d) as i32, n);
+                            assert_eq!(<$domain>::try_from(p), Ok(d));
+                        }
+                        _ => assert_eq!(domain, Err(NotAValue(n)), "{n} is not a value"),
+                    }
+                }
+            }
+        };
+    }
+
+    round_trip!(phase: Phase => Phase);
+    round_trip!(task_phase: TaskPhase => Phase, except Closed);
+    round_trip!(classification: Classification => Classification);
+    round_trip!(severity: Severity => Severity);
+    round_trip!(functional_impact: FunctionalImpact => FunctionalImpact);
+    round_trip!(information_impact: InformationImpact => InformationImpact);
+    round_trip!(recoverability: Recoverability => Recoverability);
+    round_trip!(indicator_type: IndicatorType => IndicatorType);
+    round_trip!(tlp: Tlp => Tlp);
+    round_trip!(owner_team: OwnerTeam => OwnerTeam);
+    round_trip!(task_status: TaskStatus => TaskStatus);
+    round_trip!(role_kind: RoleKind => RoleKind);
+    round_trip!(audience: Audience => Audience);
+    round_trip!(notification_status: NotificationStatus => NotificationStatus);
+    round_trip!(timeline_kind: TimelineKind => TimelineEventKind);
+
+    /// `ROLE_KIND_INCIDENT_RESPONSE_LEAD` → `incident-response-lead`.
+    fn role_slug(kind: pb::RoleKind) -> String {
+        kind.as_str_name()
+            .trim_start_matches("ROLE_KIND_")
+            .to_ascii_lowercase()
+            .replace('_', "-")
+    }
+
+    #[test]
+    fn role_slugs_follow_the_proto_names() {
+        for n in 1..=7 {
+            let kind = RoleKind::try_from(n).expect("a role");
+            assert_eq!(kind.slug(), role_slug(pb::RoleKind::from(kind)));
+        }
     }
 }

@@ -1,7 +1,11 @@
 //! The per-incident report, rendered from the API's own messages as Markdown or JSON.
 
 use assurance_proto::incident::v1 as pb;
+use assurance_runtime::{ApiError, time::now_micros, validate::Violations};
 use serde_json::{Value, json};
+use tonic::{Request, Response, Status};
+
+use super::{IncidentApi, check_enum, convert, incident_id};
 
 /// Everything a report draws on.
 pub struct Material {
@@ -262,4 +266,89 @@ pub fn json(m: &Material) -> Value {
             "follow_ups": r.follow_ups.iter().map(|f| json!({"title": f.title, "owner": f.owner, "due": time(&f.due_time)})).collect::<Vec<_>>(),
         })),
     })
+}
+
+impl IncidentApi {
+    pub(super) async fn report_export(
+        &self,
+        request: Request<pb::ExportIncidentReportRequest>,
+    ) -> Result<Response<pb::IncidentReport>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "name", &req.name);
+        let format = pb::ReportFormat::try_from(req.format)
+            .ok()
+            .filter(|f| *f != pb::ReportFormat::Unspecified);
+        check_enum(&mut v, "format", req.format, format.is_some());
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        let incident = self.store.get(id).await?;
+        let now = now_micros();
+        const ALL: u64 = 10_000;
+        let review = match self.store.review(id).await {
+            Ok(r) => Some(convert::review(&r)),
+            Err(ApiError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut material = Material {
+            incident: convert::incident(&incident),
+            roles: self
+                .store
+                .roles(id)
+                .await?
+                .iter()
+                .map(convert::role)
+                .collect(),
+            timeline: self
+                .store
+                .timeline(id, 0, ALL)
+                .await?
+                .iter()
+                .map(convert::timeline_event)
+                .collect(),
+            indicators: self
+                .store
+                .indicators(Some(id), None, None, ALL)
+                .await?
+                .iter()
+                .map(convert::indicator)
+                .collect(),
+            evidence: self
+                .store
+                .evidence_of(id, None, ALL)
+                .await?
+                .iter()
+                .map(convert::evidence)
+                .collect(),
+            notifications: self
+                .store
+                .notifications(Some(id), false, None, ALL)
+                .await?
+                .iter()
+                .map(|n| convert::notification(n, now))
+                .collect(),
+            review,
+        };
+        if req.external {
+            material = material.for_external();
+        }
+        let (content_type, content) = match format {
+            Some(pb::ReportFormat::Json) => (
+                "application/json",
+                serde_json::to_vec_pretty(&json(&material))
+                    .map_err(|e| ApiError::Internal(format!("render report: {e}")))?,
+            ),
+            _ => (
+                "text/markdown; charset=utf-8",
+                markdown(&material).into_bytes(),
+            ),
+        };
+        Ok(Response::new(pb::IncidentReport {
+            name: req.name.clone(),
+            format: req.format,
+            content_type: content_type.into(),
+            content,
+            generate_time: Some(assurance_runtime::time::to_timestamp(now)),
+        }))
+    }
 }

@@ -90,6 +90,19 @@ pub struct Preparation {
     pub contacts: Vec<Contact>,
     #[serde(default)]
     pub notification_rules: Vec<NotificationRule>,
+    /// Hours after the declaration within which customer and regulator notices are due when
+    /// customer data is affected (1 to 8760, a year); see [`Preparation::deadline_hours`].
+    #[serde(default = "default_deadline_hours")]
+    pub notification_deadline_hours: i64,
+}
+
+/// The notification deadline when the preparation names none (GDPR's 72 hours).
+pub const DEFAULT_DEADLINE_HOURS: i64 = 72;
+/// The longest notification deadline, in hours (one year).
+const MAX_DEADLINE_HOURS: i64 = 8760;
+
+fn default_deadline_hours() -> i64 {
+    DEFAULT_DEADLINE_HOURS
 }
 
 const ROLES: &[&str] = &[
@@ -172,7 +185,13 @@ impl Preparation {
                 customer_data_affected: true,
                 notify: vec!["customer-communications".into()],
             }],
+            notification_deadline_hours: DEFAULT_DEADLINE_HOURS,
         }
+    }
+
+    /// The notification deadline in hours (validated at load to be 1–8760).
+    pub fn deadline_hours(&self) -> u32 {
+        u32::try_from(self.notification_deadline_hours).unwrap_or(DEFAULT_DEADLINE_HOURS as u32)
     }
 
     /// Every problem with the configuration, or Ok.
@@ -235,6 +254,13 @@ impl Preparation {
                     ));
                 }
             }
+        }
+        if !(1..=MAX_DEADLINE_HOURS).contains(&self.notification_deadline_hours) {
+            errors.push(format!(
+                "notification_deadline_hours must be a whole number of hours from 1 to \
+                 {MAX_DEADLINE_HOURS} (got {})",
+                self.notification_deadline_hours
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -329,13 +355,56 @@ notify = ["security-response"]
         bad.notification_rules[0].notify = vec!["nobody".into()];
         bad.notification_rules[0].min_severity = Some("SEVERE".into());
         bad.templates[0].roles = vec!["JANITOR".into()];
+        bad.notification_deadline_hours = 0;
         let errors = bad.validate().expect_err("invalid");
-        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert_eq!(errors.len(), 5, "{errors:?}");
         assert!(
             toml::from_str::<Preparation>(
                 "[[templates]]\nincident_type = \"x\"\ntasks = []\nextra = 1"
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn the_notification_deadline_is_configurable_and_defaults_to_72_hours() {
+        assert_eq!(Preparation::builtin().notification_deadline_hours, 72);
+        assert_eq!(Preparation::builtin().deadline_hours(), 72);
+        let parse = |extra: &str| {
+            toml::from_str::<Preparation>(&format!(
+                "{extra}\n[[templates]]\nincident_type = \"default\"\ntasks = []"
+            ))
+        };
+        let unset = parse("").expect("parses");
+        assert_eq!(unset.notification_deadline_hours, 72);
+        assert_eq!(unset.validate(), Ok(()));
+        let day = parse("notification_deadline_hours = 24").expect("parses");
+        assert_eq!(day.deadline_hours(), 24);
+        assert_eq!(day.validate(), Ok(()));
+        for bad in [0, -1, 8761] {
+            let p = parse(&format!("notification_deadline_hours = {bad}")).expect("parses");
+            let errors = p.validate().expect_err("out of range");
+            assert!(
+                errors[0].contains("notification_deadline_hours"),
+                "{errors:?}"
+            );
+        }
+        assert!(parse("notification_deadline_hours = 1.5").is_err());
+        assert!(parse("notification_deadline_hours = \"72\"").is_err());
+    }
+
+    #[test]
+    fn an_out_of_range_deadline_stops_the_start() {
+        let path =
+            std::env::temp_dir().join(format!("incident-preparation-{}.toml", std::process::id()));
+        let file = "notification_deadline_hours = 0\n[[templates]]\nincident_type = \"default\"\ntasks = []\n";
+        std::fs::write(&path, file).expect("temp file");
+        let loaded = Preparation::load(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            loaded.expect_err("refused"),
+            "invalid preparation: notification_deadline_hours must be a whole number of hours \
+             from 1 to 8760 (got 0)"
         );
     }
 }

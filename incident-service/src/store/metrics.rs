@@ -1,16 +1,18 @@
 //! Incident metrics computed by the database: counts with `GROUP BY`, and for each duration
 //! its count, integer sum (mean = sum / count) and 90th percentile by the nearest-rank rule
-//! (one step of `ORDER BY … LIMIT 1 OFFSET` on an expression index, from its nearer end) — integer arithmetic only, so SQLite and PostgreSQL
-//! give identical answers.
+//! ([`nearest_rank`]; one step of `ORDER BY … LIMIT 1 OFFSET` on an expression index, from its
+//! nearer end) — integer arithmetic only, so SQLite and PostgreSQL give identical answers.
 
 use assurance_runtime::ApiResult;
 use std::collections::BTreeMap;
 
 use sea_orm::{
-    Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ColumnTrait, Condition, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
 };
 
-use super::{Store, entities::incident, migration::DURATIONS};
+use super::{Store, entities::incident, migration::DURATIONS, query::affecting_service};
+use crate::domain::{metrics::nearest_rank, priority::Severity};
 
 /// Count, mean and nearest-rank p90 of a duration, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,6 +20,36 @@ pub struct Stats {
     pub count: i64,
     pub mean: i64,
     pub p90: i64,
+}
+
+/// Which incidents the metrics cover: all, or those affecting a service, of a severity, or
+/// declared in `[declared_from, declared_before)`.
+#[derive(Debug, Default, Clone)]
+pub struct MetricsScope {
+    /// A service id (not its resource name).
+    pub service: Option<String>,
+    pub severity: Option<Severity>,
+    pub declared_from: Option<i64>,
+    pub declared_before: Option<i64>,
+}
+
+impl MetricsScope {
+    fn condition(&self) -> Condition {
+        let mut scope = Condition::all();
+        if let Some(service) = &self.service {
+            scope = scope.add(affecting_service(service));
+        }
+        if let Some(severity) = self.severity {
+            scope = scope.add(incident::Column::Severity.eq(severity as i32));
+        }
+        if let Some(t) = self.declared_from {
+            scope = scope.add(incident::Column::DeclareTime.gte(t));
+        }
+        if let Some(t) = self.declared_before {
+            scope = scope.add(incident::Column::DeclareTime.lt(t));
+        }
+        scope
+    }
 }
 
 #[derive(Debug, Default)]
@@ -52,13 +84,9 @@ struct Group {
     s4: i64,
 }
 
-/// The rank of the nearest-rank percentile `p` (in %) of `n` values, from 1.
-pub fn nearest_rank(p: i64, n: i64) -> i64 {
-    Ord::max((p * n + 99) / 100, 1)
-}
-
 impl Store {
-    pub async fn metrics(&self, scope: Condition) -> ApiResult<Metrics> {
+    pub async fn metrics(&self, scope: &MetricsScope) -> ApiResult<Metrics> {
+        let scope = scope.condition();
         let db = self.connection();
         // One pass: per (phase, severity) group its count and every duration's count and sum;
         // sums add up across groups.
@@ -162,19 +190,5 @@ impl Store {
             mean: sum / count,
             p90: p90.unwrap_or(0),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nearest_rank;
-
-    #[test]
-    fn nearest_rank_rule() {
-        assert_eq!(nearest_rank(90, 10), 9);
-        assert_eq!(nearest_rank(90, 11), 10);
-        assert_eq!(nearest_rank(90, 1), 1);
-        assert_eq!(nearest_rank(50, 4), 2);
-        assert_eq!(nearest_rank(100, 7), 7);
     }
 }

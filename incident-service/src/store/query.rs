@@ -1,4 +1,5 @@
-//! Incident lists: AIP-160 filter fields, order and keyset pages.
+//! Incident lists: AIP-160 filter fields, order and keyset pages; and the "affects this service"
+//! clause the metrics scope shares with the `service` filter.
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::{
@@ -147,13 +148,7 @@ impl FilterSchema for IncidentFilter {
             }
             "service" => {
                 equality_only(field, op)?;
-                let id = value.strip_prefix("services/").unwrap_or(value);
-                let matching = Query::select()
-                    .column(incident_service::Column::IncidentId)
-                    .from(incident_service::Entity)
-                    .and_where(incident_service::Column::ServiceId.eq(id))
-                    .to_owned();
-                let cond = Condition::all().add(incident::Column::Id.in_subquery(matching));
+                let cond = affecting_service(value.strip_prefix("services/").unwrap_or(value));
                 Ok(if op == Op::Eq { cond } else { cond.not() })
             }
             "declare_time" | "detect_time" | "close_time" | "update_time" => {
@@ -174,4 +169,14 @@ impl FilterSchema for IncidentFilter {
             )),
         }
     }
+}
+
+/// Incidents that affect the service `id`.
+pub(super) fn affecting_service(id: &str) -> Condition {
+    let matching = Query::select()
+        .column(incident_service::Column::IncidentId)
+        .from(incident_service::Entity)
+        .and_where(incident_service::Column::ServiceId.eq(id))
+        .to_owned();
+    Condition::all().add(incident::Column::Id.in_subquery(matching))
 }

@@ -1,0 +1,114 @@
+//! Stakeholder notifications: drafts, a second approver, sending, overdue lists.
+
+use assurance_proto::incident::v1 as pb;
+use assurance_runtime::{auth::Caller, page, time::now_micros, validate::Violations};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{IncidentApi, child_name, convert, incident_id, request_key, required};
+use crate::domain::notification::Audience;
+
+impl IncidentApi {
+    pub(super) async fn notifications_create(
+        &self,
+        request: Request<pb::CreateNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        v.request_id("request_id", &req.request_id);
+        let n = v.require("notification", req.notification.as_ref())?;
+        required::<Audience>(&mut v, "notification.audience", n.audience);
+        v.line("notification.subject", &n.subject, true, 200);
+        v.paragraph("notification.body", &n.body, true, 20_000);
+        v.finish()?;
+        let model = crate::store::entities::notification::Model {
+            id: Uuid::now_v7(),
+            incident_id: id.unwrap_or_default(),
+            audience: n.audience,
+            subject: n.subject.clone(),
+            body: n.body.clone(),
+            status: 0,
+            author: caller.person().to_string(),
+            approver: String::new(),
+            deadline_time: None,
+            approve_time: None,
+            send_time: None,
+            create_time: 0,
+        };
+        let key = request_key("CreateNotification", req, |r| &mut r.request_id);
+        let created = self
+            .store
+            .create_notification(model, self.preparation.deadline_hours(), &caller, key)
+            .await?;
+        Ok(Response::new(convert::notification(&created, now_micros())))
+    }
+
+    pub(super) async fn notifications_approve(
+        &self,
+        request: Request<pb::ApproveNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", "notifications", &req.name);
+        v.finish()?;
+        let (incident, id) = ids.unwrap_or_default();
+        let n = self
+            .store
+            .advance_notification(incident, id, Some(caller.person().to_string()), &caller)
+            .await?;
+        Ok(Response::new(convert::notification(&n, now_micros())))
+    }
+
+    pub(super) async fn notifications_mark_sent(
+        &self,
+        request: Request<pb::MarkNotificationSentRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let caller = Caller::of(&request)?;
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", "notifications", &request.get_ref().name);
+        v.finish()?;
+        let (incident, id) = ids.unwrap_or_default();
+        let n = self
+            .store
+            .advance_notification(incident, id, None, &caller)
+            .await?;
+        Ok(Response::new(convert::notification(&n, now_micros())))
+    }
+
+    pub(super) async fn notifications_list(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let incident = if req.parent == "incidents/-" {
+            None
+        } else {
+            incident_id(&mut v, "parent", &req.parent)
+        };
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let fp = page::query_fingerprint(&[
+            "notifications",
+            &req.parent,
+            if req.only_overdue { "1" } else { "0" },
+        ]);
+        let after = page::after_id(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self
+            .store
+            .notifications(incident, req.only_overdue, after, size + 1)
+            .await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |n| {
+            vec![page::Key::Text(n.id.to_string())]
+        });
+        let now = now_micros();
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: rows.iter().map(|n| convert::notification(n, now)).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,128 @@
+//! Evidence and its chain of custody.
+
+use assurance_proto::incident::v1 as pb;
+use assurance_runtime::{auth::Caller, page, time::now_micros, validate::Violations};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{IncidentApi, child_name, convert, incident_id, past_time, request_key};
+use crate::domain::indicator;
+
+impl IncidentApi {
+    pub(super) async fn evidence_add(
+        &self,
+        request: Request<pb::AddEvidenceRequest>,
+    ) -> Result<Response<pb::Evidence>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        v.request_id("request_id", &req.request_id);
+        let e = v.require("evidence", req.evidence.as_ref())?;
+        v.paragraph("evidence.description", &e.description, true, 2000);
+        let hash = match indicator::normalize(indicator::IndicatorType::FileHash, &e.hash) {
+            Ok(h) => Some(h),
+            Err(why) => {
+                v.add("evidence.hash", why);
+                None
+            }
+        };
+        v.line("evidence.location", &e.location, true, 1000);
+        v.principal("evidence.collector", &e.collector, true);
+        let now = now_micros();
+        let collect_time = past_time(
+            &mut v,
+            "evidence.collect_time",
+            e.collect_time.as_ref(),
+            now,
+        );
+        v.finish()?;
+        let model = crate::store::entities::evidence::Model {
+            id: Uuid::now_v7(),
+            incident_id: id.unwrap_or_default(),
+            description: e.description.clone(),
+            hash: hash.unwrap_or_default(),
+            location: e.location.clone(),
+            collector: e.collector.clone(),
+            custodian: String::new(),
+            collect_time: collect_time.unwrap_or(now),
+            custody_seq: 0,
+            create_time: 0,
+        };
+        let key = request_key("AddEvidence", req, |r| &mut r.request_id);
+        let added = self.store.add_evidence(model, &caller, key).await?;
+        Ok(Response::new(convert::evidence(&added)))
+    }
+
+    pub(super) async fn evidence_list(
+        &self,
+        request: Request<pb::ListEvidenceRequest>,
+    ) -> Result<Response<pb::ListEvidenceResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let fp = page::query_fingerprint(&["evidence", &req.parent]);
+        let after = page::after_id(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self
+            .store
+            .evidence_of(id.unwrap_or_default(), after, size + 1)
+            .await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |e| {
+            vec![page::Key::Text(e.id.to_string())]
+        });
+        Ok(Response::new(pb::ListEvidenceResponse {
+            evidence: rows.iter().map(convert::evidence).collect(),
+            next_page_token,
+        }))
+    }
+
+    pub(super) async fn custody_record(
+        &self,
+        request: Request<pb::RecordCustodyRequest>,
+    ) -> Result<Response<pb::CustodyEntry>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "evidence", "evidence", &req.evidence);
+        v.request_id("request_id", &req.request_id);
+        let entry = v.require("entry", req.entry.as_ref())?;
+        v.principal("entry.to_custodian", &entry.to_custodian, true);
+        v.paragraph("entry.purpose", &entry.purpose, true, 2000);
+        v.line("entry.location", &entry.location, false, 1000);
+        v.finish()?;
+        let (incident, item) = ids.unwrap_or_default();
+        let model = crate::store::entities::custody_entry::Model {
+            evidence_id: item,
+            seq: 0,
+            incident_id: incident,
+            from_custodian: String::new(),
+            to_custodian: entry.to_custodian.clone(),
+            purpose: entry.purpose.clone(),
+            location: entry.location.clone(),
+            transfer_time: 0,
+        };
+        let key = request_key("RecordCustody", req, |r| &mut r.request_id);
+        let recorded = self
+            .store
+            .record_custody(incident, item, model, &caller, key)
+            .await?;
+        Ok(Response::new(convert::custody_entry(&recorded)))
+    }
+
+    pub(super) async fn custody_list(
+        &self,
+        request: Request<pb::ListCustodyRequest>,
+    ) -> Result<Response<pb::ListCustodyResponse>, Status> {
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "parent", "evidence", &request.get_ref().parent);
+        v.finish()?;
+        let (incident, item) = ids.unwrap_or_default();
+        let entries = self.store.custody(incident, item).await?;
+        Ok(Response::new(pb::ListCustodyResponse {
+            entries: entries.iter().map(convert::custody_entry).collect(),
+        }))
+    }
+}

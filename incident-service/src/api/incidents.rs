@@ -1,0 +1,537 @@
+//! Incidents and their phases: declare, read, list, update (with the severity rule), advance
+//! through the phase machine, close.
+
+use std::collections::HashSet;
+
+use assurance_proto::incident::v1 as pb;
+use assurance_runtime::{
+    ApiError, ApiResult,
+    auth::Caller,
+    filter, page,
+    time::{from_timestamp, now_micros},
+    validate::{Violations, is_slug, slug_name, update_paths},
+};
+use sea_orm::{Condition, Order};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{IncidentApi, convert, incident_id, past_time, request_key, required};
+use crate::{
+    domain::{
+        phase::{self, Classification, Direction, Phase},
+        priority::{self, Factors, FunctionalImpact, InformationImpact, Recoverability},
+        task::TaskStatus,
+        timeline::TimelineKind,
+    },
+    store::{
+        Change, IncidentFilter, IncidentOrder, ListIncidents, entities::incident, parse_etag,
+        phase_of, refuse_if_closed,
+    },
+};
+
+const MAX_SERVICES: usize = 100;
+
+const UPDATABLE: &[&str] = &[
+    "title",
+    "summary",
+    "classification",
+    "severity",
+    "functional_impact",
+    "information_impacts",
+    "recoverability",
+    "customer_data_affected",
+    "affected_services",
+    "detection_source",
+    "incident_type",
+    "occur_time",
+    "detect_time",
+];
+
+/// Checks one mutable field of an incident in `input`; the services field yields their ids.
+fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<String>> {
+    let now = now_micros();
+    match field {
+        "title" => v.line("incident.title", &i.title, true, 200),
+        "summary" => v.paragraph("incident.summary", &i.summary, false, 10_000),
+        "classification" => {
+            required::<Classification>(v, "incident.classification", i.classification);
+        }
+        "severity" if i.severity != 0 && pb::Severity::try_from(i.severity).is_err() => {
+            v.add(
+                "incident.severity",
+                format!("{} is not a known value", i.severity),
+            );
+        }
+        "functional_impact" => {
+            required::<FunctionalImpact>(v, "incident.functional_impact", i.functional_impact);
+        }
+        "information_impacts" => {
+            let mut parsed = Vec::new();
+            for (n, raw) in i.information_impacts.iter().enumerate() {
+                match InformationImpact::try_from(*raw) {
+                    Ok(x) => parsed.push(x),
+                    Err(_) => v.add(
+                        format!("incident.information_impacts[{n}]"),
+                        "is not a known value (UNSPECIFIED is not accepted)",
+                    ),
+                }
+            }
+            if parsed.len() == i.information_impacts.len() {
+                match priority::check_information(&parsed) {
+                    Ok(()) => {}
+                    Err(priority::InformationError::Empty) => v.add(
+                        "incident.information_impacts",
+                        "is required (one or more; NONE when nothing was compromised)",
+                    ),
+                    Err(priority::InformationError::NoneWithOthers) => v.add(
+                        "incident.information_impacts",
+                        "NONE cannot combine with other impacts",
+                    ),
+                    Err(priority::InformationError::Repeated) => {
+                        v.add("incident.information_impacts", "names an impact twice")
+                    }
+                }
+            }
+        }
+        "recoverability" => {
+            required::<Recoverability>(v, "incident.recoverability", i.recoverability);
+        }
+        "affected_services" => {
+            if i.affected_services.len() > MAX_SERVICES {
+                v.add(
+                    "incident.affected_services",
+                    format!("must name at most {MAX_SERVICES} services"),
+                );
+            }
+            let mut seen = HashSet::new();
+            let mut ids = Vec::new();
+            for (n, s) in i.affected_services.iter().enumerate() {
+                let field = format!("incident.affected_services[{n}]");
+                if let Some(id) = slug_name(v, &field, s, "services") {
+                    if !seen.insert(id) {
+                        v.add(field, "is listed twice");
+                    }
+                    ids.push(id.to_string());
+                }
+            }
+            return Some(ids);
+        }
+        "detection_source" => v.line("incident.detection_source", &i.detection_source, false, 500),
+        "incident_type" if !i.incident_type.is_empty() && !is_slug(&i.incident_type) => {
+            v.add(
+                "incident.incident_type",
+                "must be a lowercase slug such as `credential-compromise`",
+            );
+        }
+        "occur_time" => {
+            past_time(v, "incident.occur_time", i.occur_time.as_ref(), now);
+        }
+        "detect_time" => {
+            let detect = past_time(v, "incident.detect_time", i.detect_time.as_ref(), now);
+            let occur = i.occur_time.as_ref().and_then(from_timestamp);
+            if let (Some(o), Some(d)) = (occur, detect)
+                && o > d
+            {
+                v.add("incident.occur_time", "must not be after detect_time");
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+fn factors(m: &incident::Model) -> Option<Factors> {
+    Some(Factors {
+        functional: FunctionalImpact::try_from(m.functional_impact).ok()?,
+        information: m
+            .information_impacts
+            .split(',')
+            .filter_map(|s| s.parse::<i32>().ok())
+            .filter_map(|n| InformationImpact::try_from(n).ok())
+            .collect(),
+        recoverability: Recoverability::try_from(m.recoverability).ok()?,
+        customer_data_affected: m.customer_data_affected,
+    })
+}
+
+fn impacts_text(raw: &[i32]) -> String {
+    let mut v = raw.to_vec();
+    v.sort_unstable();
+    v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+impl IncidentApi {
+    /// Severity: explicit when overridden, else derived by the rule.
+    fn settle_severity(&self, m: &mut incident::Model) {
+        if !m.severity_overridden
+            && let Some(f) = factors(m)
+        {
+            m.severity = self.rule.severity(&f) as i32;
+        }
+    }
+}
+
+fn refusal(r: phase::Refusal) -> ApiError {
+    let allowed: Vec<&str> = r.allowed.iter().map(String::as_str).collect();
+    ApiError::illegal_move(
+        assurance_runtime::Reason::IllegalPhaseMove,
+        r.message,
+        &r.phase.to_string(),
+        &allowed,
+    )
+}
+
+fn classification_of(m: &incident::Model) -> ApiResult<Classification> {
+    Classification::try_from(m.classification)
+        .map_err(|_| ApiError::Internal(format!("incident {} has unknown classification", m.id)))
+}
+
+impl IncidentApi {
+    pub(super) async fn incidents_declare(
+        &self,
+        request: Request<pb::DeclareIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        v.request_id("request_id", &req.request_id);
+        let i = v.require("incident", req.incident.as_ref())?;
+        let mut services = Vec::new();
+        for field in UPDATABLE {
+            if let Some(ids) = check_field(&mut v, i, field) {
+                services = ids;
+            }
+        }
+        v.finish()?;
+        let now = now_micros();
+        let mut model = incident::Model {
+            id: Uuid::now_v7(),
+            title: i.title.clone(),
+            summary: i.summary.clone(),
+            incident_type: i.incident_type.clone(),
+            classification: i.classification,
+            severity: i.severity,
+            severity_overridden: i.severity != 0,
+            functional_impact: i.functional_impact,
+            information_impacts: impacts_text(&i.information_impacts),
+            recoverability: i.recoverability,
+            customer_data_affected: i.customer_data_affected,
+            affected_services: services.join(","),
+            detection_source: i.detection_source.clone(),
+            phase: Phase::DetectionAnalysis as i32,
+            occur_time: i.occur_time.as_ref().and_then(from_timestamp),
+            detect_time: i
+                .detect_time
+                .as_ref()
+                .and_then(from_timestamp)
+                .unwrap_or(now),
+            declare_time: 0,
+            contain_time: None,
+            eradicate_time: None,
+            recover_time: None,
+            post_incident_time: None,
+            close_time: None,
+            resolution: String::new(),
+            review_complete: false,
+            timeline_seq: 0,
+            version: 0,
+            create_time: 0,
+            update_time: 0,
+        };
+        self.settle_severity(&mut model);
+        let key = request_key("DeclareIncident", req, |r| &mut r.request_id);
+        let tasks = self
+            .preparation
+            .template(&model.incident_type)
+            .map(|template| {
+                template
+                    .tasks
+                    .iter()
+                    .map(|t| crate::store::entities::task::Model {
+                        id: Uuid::now_v7(),
+                        incident_id: model.id,
+                        phase: t.phase as i32,
+                        owner_team: t.owner as i32,
+                        title: t.title.clone(),
+                        description: t.description.clone(),
+                        assignee: String::new(),
+                        status: TaskStatus::Open as i32,
+                        from_template: true,
+                        version: 0,
+                        create_time: 0,
+                        update_time: 0,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let created = self
+            .store
+            .declare(model, services, tasks, &caller, key)
+            .await?;
+        Ok(Response::new(convert::incident(&created)))
+    }
+
+    pub(super) async fn incidents_get(
+        &self,
+        request: Request<pb::GetIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "name", &request.get_ref().name);
+        v.finish()?;
+        let m = self.store.get(id.unwrap_or_default()).await?;
+        Ok(Response::new(convert::incident(&m)))
+    }
+
+    pub(super) async fn incidents_list(
+        &self,
+        request: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let parsed = v
+            .absorb("filter", filter::parse("filter", &req.filter))
+            .flatten();
+        let order = match req
+            .order_by
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [] | ["declare_time", "desc"] => Some((IncidentOrder::DeclareTime, Order::Desc)),
+            ["declare_time"] | ["declare_time", "asc"] => {
+                Some((IncidentOrder::DeclareTime, Order::Asc))
+            }
+            ["update_time", "desc"] => Some((IncidentOrder::UpdateTime, Order::Desc)),
+            ["update_time"] | ["update_time", "asc"] => {
+                Some((IncidentOrder::UpdateTime, Order::Asc))
+            }
+            _ => {
+                v.add(
+                    "order_by",
+                    "must be `declare_time` or `update_time`, optionally followed by `desc`",
+                );
+                None
+            }
+        };
+        v.finish()?;
+        let mut condition = Condition::all();
+        if let Some(f) = &parsed {
+            condition = condition.add(filter::compile("filter", f, &IncidentFilter)?);
+        }
+        let fp = page::query_fingerprint(&["incidents", &req.filter, &req.order_by]);
+        let after = page::decode("page_token", &req.page_token, &fp, 2)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let (order, direction) = order.unwrap_or((IncidentOrder::DeclareTime, Order::Desc));
+        let query = ListIncidents {
+            condition,
+            order,
+            direction,
+            after,
+            limit: size + 1,
+        };
+        let mut rows = self.store.list(&query).await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |r| query.keys_of(r));
+        Ok(Response::new(pb::ListIncidentsResponse {
+            incidents: rows.iter().map(convert::incident).collect(),
+            next_page_token,
+        }))
+    }
+
+    pub(super) async fn incidents_update(
+        &self,
+        request: Request<pb::UpdateIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let i = v.require("incident", req.incident)?;
+        let id = incident_id(&mut v, "incident.name", &i.name);
+        let paths = update_paths(req.update_mask.as_ref(), UPDATABLE, |p| match p {
+            "title" => !i.title.is_empty(),
+            "summary" => !i.summary.is_empty(),
+            "classification" => i.classification != 0,
+            "severity" => i.severity != 0,
+            "functional_impact" => i.functional_impact != 0,
+            "information_impacts" => !i.information_impacts.is_empty(),
+            "recoverability" => i.recoverability != 0,
+            "customer_data_affected" => i.customer_data_affected,
+            "affected_services" => !i.affected_services.is_empty(),
+            "detection_source" => !i.detection_source.is_empty(),
+            "incident_type" => !i.incident_type.is_empty(),
+            "occur_time" => i.occur_time.is_some(),
+            "detect_time" => i.detect_time.is_some(),
+            _ => false,
+        })?;
+        if paths.is_empty() {
+            v.add("update_mask", "names no field to update");
+        }
+        let mut services = None;
+        for p in &paths {
+            if let Some(ids) = check_field(&mut v, &i, p) {
+                services = Some(ids);
+            }
+        }
+        let expected = v
+            .absorb("incident.etag", parse_etag("incident.etag", &i.etag))
+            .flatten();
+        v.finish()?;
+        let updated = self
+            .store
+            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+                refuse_if_closed(m)?;
+                let before = m.severity;
+                for p in &paths {
+                    match *p {
+                        "title" => m.title = i.title.clone(),
+                        "summary" => m.summary = i.summary.clone(),
+                        "classification" => m.classification = i.classification,
+                        "severity" => {
+                            m.severity_overridden = i.severity != 0;
+                            m.severity = i.severity;
+                        }
+                        "functional_impact" => m.functional_impact = i.functional_impact,
+                        "information_impacts" => {
+                            m.information_impacts = impacts_text(&i.information_impacts)
+                        }
+                        "recoverability" => m.recoverability = i.recoverability,
+                        "customer_data_affected" => {
+                            m.customer_data_affected = i.customer_data_affected
+                        }
+                        "affected_services" => {
+                            m.affected_services = services.clone().unwrap_or_default().join(",")
+                        }
+                        "detection_source" => m.detection_source = i.detection_source.clone(),
+                        "incident_type" => m.incident_type = i.incident_type.clone(),
+                        "occur_time" => {
+                            m.occur_time = i.occur_time.as_ref().and_then(from_timestamp)
+                        }
+                        "detect_time" => {
+                            if let Some(t) = i.detect_time.as_ref().and_then(from_timestamp) {
+                                m.detect_time = t;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(o) = m.occur_time
+                    && o > m.detect_time
+                {
+                    return Err(ApiError::invalid(
+                        "incident.occur_time",
+                        "must not be after detect_time",
+                    ));
+                }
+                self.settle_severity(m);
+                let mut summary = format!("updated {}", paths.join(", "));
+                if m.severity != before {
+                    summary.push_str(&format!(
+                        "; severity {} → {}",
+                        convert::severity_name(before),
+                        convert::severity_name(m.severity)
+                    ));
+                }
+                Ok(Change {
+                    kind: TimelineKind::Updated,
+                    summary,
+                    services: services.clone(),
+                })
+            })
+            .await?;
+        Ok(Response::new(convert::incident(&updated)))
+    }
+
+    pub(super) async fn incidents_advance_phase(
+        &self,
+        request: Request<pb::AdvancePhaseRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "name", &req.name);
+        let target = if req.target_phase == 0 {
+            v.add(
+                "target_phase",
+                "is required (the _UNSPECIFIED value is not accepted)",
+            );
+            None
+        } else {
+            let t = Phase::try_from(req.target_phase).ok();
+            if t.is_none() {
+                v.add(
+                    "target_phase",
+                    format!("{} is not a known value", req.target_phase),
+                );
+            }
+            t
+        };
+        v.paragraph("reason", &req.reason, false, 2000);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let target = target.unwrap_or(Phase::DetectionAnalysis);
+        let updated = self
+            .store
+            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+                let from = phase_of(m)?;
+                let direction =
+                    phase::check_advance(from, target, classification_of(m)?, m.review_complete)
+                        .map_err(refusal)?;
+                if direction == Direction::Back && req.reason.trim().is_empty() {
+                    return Err(ApiError::invalid(
+                        "reason",
+                        format!("is required to return to {target}"),
+                    ));
+                }
+                let now = now_micros();
+                let first_entry = match target {
+                    Phase::Containment => &mut m.contain_time,
+                    Phase::Eradication => &mut m.eradicate_time,
+                    Phase::Recovery => &mut m.recover_time,
+                    Phase::PostIncident => &mut m.post_incident_time,
+                    Phase::DetectionAnalysis | Phase::Closed => &mut None,
+                };
+                first_entry.get_or_insert(now);
+                m.phase = target as i32;
+                let mut summary = format!("phase {from} → {target}");
+                if !req.reason.trim().is_empty() {
+                    summary.push_str(&format!(": {}", req.reason.trim()));
+                }
+                Ok(Change {
+                    kind: TimelineKind::PhaseChanged,
+                    summary,
+                    services: None,
+                })
+            })
+            .await?;
+        Ok(Response::new(convert::incident(&updated)))
+    }
+
+    pub(super) async fn incidents_close(
+        &self,
+        request: Request<pb::CloseIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "name", &req.name);
+        v.paragraph("resolution", &req.resolution, true, 4000);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let closed = self
+            .store
+            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+                phase::check_close(phase_of(m)?, classification_of(m)?, m.review_complete)
+                    .map_err(refusal)?;
+                m.phase = Phase::Closed as i32;
+                m.close_time = Some(now_micros());
+                m.resolution = req.resolution.clone();
+                Ok(Change {
+                    kind: TimelineKind::Closed,
+                    summary: format!("closed: {}", req.resolution.trim()),
+                    services: None,
+                })
+            })
+            .await?;
+        Ok(Response::new(convert::incident(&closed)))
+    }
+}

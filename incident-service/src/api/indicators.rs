@@ -1,0 +1,109 @@
+//! Indicators of compromise: add to an incident, list, and sweep across incidents.
+
+use assurance_proto::incident::v1 as pb;
+use assurance_runtime::{auth::Caller, page, validate::Violations};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{IncidentApi, convert, incident_id, request_key, required};
+use crate::domain::indicator::{self, IndicatorType, Tlp};
+
+impl IncidentApi {
+    pub(super) async fn indicators_add(
+        &self,
+        request: Request<pb::AddIndicatorRequest>,
+    ) -> Result<Response<pb::Indicator>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        v.request_id("request_id", &req.request_id);
+        let ind = v.require("indicator", req.indicator.as_ref())?;
+        let kind = required::<IndicatorType>(&mut v, "indicator.type", ind.r#type);
+        let value = kind.and_then(|k| match indicator::normalize(k, &ind.value) {
+            Ok(value) => Some(value),
+            Err(why) => {
+                v.add("indicator.value", why);
+                None
+            }
+        });
+        required::<Tlp>(&mut v, "indicator.tlp", ind.tlp);
+        v.paragraph("indicator.description", &ind.description, false, 2000);
+        v.finish()?;
+        let model = crate::store::entities::indicator::Model {
+            id: Uuid::now_v7(),
+            incident_id: id.unwrap_or_default(),
+            kind: ind.r#type,
+            value: value.unwrap_or_default(),
+            tlp: ind.tlp,
+            description: ind.description.clone(),
+            create_time: 0,
+        };
+        let kind_name = pb::IndicatorType::try_from(ind.r#type)
+            .map_or("indicator", |t| {
+                t.as_str_name().trim_start_matches("INDICATOR_TYPE_")
+            })
+            .to_ascii_lowercase();
+        let key = request_key("AddIndicator", req, |r| &mut r.request_id);
+        let added = self
+            .store
+            .add_indicator(model, &kind_name, &caller, key)
+            .await?;
+        Ok(Response::new(convert::indicator(&added)))
+    }
+
+    pub(super) async fn indicators_list(
+        &self,
+        request: Request<pb::ListIndicatorsRequest>,
+    ) -> Result<Response<pb::ListIndicatorsResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let fp = page::query_fingerprint(&["indicators", &req.parent]);
+        let after = page::after_id(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self.store.indicators(id, None, after, size + 1).await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |i| {
+            vec![page::Key::Text(i.id.to_string())]
+        });
+        Ok(Response::new(pb::ListIndicatorsResponse {
+            indicators: rows.iter().map(convert::indicator).collect(),
+            next_page_token,
+        }))
+    }
+
+    pub(super) async fn indicators_find(
+        &self,
+        request: Request<pb::FindIndicatorRequest>,
+    ) -> Result<Response<pb::FindIndicatorResponse>, Status> {
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let kind = required::<IndicatorType>(&mut v, "type", req.r#type);
+        let value = kind.and_then(|k| match indicator::normalize(k, &req.value) {
+            Ok(value) => Some(value),
+            Err(why) => {
+                v.add("value", why);
+                None
+            }
+        });
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let value = value.unwrap_or_default();
+        let fp = page::query_fingerprint(&["sweep", &req.r#type.to_string(), &value]);
+        let after = page::after_id(&req.page_token, &fp)?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let mut rows = self
+            .store
+            .indicators(None, Some((req.r#type, value)), after, size + 1)
+            .await?;
+        let next_page_token = page::finish(&mut rows, size, &fp, |i| {
+            vec![page::Key::Text(i.id.to_string())]
+        });
+        Ok(Response::new(pb::FindIndicatorResponse {
+            indicators: rows.iter().map(convert::indicator).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,58 @@
+//! Incident roles: who holds each role of an incident.
+
+use assurance_proto::incident::v1 as pb;
+use assurance_runtime::{
+    auth::Caller,
+    validate::{Violations, is_slug},
+};
+use tonic::{Request, Response, Status};
+
+use super::{IncidentApi, convert, incident_id, required};
+use crate::domain::role::RoleKind;
+
+impl IncidentApi {
+    pub(super) async fn roles_assign(
+        &self,
+        request: Request<pb::AssignRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &req.parent);
+        let role = v.require("role", req.role.as_ref())?;
+        let kind = required::<RoleKind>(&mut v, "role.kind", role.kind);
+        v.principal("role.person", &role.person, true);
+        if role.team.is_empty() {
+            v.add("role.team", "is required");
+        } else if !is_slug(&role.team) {
+            v.add(
+                "role.team",
+                "must be a lowercase slug such as `security-response`",
+            );
+        }
+        v.finish()?;
+        let role_name = kind.map_or("", RoleKind::slug);
+        let model = crate::store::entities::role::Model {
+            incident_id: id.unwrap_or_default(),
+            kind: role.kind,
+            person: role.person.clone(),
+            team: role.team.clone(),
+            assign_time: 0,
+        };
+        let assigned = self.store.assign_role(model, role_name, &caller).await?;
+        Ok(Response::new(convert::role(&assigned)))
+    }
+
+    pub(super) async fn roles_list(
+        &self,
+        request: Request<pb::ListRolesRequest>,
+    ) -> Result<Response<pb::ListRolesResponse>, Status> {
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "parent", &request.get_ref().parent);
+        v.finish()?;
+        let roles = self.store.roles(id.unwrap_or_default()).await?;
+        Ok(Response::new(pb::ListRolesResponse {
+            roles: roles.iter().map(convert::role).collect(),
+        }))
+    }
+}

@@ -1,0 +1,153 @@
+//! Stakeholder notifications: drafts, approval by someone other than the author, sending, and
+//! the deadline customer and regulator notices keep.
+
+use assurance_runtime::{
+    ApiError, ApiResult, Reason,
+    auth::Caller,
+    idempotency::{RequestKey, last_segment},
+    time::now_micros,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::{
+    Change, Created, Store,
+    entities::{incident, notification},
+};
+use crate::domain::notification::{Audience, NotificationStatus, deadline};
+use crate::domain::timeline::TimelineKind;
+
+impl Store {
+    /// Drafts a notification; its deadline follows from the incident (see
+    /// [`notification::deadline`](crate::domain::notification::deadline)).
+    pub async fn create_notification(
+        &self,
+        mut n: notification::Model,
+        deadline_hours: u32,
+        caller: &Caller,
+        key: Option<RequestKey>,
+    ) -> ApiResult<notification::Model> {
+        let id = n.incident_id;
+        let create = async |tx: &DatabaseTransaction, m: &mut incident::Model| {
+            n.create_time = now_micros();
+            n.status = NotificationStatus::Draft as i32;
+            n.deadline_time = deadline(
+                Audience::from_i32(n.audience),
+                m.customer_data_affected,
+                m.declare_time,
+                deadline_hours,
+            );
+            notification::Entity::insert(n.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            Ok(Created {
+                name: format!("incidents/{id}/notifications/{}", n.id),
+                change: Change {
+                    kind: TimelineKind::Communication,
+                    summary: format!("notification drafted by {}: {}", n.author, n.subject),
+                    services: None,
+                },
+                value: n,
+            })
+        };
+        let reread = async |name: String| self.notification(id, last_segment(&name)?).await;
+        self.create_in(id, caller, key, create, reread).await
+    }
+
+    pub async fn notification(&self, incident: Uuid, id: Uuid) -> ApiResult<notification::Model> {
+        notification::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .filter(|n| n.incident_id == incident)
+            .ok_or_else(|| ApiError::not_found(format!("incidents/{incident}/notifications/{id}")))
+    }
+
+    /// Moves a notification DRAFT → APPROVED (`approver`: Some) or APPROVED → SENT (None).
+    pub async fn advance_notification(
+        &self,
+        incident: Uuid,
+        id: Uuid,
+        approver: Option<String>,
+        caller: &Caller,
+    ) -> ApiResult<notification::Model> {
+        let mut out = None;
+        self.modify(incident, None, caller, async |tx, _| {
+            let mut n = notification::Entity::find_by_id(id)
+                .lock_exclusive()
+                .one(tx)
+                .await?
+                .filter(|n| n.incident_id == incident)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("incidents/{incident}/notifications/{id}"))
+                })?;
+            let now = now_micros();
+            let summary = match (&approver, NotificationStatus::from_i32(n.status)) {
+                (Some(a), Some(NotificationStatus::Draft)) => {
+                    if *a == n.author {
+                        return Err(ApiError::precondition(
+                            Reason::SelfApproval,
+                            "a notification is approved by someone other than its author",
+                        ));
+                    }
+                    (n.status, n.approver, n.approve_time) =
+                        (NotificationStatus::Approved as i32, a.clone(), Some(now));
+                    format!("notification approved by {a}: {}", n.subject)
+                }
+                (None, Some(NotificationStatus::Approved)) => {
+                    (n.status, n.send_time) = (NotificationStatus::Sent as i32, Some(now));
+                    format!("notification sent: {}", n.subject)
+                }
+                (Some(_), _) => {
+                    return Err(ApiError::precondition(
+                        Reason::NotADraft,
+                        "only a DRAFT notification can be approved",
+                    ));
+                }
+                (None, _) => {
+                    return Err(ApiError::precondition(
+                        Reason::NotApproved,
+                        "only an APPROVED notification can be marked sent; approve it first",
+                    ));
+                }
+            };
+            notification::Entity::update(n.clone().into_active_model().reset_all())
+                .exec(tx)
+                .await?;
+            out = Some(n);
+            Ok(Change {
+                kind: TimelineKind::Communication,
+                summary,
+                services: None,
+            })
+        })
+        .await?;
+        out.ok_or_else(|| ApiError::Internal("notification change lost".into()))
+    }
+
+    /// Notifications of an incident (or all), optionally only overdue ones, by id after `after`.
+    pub async fn notifications(
+        &self,
+        incident: Option<Uuid>,
+        only_overdue: bool,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<notification::Model>> {
+        let mut q = notification::Entity::find().order_by_asc(notification::Column::Id);
+        if let Some(id) = incident {
+            self.get(id).await?;
+            q = q.filter(notification::Column::IncidentId.eq(id));
+        }
+        if only_overdue {
+            q = q
+                .filter(notification::Column::Status.ne(NotificationStatus::Sent as i32))
+                .filter(notification::Column::DeadlineTime.lt(now_micros()));
+        }
+        if let Some(after) = after {
+            q = q.filter(notification::Column::Id.gt(after));
+        }
+        Ok(q.limit(limit).all(&self.db).await?)
+    }
+}

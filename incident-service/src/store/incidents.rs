@@ -1,0 +1,112 @@
+//! Incidents: declaring one (with its template tasks), reading it, and what every change of one
+//! checks (its phase, the refusal to change a CLOSED incident).
+
+use assurance_runtime::{
+    ApiError, ApiResult, Reason,
+    auth::Caller,
+    idempotency::{self, Outcome, RequestKey},
+    time::now_micros,
+};
+use sea_orm::{EntityTrait, IntoActiveModel};
+use uuid::Uuid;
+
+use super::{
+    Store, append,
+    entities::{incident, task},
+    write_services,
+};
+use crate::domain::phase::Phase;
+use crate::domain::timeline::TimelineKind;
+
+impl Store {
+    /// Records a declared incident and its first timeline event.
+    pub async fn declare(
+        &self,
+        mut inc: incident::Model,
+        services: Vec<String>,
+        tasks: Vec<task::Model>,
+        caller: &Caller,
+        key: Option<RequestKey>,
+    ) -> ApiResult<incident::Model> {
+        let now = now_micros();
+        (
+            inc.version,
+            inc.create_time,
+            inc.update_time,
+            inc.declare_time,
+        ) = (1, now, now, now);
+        caller.may_change_all(services.iter().map(String::as_str))?;
+        if services.is_empty() {
+            caller.must_be_unscoped("declare an incident that affects none of its services")?;
+        }
+        inc.phase = Phase::DetectionAnalysis as i32;
+        inc.timeline_seq = 1;
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            incident::Entity::insert(inc.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            write_services(tx, inc.id, &services).await?;
+            let mut tasks = tasks.clone();
+            for t in &mut tasks {
+                (t.incident_id, t.version, t.create_time, t.update_time) = (inc.id, 1, now, now);
+            }
+            if !tasks.is_empty() {
+                task::Entity::insert_many(
+                    tasks
+                        .iter()
+                        .cloned()
+                        .map(IntoActiveModel::into_active_model),
+                )
+                .exec_without_returning(tx)
+                .await?;
+            }
+            let seeded = if tasks.is_empty() {
+                String::new()
+            } else {
+                format!("; {} tasks from the response template", tasks.len())
+            };
+            append(
+                tx,
+                &inc,
+                1,
+                TimelineKind::Declared,
+                caller,
+                format!("declared: {}{seeded}", inc.title),
+                now,
+            )
+            .await?;
+            Ok((format!("incidents/{}", inc.id), inc.clone()))
+        })
+        .await?;
+        self.changed.notify_waiters();
+        match outcome {
+            Outcome::Created(m) => Ok(m),
+            Outcome::Replayed(_) => self.get(inc.id).await,
+        }
+    }
+
+    pub async fn get(&self, id: Uuid) -> ApiResult<incident::Model> {
+        incident::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("incidents/{id}")))
+    }
+}
+
+/// Refuses a change of a CLOSED incident.
+pub fn refuse_if_closed(m: &incident::Model) -> ApiResult<()> {
+    if m.phase == Phase::Closed as i32 {
+        return Err(ApiError::precondition(
+            Reason::IncidentClosed,
+            format!("incidents/{} is CLOSED", m.id),
+        ));
+    }
+    Ok(())
+}
+
+/// The phase of a stored incident.
+pub fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
+    Phase::from_i32(m.phase).ok_or_else(|| {
+        ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
+    })
+}

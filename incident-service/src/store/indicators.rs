@@ -1,0 +1,93 @@
+//! Indicators of compromise of an incident, and the sweep across incidents.
+
+use assurance_runtime::{
+    ApiError, ApiResult,
+    auth::Caller,
+    idempotency::{RequestKey, last_segment},
+    time::now_micros,
+};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use super::{
+    Change, Created, Store,
+    entities::{incident, indicator},
+};
+use crate::domain::timeline::TimelineKind;
+
+impl Store {
+    /// Adds an indicator (normalised by the caller) and its timeline event; the same type and
+    /// value twice in one incident is refused.
+    pub async fn add_indicator(
+        &self,
+        mut ind: indicator::Model,
+        kind_name: &str,
+        caller: &Caller,
+        key: Option<RequestKey>,
+    ) -> ApiResult<indicator::Model> {
+        let incident_id = ind.incident_id;
+        let create = async |tx: &DatabaseTransaction, _: &mut incident::Model| {
+            ind.create_time = now_micros();
+            let existing = indicator::Entity::find()
+                .filter(indicator::Column::IncidentId.eq(incident_id))
+                .filter(indicator::Column::Kind.eq(ind.kind))
+                .filter(indicator::Column::Value.eq(ind.value.clone()))
+                .one(tx)
+                .await?;
+            if let Some(e) = existing {
+                return Err(ApiError::AlreadyExists {
+                    resource: format!("incidents/{incident_id}/indicators/{}", e.id),
+                });
+            }
+            indicator::Entity::insert(ind.clone().into_active_model())
+                .exec_without_returning(tx)
+                .await?;
+            Ok(Created {
+                name: format!("incidents/{incident_id}/indicators/{}", ind.id),
+                change: Change {
+                    kind: TimelineKind::IndicatorAdded,
+                    summary: format!("indicator added: {kind_name} {}", ind.value),
+                    services: None,
+                },
+                value: ind,
+            })
+        };
+        let reread = async |name: String| {
+            let id: Uuid = last_segment(&name)?;
+            indicator::Entity::find_by_id(id)
+                .one(&self.db)
+                .await?
+                .ok_or_else(|| ApiError::not_found(name))
+        };
+        self.create_in(incident_id, caller, key, create, reread)
+            .await
+    }
+
+    /// Indicators of one incident (`incident`) or, for a sweep, of every incident with this
+    /// type and value; by id after `after`.
+    pub async fn indicators(
+        &self,
+        incident: Option<Uuid>,
+        sweep: Option<(i32, String)>,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<indicator::Model>> {
+        let mut q = indicator::Entity::find().order_by_asc(indicator::Column::Id);
+        if let Some(id) = incident {
+            self.get(id).await?;
+            q = q.filter(indicator::Column::IncidentId.eq(id));
+        }
+        if let Some((kind, value)) = sweep {
+            q = q
+                .filter(indicator::Column::Kind.eq(kind))
+                .filter(indicator::Column::Value.eq(value));
+        }
+        if let Some(after) = after {
+            q = q.filter(indicator::Column::Id.gt(after));
+        }
+        Ok(q.limit(limit).all(&self.db).await?)
+    }
+}
