@@ -254,6 +254,14 @@ impl Sorting {
         id: KeyType::Text,
     };
 
+    /// A list in the order of a whole-number sequence (an append-only log).
+    pub const BY_SEQUENCE: Sorting = Sorting {
+        fields: &[],
+        default: &[],
+        max_fields: 0,
+        id: KeyType::Int,
+    };
+
     fn key_type(&self, field: &str) -> Option<KeyType> {
         self.fields
             .iter()
@@ -434,6 +442,14 @@ impl ListQuery {
         match self.after.as_deref()?.last()? {
             Key::Text(id) => Uuid::parse_str(id).ok(),
             Key::Int(_) => None,
+        }
+    }
+
+    /// The sequence number the previous page ended at, for lists in sequence order.
+    pub fn after_sequence(&self) -> Option<i64> {
+        match self.after.as_deref()?.last()? {
+            Key::Int(n) => Some(*n),
+            Key::Text(_) => None,
         }
     }
 

@@ -89,32 +89,6 @@ pub fn decode(
     Ok(Some(token.k))
 }
 
-/// The single text key a page token of a list ordered by one key continues after (empty token:
-/// the first page).
-pub fn after_text(page_token: &str, fingerprint: &str) -> ApiResult<Option<String>> {
-    match decode("page_token", page_token, fingerprint, 1)? {
-        None => Ok(None),
-        Some(keys) => match keys.into_iter().next() {
-            Some(Key::Text(t)) => Ok(Some(t)),
-            _ => Err(ApiError::invalid(
-                "page_token",
-                "is not a page token issued by this service",
-            )),
-        },
-    }
-}
-
-/// The id a page token of a list ordered by UUID continues after.
-pub fn after_id(page_token: &str, fingerprint: &str) -> ApiResult<Option<uuid::Uuid>> {
-    after_text(page_token, fingerprint)?
-        .map(|t| {
-            uuid::Uuid::parse_str(&t).map_err(|_| {
-                ApiError::invalid("page_token", "is not a page token issued by this service")
-            })
-        })
-        .transpose()
-}
-
 /// Ends a page fetched with `limit = size + 1`: drops the extra row and returns the token of
 /// the next page (empty when this was the last).
 pub fn finish<T>(

@@ -1,11 +1,13 @@
 //! Stakeholder notifications: drafts, a second approver, sending, overdue lists.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::{auth::Caller, page, time::now_micros, validate::Violations};
+use assurance_runtime::idempotency::RequestKey;
+use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_id, request_key, required};
+use super::{IncidentApi, child_name, convert, incident_id, required};
 use crate::domain::notification::Audience;
 
 impl IncidentApi {
@@ -37,7 +39,7 @@ impl IncidentApi {
             send_time: None,
             create_time: 0,
         };
-        let key = request_key("CreateNotification", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("CreateNotification", req, |r| &mut r.request_id);
         let created = self
             .store
             .create_notification(model, self.preparation.deadline_hours(), &caller, key)
@@ -89,22 +91,26 @@ impl IncidentApi {
         } else {
             incident_id(&mut v, "parent", &req.parent)
         };
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(
+                &[
+                    "notifications",
+                    &req.parent,
+                    if req.only_overdue { "1" } else { "0" },
+                ],
+                req.page_size,
+                &req.page_token,
+            ),
+            None,
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&[
-            "notifications",
-            &req.parent,
-            if req.only_overdue { "1" } else { "0" },
-        ]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
-            .notifications(incident, req.only_overdue, after, size + 1)
+            .notifications(incident, req.only_overdue, list.after_id(), list.limit())
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |n| {
-            vec![page::Key::Text(n.id.to_string())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |n| n.id);
         let now = now_micros();
         Ok(Response::new(pb::ListNotificationsResponse {
             notifications: rows.iter().map(|n| convert::notification(n, now)).collect(),

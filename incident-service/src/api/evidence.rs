@@ -1,11 +1,13 @@
 //! Evidence and its chain of custody.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::{auth::Caller, page, time::now_micros, validate::Violations};
+use assurance_runtime::idempotency::RequestKey;
+use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_id, past_time, request_key};
+use super::{IncidentApi, child_name, convert, incident_id, past_time};
 use crate::domain::indicator;
 
 impl IncidentApi {
@@ -49,7 +51,7 @@ impl IncidentApi {
             custody_seq: 0,
             create_time: 0,
         };
-        let key = request_key("AddEvidence", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("AddEvidence", req, |r| &mut r.request_id);
         let added = self.store.add_evidence(model, &caller, key).await?;
         Ok(Response::new(convert::evidence(&added)))
     }
@@ -61,18 +63,18 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["evidence", &req.parent], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["evidence", &req.parent]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
-            .evidence_of(id.unwrap_or_default(), after, size + 1)
+            .evidence_of(id.unwrap_or_default(), list.after_id(), list.limit())
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |e| {
-            vec![page::Key::Text(e.id.to_string())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |e| e.id);
         Ok(Response::new(pb::ListEvidenceResponse {
             evidence: rows.iter().map(convert::evidence).collect(),
             next_page_token,
@@ -104,7 +106,7 @@ impl IncidentApi {
             location: entry.location.clone(),
             transfer_time: 0,
         };
-        let key = request_key("RecordCustody", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("RecordCustody", req, |r| &mut r.request_id);
         let recorded = self
             .store
             .record_custody(incident, item, model, &caller, key)

@@ -4,18 +4,18 @@
 use std::collections::HashSet;
 
 use assurance_proto::incident::v1 as pb;
+use assurance_runtime::idempotency::RequestKey;
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     ApiError, ApiResult,
     auth::Caller,
-    filter, page,
     time::{from_timestamp, now_micros},
     validate::{Violations, is_slug, slug_name, update_paths},
 };
-use sea_orm::{Condition, Order};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id, past_time, request_key, required};
+use super::{IncidentApi, convert, incident_id, past_time, required};
 use crate::{
     domain::{
         phase::{self, Classification, Direction, Phase},
@@ -24,7 +24,7 @@ use crate::{
         timeline::TimelineKind,
     },
     store::{
-        Change, IncidentFilter, IncidentOrder, ListIncidents, entities::incident, parse_etag,
+        Change, INCIDENT_FILTER, INCIDENT_SORTING, entities::incident, incident_keys, parse_etag,
         phase_of, refuse_if_closed,
     },
 };
@@ -239,7 +239,7 @@ impl IncidentApi {
             update_time: 0,
         };
         self.settle_severity(&mut model);
-        let key = request_key("DeclareIncident", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("DeclareIncident", req, |r| &mut r.request_id);
         let tasks = self
             .preparation
             .template(&model.incident_type)
@@ -288,50 +288,21 @@ impl IncidentApi {
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
-        let parsed = v
-            .absorb("filter", filter::parse("filter", &req.filter))
-            .flatten();
-        let order = match req
-            .order_by
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            [] | ["declare_time", "desc"] => Some((IncidentOrder::DeclareTime, Order::Desc)),
-            ["declare_time"] | ["declare_time", "asc"] => {
-                Some((IncidentOrder::DeclareTime, Order::Asc))
-            }
-            ["update_time", "desc"] => Some((IncidentOrder::UpdateTime, Order::Desc)),
-            ["update_time"] | ["update_time", "asc"] => {
-                Some((IncidentOrder::UpdateTime, Order::Asc))
-            }
-            _ => {
-                v.add(
-                    "order_by",
-                    "must be `declare_time` or `update_time`, optionally followed by `desc`",
-                );
-                None
-            }
-        };
+        let query = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["incidents"],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
+            },
+            Some(&INCIDENT_FILTER.at(FilterContext::default())),
+            &INCIDENT_SORTING,
+        );
         v.finish()?;
-        let mut condition = Condition::all();
-        if let Some(f) = &parsed {
-            condition = condition.add(filter::compile("filter", f, &IncidentFilter)?);
-        }
-        let fp = page::query_fingerprint(&["incidents", &req.filter, &req.order_by]);
-        let after = page::decode("page_token", &req.page_token, &fp, 2)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
-        let (order, direction) = order.unwrap_or((IncidentOrder::DeclareTime, Order::Desc));
-        let query = ListIncidents {
-            condition,
-            order,
-            direction,
-            after,
-            limit: size + 1,
-        };
         let mut rows = self.store.list(&query).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |r| query.keys_of(r));
+        let next_page_token = query.next_page(&mut rows, |r| incident_keys(&query, r));
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: rows.iter().map(convert::incident).collect(),
             next_page_token,

@@ -1,11 +1,13 @@
 //! Indicators of compromise: add to an incident, list, and sweep across incidents.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::{auth::Caller, page, validate::Violations};
+use assurance_runtime::idempotency::RequestKey;
+use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id, request_key, required};
+use super::{IncidentApi, convert, incident_id, required};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
 
 impl IncidentApi {
@@ -44,7 +46,7 @@ impl IncidentApi {
                 t.as_str_name().trim_start_matches("INDICATOR_TYPE_")
             })
             .to_ascii_lowercase();
-        let key = request_key("AddIndicator", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("AddIndicator", req, |r| &mut r.request_id);
         let added = self
             .store
             .add_indicator(model, &kind_name, &caller, key)
@@ -59,15 +61,18 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["indicators", &req.parent], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_UUID,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["indicators", &req.parent]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
-        let mut rows = self.store.indicators(id, None, after, size + 1).await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |i| {
-            vec![page::Key::Text(i.id.to_string())]
-        });
+        let mut rows = self
+            .store
+            .indicators(id, None, list.after_id(), list.limit())
+            .await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
         Ok(Response::new(pb::ListIndicatorsResponse {
             indicators: rows.iter().map(convert::indicator).collect(),
             next_page_token,
@@ -88,19 +93,25 @@ impl IncidentApi {
                 None
             }
         });
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
-        v.finish()?;
         let value = value.unwrap_or_default();
-        let fp = page::query_fingerprint(&["sweep", &req.r#type.to_string(), &value]);
-        let after = page::after_id(&req.page_token, &fp)?;
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
+        let kind = req.r#type.to_string();
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["sweep", &kind, &value], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_UUID,
+        );
+        v.finish()?;
         let mut rows = self
             .store
-            .indicators(None, Some((req.r#type, value)), after, size + 1)
+            .indicators(
+                None,
+                Some((req.r#type, value)),
+                list.after_id(),
+                list.limit(),
+            )
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |i| {
-            vec![page::Key::Text(i.id.to_string())]
-        });
+        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
         Ok(Response::new(pb::FindIndicatorResponse {
             indicators: rows.iter().map(convert::indicator).collect(),
             next_page_token,

@@ -19,13 +19,10 @@ use std::sync::Arc;
 
 use assurance_proto::incident::v1::{self as pb, incident_service_server::IncidentService};
 use assurance_runtime::{
-    idempotency::RequestKey,
     time::from_timestamp,
     validate::{Violations, name_id},
 };
-use prost::Message;
 use prost_types::Timestamp;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -67,28 +64,6 @@ fn past_time(v: &mut Violations, field: &str, ts: Option<&Timestamp>, now: i64) 
             None
         }
     }
-}
-
-/// The idempotency key of a create: the client's request id, and a digest of the request
-/// without it, to tell a retry from a reused id.
-fn request_key<M: Message + Clone>(
-    operation: &'static str,
-    request: &M,
-    request_id: impl Fn(&mut M) -> &mut String,
-) -> Option<RequestKey> {
-    let mut anonymous = request.clone();
-    let id = std::mem::take(request_id(&mut anonymous));
-    RequestKey::of(operation, &id, digest(&anonymous))
-}
-
-/// The first 16 bytes of a message's SHA-256, in hex. (risk-service has the same digest in its
-/// `fingerprint`; one shared copy belongs in the runtime crate.)
-fn digest<M: Message>(message: &M) -> String {
-    Sha256::digest(message.encode_to_vec())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The id of `incidents/{id}`, if `name` is one.

@@ -2,6 +2,7 @@
 //! outbox payloads are in `convert`).
 
 use assurance_proto::incident::v1 as pb;
+use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::{
     auth::Caller,
     time::from_timestamp,
@@ -9,7 +10,7 @@ use assurance_runtime::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{IncidentApi, convert, incident_id, request_key};
+use super::{IncidentApi, convert, incident_id};
 
 const MAX_ITEMS: usize = 100;
 
@@ -64,7 +65,7 @@ impl IncidentApi {
         v.finish()?;
         let id = id.unwrap_or_default();
         let (model, events) = convert::review_rows(id, r)?;
-        let key = request_key("RecordPostIncidentReview", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("RecordPostIncidentReview", req, |r| &mut r.request_id);
         let recorded = self
             .store
             .record_review(id, model, events, &caller, key)

@@ -1,11 +1,14 @@
 //! The append-only timeline: notes, pages of events, and the live watch stream.
 
 use assurance_proto::incident::v1 as pb;
-use assurance_runtime::{ApiError, auth::Caller, page, validate::Violations};
+use assurance_runtime::idempotency::RequestKey;
+use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::page::Key;
+use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id, request_key};
+use super::{IncidentApi, convert, incident_id};
 use crate::domain::timeline::TimelineKind;
 use crate::store::Store;
 
@@ -79,7 +82,7 @@ impl IncidentApi {
         v.paragraph("summary", &req.summary, true, 4000);
         v.request_id("request_id", &req.request_id);
         v.finish()?;
-        let key = request_key("AddTimelineEvent", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("AddTimelineEvent", req, |r| &mut r.request_id);
         let event = self
             .store
             .add_note(id.unwrap_or_default(), req.summary.clone(), &caller, key)
@@ -94,28 +97,22 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["timeline", &req.parent], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_SEQUENCE,
+        );
         v.finish()?;
-        let fp = page::query_fingerprint(&["timeline", &req.parent]);
-        let after = match page::decode("page_token", &req.page_token, &fp, 1)? {
-            Some(keys) => match keys.first() {
-                Some(page::Key::Int(seq)) => *seq,
-                _ => {
-                    return Err(ApiError::invalid(
-                        "page_token",
-                        "is not a page token issued by this service",
-                    )
-                    .into());
-                }
-            },
-            None => 0,
-        };
-        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE);
         let mut rows = self
             .store
-            .timeline(id.unwrap_or_default(), after, size + 1)
+            .timeline(
+                id.unwrap_or_default(),
+                list.after_sequence().unwrap_or(0),
+                list.limit(),
+            )
             .await?;
-        let next_page_token = page::finish(&mut rows, size, &fp, |e| vec![page::Key::Int(e.seq)]);
+        let next_page_token = list.next_page(&mut rows, |e| vec![Key::Int(e.seq)]);
         Ok(Response::new(pb::ListTimelineResponse {
             events: rows.iter().map(convert::timeline_event).collect(),
             next_page_token,

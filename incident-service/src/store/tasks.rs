@@ -7,10 +7,7 @@ use assurance_runtime::{
     idempotency::{RequestKey, last_segment},
     time::now_micros,
 };
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QuerySelect};
 use uuid::Uuid;
 
 use super::{
@@ -103,34 +100,6 @@ impl Store {
         })
         .await?;
         out.ok_or_else(|| ApiError::Internal("task change lost".into()))
-    }
-
-    /// Tasks of an incident matching `filter`, in phase order then creation, after `after`.
-    pub async fn tasks(
-        &self,
-        incident: Uuid,
-        filter: sea_orm::Condition,
-        after: Option<(i32, Uuid)>,
-        limit: u64,
-    ) -> ApiResult<Vec<task::Model>> {
-        self.get(incident).await?;
-        let mut q = task::Entity::find()
-            .filter(task::Column::IncidentId.eq(incident))
-            .filter(filter)
-            .order_by_asc(task::Column::Phase)
-            .order_by_asc(task::Column::Id);
-        if let Some((phase, id)) = after {
-            q = q.filter(
-                sea_orm::Condition::any()
-                    .add(task::Column::Phase.gt(phase))
-                    .add(
-                        sea_orm::Condition::all()
-                            .add(task::Column::Phase.eq(phase))
-                            .add(task::Column::Id.gt(id)),
-                    ),
-            );
-        }
-        Ok(q.limit(limit).all(&self.db).await?)
     }
 }
 

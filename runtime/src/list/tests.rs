@@ -84,6 +84,13 @@ fn sql(q: &ListQuery) -> String {
     select.build(DbBackend::Sqlite).to_string()
 }
 
+fn paged_one(q: &ListQuery) -> ListQuery {
+    ListQuery {
+        size: 1,
+        ..q.clone()
+    }
+}
+
 #[test]
 fn defaults_when_nothing_is_asked() {
     let q = parse(&request("", "", "")).expect("valid");
@@ -183,6 +190,17 @@ fn order_by_fields_directions_and_limits() {
     );
     assert!(v.finish().is_ok());
     assert_eq!((paged.size, paged.after_id()), (7, None));
+    let mut seqs = vec![1_i64, 2];
+    let token = paged_one(&paged).next_page(&mut seqs, |n| vec![Key::Int(*n)]);
+    let mut v = Violations::new();
+    let log = ListQuery::parse(
+        &mut v,
+        &ListRequest::paged(&["x"], 7, &token),
+        None,
+        &Sorting::BY_SEQUENCE,
+    );
+    assert!(v.finish().is_ok());
+    assert_eq!(log.after_sequence(), Some(1));
 }
 
 #[test]
