@@ -69,15 +69,7 @@ impl IncidentServer {
     }
 
     pub fn ready_check(&self) -> ReadyCheck {
-        let store = self.store.clone();
-        Arc::new(move || {
-            let store = store.clone();
-            Box::pin(async move {
-                assurance_runtime::db::ping(store.connection())
-                    .await
-                    .map_err(|_| "database unreachable".to_string())
-            })
-        })
+        assurance_runtime::db::ready_check(self.store.connection().clone())
     }
 }
 

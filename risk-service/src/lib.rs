@@ -87,15 +87,7 @@ impl RiskServer {
 
     /// Ready when the database answers.
     pub fn ready_check(&self) -> ReadyCheck {
-        let store = self.store.clone();
-        Arc::new(move || {
-            let store = store.clone();
-            Box::pin(async move {
-                assurance_runtime::db::ping(store.connection())
-                    .await
-                    .map_err(|_| "database unreachable".to_string())
-            })
-        })
+        assurance_runtime::db::ready_check(self.store.connection().clone())
     }
 }
 

@@ -114,6 +114,18 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())
 }
 
+/// The readiness check of a service over its database: ready when the database answers.
+pub fn ready_check(db: DatabaseConnection) -> crate::serve::ReadyCheck {
+    std::sync::Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move {
+            ping(&db)
+                .await
+                .map_err(|_| "database unreachable".to_string())
+        })
+    })
+}
+
 /// A printable form of a database URL with any password removed.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
