@@ -33,10 +33,11 @@ pub struct Config {
     /// Connections in the database pool.
     #[arg(long, env = "INCIDENT_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
-    /// TOML file replacing the severity rule (see the README).
+    /// TOML file replacing the severity rule (see docs/api-incident.md, "Prioritisation").
     #[arg(long, env = "INCIDENT_SEVERITY_RULE")]
     pub severity_rule: Option<PathBuf>,
-    /// TOML file of response templates, contacts and notification rules (see the README);
+    /// TOML file of response templates, contacts, notification rules and the notification
+    /// deadline (see docs/configuration.md, "Preparation");
     /// default: the built-in federated template.
     #[arg(long, env = "INCIDENT_PREPARATION")]
     pub preparation: Option<PathBuf>,
