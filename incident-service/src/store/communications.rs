@@ -35,7 +35,7 @@ impl Store {
             n.create_time = now_micros();
             n.status = NotificationStatus::Draft as i32;
             n.deadline_time = deadline(
-                Audience::from_i32(n.audience),
+                Audience::try_from(n.audience).ok(),
                 m.customer_data_affected,
                 m.declare_time,
                 deadline_hours,
@@ -84,7 +84,7 @@ impl Store {
                     ApiError::not_found(format!("incidents/{incident}/notifications/{id}"))
                 })?;
             let now = now_micros();
-            let summary = match (&approver, NotificationStatus::from_i32(n.status)) {
+            let summary = match (&approver, NotificationStatus::try_from(n.status).ok()) {
                 (Some(a), Some(NotificationStatus::Draft)) => {
                     if *a == n.author {
                         return Err(ApiError::precondition(
