@@ -9,7 +9,7 @@ use assurance_runtime::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -135,7 +135,7 @@ impl Store {
         after: Option<Uuid>,
         limit: u64,
     ) -> ApiResult<Vec<notification::Model>> {
-        let mut q = notification::Entity::find().order_by_asc(notification::Column::Id);
+        let mut q = notification::Entity::find();
         if let Some(id) = incident {
             self.get(id).await?;
             q = q.filter(notification::Column::IncidentId.eq(id));
@@ -145,9 +145,7 @@ impl Store {
                 .filter(notification::Column::Status.ne(NotificationStatus::Sent as i32))
                 .filter(notification::Column::DeadlineTime.lt(now_micros()));
         }
-        if let Some(after) = after {
-            q = q.filter(notification::Column::Id.gt(after));
-        }
-        Ok(q.limit(limit).all(&self.db).await?)
+        self.page_by_id(q, notification::Column::Id, after, limit)
+            .await
     }
 }
