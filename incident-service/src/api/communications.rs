@@ -2,12 +2,11 @@
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
 use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_id, required};
+use super::{IncidentApi, child_name, convert, incident_id, page_by_id, required};
 use crate::domain::notification::Audience;
 
 impl IncidentApi {
@@ -91,19 +90,15 @@ impl IncidentApi {
         } else {
             incident_id(&mut v, "parent", &req.parent)
         };
-        let list = ListQuery::parse(
+        let list = page_by_id(
             &mut v,
-            &ListRequest::paged(
-                &[
-                    "notifications",
-                    &req.parent,
-                    if req.only_overdue { "1" } else { "0" },
-                ],
-                req.page_size,
-                &req.page_token,
-            ),
-            None,
-            &Sorting::BY_UUID,
+            &[
+                "notifications",
+                &req.parent,
+                if req.only_overdue { "1" } else { "0" },
+            ],
+            req.page_size,
+            &req.page_token,
         );
         v.finish()?;
         let mut rows = self

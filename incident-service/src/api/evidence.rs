@@ -2,12 +2,11 @@
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
 use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_id, past_time};
+use super::{IncidentApi, child_name, convert, incident_id, page_by_id, past_time};
 use crate::domain::indicator;
 
 impl IncidentApi {
@@ -63,11 +62,11 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
+        let list = page_by_id(
             &mut v,
-            &ListRequest::paged(&["evidence", &req.parent], req.page_size, &req.page_token),
-            None,
-            &Sorting::BY_UUID,
+            &["evidence", &req.parent],
+            req.page_size,
+            &req.page_token,
         );
         v.finish()?;
         let mut rows = self

@@ -2,12 +2,11 @@
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
 use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id, required};
+use super::{IncidentApi, convert, incident_id, page_by_id, required};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
 
 impl IncidentApi {
@@ -61,11 +60,11 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
+        let list = page_by_id(
             &mut v,
-            &ListRequest::paged(&["indicators", &req.parent], req.page_size, &req.page_token),
-            None,
-            &Sorting::BY_UUID,
+            &["indicators", &req.parent],
+            req.page_size,
+            &req.page_token,
         );
         v.finish()?;
         let mut rows = self
@@ -95,11 +94,11 @@ impl IncidentApi {
         });
         let value = value.unwrap_or_default();
         let kind = req.r#type.to_string();
-        let list = ListQuery::parse(
+        let list = page_by_id(
             &mut v,
-            &ListRequest::paged(&["sweep", &kind, &value], req.page_size, &req.page_token),
-            None,
-            &Sorting::BY_UUID,
+            &["sweep", &kind, &value],
+            req.page_size,
+            &req.page_token,
         );
         v.finish()?;
         let mut rows = self

@@ -4,26 +4,30 @@
 
 use std::net::IpAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IndicatorType {
-    Ip = 1,
-    Domain = 2,
-    Url = 3,
-    /// MD5, SHA-1, SHA-256 or SHA-512, told apart by length.
-    FileHash = 4,
-    Email = 5,
-    FileName = 6,
-    Other = 7,
+numbered! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum IndicatorType {
+        Ip = 1 => "IP",
+        Domain = 2 => "DOMAIN",
+        Url = 3 => "URL",
+        /// MD5, SHA-1, SHA-256 or SHA-512, told apart by length.
+        FileHash = 4 => "FILE_HASH",
+        Email = 5 => "EMAIL",
+        FileName = 6 => "FILE_NAME",
+        Other = 7 => "OTHER",
+    }
 }
 
-/// TLP 2.0 sharing labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Tlp {
-    Clear = 1,
-    Green = 2,
-    Amber = 3,
-    AmberStrict = 4,
-    Red = 5,
+numbered! {
+    /// TLP 2.0 sharing labels.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Tlp {
+        Clear = 1 => "CLEAR",
+        Green = 2 => "GREEN",
+        Amber = 3 => "AMBER",
+        AmberStrict = 4 => "AMBER_STRICT",
+        Red = 5 => "RED",
+    }
 }
 
 const MAX_VALUE: usize = 2048;

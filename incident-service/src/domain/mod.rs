@@ -1,5 +1,36 @@
 //! Pure rules of incident response; nothing here knows about gRPC or SQL.
 
+/// Declares a domain enum numbered like its `assurance.incident.v1` counterpart — the number is
+/// what the database stores — and gives it `ALL`, `NAMES` and `as_str` (the proto name without
+/// its prefix). `TryFrom<i32>` (refusing 0 and unknown numbers) comes from `api::convert`.
+macro_rules! numbered {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$doc:meta])* $variant:ident = $number:literal => $text:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$doc])* $variant = $number),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Each value's name (as `as_str` gives it) and number, for list filters.
+            pub const NAMES: &'static [(&'static str, i32)] = &[$(($text, $name::$variant as i32)),+];
+
+            /// The name clients see, without the proto enum prefix (`CONTAINMENT`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+    };
+}
+
 pub mod indicator;
 pub mod metrics;
 pub mod notification;

@@ -3,40 +3,22 @@
 
 const HOUR_MICROS: i64 = 3600 * 1_000_000;
 
-/// Who a notification is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Audience {
-    Customers = 1,
-    Regulator = 2,
-    Internal = 3,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NotificationStatus {
-    Draft = 1,
-    Approved = 2,
-    Sent = 3,
-}
-
-impl Audience {
-    pub const ALL: [Audience; 3] = [Audience::Customers, Audience::Regulator, Audience::Internal];
-
-    /// The audience of a stored number.
-    pub fn from_i32(v: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| *a as i32 == v)
+numbered! {
+    /// Who a notification is for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Audience {
+        Customers = 1 => "CUSTOMERS",
+        Regulator = 2 => "REGULATOR",
+        Internal = 3 => "INTERNAL",
     }
 }
 
-impl NotificationStatus {
-    pub const ALL: [NotificationStatus; 3] = [
-        NotificationStatus::Draft,
-        NotificationStatus::Approved,
-        NotificationStatus::Sent,
-    ];
-
-    /// The status of a stored number.
-    pub fn from_i32(v: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| *s as i32 == v)
+numbered! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum NotificationStatus {
+        Draft = 1 => "DRAFT",
+        Approved = 2 => "APPROVED",
+        Sent = 3 => "SENT",
     }
 }
 

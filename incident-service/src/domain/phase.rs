@@ -9,22 +9,26 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Phase {
-    DetectionAnalysis = 1,
-    Containment = 2,
-    Eradication = 3,
-    Recovery = 4,
-    PostIncident = 5,
-    Closed = 6,
+numbered! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Phase {
+        DetectionAnalysis = 1 => "DETECTION_ANALYSIS",
+        Containment = 2 => "CONTAINMENT",
+        Eradication = 3 => "ERADICATION",
+        Recovery = 4 => "RECOVERY",
+        PostIncident = 5 => "POST_INCIDENT",
+        Closed = 6 => "CLOSED",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Classification {
-    /// Under analysis: not yet known to be an incident.
-    Event = 1,
-    SecurityIncident = 2,
-    NotAnIncident = 3,
+numbered! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Classification {
+        /// Under analysis: not yet known to be an incident.
+        Event = 1 => "EVENT",
+        SecurityIncident = 2 => "SECURITY_INCIDENT",
+        NotAnIncident = 3 => "NOT_AN_INCIDENT",
+    }
 }
 
 /// A move the machine refused, with the moves it would allow.
@@ -37,30 +41,6 @@ pub struct Refusal {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
-        Phase::DetectionAnalysis,
-        Phase::Containment,
-        Phase::Eradication,
-        Phase::Recovery,
-        Phase::PostIncident,
-        Phase::Closed,
-    ];
-
-    pub fn from_i32(v: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| *p as i32 == v)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::DetectionAnalysis => "DETECTION_ANALYSIS",
-            Phase::Containment => "CONTAINMENT",
-            Phase::Eradication => "ERADICATION",
-            Phase::Recovery => "RECOVERY",
-            Phase::PostIncident => "POST_INCIDENT",
-            Phase::Closed => "CLOSED",
-        }
-    }
-
     /// The next phase forward, if any (closing is not a phase advance).
     pub fn next(self) -> Option<Phase> {
         match self {
@@ -157,11 +137,7 @@ pub fn check_advance(
         if phase == Phase::DetectionAnalysis && classification != Classification::SecurityIncident {
             return Err(refusal(format!(
                 "an incident classified {} cannot leave DETECTION_ANALYSIS; classify it SECURITY_INCIDENT first",
-                match classification {
-                    Classification::Event => "EVENT",
-                    Classification::NotAnIncident => "NOT_AN_INCIDENT",
-                    Classification::SecurityIncident => "SECURITY_INCIDENT",
-                }
+                classification.as_str()
             )));
         }
         return Ok(Direction::Forward);

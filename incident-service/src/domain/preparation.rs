@@ -9,23 +9,27 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-/// Who owns a task in the federated model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OwnerTeam {
-    SecurityTeam = 1,
-    ServiceTeam = 2,
+numbered! {
+    /// Who owns a task in the federated model.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum OwnerTeam {
+        SecurityTeam = 1 => "SECURITY_TEAM",
+        ServiceTeam = 2 => "SERVICE_TEAM",
+    }
 }
 
-/// The phases tasks belong to (the names of `assurance.incident.v1.Phase`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TaskPhase {
-    DetectionAnalysis = 1,
-    Containment = 2,
-    Eradication = 3,
-    Recovery = 4,
-    PostIncident = 5,
+numbered! {
+    /// The phases tasks belong to (the names of `assurance.incident.v1.Phase`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum TaskPhase {
+        DetectionAnalysis = 1 => "DETECTION_ANALYSIS",
+        Containment = 2 => "CONTAINMENT",
+        Eradication = 3 => "ERADICATION",
+        Recovery = 4 => "RECOVERY",
+        PostIncident = 5 => "POST_INCIDENT",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

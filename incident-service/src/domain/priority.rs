@@ -11,52 +11,60 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum FunctionalImpact {
-    /// No effect to the organization's ability to provide all services to all users.
-    None = 1,
-    /// Minimal effect; all critical services still provided to all users, with lost efficiency.
-    Low = 2,
-    /// Lost the ability to provide a critical service to a subset of system users.
-    Medium = 3,
-    /// No longer able to provide some critical services to any users.
-    High = 4,
+numbered! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum FunctionalImpact {
+        /// No effect to the organization's ability to provide all services to all users.
+        None = 1 => "NONE",
+        /// Minimal effect; all critical services still provided to all users, with lost efficiency.
+        Low = 2 => "LOW",
+        /// Lost the ability to provide a critical service to a subset of system users.
+        Medium = 3 => "MEDIUM",
+        /// No longer able to provide some critical services to any users.
+        High = 4 => "HIGH",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum InformationImpact {
-    /// No information was exfiltrated, changed, deleted, or otherwise compromised.
-    None = 1,
-    /// Sensitive personally identifiable information was accessed or exfiltrated.
-    PrivacyBreach = 2,
-    /// Unclassified proprietary information was accessed or exfiltrated.
-    ProprietaryBreach = 3,
-    /// Sensitive or proprietary information was changed or deleted.
-    IntegrityLoss = 4,
+numbered! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum InformationImpact {
+        /// No information was exfiltrated, changed, deleted, or otherwise compromised.
+        None = 1 => "NONE",
+        /// Sensitive personally identifiable information was accessed or exfiltrated.
+        PrivacyBreach = 2 => "PRIVACY_BREACH",
+        /// Unclassified proprietary information was accessed or exfiltrated.
+        ProprietaryBreach = 3 => "PROPRIETARY_BREACH",
+        /// Sensitive or proprietary information was changed or deleted.
+        IntegrityLoss = 4 => "INTEGRITY_LOSS",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Recoverability {
-    /// Time to recovery is predictable with existing resources.
-    Regular = 1,
-    /// Time to recovery is predictable with additional resources.
-    Supplemented = 2,
-    /// Time to recovery is unpredictable; additional resources and outside help are needed.
-    Extended = 3,
-    /// Recovery is not possible (e.g. sensitive data exfiltrated and posted publicly).
-    NotRecoverable = 4,
+numbered! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum Recoverability {
+        /// Time to recovery is predictable with existing resources.
+        Regular = 1 => "REGULAR",
+        /// Time to recovery is predictable with additional resources.
+        Supplemented = 2 => "SUPPLEMENTED",
+        /// Time to recovery is unpredictable; additional resources and outside help are needed.
+        Extended = 3 => "EXTENDED",
+        /// Recovery is not possible (e.g. sensitive data exfiltrated and posted publicly).
+        NotRecoverable = 4 => "NOT_RECOVERABLE",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Severity {
-    Low = 1,
-    Medium = 2,
-    High = 3,
-    Critical = 4,
+numbered! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum Severity {
+        Low = 1 => "LOW",
+        Medium = 2 => "MEDIUM",
+        High = 3 => "HIGH",
+        Critical = 4 => "CRITICAL",
+    }
 }
 
 impl Severity {

@@ -9,7 +9,7 @@ use assurance_runtime::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -35,7 +35,7 @@ impl Store {
             n.create_time = now_micros();
             n.status = NotificationStatus::Draft as i32;
             n.deadline_time = deadline(
-                Audience::from_i32(n.audience),
+                Audience::try_from(n.audience).ok(),
                 m.customer_data_affected,
                 m.declare_time,
                 deadline_hours,
@@ -84,7 +84,7 @@ impl Store {
                     ApiError::not_found(format!("incidents/{incident}/notifications/{id}"))
                 })?;
             let now = now_micros();
-            let summary = match (&approver, NotificationStatus::from_i32(n.status)) {
+            let summary = match (&approver, NotificationStatus::try_from(n.status).ok()) {
                 (Some(a), Some(NotificationStatus::Draft)) => {
                     if *a == n.author {
                         return Err(ApiError::precondition(
@@ -135,7 +135,7 @@ impl Store {
         after: Option<Uuid>,
         limit: u64,
     ) -> ApiResult<Vec<notification::Model>> {
-        let mut q = notification::Entity::find().order_by_asc(notification::Column::Id);
+        let mut q = notification::Entity::find();
         if let Some(id) = incident {
             self.get(id).await?;
             q = q.filter(notification::Column::IncidentId.eq(id));
@@ -145,9 +145,7 @@ impl Store {
                 .filter(notification::Column::Status.ne(NotificationStatus::Sent as i32))
                 .filter(notification::Column::DeadlineTime.lt(now_micros()));
         }
-        if let Some(after) = after {
-            q = q.filter(notification::Column::Id.gt(after));
-        }
-        Ok(q.limit(limit).all(&self.db).await?)
+        self.page_by_id(q, notification::Column::Id, after, limit)
+            .await
     }
 }

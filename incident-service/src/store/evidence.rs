@@ -79,13 +79,10 @@ impl Store {
         limit: u64,
     ) -> ApiResult<Vec<evidence::Model>> {
         self.get(incident).await?;
-        let mut q = evidence::Entity::find()
-            .filter(evidence::Column::IncidentId.eq(incident))
-            .order_by_asc(evidence::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(evidence::Column::Id.gt(after));
-        }
-        Ok(q.limit(limit).all(&self.db).await?)
+        let of_incident =
+            evidence::Entity::find().filter(evidence::Column::IncidentId.eq(incident));
+        self.page_by_id(of_incident, evidence::Column::Id, after, limit)
+            .await
     }
 
     /// Appends a custody transfer of an item of `incident`.

@@ -106,7 +106,6 @@ pub fn refuse_if_closed(m: &incident::Model) -> ApiResult<()> {
 
 /// The phase of a stored incident.
 pub fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
-    Phase::from_i32(m.phase).ok_or_else(|| {
-        ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase))
-    })
+    Phase::try_from(m.phase)
+        .map_err(|_| ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase)))
 }

@@ -6,10 +6,7 @@ use assurance_runtime::{
     idempotency::{RequestKey, last_segment},
     time::now_micros,
 };
-use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
 use super::{
@@ -75,7 +72,7 @@ impl Store {
         after: Option<Uuid>,
         limit: u64,
     ) -> ApiResult<Vec<indicator::Model>> {
-        let mut q = indicator::Entity::find().order_by_asc(indicator::Column::Id);
+        let mut q = indicator::Entity::find();
         if let Some(id) = incident {
             self.get(id).await?;
             q = q.filter(indicator::Column::IncidentId.eq(id));
@@ -85,9 +82,7 @@ impl Store {
                 .filter(indicator::Column::Kind.eq(kind))
                 .filter(indicator::Column::Value.eq(value));
         }
-        if let Some(after) = after {
-            q = q.filter(indicator::Column::Id.gt(after));
-        }
-        Ok(q.limit(limit).all(&self.db).await?)
+        self.page_by_id(q, indicator::Column::Id, after, limit)
+            .await
     }
 }

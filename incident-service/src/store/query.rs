@@ -26,60 +26,41 @@ use crate::domain::{
     task::TaskStatus,
 };
 
-static PHASE: EnumValues = EnumValues {
-    prefix: "PHASE_",
-    values: &[
-        ("DETECTION_ANALYSIS", Phase::DetectionAnalysis as i32),
-        ("CONTAINMENT", Phase::Containment as i32),
-        ("ERADICATION", Phase::Eradication as i32),
-        ("RECOVERY", Phase::Recovery as i32),
-        ("POST_INCIDENT", Phase::PostIncident as i32),
-        ("CLOSED", Phase::Closed as i32),
-    ],
-};
-static SEVERITY: EnumValues = EnumValues {
-    prefix: "SEVERITY_",
-    values: &[
-        ("LOW", Severity::Low as i32),
-        ("MEDIUM", Severity::Medium as i32),
-        ("HIGH", Severity::High as i32),
-        ("CRITICAL", Severity::Critical as i32),
-    ],
-};
-static CLASSIFICATION: EnumValues = EnumValues {
-    prefix: "CLASSIFICATION_",
-    values: &[
-        ("EVENT", Classification::Event as i32),
-        ("SECURITY_INCIDENT", Classification::SecurityIncident as i32),
-        ("NOT_AN_INCIDENT", Classification::NotAnIncident as i32),
-    ],
-};
+/// The names of a domain enum, also accepted with the proto `prefix`.
+const fn named(prefix: &'static str, values: &'static [(&'static str, i32)]) -> EnumValues {
+    EnumValues { prefix, values }
+}
+
+/// A filter field on the enum stored in `column`; `ordered` allows `<`, `>` and the like.
+const fn enum_field<C: ColumnTrait>(
+    name: &'static str,
+    column: C,
+    values: &'static EnumValues,
+    ordered: bool,
+) -> Field<C> {
+    Field::new(
+        name,
+        Kind::Enum {
+            column,
+            values,
+            ordered,
+        },
+    )
+}
+
+static PHASE: EnumValues = named("PHASE_", Phase::NAMES);
+static SEVERITY: EnumValues = named("SEVERITY_", Severity::NAMES);
+static CLASSIFICATION: EnumValues = named("CLASSIFICATION_", Classification::NAMES);
 
 /// The filter fields of `ListIncidents`.
 pub static INCIDENT_FILTER: FilterTable<incident::Column> = FilterTable(&[
-    Field::new(
-        "phase",
-        Kind::Enum {
-            column: incident::Column::Phase,
-            values: &PHASE,
-            ordered: true,
-        },
-    ),
-    Field::new(
-        "severity",
-        Kind::Enum {
-            column: incident::Column::Severity,
-            values: &SEVERITY,
-            ordered: true,
-        },
-    ),
-    Field::new(
+    enum_field("phase", incident::Column::Phase, &PHASE, true),
+    enum_field("severity", incident::Column::Severity, &SEVERITY, true),
+    enum_field(
         "classification",
-        Kind::Enum {
-            column: incident::Column::Classification,
-            values: &CLASSIFICATION,
-            ordered: false,
-        },
+        incident::Column::Classification,
+        &CLASSIFICATION,
+        false,
     ),
     Field::new("service", Kind::Custom(service)),
     Field::new("incident_type", Kind::Text(incident::Column::IncidentType)),
@@ -124,60 +105,15 @@ pub(super) fn affecting_service(id: &str) -> Condition {
     Condition::all().add(incident::Column::Id.in_subquery(matching))
 }
 
-static TASK_PHASE: EnumValues = EnumValues {
-    prefix: "PHASE_",
-    values: &[
-        ("DETECTION_ANALYSIS", TaskPhase::DetectionAnalysis as i32),
-        ("CONTAINMENT", TaskPhase::Containment as i32),
-        ("ERADICATION", TaskPhase::Eradication as i32),
-        ("RECOVERY", TaskPhase::Recovery as i32),
-        ("POST_INCIDENT", TaskPhase::PostIncident as i32),
-    ],
-};
-static OWNER_TEAM: EnumValues = EnumValues {
-    prefix: "OWNER_TEAM_",
-    values: &[
-        ("SECURITY_TEAM", OwnerTeam::SecurityTeam as i32),
-        ("SERVICE_TEAM", OwnerTeam::ServiceTeam as i32),
-    ],
-};
-static TASK_STATUS: EnumValues = EnumValues {
-    prefix: "TASK_STATUS_",
-    values: &[
-        ("OPEN", TaskStatus::Open as i32),
-        ("IN_PROGRESS", TaskStatus::InProgress as i32),
-        ("BLOCKED", TaskStatus::Blocked as i32),
-        ("DONE", TaskStatus::Done as i32),
-        ("WONT_DO", TaskStatus::WontDo as i32),
-    ],
-};
+static TASK_PHASE: EnumValues = named("PHASE_", TaskPhase::NAMES);
+static OWNER_TEAM: EnumValues = named("OWNER_TEAM_", OwnerTeam::NAMES);
+static TASK_STATUS: EnumValues = named("TASK_STATUS_", TaskStatus::NAMES);
 
 /// The filter fields of `ListTasks` (equality only).
 pub static TASK_FILTER: FilterTable<task::Column> = FilterTable(&[
-    Field::new(
-        "phase",
-        Kind::Enum {
-            column: task::Column::Phase,
-            values: &TASK_PHASE,
-            ordered: false,
-        },
-    ),
-    Field::new(
-        "owner_team",
-        Kind::Enum {
-            column: task::Column::OwnerTeam,
-            values: &OWNER_TEAM,
-            ordered: false,
-        },
-    ),
-    Field::new(
-        "status",
-        Kind::Enum {
-            column: task::Column::Status,
-            values: &TASK_STATUS,
-            ordered: false,
-        },
-    ),
+    enum_field("phase", task::Column::Phase, &TASK_PHASE, false),
+    enum_field("owner_team", task::Column::OwnerTeam, &OWNER_TEAM, false),
+    enum_field("status", task::Column::Status, &TASK_STATUS, false),
     Field::new("assignee", Kind::Text(task::Column::Assignee)),
 ]);
 

@@ -106,5 +106,5 @@ impl Store {
 }
 
 fn phase_name(v: i32) -> &'static str {
-    Phase::from_i32(v).map_or("an unknown phase", Phase::as_str)
+    Phase::try_from(v).map_or("an unknown phase", Phase::as_str)
 }

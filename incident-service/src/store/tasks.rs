@@ -104,5 +104,5 @@ impl Store {
 }
 
 fn task_status_name(v: i32) -> &'static str {
-    TaskStatus::from_i32(v).map_or("UNKNOWN", TaskStatus::as_str)
+    TaskStatus::try_from(v).map_or("UNKNOWN", TaskStatus::as_str)
 }
