@@ -43,10 +43,7 @@ pub mod audit_event {
         pub request_id: String,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    crate::entity_without_relations!();
 }
 
 use audit_event::Column as C;

@@ -109,6 +109,19 @@ pub fn spawn_checkpointer(db: DatabaseConnection, alive: std::sync::Weak<()>) {
     });
 }
 
+/// The tail every Assurance entity module shares: no sea-orm relations (foreign keys live in
+/// the migrations) and the default active-model behaviour. Call it inside the entity's module,
+/// after `use sea_orm::entity::prelude::*`.
+#[macro_export]
+macro_rules! entity_without_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
 /// A cheap liveness query for readiness probes.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())

@@ -30,10 +30,7 @@ pub mod request_record {
         pub create_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    crate::entity_without_relations!();
 }
 
 /// The migration statement of `request_records`. Services sharing one database share the

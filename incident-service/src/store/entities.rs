@@ -43,10 +43,7 @@ pub mod incident {
         pub update_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod incident_service {
@@ -61,10 +58,7 @@ pub mod incident_service {
         pub service_id: String,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod timeline_event {
@@ -85,10 +79,7 @@ pub mod timeline_event {
         pub event_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod review {
@@ -110,10 +101,7 @@ pub mod review {
         pub review_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod outbox_event {
@@ -140,10 +128,7 @@ pub mod outbox_event {
         pub last_error: String,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod indicator {
@@ -163,10 +148,7 @@ pub mod indicator {
         pub create_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod role {
@@ -185,10 +167,7 @@ pub mod role {
         pub assign_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod evidence {
@@ -211,10 +190,7 @@ pub mod evidence {
         pub create_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod custody_entry {
@@ -236,10 +212,7 @@ pub mod custody_entry {
         pub transfer_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod notification {
@@ -264,10 +237,7 @@ pub mod notification {
         pub create_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod task {
@@ -291,8 +261,5 @@ pub mod task {
         pub update_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }

@@ -17,10 +17,7 @@ pub mod business_unit {
         pub update_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod service {
@@ -40,10 +37,7 @@ pub mod service {
         pub update_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod risk {
@@ -92,10 +86,7 @@ pub mod risk {
         pub next_review_time: Option<i64>,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod risk_label {
@@ -111,10 +102,7 @@ pub mod risk_label {
         pub value: String,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod assessment {
@@ -141,10 +129,7 @@ pub mod assessment {
         pub assess_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod scoring_policy {
@@ -161,10 +146,7 @@ pub mod scoring_policy {
         pub create_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub use assurance_runtime::idempotency::request_record;
@@ -197,10 +179,7 @@ pub mod risk_response {
         pub decide_time: Option<i64>,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod decision {
@@ -220,10 +199,7 @@ pub mod decision {
         pub time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod action_plan {
@@ -239,10 +215,7 @@ pub mod action_plan {
         pub create_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod action_item {
@@ -272,10 +245,7 @@ pub mod action_item {
         pub update_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod exception {
@@ -309,10 +279,7 @@ pub mod exception {
         pub update_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod exception_service {
@@ -328,10 +295,7 @@ pub mod exception_service {
         pub service_id: String,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 // ---- controls framework (store/controls.rs) ----
@@ -359,10 +323,7 @@ pub mod control {
         pub update_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod control_requirement {
@@ -380,10 +341,7 @@ pub mod control_requirement {
         pub section: String,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
 
 pub mod risk_control {
@@ -401,8 +359,5 @@ pub mod risk_control {
         pub create_time: i64,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    assurance_runtime::entity_without_relations!();
 }
