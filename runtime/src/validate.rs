@@ -32,6 +32,26 @@ impl Violations {
         }
     }
 
+    /// A required enum field: its typed value, or a violation when it is the `_UNSPECIFIED`
+    /// zero or names no known value.
+    pub fn enumeration<T: TryFrom<i32>>(&mut self, field: &str, raw: i32) -> Option<T> {
+        let value = T::try_from(raw).ok();
+        self.known(field, raw, value.is_some());
+        value
+    }
+
+    /// A violation when the enum number `raw` is the `_UNSPECIFIED` zero, or is not `valid`.
+    pub fn known(&mut self, field: &str, raw: i32, valid: bool) {
+        if raw == 0 {
+            self.add(
+                field,
+                "is required (the _UNSPECIFIED value is not accepted)",
+            );
+        } else if !valid {
+            self.add(field, format!("{raw} is not a known value"));
+        }
+    }
+
     /// The value of a required field, or `INVALID_ARGUMENT` with every violation so far.
     pub fn require<T>(&mut self, field: &str, value: Option<T>) -> ApiResult<T> {
         match value {
@@ -211,6 +231,47 @@ pub fn update_paths(
         out.push(*known);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod enum_tests {
+    use super::Violations;
+
+    #[derive(Debug, PartialEq)]
+    struct Colour;
+
+    impl TryFrom<i32> for Colour {
+        type Error = i32;
+        fn try_from(n: i32) -> Result<Self, i32> {
+            if n == 1 { Ok(Colour) } else { Err(n) }
+        }
+    }
+
+    #[test]
+    fn enumerations_refuse_unspecified_and_unknown_numbers() {
+        let mut v = Violations::new();
+        assert_eq!(v.enumeration::<Colour>("colour", 1), Some(Colour));
+        assert!(v.is_empty());
+        assert_eq!(v.enumeration::<Colour>("colour", 0), None);
+        assert_eq!(v.enumeration::<Colour>("shade", 7), None);
+        let Err(crate::ApiError::InvalidArgument(list)) = v.finish() else {
+            panic!("violations expected")
+        };
+        let got: Vec<(&str, &str)> = list
+            .iter()
+            .map(|x| (x.field.as_str(), x.description.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "colour",
+                    "is required (the _UNSPECIFIED value is not accepted)"
+                ),
+                ("shade", "7 is not a known value")
+            ]
+        );
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_id, page_by_id, required};
+use super::{IncidentApi, child_name, convert, incident_id, page_by_id};
 use crate::domain::notification::Audience;
 
 impl IncidentApi {
@@ -20,7 +20,7 @@ impl IncidentApi {
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
         let n = v.require("notification", req.notification.as_ref())?;
-        required::<Audience>(&mut v, "notification.audience", n.audience);
+        v.enumeration::<Audience>("notification.audience", n.audience);
         v.line("notification.subject", &n.subject, true, 200);
         v.paragraph("notification.body", &n.body, true, 20_000);
         v.finish()?;

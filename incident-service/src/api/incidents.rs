@@ -15,7 +15,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id, past_time, required};
+use super::{IncidentApi, convert, incident_id, past_time};
 use crate::{
     domain::{
         phase::{self, Classification, Direction, Phase},
@@ -54,7 +54,7 @@ fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<
         "title" => v.line("incident.title", &i.title, true, 200),
         "summary" => v.paragraph("incident.summary", &i.summary, false, 10_000),
         "classification" => {
-            required::<Classification>(v, "incident.classification", i.classification);
+            v.enumeration::<Classification>("incident.classification", i.classification);
         }
         "severity" if i.severity != 0 && pb::Severity::try_from(i.severity).is_err() => {
             v.add(
@@ -63,7 +63,7 @@ fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<
             );
         }
         "functional_impact" => {
-            required::<FunctionalImpact>(v, "incident.functional_impact", i.functional_impact);
+            v.enumeration::<FunctionalImpact>("incident.functional_impact", i.functional_impact);
         }
         "information_impacts" => {
             let mut parsed = Vec::new();
@@ -94,7 +94,7 @@ fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<
             }
         }
         "recoverability" => {
-            required::<Recoverability>(v, "incident.recoverability", i.recoverability);
+            v.enumeration::<Recoverability>("incident.recoverability", i.recoverability);
         }
         "affected_services" => {
             if i.affected_services.len() > MAX_SERVICES {

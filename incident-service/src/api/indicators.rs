@@ -6,7 +6,7 @@ use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id, page_by_id, required};
+use super::{IncidentApi, convert, incident_id, page_by_id};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
 
 impl IncidentApi {
@@ -20,7 +20,7 @@ impl IncidentApi {
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
         let ind = v.require("indicator", req.indicator.as_ref())?;
-        let kind = required::<IndicatorType>(&mut v, "indicator.type", ind.r#type);
+        let kind = v.enumeration::<IndicatorType>("indicator.type", ind.r#type);
         let value = kind.and_then(|k| match indicator::normalize(k, &ind.value) {
             Ok(value) => Some(value),
             Err(why) => {
@@ -28,7 +28,7 @@ impl IncidentApi {
                 None
             }
         });
-        required::<Tlp>(&mut v, "indicator.tlp", ind.tlp);
+        v.enumeration::<Tlp>("indicator.tlp", ind.tlp);
         v.paragraph("indicator.description", &ind.description, false, 2000);
         v.finish()?;
         let model = crate::store::entities::indicator::Model {
@@ -84,7 +84,7 @@ impl IncidentApi {
     ) -> Result<Response<pb::FindIndicatorResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
-        let kind = required::<IndicatorType>(&mut v, "type", req.r#type);
+        let kind = v.enumeration::<IndicatorType>("type", req.r#type);
         let value = kind.and_then(|k| match indicator::normalize(k, &req.value) {
             Ok(value) => Some(value),
             Err(why) => {

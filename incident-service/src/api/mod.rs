@@ -117,25 +117,6 @@ fn child_name(
     parsed
 }
 
-/// A required enum field of a request: its domain value, or a violation on `field`.
-fn required<T: TryFrom<i32>>(v: &mut Violations, field: &str, raw: i32) -> Option<T> {
-    let value = T::try_from(raw).ok();
-    check_enum(v, field, raw, value.is_some());
-    value
-}
-
-/// A violation when an enum field is UNSPECIFIED or names no known value.
-fn check_enum(v: &mut Violations, field: &str, value: i32, valid: bool) {
-    if value == 0 {
-        v.add(
-            field,
-            "is required (the _UNSPECIFIED value is not accepted)",
-        );
-    } else if !valid {
-        v.add(field, format!("{value} is not a known value"));
-    }
-}
-
 #[tonic::async_trait]
 impl IncidentService for IncidentApi {
     type WatchIncidentStream = timeline::EventStream;

@@ -5,7 +5,7 @@ use assurance_runtime::{ApiError, time::now_micros, validate::Violations};
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
-use super::{IncidentApi, check_enum, convert, incident_id};
+use super::{IncidentApi, convert, incident_id};
 
 /// Everything a report draws on.
 pub struct Material {
@@ -279,7 +279,7 @@ impl IncidentApi {
         let format = pb::ReportFormat::try_from(req.format)
             .ok()
             .filter(|f| *f != pb::ReportFormat::Unspecified);
-        check_enum(&mut v, "format", req.format, format.is_some());
+        v.known("format", req.format, format.is_some());
         v.finish()?;
         let id = id.unwrap_or_default();
         let incident = self.store.get(id).await?;

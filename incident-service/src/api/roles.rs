@@ -7,7 +7,7 @@ use assurance_runtime::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{IncidentApi, convert, incident_id, required};
+use super::{IncidentApi, convert, incident_id};
 use crate::domain::role::RoleKind;
 
 impl IncidentApi {
@@ -20,7 +20,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         let role = v.require("role", req.role.as_ref())?;
-        let kind = required::<RoleKind>(&mut v, "role.kind", role.kind);
+        let kind = v.enumeration::<RoleKind>("role.kind", role.kind);
         v.principal("role.person", &role.person, true);
         if role.team.is_empty() {
             v.add("role.team", "is required");

@@ -11,7 +11,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_id, required};
+use super::{IncidentApi, child_name, convert, incident_id};
 use crate::{
     domain::{
         preparation::{OwnerTeam, TaskPhase},
@@ -25,16 +25,16 @@ const TASK_UPDATABLE: &[&str] = &["title", "description", "assignee", "status"];
 fn check_task_field(v: &mut Violations, t: &pb::Task, field: &str) {
     match field {
         "phase" => {
-            required::<TaskPhase>(v, "task.phase", t.phase);
+            v.enumeration::<TaskPhase>("task.phase", t.phase);
         }
         "owner_team" => {
-            required::<OwnerTeam>(v, "task.owner_team", t.owner_team);
+            v.enumeration::<OwnerTeam>("task.owner_team", t.owner_team);
         }
         "title" => v.line("task.title", &t.title, true, 200),
         "description" => v.paragraph("task.description", &t.description, false, 4000),
         "assignee" => v.principal("task.assignee", &t.assignee, false),
         "status" => {
-            required::<TaskStatus>(v, "task.status", t.status);
+            v.enumeration::<TaskStatus>("task.status", t.status);
         }
         _ => {}
     }
