@@ -10,7 +10,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, risk::risk_id};
+use super::{convert, page_by_id, risk::risk_id};
 use crate::{
     domain::controls::{
         CONTROL_FIELDS, ControlDraft, Effectiveness, Requirement, check_control,
@@ -289,22 +289,22 @@ impl ControlService for ControlApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(
                 &["riskControls", &req.parent],
                 req.page_size,
                 &req.page_token,
             ),
-            None,
             &Sorting::BY_TEXT_ID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .risk_controls(risk.unwrap_or_default(), &list)
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |c| c.id.clone());
+            async |list| {
+                self.store
+                    .risk_controls(risk.unwrap_or_default(), list)
+                    .await
+            },
+            |c| c.id.clone(),
+        )
+        .await?;
         Ok(Response::new(pb::ListRiskControlsResponse {
             controls: rows.iter().map(control).collect(),
             next_page_token,
@@ -319,27 +319,24 @@ impl ControlService for ControlApi {
         let mut v = Violations::new();
         let id = slug_name(&mut v, "parent", &req.parent, "controls").map(str::to_string);
         let show = if req.show_deleted { "1" } else { "0" };
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(
                 &["controlRisks", &req.parent, show],
                 req.page_size,
                 &req.page_token,
             ),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .control_risks(
-                &id.unwrap_or_default(),
-                req.show_deleted,
-                list.after_id(),
-                list.limit(),
-            )
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id);
+            async |list| {
+                let id = id.unwrap_or_default();
+                let (after, limit) = (list.after_id(), list.limit());
+                self.store
+                    .control_risks(&id, req.show_deleted, after, limit)
+                    .await
+            },
+            |r| r.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListControlRisksResponse {
             risks: rows.iter().map(convert::risk).collect(),
             next_page_token,

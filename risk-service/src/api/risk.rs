@@ -12,7 +12,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, referenced};
+use super::{convert, page_by_id, referenced};
 use crate::store::RequestKey;
 use crate::{
     domain::{
@@ -336,22 +336,23 @@ impl RiskService for RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = risk_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(
                 &["assessments", &req.parent],
                 req.page_size,
                 &req.page_token,
             ),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .list_assessments(id.unwrap_or_default(), list.after_id(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |a| a.id);
+            async |list| {
+                let id = id.unwrap_or_default();
+                self.store
+                    .list_assessments(id, list.after_id(), list.limit())
+                    .await
+            },
+            |a| a.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListAssessmentsResponse {
             assessments: rows.iter().map(convert::assessment).collect(),
             next_page_token,
