@@ -20,9 +20,9 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{control, control_requirement, risk, risk_control},
-    insert_new, request_id_of,
+    get_by_id, insert_new, lock_by_id, next_version, request_id_of,
     risks::{WhileOpen, lock_open_risk},
-    write_if_version,
+    write_version,
 };
 use crate::domain::{
     controls::{Effectiveness, Requirement, derived_deficiency},
@@ -138,10 +138,7 @@ impl Store {
     }
 
     pub async fn get_control(&self, id: &str) -> ApiResult<control::Model> {
-        control::Entity::find_by_id(id.to_string())
-            .one(self.connection())
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("controls/{id}")))
+        get_by_id::<control::Entity>(self.connection(), id, &format!("controls/{id}")).await
     }
 
     /// Controls matching `condition`, by id, after `after`, at most `limit`.
@@ -176,24 +173,10 @@ impl Store {
         caller.must_be_unscoped("change the controls catalogue")?;
         let name = format!("controls/{id}");
         let tx = db::begin_write(self.connection()).await?;
-        let current = control::Entity::find_by_id(id.to_string())
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(&name))?;
+        let current = lock_by_id::<control::Entity>(&tx, id, &name).await?;
         check_version(&name, expected_version, current.version)?;
-        let mut next = current.clone();
-        patch(&mut next);
-        next.version = current.version + 1;
-        next.update_time = now;
-        write_if_version(
-            &tx,
-            next.clone().into_active_model().reset_all(),
-            (control::Column::Id, id),
-            (control::Column::Version, current.version),
-            &name,
-        )
-        .await?;
+        let next = next_version(&current, now, patch);
+        write_version(&tx, &next, current.version, &name).await?;
         if next.requirements != current.requirements {
             write_requirements(&tx, id, &requirements_of(&next), true).await?;
         }
