@@ -3,6 +3,7 @@
 use assurance_proto::risk::v1::{self as pb, control_service_server::ControlService};
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
 use assurance_runtime::{
+    ApiResult,
     auth::Caller,
     time::{Clock, from_timestamp, to_timestamp},
     validate::{Violations, is_slug, slug_name, update_paths},
@@ -114,10 +115,12 @@ pub fn model(id: &str, d: &ControlDraft) -> control::Model {
 }
 
 /// `risk` and `control` of a link request.
-fn link_names(v: &mut Violations, risk: &str, control: &str) -> (Uuid, String) {
-    let r = risk_id(v, "risk", risk);
-    let c = slug_name(v, "control", control, "controls").map(str::to_string);
-    (r.unwrap_or_default(), c.unwrap_or_default())
+fn link_names(risk: &str, control: &str) -> ApiResult<(Uuid, String)> {
+    let mut v = Violations::new();
+    let r = risk_id(&mut v, "risk", risk);
+    let c = slug_name(&mut v, "control", control, "controls").map(str::to_string);
+    v.finish()?;
+    Ok((r.unwrap_or_default(), c.unwrap_or_default()))
 }
 
 #[tonic::async_trait]
@@ -259,9 +262,7 @@ impl ControlService for ControlApi {
     ) -> Result<Response<pb::RiskControlLink>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let (risk, control) = link_names(&mut v, &req.risk, &req.control);
-        v.finish()?;
+        let (risk, control) = link_names(&req.risk, &req.control)?;
         let linked = self
             .store
             .link_control(risk, &control, &caller, self.clock.now_micros())
@@ -275,9 +276,7 @@ impl ControlService for ControlApi {
     ) -> Result<Response<pb::RiskControlLink>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let (risk, control) = link_names(&mut v, &req.risk, &req.control);
-        v.finish()?;
+        let (risk, control) = link_names(&req.risk, &req.control)?;
         let removed = self.store.unlink_control(risk, &control, &caller).await?;
         Ok(Response::new(link(&removed)))
     }

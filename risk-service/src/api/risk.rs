@@ -19,9 +19,11 @@ use crate::{
         check_labels,
         register::{IdentificationSource, Threat},
         scoring::ScoringPolicy,
-        status::RiskStatus,
     },
-    store::{RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, parse_etag, risk_keys},
+    store::{
+        RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, identified_risk, parse_etag,
+        risk_keys,
+    },
 };
 
 pub struct RiskApi {
@@ -124,38 +126,15 @@ impl RiskService for RiskApi {
         }
         v.finish()?;
         let model = risk::Model {
-            id: Uuid::now_v7(),
             title: r.title.clone(),
             description: r.description.clone(),
             service_id: service_id.unwrap_or_default(),
-            business_unit_id: String::new(),
             category: r.category.clone(),
             threat: r.threat,
             identification_source: r.identification_source,
             source_reference: r.source_reference.clone(),
             owner: r.owner.clone(),
-            status: RiskStatus::Identified as i32,
-            labels: String::new(),
-            close_reason: String::new(),
-            close_time: None,
-            version: 0,
-            create_time: 0,
-            update_time: 0,
-            latest_assessment_id: None,
-            impact: 0,
-            likelihood: 0,
-            control_deficiency: 0,
-            exposure: 0,
-            score: 0,
-            severity: 0,
-            strategy: 0,
-            risk_level: 0,
-            methodology: 0,
-            policy_id: String::new(),
-            assessment_rationale: String::new(),
-            assessor: String::new(),
-            assess_time: None,
-            next_review_time: None,
+            ..identified_risk(Uuid::now_v7())
         };
         let created = self
             .store

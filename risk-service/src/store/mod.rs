@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 pub use governance::ITEM_FILTER;
 pub use labels::labels_from_json;
 pub use risk_list::{RISK_FILTER, RISK_SORTING, risk_keys};
-pub use risks::RiskPatch;
+pub use risks::{RiskPatch, identified_risk};
 
 use crate::domain::scoring::ScoringPolicy;
 use entities::scoring_policy;
