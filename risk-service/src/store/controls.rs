@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{control, control_requirement, risk, risk_control},
-    get_by_id, insert_new, lock_by_id, next_version, request_id_of,
+    get_by_id, insert_new, next_version, one_or_not_found, request_id_of,
     risks::{WhileOpen, lock_open_risk},
     write_version,
 };
@@ -173,7 +173,8 @@ impl Store {
         caller.must_be_unscoped("change the controls catalogue")?;
         let name = format!("controls/{id}");
         let tx = db::begin_write(self.connection()).await?;
-        let current = lock_by_id::<control::Entity>(&tx, id, &name).await?;
+        let locked = control::Entity::find_by_id(id).lock_exclusive();
+        let current = one_or_not_found(locked, &tx, &name).await?;
         check_version(&name, expected_version, current.version)?;
         let next = next_version(&current, now, patch);
         write_version(&tx, &next, current.version, &name).await?;

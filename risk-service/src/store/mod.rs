@@ -225,23 +225,16 @@ async fn get_by_id<E>(
 where
     E: EntityTrait,
 {
-    E::find_by_id(id)
-        .one(conn)
-        .await?
-        .ok_or_else(|| ApiError::not_found(name))
+    one_or_not_found(E::find_by_id(id), conn, name).await
 }
 
-/// [`get_by_id`], locking the row for the rest of the transaction.
-async fn lock_by_id<E>(
+/// The row `select` finds, or `NOT_FOUND` of `name`.
+async fn one_or_not_found<E: EntityTrait>(
+    select: Select<E>,
     conn: &impl ConnectionTrait,
-    id: impl Into<<E::PrimaryKey as PrimaryKeyTrait>::ValueType>,
     name: &str,
-) -> ApiResult<E::Model>
-where
-    E: EntityTrait,
-{
-    E::find_by_id(id)
-        .lock_exclusive()
+) -> ApiResult<E::Model> {
+    select
         .one(conn)
         .await?
         .ok_or_else(|| ApiError::not_found(name))

@@ -3,13 +3,14 @@
 use assurance_runtime::{ApiResult, audit, auth::Caller, db, time::now_micros};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, business_unit, risk, service},
-    get_by_id, insert_new, lock_by_id, next_version, page_by_text_id, write_version,
+    get_by_id, insert_new, next_version, one_or_not_found, page_by_text_id, write_version,
 };
 
 impl Store {
@@ -69,7 +70,8 @@ impl Store {
         caller.must_be_unscoped("change business units")?;
         let name = format!("businessUnits/{id}");
         let tx = db::begin_write(self.connection()).await?;
-        let current = lock_by_id::<business_unit::Entity>(&tx, id, &name).await?;
+        let locked = business_unit::Entity::find_by_id(id).lock_exclusive();
+        let current = one_or_not_found(locked, &tx, &name).await?;
         check_version(&name, expected_version, current.version)?;
         let next = next_version(&current, now_micros(), patch);
         write_version(&tx, &next, current.version, &name).await?;
@@ -133,7 +135,8 @@ impl Store {
         caller.may_change(id)?;
         let name = format!("services/{id}");
         let tx = db::begin_write(self.connection()).await?;
-        let current = lock_by_id::<service::Entity>(&tx, id, &name).await?;
+        let locked = service::Entity::find_by_id(id).lock_exclusive();
+        let current = one_or_not_found(locked, &tx, &name).await?;
         check_version(&name, expected_version, current.version)?;
         let next = next_version(&current, now_micros(), patch);
         if next.business_unit_id != current.business_unit_id {
