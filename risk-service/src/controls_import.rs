@@ -30,7 +30,8 @@ use serde::Deserialize;
 use crate::{
     api::controls::model,
     domain::controls::{
-        ControlDraft, EFFECTIVENESS_NAMES, Effectiveness, Requirement, check_control,
+        CONTROL_FIELDS, ControlDraft, EFFECTIVENESS_NAMES, Effectiveness, Requirement,
+        check_control,
     },
     store::{Store, StoreOptions, entities::control},
 };
@@ -82,16 +83,16 @@ struct Catalogue {
     controls: Vec<serde_json::Value>,
 }
 
-const ENTRY_FIELDS: &[&str] = &[
-    "id",
-    "title",
-    "description",
-    "owner",
-    "design_effectiveness",
-    "operating_effectiveness",
-    "last_test_time",
-    "requirements",
-];
+/// The fields of a catalogue entry: its id, then the fields of a control.
+const ENTRY_FIELDS: [&str; CONTROL_FIELDS.len() + 1] = {
+    let mut fields = ["id"; CONTROL_FIELDS.len() + 1];
+    let mut i = 0;
+    while i < CONTROL_FIELDS.len() {
+        fields[i + 1] = CONTROL_FIELDS[i];
+        i += 1;
+    }
+    fields
+};
 
 /// The fields of one object of the catalogue, each read once and reported by its path.
 struct Fields<'a> {
@@ -185,7 +186,7 @@ pub fn parse_catalogue(
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for (i, value) in catalogue.controls.iter().enumerate() {
-        let entry = Fields::of(&mut v, format!("controls[{i}]"), value, ENTRY_FIELDS);
+        let entry = Fields::of(&mut v, format!("controls[{i}]"), value, &ENTRY_FIELDS);
         let id = entry.text(&mut v, "id").unwrap_or_default();
         if id.is_empty() {
             v.add(entry.path("id"), "is required");

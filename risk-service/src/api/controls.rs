@@ -3,6 +3,7 @@
 use assurance_proto::risk::v1::{self as pb, control_service_server::ControlService};
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
 use assurance_runtime::{
+    ApiResult,
     auth::Caller,
     time::{Clock, from_timestamp, to_timestamp},
     validate::{Violations, is_slug, slug_name, update_paths},
@@ -10,7 +11,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, risk::risk_id};
+use super::{convert, page_by_id, risk::risk_id};
 use crate::{
     domain::controls::{
         CONTROL_FIELDS, ControlDraft, Effectiveness, Requirement, check_control,
@@ -114,10 +115,12 @@ pub fn model(id: &str, d: &ControlDraft) -> control::Model {
 }
 
 /// `risk` and `control` of a link request.
-fn link_names(v: &mut Violations, risk: &str, control: &str) -> (Uuid, String) {
-    let r = risk_id(v, "risk", risk);
-    let c = slug_name(v, "control", control, "controls").map(str::to_string);
-    (r.unwrap_or_default(), c.unwrap_or_default())
+fn link_names(risk: &str, control: &str) -> ApiResult<(Uuid, String)> {
+    let mut v = Violations::new();
+    let r = risk_id(&mut v, "risk", risk);
+    let c = slug_name(&mut v, "control", control, "controls").map(str::to_string);
+    v.finish()?;
+    Ok((r.unwrap_or_default(), c.unwrap_or_default()))
 }
 
 #[tonic::async_trait]
@@ -259,9 +262,7 @@ impl ControlService for ControlApi {
     ) -> Result<Response<pb::RiskControlLink>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let (risk, control) = link_names(&mut v, &req.risk, &req.control);
-        v.finish()?;
+        let (risk, control) = link_names(&req.risk, &req.control)?;
         let linked = self
             .store
             .link_control(risk, &control, &caller, self.clock.now_micros())
@@ -275,9 +276,7 @@ impl ControlService for ControlApi {
     ) -> Result<Response<pb::RiskControlLink>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let (risk, control) = link_names(&mut v, &req.risk, &req.control);
-        v.finish()?;
+        let (risk, control) = link_names(&req.risk, &req.control)?;
         let removed = self.store.unlink_control(risk, &control, &caller).await?;
         Ok(Response::new(link(&removed)))
     }
@@ -289,22 +288,22 @@ impl ControlService for ControlApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(
                 &["riskControls", &req.parent],
                 req.page_size,
                 &req.page_token,
             ),
-            None,
             &Sorting::BY_TEXT_ID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .risk_controls(risk.unwrap_or_default(), &list)
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |c| c.id.clone());
+            async |list| {
+                self.store
+                    .risk_controls(risk.unwrap_or_default(), list)
+                    .await
+            },
+            |c| c.id.clone(),
+        )
+        .await?;
         Ok(Response::new(pb::ListRiskControlsResponse {
             controls: rows.iter().map(control).collect(),
             next_page_token,
@@ -319,27 +318,24 @@ impl ControlService for ControlApi {
         let mut v = Violations::new();
         let id = slug_name(&mut v, "parent", &req.parent, "controls").map(str::to_string);
         let show = if req.show_deleted { "1" } else { "0" };
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(
                 &["controlRisks", &req.parent, show],
                 req.page_size,
                 &req.page_token,
             ),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .control_risks(
-                &id.unwrap_or_default(),
-                req.show_deleted,
-                list.after_id(),
-                list.limit(),
-            )
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id);
+            async |list| {
+                let id = id.unwrap_or_default();
+                let (after, limit) = (list.after_id(), list.limit());
+                self.store
+                    .control_risks(&id, req.show_deleted, after, limit)
+                    .await
+            },
+            |r| r.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListControlRisksResponse {
             risks: rows.iter().map(convert::risk).collect(),
             next_page_token,

@@ -10,7 +10,10 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::risk::{RiskApi, check_enum, risk_id};
+use super::{
+    page_by_id,
+    risk::{RiskApi, check_enum, risk_id},
+};
 use crate::domain::{
     governance::{ActionItemStatus, SyncState, is_finished},
     scoring::Strategy,
@@ -352,18 +355,19 @@ impl RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(&["responses", &req.parent], req.page_size, &req.page_token),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .responses(risk.unwrap_or_default(), list.after_id(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id);
+            async |list| {
+                let risk = risk.unwrap_or_default();
+                self.store
+                    .responses(risk, list.after_id(), list.limit())
+                    .await
+            },
+            |r| r.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListRiskResponsesResponse {
             responses: rows.iter().map(response).collect(),
             next_page_token,
@@ -381,18 +385,18 @@ impl RiskApi {
         } else {
             risk_id(&mut v, "parent", &req.parent)
         };
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(&["decisions", &req.parent], req.page_size, &req.page_token),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .decisions(risk, list.after_id(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |d| d.id);
+            async |list| {
+                self.store
+                    .decisions(risk, list.after_id(), list.limit())
+                    .await
+            },
+            |d| d.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListDecisionsResponse {
             decisions: rows.iter().map(decision).collect(),
             next_page_token,

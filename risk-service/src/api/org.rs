@@ -1,14 +1,14 @@
 //! `assurance.risk.v1.OrganizationService`: business units and services.
 
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{ListRequest, Sorting};
 use assurance_runtime::{
     auth::Caller,
     validate::{Violations, is_slug, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
 
-use super::{convert, referenced};
+use super::{convert, page_by_id, referenced};
 use crate::store::RequestKey;
 use crate::store::{
     Store,
@@ -96,19 +96,19 @@ impl OrganizationService for OrgApi {
         request: Request<pb::ListBusinessUnitsRequest>,
     ) -> Result<Response<pb::ListBusinessUnitsResponse>, Status> {
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            Violations::new(),
             &ListRequest::paged(&["businessUnits"], req.page_size, &req.page_token),
-            None,
             &Sorting::BY_TEXT_ID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .list_business_units(list.after_text(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id.clone());
+            async |list| {
+                let store = &self.store;
+                store
+                    .list_business_units(list.after_text(), list.limit())
+                    .await
+            },
+            |r| r.id.clone(),
+        )
+        .await?;
         Ok(Response::new(pb::ListBusinessUnitsResponse {
             business_units: rows.iter().map(convert::business_unit).collect(),
             next_page_token,
@@ -233,22 +233,23 @@ impl OrganizationService for OrgApi {
         } else {
             slug_name(&mut v, "business_unit", &req.business_unit, "businessUnits")
         };
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(
                 &["services", &req.business_unit],
                 req.page_size,
                 &req.page_token,
             ),
-            None,
             &Sorting::BY_TEXT_ID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .list_services(bu, list.after_text(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id.clone());
+            async |list| {
+                let store = &self.store;
+                store
+                    .list_services(bu, list.after_text(), list.limit())
+                    .await
+            },
+            |r| r.id.clone(),
+        )
+        .await?;
         Ok(Response::new(pb::ListServicesResponse {
             services: rows.iter().map(convert::service).collect(),
             next_page_token,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, review_service_server::ReviewService};
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{ListRequest, Sorting};
 use assurance_runtime::{
     ApiError, ApiResult,
     auth::{Caller, Role, Roles},
@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    convert, referenced,
+    convert, page_by_id, referenced,
     risk::{check_enum, risk_id},
 };
 use crate::{
@@ -218,18 +218,19 @@ impl ReviewService for ReviewApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(&["reviews", &req.parent], req.page_size, &req.page_token),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .reviews(risk.unwrap_or_default(), list.after_id(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |r| r.id);
+            async |list| {
+                let risk = risk.unwrap_or_default();
+                self.store
+                    .reviews(risk, list.after_id(), list.limit())
+                    .await
+            },
+            |r| r.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListReviewsResponse {
             reviews: rows.iter().map(review_pb).collect(),
             next_page_token,
@@ -316,16 +317,14 @@ impl ReviewService for ReviewApi {
         request: Request<pb::ListReviewCyclesRequest>,
     ) -> Result<Response<pb::ListReviewCyclesResponse>, Status> {
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            Violations::new(),
             &ListRequest::paged(&["review-cycles"], req.page_size, &req.page_token),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self.store.cycles(list.after_id(), list.limit()).await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |c| c.id);
+            async |list| self.store.cycles(list.after_id(), list.limit()).await,
+            |c| c.id,
+        )
+        .await?;
         let mut review_cycles = Vec::with_capacity(rows.len());
         for c in &rows {
             review_cycles.push(cycle_pb(c, self.store.cycle_progress(c.id).await?));
@@ -408,22 +407,23 @@ impl ReviewService for ReviewApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(
                 &["observations", &req.parent],
                 req.page_size,
                 &req.page_token,
             ),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .observations(risk.unwrap_or_default(), list.after_id(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |o| o.id);
+            async |list| {
+                let risk = risk.unwrap_or_default();
+                self.store
+                    .observations(risk, list.after_id(), list.limit())
+                    .await
+            },
+            |o| o.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListObservationsResponse {
             observations: rows.iter().map(observation_pb).collect(),
             next_page_token,

@@ -12,16 +12,18 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, referenced};
+use super::{convert, page_by_id, referenced};
 use crate::store::RequestKey;
 use crate::{
     domain::{
         check_labels,
         register::{IdentificationSource, Threat},
         scoring::ScoringPolicy,
-        status::RiskStatus,
     },
-    store::{RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, parse_etag, risk_keys},
+    store::{
+        RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, identified_risk, parse_etag,
+        risk_keys,
+    },
 };
 
 pub struct RiskApi {
@@ -124,38 +126,15 @@ impl RiskService for RiskApi {
         }
         v.finish()?;
         let model = risk::Model {
-            id: Uuid::now_v7(),
             title: r.title.clone(),
             description: r.description.clone(),
             service_id: service_id.unwrap_or_default(),
-            business_unit_id: String::new(),
             category: r.category.clone(),
             threat: r.threat,
             identification_source: r.identification_source,
             source_reference: r.source_reference.clone(),
             owner: r.owner.clone(),
-            status: RiskStatus::Identified as i32,
-            labels: String::new(),
-            close_reason: String::new(),
-            close_time: None,
-            version: 0,
-            create_time: 0,
-            update_time: 0,
-            latest_assessment_id: None,
-            impact: 0,
-            likelihood: 0,
-            control_deficiency: 0,
-            exposure: 0,
-            score: 0,
-            severity: 0,
-            strategy: 0,
-            risk_level: 0,
-            methodology: 0,
-            policy_id: String::new(),
-            assessment_rationale: String::new(),
-            assessor: String::new(),
-            assess_time: None,
-            next_review_time: None,
+            ..identified_risk(Uuid::now_v7())
         };
         let created = self
             .store
@@ -336,22 +315,23 @@ impl RiskService for RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = risk_id(&mut v, "parent", &req.parent);
-        let list = ListQuery::parse(
-            &mut v,
+        let (rows, next_page_token) = page_by_id(
+            v,
             &ListRequest::paged(
                 &["assessments", &req.parent],
                 req.page_size,
                 &req.page_token,
             ),
-            None,
             &Sorting::BY_UUID,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .list_assessments(id.unwrap_or_default(), list.after_id(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |a| a.id);
+            async |list| {
+                let id = id.unwrap_or_default();
+                self.store
+                    .list_assessments(id, list.after_id(), list.limit())
+                    .await
+            },
+            |a| a.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListAssessmentsResponse {
             assessments: rows.iter().map(convert::assessment).collect(),
             next_page_token,

@@ -291,38 +291,9 @@ mod tests {
 
     fn risk(id: Uuid, version: i64) -> risk::Model {
         risk::Model {
-            id,
             title: format!("v{version}"),
-            description: String::new(),
-            service_id: String::new(),
-            business_unit_id: String::new(),
-            category: String::new(),
-            threat: 0,
-            identification_source: 0,
-            source_reference: String::new(),
-            owner: String::new(),
-            status: 1,
-            labels: String::new(),
-            close_reason: String::new(),
-            close_time: None,
             version,
-            create_time: 0,
-            update_time: 0,
-            latest_assessment_id: None,
-            impact: 0,
-            likelihood: 0,
-            control_deficiency: 0,
-            exposure: 0,
-            score: 0,
-            severity: 0,
-            strategy: 0,
-            risk_level: 0,
-            methodology: 0,
-            policy_id: String::new(),
-            assessment_rationale: String::new(),
-            assessor: String::new(),
-            assess_time: None,
-            next_review_time: None,
+            ..crate::store::identified_risk(id)
         }
     }
 

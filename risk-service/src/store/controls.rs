@@ -20,9 +20,9 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{control, control_requirement, risk, risk_control},
-    insert_new, request_id_of,
+    get_by_id, insert_new, next_version, one_or_not_found, page_by_text_id, request_id_of,
     risks::{WhileOpen, lock_open_risk},
-    write_if_version,
+    write_version,
 };
 use crate::domain::{
     controls::{Effectiveness, Requirement, derived_deficiency},
@@ -138,10 +138,7 @@ impl Store {
     }
 
     pub async fn get_control(&self, id: &str) -> ApiResult<control::Model> {
-        control::Entity::find_by_id(id.to_string())
-            .one(self.connection())
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("controls/{id}")))
+        get_by_id::<control::Entity>(self.connection(), id, &format!("controls/{id}")).await
     }
 
     /// Controls matching `condition`, by id, after `after`, at most `limit`.
@@ -155,13 +152,16 @@ impl Store {
         condition: Condition,
         list: &ListQuery,
     ) -> ApiResult<Vec<control::Model>> {
-        let mut q = control::Entity::find()
-            .filter(condition)
-            .order_by_asc(control::Column::Id);
-        if let Some(after) = list.after_text() {
-            q = q.filter(control::Column::Id.gt(after));
-        }
-        Ok(q.limit(list.limit()).all(self.connection()).await?)
+        let matching = control::Entity::find().filter(condition);
+        let (after, limit) = (list.after_text(), list.limit());
+        page_by_text_id(
+            self.connection(),
+            matching,
+            control::Column::Id,
+            after,
+            limit,
+        )
+        .await
     }
 
     /// Applies `patch` to a control (etag checked); its requirement rows follow.
@@ -176,24 +176,11 @@ impl Store {
         caller.must_be_unscoped("change the controls catalogue")?;
         let name = format!("controls/{id}");
         let tx = db::begin_write(self.connection()).await?;
-        let current = control::Entity::find_by_id(id.to_string())
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(&name))?;
+        let locked = control::Entity::find_by_id(id).lock_exclusive();
+        let current = one_or_not_found(locked, &tx, &name).await?;
         check_version(&name, expected_version, current.version)?;
-        let mut next = current.clone();
-        patch(&mut next);
-        next.version = current.version + 1;
-        next.update_time = now;
-        write_if_version(
-            &tx,
-            next.clone().into_active_model().reset_all(),
-            (control::Column::Id, id),
-            (control::Column::Version, current.version),
-            &name,
-        )
-        .await?;
+        let next = next_version(&current, now, patch);
+        write_version(&tx, &next, current.version, &name).await?;
         if next.requirements != current.requirements {
             write_requirements(&tx, id, &requirements_of(&next), true).await?;
         }

@@ -18,9 +18,9 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, action_plan, decision, risk, risk_response},
-    insert_new, request_id_of,
+    insert_new, next_version, request_id_of,
     risks::{WhileOpen, lock_open_risk, lock_risk, modify_in, transition},
-    write_if_version,
+    write_version,
 };
 use crate::domain::{
     governance::{
@@ -503,18 +503,8 @@ impl Store {
         let risk = lock_risk(&tx, risk_id).await?;
         caller.may_change(&risk.service_id)?;
         check_version(&name, expected_version, current.version)?;
-        let mut next = current.clone();
-        patch(&mut next);
-        next.version = current.version + 1;
-        next.update_time = now;
-        write_if_version(
-            &tx,
-            next.clone().into_active_model().reset_all(),
-            (action_item::Column::Id, id),
-            (action_item::Column::Version, current.version),
-            &name,
-        )
-        .await?;
+        let next = next_version(&current, now, patch);
+        write_version(&tx, &next, current.version, &name).await?;
         let moved = if is_finished(next.status) {
             finish_treatment(&tx, risk_id, caller, now).await?
         } else {

@@ -19,7 +19,8 @@ use std::{sync::Arc, time::Duration};
 use assurance_runtime::{ApiError, ApiResult, db, error::is_unique_violation, time::now_micros};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, QueryFilter, Set, Statement,
+    DbBackend, DbErr, EntityTrait, IntoActiveModel, ModelTrait, PrimaryKeyTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set, Statement,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
@@ -27,7 +28,7 @@ use tokio::sync::mpsc;
 pub use governance::ITEM_FILTER;
 pub use labels::labels_from_json;
 pub use risk_list::{RISK_FILTER, RISK_SORTING, risk_keys};
-pub use risks::RiskPatch;
+pub use risks::{RiskPatch, identified_risk};
 
 use crate::domain::scoring::ScoringPolicy;
 use entities::scoring_policy;
@@ -214,3 +215,103 @@ async fn notify_risks(conn: &impl ConnectionTrait, payload: &str) -> Result<(), 
 }
 
 pub use assurance_runtime::etag::{check_version, etag, parse_etag};
+
+/// The row of `E` whose primary key is `id`, or `NOT_FOUND` of `name`.
+async fn get_by_id<E>(
+    conn: &impl ConnectionTrait,
+    id: impl Into<<E::PrimaryKey as PrimaryKeyTrait>::ValueType>,
+    name: &str,
+) -> ApiResult<E::Model>
+where
+    E: EntityTrait,
+{
+    one_or_not_found(E::find_by_id(id), conn, name).await
+}
+
+/// The row `select` finds, or `NOT_FOUND` of `name`.
+async fn one_or_not_found<E: EntityTrait>(
+    select: Select<E>,
+    conn: &impl ConnectionTrait,
+    name: &str,
+) -> ApiResult<E::Model> {
+    select
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found(name))
+}
+
+/// A row under optimistic concurrency: every write bumps its version and update time.
+trait Versioned:
+    ModelTrait + Clone + IntoActiveModel<<Self::Entity as EntityTrait>::ActiveModel>
+{
+    const ID: <Self::Entity as EntityTrait>::Column;
+    const VERSION: <Self::Entity as EntityTrait>::Column;
+    fn id_value(&self) -> sea_orm::Value;
+    fn version(&self) -> i64;
+    fn stamp(&mut self, version: i64, update_time: i64);
+}
+
+macro_rules! versioned {
+    ($($entity:ident),* $(,)?) => {$(
+        impl Versioned for entities::$entity::Model {
+            const ID: entities::$entity::Column = entities::$entity::Column::Id;
+            const VERSION: entities::$entity::Column = entities::$entity::Column::Version;
+            fn id_value(&self) -> sea_orm::Value {
+                self.id.clone().into()
+            }
+            fn version(&self) -> i64 {
+                self.version
+            }
+            fn stamp(&mut self, version: i64, update_time: i64) {
+                (self.version, self.update_time) = (version, update_time);
+            }
+        }
+    )*};
+}
+
+versioned!(business_unit, service, control, action_item);
+
+/// `current` changed by `patch`, as its next version, updated at `now`.
+fn next_version<M: Versioned>(current: &M, now: i64, patch: impl FnOnce(&mut M)) -> M {
+    let mut next = current.clone();
+    patch(&mut next);
+    next.stamp(current.version() + 1, now);
+    next
+}
+
+/// Writes `next` (from [`next_version`]) over its row while that is still at `previous`
+/// ([`write_if_version`]).
+async fn write_version<M: Versioned>(
+    conn: &impl ConnectionTrait,
+    next: &M,
+    previous: i64,
+    name: &str,
+) -> ApiResult<()>
+where
+    <M::Entity as EntityTrait>::ActiveModel: Send,
+{
+    write_if_version(
+        conn,
+        next.clone().into_active_model().reset_all(),
+        (M::ID, next.id_value()),
+        (M::VERSION, previous),
+        name,
+    )
+    .await
+}
+
+/// A page of `query` in the order of its text `id` column: the rows after `after`, at most
+/// `limit`.
+async fn page_by_text_id<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    query: Select<E>,
+    id: E::Column,
+    after: Option<&str>,
+    limit: u64,
+) -> ApiResult<Vec<E::Model>> {
+    let mut q = query.order_by_asc(id);
+    if let Some(after) = after {
+        q = q.filter(id.gt(after));
+    }
+    Ok(q.limit(limit).all(conn).await?)
+}

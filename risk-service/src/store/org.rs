@@ -1,16 +1,16 @@
 //! Business units and services.
 
-use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, time::now_micros};
+use assurance_runtime::{ApiResult, audit, auth::Caller, db, time::now_micros};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, business_unit, risk, service},
-    insert_new, write_if_version,
+    get_by_id, insert_new, next_version, one_or_not_found, page_by_text_id, write_version,
 };
 
 impl Store {
@@ -39,10 +39,8 @@ impl Store {
     }
 
     pub async fn get_business_unit(&self, id: &str) -> ApiResult<business_unit::Model> {
-        business_unit::Entity::find_by_id(id.to_string())
-            .one(self.connection())
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("businessUnits/{id}")))
+        let name = format!("businessUnits/{id}");
+        get_by_id::<business_unit::Entity>(self.connection(), id, &name).await
     }
 
     /// Business units by id, after `after`, at most `limit`.
@@ -51,11 +49,15 @@ impl Store {
         after: Option<&str>,
         limit: u64,
     ) -> ApiResult<Vec<business_unit::Model>> {
-        let mut q = business_unit::Entity::find().order_by_asc(business_unit::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(business_unit::Column::Id.gt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        let all = business_unit::Entity::find();
+        page_by_text_id(
+            self.connection(),
+            all,
+            business_unit::Column::Id,
+            after,
+            limit,
+        )
+        .await
     }
 
     pub async fn update_business_unit(
@@ -68,24 +70,11 @@ impl Store {
         caller.must_be_unscoped("change business units")?;
         let name = format!("businessUnits/{id}");
         let tx = db::begin_write(self.connection()).await?;
-        let current = business_unit::Entity::find_by_id(id.to_string())
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(&name))?;
+        let locked = business_unit::Entity::find_by_id(id).lock_exclusive();
+        let current = one_or_not_found(locked, &tx, &name).await?;
         check_version(&name, expected_version, current.version)?;
-        let mut next = current.clone();
-        patch(&mut next);
-        next.version = current.version + 1;
-        next.update_time = now_micros();
-        write_if_version(
-            &tx,
-            next.clone().into_active_model().reset_all(),
-            (business_unit::Column::Id, id),
-            (business_unit::Column::Version, current.version),
-            &name,
-        )
-        .await?;
+        let next = next_version(&current, now_micros(), patch);
+        write_version(&tx, &next, current.version, &name).await?;
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         Ok(next)
@@ -117,10 +106,7 @@ impl Store {
     }
 
     pub async fn get_service(&self, id: &str) -> ApiResult<service::Model> {
-        service::Entity::find_by_id(id.to_string())
-            .one(self.connection())
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("services/{id}")))
+        get_by_id::<service::Entity>(self.connection(), id, &format!("services/{id}")).await
     }
 
     /// Services by id, optionally of one business unit, after `after`, at most `limit`.
@@ -130,14 +116,11 @@ impl Store {
         after: Option<&str>,
         limit: u64,
     ) -> ApiResult<Vec<service::Model>> {
-        let mut q = service::Entity::find().order_by_asc(service::Column::Id);
+        let mut q = service::Entity::find();
         if let Some(bu) = business_unit {
             q = q.filter(service::Column::BusinessUnitId.eq(bu));
         }
-        if let Some(after) = after {
-            q = q.filter(service::Column::Id.gt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        page_by_text_id(self.connection(), q, service::Column::Id, after, limit).await
     }
 
     /// Updates a service; moving it to another business unit moves its risks' roll-up too
@@ -152,16 +135,10 @@ impl Store {
         caller.may_change(id)?;
         let name = format!("services/{id}");
         let tx = db::begin_write(self.connection()).await?;
-        let current = service::Entity::find_by_id(id.to_string())
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(&name))?;
+        let locked = service::Entity::find_by_id(id).lock_exclusive();
+        let current = one_or_not_found(locked, &tx, &name).await?;
         check_version(&name, expected_version, current.version)?;
-        let mut next = current.clone();
-        patch(&mut next);
-        next.version = current.version + 1;
-        next.update_time = now_micros();
+        let next = next_version(&current, now_micros(), patch);
         if next.business_unit_id != current.business_unit_id {
             require_business_unit(&tx, &next.business_unit_id).await?;
             risk::Entity::update_many()
@@ -186,14 +163,7 @@ impl Store {
                 .await?;
             super::notify_risks(&tx, super::cache::ALL).await?;
         }
-        write_if_version(
-            &tx,
-            next.clone().into_active_model().reset_all(),
-            (service::Column::Id, id),
-            (service::Column::Version, current.version),
-            &name,
-        )
-        .await?;
+        write_version(&tx, &next, current.version, &name).await?;
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         if next.business_unit_id != current.business_unit_id {
@@ -206,11 +176,10 @@ impl Store {
 /// Ensures a business unit a write refers to exists (`NOT_FOUND` of it otherwise; the API
 /// reports that against the field that names it).
 pub(super) async fn require_business_unit(conn: &impl ConnectionTrait, id: &str) -> ApiResult<()> {
-    business_unit::Entity::find_by_id(id.to_string())
-        .one(conn)
-        .await?
+    let name = format!("businessUnits/{id}");
+    get_by_id::<business_unit::Entity>(conn, id, &name)
+        .await
         .map(|_| ())
-        .ok_or_else(|| ApiError::not_found(format!("businessUnits/{id}")))
 }
 
 /// Ensures a service a write refers to exists and returns its business unit id (`NOT_FOUND`
@@ -219,9 +188,7 @@ pub(super) async fn service_business_unit(
     conn: &impl ConnectionTrait,
     id: &str,
 ) -> ApiResult<String> {
-    service::Entity::find_by_id(id.to_string())
-        .one(conn)
-        .await?
+    get_by_id::<service::Entity>(conn, id, &format!("services/{id}"))
+        .await
         .map(|s| s.business_unit_id)
-        .ok_or_else(|| ApiError::not_found(format!("services/{id}")))
 }

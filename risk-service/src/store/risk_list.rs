@@ -25,26 +25,16 @@ use crate::domain::{
 
 use risk::Column as C;
 
-static STATUS: EnumValues = EnumValues {
-    prefix: "RISK_STATUS_",
-    values: RiskStatus::NAMES,
-};
-static SEVERITY: EnumValues = EnumValues {
-    prefix: "SEVERITY_",
-    values: Severity::NAMES,
-};
-static STRATEGY: EnumValues = EnumValues {
-    prefix: "RESPONSE_STRATEGY_",
-    values: Strategy::NAMES,
-};
-static SOURCE: EnumValues = EnumValues {
-    prefix: "IDENTIFICATION_SOURCE_",
-    values: IdentificationSource::NAMES,
-};
-static THREAT: EnumValues = EnumValues {
-    prefix: "THREAT_",
-    values: Threat::NAMES,
-};
+/// The names of a proto enum's values, `prefix` omitted.
+const fn enum_values(prefix: &'static str, values: &'static [(&'static str, i32)]) -> EnumValues {
+    EnumValues { prefix, values }
+}
+
+static STATUS: EnumValues = enum_values("RISK_STATUS_", RiskStatus::NAMES);
+static SEVERITY: EnumValues = enum_values("SEVERITY_", Severity::NAMES);
+static STRATEGY: EnumValues = enum_values("RESPONSE_STRATEGY_", Strategy::NAMES);
+static SOURCE: EnumValues = enum_values("IDENTIFICATION_SOURCE_", IdentificationSource::NAMES);
+static THREAT: EnumValues = enum_values("THREAT_", Threat::NAMES);
 
 /// The filter fields of `ListRisks`. Unassessed risks have no severity, score or exposure:
 /// ordered comparisons on those never match them.

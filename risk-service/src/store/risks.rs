@@ -25,6 +25,45 @@ use super::{
 };
 use crate::domain::status::{RiskEvent, RiskStatus};
 
+/// A risk as it is identified, before it is stored: only its id, no assessment, response or
+/// labels yet.
+pub fn identified_risk(id: Uuid) -> risk::Model {
+    risk::Model {
+        id,
+        title: String::new(),
+        description: String::new(),
+        service_id: String::new(),
+        business_unit_id: String::new(),
+        category: String::new(),
+        threat: 0,
+        identification_source: 0,
+        source_reference: String::new(),
+        owner: String::new(),
+        status: RiskStatus::Identified as i32,
+        labels: String::new(),
+        close_reason: String::new(),
+        close_time: None,
+        version: 0,
+        create_time: 0,
+        update_time: 0,
+        latest_assessment_id: None,
+        impact: 0,
+        likelihood: 0,
+        control_deficiency: 0,
+        exposure: 0,
+        score: 0,
+        severity: 0,
+        strategy: 0,
+        risk_level: 0,
+        methodology: 0,
+        policy_id: String::new(),
+        assessment_rationale: String::new(),
+        assessor: String::new(),
+        assess_time: None,
+        next_review_time: None,
+    }
+}
+
 /// Fields a caller may change on a risk; `None` leaves a field as it is.
 #[derive(Debug, Default, Clone)]
 pub struct RiskPatch {
