@@ -49,6 +49,27 @@ pub enum Kind<C: 'static> {
     Custom(fn(&str, Op, &str, &FilterContext) -> Result<Condition, String>),
 }
 
+/// Gives a domain enum whose discriminants are its wire numbers (the numbers the database
+/// stores) `ALL`, `NAMES` — each value's name and number, for [`EnumValues`] — and `as_str`,
+/// the wire name without its prefix (`ACTIVE` of `EXCEPTION_STATUS_ACTIVE`).
+#[macro_export]
+macro_rules! enum_names {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub const NAMES: &'static [(&'static str, i32)] =
+                &[$(($text, $name::$variant as i32)),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+    };
+}
+
 /// The names and stored numbers of an enum's values, with the prefix its full names carry
 /// (`SEVERITY_` of `SEVERITY_HIGH`).
 pub struct EnumValues {

@@ -15,19 +15,7 @@ macro_rules! numbered {
             $($(#[$doc])* $variant = $number),+
         }
 
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// Each value's name (as `as_str` gives it) and number, for list filters.
-            pub const NAMES: &'static [(&'static str, i32)] = &[$(($text, $name::$variant as i32)),+];
-
-            /// The name clients see, without the proto enum prefix (`CONTAINMENT`).
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
+        assurance_runtime::enum_names!($name { $($variant => $text),+ });
     };
 }
 

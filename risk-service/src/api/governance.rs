@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     page_by_id,
-    risk::{RiskApi, check_enum, risk_id},
+    risk::{RiskApi, risk_id},
 };
 use crate::domain::{
     governance::{ActionItemStatus, SyncState, is_finished},
@@ -243,16 +243,14 @@ impl RiskApi {
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
         let r = v.require("response", req.response.as_ref())?;
-        check_enum(
-            &mut v,
+        v.known(
             "response.decision",
             r.decision,
             Decision::try_from(r.decision).is_ok(),
         );
         v.paragraph("response.rationale", &r.rationale, true, 4000);
         if r.strategy_override != 0 {
-            check_enum(
-                &mut v,
+            v.known(
                 "response.strategy_override",
                 r.strategy_override,
                 Strategy::try_from(r.strategy_override).is_ok(),
@@ -512,8 +510,7 @@ impl RiskApi {
                 }
                 "owner" => v.principal("action_item.owner", &i.owner, true),
                 "due_time" => due = time(&mut v, "action_item.due_time", i.due_time.as_ref(), true),
-                "status" => check_enum(
-                    &mut v,
+                "status" => v.known(
                     "action_item.status",
                     i.status,
                     ActionItemStatus::try_from(i.status).is_ok(),

@@ -13,10 +13,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{
-    convert, page_by_id, referenced,
-    risk::{check_enum, risk_id},
-};
+use super::{convert, page_by_id, referenced, risk::risk_id};
 use crate::{
     domain::{
         reviews::{ObservationEffect, ObservationSource, ReviewOutcome},
@@ -146,8 +143,7 @@ impl ReviewService for ReviewApi {
         for (n, p) in r.participants.iter().enumerate() {
             v.principal(&format!("review.participants[{n}]"), p, true);
         }
-        check_enum(
-            &mut v,
+        v.known(
             "review.outcome",
             r.outcome,
             ReviewOutcome::try_from(r.outcome).is_ok(),
@@ -366,14 +362,12 @@ impl ReviewService for ReviewApi {
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
         let o = v.require("observation", req.observation.as_ref())?;
-        check_enum(
-            &mut v,
+        v.known(
             "observation.source",
             o.source,
             ObservationSource::try_from(o.source).is_ok(),
         );
-        check_enum(
-            &mut v,
+        v.known(
             "observation.effect",
             o.effect,
             ObservationEffect::try_from(o.effect).is_ok(),

@@ -67,17 +67,6 @@ pub(super) fn risk_id(v: &mut Violations, field: &str, name: &str) -> Option<Uui
     id
 }
 
-pub(super) fn check_enum(v: &mut Violations, field: &str, value: i32, valid: bool) {
-    if value == 0 {
-        v.add(
-            field,
-            "is required (the _UNSPECIFIED value is not accepted)",
-        );
-    } else if !valid {
-        v.add(field, format!("{value} is not a known value"));
-    }
-}
-
 /// Checks one mutable field of a risk; `service` returns the service id.
 fn check_risk_field(v: &mut Violations, r: &pb::Risk, field: &str) -> Option<String> {
     match field {
@@ -87,14 +76,8 @@ fn check_risk_field(v: &mut Violations, r: &pb::Risk, field: &str) -> Option<Str
             return slug_name(v, "risk.service", &r.service, "services").map(str::to_string);
         }
         "category" => v.line("risk.category", &r.category, false, 100),
-        "threat" => check_enum(
-            v,
-            "risk.threat",
-            r.threat,
-            Threat::try_from(r.threat).is_ok(),
-        ),
-        "identification_source" => check_enum(
-            v,
+        "threat" => v.known("risk.threat", r.threat, Threat::try_from(r.threat).is_ok()),
+        "identification_source" => v.known(
             "risk.identification_source",
             r.identification_source,
             IdentificationSource::try_from(r.identification_source).is_ok(),

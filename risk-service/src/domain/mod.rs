@@ -7,19 +7,7 @@
 /// (refusing 0 and unknown numbers) and `From<_> for i32`.
 macro_rules! numbered {
     ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// Each value's name (as `as_str` gives it) and number, for list filters.
-            pub const NAMES: &'static [(&'static str, i32)] = &[$(($text, $name::$variant as i32)),+];
-
-            /// The name clients see, without the proto enum prefix (`ACTIVE`).
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
+        assurance_runtime::enum_names!($name { $($variant => $text),+ });
 
         impl TryFrom<i32> for $name {
             type Error = i32;
