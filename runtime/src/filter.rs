@@ -285,15 +285,6 @@ pub fn parse(field: &str, input: &str) -> ApiResult<Option<Filter>> {
     Ok(Some(filter))
 }
 
-/// The number of an enum value named `value` (`HIGH` or `SEVERITY_HIGH`, any case), through
-/// the generated `from_str_name`; the `_UNSPECIFIED` zero never matches.
-pub fn enum_value(value: &str, prefix: &str, parse: impl Fn(&str) -> Option<i32>) -> Option<i32> {
-    let upper = value.to_ascii_uppercase();
-    parse(&upper)
-        .or_else(|| parse(&format!("{prefix}{upper}")))
-        .filter(|v| *v != 0)
-}
-
 /// `column OP value` as a condition.
 pub fn compare<C: sea_orm::ColumnTrait>(column: C, op: Op, value: sea_orm::Value) -> Condition {
     Condition::all().add(match op {
