@@ -2,6 +2,8 @@
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::idempotency::RequestKey;
+use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -117,13 +119,25 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListCustodyRequest>,
     ) -> Result<Response<pb::ListCustodyResponse>, Status> {
+        let req = request.get_ref();
         let mut v = Violations::new();
-        let ids = child_name(&mut v, "parent", "evidence", &request.get_ref().parent);
+        let ids = child_name(&mut v, "parent", "evidence", &req.parent);
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["custody", &req.parent], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_SEQUENCE,
+        );
         v.finish()?;
         let (incident, item) = ids.unwrap_or_default();
-        let entries = self.store.custody(incident, item).await?;
+        let mut entries = self
+            .store
+            .custody(incident, item, list.after_sequence(), list.limit())
+            .await?;
+        let next_page_token = list.next_page(&mut entries, |e| vec![Key::Int(e.seq)]);
         Ok(Response::new(pb::ListCustodyResponse {
             entries: entries.iter().map(convert::custody_entry).collect(),
+            next_page_token,
         }))
     }
 }

@@ -294,7 +294,7 @@ impl IncidentApi {
             incident: convert::incident(&incident),
             roles: self
                 .store
-                .roles(id)
+                .roles(id, None, ALL)
                 .await?
                 .iter()
                 .map(convert::role)

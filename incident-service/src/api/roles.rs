@@ -5,6 +5,10 @@ use assurance_runtime::{
     auth::Caller,
     validate::{Violations, is_slug},
 };
+use assurance_runtime::{
+    list::{ListQuery, ListRequest, Sorting},
+    page::Key,
+};
 use tonic::{Request, Response, Status};
 
 use super::{IncidentApi, convert, incident_id};
@@ -47,12 +51,25 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
+        let req = request.get_ref();
         let mut v = Violations::new();
-        let id = incident_id(&mut v, "parent", &request.get_ref().parent);
+        let id = incident_id(&mut v, "parent", &req.parent);
+        // Roles are keyed by their kind, one holder each.
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["roles", &req.parent], req.page_size, &req.page_token),
+            None,
+            &Sorting::BY_SEQUENCE,
+        );
         v.finish()?;
-        let roles = self.store.roles(id.unwrap_or_default()).await?;
+        let mut roles = self
+            .store
+            .roles(id.unwrap_or_default(), list.after_sequence(), list.limit())
+            .await?;
+        let next_page_token = list.next_page(&mut roles, |r| vec![Key::Int(i64::from(r.kind))]);
         Ok(Response::new(pb::ListRolesResponse {
             roles: roles.iter().map(convert::role).collect(),
+            next_page_token,
         }))
     }
 }

@@ -147,10 +147,13 @@ impl Store {
     }
 
     /// The custody log of an item, oldest first.
+    /// A page of an item's chain of custody, oldest first, after the step `after`.
     pub async fn custody(
         &self,
         incident: Uuid,
         evidence_id: Uuid,
+        after: Option<i64>,
+        limit: u64,
     ) -> ApiResult<Vec<custody_entry::Model>> {
         let item = self.evidence(evidence_id).await?;
         if item.incident_id != incident {
@@ -158,10 +161,12 @@ impl Store {
                 "incidents/{incident}/evidence/{evidence_id}"
             )));
         }
-        Ok(custody_entry::Entity::find()
+        let mut q = custody_entry::Entity::find()
             .filter(custody_entry::Column::EvidenceId.eq(evidence_id))
-            .order_by_asc(custody_entry::Column::Seq)
-            .all(&self.db)
-            .await?)
+            .order_by_asc(custody_entry::Column::Seq);
+        if let Some(seq) = after {
+            q = q.filter(custody_entry::Column::Seq.gt(seq));
+        }
+        Ok(q.limit(limit).all(&self.db).await?)
     }
 }

@@ -1,7 +1,7 @@
 //! Incident roles: the current holder of each role (history is in the timeline).
 
 use assurance_runtime::{ApiResult, auth::Caller, time::now_micros};
-use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::{Change, Store, entities::role, refuse_if_closed};
@@ -43,12 +43,20 @@ impl Store {
         Ok(role)
     }
 
-    pub async fn roles(&self, id: Uuid) -> ApiResult<Vec<role::Model>> {
+    /// A page of an incident's roles in role order, after the role kind `after`.
+    pub async fn roles(
+        &self,
+        id: Uuid,
+        after: Option<i64>,
+        limit: u64,
+    ) -> ApiResult<Vec<role::Model>> {
         self.get(id).await?;
-        Ok(role::Entity::find()
+        let mut q = role::Entity::find()
             .filter(role::Column::IncidentId.eq(id))
-            .order_by_asc(role::Column::Kind)
-            .all(&self.db)
-            .await?)
+            .order_by_asc(role::Column::Kind);
+        if let Some(kind) = after {
+            q = q.filter(role::Column::Kind.gt(kind));
+        }
+        Ok(q.limit(limit).all(&self.db).await?)
     }
 }

@@ -71,11 +71,30 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
         .incidents()
         .list_custody(pb::ListCustodyRequest {
             parent: item.name.clone(),
+            ..Default::default()
         })
         .await
         .expect("custody")
         .into_inner()
         .entries;
+    let paged = super::one_at_a_time(|page_token| {
+        let mut client = app.incidents();
+        let parent = item.name.clone();
+        async move {
+            let page = client
+                .list_custody(pb::ListCustodyRequest {
+                    parent,
+                    page_size: 1,
+                    page_token,
+                })
+                .await
+                .expect("a page of custody")
+                .into_inner();
+            (page.entries, page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!(paged, log, "the chain of custody pages in order");
     let chain: Vec<(&str, &str)> = log
         .iter()
         .map(|e| (e.from_custodian.as_str(), e.to_custodian.as_str()))
@@ -106,7 +125,10 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
     let foreign = item.name.replace(&declared.name, &other.name);
     let err = app
         .incidents()
-        .list_custody(pb::ListCustodyRequest { parent: foreign })
+        .list_custody(pb::ListCustodyRequest {
+            parent: foreign,
+            ..Default::default()
+        })
         .await
         .expect_err("wrong incident");
     assert_eq!(err.code(), Code::NotFound);

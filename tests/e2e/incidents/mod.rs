@@ -20,6 +20,26 @@ mod roles;
 mod tasks;
 mod timeline;
 
+/// Pages through a list one item at a time with `fetch(page_token) -> (items, next_page_token)`
+/// and returns every item; each page holds exactly one, and only the last has no next token.
+async fn one_at_a_time<T, Fut>(mut fetch: impl FnMut(String) -> Fut) -> Vec<T>
+where
+    Fut: std::future::Future<Output = (Vec<T>, String)>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (mut items, next) = fetch(token).await;
+        assert_eq!(items.len(), 1, "a page of size 1 holds one item");
+        all.append(&mut items);
+        if next.is_empty() {
+            return all;
+        }
+        assert!(all.len() < 1000, "paging does not end");
+        token = next;
+    }
+}
+
 fn new_incident(title: &str) -> pb::Incident {
     pb::Incident {
         title: title.into(),

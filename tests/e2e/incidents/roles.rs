@@ -59,11 +59,30 @@ async fn roles_are_assigned_reassigned_and_recorded(backend: Backend) {
         .incidents()
         .list_roles(pb::ListRolesRequest {
             parent: declared.name.clone(),
+            ..Default::default()
         })
         .await
         .expect("roles")
         .into_inner()
         .roles;
+    let paged = super::one_at_a_time(|page_token| {
+        let mut client = app.incidents();
+        let parent = declared.name.clone();
+        async move {
+            let page = client
+                .list_roles(pb::ListRolesRequest {
+                    parent,
+                    page_size: 1,
+                    page_token,
+                })
+                .await
+                .expect("a page of roles")
+                .into_inner();
+            (page.roles, page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!(paged, roles, "roles page in role order");
     let holders: Vec<(i32, &str)> = roles.iter().map(|r| (r.kind, r.person.as_str())).collect();
     assert_eq!(
         holders,

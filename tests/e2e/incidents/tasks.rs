@@ -16,7 +16,7 @@ crate::on_both_backends!(
 async fn seeded_task_count(app: &App) -> usize {
     let templates = app
         .incidents()
-        .list_response_templates(pb::ListResponseTemplatesRequest {})
+        .list_response_templates(pb::ListResponseTemplatesRequest::default())
         .await
         .expect("templates")
         .into_inner()
