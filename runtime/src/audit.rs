@@ -121,7 +121,7 @@ static FILTER: FilterTable<C> = FilterTable(&[
     Field::new("method", Kind::Custom(method)),
     Field::new("resource", Kind::Text(C::Resource)),
     Field::new("request_id", Kind::Text(C::RequestId)),
-    Field::new("time", Kind::Time(C::Time)),
+    Field::new("event_time", Kind::Time(C::Time)),
 ]);
 
 /// Newest first; the time breaks ties by id.
@@ -182,7 +182,7 @@ pub async fn list(
 fn to_proto(e: audit_event::Model) -> pb::AuditEvent {
     pb::AuditEvent {
         name: format!("auditEvents/{}", e.id),
-        time: Some(to_timestamp(e.time)),
+        event_time: Some(to_timestamp(e.time)),
         principal: e.principal,
         on_behalf_of: e.on_behalf_of,
         rpc: e.rpc,

@@ -294,7 +294,7 @@ async fn audit_trail_records_every_mutation(backend: Backend) {
     assert_eq!(events[1].on_behalf_of, "");
     assert_eq!(events[1].request_id, "req-audit-1");
     assert_eq!(events[1].service, "risk-service");
-    assert!(events[1].time.is_some());
+    assert!(events[1].event_time.is_some());
     let by_alice = read_audit_trail(
         &app,
         "admin",

@@ -563,7 +563,7 @@ async fn exception_expires_on_the_clock(backend: Backend) {
         }
     })
     .await;
-    assert!(expired.expiry_time.is_some());
+    assert!(expired.lapse_time.is_some());
     assert_eq!(
         get(&app, &long.name).await.status,
         pb::ExceptionStatus::Active as i32

@@ -75,7 +75,7 @@ pub fn to_proto(x: &Exception) -> pb::Exception {
         etag: etag(e.version),
         create_time: Some(to_timestamp(e.create_time)),
         update_time: Some(to_timestamp(e.update_time)),
-        expiry_time: e.expiry_time.map(to_timestamp),
+        lapse_time: e.expiry_time.map(to_timestamp),
     }
 }
 

@@ -183,7 +183,7 @@ fn decision(d: &decision::Model) -> pb::Decision {
             .response_id
             .map(|id| format!("risks/{}/responses/{id}", d.risk_id))
             .unwrap_or_default(),
-        time: Some(to_timestamp(d.time)),
+        decide_time: Some(to_timestamp(d.time)),
     }
 }
 
