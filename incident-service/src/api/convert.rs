@@ -165,7 +165,7 @@ pub fn incident(m: &incident::Model) -> pb::Incident {
 
 pub fn timeline_event(e: &timeline_event::Model) -> pb::TimelineEvent {
     pb::TimelineEvent {
-        name: format!("incidents/{}/timeline/{}", e.incident_id, e.seq),
+        name: format!("incidents/{}/timelineEvents/{}", e.incident_id, e.seq),
         sequence: e.seq,
         kind: e.kind,
         actor: e.actor.clone(),
@@ -213,7 +213,7 @@ pub fn evidence(e: &evidence::Model) -> pb::Evidence {
 pub fn custody_entry(c: &custody_entry::Model) -> pb::CustodyEntry {
     pb::CustodyEntry {
         name: format!(
-            "incidents/{}/evidence/{}/custody/{}",
+            "incidents/{}/evidence/{}/custodyRecords/{}",
             c.incident_id, c.evidence_id, c.seq
         ),
         sequence: c.seq,

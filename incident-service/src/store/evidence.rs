@@ -122,7 +122,7 @@ impl Store {
                 .await?;
             Ok(Created {
                 name: format!(
-                    "incidents/{incident}/evidence/{evidence_id}/custody/{}",
+                    "incidents/{incident}/evidence/{evidence_id}/custodyRecords/{}",
                     entry.seq
                 ),
                 change: Change {

@@ -56,7 +56,7 @@ impl Store {
                 now,
             )
             .await?;
-            Ok((format!("incidents/{id}/timeline/{seq}"), event))
+            Ok((format!("incidents/{id}/timelineEvents/{seq}"), event))
         })
         .await?;
         self.changed.notify_waiters();
