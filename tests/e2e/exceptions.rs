@@ -1,6 +1,6 @@
 //! Security and compliance exceptions through the embedded gateway, authenticated: request
 //! (validation, scope, idempotency) → approval (refused to the requester, to roles that do not
-//! approve, to admin) → listing (filters, `expiring_within_days`, pages) → revocation; the
+//! approve, to admin) → listing (filters, expiring within N days, pages) → revocation; the
 //! decision log of a linked risk and the audit trail; expiry by the system job on a clock the
 //! test moves.
 
@@ -64,15 +64,10 @@ async fn get(app: &App, name: &str) -> pb::Exception {
         .into_inner()
 }
 
-async fn list(
-    app: &App,
-    filter: &str,
-    expiring_within_days: i32,
-) -> Result<Vec<String>, tonic::Status> {
+async fn list(app: &App, filter: &str) -> Result<Vec<String>, tonic::Status> {
     client(app, "reporter")
         .list_exceptions(pb::ListExceptionsRequest {
             filter: filter.into(),
-            expiring_within_days,
             ..Default::default()
         })
         .await
@@ -83,6 +78,12 @@ async fn list(
                 .map(|e| e.name)
                 .collect()
         })
+}
+
+/// The filter of active exceptions that expire within `days` of `now` (microseconds).
+fn expiring_within(days: i64, now: i64) -> String {
+    let by = assurance_runtime::time::to_timestamp(now + days * 86_400 * 1_000_000);
+    format!("status = ACTIVE AND expire_time <= \"{by}\"")
 }
 
 /// An embedded gateway with the org fixture, the service `teams`, and a risk on
@@ -389,15 +390,25 @@ async fn lists_filter_by_expiry_service_requester_status_and_risk_in_pages(backe
 
     // Listing: expiring within N days of now, AIP-160 filters, pages.
     assert_eq!(
-        list(&app, "", 60).await.expect("expiring in 60 days"),
+        list(
+            &app,
+            &expiring_within(60, assurance_runtime::time::now_micros())
+        )
+        .await
+        .expect("expiring in 60 days"),
         vec![linked.name.clone()]
     );
     assert_eq!(
-        list(&app, "", 366).await.expect("expiring in a year"),
+        list(
+            &app,
+            &expiring_within(366, assurance_runtime::time::now_micros())
+        )
+        .await
+        .expect("expiring in a year"),
         vec![linked.name.clone(), team.name.clone()]
     );
     assert_eq!(
-        list(&app, "service = \"services/teams\"", 0)
+        list(&app, "service = \"services/teams\"")
             .await
             .expect("by service"),
         vec![both.name.clone()]
@@ -406,28 +417,29 @@ async fn lists_filter_by_expiry_service_requester_status_and_risk_in_pages(backe
         list(
             &app,
             "status = ACTIVE AND requester = \"exchange-team@example.com\"",
-            0
         )
         .await
         .expect("by requester"),
         vec![team.name.clone()]
     );
     assert_eq!(
-        list(&app, "status = REJECTED OR status = REQUESTED", 0)
+        list(&app, "status = REJECTED OR status = REQUESTED")
             .await
             .expect("by status"),
         vec![both.name.clone()]
     );
     assert_eq!(
-        list(&app, &format!("risk = \"{}\"", risk.name), 0)
+        list(&app, &format!("risk = \"{}\"", risk.name))
             .await
             .expect("by risk"),
         vec![linked.name.clone()]
     );
-    let err = list(&app, "owner = x", 0).await.expect_err("unknown field");
+    let err = list(&app, "owner = x").await.expect_err("unknown field");
     assert_eq!(violations(&err), vec!["filter"]);
-    let err = list(&app, "", -1).await.expect_err("negative days");
-    assert_eq!(violations(&err), vec!["expiring_within_days"]);
+    let err = list(&app, "expire_time <= soon")
+        .await
+        .expect_err("not a time");
+    assert_eq!(violations(&err), vec!["filter"]);
     let names = names_in_pages_of_one(|page_token| async {
         let page = client(&app, "viewer")
             .list_exceptions(pb::ListExceptionsRequest {
@@ -570,11 +582,15 @@ async fn exception_expires_on_the_clock(backend: Backend) {
     );
     // Expired exceptions no longer count as expiring; the long one is due in ~89 days now.
     assert_eq!(
-        list(&app, "", 30).await.expect("expiring"),
+        list(&app, &expiring_within(30, clock.now_micros()))
+            .await
+            .expect("expiring"),
         Vec::<String>::new()
     );
     assert_eq!(
-        list(&app, "", 90).await.expect("expiring"),
+        list(&app, &expiring_within(90, clock.now_micros()))
+            .await
+            .expect("expiring"),
         vec![long.name.clone()]
     );
     let err = client(&app, "trust_team")

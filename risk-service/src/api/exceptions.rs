@@ -1,6 +1,6 @@
 //! `assurance.risk.v1.ExceptionService`: security and compliance exceptions — request,
 //! approve (trust_team or erm_executive, never one's own request), reject, revoke, list
-//! (AIP-160 filters, `expiring_within_days`) — over the store's exception records.
+//! (AIP-160 filters) — over the store's exception records.
 
 use assurance_proto::risk::v1::{self as pb, exception_service_server::ExceptionService};
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
@@ -24,8 +24,6 @@ const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 const MAX_EXCEPTION_MICROS: i64 = 366 * DAY_MICROS;
 /// Most services one exception may exempt.
 const MAX_SERVICES: usize = 50;
-/// Largest `expiring_within_days`.
-const MAX_EXPIRING_DAYS: i32 = 366;
 
 pub struct ExceptionApi {
     store: Store,
@@ -241,11 +239,10 @@ impl ExceptionService for ExceptionApi {
         let req = request.get_ref();
         let now = self.clock.now_micros();
         let mut v = Violations::new();
-        let days = req.expiring_within_days.to_string();
         let list = ListQuery::parse(
             &mut v,
             &ListRequest {
-                scope: &["exceptions", &days],
+                scope: &["exceptions"],
                 page_size: req.page_size,
                 page_token: &req.page_token,
                 filter: &req.filter,
@@ -254,20 +251,8 @@ impl ExceptionService for ExceptionApi {
             Some(&EXCEPTION_FILTER.at(FilterContext { now })),
             &Sorting::BY_UUID,
         );
-        if !(0..=MAX_EXPIRING_DAYS).contains(&req.expiring_within_days) {
-            v.add(
-                "expiring_within_days",
-                format!(
-                    "must be between 1 and {MAX_EXPIRING_DAYS}, or 0 for no limit (got {})",
-                    req.expiring_within_days
-                ),
-            );
-        }
         v.finish()?;
-        let expiring_by = (req.expiring_within_days > 0).then(|| {
-            now.saturating_add(i64::from(req.expiring_within_days).saturating_mul(DAY_MICROS))
-        });
-        let mut rows = self.store.exceptions(&list, expiring_by).await?;
+        let mut rows = self.store.exceptions(&list).await?;
         let next_page_token = list.next_page_by_id(&mut rows, |x| x.model.id);
         Ok(Response::new(pb::ListExceptionsResponse {
             exceptions: rows.iter().map(to_proto).collect(),

@@ -70,6 +70,7 @@ pub static EXCEPTION_FILTER: FilterTable<exception::Column> = FilterTable(&[
     Field::new("requester", Kind::Text(exception::Column::Requester)),
     Field::new("approver", Kind::Text(exception::Column::Approver)),
     Field::new("risk", Kind::Custom(linked_risk)),
+    Field::new("expire_time", Kind::Time(exception::Column::ExpireTime)),
 ]);
 
 /// `service = services/x`: the exception covers that service.
@@ -239,20 +240,11 @@ impl Store {
     }
 
     /// Exceptions matching `condition`, by id (creation order), after `after`.
-    /// A page of exceptions; with `expiring_by`, only active ones that expire by then.
-    pub async fn exceptions(
-        &self,
-        list: &ListQuery,
-        expiring_by: Option<i64>,
-    ) -> ApiResult<Vec<Exception>> {
+    /// A page of exceptions.
+    pub async fn exceptions(&self, list: &ListQuery) -> ApiResult<Vec<Exception>> {
         let mut q = exception::Entity::find()
             .filter(list.condition.clone())
             .order_by_asc(exception::Column::Id);
-        if let Some(by) = expiring_by {
-            q = q
-                .filter(exception::Column::Status.eq(ExceptionStatus::Active as i32))
-                .filter(exception::Column::ExpireTime.lte(by));
-        }
         if let Some(after) = list.after_id() {
             q = q.filter(exception::Column::Id.gt(after));
         }
