@@ -2,12 +2,17 @@
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
+use assurance_runtime::{
+    auth::Caller,
+    list::{FilterContext, ListQuery, ListRequest, Sorting},
+    time::now_micros,
+    validate::Violations,
+};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_id, page_by_id};
-use crate::domain::notification::Audience;
+use super::{IncidentApi, child_name, convert, incident_id};
+use crate::{domain::notification::Audience, store::NOTIFICATION_FILTER};
 
 impl IncidentApi {
     pub(super) async fn notifications_create(
@@ -90,21 +95,20 @@ impl IncidentApi {
         } else {
             incident_id(&mut v, "parent", &req.parent)
         };
-        let list = page_by_id(
+        let list = ListQuery::parse(
             &mut v,
-            &[
-                "notifications",
-                &req.parent,
-                if req.only_overdue { "1" } else { "0" },
-            ],
-            req.page_size,
-            &req.page_token,
+            &ListRequest {
+                scope: &["notifications", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: "",
+            },
+            Some(&NOTIFICATION_FILTER.at(FilterContext { now: now_micros() })),
+            &Sorting::BY_UUID,
         );
         v.finish()?;
-        let mut rows = self
-            .store
-            .notifications(incident, req.only_overdue, list.after_id(), list.limit())
-            .await?;
+        let mut rows = self.store.notifications(incident, &list).await?;
         let next_page_token = list.next_page_by_id(&mut rows, |n| n.id);
         let now = now_micros();
         Ok(Response::new(pb::ListNotificationsResponse {

@@ -322,7 +322,7 @@ impl IncidentApi {
                 .collect(),
             notifications: self
                 .store
-                .notifications(Some(id), false, None, ALL)
+                .notifications_of(id, ALL)
                 .await?
                 .iter()
                 .map(|n| convert::notification(n, now))

@@ -5,11 +5,12 @@ use assurance_runtime::{
     ApiError, ApiResult, Reason,
     auth::Caller,
     idempotency::{RequestKey, last_segment},
+    list::{EnumValues, Field, FilterContext, FilterTable, Kind, ListQuery},
     time::now_micros,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -19,6 +20,43 @@ use super::{
 };
 use crate::domain::notification::{Audience, NotificationStatus, deadline};
 use crate::domain::timeline::TimelineKind;
+
+static AUDIENCE: EnumValues = EnumValues {
+    prefix: "AUDIENCE_",
+    values: Audience::NAMES,
+};
+static STATUS: EnumValues = EnumValues {
+    prefix: "NOTIFICATION_STATUS_",
+    values: NotificationStatus::NAMES,
+};
+
+/// The filter fields of `ListNotifications`.
+pub static NOTIFICATION_FILTER: FilterTable<notification::Column> = FilterTable(&[
+    Field::new("overdue", Kind::Flag(overdue)),
+    Field::new(
+        "audience",
+        Kind::Enum {
+            column: notification::Column::Audience,
+            values: &AUDIENCE,
+            ordered: false,
+        },
+    ),
+    Field::new(
+        "status",
+        Kind::Enum {
+            column: notification::Column::Status,
+            values: &STATUS,
+            ordered: false,
+        },
+    ),
+]);
+
+/// Unsent and past its deadline (notifications without a deadline are never overdue).
+fn overdue(cx: &FilterContext) -> Condition {
+    Condition::all()
+        .add(notification::Column::Status.ne(NotificationStatus::Sent as i32))
+        .add(notification::Column::DeadlineTime.lt(cx.now))
+}
 
 impl Store {
     /// Drafts a notification; its deadline follows from the incident (see
@@ -128,24 +166,30 @@ impl Store {
     }
 
     /// Notifications of an incident (or all), optionally only overdue ones, by id after `after`.
+    /// A page of notifications: of one incident, or of every incident (`incident` = `None`).
     pub async fn notifications(
         &self,
         incident: Option<Uuid>,
-        only_overdue: bool,
-        after: Option<Uuid>,
-        limit: u64,
+        list: &ListQuery,
     ) -> ApiResult<Vec<notification::Model>> {
-        let mut q = notification::Entity::find();
+        let mut q = notification::Entity::find().filter(list.condition.clone());
         if let Some(id) = incident {
             self.get(id).await?;
             q = q.filter(notification::Column::IncidentId.eq(id));
         }
-        if only_overdue {
-            q = q
-                .filter(notification::Column::Status.ne(NotificationStatus::Sent as i32))
-                .filter(notification::Column::DeadlineTime.lt(now_micros()));
-        }
-        self.page_by_id(q, notification::Column::Id, after, limit)
+        self.page_by_id(q, notification::Column::Id, list.after_id(), list.limit())
+            .await
+    }
+
+    /// An incident's first `limit` notifications, oldest first (for its report).
+    pub async fn notifications_of(
+        &self,
+        incident: Uuid,
+        limit: u64,
+    ) -> ApiResult<Vec<notification::Model>> {
+        self.get(incident).await?;
+        let q = notification::Entity::find().filter(notification::Column::IncidentId.eq(incident));
+        self.page_by_id(q, notification::Column::Id, None, limit)
             .await
     }
 }

@@ -33,6 +33,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
+pub use communications::NOTIFICATION_FILTER;
 pub use incidents::{phase_of, refuse_if_closed};
 pub use query::{INCIDENT_FILTER, INCIDENT_SORTING, TASK_FILTER, TASK_SORTING, incident_keys};
 pub use review::outbox;

@@ -131,7 +131,7 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
         .incidents()
         .list_notifications(pb::ListNotificationsRequest {
             parent: "incidents/-".into(),
-            only_overdue: true,
+            filter: "overdue = true".into(),
             ..Default::default()
         })
         .await
@@ -141,6 +141,31 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
     assert_eq!(overdue.len(), 1);
     assert_eq!(overdue[0].name, regulator.name);
     assert!(overdue[0].overdue);
+    let to_regulators = app
+        .incidents()
+        .list_notifications(pb::ListNotificationsRequest {
+            parent: "incidents/-".into(),
+            filter: "audience = REGULATOR AND NOT overdue = false".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("regulator notices")
+        .into_inner()
+        .notifications;
+    assert_eq!(
+        to_regulators.iter().map(|n| &n.name).collect::<Vec<_>>(),
+        [&regulator.name]
+    );
+    let err = app
+        .incidents()
+        .list_notifications(pb::ListNotificationsRequest {
+            parent: "incidents/-".into(),
+            filter: "overdue = maybe".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("not a boolean");
+    assert_eq!(violations(&err), ["filter"]);
     let all = app
         .incidents()
         .list_notifications(pb::ListNotificationsRequest {
