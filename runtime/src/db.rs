@@ -122,6 +122,22 @@ macro_rules! entity_without_relations {
     };
 }
 
+/// A page of `select` in the order of its `id` column: at most `limit` rows after `after`.
+pub async fn page_after<E: sea_orm::EntityTrait>(
+    conn: &impl ConnectionTrait,
+    select: sea_orm::Select<E>,
+    id: E::Column,
+    after: Option<impl Into<sea_orm::Value>>,
+    limit: u64,
+) -> Result<Vec<E::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut select = select.order_by_asc(id);
+    if let Some(after) = after {
+        select = select.filter(id.gt(after));
+    }
+    select.limit(limit).all(conn).await
+}
+
 /// A cheap liveness query for readiness probes.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())

@@ -526,6 +526,23 @@ impl ListQuery {
     }
 }
 
+/// One page of a list in id order (no filter, no order_by): parses the paging of `request`
+/// into `v` (which may already hold the request's other violations) and fails with all of them;
+/// else loads the rows after the cursor with `load` and returns them with the next page's token.
+pub async fn page_by_id<T, I: ToString>(
+    mut v: Violations,
+    request: &ListRequest<'_>,
+    sorting: &Sorting,
+    load: impl AsyncFnOnce(&ListQuery) -> crate::ApiResult<Vec<T>>,
+    id: impl Fn(&T) -> I,
+) -> crate::ApiResult<(Vec<T>, String)> {
+    let list = ListQuery::parse(&mut v, request, None, sorting);
+    v.finish()?;
+    let mut rows = load(&list).await?;
+    let next_page_token = list.next_page_by_id(&mut rows, id);
+    Ok((rows, next_page_token))
+}
+
 /// A key as the value its column holds (parsing checked UUID keys already).
 fn value(key: &Key, id: KeyType) -> Value {
     match (key, id) {

@@ -2,13 +2,13 @@
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_id, page_by_id, past_time};
+use super::{IncidentApi, child_name, convert, incident_id, past_time};
 use crate::domain::indicator;
 
 impl IncidentApi {
@@ -64,18 +64,18 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let list = page_by_id(
-            &mut v,
-            &["evidence", &req.parent],
-            req.page_size,
-            &req.page_token,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .evidence_of(id.unwrap_or_default(), list.after_id(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |e| e.id);
+        let (rows, next_page_token) = page_by_id(
+            v,
+            &ListRequest::paged(&["evidence", &req.parent], req.page_size, &req.page_token),
+            &Sorting::BY_UUID,
+            async |list| {
+                self.store
+                    .evidence_of(id.unwrap_or_default(), list.after_id(), list.limit())
+                    .await
+            },
+            |e| e.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListEvidenceResponse {
             evidence: rows.iter().map(convert::evidence).collect(),
             next_page_token,

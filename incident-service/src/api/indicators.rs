@@ -2,11 +2,12 @@
 
 use assurance_proto::incident::v1 as pb;
 use assurance_runtime::idempotency::RequestKey;
+use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
 use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id, page_by_id};
+use super::{IncidentApi, convert, incident_id};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
 
 impl IncidentApi {
@@ -60,18 +61,18 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let list = page_by_id(
-            &mut v,
-            &["indicators", &req.parent],
-            req.page_size,
-            &req.page_token,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .indicators(id, None, list.after_id(), list.limit())
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
+        let (rows, next_page_token) = page_by_id(
+            v,
+            &ListRequest::paged(&["indicators", &req.parent], req.page_size, &req.page_token),
+            &Sorting::BY_UUID,
+            async |list| {
+                self.store
+                    .indicators(id, None, list.after_id(), list.limit())
+                    .await
+            },
+            |i| i.id,
+        )
+        .await?;
         Ok(Response::new(pb::ListIndicatorsResponse {
             indicators: rows.iter().map(convert::indicator).collect(),
             next_page_token,
@@ -94,23 +95,23 @@ impl IncidentApi {
         });
         let value = value.unwrap_or_default();
         let kind = req.r#type.to_string();
-        let list = page_by_id(
-            &mut v,
-            &["sweep", &kind, &value],
-            req.page_size,
-            &req.page_token,
-        );
-        v.finish()?;
-        let mut rows = self
-            .store
-            .indicators(
-                None,
-                Some((req.r#type, value)),
-                list.after_id(),
-                list.limit(),
-            )
-            .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
+        let (rows, next_page_token) = page_by_id(
+            v,
+            &ListRequest::paged(&["sweep", &kind, &value], req.page_size, &req.page_token),
+            &Sorting::BY_UUID,
+            async |list| {
+                self.store
+                    .indicators(
+                        None,
+                        Some((req.r#type, value.clone())),
+                        list.after_id(),
+                        list.limit(),
+                    )
+                    .await
+            },
+            |i| i.id,
+        )
+        .await?;
         Ok(Response::new(pb::FindIndicatorResponse {
             indicators: rows.iter().map(convert::indicator).collect(),
             next_page_token,

@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use assurance_proto::incident::v1::{self as pb, incident_service_server::IncidentService};
 use assurance_runtime::{
-    list::{ListQuery, ListRequest, Sorting},
     time::from_timestamp,
     validate::{Violations, name_id},
 };
@@ -68,17 +67,6 @@ fn past_time(v: &mut Violations, field: &str, ts: Option<&Timestamp>, now: i64) 
 }
 
 /// The id of `incidents/{id}`, if `name` is one.
-/// The page a list in id order asks for; `scope` names what it lists (a page token serves only
-/// the same scope).
-fn page_by_id(v: &mut Violations, scope: &[&str], page_size: i32, page_token: &str) -> ListQuery {
-    ListQuery::parse(
-        v,
-        &ListRequest::paged(scope, page_size, page_token),
-        None,
-        &Sorting::BY_UUID,
-    )
-}
-
 fn incident_uuid(name: &str) -> Option<Uuid> {
     name_id(name, "incidents").and_then(|id| Uuid::parse_str(id).ok())
 }

@@ -177,8 +177,14 @@ impl Store {
             self.get(id).await?;
             q = q.filter(notification::Column::IncidentId.eq(id));
         }
-        self.page_by_id(q, notification::Column::Id, list.after_id(), list.limit())
-            .await
+        Ok(assurance_runtime::db::page_after(
+            &self.db,
+            q,
+            notification::Column::Id,
+            list.after_id(),
+            list.limit(),
+        )
+        .await?)
     }
 
     /// An incident's first `limit` notifications, oldest first (for its report).
@@ -189,7 +195,13 @@ impl Store {
     ) -> ApiResult<Vec<notification::Model>> {
         self.get(incident).await?;
         let q = notification::Entity::find().filter(notification::Column::IncidentId.eq(incident));
-        self.page_by_id(q, notification::Column::Id, None, limit)
-            .await
+        Ok(assurance_runtime::db::page_after(
+            &self.db,
+            q,
+            notification::Column::Id,
+            None::<Uuid>,
+            limit,
+        )
+        .await?)
     }
 }

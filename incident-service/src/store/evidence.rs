@@ -81,8 +81,14 @@ impl Store {
         self.get(incident).await?;
         let of_incident =
             evidence::Entity::find().filter(evidence::Column::IncidentId.eq(incident));
-        self.page_by_id(of_incident, evidence::Column::Id, after, limit)
-            .await
+        Ok(assurance_runtime::db::page_after(
+            &self.db,
+            of_incident,
+            evidence::Column::Id,
+            after,
+            limit,
+        )
+        .await?)
     }
 
     /// Appends a custody transfer of an item of `incident`.

@@ -82,7 +82,9 @@ impl Store {
                 .filter(indicator::Column::Kind.eq(kind))
                 .filter(indicator::Column::Value.eq(value));
         }
-        self.page_by_id(q, indicator::Column::Id, after, limit)
-            .await
+        Ok(
+            assurance_runtime::db::page_after(&self.db, q, indicator::Column::Id, after, limit)
+                .await?,
+        )
     }
 }

@@ -28,7 +28,7 @@ use assurance_runtime::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Select,
+    IntoActiveModel, QueryFilter, QuerySelect,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -87,21 +87,6 @@ impl Store {
     /// Returns after the next change committed through this process, or after `poll`.
     pub async fn wait_for_change(&self, poll: std::time::Duration) {
         let _ = tokio::time::timeout(poll, self.changed.notified()).await;
-    }
-
-    /// A page of `select`: at most `limit` rows in `id` order, after the id `after`.
-    async fn page_by_id<E: EntityTrait>(
-        &self,
-        select: Select<E>,
-        id: E::Column,
-        after: Option<Uuid>,
-        limit: u64,
-    ) -> ApiResult<Vec<E::Model>> {
-        let mut select = select.order_by_asc(id);
-        if let Some(after) = after {
-            select = select.filter(id.gt(after));
-        }
-        Ok(select.limit(limit).all(&self.db).await?)
     }
 
     /// Read-modify-write of one incident in a transaction of its own (see [`modify_in`]).

@@ -1,7 +1,7 @@
 //! `assurance.risk.v1.ControlService`: the controls catalogue and risk ↔ control links.
 
 use assurance_proto::risk::v1::{self as pb, control_service_server::ControlService};
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::{
     ApiResult,
     auth::Caller,
@@ -11,7 +11,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, page_by_id, risk::risk_id};
+use super::{convert, risk::risk_id};
 use crate::{
     domain::controls::{
         CONTROL_FIELDS, ControlDraft, Effectiveness, Requirement, check_control,

@@ -1,7 +1,7 @@
 //! Handlers of risk responses and approvals, the decision log and action plans.
 
 use assurance_proto::risk::v1 as pb;
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::{
     auth::Caller,
     time::{from_timestamp, to_timestamp},
@@ -10,10 +10,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{
-    page_by_id,
-    risk::{RiskApi, risk_id},
-};
+use super::risk::{RiskApi, risk_id};
 use crate::domain::{
     governance::{ActionItemStatus, SyncState, is_finished},
     scoring::Strategy,

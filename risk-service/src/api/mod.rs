@@ -10,11 +10,7 @@ mod org;
 mod reviews;
 mod risk;
 
-use assurance_runtime::{
-    ApiError, ApiResult,
-    list::{ListQuery, ListRequest, Sorting},
-    validate::Violations,
-};
+use assurance_runtime::ApiError;
 
 pub use org::OrgApi;
 pub use reviews::ReviewApi;
@@ -44,21 +40,4 @@ fn referenced(field: &str, collections: &[&str]) -> impl FnOnce(ApiError) -> Api
                 .then(|| field.to_string())
         })
     }
-}
-
-/// One page of a list without filter or order: parses the paging of `request` into `v` (which
-/// may already hold the request's other violations), fails with all of them, else loads the
-/// rows after the cursor with `load` and returns them with the next page's token.
-async fn page_by_id<T, I: ToString>(
-    mut v: Violations,
-    request: &ListRequest<'_>,
-    sorting: &Sorting,
-    load: impl AsyncFnOnce(&ListQuery) -> ApiResult<Vec<T>>,
-    id: impl Fn(&T) -> I,
-) -> ApiResult<(Vec<T>, String)> {
-    let list = ListQuery::parse(&mut v, request, None, sorting);
-    v.finish()?;
-    let mut rows = load(&list).await?;
-    let next_page_token = list.next_page_by_id(&mut rows, id);
-    Ok((rows, next_page_token))
 }

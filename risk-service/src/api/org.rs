@@ -1,14 +1,14 @@
 //! `assurance.risk.v1.OrganizationService`: business units and services.
 
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
-use assurance_runtime::list::{ListRequest, Sorting};
+use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
 use assurance_runtime::{
     auth::Caller,
     validate::{Violations, is_slug, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
 
-use super::{convert, page_by_id, referenced};
+use super::{convert, referenced};
 use crate::store::RequestKey;
 use crate::store::{
     Store,

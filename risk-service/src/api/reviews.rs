@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, review_service_server::ReviewService};
-use assurance_runtime::list::{ListRequest, Sorting};
+use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
 use assurance_runtime::{
     ApiError, ApiResult,
     auth::{Caller, Role, Roles},
@@ -13,7 +13,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, page_by_id, referenced, risk::risk_id};
+use super::{convert, referenced, risk::risk_id};
 use crate::{
     domain::{
         reviews::{ObservationEffect, ObservationSource, ReviewOutcome},

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, risk_service_server::RiskService};
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::{
     auth::Caller,
     time::Clock,
@@ -12,7 +12,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, page_by_id, referenced};
+use super::{convert, referenced};
 use crate::store::RequestKey;
 use crate::{
     domain::{

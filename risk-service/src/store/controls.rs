@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{control, control_requirement, risk, risk_control},
-    get_by_id, insert_new, next_version, one_or_not_found, page_by_text_id, request_id_of,
+    get_by_id, insert_new, next_version, one_or_not_found, request_id_of,
     risks::{WhileOpen, lock_open_risk},
     write_version,
 };
@@ -154,14 +154,14 @@ impl Store {
     ) -> ApiResult<Vec<control::Model>> {
         let matching = control::Entity::find().filter(condition);
         let (after, limit) = (list.after_text(), list.limit());
-        page_by_text_id(
+        Ok(db::page_after(
             self.connection(),
             matching,
             control::Column::Id,
             after,
             limit,
         )
-        .await
+        .await?)
     }
 
     /// Applies `patch` to a control (etag checked); its requirement rows follow.

@@ -20,7 +20,7 @@ use assurance_runtime::{ApiError, ApiResult, db, error::is_unique_violation, tim
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, EntityTrait, IntoActiveModel, ModelTrait, PrimaryKeyTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set, Statement,
+    Select, Set, Statement,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
@@ -298,20 +298,4 @@ where
         name,
     )
     .await
-}
-
-/// A page of `query` in the order of its text `id` column: the rows after `after`, at most
-/// `limit`.
-async fn page_by_text_id<E: EntityTrait>(
-    conn: &impl ConnectionTrait,
-    query: Select<E>,
-    id: E::Column,
-    after: Option<&str>,
-    limit: u64,
-) -> ApiResult<Vec<E::Model>> {
-    let mut q = query.order_by_asc(id);
-    if let Some(after) = after {
-        q = q.filter(id.gt(after));
-    }
-    Ok(q.limit(limit).all(conn).await?)
 }

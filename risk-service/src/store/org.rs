@@ -10,7 +10,7 @@ use sea_orm::{
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, business_unit, risk, service},
-    get_by_id, insert_new, next_version, one_or_not_found, page_by_text_id, write_version,
+    get_by_id, insert_new, next_version, one_or_not_found, write_version,
 };
 
 impl Store {
@@ -50,14 +50,14 @@ impl Store {
         limit: u64,
     ) -> ApiResult<Vec<business_unit::Model>> {
         let all = business_unit::Entity::find();
-        page_by_text_id(
+        Ok(db::page_after(
             self.connection(),
             all,
             business_unit::Column::Id,
             after,
             limit,
         )
-        .await
+        .await?)
     }
 
     pub async fn update_business_unit(
@@ -120,7 +120,7 @@ impl Store {
         if let Some(bu) = business_unit {
             q = q.filter(service::Column::BusinessUnitId.eq(bu));
         }
-        page_by_text_id(self.connection(), q, service::Column::Id, after, limit).await
+        Ok(db::page_after(self.connection(), q, service::Column::Id, after, limit).await?)
     }
 
     /// Updates a service; moving it to another business unit moves its risks' roll-up too
