@@ -5,6 +5,7 @@ use std::{env, path::PathBuf};
 use prost::Message;
 
 const PROTOS: &[&str] = &[
+    "assurance/type/v1/types.proto",
     "assurance/audit/v1/audit.proto",
     "assurance/risk/v1/org.proto",
     "assurance/risk/v1/risk.proto",

@@ -1,5 +1,12 @@
 //! The Assurance gRPC contracts, generated from `proto/assurance/**`.
 
+/// Types both services share (`assurance.type.v1`).
+pub mod r#type {
+    pub mod v1 {
+        tonic::include_proto!("assurance.type.v1");
+    }
+}
+
 pub mod audit {
     pub mod v1 {
         tonic::include_proto!("assurance.audit.v1");

@@ -63,6 +63,16 @@ impl Violations {
         }
     }
 
+    /// A required message field: its value, or — with a violation recorded — its empty default,
+    /// so validation goes on to the message's own fields and the caller learns every problem of
+    /// the request in one answer (the descriptor test in `tests/contract` relies on this).
+    pub fn message<T: Default>(&mut self, field: &str, value: Option<T>) -> T {
+        value.unwrap_or_else(|| {
+            self.add(field, "is required");
+            T::default()
+        })
+    }
+
     /// Keeps the value of `result`, or records its field violations (other errors are
     /// recorded against `field`).
     pub fn absorb<T>(&mut self, field: &str, result: ApiResult<T>) -> Option<T> {
