@@ -3,7 +3,8 @@
 /// Types both services share (`assurance.type.v1`).
 pub mod r#type {
     pub mod v1 {
-        tonic::include_proto!("assurance.type.v1");
+        // prost escapes the keyword in the file name too.
+        tonic::include_proto!("assurance.r#type.v1");
     }
 }
 
