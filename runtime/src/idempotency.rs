@@ -10,7 +10,7 @@ use sea_orm::{
 
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, ApiResult, db, error::is_unique_violation, time::now_micros};
+use crate::{ApiError, ApiResult, auth::Caller, db, error::is_unique_violation, time::now_micros};
 
 /// The `request_records` table, in every service database.
 pub mod request_record {
@@ -49,30 +49,34 @@ pub fn create_table() -> TableCreateStatement {
         .to_owned()
 }
 
-/// An idempotency key of a create-like request.
+/// Separates the principal from the client's id in a stored request id. Principals and request
+/// ids never contain control characters (authentication and validation refuse them), so the
+/// stored id is unambiguous.
+pub const PRINCIPAL_SEPARATOR: char = '\u{1f}';
+
+/// An idempotency key of a create-like or decision request.
+///
+/// Request ids are per principal (AIP-155): the key is the authenticated principal's, so a
+/// request id another principal used means nothing to this one — it neither replays the other's
+/// resource nor is refused as reused.
 #[derive(Debug, Clone)]
 pub struct RequestKey {
     pub operation: &'static str,
+    /// The client's request id.
     pub request_id: String,
+    /// `{principal}\u{1f}{request_id}`: what `request_records.request_id` holds.
+    pub stored: String,
     /// Digest of the request without its request id.
     pub fingerprint: String,
 }
 
 impl RequestKey {
-    /// The key of a request, when the caller sent a request id.
-    pub fn of(operation: &'static str, request_id: &str, fingerprint: String) -> Option<Self> {
-        (!request_id.is_empty()).then(|| RequestKey {
-            operation,
-            request_id: request_id.to_string(),
-            fingerprint,
-        })
-    }
-
-    /// The key of `request`, when it carries a request id (`request_id` picks the field): its
-    /// fingerprint is a digest of the request with that id cleared, to tell a retry from a
-    /// reused id.
+    /// The key of `request` sent by `caller`, when it carries a request id (`request_id` picks
+    /// the field): its fingerprint is a digest of the request with that id cleared, to tell a
+    /// retry from a reused id.
     pub fn for_request<M: prost::Message + Clone>(
         operation: &'static str,
+        caller: &Caller,
         request: &M,
         request_id: impl FnOnce(&mut M) -> &mut String,
     ) -> Option<Self> {
@@ -85,6 +89,7 @@ impl RequestKey {
         let fingerprint = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         Some(RequestKey {
             operation,
+            stored: stored_id(&caller.principal.subject, &id),
             request_id: id,
             fingerprint,
         })
@@ -93,12 +98,82 @@ impl RequestKey {
     pub fn record(&self, resource: String) -> request_record::ActiveModel {
         request_record::ActiveModel {
             operation: Set(self.operation.to_string()),
-            request_id: Set(self.request_id.clone()),
+            request_id: Set(self.stored.clone()),
             fingerprint: Set(self.fingerprint.clone()),
             resource: Set(resource),
             create_time: Set(now_micros()),
         }
     }
+}
+
+/// The stored request id of `request_id` sent by `principal`.
+pub fn stored_id(principal: &str, request_id: &str) -> String {
+    format!("{principal}{PRINCIPAL_SEPARATOR}{request_id}")
+}
+
+/// How far apart a request record and the audit event of the same write may be.
+const SAME_WRITE_MICROS: i64 = 60_000_000;
+
+/// Upgrade step (a migration of each service calls it): request records written before request
+/// ids were per principal hold the bare client id. Each gets the principal of the audit event
+/// recorded by the same write — same method, same request id (or, where that event has none,
+/// the same resource or its parent), within a minute. A record that no audit event of
+/// `service` attributes to exactly one principal keeps its bare id, which no lookup matches
+/// any more: a retry of it after the upgrade is a new request. Returns how many were scoped.
+pub async fn scope_legacy_records(
+    conn: &impl ConnectionTrait,
+    service: &str,
+) -> Result<u64, DbErr> {
+    use crate::audit::audit_event;
+    use sea_orm::{ColumnTrait, QueryFilter};
+
+    let legacy: Vec<request_record::Model> = request_record::Entity::find()
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter(|r| !r.request_id.contains(PRINCIPAL_SEPARATOR))
+        .collect();
+    let mut scoped = 0;
+    for record in legacy {
+        let method = format!("/{}", record.operation);
+        let candidates = audit_event::Entity::find()
+            .filter(audit_event::Column::Service.eq(service))
+            .filter(audit_event::Column::Time.gte(record.create_time - SAME_WRITE_MICROS))
+            .filter(audit_event::Column::Time.lte(record.create_time + SAME_WRITE_MICROS))
+            .all(conn)
+            .await?;
+        let principals: std::collections::BTreeSet<&str> = candidates
+            .iter()
+            .filter(|e| e.rpc.ends_with(&method))
+            .filter(|e| {
+                if e.request_id.is_empty() {
+                    record.resource == e.resource
+                        || record
+                            .resource
+                            .strip_prefix(e.resource.as_str())
+                            .is_some_and(|rest| rest.starts_with('/'))
+                } else {
+                    e.request_id == record.request_id
+                }
+            })
+            .map(|e| e.principal.as_str())
+            .collect();
+        let [principal] = principals.into_iter().collect::<Vec<_>>()[..] else {
+            continue;
+        };
+        let principal = crate::auth::normalize_principal(principal);
+        request_record::Entity::update_many()
+            .col_expr(
+                request_record::Column::RequestId,
+                sea_orm::sea_query::Expr::value(stored_id(&principal, &record.request_id)),
+            )
+            .filter(request_record::Column::Operation.eq(record.operation.as_str()))
+            .filter(request_record::Column::RequestId.eq(record.request_id.as_str()))
+            .exec(conn)
+            .await?;
+        scoped += 1;
+    }
+    Ok(scoped)
 }
 
 /// What a create-like write did.
@@ -157,7 +232,7 @@ pub async fn find(
     conn: &impl ConnectionTrait,
     key: &RequestKey,
 ) -> Result<Option<request_record::Model>, DbErr> {
-    request_record::Entity::find_by_id((key.operation.to_string(), key.request_id.clone()))
+    request_record::Entity::find_by_id((key.operation.to_string(), key.stored.clone()))
         .one(conn)
         .await
 }
@@ -186,6 +261,7 @@ mod tests {
     use assurance_proto::risk::v1::{CreateRiskRequest, Risk};
 
     use super::RequestKey;
+    use crate::auth::Caller;
 
     fn create(request_id: &str, title: &str) -> CreateRiskRequest {
         CreateRiskRequest {
@@ -198,7 +274,13 @@ mod tests {
     }
 
     fn key(request: &CreateRiskRequest) -> Option<RequestKey> {
-        RequestKey::for_request("CreateRisk", request, |r| &mut r.request_id)
+        key_of("alice", request)
+    }
+
+    fn key_of(principal: &str, request: &CreateRiskRequest) -> Option<RequestKey> {
+        let mut caller = Caller::system("risk-service", "test");
+        std::sync::Arc::make_mut(&mut caller.principal).subject = principal.into();
+        RequestKey::for_request("CreateRisk", &caller, request, |r| &mut r.request_id)
     }
 
     #[test]
@@ -211,5 +293,15 @@ mod tests {
         let other = key(&create("r-1", "Fresh keys")).expect("a key");
         assert_ne!(a.fingerprint, other.fingerprint);
         assert!(key(&create("", "Stale keys")).is_none());
+    }
+
+    #[test]
+    fn the_stored_id_belongs_to_the_principal() {
+        let alice = key_of("alice", &create("r-1", "Stale keys")).expect("a key");
+        let bob = key_of("bob", &create("r-1", "Stale keys")).expect("a key");
+        assert_eq!(alice.request_id, bob.request_id);
+        assert_eq!(alice.fingerprint, bob.fingerprint);
+        assert_ne!(alice.stored, bob.stored);
+        assert_eq!(alice.stored, "alice\u{1f}r-1");
     }
 }

@@ -242,10 +242,150 @@ async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend
     assert_eq!(all.risks.len(), 39);
 }
 
+/// AIP-155: a request id belongs to the principal that sent it. Another principal reusing it
+/// neither gets the first one's resource back nor is refused: it is a request of its own.
+async fn request_ids_are_per_principal(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let request = |title: &str| pb::CreateRiskRequest {
+        risk: Some(new_risk(title, "exchange-online")),
+        request_id: "req-shared".into(),
+    };
+    let alices = app
+        .risks_as("admin")
+        .create_risk(request("Token replay"))
+        .await
+        .expect("admin creates")
+        .into_inner();
+    let bobs = app
+        .risks_as("admin2")
+        .create_risk(request("Token replay"))
+        .await
+        .expect("admin2 reusing admin's request id creates its own risk")
+        .into_inner();
+    assert_ne!(bobs.name, alices.name, "never the other principal's risk");
+    // Each principal's retry answers with its own risk; a reuse with another payload is refused
+    // for that principal alone.
+    for (who, mine) in [("admin", &alices), ("admin2", &bobs)] {
+        let again = app
+            .risks_as(who)
+            .create_risk(request("Token replay"))
+            .await
+            .expect("retry")
+            .into_inner();
+        assert_eq!(again.name, mine.name, "{who}'s retry");
+        let err = app
+            .risks_as(who)
+            .create_risk(request("Something else"))
+            .await
+            .expect_err("reused id, other payload");
+        assert_reason(&err, Code::InvalidArgument, "REQUEST_ID_REUSED");
+    }
+    // The same id from two principals at once (one group commit): two risks.
+    let (mut owner, mut manager) = (app.risks_as("risk_owner"), app.risks_as("service_manager"));
+    let (a, b) = tokio::join!(
+        owner.create_risk(request("Concurrent")),
+        manager.create_risk(request("Concurrent")),
+    );
+    let (a, b) = (
+        a.expect("risk_owner").into_inner(),
+        b.expect("service_manager").into_inner(),
+    );
+    assert_ne!(a.name, b.name);
+    // admin2's create is in the audit trail as admin2's.
+    let events = read_audit_trail(&app, "trust_team", &format!("resource = \"{}\"", bobs.name))
+        .await
+        .expect("trail");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].principal, "admin2@example.com");
+    assert_eq!(events[0].request_id, "req-shared");
+}
+
+/// Principals are compared as normalised at the edge: a response proposed on behalf of
+/// " Risk_Owner@Example.COM " cannot be approved by risk_owner@example.com, the same person.
+async fn principals_are_normalised_before_any_comparison(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let risk = create_risk(&app, new_risk("Shared mailbox", "exchange-online")).await;
+    assess(&app, &risk.name, 1, 2, 1).await;
+    let relay = assurance_runtime::auth::client::Bearer::new(
+        app.channel.clone(),
+        app.tokens.token("system"),
+    )
+    .expect("header")
+    .on_behalf_of("  Risk_Owner@Example.COM ")
+    .expect("header");
+    let proposed = pb::risk_service_client::RiskServiceClient::new(relay)
+        .set_risk_response(pb::SetRiskResponseRequest {
+            parent: risk.name.clone(),
+            response: Some(mitigation("Move the mailbox behind MFA")),
+            request_id: String::new(),
+        })
+        .await
+        .expect("the system proposes for the risk owner")
+        .into_inner();
+    assert_eq!(
+        proposed.proposer, "risk_owner@example.com",
+        "stored normalised"
+    );
+    let err = approve_response(&app, "risk_owner", &proposed.name)
+        .await
+        .expect_err("the proposer approving their own response");
+    assert_reason(&err, Code::FailedPrecondition, "SELF_APPROVAL");
+    approve_response(&app, "trust_team", &proposed.name)
+        .await
+        .expect("someone else approves");
+}
+
+/// A retried DeclareIncident answers with the incident the first attempt declared (it used to
+/// answer NOT_FOUND, looking for the incident the retry would have made).
+async fn a_retried_declaration_returns_the_declared_incident(backend: Backend) {
+    use assurance_proto::incident::v1 as ipb;
+    let db = TestDb::new(backend).await;
+    let app = incident_service(&db).await;
+    let request = ipb::DeclareIncidentRequest {
+        request_id: "siem-4711".into(),
+        incident: Some(ipb::Incident {
+            title: "Finance admin account takeover".into(),
+            classification: ipb::Classification::SecurityIncident as i32,
+            functional_impact: ipb::FunctionalImpact::Low as i32,
+            information_impacts: vec![ipb::InformationImpact::None as i32],
+            recoverability: ipb::Recoverability::Regular as i32,
+            affected_services: vec!["services/exchange-online".into()],
+            ..Default::default()
+        }),
+    };
+    let first = app
+        .incidents()
+        .declare_incident(request.clone())
+        .await
+        .expect("declare")
+        .into_inner();
+    let again = app
+        .incidents()
+        .declare_incident(request)
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(again.name, first.name);
+    let all = app
+        .incidents()
+        .list_incidents(ipb::ListIncidentsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(all.incidents.len(), 1, "one incident, never a duplicate");
+}
+
 crate::on_both_backends!(
     concurrent_updates_with_one_etag_let_exactly_one_win,
     concurrent_retries_of_one_create_make_one_risk,
     request_id_reused_for_another_request_is_refused,
     retried_assessment_is_recorded_once,
     concurrent_creates_and_assessments_commit_consistently,
+    request_ids_are_per_principal,
+    principals_are_normalised_before_any_comparison,
+    a_retried_declaration_returns_the_declared_incident,
 );

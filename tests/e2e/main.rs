@@ -16,3 +16,4 @@ mod process;
 mod reviews;
 mod risks;
 mod server;
+mod upgrade;

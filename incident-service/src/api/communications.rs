@@ -43,7 +43,8 @@ impl IncidentApi {
             send_time: None,
             create_time: 0,
         };
-        let key = RequestKey::for_request("CreateNotification", req, |r| &mut r.request_id);
+        let key =
+            RequestKey::for_request("CreateNotification", &caller, req, |r| &mut r.request_id);
         let created = self
             .store
             .create_notification(model, self.preparation.deadline_hours(), &caller, key)

@@ -52,7 +52,7 @@ impl IncidentApi {
             custody_seq: 0,
             create_time: 0,
         };
-        let key = RequestKey::for_request("AddEvidence", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("AddEvidence", &caller, req, |r| &mut r.request_id);
         let added = self.store.add_evidence(model, &caller, key).await?;
         Ok(Response::new(convert::evidence(&added)))
     }
@@ -107,7 +107,7 @@ impl IncidentApi {
             location: entry.location.clone(),
             transfer_time: 0,
         };
-        let key = RequestKey::for_request("RecordCustody", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("RecordCustody", &caller, req, |r| &mut r.request_id);
         let recorded = self
             .store
             .record_custody(incident, item, model, &caller, key)

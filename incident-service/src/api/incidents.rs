@@ -239,7 +239,7 @@ impl IncidentApi {
             update_time: 0,
         };
         self.settle_severity(&mut model);
-        let key = RequestKey::for_request("DeclareIncident", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("DeclareIncident", &caller, req, |r| &mut r.request_id);
         let tasks = self
             .preparation
             .template(&model.incident_type)

@@ -46,7 +46,7 @@ impl IncidentApi {
                 t.as_str_name().trim_start_matches("INDICATOR_TYPE_")
             })
             .to_ascii_lowercase();
-        let key = RequestKey::for_request("AddIndicator", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("AddIndicator", &caller, req, |r| &mut r.request_id);
         let added = self
             .store
             .add_indicator(model, &kind_name, &caller, key)

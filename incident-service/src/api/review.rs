@@ -65,7 +65,9 @@ impl IncidentApi {
         v.finish()?;
         let id = id.unwrap_or_default();
         let (model, events) = convert::review_rows(id, r)?;
-        let key = RequestKey::for_request("RecordPostIncidentReview", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("RecordPostIncidentReview", &caller, req, |r| {
+            &mut r.request_id
+        });
         let recorded = self
             .store
             .record_review(id, model, events, &caller, key)

@@ -76,7 +76,7 @@ impl IncidentApi {
             create_time: 0,
             update_time: 0,
         };
-        let key = RequestKey::for_request("CreateTask", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("CreateTask", &caller, req, |r| &mut r.request_id);
         let created = self.store.create_task(model, &caller, key).await?;
         Ok(Response::new(convert::task(&created)))
     }

@@ -82,7 +82,7 @@ impl IncidentApi {
         v.paragraph("summary", &req.summary, true, 4000);
         v.request_id("request_id", &req.request_id);
         v.finish()?;
-        let key = RequestKey::for_request("AddTimelineEvent", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("AddTimelineEvent", &caller, req, |r| &mut r.request_id);
         let event = self
             .store
             .add_note(id.unwrap_or_default(), req.summary.clone(), &caller, key)

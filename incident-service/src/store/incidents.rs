@@ -4,7 +4,7 @@
 use assurance_runtime::{
     ApiError, ApiResult, Reason,
     auth::Caller,
-    idempotency::{self, Outcome, RequestKey},
+    idempotency::{self, Outcome, RequestKey, last_segment},
     time::now_micros,
 };
 use sea_orm::{EntityTrait, IntoActiveModel};
@@ -81,7 +81,8 @@ impl Store {
         self.changed.notify_waiters();
         match outcome {
             Outcome::Created(m) => Ok(m),
-            Outcome::Replayed(_) => self.get(inc.id).await,
+            // The incident the first attempt declared, not the one this attempt would have.
+            Outcome::Replayed(name) => self.get(last_segment(&name)?).await,
         }
     }
 

@@ -156,7 +156,7 @@ impl ControlService for ControlApi {
             .store
             .create_control(
                 model(&req.control_id, &d),
-                RequestKey::for_request("CreateControl", req, |r| &mut r.request_id),
+                RequestKey::for_request("CreateControl", &caller, req, |r| &mut r.request_id),
                 &caller,
                 now,
             )

@@ -203,7 +203,7 @@ impl ExceptionService for ExceptionApi {
             create_time: 0,
             update_time: 0,
         };
-        let key = RequestKey::for_request("RequestException", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("RequestException", &caller, req, |r| &mut r.request_id);
         let created = self
             .store
             .request_exception(model, services.clone(), key, &caller, now)

@@ -305,7 +305,7 @@ impl RiskApi {
             create_time: 0,
             decide_time: None,
         };
-        let key = RequestKey::for_request("SetRiskResponse", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("SetRiskResponse", &caller, req, |r| &mut r.request_id);
         let created = self
             .store
             .set_response(risk.unwrap_or_default(), model, key, &caller, now)
@@ -417,7 +417,7 @@ impl RiskApi {
             owner: p.owner.clone(),
             create_time: 0,
         };
-        let key = RequestKey::for_request("CreateActionPlan", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("CreateActionPlan", &caller, req, |r| &mut r.request_id);
         let created = self
             .store
             .create_plan(model, key, &caller, self.clock.now_micros())
@@ -474,7 +474,7 @@ impl RiskApi {
             update_time: 0,
         };
         set_tracker(&mut model, i.tracker.as_ref());
-        let key = RequestKey::for_request("AddActionItem", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("AddActionItem", &caller, req, |r| &mut r.request_id);
         let now = self.clock.now_micros();
         let created = self.store.add_item(model, key, &caller, now).await?;
         Ok(Response::new(item(&created, now)))

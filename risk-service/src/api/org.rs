@@ -73,7 +73,7 @@ impl OrganizationService for OrgApi {
             .store
             .create_business_unit(
                 model,
-                RequestKey::for_request("CreateBusinessUnit", req, |r| &mut r.request_id),
+                RequestKey::for_request("CreateBusinessUnit", &caller, req, |r| &mut r.request_id),
                 &caller,
             )
             .await?;
@@ -203,7 +203,7 @@ impl OrganizationService for OrgApi {
             .store
             .create_service(
                 model,
-                RequestKey::for_request("CreateService", req, |r| &mut r.request_id),
+                RequestKey::for_request("CreateService", &caller, req, |r| &mut r.request_id),
                 &caller,
             )
             .await

@@ -199,7 +199,7 @@ impl ReviewService for ReviewApi {
             review_time: 0,
             next_review_time: 0,
         };
-        let key = RequestKey::for_request("RecordReview", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("RecordReview", &caller, req, |r| &mut r.request_id);
         let recorded = self
             .store
             .record_review(model, reassessment, key, &caller, self.clock.now_micros())
@@ -282,7 +282,7 @@ impl ReviewService for ReviewApi {
             open_time: 0,
             close_time: None,
         };
-        let key = RequestKey::for_request("OpenReviewCycle", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("OpenReviewCycle", &caller, req, |r| &mut r.request_id);
         let opened = self
             .store
             .open_cycle(model, key, &caller, self.clock.now_micros())
@@ -386,7 +386,7 @@ impl ReviewService for ReviewApi {
             observe_time: 0,
             reassessment_triggered: false,
         };
-        let key = RequestKey::for_request("AddObservation", req, |r| &mut r.request_id);
+        let key = RequestKey::for_request("AddObservation", &caller, req, |r| &mut r.request_id);
         let added = self
             .store
             .add_observation(model, key, &caller, self.clock.now_micros())

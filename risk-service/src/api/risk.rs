@@ -124,7 +124,7 @@ impl RiskService for RiskApi {
             .create_risk(
                 model,
                 r.labels.clone(),
-                RequestKey::for_request("CreateRisk", req, |r| &mut r.request_id),
+                RequestKey::for_request("CreateRisk", &caller, req, |r| &mut r.request_id),
                 &caller,
             )
             .await
@@ -284,7 +284,7 @@ impl RiskService for RiskApi {
             .assess_risk(
                 id.unwrap_or_default(),
                 model,
-                RequestKey::for_request("AssessRisk", req, |r| &mut r.request_id),
+                RequestKey::for_request("AssessRisk", &caller, req, |r| &mut r.request_id),
                 &caller,
             )
             .await?;

@@ -320,7 +320,7 @@ impl Store {
                 (Some(key), Step::Done(Ok(r))) => Some(
                     request_record::Model {
                         operation: key.operation.to_string(),
-                        request_id: key.request_id.clone(),
+                        request_id: key.stored.clone(),
                         fingerprint: key.fingerprint.clone(),
                         resource: w.resource(r),
                         create_time: now,
@@ -386,7 +386,8 @@ async fn dedupe_requests(
     let mut by_operation: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (i, work) in works.iter().enumerate() {
         let Some(key) = work.key() else { continue };
-        match first.get(&(key.operation, key.request_id.as_str())) {
+        // Per principal: the stored id carries the principal (AIP-155).
+        match first.get(&(key.operation, key.stored.as_str())) {
             Some(&j) => {
                 let same = works[j]
                     .key()
@@ -400,11 +401,11 @@ async fn dedupe_requests(
                 };
             }
             None => {
-                first.insert((key.operation, key.request_id.as_str()), i);
+                first.insert((key.operation, key.stored.as_str()), i);
                 by_operation
                     .entry(key.operation)
                     .or_default()
-                    .push(key.request_id.clone());
+                    .push(key.stored.clone());
             }
         }
     }
@@ -419,25 +420,26 @@ async fn dedupe_requests(
                 let Some(&i) = first.get(&(operation, record.request_id.as_str())) else {
                     continue;
                 };
-                let key = works[i].key().map(|k| k.fingerprint.as_str());
-                steps[i] = if key != Some(record.fingerprint.as_str()) {
-                    Step::Done(Err(ApiError::RequestIdReused {
-                        request_id: record.request_id.clone(),
-                    }))
-                } else {
-                    match record
-                        .resource
-                        .strip_prefix("risks/")
-                        .and_then(|rest| rest.split('/').next())
-                        .and_then(|id| Uuid::parse_str(id).ok())
-                    {
-                        Some(id) => Step::Replay(id),
-                        None => Step::Done(Err(ApiError::Internal(format!(
-                            "bad stored resource {}",
-                            record.resource
-                        )))),
-                    }
-                };
+                let key = works[i].key();
+                steps[i] =
+                    if key.map(|k| k.fingerprint.as_str()) != Some(record.fingerprint.as_str()) {
+                        Step::Done(Err(ApiError::RequestIdReused {
+                            request_id: key.map(|k| k.request_id.clone()).unwrap_or_default(),
+                        }))
+                    } else {
+                        match record
+                            .resource
+                            .strip_prefix("risks/")
+                            .and_then(|rest| rest.split('/').next())
+                            .and_then(|id| Uuid::parse_str(id).ok())
+                        {
+                            Some(id) => Step::Replay(id),
+                            None => Step::Done(Err(ApiError::Internal(format!(
+                                "bad stored resource {}",
+                                record.resource
+                            )))),
+                        }
+                    };
             }
         }
     }

@@ -264,7 +264,7 @@ impl Store {
                 format!("{name} was already decided"),
             ));
         }
-        let own = response.proposer == caller.person();
+        let own = assurance_runtime::auth::same_principal(&response.proposer, caller.person());
         if approve && own {
             return Err(ApiError::precondition(
                 assurance_runtime::Reason::SelfApproval,

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(super::reviews::ReviewsMigration),
             Box::new(Exceptions),
             Box::new(Controls),
+            Box::new(ScopedRequestIds),
         ]
     }
 }
@@ -327,6 +328,29 @@ impl MigrationTrait for Initial {
         .await?;
         m.create_table(assurance_runtime::idempotency::create_table())
             .await?;
+        Ok(())
+    }
+}
+
+/// Request ids are per principal (AIP-155): records written before carry the bare client id,
+/// and each is given the principal its audit event names.
+struct ScopedRequestIds;
+
+impl MigrationName for ScopedRequestIds {
+    fn name(&self) -> &str {
+        "m0007_scoped_request_ids"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ScopedRequestIds {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let scoped = assurance_runtime::idempotency::scope_legacy_records(
+            m.get_connection(),
+            super::SERVICE,
+        )
+        .await?;
+        tracing::info!(scoped, "request records scoped to their principals");
         Ok(())
     }
 }

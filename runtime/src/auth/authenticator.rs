@@ -110,9 +110,13 @@ impl Authenticator {
                     "the JWT's services claim holds {bad:?}, which is not a service id"
                 ));
             }
+            let subject = super::normalize_principal(&claims.subject);
+            if subject.is_empty() || subject.chars().any(char::is_control) {
+                return Err("the JWT's sub is empty or holds control characters".into());
+            }
             return Ok(Cached {
                 principal: Arc::new(Principal {
-                    subject: claims.subject,
+                    subject,
                     roles,
                     services: claims.services,
                 }),

@@ -95,7 +95,7 @@ impl AuthLayer {
                             "{ON_BEHALF_OF} must be 1 to 256 printable characters"
                         ))
                     })?;
-                Some(user.to_string())
+                Some(super::normalize_principal(user))
             }
         };
         let request_id = headers

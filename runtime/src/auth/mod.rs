@@ -139,6 +139,20 @@ impl fmt::Display for Roles {
     }
 }
 
+/// A principal as Assurance compares and stores it: without surrounding whitespace, in lower
+/// case. Authentication applies it to token principals, JWT subjects and `x-on-behalf-of`, so
+/// "RO2" and " ro2" are one person in every check (segregation of duties, request ids) and in
+/// the audit trail.
+pub fn normalize_principal(principal: &str) -> String {
+    principal.trim().to_lowercase()
+}
+
+/// Whether two stored principals are the same person (records written before principals were
+/// normalised may differ in case).
+pub fn same_principal(a: &str, b: &str) -> bool {
+    normalize_principal(a) == normalize_principal(b)
+}
+
 /// An authenticated identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

@@ -73,9 +73,11 @@ impl TokenTable {
         for (n, entry) in file.tokens.into_iter().enumerate() {
             let at = |m: String| format!("tokens[{n}]: {m}");
             let hash = parse_hash(&entry.sha256).map_err(at)?;
-            let subject = entry.principal.trim().to_string();
-            if subject.is_empty() || subject.len() > 256 {
-                return Err(at("principal must be 1 to 256 characters".into()));
+            let subject = super::normalize_principal(&entry.principal);
+            if subject.is_empty() || subject.len() > 256 || subject.chars().any(char::is_control) {
+                return Err(at(
+                    "principal must be 1 to 256 characters, none of them control characters".into(),
+                ));
             }
             let roles = Roles::parse(entry.roles.iter().map(String::as_str)).map_err(at)?;
             if roles.is_empty() {

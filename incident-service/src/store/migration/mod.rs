@@ -12,6 +12,7 @@ mod m0007_tasks;
 mod m0008_duration_indexes;
 mod m0009_metrics_index;
 mod m0010_audit_events;
+mod m0011_scoped_request_ids;
 
 use sea_orm_migration::prelude::*;
 
@@ -26,6 +27,7 @@ pub use m0008_duration_indexes::DURATIONS;
 use m0008_duration_indexes::DurationIndexes;
 use m0009_metrics_index::MetricsIndex;
 use m0010_audit_events::AuditEvents;
+use m0011_scoped_request_ids::ScopedRequestIds;
 
 pub struct Migrator;
 
@@ -47,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(DurationIndexes),
             Box::new(MetricsIndex),
             Box::new(AuditEvents),
+            Box::new(ScopedRequestIds),
         ]
     }
 }
