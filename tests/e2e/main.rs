@@ -5,7 +5,6 @@ mod helpers;
 
 mod auth;
 mod concurrency;
-mod contract;
 mod controls;
 mod exceptions;
 mod gateway;
@@ -14,7 +13,6 @@ mod incidents;
 mod listing;
 mod org;
 mod process;
-mod python;
 mod reviews;
 mod risks;
 mod server;
