@@ -27,8 +27,6 @@ const WITHOUT_GET_YET: &[&str] = &[
     "assurance.risk.v1.ActionPlan",
     "assurance.risk.v1.Assessment",
     "assurance.risk.v1.Decision",
-    "assurance.risk.v1.Observation",
-    "assurance.risk.v1.Review",
     "assurance.audit.v1.AuditEvent",
 ];
 
