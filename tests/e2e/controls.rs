@@ -972,7 +972,85 @@ async fn links_are_resources_and_a_control_in_use_is_not_deleted(backend: Backen
     );
 }
 
+async fn empty_requests_name_every_required_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let mut c = controls_as(&app, "admin");
+    let err = c
+        .create_control(pb::CreateControlRequest {
+            control: Some(pb::Control {
+                create_time: Some(days(1)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("empty");
+    names_required(err, &["control_id", "control.title", "control.owner"]);
+    let err = c
+        .create_control(pb::CreateControlRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["control_id", "control"]);
+    let err = c
+        .update_control(pb::UpdateControlRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["control"]);
+    let err = c
+        .delete_control(pb::DeleteControlRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .create_risk_control_link(pb::CreateRiskControlLinkRequest {
+            risk_control_link: Some(pb::RiskControlLink {
+                risk: "risks/x".into(),
+                linked_by: "x".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent", "risk_control_link.control"]);
+    let err = c
+        .create_risk_control_link(pb::CreateRiskControlLinkRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent", "risk_control_link"]);
+    let err = c
+        .get_risk_control_link(pb::GetRiskControlLinkRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .delete_risk_control_link(pb::DeleteRiskControlLinkRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .list_risk_control_links(pb::ListRiskControlLinksRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent"]);
+}
+
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+fn names_required(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+}
+
 crate::on_both_backends!(
+    empty_requests_name_every_required_field,
     links_are_resources_and_a_control_in_use_is_not_deleted,
     creating_a_control_is_idempotent_validated_and_for_the_trust_team,
     controls_are_read_listed_by_filter_and_paged,

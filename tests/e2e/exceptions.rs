@@ -645,7 +645,74 @@ async fn exception_expires_on_the_clock(backend: Backend) {
     assert_eq!(events[0].resource, short.name);
 }
 
+async fn empty_requests_name_every_required_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let mut c = client(&app, "admin");
+    let all = [
+        "policy_exception",
+        "policy_exception.title",
+        "policy_exception.scope",
+        "policy_exception.services",
+        "policy_exception.justification",
+        "policy_exception.expire_time",
+    ];
+    let err = c
+        .create_policy_exception(pb::CreatePolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &all);
+    // Output-only fields satisfy nothing and are never validated.
+    let err = c
+        .create_policy_exception(pb::CreatePolicyExceptionRequest {
+            policy_exception: Some(pb::PolicyException {
+                status: 42,
+                requester: "\u{7}".into(),
+                approver: "someone".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    names_required(err, &all[1..]);
+    let err = c
+        .get_policy_exception(pb::GetPolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .approve_policy_exception(pb::ApprovePolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .reject_policy_exception(pb::RejectPolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name", "reason"]);
+    let err = c
+        .revoke_policy_exception(pb::RevokePolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name", "reason"]);
+}
+
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+fn names_required(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+}
+
 crate::on_both_backends!(
+    empty_requests_name_every_required_field,
     invalid_requests_name_every_bad_field,
     viewers_and_teams_outside_their_services_may_not_request,
     a_request_is_idempotent_and_approved_once_by_someone_else,

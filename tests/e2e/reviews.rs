@@ -479,7 +479,97 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
     assert_eq!(violations(&err), vec!["name"]);
 }
 
+async fn empty_requests_name_every_required_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let mut c = reviews(&app, "admin");
+    let err = c
+        .create_review(pb::CreateReviewRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(
+        err,
+        &["parent", "review", "review.participants", "review.outcome"],
+    );
+    let err = c
+        .create_observation(pb::CreateObservationRequest {
+            observation: Some(pb::Observation {
+                observer: "x".into(),
+                reassessment_triggered: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("empty");
+    names_required(
+        err,
+        &[
+            "parent",
+            "observation.source",
+            "observation.summary",
+            "observation.effect",
+        ],
+    );
+    let err = c
+        .open_review_cycle(pb::OpenReviewCycleRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(
+        err,
+        &[
+            "review_cycle",
+            "review_cycle.title",
+            "review_cycle.due_time",
+        ],
+    );
+    let err = c
+        .update_review_cycle(pb::UpdateReviewCycleRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["review_cycle"]);
+    let err = c
+        .close_review_cycle(pb::CloseReviewCycleRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name", "summary"]);
+    let err = c
+        .get_review_cycle(pb::GetReviewCycleRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .get_observation(pb::GetObservationRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .list_reviews(pb::ListReviewsRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent"]);
+    let err = c
+        .list_observations(pb::ListObservationsRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent"]);
+}
+
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+fn names_required(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+}
+
 crate::on_both_backends!(
+    empty_requests_name_every_required_field,
     a_high_risk_falls_due_for_review_after_ninety_days,
     a_review_cycle_counts_each_owners_reviews_and_closes_once,
     an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_year,
