@@ -837,3 +837,51 @@ impl MigrationTrait for ReviewCycleVersions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use sea_orm_migration::MigratorTrait;
+
+    use super::*;
+    use crate::store::migration::Migrator;
+
+    /// A database made before review cycles had etags migrates: every cycle gets version 1
+    /// and its last change (close, else open) as its update time.
+    #[tokio::test]
+    async fn cycles_opened_before_etags_migrate_to_version_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/risk.db", dir.path().display());
+        let conn = db::connect(&url, 1).await.expect("connect");
+        let before = Migrator::migrations()
+            .iter()
+            .position(|m| m.name() == "m0007_review_cycle_versions")
+            .expect("the migration is registered");
+        let before =
+            <u32 as std::convert::TryFrom<usize>>::try_from(before).expect("few migrations");
+        Migrator::up(&conn, Some(before)).await.expect("old schema");
+        let (open, closed) = (Uuid::now_v7(), Uuid::now_v7());
+        for (id, close_time) in [(open, None), (closed, Some(200_i64))] {
+            conn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO review_cycles (id, title, scope, due_time, state, summary, \
+                 opened_by, closed_by, open_time, close_time) \
+                 VALUES (?, 'H1', '', 500, 1, '', 'trust@example.com', '', 100, ?)",
+                [id.into(), close_time.into()],
+            ))
+            .await
+            .expect("old cycle");
+        }
+        Migrator::up(&conn, None).await.expect("migrate");
+        let rows = review_cycle::Entity::find()
+            .order_by_asc(review_cycle::Column::Id)
+            .all(&conn)
+            .await
+            .expect("cycles");
+        let got: Vec<(Uuid, i64, i64)> = rows
+            .iter()
+            .map(|c| (c.id, c.version, c.update_time))
+            .collect();
+        assert_eq!(got, vec![(open, 1, 100), (closed, 1, 200)]);
+    }
+}
