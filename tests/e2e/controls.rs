@@ -5,6 +5,7 @@
 
 use assurance_proto::risk::v1::{self as pb, control_service_client::ControlServiceClient};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::helpers::*;
 
@@ -108,26 +109,29 @@ async fn link(
     risk: &str,
     control: &str,
 ) -> Result<pb::RiskControlLink, tonic::Status> {
-    let request = pb::LinkRiskControlRequest {
-        risk: risk.into(),
-        control: control.into(),
+    let request = pb::CreateRiskControlLinkRequest {
+        parent: risk.into(),
+        risk_control_link: Some(pb::RiskControlLink {
+            control: control.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
     };
-    let reply = controls_as(app, who).link_risk_control(request).await;
+    let reply = controls_as(app, who)
+        .create_risk_control_link(request)
+        .await;
     reply.map(|r| r.into_inner())
 }
 
 /// `who` removes the link of a risk to a control.
-async fn unlink(
-    app: &App,
-    who: &str,
-    risk: &str,
-    control: &str,
-) -> Result<pb::RiskControlLink, tonic::Status> {
-    let request = pb::UnlinkRiskControlRequest {
-        risk: risk.into(),
-        control: control.into(),
+async fn unlink(app: &App, who: &str, risk: &str, control: &str) -> Result<(), tonic::Status> {
+    let id = control.strip_prefix("controls/").unwrap_or(control);
+    let request = pb::DeleteRiskControlLinkRequest {
+        name: format!("{risk}/controlLinks/{id}"),
     };
-    let reply = controls_as(app, who).unlink_risk_control(request).await;
+    let reply = controls_as(app, who)
+        .delete_risk_control_link(request)
+        .await;
     reply.map(|r| r.into_inner())
 }
 
@@ -537,7 +541,7 @@ async fn links_are_scoped_idempotent_and_listed_both_ways(backend: Backend) {
     let err = link(&app, "risk_owner", "risks/not-a-uuid", "nope")
         .await
         .expect_err("malformed");
-    assert_eq!(violations(&err), ["risk", "control"]);
+    assert_eq!(violations(&err), ["parent", "risk_control_link.control"]);
 
     let both = link_lobby_policy_and_meetings(&app, &owa, &meetings).await;
     assert_eq!(
@@ -574,10 +578,9 @@ async fn unlinking_is_scoped_and_a_closed_risk_keeps_its_links(backend: Backend)
         .await
         .expect_err("out of scope");
     assert_eq!(err.code(), Code::PermissionDenied);
-    let removed = unlink(&app, "scoped", &owa.name, "controls/lobby-policy")
+    unlink(&app, "scoped", &owa.name, "controls/lobby-policy")
         .await
         .expect("unlink");
-    assert_eq!(removed.control, "controls/lobby-policy");
     let err = unlink(&app, "scoped", &owa.name, "controls/lobby-policy")
         .await
         .expect_err("already unlinked");
@@ -617,15 +620,15 @@ async fn unlinking_is_scoped_and_a_closed_risk_keeps_its_links(backend: Backend)
     // Each change is audited under its link's name.
     let trail = audit_trail(
         &app,
-        &format!("resource = \"{}/controls/lobby-policy\"", owa.name),
+        &format!("resource = \"{}/controlLinks/lobby-policy\"", owa.name),
     )
     .await;
     let rpcs: Vec<&str> = trail.iter().map(|e| e.rpc.as_str()).collect();
     assert_eq!(
         rpcs,
         [
-            "assurance.risk.v1.ControlService/UnlinkRiskControl",
-            "assurance.risk.v1.ControlService/LinkRiskControl",
+            "assurance.risk.v1.ControlService/DeleteRiskControlLink",
+            "assurance.risk.v1.ControlService/CreateRiskControlLink",
         ]
     );
 }
@@ -835,7 +838,220 @@ async fn import_catalogue(backend: Backend) {
     assert_eq!(dlp.title, "DLP on outbound mail");
 }
 
+async fn links_are_resources_and_a_control_in_use_is_not_deleted(backend: Backend) {
+    let (_db, app, owa, meetings) = risks_and_controls(backend).await;
+    // A link created with a request id has a name, a Get, and a retry answers the same.
+    let create = || {
+        let mut c = controls_as(&app, "risk_owner");
+        let request = pb::CreateRiskControlLinkRequest {
+            parent: owa.name.clone(),
+            risk_control_link: Some(pb::RiskControlLink {
+                control: "controls/mfa-enforcement".into(),
+                ..Default::default()
+            }),
+            request_id: "link-owa-mfa".into(),
+        };
+        async move { c.create_risk_control_link(request).await }
+    };
+    let first = create().await.expect("link").into_inner();
+    assert_eq!(
+        first.name,
+        format!("{}/controlLinks/mfa-enforcement", owa.name)
+    );
+    assert_eq!(first.risk, owa.name);
+    assert_eq!(create().await.expect("retry").into_inner(), first);
+    let got = controls_as(&app, "viewer")
+        .get_risk_control_link(pb::GetRiskControlLinkRequest {
+            name: first.name.clone(),
+        })
+        .await
+        .expect("get link")
+        .into_inner();
+    assert_eq!(got, first);
+    let err = controls_as(&app, "viewer")
+        .get_risk_control_link(pb::GetRiskControlLinkRequest {
+            name: format!("{}/controlLinks/lobby-policy", owa.name),
+        })
+        .await
+        .expect_err("not linked");
+    assert_eq!(err.code(), Code::NotFound);
+    link(&app, "risk_owner", &owa.name, "controls/lobby-policy")
+        .await
+        .expect("second link");
+    link(&app, "risk_owner", &meetings.name, "controls/lobby-policy")
+        .await
+        .expect("meetings link");
+    // The links of a risk: by control id, filtered, newest first on request.
+    let links = |filter: &str, order_by: &str| {
+        let mut c = controls_as(&app, "viewer");
+        let request = pb::ListRiskControlLinksRequest {
+            parent: owa.name.clone(),
+            filter: filter.into(),
+            order_by: order_by.into(),
+            ..Default::default()
+        };
+        async move {
+            c.list_risk_control_links(request)
+                .await
+                .expect("links")
+                .into_inner()
+                .risk_control_links
+                .into_iter()
+                .map(|l| l.control)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        links("", "").await,
+        ["controls/lobby-policy", "controls/mfa-enforcement"]
+    );
+    assert_eq!(
+        links("control = \"controls/mfa-enforcement\"", "").await,
+        ["controls/mfa-enforcement"]
+    );
+    assert_eq!(links("", "create_time desc").await.len(), 2);
+
+    // A control linked to open risks is not deleted: the refusal names them.
+    let delete = |who: &str, name: &str, etag: &str| {
+        let mut c = controls_as(&app, who);
+        let request = pb::DeleteControlRequest {
+            name: name.into(),
+            etag: etag.into(),
+        };
+        async move { c.delete_control(request).await }
+    };
+    let err = delete("viewer", "controls/lobby-policy", "")
+        .await
+        .expect_err("viewers delete nothing");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = delete("trust_team", "controls/lobby-policy", "")
+        .await
+        .expect_err("in use");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let failure = err
+        .get_error_details()
+        .precondition_failure()
+        .cloned()
+        .expect("precondition failure");
+    let mut subjects: Vec<String> = failure.violations.into_iter().map(|v| v.subject).collect();
+    subjects.sort();
+    let mut both = vec![owa.name.clone(), meetings.name.clone()];
+    both.sort();
+    assert_eq!(subjects, both);
+    // Once the one risk is closed and the other unlinked, it goes, with its closed links.
+    app.risks()
+        .delete_risk(pb::DeleteRiskRequest {
+            name: meetings.name.clone(),
+            reason: "feature retired".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("close");
+    unlink(&app, "risk_owner", &owa.name, "controls/lobby-policy")
+        .await
+        .expect("unlink");
+    let err = delete("trust_team", "controls/lobby-policy", "\"9\"")
+        .await
+        .expect_err("stale etag");
+    assert_eq!(err.code(), Code::Aborted);
+    delete("trust_team", "controls/lobby-policy", "")
+        .await
+        .expect("delete");
+    let err = get_control(&app, "controls/lobby-policy")
+        .await
+        .expect_err("deleted");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = delete("trust_team", "controls/lobby-policy", "")
+        .await
+        .expect_err("gone");
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        control_risks(&app, "controls/mfa-enforcement", true)
+            .await
+            .contains(&owa.name)
+    );
+}
+
+async fn empty_requests_name_every_required_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let mut c = controls_as(&app, "admin");
+    let err = c
+        .create_control(pb::CreateControlRequest {
+            control: Some(pb::Control {
+                create_time: Some(days(1)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("empty");
+    names_required(err, &["control_id", "control.title", "control.owner"]);
+    let err = c
+        .create_control(pb::CreateControlRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["control_id", "control"]);
+    let err = c
+        .update_control(pb::UpdateControlRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["control"]);
+    let err = c
+        .delete_control(pb::DeleteControlRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .create_risk_control_link(pb::CreateRiskControlLinkRequest {
+            risk_control_link: Some(pb::RiskControlLink {
+                risk: "risks/x".into(),
+                linked_by: "x".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent", "risk_control_link.control"]);
+    let err = c
+        .create_risk_control_link(pb::CreateRiskControlLinkRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent", "risk_control_link"]);
+    let err = c
+        .get_risk_control_link(pb::GetRiskControlLinkRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .delete_risk_control_link(pb::DeleteRiskControlLinkRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .list_risk_control_links(pb::ListRiskControlLinksRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent"]);
+}
+
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+fn names_required(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+}
+
 crate::on_both_backends!(
+    empty_requests_name_every_required_field,
+    links_are_resources_and_a_control_in_use_is_not_deleted,
     creating_a_control_is_idempotent_validated_and_for_the_trust_team,
     controls_are_read_listed_by_filter_and_paged,
     updates_replace_requirements_with_the_current_etag_and_are_audited,

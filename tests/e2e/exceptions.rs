@@ -15,8 +15,13 @@ fn client(app: &App, who: &str) -> ExceptionServiceClient<Authed> {
     ExceptionServiceClient::new(app.channel_as(who))
 }
 
-fn exception(title: &str, services: &[&str], risk: &str, expire_in_days: i64) -> pb::Exception {
-    pb::Exception {
+fn exception(
+    title: &str,
+    services: &[&str],
+    risk: &str,
+    expire_in_days: i64,
+) -> pb::PolicyException {
+    pb::PolicyException {
         title: title.into(),
         scope: "TLS 1.0 stays enabled on the legacy SMTP relay".into(),
         services: services.iter().map(|s| format!("services/{s}")).collect(),
@@ -33,32 +38,33 @@ fn exception(title: &str, services: &[&str], risk: &str, expire_in_days: i64) ->
 async fn request(
     app: &App,
     who: &str,
-    e: pb::Exception,
+    e: pb::PolicyException,
     request_id: &str,
-) -> Result<pb::Exception, tonic::Status> {
+) -> Result<pb::PolicyException, tonic::Status> {
     client(app, who)
-        .request_exception(pb::RequestExceptionRequest {
-            exception: Some(e),
+        .create_policy_exception(pb::CreatePolicyExceptionRequest {
+            policy_exception: Some(e),
             request_id: request_id.into(),
         })
         .await
         .map(|r| r.into_inner())
 }
 
-async fn approve(app: &App, who: &str, name: &str) -> Result<pb::Exception, tonic::Status> {
+async fn approve(app: &App, who: &str, name: &str) -> Result<pb::PolicyException, tonic::Status> {
     client(app, who)
-        .approve_exception(pb::ApproveExceptionRequest {
+        .approve_policy_exception(pb::ApprovePolicyExceptionRequest {
             name: name.into(),
             comment: "agreed in the security forum".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
 }
 
-async fn get(app: &App, name: &str) -> pb::Exception {
+async fn get(app: &App, name: &str) -> pb::PolicyException {
     client(app, "viewer")
-        .get_exception(pb::GetExceptionRequest { name: name.into() })
+        .get_policy_exception(pb::GetPolicyExceptionRequest { name: name.into() })
         .await
         .expect("get exception")
         .into_inner()
@@ -66,14 +72,14 @@ async fn get(app: &App, name: &str) -> pb::Exception {
 
 async fn list(app: &App, filter: &str) -> Result<Vec<String>, tonic::Status> {
     client(app, "reporter")
-        .list_exceptions(pb::ListExceptionsRequest {
+        .list_policy_exceptions(pb::ListPolicyExceptionsRequest {
             filter: filter.into(),
             ..Default::default()
         })
         .await
         .map(|r| {
             r.into_inner()
-                .exceptions
+                .policy_exceptions
                 .into_iter()
                 .map(|e| e.name)
                 .collect()
@@ -103,7 +109,7 @@ async fn with_a_risk(backend: Backend) -> (TestDb, App, pb::Risk) {
 
 /// The trust team's exception linked to `risk`, requested with request id `req-tls-1` and
 /// approved by an ERM executive.
-async fn approved_tls_exception(app: &App, risk: &pb::Risk) -> pb::Exception {
+async fn approved_tls_exception(app: &App, risk: &pb::Risk) -> pb::PolicyException {
     let linked = request(
         app,
         "trust_team",
@@ -125,7 +131,7 @@ async fn approved_tls_exception(app: &App, risk: &pb::Risk) -> pb::Exception {
 
 /// The exchange team's exception (approved by the trust team) and a risk owner's over two
 /// services (rejected).
-async fn team_and_shared_exceptions(app: &App) -> (pb::Exception, pb::Exception) {
+async fn team_and_shared_exceptions(app: &App) -> (pb::PolicyException, pb::PolicyException) {
     let team = request(
         app,
         "scoped",
@@ -146,10 +152,11 @@ async fn team_and_shared_exceptions(app: &App) -> (pb::Exception, pb::Exception)
     .await
     .expect("request over two services");
     client(app, "trust_team")
-        .reject_exception(pb::RejectExceptionRequest {
+        .reject_policy_exception(pb::RejectPolicyExceptionRequest {
             name: both.name.clone(),
             reason: "Fix the relay instead; budget approved.".into(),
             etag: both.etag.clone(),
+            ..Default::default()
         })
         .await
         .expect("reject");
@@ -162,7 +169,7 @@ async fn invalid_requests_name_every_bad_field(backend: Backend) {
     let err = request(
         &app,
         "trust_team",
-        pb::Exception {
+        pb::PolicyException {
             title: String::new(),
             services: vec![
                 "exchange-online".into(),
@@ -182,18 +189,18 @@ async fn invalid_requests_name_every_bad_field(backend: Backend) {
     assert_eq!(
         violations(&err),
         vec![
-            "exception.title",
-            "exception.services[0]",
-            "exception.services[2]",
-            "exception.risk",
-            "exception.justification",
-            "exception.expire_time",
+            "policy_exception.title",
+            "policy_exception.services[0]",
+            "policy_exception.services[2]",
+            "policy_exception.risk",
+            "policy_exception.justification",
+            "policy_exception.expire_time",
         ]
     );
     let err = request(
         &app,
         "trust_team",
-        pb::Exception {
+        pb::PolicyException {
             expire_time: None,
             ..exception("No services", &[], "", 30)
         },
@@ -203,7 +210,7 @@ async fn invalid_requests_name_every_bad_field(backend: Backend) {
     .expect_err("no services, no expiry");
     assert_eq!(
         violations(&err),
-        vec!["exception.services", "exception.expire_time"]
+        vec!["policy_exception.services", "policy_exception.expire_time"]
     );
     let err = request(
         &app,
@@ -213,7 +220,7 @@ async fn invalid_requests_name_every_bad_field(backend: Backend) {
     )
     .await
     .expect_err("more than a year");
-    assert_eq!(violations(&err), vec!["exception.expire_time"]);
+    assert_eq!(violations(&err), vec!["policy_exception.expire_time"]);
     let err = request(
         &app,
         "trust_team",
@@ -222,7 +229,7 @@ async fn invalid_requests_name_every_bad_field(backend: Backend) {
     )
     .await
     .expect_err("unknown service");
-    assert_eq!(violations(&err), vec!["exception.services[1]"]);
+    assert_eq!(violations(&err), vec!["policy_exception.services[1]"]);
     let err = request(
         &app,
         "trust_team",
@@ -236,7 +243,7 @@ async fn invalid_requests_name_every_bad_field(backend: Backend) {
     )
     .await
     .expect_err("unknown risk");
-    assert_eq!(violations(&err), vec!["exception.risk"]);
+    assert_eq!(violations(&err), vec!["policy_exception.risk"]);
 }
 
 async fn viewers_and_teams_outside_their_services_may_not_request(backend: Backend) {
@@ -275,7 +282,7 @@ async fn a_request_is_idempotent_and_approved_once_by_someone_else(backend: Back
     let linked = request(&app, "trust_team", tls.clone(), "req-tls-1")
         .await
         .expect("request");
-    assert_eq!(linked.status, pb::ExceptionStatus::Requested as i32);
+    assert_eq!(linked.status, pb::PolicyExceptionStatus::Requested as i32);
     assert_eq!(linked.requester, "trust_team@example.com");
     assert_eq!(linked.services, vec!["services/exchange-online"]);
     assert_eq!(linked.risk, risk.name);
@@ -310,22 +317,41 @@ async fn a_request_is_idempotent_and_approved_once_by_someone_else(backend: Back
     assert_refused(&err, Code::PermissionDenied, "erm_executive");
     // A stale etag is refused.
     let err = client(&app, "erm_executive")
-        .approve_exception(pb::ApproveExceptionRequest {
+        .approve_policy_exception(pb::ApprovePolicyExceptionRequest {
             name: linked.name.clone(),
             comment: String::new(),
             etag: "\"7\"".into(),
+            ..Default::default()
         })
         .await
         .expect_err("stale etag");
     assert_eq!(err.code(), Code::Aborted);
-    let active = approve(&app, "erm_executive", &linked.name)
-        .await
-        .expect("approve");
-    assert_eq!(active.status, pb::ExceptionStatus::Active as i32);
+    // Approved with the current etag and a request id; the retry answers the same (no
+    // FAILED_PRECONDITION), and the decision is applied once.
+    let approve_once = || {
+        let mut c = client(&app, "erm_executive");
+        let request = pb::ApprovePolicyExceptionRequest {
+            name: linked.name.clone(),
+            comment: "agreed in the security forum".into(),
+            etag: linked.etag.clone(),
+            request_id: "approve-tls-1".into(),
+        };
+        async move { c.approve_policy_exception(request).await }
+    };
+    let active = approve_once().await.expect("approve").into_inner();
+    assert_eq!(active.status, pb::PolicyExceptionStatus::Active as i32);
     assert_eq!(active.approver, "erm_executive@example.com");
     assert_eq!(active.decision_comment, "agreed in the security forum");
     assert!(active.approve_time.is_some());
     assert_eq!(active.etag, "\"2\"");
+    let retried = approve_once().await.expect("retried approval").into_inner();
+    assert_eq!(retried, active);
+    let approvals = audit_trail(&app, &format!("resource = \"{}\"", linked.name))
+        .await
+        .into_iter()
+        .filter(|e| e.rpc.ends_with("/ApprovePolicyException"))
+        .count();
+    assert_eq!(approvals, 1);
     let err = approve(&app, "erm_executive", &linked.name)
         .await
         .expect_err("twice");
@@ -362,24 +388,26 @@ async fn a_scoped_team_requests_for_its_service_and_rejection_needs_a_reason(bac
         vec!["services/exchange-online", "services/teams"]
     );
     let err = client(&app, "trust_team")
-        .reject_exception(pb::RejectExceptionRequest {
+        .reject_policy_exception(pb::RejectPolicyExceptionRequest {
             name: both.name.clone(),
             reason: String::new(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("no reason");
     assert_eq!(violations(&err), vec!["reason"]);
     let rejected = client(&app, "trust_team")
-        .reject_exception(pb::RejectExceptionRequest {
+        .reject_policy_exception(pb::RejectPolicyExceptionRequest {
             name: both.name.clone(),
             reason: "Fix the relay instead; budget approved.".into(),
             etag: both.etag.clone(),
+            ..Default::default()
         })
         .await
         .expect("reject")
         .into_inner();
-    assert_eq!(rejected.status, pb::ExceptionStatus::Rejected as i32);
+    assert_eq!(rejected.status, pb::PolicyExceptionStatus::Rejected as i32);
     assert_eq!(rejected.approver, "trust_team@example.com");
 }
 
@@ -442,7 +470,7 @@ async fn lists_filter_by_expiry_service_requester_status_and_risk_in_pages(backe
     assert_eq!(violations(&err), vec!["filter"]);
     let names = names_in_pages_of_one(|page_token| async {
         let page = client(&app, "viewer")
-            .list_exceptions(pb::ListExceptionsRequest {
+            .list_policy_exceptions(pb::ListPolicyExceptionsRequest {
                 page_size: 1,
                 page_token,
                 ..Default::default()
@@ -450,7 +478,7 @@ async fn lists_filter_by_expiry_service_requester_status_and_risk_in_pages(backe
             .await
             .expect("page")
             .into_inner();
-        let names = page.exceptions.into_iter().map(|e| e.name).collect();
+        let names = page.policy_exceptions.into_iter().map(|e| e.name).collect();
         (names, page.next_page_token)
     })
     .await;
@@ -467,38 +495,41 @@ async fn revocation_is_terminal_and_recorded_in_the_decision_log_and_audit(backe
     // Revocation: the trust team or an executive, with a reason; a risk owner may not; terminal
     // after.
     let err = client(&app, "risk_owner")
-        .revoke_exception(pb::RevokeExceptionRequest {
+        .revoke_policy_exception(pb::RevokePolicyExceptionRequest {
             name: linked.name.clone(),
             reason: "partners migrated".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("not a revoker");
     assert_eq!(err.code(), Code::PermissionDenied);
     let revoked = client(&app, "trust_team")
-        .revoke_exception(pb::RevokeExceptionRequest {
+        .revoke_policy_exception(pb::RevokePolicyExceptionRequest {
             name: linked.name.clone(),
             reason: "Partners migrated to TLS 1.2.".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .expect("revoke")
         .into_inner();
-    assert_eq!(revoked.status, pb::ExceptionStatus::Revoked as i32);
+    assert_eq!(revoked.status, pb::PolicyExceptionStatus::Revoked as i32);
     assert_eq!(revoked.revoke_reason, "Partners migrated to TLS 1.2.");
     assert!(revoked.revoke_time.is_some());
     assert_eq!(get(&app, &linked.name).await, revoked);
     let err = client(&app, "trust_team")
-        .revoke_exception(pb::RevokeExceptionRequest {
+        .revoke_policy_exception(pb::RevokePolicyExceptionRequest {
             name: linked.name.clone(),
             reason: "again".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("terminal");
     assert_refused(&err, Code::FailedPrecondition, "nothing (terminal)");
     let err = client(&app, "viewer")
-        .get_exception(pb::GetExceptionRequest {
+        .get_policy_exception(pb::GetPolicyExceptionRequest {
             name: "exceptions/01890000-0000-7000-8000-000000000000".into(),
         })
         .await
@@ -524,7 +555,7 @@ async fn revocation_is_terminal_and_recorded_in_the_decision_log_and_audit(backe
     assert_eq!(events[2].request_id, "req-tls-1");
     assert_eq!(
         events[0].rpc,
-        "assurance.risk.v1.ExceptionService/RevokeException"
+        "assurance.risk.v1.ExceptionService/RevokePolicyException"
     );
 }
 
@@ -563,13 +594,13 @@ async fn exception_expires_on_the_clock(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         get(&app, &short.name).await.status,
-        pb::ExceptionStatus::Active as i32
+        pb::PolicyExceptionStatus::Active as i32
     );
 
     clock.advance(Duration::from_secs(11 * 86_400));
     let expired = eventually("exception did not expire", || async {
         let e = get(&app, &short.name).await;
-        match e.status == pb::ExceptionStatus::Expired as i32 {
+        match e.status == pb::PolicyExceptionStatus::Expired as i32 {
             true => Ok(e),
             false => Err(format!("{e:?}")),
         }
@@ -578,7 +609,7 @@ async fn exception_expires_on_the_clock(backend: Backend) {
     assert!(expired.lapse_time.is_some());
     assert_eq!(
         get(&app, &long.name).await.status,
-        pb::ExceptionStatus::Active as i32
+        pb::PolicyExceptionStatus::Active as i32
     );
     // Expired exceptions no longer count as expiring; the long one is due in ~89 days now.
     assert_eq!(
@@ -594,10 +625,11 @@ async fn exception_expires_on_the_clock(backend: Backend) {
         vec![long.name.clone()]
     );
     let err = client(&app, "trust_team")
-        .revoke_exception(pb::RevokeExceptionRequest {
+        .revoke_policy_exception(pb::RevokePolicyExceptionRequest {
             name: short.name.clone(),
             reason: "too late".into(),
             etag: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("expired is terminal");
@@ -613,7 +645,74 @@ async fn exception_expires_on_the_clock(backend: Backend) {
     assert_eq!(events[0].resource, short.name);
 }
 
+async fn empty_requests_name_every_required_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let mut c = client(&app, "admin");
+    let all = [
+        "policy_exception",
+        "policy_exception.title",
+        "policy_exception.scope",
+        "policy_exception.services",
+        "policy_exception.justification",
+        "policy_exception.expire_time",
+    ];
+    let err = c
+        .create_policy_exception(pb::CreatePolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &all);
+    // Output-only fields satisfy nothing and are never validated.
+    let err = c
+        .create_policy_exception(pb::CreatePolicyExceptionRequest {
+            policy_exception: Some(pb::PolicyException {
+                status: 42,
+                requester: "\u{7}".into(),
+                approver: "someone".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    names_required(err, &all[1..]);
+    let err = c
+        .get_policy_exception(pb::GetPolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .approve_policy_exception(pb::ApprovePolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .reject_policy_exception(pb::RejectPolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name", "reason"]);
+    let err = c
+        .revoke_policy_exception(pb::RevokePolicyExceptionRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name", "reason"]);
+}
+
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+fn names_required(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+}
+
 crate::on_both_backends!(
+    empty_requests_name_every_required_field,
     invalid_requests_name_every_bad_field,
     viewers_and_teams_outside_their_services_may_not_request,
     a_request_is_idempotent_and_approved_once_by_someone_else,

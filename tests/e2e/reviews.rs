@@ -37,7 +37,7 @@ async fn review(
     reassessment: Option<pb::Assessment>,
 ) -> Result<pb::Review, tonic::Status> {
     reviews(app, "risk_owner")
-        .record_review(pb::RecordReviewRequest {
+        .create_review(pb::CreateReviewRequest {
             parent: risk.into(),
             review: Some(pb::Review {
                 participants: vec!["owner@example.com".into(), "trust@example.com".into()],
@@ -233,25 +233,106 @@ async fn a_review_cycle_counts_each_owners_reviews_and_closes_once(backend: Back
         .into_inner();
     assert_eq!((cycle.risks, cycle.reviewed), (2, 1));
     assert_eq!(cycle.progress[1].reviewed, 1, "owner@example.com reviewed");
-    // Close the cycle with a summary; a second close is refused.
-    let closed = reviews(app, "trust_team")
-        .close_review_cycle(pb::CloseReviewCycleRequest {
+    // The trust team renames the cycle and moves its due date (mask + etag); a stale etag is
+    // ABORTED, a viewer may not, the scope is not updatable.
+    let update = |who: &str, c: pb::ReviewCycle, paths: &[&str]| {
+        let mut client = reviews(app, who);
+        let request = pb::UpdateReviewCycleRequest {
+            review_cycle: Some(c),
+            update_mask: Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }),
+        };
+        async move { client.update_review_cycle(request).await }
+    };
+    let renamed = pb::ReviewCycle {
+        name: cycle.name.clone(),
+        title: "H1 review (extended)".into(),
+        due_time: Some(prost_types::Timestamp {
+            seconds: assess_time + 220 * 86_400,
+            nanos: 0,
+        }),
+        etag: cycle.etag.clone(),
+        ..Default::default()
+    };
+    let err = update("viewer", renamed.clone(), &["title"])
+        .await
+        .expect_err("viewers do not edit cycles");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = update("trust_team", renamed.clone(), &["scope"])
+        .await
+        .expect_err("scope is immutable");
+    assert_eq!(violations(&err), vec!["update_mask"]);
+    let updated = update("trust_team", renamed.clone(), &["title", "due_time"])
+        .await
+        .expect("update cycle")
+        .into_inner();
+    assert_eq!(updated.title, "H1 review (extended)");
+    assert_eq!(updated.due_time, renamed.due_time);
+    assert_ne!(updated.etag, cycle.etag);
+    assert_eq!((updated.risks, updated.reviewed), (2, 1));
+    let err = update("trust_team", renamed.clone(), &["title"])
+        .await
+        .expect_err("stale etag");
+    assert_eq!(err.code(), Code::Aborted);
+
+    // Close the cycle with a summary: a stale etag is ABORTED; a retry with the same request
+    // id answers the same, closed once; another close is refused.
+    let close = |etag: &str, request_id: &str, summary: &str| {
+        let mut client = reviews(app, "trust_team");
+        let request = pb::CloseReviewCycleRequest {
             name: cycle.name.clone(),
-            summary: "One of two risks reviewed; edge proxy carried over.".into(),
-        })
+            summary: summary.into(),
+            etag: etag.into(),
+            request_id: request_id.into(),
+        };
+        async move { client.close_review_cycle(request).await }
+    };
+    let summary = "One of two risks reviewed; edge proxy carried over.";
+    let err = close(&cycle.etag, "close-h1", summary)
+        .await
+        .expect_err("stale etag");
+    assert_eq!(err.code(), Code::Aborted);
+    let closed = close(&updated.etag, "close-h1", summary)
         .await
         .expect("close")
         .into_inner();
     assert_eq!(closed.state, pb::ReviewCycleState::Closed as i32);
     assert_eq!(closed.closed_by, "trust_team@example.com");
-    let err = reviews(app, "trust_team")
-        .close_review_cycle(pb::CloseReviewCycleRequest {
-            name: cycle.name.clone(),
-            summary: "again".into(),
+    let retried = close(&updated.etag, "close-h1", summary)
+        .await
+        .expect("retried close")
+        .into_inner();
+    assert_eq!(retried, closed);
+    let trail = audit_trail(app, &format!("resource = \"{}\"", cycle.name)).await;
+    let rpcs: Vec<&str> = trail.iter().map(|e| e.rpc.as_str()).collect();
+    assert_eq!(
+        rpcs,
+        [
+            "assurance.risk.v1.ReviewService/CloseReviewCycle",
+            "assurance.risk.v1.ReviewService/UpdateReviewCycle",
+            "assurance.risk.v1.ReviewService/OpenReviewCycle",
+        ]
+    );
+    let err = close("", "", "again").await.expect_err("closed");
+    assert_eq!(reason(&err), "CYCLE_CLOSED");
+    let err = update("trust_team", renamed, &["title"])
+        .await
+        .expect_err("closed cycles do not change");
+    assert_eq!(reason(&err), "CYCLE_CLOSED");
+
+    // Cycles list oldest first, filter by state.
+    let listed = reviews(app, "viewer")
+        .list_review_cycles(pb::ListReviewCyclesRequest {
+            filter: "state = CLOSED AND scope = \"businessUnits/productivity\"".into(),
+            order_by: "due_time desc".into(),
+            ..Default::default()
         })
         .await
-        .expect_err("closed");
-    assert_eq!(reason(&err), "CYCLE_CLOSED");
+        .expect("cycles")
+        .into_inner();
+    assert_eq!(listed.review_cycles.len(), 1);
+    assert_eq!(listed.review_cycles[0].name, cycle.name);
 }
 
 async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_year(
@@ -264,7 +345,7 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
         .expect("a review that keeps the assessment");
     // A penetration test finds more: back to ASSESSED, logged as a decision.
     let observation = reviews(app, "responder")
-        .add_observation(pb::AddObservationRequest {
+        .create_observation(pb::CreateObservationRequest {
             parent: risk.name.clone(),
             observation: Some(pb::Observation {
                 source: pb::ObservationSource::PenetrationTest as i32,
@@ -325,20 +406,170 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
         },
     );
     let mut viewer = reviews(app, "viewer");
-    let history = viewer.list_reviews(reviews_of).await.expect("reviews");
-    assert_eq!(history.into_inner().reviews.len(), 2);
-    let observed = viewer.list_observations(observations_of).await;
-    assert_eq!(
-        observed
-            .expect("observations")
-            .into_inner()
-            .observations
-            .len(),
-        1
+    let history = viewer
+        .list_reviews(reviews_of.clone())
+        .await
+        .expect("reviews")
+        .into_inner()
+        .reviews;
+    assert_eq!(history.len(), 2);
+    // Oldest first by default, newest first on request; filters by outcome.
+    assert_eq!(history[1].name, reassessed.name);
+    let newest_first = viewer
+        .list_reviews(pb::ListReviewsRequest {
+            order_by: "review_time desc".into(),
+            ..reviews_of.clone()
+        })
+        .await
+        .expect("reviews newest first")
+        .into_inner()
+        .reviews;
+    assert_eq!(newest_first[0].name, reassessed.name);
+    let only = viewer
+        .list_reviews(pb::ListReviewsRequest {
+            filter: "outcome = REASSESSED".into(),
+            ..reviews_of
+        })
+        .await
+        .expect("filtered reviews")
+        .into_inner()
+        .reviews;
+    assert_eq!(only, vec![reassessed.clone()]);
+    // Each review and observation has a standard Get; a name of another risk is NOT_FOUND.
+    let got = viewer
+        .get_review(pb::GetReviewRequest {
+            name: reassessed.name.clone(),
+        })
+        .await
+        .expect("get review")
+        .into_inner();
+    assert_eq!(got, reassessed);
+    let observed = viewer
+        .list_observations(pb::ListObservationsRequest {
+            filter: "reassessment_triggered = true AND source = PENETRATION_TEST".into(),
+            ..observations_of
+        })
+        .await
+        .expect("observations")
+        .into_inner()
+        .observations;
+    assert_eq!(observed, vec![observation.clone()]);
+    let got = viewer
+        .get_observation(pb::GetObservationRequest {
+            name: observation.name.clone(),
+        })
+        .await
+        .expect("get observation")
+        .into_inner();
+    assert_eq!(got, observation);
+    let elsewhere = observation.name.replacen(
+        risk.name.trim_start_matches("risks/"),
+        "01890000-0000-7000-8000-000000000000",
+        1,
     );
+    let err = viewer
+        .get_observation(pb::GetObservationRequest { name: elsewhere })
+        .await
+        .expect_err("not that risk's");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = viewer
+        .get_review(pb::GetReviewRequest::default())
+        .await
+        .expect_err("name required");
+    assert_eq!(violations(&err), vec!["name"]);
+}
+
+async fn empty_requests_name_every_required_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let mut c = reviews(&app, "admin");
+    let err = c
+        .create_review(pb::CreateReviewRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(
+        err,
+        &["parent", "review", "review.participants", "review.outcome"],
+    );
+    let err = c
+        .create_observation(pb::CreateObservationRequest {
+            observation: Some(pb::Observation {
+                observer: "x".into(),
+                reassessment_triggered: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("empty");
+    names_required(
+        err,
+        &[
+            "parent",
+            "observation.source",
+            "observation.summary",
+            "observation.effect",
+        ],
+    );
+    let err = c
+        .open_review_cycle(pb::OpenReviewCycleRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(
+        err,
+        &[
+            "review_cycle",
+            "review_cycle.title",
+            "review_cycle.due_time",
+        ],
+    );
+    let err = c
+        .update_review_cycle(pb::UpdateReviewCycleRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["review_cycle"]);
+    let err = c
+        .close_review_cycle(pb::CloseReviewCycleRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name", "summary"]);
+    let err = c
+        .get_review_cycle(pb::GetReviewCycleRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .get_observation(pb::GetObservationRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["name"]);
+    let err = c
+        .list_reviews(pb::ListReviewsRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent"]);
+    let err = c
+        .list_observations(pb::ListObservationsRequest::default())
+        .await
+        .expect_err("empty");
+    names_required(err, &["parent"]);
+}
+
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+fn names_required(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
 }
 
 crate::on_both_backends!(
+    empty_requests_name_every_required_field,
     a_high_risk_falls_due_for_review_after_ninety_days,
     a_review_cycle_counts_each_owners_reviews_and_closes_once,
     an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_year,

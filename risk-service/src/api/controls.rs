@@ -2,13 +2,15 @@
 
 use assurance_proto::risk::v1::{self as pb, control_service_server::ControlService};
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
+use assurance_runtime::page::Key;
 use assurance_runtime::{
-    ApiResult,
     auth::Caller,
+    error::ERROR_DOMAIN,
     time::{Clock, from_timestamp, to_timestamp},
-    validate::{Violations, is_slug, slug_name, update_paths},
+    validate::{Violations, is_slug, name_id, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
 use uuid::Uuid;
 
 use super::{convert, risk::risk_id};
@@ -19,7 +21,10 @@ use crate::{
     },
     store::{
         RequestKey, Store,
-        controls::{CONTROL_FILTER, requirements_json, requirements_of},
+        controls::{
+            CONTROL_FILTER, LINK_FILTER, LINK_SORTING, link_name, requirements_json,
+            requirements_of,
+        },
         entities::{control, risk_control},
         etag, parse_etag,
     },
@@ -60,6 +65,7 @@ pub fn control(c: &control::Model) -> pb::Control {
 
 fn link(l: &risk_control::Model) -> pb::RiskControlLink {
     pb::RiskControlLink {
+        name: link_name(l.risk_id, &l.control_id),
         risk: format!("risks/{}", l.risk_id),
         control: format!("controls/{}", l.control_id),
         linked_by: l.linked_by.clone(),
@@ -114,13 +120,59 @@ pub fn model(id: &str, d: &ControlDraft) -> control::Model {
     }
 }
 
-/// `risk` and `control` of a link request.
-fn link_names(risk: &str, control: &str) -> ApiResult<(Uuid, String)> {
-    let mut v = Violations::new();
-    let r = risk_id(&mut v, "risk", risk);
-    let c = slug_name(&mut v, "control", control, "controls").map(str::to_string);
-    v.finish()?;
-    Ok((r.unwrap_or_default(), c.unwrap_or_default()))
+/// `risks/{risk}/controlLinks/{control}` → (risk, control id), or a violation on `field`.
+fn link_id(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, String)> {
+    if name.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    let parsed = name
+        .strip_prefix("risks/")
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(risk, rest)| {
+            let control = name_id(rest, "controlLinks").filter(|c| is_slug(c))?;
+            Some((Uuid::parse_str(risk).ok()?, control.to_string()))
+        });
+    if parsed.is_none() {
+        v.add(
+            field,
+            "must be a link name `risks/{risk}/controlLinks/{control}` (a UUID and a slug)",
+        );
+    }
+    parsed
+}
+
+/// A refusal to delete `name` while `open` risks reference it: FAILED_PRECONDITION with a
+/// `PreconditionFailure` naming each of them, and the `ErrorInfo` every error carries.
+fn still_referenced(name: &str, open: &[String]) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_precondition_failure(
+        open.iter()
+            .map(|r| {
+                PreconditionViolation::new(
+                    "REFERENCED",
+                    r.clone(),
+                    format!("{r} is open and linked to {name}; unlink it or close the risk"),
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    details.set_error_info(
+        "REFERENCED",
+        ERROR_DOMAIN,
+        [("resource".to_string(), name.to_string())]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    Status::with_error_details(
+        tonic::Code::FailedPrecondition,
+        format!(
+            "{name} is linked to {} open risk(s): {}",
+            open.len(),
+            open.join(", ")
+        ),
+        details,
+    )
 }
 
 #[tonic::async_trait]
@@ -142,8 +194,8 @@ impl ControlService for ControlApi {
             );
         }
         v.request_id("request_id", &req.request_id);
-        let c = v.require("control", req.control.as_ref())?;
-        let mut d = draft(&mut v, "control", c);
+        let c = v.message("control", req.control.clone());
+        let mut d = draft(&mut v, "control", &c);
         // Unspecified on create: never tested.
         for e in [&mut d.design_effectiveness, &mut d.operating_effectiveness] {
             if *e == 0 {
@@ -210,21 +262,28 @@ impl ControlService for ControlApi {
         let req = request.into_inner();
         let now = self.clock.now_micros();
         let mut v = Violations::new();
-        let c = v.require("control", req.control)?;
+        let c = v.message("control", req.control);
         let id = slug_name(&mut v, "control.name", &c.name, "controls").map(str::to_string);
-        let paths = update_paths(req.update_mask.as_ref(), CONTROL_FIELDS, |p| match p {
-            "title" => !c.title.is_empty(),
-            "description" => !c.description.is_empty(),
-            "owner" => !c.owner.is_empty(),
-            "design_effectiveness" => c.design_effectiveness != 0,
-            "operating_effectiveness" => c.operating_effectiveness != 0,
-            "last_test_time" => c.last_test_time.is_some(),
-            "requirements" => !c.requirements.is_empty(),
-            _ => false,
-        })?;
-        if paths.is_empty() {
-            v.add("update_mask", "names no field to update");
-        }
+        let paths = v
+            .absorb(
+                "update_mask",
+                update_paths(req.update_mask.as_ref(), CONTROL_FIELDS, |p| match p {
+                    "title" => !c.title.is_empty(),
+                    "description" => !c.description.is_empty(),
+                    "owner" => !c.owner.is_empty(),
+                    "design_effectiveness" => c.design_effectiveness != 0,
+                    "operating_effectiveness" => c.operating_effectiveness != 0,
+                    "last_test_time" => c.last_test_time.is_some(),
+                    "requirements" => !c.requirements.is_empty(),
+                    _ => false,
+                }),
+            )
+            .inspect(|paths| {
+                if paths.is_empty() {
+                    v.add("update_mask", "names no field to update");
+                }
+            })
+            .unwrap_or_default();
         let d = draft(&mut v, "control", &c);
         for path in &paths {
             check_control_field(&mut v, "control", &d, path, now);
@@ -256,29 +315,109 @@ impl ControlService for ControlApi {
         Ok(Response::new(control(&updated)))
     }
 
-    async fn link_risk_control(
+    async fn delete_control(
         &self,
-        request: Request<pb::LinkRiskControlRequest>,
+        request: Request<pb::DeleteControlRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = slug_name(&mut v, "name", &req.name, "controls").map(str::to_string);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        match self.store.delete_control(&id, expected, &caller).await? {
+            Ok(()) => Ok(Response::new(())),
+            Err(open) => Err(still_referenced(&format!("controls/{id}"), &open)),
+        }
+    }
+
+    async fn create_risk_control_link(
+        &self,
+        request: Request<pb::CreateRiskControlLinkRequest>,
     ) -> Result<Response<pb::RiskControlLink>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
-        let (risk, control) = link_names(&req.risk, &req.control)?;
+        let mut v = Violations::new();
+        let risk = risk_id(&mut v, "parent", &req.parent);
+        let l = v.message("risk_control_link", req.risk_control_link.clone());
+        let control = slug_name(&mut v, "risk_control_link.control", &l.control, "controls")
+            .map(str::to_string);
+        v.request_id("request_id", &req.request_id);
+        v.finish()?;
+        let key =
+            RequestKey::for_request("CreateRiskControlLink", &caller, req, |r| &mut r.request_id);
         let linked = self
             .store
-            .link_control(risk, &control, &caller, self.clock.now_micros())
+            .link_control(
+                risk.unwrap_or_default(),
+                &control.unwrap_or_default(),
+                key,
+                &caller,
+                self.clock.now_micros(),
+            )
             .await?;
         Ok(Response::new(link(&linked)))
     }
 
-    async fn unlink_risk_control(
+    async fn get_risk_control_link(
         &self,
-        request: Request<pb::UnlinkRiskControlRequest>,
+        request: Request<pb::GetRiskControlLinkRequest>,
     ) -> Result<Response<pb::RiskControlLink>, Status> {
-        let caller = Caller::of(&request)?;
+        let mut v = Violations::new();
+        let ids = link_id(&mut v, "name", &request.get_ref().name);
+        v.finish()?;
+        let (risk, control) = ids.unwrap_or_default();
+        let found = self.store.control_link(risk, &control).await?;
+        Ok(Response::new(link(&found)))
+    }
+
+    async fn list_risk_control_links(
+        &self,
+        request: Request<pb::ListRiskControlLinksRequest>,
+    ) -> Result<Response<pb::ListRiskControlLinksResponse>, Status> {
         let req = request.get_ref();
-        let (risk, control) = link_names(&req.risk, &req.control)?;
-        let removed = self.store.unlink_control(risk, &control, &caller).await?;
-        Ok(Response::new(link(&removed)))
+        let mut v = Violations::new();
+        let risk = risk_id(&mut v, "parent", &req.parent);
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["controlLinks", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
+            },
+            Some(&LINK_FILTER.at(FilterContext::default())),
+            &LINK_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .control_links(risk.unwrap_or_default(), &list)
+            .await?;
+        let next_page_token = list.next_page(&mut rows, |l| {
+            let mut keys: Vec<Key> = list.order.iter().map(|_| Key::Int(l.create_time)).collect();
+            keys.push(Key::Text(l.control_id.clone()));
+            keys
+        });
+        Ok(Response::new(pb::ListRiskControlLinksResponse {
+            risk_control_links: rows.iter().map(link).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn delete_risk_control_link(
+        &self,
+        request: Request<pb::DeleteRiskControlLinkRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = Caller::of(&request)?;
+        let mut v = Violations::new();
+        let ids = link_id(&mut v, "name", &request.get_ref().name);
+        v.finish()?;
+        let (risk, control) = ids.unwrap_or_default();
+        self.store.unlink_control(risk, &control, &caller).await?;
+        Ok(Response::new(()))
     }
 
     async fn list_risk_controls(

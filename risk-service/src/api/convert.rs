@@ -76,7 +76,7 @@ wire_enum!(DecisionKind <=> DecisionKind {
     ExceptionExpired,
     ReassessmentRequired,
 });
-wire_enum!(ExceptionStatus <=> ExceptionStatus {
+wire_enum!(ExceptionStatus <=> PolicyExceptionStatus {
     Requested,
     Active,
     Expired,
@@ -297,7 +297,7 @@ mod tests {
         action_item_status: ActionItemStatus <=> ActionItemStatus;
         sync_state: SyncState <=> SyncState;
         decision_kind: DecisionKind <=> DecisionKind;
-        exception_status: ExceptionStatus <=> ExceptionStatus;
+        exception_status: ExceptionStatus <=> PolicyExceptionStatus;
         control_effectiveness: Effectiveness <=> ControlEffectiveness;
         review_outcome: ReviewOutcome <=> ReviewOutcome;
         review_cycle_state: ReviewCycleState <=> ReviewCycleState;

@@ -52,9 +52,9 @@ fn exception_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
     id
 }
 
-pub fn to_proto(x: &Exception) -> pb::Exception {
+pub fn to_proto(x: &Exception) -> pb::PolicyException {
     let e = &x.model;
-    pb::Exception {
+    pb::PolicyException {
         name: format!("exceptions/{}", e.id),
         title: e.title.clone(),
         scope: e.scope.clone(),
@@ -79,6 +79,7 @@ pub fn to_proto(x: &Exception) -> pb::Exception {
 
 impl ExceptionApi {
     /// Approve, reject or revoke `name`.
+    #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
         caller: Caller,
@@ -86,7 +87,9 @@ impl ExceptionApi {
         mv: Move,
         comment: &str,
         etag: &str,
-    ) -> Result<Response<pb::Exception>, Status> {
+        request_id: &str,
+        key: Option<RequestKey>,
+    ) -> Result<Response<pb::PolicyException>, Status> {
         let mut v = Violations::new();
         let id = exception_id(&mut v, "name", name);
         match mv {
@@ -94,6 +97,7 @@ impl ExceptionApi {
             _ => v.paragraph("reason", comment, true, 4000),
         }
         let expected = v.absorb("etag", parse_etag("etag", etag));
+        v.request_id("request_id", request_id);
         v.finish()?;
         let decided = self
             .store
@@ -102,6 +106,7 @@ impl ExceptionApi {
                 mv,
                 expected.flatten(),
                 comment.to_string(),
+                key,
                 &caller,
                 self.clock.now_micros(),
             )
@@ -112,24 +117,28 @@ impl ExceptionApi {
 
 #[tonic::async_trait]
 impl ExceptionService for ExceptionApi {
-    async fn request_exception(
+    async fn create_policy_exception(
         &self,
-        request: Request<pb::RequestExceptionRequest>,
-    ) -> Result<Response<pb::Exception>, Status> {
+        request: Request<pb::CreatePolicyExceptionRequest>,
+    ) -> Result<Response<pb::PolicyException>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let now = self.clock.now_micros();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
-        let e = v.require("exception", req.exception.as_ref())?;
-        v.line("exception.title", &e.title, true, 200);
-        v.paragraph("exception.scope", &e.scope, true, 4000);
+        let e = v.message("policy_exception", req.policy_exception.clone());
+        let e = &e;
+        v.line("policy_exception.title", &e.title, true, 200);
+        v.paragraph("policy_exception.scope", &e.scope, true, 4000);
         let mut services: Vec<String> = Vec::new();
         if e.services.is_empty() {
-            v.add("exception.services", "must name at least one service");
+            v.add(
+                "policy_exception.services",
+                "must name at least one service",
+            );
         } else if e.services.len() > MAX_SERVICES {
             v.add(
-                "exception.services",
+                "policy_exception.services",
                 format!(
                     "must name at most {MAX_SERVICES} services (got {})",
                     e.services.len()
@@ -137,7 +146,7 @@ impl ExceptionService for ExceptionApi {
             );
         }
         for (i, name) in e.services.iter().enumerate().take(MAX_SERVICES) {
-            let field = format!("exception.services[{i}]");
+            let field = format!("policy_exception.services[{i}]");
             if let Some(id) = slug_name(&mut v, &field, name, "services") {
                 if services.iter().any(|s| s == id) {
                     v.add(field, format!("repeats services/{id}"));
@@ -149,32 +158,37 @@ impl ExceptionService for ExceptionApi {
         let risk = if e.risk.is_empty() {
             None
         } else {
-            risk_id(&mut v, "exception.risk", &e.risk)
+            risk_id(&mut v, "policy_exception.risk", &e.risk)
         };
-        v.paragraph("exception.justification", &e.justification, true, 4000);
         v.paragraph(
-            "exception.compensating_controls",
+            "policy_exception.justification",
+            &e.justification,
+            true,
+            4000,
+        );
+        v.paragraph(
+            "policy_exception.compensating_controls",
             &e.compensating_controls,
             false,
             4000,
         );
         let expire_time = match e.expire_time.as_ref() {
             None => {
-                v.add("exception.expire_time", "is required");
+                v.add("policy_exception.expire_time", "is required");
                 None
             }
             Some(ts) => match from_timestamp(ts) {
                 None => {
-                    v.add("exception.expire_time", "is not a valid timestamp");
+                    v.add("policy_exception.expire_time", "is not a valid timestamp");
                     None
                 }
                 Some(at) if at <= now => {
-                    v.add("exception.expire_time", "must be in the future");
+                    v.add("policy_exception.expire_time", "must be in the future");
                     None
                 }
                 Some(at) if at > now.saturating_add(MAX_EXCEPTION_MICROS) => {
                     v.add(
-                        "exception.expire_time",
+                        "policy_exception.expire_time",
                         "must be at most one year (366 days) from now",
                     );
                     None
@@ -211,20 +225,20 @@ impl ExceptionService for ExceptionApi {
             .map_err(|e| {
                 reference_error(e, |resource| {
                     if resource.starts_with("risks/") {
-                        return Some("exception.risk".to_string());
+                        return Some("policy_exception.risk".to_string());
                     }
                     let id = resource.strip_prefix("services/")?;
                     let i = services.iter().position(|s| s == id)?;
-                    Some(format!("exception.services[{i}]"))
+                    Some(format!("policy_exception.services[{i}]"))
                 })
             })?;
         Ok(Response::new(to_proto(&created)))
     }
 
-    async fn get_exception(
+    async fn get_policy_exception(
         &self,
-        request: Request<pb::GetExceptionRequest>,
-    ) -> Result<Response<pb::Exception>, Status> {
+        request: Request<pb::GetPolicyExceptionRequest>,
+    ) -> Result<Response<pb::PolicyException>, Status> {
         let mut v = Violations::new();
         let id = exception_id(&mut v, "name", &request.get_ref().name);
         v.finish()?;
@@ -232,10 +246,10 @@ impl ExceptionService for ExceptionApi {
         Ok(Response::new(to_proto(&found)))
     }
 
-    async fn list_exceptions(
+    async fn list_policy_exceptions(
         &self,
-        request: Request<pb::ListExceptionsRequest>,
-    ) -> Result<Response<pb::ListExceptionsResponse>, Status> {
+        request: Request<pb::ListPolicyExceptionsRequest>,
+    ) -> Result<Response<pb::ListPolicyExceptionsResponse>, Status> {
         let req = request.get_ref();
         let now = self.clock.now_micros();
         let mut v = Violations::new();
@@ -254,39 +268,70 @@ impl ExceptionService for ExceptionApi {
         v.finish()?;
         let mut rows = self.store.exceptions(&list).await?;
         let next_page_token = list.next_page_by_id(&mut rows, |x| x.model.id);
-        Ok(Response::new(pb::ListExceptionsResponse {
-            exceptions: rows.iter().map(to_proto).collect(),
+        Ok(Response::new(pb::ListPolicyExceptionsResponse {
+            policy_exceptions: rows.iter().map(to_proto).collect(),
             next_page_token,
         }))
     }
 
-    async fn approve_exception(
+    async fn approve_policy_exception(
         &self,
-        request: Request<pb::ApproveExceptionRequest>,
-    ) -> Result<Response<pb::Exception>, Status> {
+        request: Request<pb::ApprovePolicyExceptionRequest>,
+    ) -> Result<Response<pb::PolicyException>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
-        self.decide(caller, &req.name, Move::Approve, &req.comment, &req.etag)
-            .await
+        let key = RequestKey::for_request("ApprovePolicyException", &caller, req, |r| {
+            &mut r.request_id
+        });
+        self.decide(
+            caller,
+            &req.name,
+            Move::Approve,
+            &req.comment,
+            &req.etag,
+            &req.request_id,
+            key,
+        )
+        .await
     }
 
-    async fn reject_exception(
+    async fn reject_policy_exception(
         &self,
-        request: Request<pb::RejectExceptionRequest>,
-    ) -> Result<Response<pb::Exception>, Status> {
+        request: Request<pb::RejectPolicyExceptionRequest>,
+    ) -> Result<Response<pb::PolicyException>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
-        self.decide(caller, &req.name, Move::Reject, &req.reason, &req.etag)
-            .await
+        let key =
+            RequestKey::for_request("RejectPolicyException", &caller, req, |r| &mut r.request_id);
+        self.decide(
+            caller,
+            &req.name,
+            Move::Reject,
+            &req.reason,
+            &req.etag,
+            &req.request_id,
+            key,
+        )
+        .await
     }
 
-    async fn revoke_exception(
+    async fn revoke_policy_exception(
         &self,
-        request: Request<pb::RevokeExceptionRequest>,
-    ) -> Result<Response<pb::Exception>, Status> {
+        request: Request<pb::RevokePolicyExceptionRequest>,
+    ) -> Result<Response<pb::PolicyException>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
-        self.decide(caller, &req.name, Move::Revoke, &req.reason, &req.etag)
-            .await
+        let key =
+            RequestKey::for_request("RevokePolicyException", &caller, req, |r| &mut r.request_id);
+        self.decide(
+            caller,
+            &req.name,
+            Move::Revoke,
+            &req.reason,
+            &req.etag,
+            &req.request_id,
+            key,
+        )
+        .await
     }
 }

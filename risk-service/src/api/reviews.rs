@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, review_service_server::ReviewService};
-use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     ApiError, ApiResult,
     auth::{Caller, Role, Roles},
     time::{Clock, from_timestamp, to_timestamp},
-    validate::{Violations, name_id, slug_name},
+    validate::{Violations, name_id, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -20,8 +20,11 @@ use crate::{
         scoring::ScoringPolicy,
     },
     store::{
-        RequestKey, Store,
-        reviews::{OwnerProgress, observation, review, review_cycle},
+        RequestKey, Store, etag, parse_etag,
+        reviews::{
+            CYCLE_FILTER, CYCLE_SORTING, OBSERVATION_FILTER, OBSERVATION_SORTING, OwnerProgress,
+            REVIEW_FILTER, REVIEW_SORTING, observation, review, review_cycle, time_keys,
+        },
     },
 };
 
@@ -42,6 +45,10 @@ impl ReviewApi {
 }
 
 fn cycle_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
+    if name.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
     let id = name_id(name, "reviewCycles").and_then(|id| Uuid::parse_str(id).ok());
     if id.is_none() {
         v.add(
@@ -50,6 +57,51 @@ fn cycle_id(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
         );
     }
     id
+}
+
+/// `risks/{risk}/{collection}/{id}` (UUIDs) → (risk, id), or a violation on `field`.
+fn child_id(v: &mut Violations, field: &str, name: &str, collection: &str) -> Option<(Uuid, Uuid)> {
+    if name.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    let parsed = name
+        .strip_prefix("risks/")
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(risk, rest)| {
+            let id = name_id(rest, collection)?;
+            Some((Uuid::parse_str(risk).ok()?, Uuid::parse_str(id).ok()?))
+        });
+    if parsed.is_none() {
+        v.add(
+            field,
+            format!("must be a name `risks/{{risk}}/{collection}/{{id}}` with UUID ids"),
+        );
+    }
+    parsed
+}
+
+/// Paths `UpdateReviewCycle` may change.
+const CYCLE_FIELDS: &[&str] = &["title", "due_time"];
+
+/// A due time: valid and in the future, or a violation on `field`.
+fn due_time(
+    v: &mut Violations,
+    field: &str,
+    ts: Option<&prost_types::Timestamp>,
+    now: i64,
+) -> Option<i64> {
+    let Some(ts) = ts else {
+        v.add(field, "is required");
+        return None;
+    };
+    let due = from_timestamp(ts);
+    match due {
+        None => v.add(field, "is not a valid timestamp"),
+        Some(d) if d <= now => v.add(field, "must be in the future"),
+        _ => {}
+    }
+    due
 }
 
 /// A service's cycle is its team's (within scope); cycles of a business unit or of the
@@ -109,6 +161,8 @@ fn cycle_pb(c: &review_cycle::Model, progress: Vec<OwnerProgress>) -> pb::Review
         closed_by: c.closed_by.clone(),
         open_time: Some(to_timestamp(c.open_time)),
         close_time: c.close_time.map(to_timestamp),
+        etag: etag(c.version),
+        update_time: Some(to_timestamp(c.update_time)),
     }
 }
 
@@ -125,18 +179,34 @@ fn observation_pb(o: &observation::Model) -> pb::Observation {
     }
 }
 
+impl ReviewApi {
+    /// Parses a list request of this service: paging, filter and order.
+    fn list_query<C: sea_orm::ColumnTrait>(
+        &self,
+        v: &mut Violations,
+        request: &ListRequest<'_>,
+        filter: &'static assurance_runtime::list::FilterTable<C>,
+        sorting: &assurance_runtime::list::Sorting,
+    ) -> ListQuery {
+        let cx = FilterContext {
+            now: self.clock.now_micros(),
+        };
+        ListQuery::parse(v, request, Some(&filter.at(cx)), sorting)
+    }
+}
+
 #[tonic::async_trait]
 impl ReviewService for ReviewApi {
-    async fn record_review(
+    async fn create_review(
         &self,
-        request: Request<pb::RecordReviewRequest>,
+        request: Request<pb::CreateReviewRequest>,
     ) -> Result<Response<pb::Review>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let r = v.require("review", req.review.as_ref())?;
+        let r = v.message("review", req.review.clone());
         if r.participants.is_empty() || r.participants.len() > 50 {
             v.add("review.participants", "must name 1 to 50 participants");
         }
@@ -199,12 +269,25 @@ impl ReviewService for ReviewApi {
             review_time: 0,
             next_review_time: 0,
         };
+        // The operation string predates the rename (stored with past requests).
         let key = RequestKey::for_request("RecordReview", &caller, req, |r| &mut r.request_id);
         let recorded = self
             .store
             .record_review(model, reassessment, key, &caller, self.clock.now_micros())
             .await?;
         Ok(Response::new(review_pb(&recorded)))
+    }
+
+    async fn get_review(
+        &self,
+        request: Request<pb::GetReviewRequest>,
+    ) -> Result<Response<pb::Review>, Status> {
+        let mut v = Violations::new();
+        let ids = child_id(&mut v, "name", &request.get_ref().name, "reviews");
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        let found = self.store.review(risk, id).await?;
+        Ok(Response::new(review_pb(&found)))
     }
 
     async fn list_reviews(
@@ -214,19 +297,22 @@ impl ReviewService for ReviewApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["reviews", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                let risk = risk.unwrap_or_default();
-                self.store
-                    .reviews(risk, list.after_id(), list.limit())
-                    .await
+        let list = self.list_query(
+            &mut v,
+            &ListRequest {
+                scope: &["reviews", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |r| r.id,
-        )
-        .await?;
+            &REVIEW_FILTER,
+            &REVIEW_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self.store.reviews(risk.unwrap_or_default(), &list).await?;
+        let next_page_token =
+            list.next_page(&mut rows, |r| time_keys(&list, r.id, |_| r.review_time));
         Ok(Response::new(pb::ListReviewsResponse {
             reviews: rows.iter().map(review_pb).collect(),
             next_page_token,
@@ -241,7 +327,7 @@ impl ReviewService for ReviewApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
-        let c = v.require("review_cycle", req.review_cycle.as_ref())?;
+        let c = v.message("review_cycle", req.review_cycle.clone());
         v.line("review_cycle.title", &c.title, true, 200);
         if !c.scope.is_empty() {
             let kind = if c.scope.starts_with("services/") {
@@ -251,23 +337,12 @@ impl ReviewService for ReviewApi {
             };
             slug_name(&mut v, "review_cycle.scope", &c.scope, kind);
         }
-        let due = match &c.due_time {
-            None => {
-                v.add("review_cycle.due_time", "is required");
-                None
-            }
-            Some(ts) => {
-                let due = from_timestamp(ts);
-                match due {
-                    None => v.add("review_cycle.due_time", "is not a valid timestamp"),
-                    Some(d) if d <= self.clock.now_micros() => {
-                        v.add("review_cycle.due_time", "must be in the future")
-                    }
-                    _ => {}
-                }
-                due
-            }
-        };
+        let due = due_time(
+            &mut v,
+            "review_cycle.due_time",
+            c.due_time.as_ref(),
+            self.clock.now_micros(),
+        );
         v.finish()?;
         cycle_scope_allowed(&caller, &c.scope)?;
         let model = review_cycle::Model {
@@ -281,6 +356,8 @@ impl ReviewService for ReviewApi {
             closed_by: String::new(),
             open_time: 0,
             close_time: None,
+            version: 0,
+            update_time: 0,
         };
         let key = RequestKey::for_request("OpenReviewCycle", &caller, req, |r| &mut r.request_id);
         let opened = self
@@ -313,14 +390,30 @@ impl ReviewService for ReviewApi {
         request: Request<pb::ListReviewCyclesRequest>,
     ) -> Result<Response<pb::ListReviewCyclesResponse>, Status> {
         let req = request.get_ref();
-        let (rows, next_page_token) = page_by_id(
-            Violations::new(),
-            &ListRequest::paged(&["review-cycles"], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| self.store.cycles(list.after_id(), list.limit()).await,
-            |c| c.id,
-        )
-        .await?;
+        let mut v = Violations::new();
+        let list = self.list_query(
+            &mut v,
+            &ListRequest {
+                scope: &["review-cycles"],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
+            },
+            &CYCLE_FILTER,
+            &CYCLE_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self.store.cycles(&list).await?;
+        let next_page_token = list.next_page(&mut rows, |c| {
+            time_keys(&list, c.id, |f| {
+                if f == "due_time" {
+                    c.due_time
+                } else {
+                    c.open_time
+                }
+            })
+        });
         let mut review_cycles = Vec::with_capacity(rows.len());
         for c in &rows {
             review_cycles.push(cycle_pb(c, self.store.cycle_progress(c.id).await?));
@@ -329,6 +422,72 @@ impl ReviewService for ReviewApi {
             review_cycles,
             next_page_token,
         }))
+    }
+
+    async fn update_review_cycle(
+        &self,
+        request: Request<pb::UpdateReviewCycleRequest>,
+    ) -> Result<Response<pb::ReviewCycle>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let now = self.clock.now_micros();
+        let mut v = Violations::new();
+        let c = v.message("review_cycle", req.review_cycle);
+        let id = cycle_id(&mut v, "review_cycle.name", &c.name);
+        let paths = v
+            .absorb(
+                "update_mask",
+                update_paths(req.update_mask.as_ref(), CYCLE_FIELDS, |p| match p {
+                    "title" => !c.title.is_empty(),
+                    "due_time" => c.due_time.is_some(),
+                    _ => false,
+                }),
+            )
+            .inspect(|paths| {
+                if paths.is_empty() {
+                    v.add("update_mask", "names no field to update");
+                }
+            })
+            .unwrap_or_default();
+        let mut due = None;
+        for path in &paths {
+            match *path {
+                "title" => v.line("review_cycle.title", &c.title, true, 200),
+                "due_time" => {
+                    due = due_time(&mut v, "review_cycle.due_time", c.due_time.as_ref(), now)
+                }
+                _ => {}
+            }
+        }
+        let expected = v
+            .absorb(
+                "review_cycle.etag",
+                parse_etag("review_cycle.etag", &c.etag),
+            )
+            .flatten();
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        let updated = self
+            .store
+            .update_cycle(
+                id,
+                expected,
+                &caller,
+                now,
+                |current| cycle_scope_allowed(&caller, &current.scope),
+                |m| {
+                    for path in &paths {
+                        match *path {
+                            "title" => m.title = c.title.clone(),
+                            "due_time" => m.due_time = due.unwrap_or(m.due_time),
+                            _ => {}
+                        }
+                    }
+                },
+            )
+            .await?;
+        let progress = self.store.cycle_progress(id).await?;
+        Ok(Response::new(cycle_pb(&updated, progress)))
     }
 
     async fn close_review_cycle(
@@ -340,28 +499,38 @@ impl ReviewService for ReviewApi {
         let mut v = Violations::new();
         let id = cycle_id(&mut v, "name", &req.name);
         v.paragraph("summary", &req.summary, true, 10_000);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.request_id("request_id", &req.request_id);
         v.finish()?;
         let id = id.unwrap_or_default();
         let current = self.store.cycle(id).await?;
         cycle_scope_allowed(&caller, &current.scope)?;
+        let key = RequestKey::for_request("CloseReviewCycle", &caller, req, |r| &mut r.request_id);
         let closed = self
             .store
-            .close_cycle(id, req.summary.clone(), &caller, self.clock.now_micros())
+            .close_cycle(
+                id,
+                expected,
+                req.summary.clone(),
+                key,
+                &caller,
+                self.clock.now_micros(),
+            )
             .await?;
         let progress = self.store.cycle_progress(id).await?;
         Ok(Response::new(cycle_pb(&closed, progress)))
     }
 
-    async fn add_observation(
+    async fn create_observation(
         &self,
-        request: Request<pb::AddObservationRequest>,
+        request: Request<pb::CreateObservationRequest>,
     ) -> Result<Response<pb::Observation>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let o = v.require("observation", req.observation.as_ref())?;
+        let o = v.message("observation", req.observation.clone());
         v.known(
             "observation.source",
             o.source,
@@ -386,12 +555,25 @@ impl ReviewService for ReviewApi {
             observe_time: 0,
             reassessment_triggered: false,
         };
+        // The operation string predates the rename (stored with past requests).
         let key = RequestKey::for_request("AddObservation", &caller, req, |r| &mut r.request_id);
         let added = self
             .store
             .add_observation(model, key, &caller, self.clock.now_micros())
             .await?;
         Ok(Response::new(observation_pb(&added)))
+    }
+
+    async fn get_observation(
+        &self,
+        request: Request<pb::GetObservationRequest>,
+    ) -> Result<Response<pb::Observation>, Status> {
+        let mut v = Violations::new();
+        let ids = child_id(&mut v, "name", &request.get_ref().name, "observations");
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        let found = self.store.observation(risk, id).await?;
+        Ok(Response::new(observation_pb(&found)))
     }
 
     async fn list_observations(
@@ -401,23 +583,25 @@ impl ReviewService for ReviewApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(
-                &["observations", &req.parent],
-                req.page_size,
-                &req.page_token,
-            ),
-            &Sorting::BY_UUID,
-            async |list| {
-                let risk = risk.unwrap_or_default();
-                self.store
-                    .observations(risk, list.after_id(), list.limit())
-                    .await
+        let list = self.list_query(
+            &mut v,
+            &ListRequest {
+                scope: &["observations", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |o| o.id,
-        )
-        .await?;
+            &OBSERVATION_FILTER,
+            &OBSERVATION_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .observations(risk.unwrap_or_default(), &list)
+            .await?;
+        let next_page_token =
+            list.next_page(&mut rows, |o| time_keys(&list, o.id, |_| o.observe_time));
         Ok(Response::new(pb::ListObservationsResponse {
             observations: rows.iter().map(observation_pb).collect(),
             next_page_token,

@@ -9,7 +9,7 @@ use assurance_runtime::{
     db,
     error::is_unique_violation,
     filter::{Op, equality_only},
-    list::{EnumValues, Field, FilterContext, FilterTable, Kind, ListQuery},
+    list::{EnumValues, Field, FilterContext, FilterTable, KeyType, Kind, ListQuery, Sorting},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -27,6 +27,29 @@ use super::{
 use crate::domain::{
     controls::{Effectiveness, Requirement, derived_deficiency},
     status::RiskStatus,
+};
+
+/// The name of a risk ↔ control link.
+pub fn link_name(risk_id: Uuid, control_id: &str) -> String {
+    format!("risks/{risk_id}/controlLinks/{control_id}")
+}
+
+/// The filter fields of `ListRiskControlLinks`.
+pub static LINK_FILTER: FilterTable<risk_control::Column> = FilterTable(&[
+    Field::new(
+        "control",
+        Kind::Id(risk_control::Column::ControlId, "controls/"),
+    ),
+    Field::new("linked_by", Kind::Text(risk_control::Column::LinkedBy)),
+    Field::new("create_time", Kind::Time(risk_control::Column::CreateTime)),
+]);
+
+/// `order_by` of `ListRiskControlLinks`: by control id unless asked otherwise.
+pub const LINK_SORTING: Sorting = Sorting {
+    fields: &[("create_time", KeyType::Int)],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Text,
 };
 
 /// The stored form of a control's requirements.
@@ -190,45 +213,92 @@ impl Store {
     }
 
     /// Links a control to an open risk of the caller's scope. Linking a linked pair returns the
-    /// existing link and changes nothing.
+    /// existing link and changes nothing. Idempotent with a request `key`.
     pub async fn link_control(
         &self,
         risk_id: Uuid,
         control_id: &str,
+        key: Option<RequestKey>,
         caller: &Caller,
         now: i64,
     ) -> ApiResult<risk_control::Model> {
-        let tx = db::begin_write(self.connection()).await?;
-        lock_open_risk(&tx, risk_id, Some(caller), WhileOpen::ChangeControls).await?;
-        control_exists(&tx, control_id).await?;
-        let key = (risk_id, control_id.to_string());
-        if let Some(existing) = risk_control::Entity::find_by_id(key).one(&tx).await? {
-            return Ok(existing);
-        }
-        let link = risk_control::Model {
-            risk_id,
-            control_id: control_id.to_string(),
-            linked_by: caller.actor(),
-            create_time: now,
-        };
-        if let Err(e) = risk_control::Entity::insert(link.clone().into_active_model().reset_all())
-            .exec_without_returning(&tx)
-            .await
-        {
-            drop(tx);
-            if is_unique_violation(&e) {
-                // A concurrent link of the same pair won: linking is idempotent.
-                return risk_control::Entity::find_by_id((risk_id, control_id.to_string()))
-                    .one(self.connection())
-                    .await?
-                    .ok_or_else(|| ApiError::Internal("link vanished after conflict".into()));
+        let request_id = request_id_of(&key);
+        let name = link_name(risk_id, control_id);
+        let result = self
+            .idempotent(key, async |tx| {
+                lock_open_risk(tx, risk_id, Some(caller), WhileOpen::ChangeControls).await?;
+                control_exists(tx, control_id).await?;
+                let pair = (risk_id, control_id.to_string());
+                if let Some(existing) = risk_control::Entity::find_by_id(pair).one(tx).await? {
+                    return Ok((name.clone(), existing));
+                }
+                let link = risk_control::Model {
+                    risk_id,
+                    control_id: control_id.to_string(),
+                    linked_by: caller.actor(),
+                    create_time: now,
+                };
+                risk_control::Entity::insert(link.clone().into_active_model().reset_all())
+                    .exec_without_returning(tx)
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            ApiError::Conflict {
+                                resource: name.clone(),
+                            }
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name.clone(), link))
+            })
+            .await;
+        match result {
+            Ok(Outcome::Created(link)) => Ok(link),
+            // A concurrent link of the same pair won: linking is idempotent.
+            Ok(Outcome::Replayed(_)) | Err(ApiError::Conflict { .. }) => {
+                self.control_link(risk_id, control_id).await
             }
-            return Err(e.into());
+            Err(e) => Err(e),
         }
-        let name = format!("risks/{risk_id}/controls/{control_id}");
-        audit::record(&tx, SERVICE, caller, &name, "").await?;
-        tx.commit().await?;
-        Ok(link)
+    }
+
+    /// One risk ↔ control link.
+    pub async fn control_link(
+        &self,
+        risk_id: Uuid,
+        control_id: &str,
+    ) -> ApiResult<risk_control::Model> {
+        get_by_id::<risk_control::Entity>(
+            self.connection(),
+            (risk_id, control_id.to_string()),
+            &link_name(risk_id, control_id),
+        )
+        .await
+    }
+
+    /// A page of a risk's links.
+    pub async fn control_links(
+        &self,
+        risk_id: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<risk_control::Model>> {
+        self.get_risk(risk_id).await?;
+        let mut select = risk_control::Entity::find()
+            .filter(risk_control::Column::RiskId.eq(risk_id))
+            .filter(q.condition.clone());
+        let mut columns = Vec::new();
+        for (_, direction) in &q.order {
+            // `create_time` is the only sort field.
+            columns.push(risk_control::Column::CreateTime);
+            select = select.order_by(risk_control::Column::CreateTime, direction.order());
+        }
+        select = select.order_by(risk_control::Column::ControlId, q.tie_break().order());
+        if let Some(after) = q.after_condition(&columns, risk_control::Column::ControlId) {
+            select = select.filter(after);
+        }
+        Ok(select.limit(q.limit()).all(self.connection()).await?)
     }
 
     /// Removes a link; NOT_FOUND when the pair is not linked.
@@ -238,10 +308,9 @@ impl Store {
         control_id: &str,
         caller: &Caller,
     ) -> ApiResult<risk_control::Model> {
-        let name = format!("risks/{risk_id}/controls/{control_id}");
+        let name = link_name(risk_id, control_id);
         let tx = db::begin_write(self.connection()).await?;
         lock_open_risk(&tx, risk_id, Some(caller), WhileOpen::ChangeControls).await?;
-        control_exists(&tx, control_id).await?;
         let key = (risk_id, control_id.to_string());
         let link = risk_control::Entity::find_by_id(key.clone())
             .one(&tx)
@@ -251,6 +320,53 @@ impl Store {
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
         Ok(link)
+    }
+
+    /// Deletes a control (etag checked when `expected_version` is given) unless a risk that is
+    /// not CLOSED links it: then nothing changes and the answer is those risks' names. Its
+    /// requirement rows and its links to CLOSED risks go with it.
+    pub async fn delete_control(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+        caller: &Caller,
+    ) -> ApiResult<Result<(), Vec<String>>> {
+        caller.must_be_unscoped("change the controls catalogue")?;
+        let name = format!("controls/{id}");
+        let tx = db::begin_write(self.connection()).await?;
+        let locked = control::Entity::find_by_id(id).lock_exclusive();
+        let current = one_or_not_found(locked, &tx, &name).await?;
+        check_version(&name, expected_version, current.version)?;
+        let linked = Query::select()
+            .column(risk_control::Column::RiskId)
+            .from(risk_control::Entity)
+            .and_where(risk_control::Column::ControlId.eq(id))
+            .to_owned();
+        let open: Vec<Uuid> = risk::Entity::find()
+            .select_only()
+            .column(risk::Column::Id)
+            .filter(risk::Column::Id.in_subquery(linked))
+            .filter(risk::Column::Status.ne(RiskStatus::Closed as i32))
+            .order_by_asc(risk::Column::Id)
+            .limit(100)
+            .into_tuple()
+            .all(&tx)
+            .await?;
+        if !open.is_empty() {
+            return Ok(Err(open.iter().map(|r| format!("risks/{r}")).collect()));
+        }
+        risk_control::Entity::delete_many()
+            .filter(risk_control::Column::ControlId.eq(id))
+            .exec(&tx)
+            .await?;
+        control_requirement::Entity::delete_many()
+            .filter(control_requirement::Column::ControlId.eq(id))
+            .exec(&tx)
+            .await?;
+        control::Entity::delete_by_id(id).exec(&tx).await?;
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 
     /// A page of the controls linked to a risk, by id.

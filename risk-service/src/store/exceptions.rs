@@ -15,8 +15,8 @@ use assurance_runtime::{
     validate::is_slug,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Query,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Query,
 };
 use uuid::Uuid;
 
@@ -52,7 +52,7 @@ fn transition(m: &exception::Model, mv: Move) -> ApiResult<ExceptionStatus> {
 }
 
 static STATUS: EnumValues = EnumValues {
-    prefix: "EXCEPTION_STATUS_",
+    prefix: "POLICY_EXCEPTION_STATUS_",
     values: ExceptionStatus::NAMES,
 };
 
@@ -280,109 +280,32 @@ impl Store {
     /// Approves, rejects or revokes an exception (etag checked when `expected_version` is
     /// given). Approvals and rejections need [`crate::domain::exceptions::EXCEPTION_APPROVERS`]; nobody approves their own
     /// request, though a requester may withdraw it by rejecting it. Scoped callers decide only
-    /// exceptions of their services.
+    /// exceptions of their services. With a request `key`, a retry of an applied decision
+    /// returns the exception as it is now, and the decision is applied (audited, logged) once.
+    #[allow(clippy::too_many_arguments)]
     pub async fn decide_exception(
         &self,
         id: Uuid,
         mv: Move,
         expected_version: Option<i64>,
         comment: String,
+        key: Option<RequestKey>,
         caller: &Caller,
         now: i64,
     ) -> ApiResult<Exception> {
-        let name = name_of(id);
-        let tx = db::begin_write(self.connection()).await?;
-        let current = exception::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(&name))?;
-        let services: Vec<String> = exception_service::Entity::find()
-            .filter(exception_service::Column::ExceptionId.eq(id))
-            .order_by_asc(exception_service::Column::ServiceId)
-            .all(&tx)
-            .await?
-            .into_iter()
-            .map(|l| l.service_id)
-            .collect();
-        caller.may_change_all(services.iter().map(String::as_str))?;
-        check_version(&name, expected_version, current.version)?;
-        let next_status = transition(&current, mv)?;
-        let own = current.requester == caller.person();
-        if mv == Move::Approve && own {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::SelfApproval,
-                format!(
-                    "{name} was requested by {}; someone else must approve it",
-                    current.requester
-                ),
-            ));
+        let request_id = request_id_of(&key);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let decided =
+                    decide_in(tx, id, mv, expected_version, &comment, caller, now).await?;
+                audit::record(tx, SERVICE, caller, &name_of(id), &request_id).await?;
+                Ok((name_of(id), decided))
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(x) => Ok(x),
+            Outcome::Replayed(_) => self.exception(id).await,
         }
-        if mv == Move::Approve && current.expire_time <= now {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::Expired,
-                format!(
-                    "{name} would expire at once: its expire_time has passed; request a new one"
-                ),
-            ));
-        }
-        let withdrawing = own && mv == Move::Reject;
-        if matches!(mv, Move::Approve | Move::Reject)
-            && !withdrawing
-            && !may_approve(caller.principal.roles)
-        {
-            return Err(ApiError::PermissionDenied(format!(
-                "deciding {name} needs the trust_team or erm_executive role (admin approves \
-                 nothing); {} has {}",
-                caller.principal.subject, caller.principal.roles
-            )));
-        }
-        let mut next = current.clone();
-        next.status = next_status as i32;
-        next.version = current.version + 1;
-        next.update_time = now;
-        let summary = match mv {
-            Move::Approve => {
-                next.approver = caller.person().to_string();
-                next.approve_time = Some(now);
-                next.decision_comment = comment.clone();
-                with_comment(
-                    format!(
-                        "exception {name} approved until {}",
-                        time_text(next.expire_time)
-                    ),
-                    &comment,
-                )
-            }
-            Move::Reject => {
-                next.approver = caller.person().to_string();
-                next.decision_comment = comment.clone();
-                with_comment(format!("exception {name} rejected"), &comment)
-            }
-            Move::Revoke => {
-                next.revoke_time = Some(now);
-                next.revoke_reason = comment.clone();
-                with_comment(format!("exception {name} revoked"), &comment)
-            }
-            Move::Expire => format!("exception {name} expired"),
-        };
-        write_if_version(
-            &tx,
-            next.clone().into_active_model().reset_all(),
-            (exception::Column::Id, id),
-            (exception::Column::Version, current.version),
-            &name,
-        )
-        .await?;
-        if let Some(risk_id) = next.risk_id {
-            log(&tx, risk_id, mv.kind(), caller.actor(), summary, None, now).await?;
-        }
-        audit::record(&tx, SERVICE, caller, &name, "").await?;
-        tx.commit().await?;
-        Ok(Exception {
-            model: next,
-            services,
-        })
     }
 
     /// Moves ACTIVE exceptions whose `expire_time` is at or before `now` to EXPIRED, as
@@ -450,4 +373,104 @@ impl Store {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// One decision about exception `id`, inside `tx` (audited by the caller).
+async fn decide_in(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    mv: Move,
+    expected_version: Option<i64>,
+    comment: &str,
+    caller: &Caller,
+    now: i64,
+) -> ApiResult<Exception> {
+    let name = name_of(id);
+    let current = exception::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    let services: Vec<String> = exception_service::Entity::find()
+        .filter(exception_service::Column::ExceptionId.eq(id))
+        .order_by_asc(exception_service::Column::ServiceId)
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|l| l.service_id)
+        .collect();
+    caller.may_change_all(services.iter().map(String::as_str))?;
+    check_version(&name, expected_version, current.version)?;
+    let next_status = transition(&current, mv)?;
+    let own = assurance_runtime::auth::same_principal(&current.requester, caller.person());
+    if mv == Move::Approve && own {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::SelfApproval,
+            format!(
+                "{name} was requested by {}; someone else must approve it",
+                current.requester
+            ),
+        ));
+    }
+    if mv == Move::Approve && current.expire_time <= now {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::Expired,
+            format!("{name} would expire at once: its expire_time has passed; request a new one"),
+        ));
+    }
+    let withdrawing = own && mv == Move::Reject;
+    if matches!(mv, Move::Approve | Move::Reject)
+        && !withdrawing
+        && !may_approve(caller.principal.roles)
+    {
+        return Err(ApiError::PermissionDenied(format!(
+            "deciding {name} needs the trust_team or erm_executive role (admin approves \
+             nothing); {} has {}",
+            caller.principal.subject, caller.principal.roles
+        )));
+    }
+    let mut next = current.clone();
+    next.status = next_status as i32;
+    next.version = current.version + 1;
+    next.update_time = now;
+    let summary = match mv {
+        Move::Approve => {
+            next.approver = caller.person().to_string();
+            next.approve_time = Some(now);
+            next.decision_comment = comment.to_string();
+            with_comment(
+                format!(
+                    "exception {name} approved until {}",
+                    time_text(next.expire_time)
+                ),
+                comment,
+            )
+        }
+        Move::Reject => {
+            next.approver = caller.person().to_string();
+            next.decision_comment = comment.to_string();
+            with_comment(format!("exception {name} rejected"), comment)
+        }
+        Move::Revoke => {
+            next.revoke_time = Some(now);
+            next.revoke_reason = comment.to_string();
+            with_comment(format!("exception {name} revoked"), comment)
+        }
+        Move::Expire => format!("exception {name} expired"),
+    };
+    write_if_version(
+        tx,
+        next.clone().into_active_model().reset_all(),
+        (exception::Column::Id, id),
+        (exception::Column::Version, current.version),
+        &name,
+    )
+    .await?;
+    if let Some(risk_id) = next.risk_id {
+        log(tx, risk_id, mv.kind(), caller.actor(), summary, None, now).await?;
+    }
+    Ok(Exception {
+        model: next,
+        services,
+    })
 }

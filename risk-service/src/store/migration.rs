@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(Exceptions),
             Box::new(Controls),
             Box::new(ScopedRequestIds),
+            Box::new(super::reviews::ReviewCycleVersions),
         ]
     }
 }

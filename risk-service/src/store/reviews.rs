@@ -2,25 +2,33 @@
 //! that calls for reassessment moves a risk in MONITORING back to ASSESSED and says so in the
 //! decision log; every change is audited in its transaction.
 
-use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, idempotency::last_segment};
+use assurance_runtime::{
+    ApiError, ApiResult, audit,
+    auth::Caller,
+    db,
+    idempotency::last_segment,
+    list::{EnumValues, Field, FilterTable, KeyType, Kind, ListQuery, Sorting},
+    page::Key,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, Select, sea_query::Expr,
 };
 use sea_orm_migration::{prelude::*, schema::*};
 use uuid::Uuid;
 
 use super::{
-    Outcome, RequestKey, SERVICE, Store,
+    Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{assessment, risk},
     governance::log,
     migration::{a, index},
     request_id_of,
     risks::{WhileOpen, apply_assessment, lock_open_risk, lock_risk, modify_in, transition},
+    write_if_version,
 };
 use crate::domain::{
     governance::{DecisionKind, next_review},
-    reviews::{ReviewCycleState, ReviewOutcome},
+    reviews::{ObservationEffect, ObservationSource, ReviewCycleState, ReviewOutcome},
     status::{RiskEvent, RiskStatus},
 };
 
@@ -67,6 +75,10 @@ pub mod review_cycle {
         pub closed_by: String,
         pub open_time: i64,
         pub close_time: Option<i64>,
+        /// Bumped by every change (etag); 1 for cycles opened before etags.
+        pub version: i64,
+        /// Last change; the open time for cycles opened before etags.
+        pub update_time: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -239,20 +251,26 @@ impl Store {
         }
     }
 
-    pub async fn reviews(
-        &self,
-        risk_id: Uuid,
-        after: Option<Uuid>,
-        limit: u64,
-    ) -> ApiResult<Vec<review::Model>> {
+    /// A page of a risk's reviews.
+    pub async fn reviews(&self, risk_id: Uuid, q: &ListQuery) -> ApiResult<Vec<review::Model>> {
         self.get_risk(risk_id).await?;
-        let mut q = review::Entity::find()
+        let select = review::Entity::find()
             .filter(review::Column::RiskId.eq(risk_id))
-            .order_by_desc(review::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(review::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+            .filter(q.condition.clone());
+        let select = ordered(select, q, review::Column::Id, |f| match f {
+            "review_time" => Some(review::Column::ReviewTime),
+            _ => None,
+        })?;
+        Ok(select.limit(q.limit()).all(self.connection()).await?)
+    }
+
+    /// One review of a risk.
+    pub async fn review(&self, risk_id: Uuid, id: Uuid) -> ApiResult<review::Model> {
+        review::Entity::find_by_id(id)
+            .filter(review::Column::RiskId.eq(risk_id))
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/reviews/{id}")))
     }
 
     /// Opens a cycle listing every open risk of `cycle.scope` with its owner.
@@ -270,6 +288,7 @@ impl Store {
                 cycle.state = ReviewCycleState::Open as i32;
                 cycle.opened_by = caller.person().to_string();
                 cycle.open_time = now;
+                (cycle.version, cycle.update_time) = (1, now);
                 let mut scope =
                     Condition::all().add(risk::Column::Status.ne(RiskStatus::Closed as i32));
                 if let Some(bu) = cycle.scope.strip_prefix("businessUnits/") {
@@ -334,48 +353,87 @@ impl Store {
             .await?)
     }
 
-    pub async fn cycles(
-        &self,
-        after: Option<Uuid>,
-        limit: u64,
-    ) -> ApiResult<Vec<review_cycle::Model>> {
-        let mut q = review_cycle::Entity::find().order_by_desc(review_cycle::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(review_cycle::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+    /// A page of review cycles.
+    pub async fn cycles(&self, q: &ListQuery) -> ApiResult<Vec<review_cycle::Model>> {
+        let select = review_cycle::Entity::find().filter(q.condition.clone());
+        let select = ordered(select, q, review_cycle::Column::Id, |f| match f {
+            "due_time" => Some(review_cycle::Column::DueTime),
+            "open_time" => Some(review_cycle::Column::OpenTime),
+            _ => None,
+        })?;
+        Ok(select.limit(q.limit()).all(self.connection()).await?)
     }
 
+    /// Changes an open cycle (etag checked when `expected_version` is given).
+    pub async fn update_cycle(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        caller: &Caller,
+        now: i64,
+        authorize: impl FnOnce(&review_cycle::Model) -> ApiResult<()>,
+        patch: impl FnOnce(&mut review_cycle::Model),
+    ) -> ApiResult<review_cycle::Model> {
+        let name = format!("reviewCycles/{id}");
+        let tx = db::begin_write(self.connection()).await?;
+        let current = lock_open_cycle(&tx, id, &name).await?;
+        authorize(&current)?;
+        check_version(&name, expected_version, current.version)?;
+        let mut next = current.clone();
+        patch(&mut next);
+        (next.version, next.update_time) = (current.version + 1, now);
+        write_if_version(
+            &tx,
+            next.clone().into_active_model().reset_all(),
+            (review_cycle::Column::Id, id),
+            (review_cycle::Column::Version, current.version),
+            &name,
+        )
+        .await?;
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Closes an open cycle (etag checked when `expected_version` is given). With a request
+    /// `key`, a retry of a close that was applied returns the cycle as it is now.
     pub async fn close_cycle(
         &self,
         id: Uuid,
+        expected_version: Option<i64>,
         summary: String,
+        key: Option<RequestKey>,
         caller: &Caller,
         now: i64,
     ) -> ApiResult<review_cycle::Model> {
         let name = format!("reviewCycles/{id}");
-        let tx = db::begin_write(self.connection()).await?;
-        let mut cycle = review_cycle::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(&name))?;
-        if cycle.state != ReviewCycleState::Open as i32 {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::CycleClosed,
-                format!("{name} is already closed"),
-            ));
-        }
-        cycle.state = ReviewCycleState::Closed as i32;
-        cycle.summary = summary;
-        cycle.closed_by = caller.person().to_string();
-        cycle.close_time = Some(now);
-        review_cycle::Entity::update(cycle.clone().into_active_model().reset_all())
-            .exec(&tx)
+        let request_id = request_id_of(&key);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let current = lock_open_cycle(tx, id, &name).await?;
+                check_version(&name, expected_version, current.version)?;
+                let mut cycle = current.clone();
+                cycle.state = ReviewCycleState::Closed as i32;
+                cycle.summary = summary.clone();
+                cycle.closed_by = caller.person().to_string();
+                cycle.close_time = Some(now);
+                (cycle.version, cycle.update_time) = (current.version + 1, now);
+                write_if_version(
+                    tx,
+                    cycle.clone().into_active_model().reset_all(),
+                    (review_cycle::Column::Id, id),
+                    (review_cycle::Column::Version, current.version),
+                    &name,
+                )
+                .await?;
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name.clone(), cycle))
+            })
             .await?;
-        audit::record(&tx, SERVICE, caller, &name, "").await?;
-        tx.commit().await?;
-        Ok(cycle)
+        match outcome {
+            Outcome::Created(c) => Ok(c),
+            Outcome::Replayed(_) => self.cycle(id).await,
+        }
     }
 
     /// Attaches an observation; a risk in MONITORING returns to ASSESSED.
@@ -425,22 +483,183 @@ impl Store {
         }
     }
 
+    /// A page of a risk's observations.
     pub async fn observations(
         &self,
         risk_id: Uuid,
-        after: Option<Uuid>,
-        limit: u64,
+        q: &ListQuery,
     ) -> ApiResult<Vec<observation::Model>> {
         self.get_risk(risk_id).await?;
-        let mut q = observation::Entity::find()
+        let select = observation::Entity::find()
             .filter(observation::Column::RiskId.eq(risk_id))
-            .order_by_desc(observation::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(observation::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+            .filter(q.condition.clone());
+        let select = ordered(select, q, observation::Column::Id, |f| match f {
+            "observe_time" => Some(observation::Column::ObserveTime),
+            _ => None,
+        })?;
+        Ok(select.limit(q.limit()).all(self.connection()).await?)
+    }
+
+    /// One observation of a risk.
+    pub async fn observation(&self, risk_id: Uuid, id: Uuid) -> ApiResult<observation::Model> {
+        observation::Entity::find_by_id(id)
+            .filter(observation::Column::RiskId.eq(risk_id))
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/observations/{id}")))
     }
 }
+
+/// The open cycle `id`, locked for the write; FAILED_PRECONDITION (CYCLE_CLOSED) once closed.
+async fn lock_open_cycle(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    name: &str,
+) -> ApiResult<review_cycle::Model> {
+    let cycle = review_cycle::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(name))?;
+    if cycle.state != ReviewCycleState::Open as i32 {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::CycleClosed,
+            format!("{name} is closed"),
+        ));
+    }
+    Ok(cycle)
+}
+
+/// `select` in the order of `q` (its sort fields' columns from `column`, then `id` as the
+/// tie-break), after the previous page.
+fn ordered<E: EntityTrait>(
+    mut select: Select<E>,
+    q: &ListQuery,
+    id: E::Column,
+    column: impl Fn(&str) -> Option<E::Column>,
+) -> ApiResult<Select<E>> {
+    let mut columns = Vec::with_capacity(q.order.len());
+    for (field, direction) in &q.order {
+        let c = column(field)
+            .ok_or_else(|| ApiError::Internal(format!("no column to order by `{field}`")))?;
+        columns.push(c);
+        select = select.order_by(c, direction.order());
+    }
+    select = select.order_by(id, q.tie_break().order());
+    if let Some(after) = q.after_condition(&columns, id) {
+        select = select.filter(after);
+    }
+    Ok(select)
+}
+
+/// The page-token keys of a row in `q`'s order: its time for each sort field (by `time`),
+/// then its id.
+pub fn time_keys(q: &ListQuery, id: Uuid, time: impl Fn(&str) -> i64) -> Vec<Key> {
+    let mut keys: Vec<Key> = q.order.iter().map(|(f, _)| Key::Int(time(f))).collect();
+    keys.push(Key::Text(id.to_string()));
+    keys
+}
+
+static OUTCOME: EnumValues = EnumValues {
+    prefix: "REVIEW_OUTCOME_",
+    values: ReviewOutcome::NAMES,
+};
+static CYCLE_STATE: EnumValues = EnumValues {
+    prefix: "REVIEW_CYCLE_STATE_",
+    values: ReviewCycleState::NAMES,
+};
+static SOURCE: EnumValues = EnumValues {
+    prefix: "OBSERVATION_SOURCE_",
+    values: ObservationSource::NAMES,
+};
+static EFFECT: EnumValues = EnumValues {
+    prefix: "OBSERVATION_EFFECT_",
+    values: ObservationEffect::NAMES,
+};
+
+/// The filter fields of `ListReviews`.
+pub static REVIEW_FILTER: FilterTable<review::Column> = FilterTable(&[
+    Field::new(
+        "outcome",
+        Kind::Enum {
+            column: review::Column::Outcome,
+            values: &OUTCOME,
+            ordered: false,
+        },
+    ),
+    Field::new("reviewer", Kind::Text(review::Column::Reviewer)),
+    Field::new("review_time", Kind::Time(review::Column::ReviewTime)),
+    Field::new(
+        "next_review_time",
+        Kind::Time(review::Column::NextReviewTime),
+    ),
+]);
+
+/// `order_by` of `ListReviews`: by id (creation order) unless asked otherwise.
+pub const REVIEW_SORTING: Sorting = Sorting {
+    fields: &[("review_time", KeyType::Int)],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Uuid,
+};
+
+/// The filter fields of `ListObservations`.
+pub static OBSERVATION_FILTER: FilterTable<observation::Column> = FilterTable(&[
+    Field::new(
+        "source",
+        Kind::Enum {
+            column: observation::Column::Source,
+            values: &SOURCE,
+            ordered: false,
+        },
+    ),
+    Field::new(
+        "effect",
+        Kind::Enum {
+            column: observation::Column::Effect,
+            values: &EFFECT,
+            ordered: false,
+        },
+    ),
+    Field::new("observer", Kind::Text(observation::Column::Observer)),
+    Field::new(
+        "reassessment_triggered",
+        Kind::Bool(observation::Column::ReassessmentTriggered),
+    ),
+    Field::new("observe_time", Kind::Time(observation::Column::ObserveTime)),
+]);
+
+/// `order_by` of `ListObservations`: by id (creation order) unless asked otherwise.
+pub const OBSERVATION_SORTING: Sorting = Sorting {
+    fields: &[("observe_time", KeyType::Int)],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Uuid,
+};
+
+/// The filter fields of `ListReviewCycles`.
+pub static CYCLE_FILTER: FilterTable<review_cycle::Column> = FilterTable(&[
+    Field::new(
+        "state",
+        Kind::Enum {
+            column: review_cycle::Column::State,
+            values: &CYCLE_STATE,
+            ordered: false,
+        },
+    ),
+    Field::new("scope", Kind::Text(review_cycle::Column::Scope)),
+    Field::new("opened_by", Kind::Text(review_cycle::Column::OpenedBy)),
+    Field::new("due_time", Kind::Time(review_cycle::Column::DueTime)),
+    Field::new("open_time", Kind::Time(review_cycle::Column::OpenTime)),
+]);
+
+/// `order_by` of `ListReviewCycles`: by id (creation order) unless asked otherwise.
+pub const CYCLE_SORTING: Sorting = Sorting {
+    fields: &[("due_time", KeyType::Int), ("open_time", KeyType::Int)],
+    default: &[],
+    max_fields: 2,
+    id: KeyType::Uuid,
+};
 
 /// Marks `risk_id` reviewed (by `review_id`) in every open cycle listing it and not yet
 /// covered.
@@ -580,5 +799,89 @@ impl MigrationTrait for ReviewsMigration {
             &["risk_id", "id"],
         ))
         .await
+    }
+}
+
+/// Review cycles get an etag: a version (1 for existing cycles) and an update time (their open
+/// time, or their close time once closed).
+pub(super) struct ReviewCycleVersions;
+
+impl MigrationName for ReviewCycleVersions {
+    fn name(&self) -> &str {
+        "m0008_review_cycle_versions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ReviewCycleVersions {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(a("review_cycles"))
+                .add_column(big_integer(a("version")).default(1))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(a("review_cycles"))
+                .add_column(big_integer(a("update_time")).default(0))
+                .to_owned(),
+        )
+        .await?;
+        m.get_connection()
+            .execute_unprepared(
+                "UPDATE review_cycles SET update_time = COALESCE(close_time, open_time)",
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use sea_orm_migration::MigratorTrait;
+
+    use super::*;
+    use crate::store::migration::Migrator;
+
+    /// A database made before review cycles had etags migrates: every cycle gets version 1
+    /// and its last change (close, else open) as its update time.
+    #[tokio::test]
+    async fn cycles_opened_before_etags_migrate_to_version_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/risk.db", dir.path().display());
+        let conn = db::connect(&url, 1).await.expect("connect");
+        let before = Migrator::migrations()
+            .iter()
+            .position(|m| m.name() == "m0008_review_cycle_versions")
+            .expect("the migration is registered");
+        let before =
+            <u32 as std::convert::TryFrom<usize>>::try_from(before).expect("few migrations");
+        Migrator::up(&conn, Some(before)).await.expect("old schema");
+        let (open, closed) = (Uuid::now_v7(), Uuid::now_v7());
+        for (id, close_time) in [(open, None), (closed, Some(200_i64))] {
+            conn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO review_cycles (id, title, scope, due_time, state, summary, \
+                 opened_by, closed_by, open_time, close_time) \
+                 VALUES (?, 'H1', '', 500, 1, '', 'trust@example.com', '', 100, ?)",
+                [id.into(), close_time.into()],
+            ))
+            .await
+            .expect("old cycle");
+        }
+        Migrator::up(&conn, None).await.expect("migrate");
+        let rows = review_cycle::Entity::find()
+            .order_by_asc(review_cycle::Column::Id)
+            .all(&conn)
+            .await
+            .expect("cycles");
+        let got: Vec<(Uuid, i64, i64)> = rows
+            .iter()
+            .map(|c| (c.id, c.version, c.update_time))
+            .collect();
+        assert_eq!(got, vec![(open, 1, 100), (closed, 1, 200)]);
     }
 }
