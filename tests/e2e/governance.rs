@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use assurance_proto::risk::v1 as pb;
+use assurance_proto::r#type::v1 as tv;
 use tonic::Code;
 
 use crate::helpers::*;
@@ -100,7 +101,7 @@ async fn add_item(
 async fn finish(
     app: &App,
     item: pb::ActionItem,
-    status: pb::ActionItemStatus,
+    status: tv::WorkItemStatus,
 ) -> Result<pb::ActionItem, tonic::Status> {
     set_item_status(app, "tracker", item, status).await
 }
@@ -152,7 +153,7 @@ async fn a_proposer_cannot_approve_and_a_rejection_returns_to_assessed(backend: 
         .expect("propose");
     assert_eq!(first.state, pb::ApprovalState::Pending as i32);
     assert_eq!(first.required_role, "trust_team");
-    assert_eq!(first.severity, pb::Severity::High as i32);
+    assert_eq!(first.severity, tv::Severity::High as i32);
     assert_eq!(first.strategy, pb::ResponseStrategy::Improve as i32);
     assert_eq!(first.proposer, "trust_team@example.com");
     assert_eq!(
@@ -215,7 +216,7 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
     let mfa = add_item(&app, "risk_owner", &plan, "Enforce MFA", days(30), None)
         .await
         .expect("item");
-    assert_eq!(mfa.status, pb::ActionItemStatus::Open as i32);
+    assert_eq!(mfa.status, tv::WorkItemStatus::Open as i32);
     assert_eq!(mfa.service, "services/exchange-online");
     assert!(!mfa.overdue);
     let legacy = add_item(
@@ -248,12 +249,12 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
         overdue.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
         vec![legacy.name.as_str()]
     );
-    let done = finish(&app, mfa.clone(), pb::ActionItemStatus::Done)
+    let done = finish(&app, mfa.clone(), tv::WorkItemStatus::Done)
         .await
         .expect("done");
     assert_eq!(done.etag, "\"2\"");
     // A stale etag is refused.
-    let err = finish(&app, mfa, pb::ActionItemStatus::WontDo)
+    let err = finish(&app, mfa, tv::WorkItemStatus::WontDo)
         .await
         .expect_err("stale");
     assert_eq!(err.code(), Code::Aborted);
@@ -262,7 +263,7 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
         pb::RiskStatus::InTreatment as i32,
         "one item still open"
     );
-    finish(&app, legacy, pb::ActionItemStatus::WontDo)
+    finish(&app, legacy, tv::WorkItemStatus::WontDo)
         .await
         .expect("won't do");
     assert_eq!(
@@ -290,7 +291,7 @@ async fn every_decision_is_logged_and_audited_through_closing(backend: Backend) 
         let item = add_item(&app, "risk_owner", &plan, title, due, tracker)
             .await
             .expect("item");
-        finish(&app, item, pb::ActionItemStatus::Done)
+        finish(&app, item, tv::WorkItemStatus::Done)
             .await
             .expect("finish");
     }
@@ -425,7 +426,7 @@ async fn approvals_and_items_follow_the_risk(backend: Backend) {
     // The plan is finished before the approval: approving ends the treatment at once.
     let plan = create_action_plan(&app, "admin", &risk.name, "Review guest access").await;
     let done = pb::ActionItem {
-        status: pb::ActionItemStatus::Done as i32,
+        status: tv::WorkItemStatus::Done as i32,
         ..action_item("Remove inactive guests", days(10))
     };
     let item = add_action_item(&app, "admin", &plan, done)

@@ -12,6 +12,7 @@ use assurance_proto::risk::v1::{
     self as pb, organization_service_client::OrganizationServiceClient,
     risk_service_client::RiskServiceClient,
 };
+use assurance_proto::r#type::v1 as tv;
 use assurance_runtime::serve::{Running, Shutdown};
 use clap::Parser;
 use risk_service::domain::scoring::Methodology;
@@ -757,7 +758,7 @@ pub async fn set_item_status(
     app: &App,
     who: &str,
     item: pb::ActionItem,
-    status: pb::ActionItemStatus,
+    status: tv::WorkItemStatus,
 ) -> Result<pb::ActionItem, tonic::Status> {
     app.risks_as(who)
         .update_action_item(pb::UpdateActionItemRequest {

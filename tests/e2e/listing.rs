@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use assurance_proto::risk::v1 as pb;
+use assurance_proto::r#type::v1 as tv;
 use risk_service::domain::scoring::Methodology;
 use tonic::Code;
 
@@ -151,7 +152,7 @@ async fn filters_select_the_right_risks(backend: Backend) {
     );
     assert_eq!(
         names(&list(&app, "severity >= HIGH").await),
-        expect(&all, |_, r| severity(r) >= pb::Severity::High as i32)
+        expect(&all, |_, r| severity(r) >= tv::Severity::High as i32)
     );
     assert_eq!(
         names(&list(&app, "severity = LOW OR severity = MEDIUM").await),

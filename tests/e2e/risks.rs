@@ -1,6 +1,7 @@
 //! The risk register through a real risk-service: lifecycle, scoring, validation.
 
 use assurance_proto::risk::v1 as pb;
+use assurance_proto::r#type::v1 as tv;
 use prost_types::FieldMask;
 use risk_service::domain::scoring::Methodology;
 use tonic::Code;
@@ -49,7 +50,7 @@ async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
         .clone()
         .expect("latest assessment");
     assert_eq!((a.exposure, a.score), (16, 64));
-    assert_eq!(a.severity, pb::Severity::High as i32);
+    assert_eq!(a.severity, tv::Severity::High as i32);
     assert_eq!(a.strategy, pb::ResponseStrategy::Improve as i32);
     assert_eq!(a.methodology, pb::Methodology::Standard as i32);
     assert_eq!(a.risk_level, pb::RiskLevel::Unspecified as i32);
@@ -402,7 +403,7 @@ async fn nist_methodology_records_level_of_risk(backend: Backend) {
     let a = assessed.latest_assessment.expect("assessment");
     assert_eq!(a.methodology, pb::Methodology::Nist80030 as i32);
     assert_eq!(a.risk_level, pb::RiskLevel::Moderate as i32);
-    assert_eq!(a.severity, pb::Severity::Medium as i32);
+    assert_eq!(a.severity, tv::Severity::Medium as i32);
     assert_eq!((a.exposure, a.score), (12, 60));
     assert_eq!(a.strategy, pb::ResponseStrategy::Improve as i32);
     assert!(a.policy.starts_with("nist-800-30-"));

@@ -31,7 +31,7 @@ use crate::domain::{
 };
 
 static ITEM_STATUS: EnumValues = EnumValues {
-    prefix: "ACTION_ITEM_STATUS_",
+    prefix: "WORK_ITEM_STATUS_",
     values: ActionItemStatus::NAMES,
 };
 
