@@ -676,7 +676,7 @@ pub async fn propose_response(
     response: pb::RiskResponse,
 ) -> Result<pb::RiskResponse, tonic::Status> {
     app.risks_as(who)
-        .set_risk_response(pb::SetRiskResponseRequest {
+        .create_risk_response(pb::CreateRiskResponseRequest {
             parent: risk.into(),
             response: Some(response),
             request_id: String::new(),
@@ -737,14 +737,14 @@ pub fn action_item(title: &str, due: prost_types::Timestamp) -> pb::ActionItem {
 }
 
 /// `who` adds `item` to an action plan.
-pub async fn add_action_item(
+pub async fn create_action_item(
     app: &App,
     who: &str,
     plan: &pb::ActionPlan,
     item: pb::ActionItem,
 ) -> Result<pb::ActionItem, tonic::Status> {
     app.risks_as(who)
-        .add_action_item(pb::AddActionItemRequest {
+        .create_action_item(pb::CreateActionItemRequest {
             parent: plan.name.clone(),
             action_item: Some(item),
             request_id: String::new(),

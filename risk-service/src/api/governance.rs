@@ -229,9 +229,9 @@ const ITEM_UPDATABLE: &[&str] = &[
 ];
 
 impl RiskApi {
-    pub(super) async fn set_response(
+    pub(super) async fn create_response(
         &self,
-        request: Request<pb::SetRiskResponseRequest>,
+        request: Request<pb::CreateRiskResponseRequest>,
     ) -> Result<Response<pb::RiskResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
@@ -305,6 +305,7 @@ impl RiskApi {
             create_time: 0,
             decide_time: None,
         };
+        // The operation keeps its pre-#11 name: it keys the request records of past retries.
         let key = RequestKey::for_request("SetRiskResponse", req, |r| &mut r.request_id);
         let created = self
             .store
@@ -426,9 +427,9 @@ impl RiskApi {
         Ok(Response::new(plan(&created, counts)))
     }
 
-    pub(super) async fn add_item(
+    pub(super) async fn create_item(
         &self,
-        request: Request<pb::AddActionItemRequest>,
+        request: Request<pb::CreateActionItemRequest>,
     ) -> Result<Response<pb::ActionItem>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
@@ -474,6 +475,7 @@ impl RiskApi {
             update_time: 0,
         };
         set_tracker(&mut model, i.tracker.as_ref());
+        // The operation keeps its pre-#11 name: it keys the request records of past retries.
         let key = RequestKey::for_request("AddActionItem", req, |r| &mut r.request_id);
         let now = self.clock.now_micros();
         let created = self.store.add_item(model, key, &caller, now).await?;

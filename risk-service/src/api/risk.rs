@@ -321,11 +321,11 @@ impl RiskService for RiskApi {
         }))
     }
 
-    async fn set_risk_response(
+    async fn create_risk_response(
         &self,
-        request: Request<pb::SetRiskResponseRequest>,
+        request: Request<pb::CreateRiskResponseRequest>,
     ) -> Result<Response<pb::RiskResponse>, Status> {
-        self.set_response(request).await
+        self.create_response(request).await
     }
 
     async fn approve_risk_response(
@@ -367,11 +367,11 @@ impl RiskService for RiskApi {
         self.create_plan(request).await
     }
 
-    async fn add_action_item(
+    async fn create_action_item(
         &self,
-        request: Request<pb::AddActionItemRequest>,
+        request: Request<pb::CreateActionItemRequest>,
     ) -> Result<Response<pb::ActionItem>, Status> {
-        self.add_item(request).await
+        self.create_item(request).await
     }
 
     async fn update_action_item(
