@@ -481,6 +481,148 @@ async fn approvals_and_items_follow_the_risk(backend: Backend) {
     assert_eq!(err.code(), Code::PermissionDenied);
 }
 
+/// Every resource of a risk's governance has a standard Get, readable by any role (a viewer,
+/// and the tracker holding an action item's name): assessment, response, decision, plan, item.
+/// An unknown one is NOT_FOUND naming it; a malformed name is INVALID_ARGUMENT on `name`.
+async fn every_governance_resource_has_a_standard_get(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
+    let response = approved_response(&app, &risk).await;
+    let plan = create_plan(&app, &risk).await;
+    let item = add_item(
+        &app,
+        "risk_owner",
+        &plan,
+        "Enforce MFA",
+        days(30),
+        Some(jira_link()),
+    )
+    .await
+    .expect("item");
+    let mut risks = app.risks_as("viewer");
+
+    let assessed = get_risk(&app, &risk.name)
+        .await
+        .latest_assessment
+        .expect("assessed");
+    let got = risks
+        .get_assessment(pb::GetAssessmentRequest {
+            name: assessed.name.clone(),
+        })
+        .await
+        .expect("get assessment")
+        .into_inner();
+    assert_eq!(got, assessment_history(&app, &risk.name).await[0]);
+    assert_eq!(
+        (got.impact, got.likelihood, got.control_deficiency),
+        (4, 4, 4)
+    );
+
+    let got = risks
+        .get_risk_response(pb::GetRiskResponseRequest {
+            name: response.name.clone(),
+        })
+        .await
+        .expect("get response")
+        .into_inner();
+    assert_eq!(got, response);
+
+    let log = decisions(&app, &risk.name).await;
+    for entry in &log {
+        let got = risks
+            .get_decision(pb::GetDecisionRequest {
+                name: entry.name.clone(),
+            })
+            .await
+            .expect("get decision")
+            .into_inner();
+        assert_eq!(&got, entry);
+    }
+
+    let got = risks
+        .get_action_plan(pb::GetActionPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .expect("get plan")
+        .into_inner();
+    assert_eq!(
+        (got.title.as_str(), got.item_count, got.open_item_count),
+        ("Harden OWA sign-in", 1, 1)
+    );
+
+    for who in ["viewer", "tracker"] {
+        let got = app
+            .risks_as(who)
+            .get_action_item(pb::GetActionItemRequest {
+                name: item.name.clone(),
+            })
+            .await
+            .expect("get item")
+            .into_inner();
+        assert_eq!(got, item, "{who}");
+    }
+
+    // Unknown names are NOT_FOUND naming the resource; malformed ones name the field.
+    let missing = format!("{}/responses/{}", risk.name, uuid::Uuid::now_v7());
+    let err = risks
+        .get_risk_response(pb::GetRiskResponseRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_refused(&err, Code::NotFound, &missing);
+    let missing = format!("{}/actionPlan/items/{}", risk.name, uuid::Uuid::now_v7());
+    let err = risks
+        .get_action_item(pb::GetActionItemRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_refused(&err, Code::NotFound, &missing);
+    let missing = format!("{}/assessments/{}", risk.name, uuid::Uuid::now_v7());
+    let err = risks
+        .get_assessment(pb::GetAssessmentRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_refused(&err, Code::NotFound, &missing);
+    let missing = format!("{}/decisions/{}", risk.name, uuid::Uuid::now_v7());
+    let err = risks
+        .get_decision(pb::GetDecisionRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_refused(&err, Code::NotFound, &missing);
+    let other = identify_risk_as(&app, "risk_owner", new_risk("No plan", "exchange-online"))
+        .await
+        .expect("identify");
+    let missing = format!("{}/actionPlan", other.name);
+    let err = risks
+        .get_action_plan(pb::GetActionPlanRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("no plan");
+    assert_refused(&err, Code::NotFound, &missing);
+    // A decision of one risk is not found under another.
+    let err = risks
+        .get_decision(pb::GetDecisionRequest {
+            name: log[0].name.replace(&risk.name, &other.name),
+        })
+        .await
+        .expect_err("other risk");
+    assert_eq!(err.code(), Code::NotFound);
+    for name in ["", "risks/x/decisions/y", &plan.name] {
+        let err = risks
+            .get_decision(pb::GetDecisionRequest { name: name.into() })
+            .await
+            .expect_err("malformed");
+        assert_eq!(violations(&err), vec!["name"], "{name:?}");
+    }
+}
+
 crate::on_both_backends!(
     no_response_before_assessment_and_invalid_responses_name_their_fields,
     a_proposer_cannot_approve_and_a_rejection_returns_to_assessed,
@@ -489,4 +631,5 @@ crate::on_both_backends!(
     every_decision_is_logged_and_audited_through_closing,
     acceptance_expires_on_the_clock,
     approvals_and_items_follow_the_risk,
+    every_governance_resource_has_a_standard_get,
 );

@@ -737,7 +737,7 @@ pub fn action_item(title: &str, due: prost_types::Timestamp) -> pb::ActionItem {
 }
 
 /// `who` adds `item` to an action plan.
-pub async fn create_action_item(
+pub async fn add_action_item(
     app: &App,
     who: &str,
     plan: &pb::ActionPlan,

@@ -344,6 +344,69 @@ impl RiskApi {
         Ok(Response::new(response(&decided)))
     }
 
+    pub(super) async fn get_response(
+        &self,
+        request: Request<pb::GetRiskResponseRequest>,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", &request.get_ref().name, "responses");
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        Ok(Response::new(response(
+            &self.store.response(risk, id).await?,
+        )))
+    }
+
+    pub(super) async fn get_assessment(
+        &self,
+        request: Request<pb::GetAssessmentRequest>,
+    ) -> Result<Response<pb::Assessment>, Status> {
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", &request.get_ref().name, "assessments");
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        let a = self.store.assessment(risk, id).await?;
+        Ok(Response::new(super::convert::assessment(&a)))
+    }
+
+    pub(super) async fn get_decision(
+        &self,
+        request: Request<pb::GetDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", &request.get_ref().name, "decisions");
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        Ok(Response::new(decision(
+            &self.store.decision(risk, id).await?,
+        )))
+    }
+
+    pub(super) async fn get_plan(
+        &self,
+        request: Request<pb::GetActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        let mut v = Violations::new();
+        let risk = plan_name(&mut v, "name", &request.get_ref().name, false).flatten();
+        v.finish()?;
+        let risk = risk.unwrap_or_default();
+        let p = self.store.plan(risk).await?;
+        let counts = self.store.plan_counts(risk).await?;
+        Ok(Response::new(plan(&p, counts)))
+    }
+
+    pub(super) async fn get_item(
+        &self,
+        request: Request<pb::GetActionItemRequest>,
+    ) -> Result<Response<pb::ActionItem>, Status> {
+        let mut v = Violations::new();
+        let ids = item_name(&mut v, "name", &request.get_ref().name);
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        let i = self.store.item(risk, id).await?;
+        Ok(Response::new(item(&i, self.clock.now_micros())))
+    }
+
     pub(super) async fn list_responses(
         &self,
         request: Request<pb::ListRiskResponsesRequest>,

@@ -321,6 +321,41 @@ impl RiskService for RiskApi {
         }))
     }
 
+    async fn get_assessment(
+        &self,
+        request: Request<pb::GetAssessmentRequest>,
+    ) -> Result<Response<pb::Assessment>, Status> {
+        self.get_assessment(request).await
+    }
+
+    async fn get_risk_response(
+        &self,
+        request: Request<pb::GetRiskResponseRequest>,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        self.get_response(request).await
+    }
+
+    async fn get_decision(
+        &self,
+        request: Request<pb::GetDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        self.get_decision(request).await
+    }
+
+    async fn get_action_plan(
+        &self,
+        request: Request<pb::GetActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        self.get_plan(request).await
+    }
+
+    async fn get_action_item(
+        &self,
+        request: Request<pb::GetActionItemRequest>,
+    ) -> Result<Response<pb::ActionItem>, Status> {
+        self.get_item(request).await
+    }
+
     async fn create_risk_response(
         &self,
         request: Request<pb::CreateRiskResponseRequest>,

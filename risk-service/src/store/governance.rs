@@ -384,6 +384,15 @@ impl Store {
         Ok(q.limit(limit).all(self.connection()).await?)
     }
 
+    /// One entry of a risk's decision log.
+    pub async fn decision(&self, risk_id: Uuid, id: Uuid) -> ApiResult<decision::Model> {
+        decision::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .filter(|d| d.risk_id == risk_id)
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/decisions/{id}")))
+    }
+
     /// Creates the action plan of a risk.
     pub async fn create_plan(
         &self,

@@ -302,6 +302,15 @@ impl Store {
         }
     }
 
+    /// One assessment of a risk.
+    pub async fn assessment(&self, risk_id: Uuid, id: Uuid) -> ApiResult<assessment::Model> {
+        assessment::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .filter(|a| a.risk_id == risk_id)
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/assessments/{id}")))
+    }
+
     /// Assessments of a risk, newest first, after the assessment id `after`.
     pub async fn list_assessments(
         &self,
