@@ -70,6 +70,7 @@ async fn reject(app: &App, name: &str) -> pb::RiskResponse {
         .reject_risk_response(pb::RejectRiskResponseRequest {
             name: name.into(),
             reason: "Mitigation is not funded this quarter; revisit scope.".into(),
+            ..Default::default()
         })
         .await
         .expect("reject")
@@ -623,6 +624,124 @@ async fn every_governance_resource_has_a_standard_get(backend: Backend) {
     }
 }
 
+/// ApproveRiskResponse and RejectRiskResponse take an etag (a stale one is ABORTED like a stale
+/// UpdateRisk) and a request id: a retried successful decision answers with the response as it
+/// is now instead of FAILED_PRECONDITION, and is decided, logged and audited once.
+async fn decisions_check_the_etag_and_are_retried_safely(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
+    let proposed = propose(&app, "risk_owner", &risk.name, mitigate())
+        .await
+        .expect("propose");
+    assert_eq!(proposed.etag, "\"1\"");
+    let approve = |etag: &str, request_id: &str, comment: &str| pb::ApproveRiskResponseRequest {
+        name: proposed.name.clone(),
+        comment: comment.into(),
+        etag: etag.into(),
+        request_id: request_id.into(),
+    };
+    let mut trust = app.risks_as("trust_team");
+    let err = trust
+        .approve_risk_response(approve("\"2\"", "", "ok"))
+        .await
+        .expect_err("stale");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let err = trust
+        .approve_risk_response(approve("soon", "", "ok"))
+        .await
+        .expect_err("not an etag");
+    assert_eq!(violations(&err), vec!["etag"]);
+
+    let approved = trust
+        .approve_risk_response(approve(&proposed.etag, "approve-owa-1", "ok"))
+        .await
+        .expect("approve")
+        .into_inner();
+    assert_eq!(approved.state, pb::ApprovalState::Approved as i32);
+    assert_eq!(approved.etag, "\"2\"");
+    // The retry (even after the etag moved on) answers with the approved response.
+    let retried = trust
+        .approve_risk_response(approve(&proposed.etag, "approve-owa-1", "ok"))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retried, approved);
+    // The same id for another request is refused; without an id a second approval is not pending.
+    let err = trust
+        .approve_risk_response(approve(&proposed.etag, "approve-owa-1", "changed my mind"))
+        .await
+        .expect_err("reused id");
+    assert_reason(&err, Code::InvalidArgument, "REQUEST_ID_REUSED");
+    let err = trust
+        .approve_risk_response(approve("", "", "ok"))
+        .await
+        .expect_err("decided");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let err = trust
+        .approve_risk_response(approve(&proposed.etag, "", "ok"))
+        .await
+        .expect_err("stale after the decision");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let log = decisions(&app, &risk.name).await;
+    let approvals = log
+        .iter()
+        .filter(|d| d.kind == pb::DecisionKind::ResponseApproved as i32)
+        .count();
+    assert_eq!(approvals, 1, "{log:?}");
+    let trail = audit_trail(&app, &format!("resource = \"{}\"", proposed.name)).await;
+    assert_eq!(trail.len(), 2, "proposed and approved once: {trail:?}");
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::InTreatment as i32
+    );
+
+    // Rejections likewise.
+    let other = identify_risk_as(
+        &app,
+        "risk_owner",
+        new_risk("Legacy auth", "exchange-online"),
+    )
+    .await
+    .expect("identify");
+    assess(&app, &other.name, 4, 4, 4).await;
+    let proposed = propose(&app, "risk_owner", &other.name, mitigate())
+        .await
+        .expect("propose");
+    let reject = |etag: &str| pb::RejectRiskResponseRequest {
+        name: proposed.name.clone(),
+        reason: "not funded".into(),
+        etag: etag.into(),
+        request_id: "reject-legacy-1".into(),
+    };
+    let mut exec = app.risks_as("erm_executive");
+    let err = exec
+        .reject_risk_response(reject("\"3\""))
+        .await
+        .expect_err("stale");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let rejected = exec
+        .reject_risk_response(reject("\"1\""))
+        .await
+        .expect("reject")
+        .into_inner();
+    assert_eq!(rejected.state, pb::ApprovalState::Rejected as i32);
+    let retried = exec
+        .reject_risk_response(reject("\"1\""))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retried, rejected);
+    let rejections = decisions(&app, &other.name)
+        .await
+        .iter()
+        .filter(|d| d.kind == pb::DecisionKind::ResponseRejected as i32)
+        .count();
+    assert_eq!(rejections, 1);
+    assert_eq!(
+        status(&app, &other.name).await,
+        pb::RiskStatus::Assessed as i32
+    );
+}
+
 crate::on_both_backends!(
     no_response_before_assessment_and_invalid_responses_name_their_fields,
     a_proposer_cannot_approve_and_a_rejection_returns_to_assessed,
@@ -632,4 +751,5 @@ crate::on_both_backends!(
     acceptance_expires_on_the_clock,
     approvals_and_items_follow_the_risk,
     every_governance_resource_has_a_standard_get,
+    decisions_check_the_etag_and_are_retried_safely,
 );

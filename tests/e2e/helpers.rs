@@ -695,6 +695,7 @@ pub async fn approve_response(
         .approve_risk_response(pb::ApproveRiskResponseRequest {
             name: name.into(),
             comment: "agreed in the risk forum".into(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

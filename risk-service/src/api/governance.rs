@@ -19,7 +19,7 @@ use crate::domain::{
 use crate::store::{
     ITEM_FILTER, RequestKey,
     entities::{action_item, action_plan, decision, risk_response},
-    etag, parse_etag,
+    etag, parse_etag, response_version,
 };
 
 /// Acceptances may run at most this long.
@@ -166,6 +166,7 @@ pub fn response(r: &risk_response::Model) -> pb::RiskResponse {
         create_time: Some(to_timestamp(r.create_time)),
         decide_time: r.decide_time.map(to_timestamp),
         expired: r.expired,
+        etag: etag(response_version(r)),
     }
 }
 
@@ -314,12 +315,14 @@ impl RiskApi {
         Ok(Response::new(response(&created)))
     }
 
+    /// Approves or rejects (`approve`) the response `name`; `comment` is the approval comment or
+    /// the rejection reason.
     pub(super) async fn decide(
         &self,
         caller: Caller,
-        name: &str,
+        (name, comment, etag, request_id): (&str, &str, &str, &str),
         approve: bool,
-        comment: &str,
+        key: Option<RequestKey>,
     ) -> Result<Response<pb::RiskResponse>, Status> {
         let mut v = Violations::new();
         let ids = child_name(&mut v, "name", name, "responses");
@@ -328,6 +331,8 @@ impl RiskApi {
         } else {
             v.paragraph("reason", comment, true, 4000);
         }
+        let expected = v.absorb("etag", parse_etag("etag", etag)).flatten();
+        v.request_id("request_id", request_id);
         v.finish()?;
         let (risk, id) = ids.unwrap_or_default();
         let decided = self
@@ -337,6 +342,8 @@ impl RiskApi {
                 id,
                 approve,
                 comment.to_string(),
+                expected,
+                key,
                 &caller,
                 self.clock.now_micros(),
             )

@@ -369,7 +369,9 @@ impl RiskService for RiskApi {
     ) -> Result<Response<pb::RiskResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        self.decide(caller, &req.name, true, &req.comment).await
+        let key = RequestKey::for_request("ApproveRiskResponse", &req, |r| &mut r.request_id);
+        let fields = (&*req.name, &*req.comment, &*req.etag, &*req.request_id);
+        self.decide(caller, fields, true, key).await
     }
 
     async fn reject_risk_response(
@@ -378,7 +380,9 @@ impl RiskService for RiskApi {
     ) -> Result<Response<pb::RiskResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        self.decide(caller, &req.name, false, &req.reason).await
+        let key = RequestKey::for_request("RejectRiskResponse", &req, |r| &mut r.request_id);
+        let fields = (&*req.name, &*req.reason, &*req.etag, &*req.request_id);
+        self.decide(caller, fields, false, key).await
     }
 
     async fn list_risk_responses(

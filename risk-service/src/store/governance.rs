@@ -150,6 +150,121 @@ async fn finish_treatment(
     Ok(Some(moved))
 }
 
+/// The version of a response, its etag: 1 while pending, 2 once decided, 3 once an approved
+/// response stopped governing its risk (`expired`). Those are the only changes a response
+/// undergoes, in that order, so the version needs no column of its own.
+pub fn response_version(r: &risk_response::Model) -> i64 {
+    1 + i64::from(r.state != ApprovalState::Pending as i32) + i64::from(r.expired)
+}
+
+/// [`Store::decide_response`] inside its transaction: the risk as moved and the decided response.
+#[allow(clippy::too_many_arguments)]
+async fn decide_in(
+    tx: &DatabaseTransaction,
+    risk_id: Uuid,
+    id: Uuid,
+    approve: bool,
+    comment: &str,
+    expected_version: Option<i64>,
+    caller: &Caller,
+    now: i64,
+) -> ApiResult<(risk::Model, risk_response::Model)> {
+    let name = format!("risks/{risk_id}/responses/{id}");
+    let mut response = risk_response::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .filter(|r| r.risk_id == risk_id)
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    check_version(&name, expected_version, response_version(&response))?;
+    if response.state != ApprovalState::Pending as i32 {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::NotPending,
+            format!("{name} was already decided"),
+        ));
+    }
+    let own = response.proposer == caller.person();
+    if approve && own {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::SelfApproval,
+            format!(
+                "{name} was proposed by {}; someone else must approve it",
+                response.proposer
+            ),
+        ));
+    }
+    if approve && response.acceptance_expire_time.is_some_and(|at| at <= now) {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::Expired,
+            format!("{name} is an acceptance whose expiry has passed; propose a new response"),
+        ));
+    }
+    let proposed = assurance_runtime::auth::Role::parse(&response.required_role)
+        .ok_or_else(|| ApiError::Internal(format!("{name} has an unknown required role")))?;
+    let withdrawing = own && !approve;
+    let event = if approve {
+        RiskEvent::ResponseApproved(decision_of(response.decision)?)
+    } else {
+        RiskEvent::ResponseRejected
+    };
+    let risk = modify_in(tx, risk_id, None, async |_, r| {
+            caller.may_change(&r.service_id)?;
+            // The level follows the risk's severity now, if a reassessment raised it since
+            // the proposal.
+            let current = required_role(r.severity);
+            let required = if current > proposed { current } else { proposed };
+            if !withdrawing && !may_approve(caller.principal.roles, required) {
+                return Err(ApiError::PermissionDenied(format!(
+                    "{name} is a response to a {} risk: deciding it needs the {required} role or a higher one \
+                     (risk_owner < service_manager < trust_team < erm_executive); {} has {}",
+                    severity_name(r.severity),
+                    caller.principal.subject,
+                    caller.principal.roles
+                )));
+            }
+            r.status = transition(r, event)? as i32;
+            Ok(())
+        })
+        .await?;
+    if approve {
+        // The approved response replaces any earlier one: an older acceptance no longer
+        // governs the risk and must not expire it later.
+        risk_response::Entity::update_many()
+            .col_expr(risk_response::Column::Expired, Expr::value(true))
+            .filter(risk_response::Column::RiskId.eq(risk_id))
+            .filter(risk_response::Column::State.eq(ApprovalState::Approved as i32))
+            .filter(risk_response::Column::Id.ne(id))
+            .exec(tx)
+            .await?;
+    }
+    response.state = if approve {
+        ApprovalState::Approved
+    } else {
+        ApprovalState::Rejected
+    } as i32;
+    response.decided_by = caller.person().to_string();
+    response.decision_comment = comment.to_string();
+    response.decide_time = Some(now);
+    risk_response::Entity::update(response.clone().into_active_model().reset_all())
+        .exec(tx)
+        .await?;
+    let (kind, verb) = if approve {
+        (DecisionKind::ResponseApproved, "approved")
+    } else {
+        (DecisionKind::ResponseRejected, "rejected")
+    };
+    let mut summary = format!("{verb} {}", decision_name(response.decision));
+    if !comment.is_empty() {
+        summary.push_str(&format!(": {comment}"));
+    }
+    log(tx, risk_id, kind, caller.actor(), summary, Some(id), now).await?;
+    // A plan already finished when the treatment is approved ends it at once.
+    let risk = finish_treatment(tx, risk_id, caller, now)
+        .await?
+        .unwrap_or(risk);
+    Ok((risk, response))
+}
+
 impl Store {
     /// Proposes `response` for the risk `risk_id` (→ RESPONSE_PLANNED).
     pub async fn set_response(
@@ -241,112 +356,46 @@ impl Store {
     /// Approves (→ IN_TREATMENT, or MONITORING for ACCEPT) or rejects (→ ASSESSED) a pending
     /// response. Approvers need the level of the risk's severity and must not be the proposer;
     /// a rejection needs the same level, except that proposers may withdraw their own.
+    /// `expected_version` (the etag), when given, must be the response's current version; a
+    /// request key makes a retry answer with the response as it is now, deciding it once.
+    #[allow(clippy::too_many_arguments)]
     pub async fn decide_response(
         &self,
         risk_id: Uuid,
         id: Uuid,
         approve: bool,
         comment: String,
+        expected_version: Option<i64>,
+        key: Option<RequestKey>,
         caller: &Caller,
         now: i64,
     ) -> ApiResult<risk_response::Model> {
         let name = format!("risks/{risk_id}/responses/{id}");
-        let tx = db::begin_write(self.connection()).await?;
-        let mut response = risk_response::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .filter(|r| r.risk_id == risk_id)
-            .ok_or_else(|| ApiError::not_found(&name))?;
-        if response.state != ApprovalState::Pending as i32 {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::NotPending,
-                format!("{name} was already decided"),
-            ));
-        }
-        let own = response.proposer == caller.person();
-        if approve && own {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::SelfApproval,
-                format!(
-                    "{name} was proposed by {}; someone else must approve it",
-                    response.proposer
-                ),
-            ));
-        }
-        if approve && response.acceptance_expire_time.is_some_and(|at| at <= now) {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::Expired,
-                format!("{name} is an acceptance whose expiry has passed; propose a new response"),
-            ));
-        }
-        let proposed = assurance_runtime::auth::Role::parse(&response.required_role)
-            .ok_or_else(|| ApiError::Internal(format!("{name} has an unknown required role")))?;
-        let withdrawing = own && !approve;
-        let event = if approve {
-            RiskEvent::ResponseApproved(decision_of(response.decision)?)
-        } else {
-            RiskEvent::ResponseRejected
-        };
-        let risk = modify_in(&tx, risk_id, None, async |_, r| {
-            caller.may_change(&r.service_id)?;
-            // The level follows the risk's severity now, if a reassessment raised it since
-            // the proposal.
-            let current = required_role(r.severity);
-            let required = if current > proposed { current } else { proposed };
-            if !withdrawing && !may_approve(caller.principal.roles, required) {
-                return Err(ApiError::PermissionDenied(format!(
-                    "{name} is a response to a {} risk: deciding it needs the {required} role or a higher one \
-                     (risk_owner < service_manager < trust_team < erm_executive); {} has {}",
-                    severity_name(r.severity),
-                    caller.principal.subject,
-                    caller.principal.roles
-                )));
-            }
-            r.status = transition(r, event)? as i32;
-            Ok(())
-        })
-        .await?;
-        if approve {
-            // The approved response replaces any earlier one: an older acceptance no longer
-            // governs the risk and must not expire it later.
-            risk_response::Entity::update_many()
-                .col_expr(risk_response::Column::Expired, Expr::value(true))
-                .filter(risk_response::Column::RiskId.eq(risk_id))
-                .filter(risk_response::Column::State.eq(ApprovalState::Approved as i32))
-                .filter(risk_response::Column::Id.ne(id))
-                .exec(&tx)
+        let request_id = request_id_of(&key);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let decided = decide_in(
+                    tx,
+                    risk_id,
+                    id,
+                    approve,
+                    &comment,
+                    expected_version,
+                    caller,
+                    now,
+                )
                 .await?;
-        }
-        response.state = if approve {
-            ApprovalState::Approved
-        } else {
-            ApprovalState::Rejected
-        } as i32;
-        response.decided_by = caller.person().to_string();
-        response.decision_comment = comment.clone();
-        response.decide_time = Some(now);
-        risk_response::Entity::update(response.clone().into_active_model().reset_all())
-            .exec(&tx)
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name.clone(), decided))
+            })
             .await?;
-        let (kind, verb) = if approve {
-            (DecisionKind::ResponseApproved, "approved")
-        } else {
-            (DecisionKind::ResponseRejected, "rejected")
-        };
-        let mut summary = format!("{verb} {}", decision_name(response.decision));
-        if !comment.is_empty() {
-            summary.push_str(&format!(": {comment}"));
+        match outcome {
+            Outcome::Created((risk, response)) => {
+                self.cache.store(&risk);
+                Ok(response)
+            }
+            Outcome::Replayed(_) => self.response(risk_id, id).await,
         }
-        log(&tx, risk_id, kind, caller.actor(), summary, Some(id), now).await?;
-        // A plan already finished when the treatment is approved ends it at once.
-        let risk = finish_treatment(&tx, risk_id, caller, now)
-            .await?
-            .unwrap_or(risk);
-        audit::record(&tx, SERVICE, caller, &name, "").await?;
-        tx.commit().await?;
-        self.cache.store(&risk);
-        Ok(response)
     }
 
     /// Responses of a risk, newest first, after the response id `after`.
