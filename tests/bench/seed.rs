@@ -166,6 +166,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
                     assessor: "seed@example.com".into(),
                     assess_time: Some(t),
                     next_review_time: Some(t + 90 * 86_400 * 1_000_000),
+                    control_deficiency_derived: false,
                 }
                 .into_active_model(),
             );
@@ -186,6 +187,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
                     rationale: String::new(),
                     assessor: "seed@example.com".into(),
                     assess_time: t,
+                    control_deficiency_derived: false,
                 }
                 .into_active_model(),
             );

@@ -742,6 +742,147 @@ async fn decisions_check_the_etag_and_are_retried_safely(backend: Backend) {
     );
 }
 
+/// UpdateActionPlan changes the title and owner named in the mask (etag checked, scope of the
+/// risk's service); the tracker updates what it syncs of an item: title, owner, due time, status.
+async fn an_action_plan_and_its_items_can_be_updated(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
+    approved_response(&app, &risk).await;
+    let plan = create_plan(&app, &risk).await;
+    assert_eq!(plan.etag, "\"1\"");
+    let update = |plan: pb::ActionPlan, paths: &[&str]| pb::UpdateActionPlanRequest {
+        action_plan: Some(plan),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        }),
+    };
+    let renamed = pb::ActionPlan {
+        title: "Harden OWA and EWS sign-in".into(),
+        owner: "ciso@example.com".into(),
+        ..plan.clone()
+    };
+    let updated = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(renamed.clone(), &["title", "owner"]))
+        .await
+        .expect("update plan")
+        .into_inner();
+    assert_eq!(updated.title, "Harden OWA and EWS sign-in");
+    assert_eq!(updated.owner, "ciso@example.com");
+    assert_eq!(updated.etag, "\"2\"");
+    assert_eq!(updated.create_time, plan.create_time);
+    let got = app
+        .risks_as("viewer")
+        .get_action_plan(pb::GetActionPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, updated);
+    // The stale etag is ABORTED; only the masked field changes.
+    let err = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(renamed.clone(), &["title"]))
+        .await
+        .expect_err("stale");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let owner_only = pb::ActionPlan {
+        title: "ignored".into(),
+        owner: "owner@example.com".into(),
+        etag: String::new(),
+        ..updated.clone()
+    };
+    let updated = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(owner_only, &["owner"]))
+        .await
+        .expect("owner only")
+        .into_inner();
+    assert_eq!(
+        (updated.title.as_str(), updated.owner.as_str()),
+        ("Harden OWA and EWS sign-in", "owner@example.com")
+    );
+    // Invalid values name their fields; a viewer may not update; an unknown plan is NOT_FOUND.
+    let err = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(
+            pb::ActionPlan {
+                title: String::new(),
+                ..updated.clone()
+            },
+            &["title"],
+        ))
+        .await
+        .expect_err("empty title");
+    assert_eq!(violations(&err), vec!["action_plan.title"]);
+    let err = app
+        .risks_as("risk_owner")
+        .update_action_plan(pb::UpdateActionPlanRequest::default())
+        .await
+        .expect_err("empty");
+    assert!(
+        violations(&err).contains(&"action_plan".to_string()),
+        "{err:?}"
+    );
+    let err = app
+        .risks_as("viewer")
+        .update_action_plan(update(updated.clone(), &["title"]))
+        .await
+        .expect_err("viewer");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let other = identify_risk_as(&app, "risk_owner", new_risk("No plan", "exchange-online"))
+        .await
+        .expect("identify");
+    let missing = format!("{}/actionPlan", other.name);
+    let err = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(
+            pb::ActionPlan {
+                name: missing.clone(),
+                ..updated.clone()
+            },
+            &["title"],
+        ))
+        .await
+        .expect_err("no plan");
+    assert_refused(&err, Code::NotFound, &missing);
+
+    // What a tracker syncs of an item.
+    let item = add_item(
+        &app,
+        "risk_owner",
+        &plan,
+        "Enforce MFA",
+        days(30),
+        Some(jira_link()),
+    )
+    .await
+    .expect("item");
+    let synced = app
+        .risks_as("tracker")
+        .update_action_item(pb::UpdateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                title: "Enforce MFA for all mailboxes".into(),
+                owner: "identity@example.com".into(),
+                due_time: Some(days(45)),
+                status: tv::WorkItemStatus::InProgress as i32,
+                ..item.clone()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: ["title", "owner", "due_time", "status"]
+                    .map(String::from)
+                    .to_vec(),
+            }),
+        })
+        .await
+        .expect("tracker update")
+        .into_inner();
+    assert_eq!(synced.title, "Enforce MFA for all mailboxes");
+    assert_eq!(synced.owner, "identity@example.com");
+    assert_eq!(synced.due_time, Some(days(45)));
+    assert_eq!(synced.status, tv::WorkItemStatus::InProgress as i32);
+}
+
 crate::on_both_backends!(
     no_response_before_assessment_and_invalid_responses_name_their_fields,
     a_proposer_cannot_approve_and_a_rejection_returns_to_assessed,
@@ -752,4 +893,5 @@ crate::on_both_backends!(
     approvals_and_items_follow_the_risk,
     every_governance_resource_has_a_standard_get,
     decisions_check_the_etag_and_are_retried_safely,
+    an_action_plan_and_its_items_can_be_updated,
 );

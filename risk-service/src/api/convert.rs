@@ -252,6 +252,7 @@ pub fn assessment_model(
         rationale: a.rationale.clone(),
         assessor: a.assessor.clone(),
         assess_time: 0,
+        control_deficiency_derived: false,
     }
 }
 

@@ -193,6 +193,8 @@ fn plan(p: &action_plan::Model, (items, open): (u64, u64)) -> pb::ActionPlan {
         item_count: i32::try_from(items).unwrap_or(i32::MAX),
         open_item_count: i32::try_from(open).unwrap_or(i32::MAX),
         create_time: Some(to_timestamp(p.create_time)),
+        etag: etag(p.version),
+        update_time: Some(to_timestamp(p.update_time)),
     }
 }
 
@@ -219,6 +221,8 @@ fn item(i: &action_item::Model, now: i64) -> pb::ActionItem {
         update_time: Some(to_timestamp(i.update_time)),
     }
 }
+
+const PLAN_UPDATABLE: &[&str] = &["title", "owner"];
 
 const ITEM_UPDATABLE: &[&str] = &[
     "title",
@@ -389,6 +393,55 @@ impl RiskApi {
         )))
     }
 
+    pub(super) async fn update_plan(
+        &self,
+        request: Request<pb::UpdateActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let p = v.message("action_plan", req.action_plan);
+        let risk = plan_name(&mut v, "action_plan.name", &p.name, false).flatten();
+        let paths = update_paths(
+            req.update_mask.as_ref(),
+            PLAN_UPDATABLE,
+            |path| match path {
+                "title" => !p.title.is_empty(),
+                "owner" => !p.owner.is_empty(),
+                _ => false,
+            },
+        )?;
+        if paths.is_empty() {
+            v.add("update_mask", "names no field to update");
+        }
+        for path in &paths {
+            match *path {
+                "title" => v.line("action_plan.title", &p.title, true, 200),
+                "owner" => v.principal("action_plan.owner", &p.owner, true),
+                _ => {}
+            }
+        }
+        let expected = v
+            .absorb("action_plan.etag", parse_etag("action_plan.etag", &p.etag))
+            .flatten();
+        v.finish()?;
+        let risk = risk.unwrap_or_default();
+        let updated = self
+            .store
+            .update_plan(risk, expected, &caller, self.clock.now_micros(), |m| {
+                for path in &paths {
+                    match *path {
+                        "title" => m.title = p.title.clone(),
+                        "owner" => m.owner = p.owner.clone(),
+                        _ => {}
+                    }
+                }
+            })
+            .await?;
+        let counts = self.store.plan_counts(risk).await?;
+        Ok(Response::new(plan(&updated, counts)))
+    }
+
     pub(super) async fn get_plan(
         &self,
         request: Request<pb::GetActionPlanRequest>,
@@ -487,6 +540,8 @@ impl RiskApi {
             title: p.title.clone(),
             owner: p.owner.clone(),
             create_time: 0,
+            version: 1,
+            update_time: 0,
         };
         let key = RequestKey::for_request("CreateActionPlan", req, |r| &mut r.request_id);
         let created = self

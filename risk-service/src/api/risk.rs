@@ -342,6 +342,13 @@ impl RiskService for RiskApi {
         self.get_decision(request).await
     }
 
+    async fn update_action_plan(
+        &self,
+        request: Request<pb::UpdateActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        self.update_plan(request).await
+    }
+
     async fn get_action_plan(
         &self,
         request: Request<pb::GetActionPlanRequest>,

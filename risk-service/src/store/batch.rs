@@ -475,6 +475,7 @@ fn upsert_assessment_columns() -> OnConflict {
             C::Impact,
             C::Likelihood,
             C::ControlDeficiency,
+            C::ControlDeficiencyDerived,
             C::Exposure,
             C::Score,
             C::Severity,

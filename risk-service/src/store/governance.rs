@@ -30,6 +30,21 @@ use crate::domain::{
     status::{Decision, RiskEvent, RiskStatus},
 };
 
+/// Plans are keyed by their risk (one plan per risk).
+impl super::Versioned for action_plan::Model {
+    const ID: action_plan::Column = action_plan::Column::RiskId;
+    const VERSION: action_plan::Column = action_plan::Column::Version;
+    fn id_value(&self) -> sea_orm::Value {
+        self.risk_id.into()
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn stamp(&mut self, version: i64, update_time: i64) {
+        (self.version, self.update_time) = (version, update_time);
+    }
+}
+
 static ITEM_STATUS: EnumValues = EnumValues {
     prefix: "WORK_ITEM_STATUS_",
     values: ActionItemStatus::NAMES,
@@ -452,7 +467,7 @@ impl Store {
     ) -> ApiResult<action_plan::Model> {
         let request_id = request_id_of(&key);
         let name = format!("risks/{}/actionPlan", plan.risk_id);
-        plan.create_time = now;
+        (plan.version, plan.create_time, plan.update_time) = (1, now, now);
         let outcome = self
             .idempotent(key, async |tx| {
                 let risk = lock_open_risk(tx, plan.risk_id, None, WhileOpen::Change).await?;
@@ -473,6 +488,33 @@ impl Store {
             .one(self.connection())
             .await?
             .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/actionPlan")))
+    }
+
+    /// Applies `patch` to the action plan of a risk (etag checked), as the risk's service
+    /// scope allows.
+    pub async fn update_plan(
+        &self,
+        risk_id: Uuid,
+        expected_version: Option<i64>,
+        caller: &Caller,
+        now: i64,
+        patch: impl FnOnce(&mut action_plan::Model),
+    ) -> ApiResult<action_plan::Model> {
+        let name = format!("risks/{risk_id}/actionPlan");
+        let tx = db::begin_write(self.connection()).await?;
+        let current = action_plan::Entity::find_by_id(risk_id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        let risk = lock_risk(&tx, risk_id).await?;
+        caller.may_change(&risk.service_id)?;
+        check_version(&name, expected_version, current.version)?;
+        let next = next_version(&current, now, patch);
+        write_version(&tx, &next, current.version, &name).await?;
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(next)
     }
 
     /// (items, open items) of a risk's plan.

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(super::reviews::ReviewsMigration),
             Box::new(Exceptions),
             Box::new(Controls),
+            Box::new(super::migration_contract::ContractMigration),
         ]
     }
 }

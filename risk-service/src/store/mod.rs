@@ -9,6 +9,7 @@ pub mod exceptions;
 mod governance;
 mod labels;
 pub mod migration;
+mod migration_contract;
 mod org;
 pub mod reviews;
 mod risk_list;

@@ -61,6 +61,7 @@ pub fn identified_risk(id: Uuid) -> risk::Model {
         assessor: String::new(),
         assess_time: None,
         next_review_time: None,
+        control_deficiency_derived: false,
     }
 }
 
@@ -460,6 +461,7 @@ pub(super) fn apply_assessment(r: &mut risk::Model, next: RiskStatus, a: &assess
     r.impact = a.impact;
     r.likelihood = a.likelihood;
     r.control_deficiency = a.control_deficiency;
+    r.control_deficiency_derived = a.control_deficiency_derived;
     r.exposure = a.exposure;
     r.score = a.score;
     r.severity = a.severity;

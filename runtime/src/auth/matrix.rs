@@ -92,6 +92,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (RISK, "ListDecisions", ANYONE),
     (RISK, "GetDecision", ANYONE),
     (RISK, "CreateActionPlan", RISK_WRITERS),
+    (RISK, "UpdateActionPlan", RISK_WRITERS),
     (RISK, "GetActionPlan", ANYONE),
     (RISK, "CreateActionItem", ACTION_WRITERS),
     (RISK, "UpdateActionItem", ACTION_WRITERS),
