@@ -83,6 +83,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
             version: 1,
             create_time: now,
             update_time: now,
+            delete_time: None,
         }
         .into_active_model()
     });
@@ -100,6 +101,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
             version: 1,
             create_time: now,
             update_time: now,
+            delete_time: None,
         }
         .into_active_model()
     });

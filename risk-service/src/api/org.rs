@@ -1,12 +1,14 @@
 //! `assurance.risk.v1.OrganizationService`: business units and services.
 
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
+use assurance_runtime::error::ERROR_DOMAIN;
 use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
 use assurance_runtime::{
     auth::Caller,
     validate::{Violations, is_slug, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
 
 use super::{convert, referenced};
 use crate::store::RequestKey;
@@ -68,6 +70,7 @@ impl OrganizationService for OrgApi {
             version: 0,
             create_time: 0,
             update_time: 0,
+            delete_time: None,
         };
         let created = self
             .store
@@ -198,6 +201,7 @@ impl OrganizationService for OrgApi {
             version: 0,
             create_time: 0,
             update_time: 0,
+            delete_time: None,
         };
         let created = self
             .store
@@ -323,4 +327,76 @@ impl OrganizationService for OrgApi {
             .map_err(referenced("service.business_unit", &["businessUnits"]))?;
         Ok(Response::new(convert::service(&updated)))
     }
+
+    async fn delete_business_unit(
+        &self,
+        request: Request<pb::DeleteBusinessUnitRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = slug_name(&mut v, "name", &req.name, "businessUnits").map(str::to_string);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        match self
+            .store
+            .delete_business_unit(&id, expected, &caller)
+            .await?
+        {
+            Ok(()) => Ok(Response::new(())),
+            Err(open) => Err(still_referenced(&format!("businessUnits/{id}"), &open)),
+        }
+    }
+
+    async fn delete_service(
+        &self,
+        request: Request<pb::DeleteServiceRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = slug_name(&mut v, "name", &req.name, "services").map(str::to_string);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        match self.store.delete_service(&id, expected, &caller).await? {
+            Ok(()) => Ok(Response::new(())),
+            Err(open) => Err(still_referenced(&format!("services/{id}"), &open)),
+        }
+    }
+}
+
+/// A refusal to delete `name` while the `open` resources reference it: FAILED_PRECONDITION
+/// with a `PreconditionFailure` naming each of them (type `REFERENCED`, subject the
+/// referencing resource), and the `ErrorInfo` every error carries (reason `REFERENCED`).
+fn still_referenced(name: &str, open: &[String]) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_precondition_failure(
+        open.iter()
+            .map(|r| {
+                PreconditionViolation::new(
+                    "REFERENCED",
+                    r.clone(),
+                    format!("{r} still references {name}; close, delete or move it first"),
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    details.set_error_info(
+        "REFERENCED",
+        ERROR_DOMAIN,
+        [("resource".to_string(), name.to_string())]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    Status::with_error_details(
+        tonic::Code::FailedPrecondition,
+        format!(
+            "{name} is still referenced by {} open resource(s): {}",
+            open.len(),
+            open.join(", ")
+        ),
+        details,
+    )
 }

@@ -162,6 +162,7 @@ impl Store {
         } else {
             service::Entity::find()
                 .filter(service::Column::Id.is_in(wanted))
+                .filter(service::Column::DeleteTime.is_null())
                 .all(&tx)
                 .await?
                 .into_iter()

@@ -15,6 +15,8 @@ pub mod business_unit {
         pub version: i64,
         pub create_time: i64,
         pub update_time: i64,
+        /// When it was deleted; a deleted one is not found, but its id stays taken.
+        pub delete_time: Option<i64>,
     }
 
     assurance_runtime::entity_without_relations!();
@@ -35,6 +37,8 @@ pub mod service {
         pub version: i64,
         pub create_time: i64,
         pub update_time: i64,
+        /// When it was deleted; a deleted one is not found, but its id stays taken.
+        pub delete_time: Option<i64>,
     }
 
     assurance_runtime::entity_without_relations!();

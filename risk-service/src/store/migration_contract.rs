@@ -1,7 +1,8 @@
 //! The v1 contract migration (#11) of the risk register: an action plan gets a version and an
-//! update time (UpdateActionPlan checks its etag), and an assessment — and the copy of the
+//! update time (UpdateActionPlan checks its etag); an assessment — and the copy of the
 //! latest one on its risk — records whether its control deficiency was derived from the
-//! risk's linked controls.
+//! risk's linked controls; business units and services get a delete time (DeleteBusinessUnit,
+//! DeleteService: the row stays, since CLOSED risks keep naming their service as history).
 //!
 //! Existing rows: a plan starts at version 1 and its update time is its create time (it was
 //! never updated). Whether an existing assessment's deficiency was derived cannot be told from
@@ -25,6 +26,11 @@ impl MigrationTrait for ContractMigration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite alters one at a time.
         for (table, column) in [
+            (
+                "business_units",
+                big_integer_null(a("delete_time")).to_owned(),
+            ),
+            ("services", big_integer_null(a("delete_time")).to_owned()),
             (
                 "action_plans",
                 big_integer(a("version")).default(1).to_owned(),
