@@ -117,6 +117,7 @@ async fn retried_assessment_is_recorded_once(backend: Backend) {
             ..Default::default()
         }),
         request_id: "assess-1".into(),
+        derive_control_deficiency: false,
     };
     let results = join_all((0..6).map(|_| {
         let mut client = app.risks();
@@ -186,6 +187,7 @@ async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend
                             ..Default::default()
                         }),
                         request_id: String::new(),
+                        derive_control_deficiency: false,
                     })
                     .await
                     .map(|r| r.into_inner())

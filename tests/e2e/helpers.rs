@@ -439,8 +439,8 @@ pub async fn create_risk(app: &App, risk: pb::Risk) -> pb::Risk {
         .into_inner()
 }
 
-/// An assessment by `assessor@example.com` (a control deficiency of 0 asks the service to
-/// derive it from the linked controls).
+/// An assessment by `assessor@example.com` (a control deficiency of 0: [`assess_as`] asks the
+/// service to derive it from the linked controls).
 pub fn assessment(impact: i32, likelihood: i32, deficiency: i32) -> pb::Assessment {
     pb::Assessment {
         impact,
@@ -451,18 +451,21 @@ pub fn assessment(impact: i32, likelihood: i32, deficiency: i32) -> pb::Assessme
     }
 }
 
-/// `who` records `assessment` of the risk `name`.
+/// `who` records `assessment` of the risk `name`; without a control deficiency, with
+/// `derive_control_deficiency`.
 pub async fn assess_as(
     app: &App,
     who: &str,
     name: &str,
     assessment: pb::Assessment,
 ) -> Result<pb::Risk, tonic::Status> {
+    let derive = assessment.control_deficiency == 0;
     app.risks_as(who)
         .assess_risk(pb::AssessRiskRequest {
             name: name.into(),
             assessment: Some(assessment),
             request_id: String::new(),
+            derive_control_deficiency: derive,
         })
         .await
         .map(|r| r.into_inner())

@@ -8,6 +8,67 @@ use tonic::Code;
 
 use crate::helpers::*;
 
+/// An assessment says whether its control deficiency was derived (`derive_control_deficiency`,
+/// from the linked controls: none → 5) or given; the risk's latest assessment and the history
+/// agree, and a value sent in the output-only field is ignored.
+async fn an_assessment_records_whether_its_control_deficiency_was_derived(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let risk = create_risk(&app, new_risk("Weak TLS", "exchange-online")).await;
+    let derived = app
+        .risks()
+        .assess_risk(pb::AssessRiskRequest {
+            name: risk.name.clone(),
+            assessment: Some(pb::Assessment {
+                control_deficiency_derived: false,
+                ..assessment(3, 3, 0)
+            }),
+            request_id: String::new(),
+            derive_control_deficiency: true,
+        })
+        .await
+        .expect("derive")
+        .into_inner()
+        .latest_assessment
+        .expect("assessed");
+    assert_eq!(derived.control_deficiency, 5);
+    assert!(derived.control_deficiency_derived);
+    let given = app
+        .risks()
+        .assess_risk(pb::AssessRiskRequest {
+            name: risk.name.clone(),
+            assessment: Some(pb::Assessment {
+                control_deficiency_derived: true,
+                ..assessment(3, 3, 2)
+            }),
+            request_id: String::new(),
+            derive_control_deficiency: false,
+        })
+        .await
+        .expect("given")
+        .into_inner()
+        .latest_assessment
+        .expect("assessed");
+    assert_eq!(given.control_deficiency, 2);
+    assert!(!given.control_deficiency_derived);
+    let history: Vec<(i32, bool)> = assessment_history(&app, &risk.name)
+        .await
+        .iter()
+        .map(|a| (a.control_deficiency, a.control_deficiency_derived))
+        .collect();
+    assert_eq!(history, [(2, false), (5, true)]);
+    let got = app
+        .risks()
+        .get_assessment(pb::GetAssessmentRequest {
+            name: derived.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, derived);
+}
+
 crate::on_both_backends!(
     risk_lifecycle_create_assess_update_close,
     invalid_creates_and_names_are_refused_field_by_field,
@@ -15,6 +76,7 @@ crate::on_both_backends!(
     closed_risks_refuse_changes_naming_allowed_moves,
     nist_methodology_records_level_of_risk,
     data_survives_a_restart,
+    an_assessment_records_whether_its_control_deficiency_was_derived,
 );
 
 async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
@@ -251,6 +313,7 @@ async fn invalid_assessments_updates_and_closes_leave_the_risk_unchanged(backend
                 ..Default::default()
             }),
             request_id: String::new(),
+            derive_control_deficiency: false,
         })
         .await
         .expect_err("out of range");
@@ -265,6 +328,24 @@ async fn invalid_assessments_updates_and_closes_leave_the_risk_unchanged(backend
             "assessment.likelihood"
         ]
     );
+    // The control deficiency is given or derived: exactly one of the two.
+    let assess_with = |deficiency: i32, derive: bool| pb::AssessRiskRequest {
+        name: risk.name.clone(),
+        assessment: Some(assessment(3, 3, deficiency)),
+        request_id: String::new(),
+        derive_control_deficiency: derive,
+    };
+    let err = client
+        .assess_risk(assess_with(2, true))
+        .await
+        .expect_err("both");
+    assert_eq!(violations(&err), ["derive_control_deficiency"]);
+    let err = client
+        .assess_risk(assess_with(0, false))
+        .await
+        .expect_err("neither");
+    assert_eq!(violations(&err), ["assessment.control_deficiency"]);
+    assert_eq!(get_risk(&app, &risk.name).await.latest_assessment, None);
 
     // Update: unknown and output-only mask paths, malformed etag, empty effective mask.
     for (paths, field) in [
@@ -363,6 +444,7 @@ async fn closed_risks_refuse_changes_naming_allowed_moves(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            derive_control_deficiency: false,
         })
         .await
         .expect_err("closed risks cannot be assessed");

@@ -167,6 +167,7 @@ pub fn risk(r: &risk::Model) -> pb::Risk {
         risk_level: r.risk_level,
         methodology: r.methodology,
         policy: r.policy_id.clone(),
+        control_deficiency_derived: r.control_deficiency_derived,
     });
     pb::Risk {
         name: format!("risks/{}", r.id),
@@ -207,6 +208,7 @@ pub fn assessment(a: &assessment::Model) -> pb::Assessment {
         risk_level: a.risk_level,
         methodology: a.methodology,
         policy: a.policy_id.clone(),
+        control_deficiency_derived: a.control_deficiency_derived,
     }
 }
 

@@ -256,29 +256,33 @@ impl RiskService for RiskApi {
         let mut v = Violations::new();
         let id = risk_id(&mut v, "name", &req.name);
         v.request_id("request_id", &req.request_id);
-        let a = v.require("assessment", req.assessment.as_ref())?;
+        let mut a = v.message("assessment", req.assessment.clone());
         v.in_range("assessment.impact", a.impact, 1, 5);
         v.in_range("assessment.likelihood", a.likelihood, 1, 5);
-        // 0 (omitted): derived from the risk's linked controls (domain::controls).
-        if a.control_deficiency != 0 {
-            v.in_range("assessment.control_deficiency", a.control_deficiency, 1, 5);
+        // Given, or derived from the risk's linked controls (domain::controls): never both.
+        let derive = req.derive_control_deficiency;
+        match (derive, a.control_deficiency) {
+            (true, 0) => {}
+            (true, _) => v.add(
+                "derive_control_deficiency",
+                "cannot be combined with assessment.control_deficiency: give the value or derive it",
+            ),
+            (false, 0) => v.add(
+                "assessment.control_deficiency",
+                "is required (1–5), unless derive_control_deficiency is set",
+            ),
+            (false, given) => v.in_range("assessment.control_deficiency", given, 1, 5),
         }
         v.principal("assessment.assessor", &a.assessor, true);
         v.paragraph("assessment.rationale", &a.rationale, false, 10_000);
         v.finish()?;
-        let with_derived;
-        let a = if a.control_deficiency == 0 {
+        if derive {
             let risk = id.unwrap_or_default();
             let derived = self.store.derived_control_deficiency(risk).await?;
-            with_derived = pb::Assessment {
-                control_deficiency: i32::from(derived),
-                ..a.clone()
-            };
-            &with_derived
-        } else {
-            a
-        };
-        let model = convert::assessment_model(&self.policy, a);
+            a.control_deficiency = i32::from(derived);
+        }
+        let mut model = convert::assessment_model(&self.policy, &a);
+        model.control_deficiency_derived = derive;
         let risk = self
             .store
             .assess_risk(
