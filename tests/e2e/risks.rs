@@ -262,7 +262,18 @@ async fn invalid_creates_and_names_are_refused_field_by_field(backend: Backend) 
         })
         .await
         .expect_err("missing risk");
-    assert_eq!(violations(&err), ["risk"]);
+    // The missing message and, in the same answer, each of its required fields.
+    assert_eq!(
+        violations(&err),
+        [
+            "risk",
+            "risk.title",
+            "risk.service",
+            "risk.threat",
+            "risk.identification_source",
+            "risk.owner"
+        ]
+    );
     let err = client
         .create_risk(pb::CreateRiskRequest {
             risk: Some(new_risk("t", "no-such-service")),

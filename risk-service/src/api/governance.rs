@@ -244,7 +244,7 @@ impl RiskApi {
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let r = v.require("response", req.response.as_ref())?;
+        let r = &v.message("response", req.response.clone());
         v.known(
             "response.decision",
             r.decision,
@@ -531,7 +531,7 @@ impl RiskApi {
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let p = v.require("action_plan", req.action_plan.as_ref())?;
+        let p = &v.message("action_plan", req.action_plan.clone());
         v.line("action_plan.title", &p.title, true, 200);
         v.principal("action_plan.owner", &p.owner, true);
         v.finish()?;
@@ -561,7 +561,7 @@ impl RiskApi {
         let mut v = Violations::new();
         let risk = plan_name(&mut v, "parent", &req.parent, false).flatten();
         v.request_id("request_id", &req.request_id);
-        let i = v.require("action_item", req.action_item.as_ref())?;
+        let i = &v.message("action_item", req.action_item.clone());
         v.line("action_item.title", &i.title, true, 200);
         v.paragraph("action_item.description", &i.description, false, 4000);
         v.principal("action_item.owner", &i.owner, true);
@@ -614,7 +614,7 @@ impl RiskApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let i = v.require("action_item", req.action_item)?;
+        let i = v.message("action_item", req.action_item);
         let ids = item_name(&mut v, "action_item.name", &i.name);
         let paths = update_paths(req.update_mask.as_ref(), ITEM_UPDATABLE, |p| match p {
             "title" => !i.title.is_empty(),

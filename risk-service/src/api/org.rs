@@ -57,7 +57,7 @@ impl OrganizationService for OrgApi {
         let mut v = Violations::new();
         check_id(&mut v, "business_unit_id", &req.business_unit_id);
         v.request_id("request_id", &req.request_id);
-        let bu = v.require("business_unit", req.business_unit.as_ref())?;
+        let bu = &v.message("business_unit", req.business_unit.clone());
         check_display_name(&mut v, "business_unit.display_name", &bu.display_name);
         v.paragraph("business_unit.description", &bu.description, false, 4000);
         v.principal("business_unit.owner", &bu.owner, false);
@@ -125,7 +125,7 @@ impl OrganizationService for OrgApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let bu = v.require("business_unit", req.business_unit)?;
+        let bu = v.message("business_unit", req.business_unit);
         let id =
             slug_name(&mut v, "business_unit.name", &bu.name, "businessUnits").map(str::to_string);
         let paths = update_paths(req.update_mask.as_ref(), BU_UPDATABLE, |p| match p {
@@ -181,7 +181,7 @@ impl OrganizationService for OrgApi {
         let mut v = Violations::new();
         check_id(&mut v, "service_id", &req.service_id);
         v.request_id("request_id", &req.request_id);
-        let svc = v.require("service", req.service.as_ref())?;
+        let svc = &v.message("service", req.service.clone());
         let bu = slug_name(
             &mut v,
             "service.business_unit",
@@ -267,7 +267,7 @@ impl OrganizationService for OrgApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let svc = v.require("service", req.service)?;
+        let svc = v.message("service", req.service);
         let id = slug_name(&mut v, "service.name", &svc.name, "services").map(str::to_string);
         let paths = update_paths(req.update_mask.as_ref(), SERVICE_UPDATABLE, |p| match p {
             "business_unit" => !svc.business_unit.is_empty(),

@@ -100,7 +100,7 @@ impl RiskService for RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
-        let r = v.require("risk", req.risk.as_ref())?;
+        let r = &v.message("risk", req.risk.clone());
         let mut service_id = None;
         for field in RISK_UPDATABLE {
             if let Some(id) = check_risk_field(&mut v, r, field) {
@@ -182,7 +182,7 @@ impl RiskService for RiskApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let r = v.require("risk", req.risk)?;
+        let r = v.message("risk", req.risk);
         let id = risk_id(&mut v, "risk.name", &r.name);
         let paths = update_paths(req.update_mask.as_ref(), RISK_UPDATABLE, |p| match p {
             "title" => !r.title.is_empty(),
