@@ -204,6 +204,7 @@ async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend
             .risks()
             .list_assessments(pb::ListAssessmentsRequest {
                 parent: name.clone(),
+                order_by: "assess_time desc".into(),
                 ..Default::default()
             })
             .await

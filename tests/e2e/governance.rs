@@ -385,6 +385,7 @@ async fn acceptance_expires_on_the_clock(backend: Backend) {
         .risks()
         .list_risk_responses(pb::ListRiskResponsesRequest {
             parent: risk.name.clone(),
+            order_by: "create_time desc".into(),
             ..Default::default()
         })
         .await

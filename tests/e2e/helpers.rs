@@ -471,11 +471,12 @@ pub async fn assess_as(
         .map(|r| r.into_inner())
 }
 
-/// The assessments of a risk, newest first.
+/// The assessments of a risk, newest first (`order_by: "assess_time desc"`).
 pub async fn assessment_history(app: &App, risk: &str) -> Vec<pb::Assessment> {
     app.risks()
         .list_assessments(pb::ListAssessmentsRequest {
             parent: risk.into(),
+            order_by: "assess_time desc".into(),
             ..Default::default()
         })
         .await
@@ -636,6 +637,7 @@ pub async fn decisions(app: &App, risk: &str) -> Vec<pb::Decision> {
     app.risks_as("viewer")
         .list_decisions(pb::ListDecisionsRequest {
             parent: risk.into(),
+            order_by: "decide_time desc".into(),
             ..Default::default()
         })
         .await

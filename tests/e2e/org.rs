@@ -38,7 +38,7 @@ async fn business_units_and_services_crud(backend: Backend) {
     let page1 = org
         .list_business_units(pb::ListBusinessUnitsRequest {
             page_size: 2,
-            page_token: String::new(),
+            ..Default::default()
         })
         .await
         .expect("list")
@@ -47,6 +47,7 @@ async fn business_units_and_services_crud(backend: Backend) {
         .list_business_units(pb::ListBusinessUnitsRequest {
             page_size: 2,
             page_token: page1.next_page_token.clone(),
+            ..Default::default()
         })
         .await
         .expect("list")

@@ -131,7 +131,8 @@ async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
         .list_assessments(pb::ListAssessmentsRequest {
             parent: created.name.clone(),
             page_size: 1,
-            page_token: String::new(),
+            order_by: "assess_time desc".into(),
+            ..Default::default()
         })
         .await
         .expect("list assessments")
@@ -143,6 +144,8 @@ async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
             parent: created.name.clone(),
             page_size: 10,
             page_token: history.next_page_token.clone(),
+            order_by: "assess_time desc".into(),
+            ..Default::default()
         })
         .await
         .expect("second page")

@@ -1,7 +1,7 @@
 //! Handlers of risk responses and approvals, the decision log and action plans.
 
 use assurance_proto::risk::v1 as pb;
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     auth::Caller,
     time::{from_timestamp, to_timestamp},
@@ -19,7 +19,7 @@ use crate::domain::{
 use crate::store::{
     ITEM_FILTER, RequestKey,
     entities::{action_item, action_plan, decision, risk_response},
-    etag, parse_etag, response_version,
+    etag, listing, parse_etag, response_version,
 };
 
 /// Acceptances may run at most this long.
@@ -474,19 +474,26 @@ impl RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["responses", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                let risk = risk.unwrap_or_default();
-                self.store
-                    .responses(risk, list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["responses", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |r| r.id,
-        )
-        .await?;
+            Some(&listing::RESPONSE_FILTER.at(FilterContext {
+                now: self.clock.now_micros(),
+            })),
+            &listing::RESPONSE_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .responses(risk.unwrap_or_default(), &list)
+            .await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::response_keys(&list, r));
         Ok(Response::new(pb::ListRiskResponsesResponse {
             responses: rows.iter().map(response).collect(),
             next_page_token,
@@ -504,18 +511,23 @@ impl RiskApi {
         } else {
             risk_id(&mut v, "parent", &req.parent)
         };
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["decisions", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                self.store
-                    .decisions(risk, list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["decisions", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |d| d.id,
-        )
-        .await?;
+            Some(&listing::DECISION_FILTER.at(FilterContext {
+                now: self.clock.now_micros(),
+            })),
+            &listing::DECISION_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self.store.decisions(risk, &list).await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::decision_keys(&list, r));
         Ok(Response::new(pb::ListDecisionsResponse {
             decisions: rows.iter().map(decision).collect(),
             next_page_token,
@@ -685,10 +697,10 @@ impl RiskApi {
                 page_size: req.page_size,
                 page_token: &req.page_token,
                 filter: &req.filter,
-                order_by: "",
+                order_by: &req.order_by,
             },
             Some(&ITEM_FILTER.at(FilterContext { now })),
-            &Sorting::BY_UUID,
+            &listing::ITEM_SORTING,
         );
         v.finish()?;
         let risk = risk.flatten();
@@ -696,7 +708,7 @@ impl RiskApi {
             self.store.plan(risk).await?;
         }
         let mut rows = self.store.items(risk, &list).await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
+        let next_page_token = list.next_page(&mut rows, |i| listing::item_keys(&list, i));
         Ok(Response::new(pb::ListActionItemsResponse {
             action_items: rows.iter().map(|i| item(i, now)).collect(),
             next_page_token,

@@ -2,7 +2,7 @@
 
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
 use assurance_runtime::error::ERROR_DOMAIN;
-use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     auth::Caller,
     validate::{Violations, is_slug, slug_name, update_paths},
@@ -15,7 +15,7 @@ use crate::store::RequestKey;
 use crate::store::{
     Store,
     entities::{business_unit, service},
-    parse_etag,
+    listing, parse_etag,
 };
 
 pub struct OrgApi {
@@ -99,19 +99,22 @@ impl OrganizationService for OrgApi {
         request: Request<pb::ListBusinessUnitsRequest>,
     ) -> Result<Response<pb::ListBusinessUnitsResponse>, Status> {
         let req = request.get_ref();
-        let (rows, next_page_token) = page_by_id(
-            Violations::new(),
-            &ListRequest::paged(&["businessUnits"], req.page_size, &req.page_token),
-            &Sorting::BY_TEXT_ID,
-            async |list| {
-                let store = &self.store;
-                store
-                    .list_business_units(list.after_text(), list.limit())
-                    .await
+        let mut v = Violations::new();
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["businessUnits"],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |r| r.id.clone(),
-        )
-        .await?;
+            Some(&listing::BUSINESS_UNIT_FILTER.at(FilterContext::default())),
+            &listing::BUSINESS_UNIT_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self.store.list_business_units(&list).await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::business_unit_keys(&list, r));
         Ok(Response::new(pb::ListBusinessUnitsResponse {
             business_units: rows.iter().map(convert::business_unit).collect(),
             next_page_token,
@@ -237,23 +240,21 @@ impl OrganizationService for OrgApi {
         } else {
             slug_name(&mut v, "business_unit", &req.business_unit, "businessUnits")
         };
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(
-                &["services", &req.business_unit],
-                req.page_size,
-                &req.page_token,
-            ),
-            &Sorting::BY_TEXT_ID,
-            async |list| {
-                let store = &self.store;
-                store
-                    .list_services(bu, list.after_text(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["services", &req.business_unit],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |r| r.id.clone(),
-        )
-        .await?;
+            Some(&listing::SERVICE_FILTER.at(FilterContext::default())),
+            &listing::SERVICE_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self.store.list_services(bu, &list).await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::service_keys(&list, r));
         Ok(Response::new(pb::ListServicesResponse {
             services: rows.iter().map(convert::service).collect(),
             next_page_token,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, risk_service_server::RiskService};
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     auth::Caller,
     time::Clock,
@@ -21,8 +21,8 @@ use crate::{
         scoring::ScoringPolicy,
     },
     store::{
-        RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, identified_risk, parse_etag,
-        risk_keys,
+        RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, identified_risk, listing,
+        parse_etag, risk_keys,
     },
 };
 
@@ -302,23 +302,26 @@ impl RiskService for RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = risk_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(
-                &["assessments", &req.parent],
-                req.page_size,
-                &req.page_token,
-            ),
-            &Sorting::BY_UUID,
-            async |list| {
-                let id = id.unwrap_or_default();
-                self.store
-                    .list_assessments(id, list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["assessments", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |a| a.id,
-        )
-        .await?;
+            Some(&listing::ASSESSMENT_FILTER.at(FilterContext {
+                now: self.clock.now_micros(),
+            })),
+            &listing::ASSESSMENT_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .list_assessments(id.unwrap_or_default(), &list)
+            .await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::assessment_keys(&list, r));
         Ok(Response::new(pb::ListAssessmentsResponse {
             assessments: rows.iter().map(convert::assessment).collect(),
             next_page_token,

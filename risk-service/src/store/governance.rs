@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, action_plan, decision, risk, risk_response},
-    insert_new, next_version, request_id_of,
+    insert_new, listing, next_version, request_id_of,
     risks::{WhileOpen, lock_open_risk, lock_risk, modify_in, transition},
     write_version,
 };
@@ -413,39 +413,37 @@ impl Store {
         }
     }
 
-    /// Responses of a risk, newest first, after the response id `after`.
+    /// A page of a risk's responses in `q`'s filter and order.
     pub async fn responses(
         &self,
         risk_id: Uuid,
-        after: Option<Uuid>,
-        limit: u64,
+        q: &ListQuery,
     ) -> ApiResult<Vec<risk_response::Model>> {
         self.get_risk(risk_id).await?;
-        let mut q = risk_response::Entity::find()
-            .filter(risk_response::Column::RiskId.eq(risk_id))
-            .order_by_desc(risk_response::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(risk_response::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        let select =
+            risk_response::Entity::find().filter(risk_response::Column::RiskId.eq(risk_id));
+        let select = listing::page_of(
+            select,
+            q,
+            listing::response_column,
+            risk_response::Column::Id,
+        )?;
+        Ok(select.all(self.connection()).await?)
     }
 
-    /// Decision log entries of one risk (or all), newest first, after the entry id `after`.
+    /// A page of the decision log of one risk (or all) in `q`'s filter and order.
     pub async fn decisions(
         &self,
         risk_id: Option<Uuid>,
-        after: Option<Uuid>,
-        limit: u64,
+        q: &ListQuery,
     ) -> ApiResult<Vec<decision::Model>> {
-        let mut q = decision::Entity::find().order_by_desc(decision::Column::Id);
+        let mut select = decision::Entity::find();
         if let Some(risk_id) = risk_id {
             self.get_risk(risk_id).await?;
-            q = q.filter(decision::Column::RiskId.eq(risk_id));
+            select = select.filter(decision::Column::RiskId.eq(risk_id));
         }
-        if let Some(after) = after {
-            q = q.filter(decision::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        let select = listing::page_of(select, q, listing::decision_column, decision::Column::Id)?;
+        Ok(select.all(self.connection()).await?)
     }
 
     /// One entry of a risk's decision log.
@@ -618,23 +616,18 @@ impl Store {
         Ok(next)
     }
 
-    /// Action items matching `condition`, by id, after `after`.
     /// A page of action items: of one risk's plan, or of every plan (`risk` = `None`).
     pub async fn items(
         &self,
         risk: Option<Uuid>,
         list: &ListQuery,
     ) -> ApiResult<Vec<action_item::Model>> {
-        let mut q = action_item::Entity::find()
-            .filter(list.condition.clone())
-            .order_by_asc(action_item::Column::Id);
+        let mut select = action_item::Entity::find();
         if let Some(risk) = risk {
-            q = q.filter(action_item::Column::RiskId.eq(risk));
+            select = select.filter(action_item::Column::RiskId.eq(risk));
         }
-        if let Some(after) = list.after_id() {
-            q = q.filter(action_item::Column::Id.gt(after));
-        }
-        Ok(q.limit(list.limit()).all(self.connection()).await?)
+        let select = listing::page_of(select, list, listing::item_column, action_item::Column::Id)?;
+        Ok(select.all(self.connection()).await?)
     }
 
     /// Sends risks whose approved acceptance has expired by `now` back to ASSESSED, as

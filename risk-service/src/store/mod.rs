@@ -8,6 +8,7 @@ pub mod entities;
 pub mod exceptions;
 mod governance;
 mod labels;
+pub mod listing;
 pub mod migration;
 mod migration_contract;
 mod org;

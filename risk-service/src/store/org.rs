@@ -2,7 +2,7 @@
 //! risks keep naming their service as history. It is not found, listed or referable any more,
 //! and its id is not reused.
 
-use assurance_runtime::{ApiResult, audit, auth::Caller, db, time::now_micros};
+use assurance_runtime::{ApiResult, audit, auth::Caller, db, list::ListQuery, time::now_micros};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect,
@@ -12,7 +12,7 @@ use sea_orm::{
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, business_unit, exception, exception_service, risk, service},
-    insert_new, next_version, one_or_not_found,
+    insert_new, listing, next_version, one_or_not_found,
     reviews::review_cycle,
     write_version,
 };
@@ -61,21 +61,16 @@ impl Store {
         one_or_not_found(live_business_unit(id), self.connection(), &name).await
     }
 
-    /// Business units by id, after `after`, at most `limit`.
-    pub async fn list_business_units(
-        &self,
-        after: Option<&str>,
-        limit: u64,
-    ) -> ApiResult<Vec<business_unit::Model>> {
+    /// A page of the business units in `q`'s filter and order.
+    pub async fn list_business_units(&self, q: &ListQuery) -> ApiResult<Vec<business_unit::Model>> {
         let all = business_unit::Entity::find().filter(business_unit::Column::DeleteTime.is_null());
-        Ok(db::page_after(
-            self.connection(),
+        let select = listing::page_of(
             all,
+            q,
+            listing::business_unit_column,
             business_unit::Column::Id,
-            after,
-            limit,
-        )
-        .await?)
+        )?;
+        Ok(select.all(self.connection()).await?)
     }
 
     pub async fn update_business_unit(
@@ -132,18 +127,18 @@ impl Store {
         .await
     }
 
-    /// Services by id, optionally of one business unit, after `after`, at most `limit`.
+    /// A page of the services, optionally of one business unit, in `q`'s filter and order.
     pub async fn list_services(
         &self,
         business_unit: Option<&str>,
-        after: Option<&str>,
-        limit: u64,
+        q: &ListQuery,
     ) -> ApiResult<Vec<service::Model>> {
-        let mut q = service::Entity::find().filter(service::Column::DeleteTime.is_null());
+        let mut select = service::Entity::find().filter(service::Column::DeleteTime.is_null());
         if let Some(bu) = business_unit {
-            q = q.filter(service::Column::BusinessUnitId.eq(bu));
+            select = select.filter(service::Column::BusinessUnitId.eq(bu));
         }
-        Ok(db::page_after(self.connection(), q, service::Column::Id, after, limit).await?)
+        let select = listing::page_of(select, q, listing::service_column, service::Column::Id)?;
+        Ok(select.all(self.connection()).await?)
     }
 
     /// Deletes the business unit `id` (etag checked) unless something open references it:

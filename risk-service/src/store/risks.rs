@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, time::now_micros};
+use assurance_runtime::{
+    ApiError, ApiResult, audit, auth::Caller, db, list::ListQuery, time::now_micros,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -19,7 +21,7 @@ use super::{
     check_version,
     entities::{action_item, assessment, risk, risk_label},
     labels::{labels_json, write_labels},
-    notify_risks,
+    listing, notify_risks,
     org::service_business_unit,
     request_id_of, write_if_version,
 };
@@ -312,22 +314,22 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/assessments/{id}")))
     }
 
-    /// Assessments of a risk, newest first, after the assessment id `after`.
+    /// A page of a risk's assessments in `q`'s filter and order.
     pub async fn list_assessments(
         &self,
         risk_id: Uuid,
-        after: Option<Uuid>,
-        limit: u64,
+        q: &ListQuery,
     ) -> ApiResult<Vec<assessment::Model>> {
         // Distinguish "no assessments" from "no such risk".
         self.get_risk(risk_id).await?;
-        let mut q = assessment::Entity::find()
-            .filter(assessment::Column::RiskId.eq(risk_id))
-            .order_by_desc(assessment::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(assessment::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        let select = assessment::Entity::find().filter(assessment::Column::RiskId.eq(risk_id));
+        let select = listing::page_of(
+            select,
+            q,
+            listing::assessment_column,
+            assessment::Column::Id,
+        )?;
+        Ok(select.all(self.connection()).await?)
     }
 
     /// Read-modify-write of one risk in its own write transaction.
