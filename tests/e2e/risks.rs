@@ -69,6 +69,306 @@ async fn an_assessment_records_whether_its_control_deficiency_was_derived(backen
     assert_eq!(got, derived);
 }
 
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+fn violations_name(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+}
+
+/// Empty requests to the risk register's and the org registry's RPCs name every REQUIRED field
+/// (of the request, and of its REQUIRED messages on creates); output-only fields satisfy none.
+async fn empty_requests_name_every_required_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let mut r = app.risks_as("admin");
+    let risk_fields = [
+        "risk",
+        "risk.title",
+        "risk.service",
+        "risk.threat",
+        "risk.identification_source",
+        "risk.owner",
+    ];
+    let err = r
+        .create_risk(pb::CreateRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &risk_fields);
+    let err = r
+        .create_risk(pb::CreateRiskRequest {
+            risk: Some(pb::Risk {
+                business_unit: "businessUnits/x".into(),
+                status: 42,
+                close_reason: "\u{7}".into(),
+                latest_assessment: Some(pb::Assessment::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &risk_fields[1..]);
+    let err = r
+        .get_risk(pb::GetRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = r
+        .update_risk(pb::UpdateRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["risk"]);
+    let err = r
+        .delete_risk(pb::DeleteRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name", "reason"]);
+    let assessment_fields = [
+        "assessment.impact",
+        "assessment.likelihood",
+        "assessment.assessor",
+    ];
+    let err = r
+        .assess_risk(pb::AssessRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name", "assessment"]);
+    let err = r
+        .assess_risk(pb::AssessRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &assessment_fields);
+    let err = r
+        .assess_risk(pb::AssessRiskRequest {
+            assessment: Some(pb::Assessment {
+                score: 9,
+                severity: 3,
+                policy: "\u{7}".into(),
+                control_deficiency_derived: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &assessment_fields);
+    let err = r
+        .list_assessments(pb::ListAssessmentsRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["parent"]);
+    let err = r
+        .get_assessment(pb::GetAssessmentRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let response_fields = [
+        "parent",
+        "response",
+        "response.decision",
+        "response.rationale",
+    ];
+    let err = r
+        .create_risk_response(pb::CreateRiskResponseRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &response_fields);
+    let err = r
+        .create_risk_response(pb::CreateRiskResponseRequest {
+            response: Some(pb::RiskResponse {
+                strategy: 2,
+                state: 2,
+                proposer: "\u{7}".into(),
+                expired: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &["parent", "response.decision", "response.rationale"]);
+    let err = r
+        .approve_risk_response(pb::ApproveRiskResponseRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = r
+        .reject_risk_response(pb::RejectRiskResponseRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name", "reason"]);
+    let err = r
+        .list_risk_responses(pb::ListRiskResponsesRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["parent"]);
+    let err = r
+        .get_risk_response(pb::GetRiskResponseRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = r
+        .list_decisions(pb::ListDecisionsRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["parent"]);
+    let err = r
+        .get_decision(pb::GetDecisionRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = r
+        .create_action_plan(pb::CreateActionPlanRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(
+        err,
+        &[
+            "parent",
+            "action_plan",
+            "action_plan.title",
+            "action_plan.owner",
+        ],
+    );
+    let err = r
+        .create_action_plan(pb::CreateActionPlanRequest {
+            action_plan: Some(pb::ActionPlan {
+                item_count: 3,
+                open_item_count: -1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &["parent", "action_plan.title", "action_plan.owner"]);
+    let err = r
+        .update_action_plan(pb::UpdateActionPlanRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["action_plan"]);
+    let err = r
+        .get_action_plan(pb::GetActionPlanRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let item_fields = [
+        "parent",
+        "action_item",
+        "action_item.title",
+        "action_item.owner",
+        "action_item.due_time",
+    ];
+    let err = r
+        .create_action_item(pb::CreateActionItemRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &item_fields);
+    let err = r
+        .create_action_item(pb::CreateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                overdue: true,
+                service: "\u{7}".into(),
+                business_unit: "x".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &[&item_fields[..1], &item_fields[2..]].concat());
+    let err = r
+        .update_action_item(pb::UpdateActionItemRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["action_item"]);
+    let err = r
+        .list_action_items(pb::ListActionItemsRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["parent"]);
+    let err = r
+        .get_action_item(pb::GetActionItemRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+
+    let mut o = app.org_as("admin");
+    let err = o
+        .create_business_unit(pb::CreateBusinessUnitRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(
+        err,
+        &[
+            "business_unit_id",
+            "business_unit",
+            "business_unit.display_name",
+        ],
+    );
+    let err = o
+        .get_business_unit(pb::GetBusinessUnitRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = o
+        .update_business_unit(pb::UpdateBusinessUnitRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["business_unit"]);
+    let err = o
+        .delete_business_unit(pb::DeleteBusinessUnitRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = o
+        .create_service(pb::CreateServiceRequest {
+            service: Some(pb::Service {
+                etag: String::new(),
+                create_time: Some(days(0)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(
+        err,
+        &[
+            "service_id",
+            "service.business_unit",
+            "service.display_name",
+        ],
+    );
+    let err = o
+        .create_service(pb::CreateServiceRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["service_id", "service"]);
+    let err = o
+        .get_service(pb::GetServiceRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = o
+        .update_service(pb::UpdateServiceRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["service"]);
+    let err = o
+        .delete_service(pb::DeleteServiceRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+}
+
 crate::on_both_backends!(
     risk_lifecycle_create_assess_update_close,
     invalid_creates_and_names_are_refused_field_by_field,
@@ -77,6 +377,7 @@ crate::on_both_backends!(
     nist_methodology_records_level_of_risk,
     data_survives_a_restart,
     an_assessment_records_whether_its_control_deficiency_was_derived,
+    empty_requests_name_every_required_field,
 );
 
 async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
