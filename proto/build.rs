@@ -2,8 +2,6 @@
 //! descriptor set for gRPC server reflection.
 use std::{env, path::PathBuf};
 
-use prost::Message;
-
 const PROTOS: &[&str] = &[
     "assurance/type/v1/types.proto",
     "assurance/audit/v1/audit.proto",
@@ -19,10 +17,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }
-    let fds = protox::compile(PROTOS, ["."])?;
+    let mut compiler = protox::Compiler::new(["."])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(PROTOS)?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    // Kept for reflection; compile_fds does not write it itself.
-    std::fs::write(out.join("assurance_descriptor.bin"), fds.encode_to_vec())?;
+    // Kept for reflection; compile_fds does not write it itself. Encoded by protox, not
+    // re-encoded through prost_types (which would drop the google.api options: extensions
+    // are unknown fields to it), so reflection clients and the contract tests see them.
+    std::fs::write(
+        out.join("assurance_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+    let fds = compiler.file_descriptor_set();
     tonic_prost_build::configure()
         // Deterministic encoding of maps, so request fingerprints are stable.
         .btree_map(".")

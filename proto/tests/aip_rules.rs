@@ -23,10 +23,6 @@ const WITHOUT_GET_YET: &[&str] = &[
     "assurance.incident.v1.Role",
     "assurance.incident.v1.Task",
     "assurance.incident.v1.TimelineEvent",
-    "assurance.risk.v1.ActionItem",
-    "assurance.risk.v1.ActionPlan",
-    "assurance.risk.v1.Assessment",
-    "assurance.risk.v1.Decision",
     "assurance.audit.v1.AuditEvent",
 ];
 

@@ -196,6 +196,7 @@ async fn call(
                         ..Default::default()
                     }),
                     request_id: Uuid::now_v7().to_string(),
+                    derive_control_deficiency: false,
                 })
                 .await?;
         }

@@ -400,6 +400,7 @@ fn grpc_body(op: Op, work: &Workload) -> Vec<u8> {
                 ..Default::default()
             }),
             request_id: String::new(),
+            derive_control_deficiency: false,
         }
         .encode_to_vec(),
         // Incident operations are driven by the tonic load only.

@@ -83,6 +83,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
             version: 1,
             create_time: now,
             update_time: now,
+            delete_time: None,
         }
         .into_active_model()
     });
@@ -100,6 +101,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
             version: 1,
             create_time: now,
             update_time: now,
+            delete_time: None,
         }
         .into_active_model()
     });
@@ -166,6 +168,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
                     assessor: "seed@example.com".into(),
                     assess_time: Some(t),
                     next_review_time: Some(t + 90 * 86_400 * 1_000_000),
+                    control_deficiency_derived: false,
                 }
                 .into_active_model(),
             );
@@ -186,6 +189,7 @@ pub async fn seed(url: &str, count: usize) -> Result<Seeded, String> {
                     rationale: String::new(),
                     assessor: "seed@example.com".into(),
                     assess_time: t,
+                    control_deficiency_derived: false,
                 }
                 .into_active_model(),
             );

@@ -117,6 +117,7 @@ async fn retried_assessment_is_recorded_once(backend: Backend) {
             ..Default::default()
         }),
         request_id: "assess-1".into(),
+        derive_control_deficiency: false,
     };
     let results = join_all((0..6).map(|_| {
         let mut client = app.risks();
@@ -186,6 +187,7 @@ async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend
                             ..Default::default()
                         }),
                         request_id: String::new(),
+                        derive_control_deficiency: false,
                     })
                     .await
                     .map(|r| r.into_inner())
@@ -202,6 +204,7 @@ async fn concurrent_creates_and_assessments_commit_consistently(backend: Backend
             .risks()
             .list_assessments(pb::ListAssessmentsRequest {
                 parent: name.clone(),
+                order_by: "assess_time desc".into(),
                 ..Default::default()
             })
             .await
@@ -318,7 +321,7 @@ async fn principals_are_normalised_before_any_comparison(backend: Backend) {
     .on_behalf_of("  Risk_Owner@Example.COM ")
     .expect("header");
     let proposed = pb::risk_service_client::RiskServiceClient::new(relay)
-        .set_risk_response(pb::SetRiskResponseRequest {
+        .create_risk_response(pb::CreateRiskResponseRequest {
             parent: risk.name.clone(),
             response: Some(mitigation("Move the mailbox behind MFA")),
             request_id: String::new(),

@@ -1,6 +1,7 @@
 //! The gateway: embedded (every component in one process) and forwarding to risk-service.
 
 use assurance_proto::risk::v1 as pb;
+use assurance_proto::r#type::v1 as tv;
 use risk_service::domain::scoring::Methodology;
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
@@ -47,7 +48,7 @@ async fn embedded_gateway_serves_the_risk_api(backend: Backend) {
     let a = assessed.latest_assessment.expect("assessment");
     // DESIGN.md: (2,3,1) → 6, 6, LOW, OPERATE.
     assert_eq!((a.exposure, a.score), (6, 6));
-    assert_eq!(a.severity, pb::Severity::Low as i32);
+    assert_eq!(a.severity, tv::Severity::Low as i32);
     assert_eq!(a.strategy, pb::ResponseStrategy::Operate as i32);
     if backend == Backend::Sqlite {
         assert!(

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use assurance_proto::risk::v1 as pb;
+use assurance_proto::r#type::v1 as tv;
 use tonic::Code;
 
 use crate::helpers::*;
@@ -69,6 +70,7 @@ async fn reject(app: &App, name: &str) -> pb::RiskResponse {
         .reject_risk_response(pb::RejectRiskResponseRequest {
             name: name.into(),
             reason: "Mitigation is not funded this quarter; revisit scope.".into(),
+            ..Default::default()
         })
         .await
         .expect("reject")
@@ -100,7 +102,7 @@ async fn add_item(
 async fn finish(
     app: &App,
     item: pb::ActionItem,
-    status: pb::ActionItemStatus,
+    status: tv::WorkItemStatus,
 ) -> Result<pb::ActionItem, tonic::Status> {
     set_item_status(app, "tracker", item, status).await
 }
@@ -152,7 +154,7 @@ async fn a_proposer_cannot_approve_and_a_rejection_returns_to_assessed(backend: 
         .expect("propose");
     assert_eq!(first.state, pb::ApprovalState::Pending as i32);
     assert_eq!(first.required_role, "trust_team");
-    assert_eq!(first.severity, pb::Severity::High as i32);
+    assert_eq!(first.severity, tv::Severity::High as i32);
     assert_eq!(first.strategy, pb::ResponseStrategy::Improve as i32);
     assert_eq!(first.proposer, "trust_team@example.com");
     assert_eq!(
@@ -215,7 +217,7 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
     let mfa = add_item(&app, "risk_owner", &plan, "Enforce MFA", days(30), None)
         .await
         .expect("item");
-    assert_eq!(mfa.status, pb::ActionItemStatus::Open as i32);
+    assert_eq!(mfa.status, tv::WorkItemStatus::Open as i32);
     assert_eq!(mfa.service, "services/exchange-online");
     assert!(!mfa.overdue);
     let legacy = add_item(
@@ -248,12 +250,12 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
         overdue.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
         vec![legacy.name.as_str()]
     );
-    let done = finish(&app, mfa.clone(), pb::ActionItemStatus::Done)
+    let done = finish(&app, mfa.clone(), tv::WorkItemStatus::Done)
         .await
         .expect("done");
     assert_eq!(done.etag, "\"2\"");
     // A stale etag is refused.
-    let err = finish(&app, mfa, pb::ActionItemStatus::WontDo)
+    let err = finish(&app, mfa, tv::WorkItemStatus::WontDo)
         .await
         .expect_err("stale");
     assert_eq!(err.code(), Code::Aborted);
@@ -262,7 +264,7 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
         pb::RiskStatus::InTreatment as i32,
         "one item still open"
     );
-    finish(&app, legacy, pb::ActionItemStatus::WontDo)
+    finish(&app, legacy, tv::WorkItemStatus::WontDo)
         .await
         .expect("won't do");
     assert_eq!(
@@ -290,7 +292,7 @@ async fn every_decision_is_logged_and_audited_through_closing(backend: Backend) 
         let item = add_item(&app, "risk_owner", &plan, title, due, tracker)
             .await
             .expect("item");
-        finish(&app, item, pb::ActionItemStatus::Done)
+        finish(&app, item, tv::WorkItemStatus::Done)
             .await
             .expect("finish");
     }
@@ -383,6 +385,7 @@ async fn acceptance_expires_on_the_clock(backend: Backend) {
         .risks()
         .list_risk_responses(pb::ListRiskResponsesRequest {
             parent: risk.name.clone(),
+            order_by: "create_time desc".into(),
             ..Default::default()
         })
         .await
@@ -425,7 +428,7 @@ async fn approvals_and_items_follow_the_risk(backend: Backend) {
     // The plan is finished before the approval: approving ends the treatment at once.
     let plan = create_action_plan(&app, "admin", &risk.name, "Review guest access").await;
     let done = pb::ActionItem {
-        status: pb::ActionItemStatus::Done as i32,
+        status: tv::WorkItemStatus::Done as i32,
         ..action_item("Remove inactive guests", days(10))
     };
     let item = add_action_item(&app, "admin", &plan, done)
@@ -480,6 +483,407 @@ async fn approvals_and_items_follow_the_risk(backend: Backend) {
     assert_eq!(err.code(), Code::PermissionDenied);
 }
 
+/// Every resource of a risk's governance has a standard Get, readable by any role (a viewer,
+/// and the tracker holding an action item's name): assessment, response, decision, plan, item.
+/// An unknown one is NOT_FOUND naming it; a malformed name is INVALID_ARGUMENT on `name`.
+async fn every_governance_resource_has_a_standard_get(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
+    let response = approved_response(&app, &risk).await;
+    let plan = create_plan(&app, &risk).await;
+    let item = add_item(
+        &app,
+        "risk_owner",
+        &plan,
+        "Enforce MFA",
+        days(30),
+        Some(jira_link()),
+    )
+    .await
+    .expect("item");
+    let mut risks = app.risks_as("viewer");
+
+    let assessed = get_risk(&app, &risk.name)
+        .await
+        .latest_assessment
+        .expect("assessed");
+    let got = risks
+        .get_assessment(pb::GetAssessmentRequest {
+            name: assessed.name.clone(),
+        })
+        .await
+        .expect("get assessment")
+        .into_inner();
+    assert_eq!(got, assessment_history(&app, &risk.name).await[0]);
+    assert_eq!(
+        (got.impact, got.likelihood, got.control_deficiency),
+        (4, 4, 4)
+    );
+
+    let got = risks
+        .get_risk_response(pb::GetRiskResponseRequest {
+            name: response.name.clone(),
+        })
+        .await
+        .expect("get response")
+        .into_inner();
+    assert_eq!(got, response);
+
+    let log = decisions(&app, &risk.name).await;
+    for entry in &log {
+        let got = risks
+            .get_decision(pb::GetDecisionRequest {
+                name: entry.name.clone(),
+            })
+            .await
+            .expect("get decision")
+            .into_inner();
+        assert_eq!(&got, entry);
+    }
+
+    let got = risks
+        .get_action_plan(pb::GetActionPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .expect("get plan")
+        .into_inner();
+    assert_eq!(
+        (got.title.as_str(), got.item_count, got.open_item_count),
+        ("Harden OWA sign-in", 1, 1)
+    );
+
+    for who in ["viewer", "tracker"] {
+        let got = app
+            .risks_as(who)
+            .get_action_item(pb::GetActionItemRequest {
+                name: item.name.clone(),
+            })
+            .await
+            .expect("get item")
+            .into_inner();
+        assert_eq!(got, item, "{who}");
+    }
+
+    // Unknown names are NOT_FOUND naming the resource; malformed ones name the field.
+    let missing = format!("{}/responses/{}", risk.name, uuid::Uuid::now_v7());
+    let err = risks
+        .get_risk_response(pb::GetRiskResponseRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_refused(&err, Code::NotFound, &missing);
+    let missing = format!("{}/actionPlan/items/{}", risk.name, uuid::Uuid::now_v7());
+    let err = risks
+        .get_action_item(pb::GetActionItemRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_refused(&err, Code::NotFound, &missing);
+    let missing = format!("{}/assessments/{}", risk.name, uuid::Uuid::now_v7());
+    let err = risks
+        .get_assessment(pb::GetAssessmentRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_refused(&err, Code::NotFound, &missing);
+    let missing = format!("{}/decisions/{}", risk.name, uuid::Uuid::now_v7());
+    let err = risks
+        .get_decision(pb::GetDecisionRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_refused(&err, Code::NotFound, &missing);
+    let other = identify_risk_as(&app, "risk_owner", new_risk("No plan", "exchange-online"))
+        .await
+        .expect("identify");
+    let missing = format!("{}/actionPlan", other.name);
+    let err = risks
+        .get_action_plan(pb::GetActionPlanRequest {
+            name: missing.clone(),
+        })
+        .await
+        .expect_err("no plan");
+    assert_refused(&err, Code::NotFound, &missing);
+    // A decision of one risk is not found under another.
+    let err = risks
+        .get_decision(pb::GetDecisionRequest {
+            name: log[0].name.replace(&risk.name, &other.name),
+        })
+        .await
+        .expect_err("other risk");
+    assert_eq!(err.code(), Code::NotFound);
+    for name in ["", "risks/x/decisions/y", &plan.name] {
+        let err = risks
+            .get_decision(pb::GetDecisionRequest { name: name.into() })
+            .await
+            .expect_err("malformed");
+        assert_eq!(violations(&err), vec!["name"], "{name:?}");
+    }
+}
+
+/// ApproveRiskResponse and RejectRiskResponse take an etag (a stale one is ABORTED like a stale
+/// UpdateRisk) and a request id: a retried successful decision answers with the response as it
+/// is now instead of FAILED_PRECONDITION, and is decided, logged and audited once.
+async fn decisions_check_the_etag_and_are_retried_safely(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
+    let proposed = propose(&app, "risk_owner", &risk.name, mitigate())
+        .await
+        .expect("propose");
+    assert_eq!(proposed.etag, "\"1\"");
+    let approve = |etag: &str, request_id: &str, comment: &str| pb::ApproveRiskResponseRequest {
+        name: proposed.name.clone(),
+        comment: comment.into(),
+        etag: etag.into(),
+        request_id: request_id.into(),
+    };
+    let mut trust = app.risks_as("trust_team");
+    let err = trust
+        .approve_risk_response(approve("\"2\"", "", "ok"))
+        .await
+        .expect_err("stale");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let err = trust
+        .approve_risk_response(approve("soon", "", "ok"))
+        .await
+        .expect_err("not an etag");
+    assert_eq!(violations(&err), vec!["etag"]);
+
+    let approved = trust
+        .approve_risk_response(approve(&proposed.etag, "approve-owa-1", "ok"))
+        .await
+        .expect("approve")
+        .into_inner();
+    assert_eq!(approved.state, pb::ApprovalState::Approved as i32);
+    assert_eq!(approved.etag, "\"2\"");
+    // The retry (even after the etag moved on) answers with the approved response.
+    let retried = trust
+        .approve_risk_response(approve(&proposed.etag, "approve-owa-1", "ok"))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retried, approved);
+    // The same id for another request is refused; without an id a second approval is not pending.
+    let err = trust
+        .approve_risk_response(approve(&proposed.etag, "approve-owa-1", "changed my mind"))
+        .await
+        .expect_err("reused id");
+    assert_reason(&err, Code::InvalidArgument, "REQUEST_ID_REUSED");
+    let err = trust
+        .approve_risk_response(approve("", "", "ok"))
+        .await
+        .expect_err("decided");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let err = trust
+        .approve_risk_response(approve(&proposed.etag, "", "ok"))
+        .await
+        .expect_err("stale after the decision");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let log = decisions(&app, &risk.name).await;
+    let approvals = log
+        .iter()
+        .filter(|d| d.kind == pb::DecisionKind::ResponseApproved as i32)
+        .count();
+    assert_eq!(approvals, 1, "{log:?}");
+    let trail = audit_trail(&app, &format!("resource = \"{}\"", proposed.name)).await;
+    assert_eq!(trail.len(), 2, "proposed and approved once: {trail:?}");
+    assert_eq!(
+        status(&app, &risk.name).await,
+        pb::RiskStatus::InTreatment as i32
+    );
+
+    // Rejections likewise.
+    let other = identify_risk_as(
+        &app,
+        "risk_owner",
+        new_risk("Legacy auth", "exchange-online"),
+    )
+    .await
+    .expect("identify");
+    assess(&app, &other.name, 4, 4, 4).await;
+    let proposed = propose(&app, "risk_owner", &other.name, mitigate())
+        .await
+        .expect("propose");
+    let reject = |etag: &str| pb::RejectRiskResponseRequest {
+        name: proposed.name.clone(),
+        reason: "not funded".into(),
+        etag: etag.into(),
+        request_id: "reject-legacy-1".into(),
+    };
+    let mut exec = app.risks_as("erm_executive");
+    let err = exec
+        .reject_risk_response(reject("\"3\""))
+        .await
+        .expect_err("stale");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let rejected = exec
+        .reject_risk_response(reject("\"1\""))
+        .await
+        .expect("reject")
+        .into_inner();
+    assert_eq!(rejected.state, pb::ApprovalState::Rejected as i32);
+    let retried = exec
+        .reject_risk_response(reject("\"1\""))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retried, rejected);
+    let rejections = decisions(&app, &other.name)
+        .await
+        .iter()
+        .filter(|d| d.kind == pb::DecisionKind::ResponseRejected as i32)
+        .count();
+    assert_eq!(rejections, 1);
+    assert_eq!(
+        status(&app, &other.name).await,
+        pb::RiskStatus::Assessed as i32
+    );
+}
+
+/// UpdateActionPlan changes the title and owner named in the mask (etag checked, scope of the
+/// risk's service); the tracker updates what it syncs of an item: title, owner, due time, status.
+async fn an_action_plan_and_its_items_can_be_updated(backend: Backend) {
+    let (_db, app, risk) = assessed_high_risk(backend).await;
+    approved_response(&app, &risk).await;
+    let plan = create_plan(&app, &risk).await;
+    assert_eq!(plan.etag, "\"1\"");
+    let update = |plan: pb::ActionPlan, paths: &[&str]| pb::UpdateActionPlanRequest {
+        action_plan: Some(plan),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        }),
+    };
+    let renamed = pb::ActionPlan {
+        title: "Harden OWA and EWS sign-in".into(),
+        owner: "ciso@example.com".into(),
+        ..plan.clone()
+    };
+    let updated = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(renamed.clone(), &["title", "owner"]))
+        .await
+        .expect("update plan")
+        .into_inner();
+    assert_eq!(updated.title, "Harden OWA and EWS sign-in");
+    assert_eq!(updated.owner, "ciso@example.com");
+    assert_eq!(updated.etag, "\"2\"");
+    assert_eq!(updated.create_time, plan.create_time);
+    let got = app
+        .risks_as("viewer")
+        .get_action_plan(pb::GetActionPlanRequest {
+            name: plan.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, updated);
+    // The stale etag is ABORTED; only the masked field changes.
+    let err = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(renamed.clone(), &["title"]))
+        .await
+        .expect_err("stale");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    let owner_only = pb::ActionPlan {
+        title: "ignored".into(),
+        owner: "owner@example.com".into(),
+        etag: String::new(),
+        ..updated.clone()
+    };
+    let updated = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(owner_only, &["owner"]))
+        .await
+        .expect("owner only")
+        .into_inner();
+    assert_eq!(
+        (updated.title.as_str(), updated.owner.as_str()),
+        ("Harden OWA and EWS sign-in", "owner@example.com")
+    );
+    // Invalid values name their fields; a viewer may not update; an unknown plan is NOT_FOUND.
+    let err = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(
+            pb::ActionPlan {
+                title: String::new(),
+                ..updated.clone()
+            },
+            &["title"],
+        ))
+        .await
+        .expect_err("empty title");
+    assert_eq!(violations(&err), vec!["action_plan.title"]);
+    let err = app
+        .risks_as("risk_owner")
+        .update_action_plan(pb::UpdateActionPlanRequest::default())
+        .await
+        .expect_err("empty");
+    assert!(
+        violations(&err).contains(&"action_plan".to_string()),
+        "{err:?}"
+    );
+    let err = app
+        .risks_as("viewer")
+        .update_action_plan(update(updated.clone(), &["title"]))
+        .await
+        .expect_err("viewer");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let other = identify_risk_as(&app, "risk_owner", new_risk("No plan", "exchange-online"))
+        .await
+        .expect("identify");
+    let missing = format!("{}/actionPlan", other.name);
+    let err = app
+        .risks_as("risk_owner")
+        .update_action_plan(update(
+            pb::ActionPlan {
+                name: missing.clone(),
+                ..updated.clone()
+            },
+            &["title"],
+        ))
+        .await
+        .expect_err("no plan");
+    assert_refused(&err, Code::NotFound, &missing);
+
+    // What a tracker syncs of an item.
+    let item = add_item(
+        &app,
+        "risk_owner",
+        &plan,
+        "Enforce MFA",
+        days(30),
+        Some(jira_link()),
+    )
+    .await
+    .expect("item");
+    let synced = app
+        .risks_as("tracker")
+        .update_action_item(pb::UpdateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                title: "Enforce MFA for all mailboxes".into(),
+                owner: "identity@example.com".into(),
+                due_time: Some(days(45)),
+                status: tv::WorkItemStatus::InProgress as i32,
+                ..item.clone()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: ["title", "owner", "due_time", "status"]
+                    .map(String::from)
+                    .to_vec(),
+            }),
+        })
+        .await
+        .expect("tracker update")
+        .into_inner();
+    assert_eq!(synced.title, "Enforce MFA for all mailboxes");
+    assert_eq!(synced.owner, "identity@example.com");
+    assert_eq!(synced.due_time, Some(days(45)));
+    assert_eq!(synced.status, tv::WorkItemStatus::InProgress as i32);
+}
+
 crate::on_both_backends!(
     no_response_before_assessment_and_invalid_responses_name_their_fields,
     a_proposer_cannot_approve_and_a_rejection_returns_to_assessed,
@@ -488,4 +892,7 @@ crate::on_both_backends!(
     every_decision_is_logged_and_audited_through_closing,
     acceptance_expires_on_the_clock,
     approvals_and_items_follow_the_risk,
+    every_governance_resource_has_a_standard_get,
+    decisions_check_the_etag_and_are_retried_safely,
+    an_action_plan_and_its_items_can_be_updated,
 );

@@ -12,6 +12,7 @@ use assurance_proto::risk::v1::{
     self as pb, organization_service_client::OrganizationServiceClient,
     risk_service_client::RiskServiceClient,
 };
+use assurance_proto::r#type::v1 as tv;
 use assurance_runtime::serve::{Running, Shutdown};
 use clap::Parser;
 use risk_service::domain::scoring::Methodology;
@@ -438,8 +439,8 @@ pub async fn create_risk(app: &App, risk: pb::Risk) -> pb::Risk {
         .into_inner()
 }
 
-/// An assessment by `assessor@example.com` (a control deficiency of 0 asks the service to
-/// derive it from the linked controls).
+/// An assessment by `assessor@example.com` (a control deficiency of 0: [`assess_as`] asks the
+/// service to derive it from the linked controls).
 pub fn assessment(impact: i32, likelihood: i32, deficiency: i32) -> pb::Assessment {
     pb::Assessment {
         impact,
@@ -450,28 +451,32 @@ pub fn assessment(impact: i32, likelihood: i32, deficiency: i32) -> pb::Assessme
     }
 }
 
-/// `who` records `assessment` of the risk `name`.
+/// `who` records `assessment` of the risk `name`; without a control deficiency, with
+/// `derive_control_deficiency`.
 pub async fn assess_as(
     app: &App,
     who: &str,
     name: &str,
     assessment: pb::Assessment,
 ) -> Result<pb::Risk, tonic::Status> {
+    let derive = assessment.control_deficiency == 0;
     app.risks_as(who)
         .assess_risk(pb::AssessRiskRequest {
             name: name.into(),
             assessment: Some(assessment),
             request_id: String::new(),
+            derive_control_deficiency: derive,
         })
         .await
         .map(|r| r.into_inner())
 }
 
-/// The assessments of a risk, newest first.
+/// The assessments of a risk, newest first (`order_by: "assess_time desc"`).
 pub async fn assessment_history(app: &App, risk: &str) -> Vec<pb::Assessment> {
     app.risks()
         .list_assessments(pb::ListAssessmentsRequest {
             parent: risk.into(),
+            order_by: "assess_time desc".into(),
             ..Default::default()
         })
         .await
@@ -632,6 +637,7 @@ pub async fn decisions(app: &App, risk: &str) -> Vec<pb::Decision> {
     app.risks_as("viewer")
         .list_decisions(pb::ListDecisionsRequest {
             parent: risk.into(),
+            order_by: "decide_time desc".into(),
             ..Default::default()
         })
         .await
@@ -675,7 +681,7 @@ pub async fn propose_response(
     response: pb::RiskResponse,
 ) -> Result<pb::RiskResponse, tonic::Status> {
     app.risks_as(who)
-        .set_risk_response(pb::SetRiskResponseRequest {
+        .create_risk_response(pb::CreateRiskResponseRequest {
             parent: risk.into(),
             response: Some(response),
             request_id: String::new(),
@@ -694,6 +700,7 @@ pub async fn approve_response(
         .approve_risk_response(pb::ApproveRiskResponseRequest {
             name: name.into(),
             comment: "agreed in the risk forum".into(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
@@ -743,7 +750,7 @@ pub async fn add_action_item(
     item: pb::ActionItem,
 ) -> Result<pb::ActionItem, tonic::Status> {
     app.risks_as(who)
-        .add_action_item(pb::AddActionItemRequest {
+        .create_action_item(pb::CreateActionItemRequest {
             parent: plan.name.clone(),
             action_item: Some(item),
             request_id: String::new(),
@@ -757,7 +764,7 @@ pub async fn set_item_status(
     app: &App,
     who: &str,
     item: pb::ActionItem,
-    status: pb::ActionItemStatus,
+    status: tv::WorkItemStatus,
 ) -> Result<pb::ActionItem, tonic::Status> {
     app.risks_as(who)
         .update_action_item(pb::UpdateActionItemRequest {

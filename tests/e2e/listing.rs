@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use assurance_proto::risk::v1 as pb;
+use assurance_proto::r#type::v1 as tv;
 use risk_service::domain::scoring::Methodology;
 use tonic::Code;
 
@@ -11,7 +12,8 @@ use crate::helpers::*;
 crate::on_both_backends!(
     filters_select_the_right_risks,
     pages_cover_every_risk_once_in_order,
-    bad_list_requests
+    bad_list_requests,
+    governance_and_org_lists_filter_and_order,
 );
 
 async fn list(app: &App, filter: &str) -> Vec<pb::Risk> {
@@ -151,7 +153,7 @@ async fn filters_select_the_right_risks(backend: Backend) {
     );
     assert_eq!(
         names(&list(&app, "severity >= HIGH").await),
-        expect(&all, |_, r| severity(r) >= pb::Severity::High as i32)
+        expect(&all, |_, r| severity(r) >= tv::Severity::High as i32)
     );
     assert_eq!(
         names(&list(&app, "severity = LOW OR severity = MEDIUM").await),
@@ -354,4 +356,188 @@ async fn bad_list_requests(backend: Backend) {
         .await
         .expect_err("token from another query");
     assert_eq!(violations(&err), ["page_token"]);
+}
+
+/// The growing lists of a risk's governance and of the org registry take AIP-160 filters and
+/// `order_by`; without one they are in ascending order of their names (creation order for
+/// UUIDv7 ids, alphabetical for slugs); bad filters and orders name their field.
+async fn governance_and_org_lists_filter_and_order(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    create_bu(&app, "cloud").await;
+    create_service(&app, "azure-compute", "cloud").await;
+    let risk = identify_risk_as(
+        &app,
+        "risk_owner",
+        new_risk("Stale admins", "exchange-online"),
+    )
+    .await
+    .expect("identify");
+    for (i, l, d) in [(1, 1, 1), (4, 4, 4), (2, 2, 2)] {
+        assess(&app, &risk.name, i, l, d).await;
+    }
+    let mut risks = app.risks_as("viewer");
+
+    // Assessments: oldest first by default; filter and order.
+    let all = risks
+        .list_assessments(pb::ListAssessmentsRequest {
+            parent: risk.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("assessments")
+        .into_inner()
+        .assessments;
+    let impacts: Vec<i32> = all.iter().map(|a| a.impact).collect();
+    assert_eq!(impacts, [1, 4, 2]);
+    let high = risks
+        .list_assessments(pb::ListAssessmentsRequest {
+            parent: risk.name.clone(),
+            filter: "severity >= MEDIUM".into(),
+            order_by: "score desc".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("filtered")
+        .into_inner()
+        .assessments;
+    assert_eq!(high.first().map(|a| a.score), Some(64));
+    assert!(!high.iter().any(|a| a.impact == 1), "{high:?}");
+    assert!(
+        high.iter()
+            .all(|a| a.severity >= tv::Severity::Medium as i32)
+    );
+
+    // Responses and decisions.
+    let proposed = propose_response(&app, "risk_owner", &risk.name, mitigation("Recertify"))
+        .await
+        .expect("propose");
+    let pending = risks
+        .list_risk_responses(pb::ListRiskResponsesRequest {
+            parent: risk.name.clone(),
+            filter: "state = PENDING".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("responses")
+        .into_inner()
+        .responses;
+    assert_eq!(pending, vec![proposed.clone()]);
+    let none = risks
+        .list_risk_responses(pb::ListRiskResponsesRequest {
+            parent: risk.name.clone(),
+            filter: "state = APPROVED".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("responses")
+        .into_inner()
+        .responses;
+    assert!(none.is_empty());
+    let proposals = risks
+        .list_decisions(pb::ListDecisionsRequest {
+            parent: "risks/-".into(),
+            filter: "kind = RESPONSE_PROPOSED".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("decisions")
+        .into_inner()
+        .decisions;
+    assert_eq!(proposals.len(), 1);
+    assert_eq!(proposals[0].response, proposed.name);
+
+    // Action items by due time.
+    approve_response(&app, "service_manager", &proposed.name)
+        .await
+        .expect("approve");
+    let plan = create_action_plan(&app, "risk_owner", &risk.name, "Recertify").await;
+    for (title, due) in [
+        ("later", days(30)),
+        ("sooner", days(5)),
+        ("latest", days(60)),
+    ] {
+        add_action_item(&app, "risk_owner", &plan, action_item(title, due))
+            .await
+            .expect("item");
+    }
+    let titles =
+        |items: Vec<pb::ActionItem>| items.into_iter().map(|i| i.title).collect::<Vec<_>>();
+    let by_creation = risks
+        .list_action_items(pb::ListActionItemsRequest {
+            parent: plan.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("items")
+        .into_inner()
+        .action_items;
+    assert_eq!(titles(by_creation), ["later", "sooner", "latest"]);
+    let mut by_due = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = risks
+            .list_action_items(pb::ListActionItemsRequest {
+                parent: plan.name.clone(),
+                order_by: "due_time desc".into(),
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("items by due time")
+            .into_inner();
+        by_due.extend(page.action_items);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(titles(by_due), ["latest", "later", "sooner"]);
+
+    // Business units and services.
+    let mut org = app.org_as("viewer");
+    let services = org
+        .list_services(pb::ListServicesRequest {
+            filter: "business_unit = cloud".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("services")
+        .into_inner()
+        .services;
+    let names: Vec<String> = services.into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["services/azure-compute"]);
+    let units = org
+        .list_business_units(pb::ListBusinessUnitsRequest {
+            order_by: "display_name desc".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("units")
+        .into_inner()
+        .business_units;
+    let names: Vec<String> = units.into_iter().map(|b| b.name).collect();
+    assert_eq!(names, ["businessUnits/productivity", "businessUnits/cloud"]);
+
+    // Bad filters and orders name their field.
+    let err = risks
+        .list_decisions(pb::ListDecisionsRequest {
+            parent: risk.name.clone(),
+            filter: "colour = red".into(),
+            order_by: "actor".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad");
+    assert_eq!(violations(&err), ["filter", "order_by"]);
+    let err = org
+        .list_services(pb::ListServicesRequest {
+            order_by: "owner".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad order");
+    assert_eq!(violations(&err), ["order_by"]);
 }

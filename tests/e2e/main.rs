@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod concurrency;
+mod contract;
 mod controls;
 mod exceptions;
 mod gateway;
@@ -13,6 +14,7 @@ mod incidents;
 mod listing;
 mod org;
 mod process;
+mod python;
 mod reviews;
 mod risks;
 mod server;

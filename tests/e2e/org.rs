@@ -11,6 +11,7 @@ crate::on_both_backends!(
     business_units_and_services_crud,
     org_validation_and_conflicts,
     moving_a_service_moves_its_risks,
+    deleting_is_refused_while_open_risks_or_services_reference_it,
 );
 
 async fn business_units_and_services_crud(backend: Backend) {
@@ -37,7 +38,7 @@ async fn business_units_and_services_crud(backend: Backend) {
     let page1 = org
         .list_business_units(pb::ListBusinessUnitsRequest {
             page_size: 2,
-            page_token: String::new(),
+            ..Default::default()
         })
         .await
         .expect("list")
@@ -46,6 +47,7 @@ async fn business_units_and_services_crud(backend: Backend) {
         .list_business_units(pb::ListBusinessUnitsRequest {
             page_size: 2,
             page_token: page1.next_page_token.clone(),
+            ..Default::default()
         })
         .await
         .expect("list")
@@ -251,4 +253,161 @@ async fn moving_a_service_moves_its_risks(backend: Backend) {
         .expect("list")
         .into_inner();
     assert_eq!(in_cloud.risks.len(), 1);
+}
+
+/// The `PreconditionFailure` subjects of a refusal.
+fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .precondition_failure()
+        .map(|p| p.violations.iter().map(|v| v.subject.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// DeleteService and DeleteBusinessUnit: refused with FAILED_PRECONDITION naming what is still
+/// open (risks not CLOSED; a business unit's services) and to roles other than the org admins;
+/// otherwise deleted (etag checked, audited): not found, listed or referable any more, its id
+/// not reused, and its CLOSED risks keep naming it.
+async fn deleting_is_refused_while_open_risks_or_services_reference_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    let teams = create_service(&app, "teams", "productivity").await;
+    let risk = identify_risk_as(
+        &app,
+        "risk_owner",
+        new_risk("Stale admins", "exchange-online"),
+    )
+    .await
+    .expect("identify");
+    let delete_service = |name: &str, etag: &str| pb::DeleteServiceRequest {
+        name: name.into(),
+        etag: etag.into(),
+    };
+    let delete_bu = |name: &str, etag: &str| pb::DeleteBusinessUnitRequest {
+        name: name.into(),
+        etag: etag.into(),
+    };
+
+    let err = app
+        .org_as("service_manager")
+        .delete_service(delete_service("services/exchange-online", ""))
+        .await
+        .expect_err("not an org admin");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let mut org = app.org_as("trust_team");
+    let err = org
+        .delete_service(delete_service("services/exchange-online", ""))
+        .await
+        .expect_err("open risk");
+    assert_reason(&err, Code::FailedPrecondition, "REFERENCED");
+    assert_eq!(precondition_subjects(&err), vec![risk.name.clone()]);
+    let err = org
+        .delete_business_unit(delete_bu("businessUnits/productivity", ""))
+        .await
+        .expect_err("services and an open risk");
+    assert_reason(&err, Code::FailedPrecondition, "REFERENCED");
+    assert_eq!(
+        precondition_subjects(&err),
+        vec![
+            "services/exchange-online".to_string(),
+            "services/teams".to_string(),
+            risk.name.clone()
+        ]
+    );
+
+    // Closed, the risk no longer holds its service; a stale etag is still ABORTED.
+    app.risks_as("trust_team")
+        .delete_risk(pb::DeleteRiskRequest {
+            name: risk.name.clone(),
+            reason: "accounts removed".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect("close");
+    let err = org
+        .delete_service(delete_service("services/exchange-online", "\"7\""))
+        .await
+        .expect_err("stale");
+    assert_reason(&err, Code::Aborted, "STALE_ETAG");
+    org.delete_service(delete_service("services/exchange-online", "\"1\""))
+        .await
+        .expect("delete service");
+    let trail = audit_trail(&app, "resource = \"services/exchange-online\"").await;
+    assert!(
+        trail.iter().any(|e| e.rpc.ends_with("/DeleteService")),
+        "{trail:?}"
+    );
+
+    let err = org
+        .get_service(pb::GetServiceRequest {
+            name: "services/exchange-online".into(),
+        })
+        .await
+        .expect_err("deleted");
+    assert_refused(&err, Code::NotFound, "services/exchange-online");
+    let listed = org
+        .list_services(pb::ListServicesRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .services;
+    assert_eq!(listed, vec![teams.clone()]);
+    let closed = get_risk(&app, &risk.name).await;
+    assert_eq!(closed.service, "services/exchange-online");
+    let err = identify_risk_as(&app, "risk_owner", new_risk("Another", "exchange-online"))
+        .await
+        .expect_err("deleted service");
+    assert_eq!(violations(&err), vec!["risk.service"]);
+    let err = register_service(
+        &app,
+        "admin",
+        "exchange-online",
+        pb::Service {
+            business_unit: "businessUnits/productivity".into(),
+            display_name: "Exchange again".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("id not reused");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let err = org
+        .delete_service(delete_service("services/exchange-online", ""))
+        .await
+        .expect_err("deleted already");
+    assert_eq!(err.code(), Code::NotFound);
+
+    // The business unit still has a service; without it, it goes (its closed risk keeps it).
+    let err = org
+        .delete_business_unit(delete_bu("businessUnits/productivity", ""))
+        .await
+        .expect_err("teams");
+    assert_eq!(
+        precondition_subjects(&err),
+        vec!["services/teams".to_string()]
+    );
+    org.delete_service(delete_service("services/teams", ""))
+        .await
+        .expect("delete teams");
+    org.delete_business_unit(delete_bu("businessUnits/productivity", "\"1\""))
+        .await
+        .expect("delete business unit");
+    let err = org
+        .get_business_unit(pb::GetBusinessUnitRequest {
+            name: "businessUnits/productivity".into(),
+        })
+        .await
+        .expect_err("deleted");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(
+        get_risk(&app, &risk.name).await.business_unit,
+        "businessUnits/productivity"
+    );
+    let err = org
+        .delete_business_unit(delete_bu("unit/x", ""))
+        .await
+        .expect_err("malformed");
+    assert_eq!(violations(&err), vec!["name"]);
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use assurance_proto::risk::v1::{self as pb, review_service_client::ReviewServiceClient};
+use assurance_proto::r#type::v1 as tv;
 use tonic::Code;
 
 use crate::helpers::*;
@@ -124,7 +125,7 @@ async fn treat_to_monitoring(story: &Story) {
     )
     .await
     .expect("item");
-    set_item_status(app, "admin", item, pb::ActionItemStatus::Done)
+    set_item_status(app, "admin", item, tv::WorkItemStatus::Done)
         .await
         .expect("finish");
 }
@@ -385,7 +386,7 @@ async fn an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_
     .expect("reassessing review");
     let now = get_risk(app, &risk.name).await;
     let latest = now.latest_assessment.expect("latest");
-    assert_eq!(latest.severity, pb::Severity::Low as i32);
+    assert_eq!(latest.severity, tv::Severity::Low as i32);
     assert_eq!(latest.assessor, "risk_owner@example.com");
     assert_eq!(
         reassessed

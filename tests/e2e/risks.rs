@@ -1,11 +1,373 @@
 //! The risk register through a real risk-service: lifecycle, scoring, validation.
 
 use assurance_proto::risk::v1 as pb;
+use assurance_proto::r#type::v1 as tv;
 use prost_types::FieldMask;
 use risk_service::domain::scoring::Methodology;
 use tonic::Code;
 
 use crate::helpers::*;
+
+/// An assessment says whether its control deficiency was derived (`derive_control_deficiency`,
+/// from the linked controls: none → 5) or given; the risk's latest assessment and the history
+/// agree, and a value sent in the output-only field is ignored.
+async fn an_assessment_records_whether_its_control_deficiency_was_derived(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = risk_service(&db, Methodology::Standard).await;
+    org_fixture(&app).await;
+    let risk = create_risk(&app, new_risk("Weak TLS", "exchange-online")).await;
+    let derived = app
+        .risks()
+        .assess_risk(pb::AssessRiskRequest {
+            name: risk.name.clone(),
+            assessment: Some(pb::Assessment {
+                control_deficiency_derived: false,
+                ..assessment(3, 3, 0)
+            }),
+            request_id: String::new(),
+            derive_control_deficiency: true,
+        })
+        .await
+        .expect("derive")
+        .into_inner()
+        .latest_assessment
+        .expect("assessed");
+    assert_eq!(derived.control_deficiency, 5);
+    assert!(derived.control_deficiency_derived);
+    let given = app
+        .risks()
+        .assess_risk(pb::AssessRiskRequest {
+            name: risk.name.clone(),
+            assessment: Some(pb::Assessment {
+                control_deficiency_derived: true,
+                ..assessment(3, 3, 2)
+            }),
+            request_id: String::new(),
+            derive_control_deficiency: false,
+        })
+        .await
+        .expect("given")
+        .into_inner()
+        .latest_assessment
+        .expect("assessed");
+    assert_eq!(given.control_deficiency, 2);
+    assert!(!given.control_deficiency_derived);
+    let history: Vec<(i32, bool)> = assessment_history(&app, &risk.name)
+        .await
+        .iter()
+        .map(|a| (a.control_deficiency, a.control_deficiency_derived))
+        .collect();
+    assert_eq!(history, [(2, false), (5, true)]);
+    let got = app
+        .risks()
+        .get_assessment(pb::GetAssessmentRequest {
+            name: derived.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, derived);
+}
+
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+fn violations_name(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+}
+
+/// Empty requests to the risk register's and the org registry's RPCs name every REQUIRED field
+/// (of the request, and of its REQUIRED messages on creates); output-only fields satisfy none.
+async fn empty_requests_name_every_required_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    let mut r = app.risks_as("admin");
+    let risk_fields = [
+        "risk",
+        "risk.title",
+        "risk.service",
+        "risk.threat",
+        "risk.identification_source",
+        "risk.owner",
+    ];
+    let err = r
+        .create_risk(pb::CreateRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &risk_fields);
+    let err = r
+        .create_risk(pb::CreateRiskRequest {
+            risk: Some(pb::Risk {
+                business_unit: "businessUnits/x".into(),
+                status: 42,
+                close_reason: "\u{7}".into(),
+                latest_assessment: Some(pb::Assessment::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &risk_fields[1..]);
+    let err = r
+        .get_risk(pb::GetRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = r
+        .update_risk(pb::UpdateRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["risk"]);
+    let err = r
+        .delete_risk(pb::DeleteRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name", "reason"]);
+    let assessment_fields = [
+        "assessment.impact",
+        "assessment.likelihood",
+        "assessment.assessor",
+    ];
+    let err = r
+        .assess_risk(pb::AssessRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name", "assessment"]);
+    let err = r
+        .assess_risk(pb::AssessRiskRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &assessment_fields);
+    let err = r
+        .assess_risk(pb::AssessRiskRequest {
+            assessment: Some(pb::Assessment {
+                score: 9,
+                severity: 3,
+                policy: "\u{7}".into(),
+                control_deficiency_derived: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &assessment_fields);
+    let err = r
+        .list_assessments(pb::ListAssessmentsRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["parent"]);
+    let err = r
+        .get_assessment(pb::GetAssessmentRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let response_fields = [
+        "parent",
+        "response",
+        "response.decision",
+        "response.rationale",
+    ];
+    let err = r
+        .create_risk_response(pb::CreateRiskResponseRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &response_fields);
+    let err = r
+        .create_risk_response(pb::CreateRiskResponseRequest {
+            response: Some(pb::RiskResponse {
+                strategy: 2,
+                state: 2,
+                proposer: "\u{7}".into(),
+                expired: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &["parent", "response.decision", "response.rationale"]);
+    let err = r
+        .approve_risk_response(pb::ApproveRiskResponseRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = r
+        .reject_risk_response(pb::RejectRiskResponseRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name", "reason"]);
+    let err = r
+        .list_risk_responses(pb::ListRiskResponsesRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["parent"]);
+    let err = r
+        .get_risk_response(pb::GetRiskResponseRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = r
+        .list_decisions(pb::ListDecisionsRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["parent"]);
+    let err = r
+        .get_decision(pb::GetDecisionRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = r
+        .create_action_plan(pb::CreateActionPlanRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(
+        err,
+        &[
+            "parent",
+            "action_plan",
+            "action_plan.title",
+            "action_plan.owner",
+        ],
+    );
+    let err = r
+        .create_action_plan(pb::CreateActionPlanRequest {
+            action_plan: Some(pb::ActionPlan {
+                item_count: 3,
+                open_item_count: -1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &["parent", "action_plan.title", "action_plan.owner"]);
+    let err = r
+        .update_action_plan(pb::UpdateActionPlanRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["action_plan"]);
+    let err = r
+        .get_action_plan(pb::GetActionPlanRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let item_fields = [
+        "parent",
+        "action_item",
+        "action_item.title",
+        "action_item.owner",
+        "action_item.due_time",
+    ];
+    let err = r
+        .create_action_item(pb::CreateActionItemRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &item_fields);
+    let err = r
+        .create_action_item(pb::CreateActionItemRequest {
+            action_item: Some(pb::ActionItem {
+                overdue: true,
+                service: "\u{7}".into(),
+                business_unit: "x".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(err, &[&item_fields[..1], &item_fields[2..]].concat());
+    let err = r
+        .update_action_item(pb::UpdateActionItemRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["action_item"]);
+    let err = r
+        .list_action_items(pb::ListActionItemsRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["parent"]);
+    let err = r
+        .get_action_item(pb::GetActionItemRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+
+    let mut o = app.org_as("admin");
+    let err = o
+        .create_business_unit(pb::CreateBusinessUnitRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(
+        err,
+        &[
+            "business_unit_id",
+            "business_unit",
+            "business_unit.display_name",
+        ],
+    );
+    let err = o
+        .get_business_unit(pb::GetBusinessUnitRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = o
+        .update_business_unit(pb::UpdateBusinessUnitRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["business_unit"]);
+    let err = o
+        .delete_business_unit(pb::DeleteBusinessUnitRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = o
+        .create_service(pb::CreateServiceRequest {
+            service: Some(pb::Service {
+                etag: String::new(),
+                create_time: Some(days(0)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("output only");
+    violations_name(
+        err,
+        &[
+            "service_id",
+            "service.business_unit",
+            "service.display_name",
+        ],
+    );
+    let err = o
+        .create_service(pb::CreateServiceRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["service_id", "service"]);
+    let err = o
+        .get_service(pb::GetServiceRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+    let err = o
+        .update_service(pb::UpdateServiceRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["service"]);
+    let err = o
+        .delete_service(pb::DeleteServiceRequest::default())
+        .await
+        .expect_err("empty");
+    violations_name(err, &["name"]);
+}
 
 crate::on_both_backends!(
     risk_lifecycle_create_assess_update_close,
@@ -14,6 +376,8 @@ crate::on_both_backends!(
     closed_risks_refuse_changes_naming_allowed_moves,
     nist_methodology_records_level_of_risk,
     data_survives_a_restart,
+    an_assessment_records_whether_its_control_deficiency_was_derived,
+    empty_requests_name_every_required_field,
 );
 
 async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
@@ -49,7 +413,7 @@ async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
         .clone()
         .expect("latest assessment");
     assert_eq!((a.exposure, a.score), (16, 64));
-    assert_eq!(a.severity, pb::Severity::High as i32);
+    assert_eq!(a.severity, tv::Severity::High as i32);
     assert_eq!(a.strategy, pb::ResponseStrategy::Improve as i32);
     assert_eq!(a.methodology, pb::Methodology::Standard as i32);
     assert_eq!(a.risk_level, pb::RiskLevel::Unspecified as i32);
@@ -68,7 +432,8 @@ async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
         .list_assessments(pb::ListAssessmentsRequest {
             parent: created.name.clone(),
             page_size: 1,
-            page_token: String::new(),
+            order_by: "assess_time desc".into(),
+            ..Default::default()
         })
         .await
         .expect("list assessments")
@@ -80,6 +445,8 @@ async fn risk_lifecycle_create_assess_update_close(backend: Backend) {
             parent: created.name.clone(),
             page_size: 10,
             page_token: history.next_page_token.clone(),
+            order_by: "assess_time desc".into(),
+            ..Default::default()
         })
         .await
         .expect("second page")
@@ -199,7 +566,18 @@ async fn invalid_creates_and_names_are_refused_field_by_field(backend: Backend) 
         })
         .await
         .expect_err("missing risk");
-    assert_eq!(violations(&err), ["risk"]);
+    // The missing message and, in the same answer, each of its required fields.
+    assert_eq!(
+        violations(&err),
+        [
+            "risk",
+            "risk.title",
+            "risk.service",
+            "risk.threat",
+            "risk.identification_source",
+            "risk.owner"
+        ]
+    );
     let err = client
         .create_risk(pb::CreateRiskRequest {
             risk: Some(new_risk("t", "no-such-service")),
@@ -250,6 +628,7 @@ async fn invalid_assessments_updates_and_closes_leave_the_risk_unchanged(backend
                 ..Default::default()
             }),
             request_id: String::new(),
+            derive_control_deficiency: false,
         })
         .await
         .expect_err("out of range");
@@ -264,6 +643,24 @@ async fn invalid_assessments_updates_and_closes_leave_the_risk_unchanged(backend
             "assessment.likelihood"
         ]
     );
+    // The control deficiency is given or derived: exactly one of the two.
+    let assess_with = |deficiency: i32, derive: bool| pb::AssessRiskRequest {
+        name: risk.name.clone(),
+        assessment: Some(assessment(3, 3, deficiency)),
+        request_id: String::new(),
+        derive_control_deficiency: derive,
+    };
+    let err = client
+        .assess_risk(assess_with(2, true))
+        .await
+        .expect_err("both");
+    assert_eq!(violations(&err), ["derive_control_deficiency"]);
+    let err = client
+        .assess_risk(assess_with(0, false))
+        .await
+        .expect_err("neither");
+    assert_eq!(violations(&err), ["assessment.control_deficiency"]);
+    assert_eq!(get_risk(&app, &risk.name).await.latest_assessment, None);
 
     // Update: unknown and output-only mask paths, malformed etag, empty effective mask.
     for (paths, field) in [
@@ -362,6 +759,7 @@ async fn closed_risks_refuse_changes_naming_allowed_moves(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            derive_control_deficiency: false,
         })
         .await
         .expect_err("closed risks cannot be assessed");
@@ -402,7 +800,7 @@ async fn nist_methodology_records_level_of_risk(backend: Backend) {
     let a = assessed.latest_assessment.expect("assessment");
     assert_eq!(a.methodology, pb::Methodology::Nist80030 as i32);
     assert_eq!(a.risk_level, pb::RiskLevel::Moderate as i32);
-    assert_eq!(a.severity, pb::Severity::Medium as i32);
+    assert_eq!(a.severity, tv::Severity::Medium as i32);
     assert_eq!((a.exposure, a.score), (12, 60));
     assert_eq!(a.strategy, pb::ResponseStrategy::Improve as i32);
     assert!(a.policy.starts_with("nist-800-30-"));

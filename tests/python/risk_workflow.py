@@ -65,7 +65,7 @@ def main(target):
         "action_item": {"title": "Create named admin accounts", "owner": "ops@example.com",
                         "due_time": "2027-01-31T00:00:00Z"}}, token=owner)
     final = client.call(f"{R}/GetRisk", {"name": risk["name"]})
-    assert final["status"] == "RISK_STATUS_TREATING", final
+    assert final["status"] == "RISK_STATUS_IN_TREATMENT", final
     decisions = client.call(f"{R}/ListDecisions", {"parent": risk["name"]})
     assert len(decisions.get("decisions", [])) >= 2, decisions
     try:

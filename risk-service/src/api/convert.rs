@@ -1,7 +1,11 @@
 //! Wire ↔ domain: `From`/`TryFrom` between the domain enums and the `assurance.risk.v1` ones,
 //! and the mapping between stored rows and messages.
 
-use assurance_proto::risk::v1 as pb;
+/// The wire types: this package's, and the shared `assurance.type.v1` enums it uses.
+mod pb {
+    pub use assurance_proto::risk::v1::*;
+    pub use assurance_proto::r#type::v1::{Severity, WorkItemStatus};
+}
 use assurance_runtime::time::to_timestamp;
 
 use crate::domain::{
@@ -53,7 +57,7 @@ wire_enum!(RiskLevel <=> RiskLevel { VeryLow, Low, Moderate, High, VeryHigh });
 wire_enum!(Methodology <=> Methodology { Standard, Nist80030 });
 wire_enum!(Decision <=> ResponseDecision { Mitigate, Avoid, Transfer, Accept });
 wire_enum!(ApprovalState <=> ApprovalState { Pending, Approved, Rejected });
-wire_enum!(ActionItemStatus <=> ActionItemStatus {
+wire_enum!(ActionItemStatus <=> WorkItemStatus {
     Open,
     InProgress,
     Blocked,
@@ -163,6 +167,7 @@ pub fn risk(r: &risk::Model) -> pb::Risk {
         risk_level: r.risk_level,
         methodology: r.methodology,
         policy: r.policy_id.clone(),
+        control_deficiency_derived: r.control_deficiency_derived,
     });
     pb::Risk {
         name: format!("risks/{}", r.id),
@@ -203,6 +208,7 @@ pub fn assessment(a: &assessment::Model) -> pb::Assessment {
         risk_level: a.risk_level,
         methodology: a.methodology,
         policy: a.policy_id.clone(),
+        control_deficiency_derived: a.control_deficiency_derived,
     }
 }
 
@@ -248,6 +254,7 @@ pub fn assessment_model(
         rationale: a.rationale.clone(),
         assessor: a.assessor.clone(),
         assess_time: 0,
+        control_deficiency_derived: false,
     }
 }
 
@@ -294,7 +301,7 @@ mod tests {
         methodology: Methodology <=> Methodology;
         response_decision: Decision <=> ResponseDecision;
         approval_state: ApprovalState <=> ApprovalState;
-        action_item_status: ActionItemStatus <=> ActionItemStatus;
+        action_item_status: ActionItemStatus <=> WorkItemStatus;
         sync_state: SyncState <=> SyncState;
         decision_kind: DecisionKind <=> DecisionKind;
         exception_status: ExceptionStatus <=> PolicyExceptionStatus;

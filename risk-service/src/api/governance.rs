@@ -1,7 +1,7 @@
 //! Handlers of risk responses and approvals, the decision log and action plans.
 
 use assurance_proto::risk::v1 as pb;
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     auth::Caller,
     time::{from_timestamp, to_timestamp},
@@ -19,7 +19,7 @@ use crate::domain::{
 use crate::store::{
     ITEM_FILTER, RequestKey,
     entities::{action_item, action_plan, decision, risk_response},
-    etag, parse_etag,
+    etag, listing, parse_etag, response_version,
 };
 
 /// Acceptances may run at most this long.
@@ -166,6 +166,7 @@ pub fn response(r: &risk_response::Model) -> pb::RiskResponse {
         create_time: Some(to_timestamp(r.create_time)),
         decide_time: r.decide_time.map(to_timestamp),
         expired: r.expired,
+        etag: etag(response_version(r)),
     }
 }
 
@@ -192,6 +193,8 @@ fn plan(p: &action_plan::Model, (items, open): (u64, u64)) -> pb::ActionPlan {
         item_count: i32::try_from(items).unwrap_or(i32::MAX),
         open_item_count: i32::try_from(open).unwrap_or(i32::MAX),
         create_time: Some(to_timestamp(p.create_time)),
+        etag: etag(p.version),
+        update_time: Some(to_timestamp(p.update_time)),
     }
 }
 
@@ -219,6 +222,8 @@ fn item(i: &action_item::Model, now: i64) -> pb::ActionItem {
     }
 }
 
+const PLAN_UPDATABLE: &[&str] = &["title", "owner"];
+
 const ITEM_UPDATABLE: &[&str] = &[
     "title",
     "description",
@@ -229,9 +234,9 @@ const ITEM_UPDATABLE: &[&str] = &[
 ];
 
 impl RiskApi {
-    pub(super) async fn set_response(
+    pub(super) async fn create_response(
         &self,
-        request: Request<pb::SetRiskResponseRequest>,
+        request: Request<pb::CreateRiskResponseRequest>,
     ) -> Result<Response<pb::RiskResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
@@ -239,7 +244,7 @@ impl RiskApi {
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let r = v.require("response", req.response.as_ref())?;
+        let r = &v.message("response", req.response.clone());
         v.known(
             "response.decision",
             r.decision,
@@ -305,6 +310,7 @@ impl RiskApi {
             create_time: 0,
             decide_time: None,
         };
+        // The operation keeps its pre-#11 name: it keys the request records of past retries.
         let key = RequestKey::for_request("SetRiskResponse", &caller, req, |r| &mut r.request_id);
         let created = self
             .store
@@ -313,12 +319,14 @@ impl RiskApi {
         Ok(Response::new(response(&created)))
     }
 
+    /// Approves or rejects (`approve`) the response `name`; `comment` is the approval comment or
+    /// the rejection reason.
     pub(super) async fn decide(
         &self,
         caller: Caller,
-        name: &str,
+        (name, comment, etag, request_id): (&str, &str, &str, &str),
         approve: bool,
-        comment: &str,
+        key: Option<RequestKey>,
     ) -> Result<Response<pb::RiskResponse>, Status> {
         let mut v = Violations::new();
         let ids = child_name(&mut v, "name", name, "responses");
@@ -327,6 +335,8 @@ impl RiskApi {
         } else {
             v.paragraph("reason", comment, true, 4000);
         }
+        let expected = v.absorb("etag", parse_etag("etag", etag)).flatten();
+        v.request_id("request_id", request_id);
         v.finish()?;
         let (risk, id) = ids.unwrap_or_default();
         let decided = self
@@ -336,11 +346,125 @@ impl RiskApi {
                 id,
                 approve,
                 comment.to_string(),
+                expected,
+                key,
                 &caller,
                 self.clock.now_micros(),
             )
             .await?;
         Ok(Response::new(response(&decided)))
+    }
+
+    pub(super) async fn get_response(
+        &self,
+        request: Request<pb::GetRiskResponseRequest>,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", &request.get_ref().name, "responses");
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        Ok(Response::new(response(
+            &self.store.response(risk, id).await?,
+        )))
+    }
+
+    pub(super) async fn get_assessment(
+        &self,
+        request: Request<pb::GetAssessmentRequest>,
+    ) -> Result<Response<pb::Assessment>, Status> {
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", &request.get_ref().name, "assessments");
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        let a = self.store.assessment(risk, id).await?;
+        Ok(Response::new(super::convert::assessment(&a)))
+    }
+
+    pub(super) async fn get_decision(
+        &self,
+        request: Request<pb::GetDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let mut v = Violations::new();
+        let ids = child_name(&mut v, "name", &request.get_ref().name, "decisions");
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        Ok(Response::new(decision(
+            &self.store.decision(risk, id).await?,
+        )))
+    }
+
+    pub(super) async fn update_plan(
+        &self,
+        request: Request<pb::UpdateActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let p = v.message("action_plan", req.action_plan);
+        let risk = plan_name(&mut v, "action_plan.name", &p.name, false).flatten();
+        let paths = update_paths(
+            req.update_mask.as_ref(),
+            PLAN_UPDATABLE,
+            |path| match path {
+                "title" => !p.title.is_empty(),
+                "owner" => !p.owner.is_empty(),
+                _ => false,
+            },
+        )?;
+        if paths.is_empty() {
+            v.add("update_mask", "names no field to update");
+        }
+        for path in &paths {
+            match *path {
+                "title" => v.line("action_plan.title", &p.title, true, 200),
+                "owner" => v.principal("action_plan.owner", &p.owner, true),
+                _ => {}
+            }
+        }
+        let expected = v
+            .absorb("action_plan.etag", parse_etag("action_plan.etag", &p.etag))
+            .flatten();
+        v.finish()?;
+        let risk = risk.unwrap_or_default();
+        let updated = self
+            .store
+            .update_plan(risk, expected, &caller, self.clock.now_micros(), |m| {
+                for path in &paths {
+                    match *path {
+                        "title" => m.title = p.title.clone(),
+                        "owner" => m.owner = p.owner.clone(),
+                        _ => {}
+                    }
+                }
+            })
+            .await?;
+        let counts = self.store.plan_counts(risk).await?;
+        Ok(Response::new(plan(&updated, counts)))
+    }
+
+    pub(super) async fn get_plan(
+        &self,
+        request: Request<pb::GetActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        let mut v = Violations::new();
+        let risk = plan_name(&mut v, "name", &request.get_ref().name, false).flatten();
+        v.finish()?;
+        let risk = risk.unwrap_or_default();
+        let p = self.store.plan(risk).await?;
+        let counts = self.store.plan_counts(risk).await?;
+        Ok(Response::new(plan(&p, counts)))
+    }
+
+    pub(super) async fn get_item(
+        &self,
+        request: Request<pb::GetActionItemRequest>,
+    ) -> Result<Response<pb::ActionItem>, Status> {
+        let mut v = Violations::new();
+        let ids = item_name(&mut v, "name", &request.get_ref().name);
+        v.finish()?;
+        let (risk, id) = ids.unwrap_or_default();
+        let i = self.store.item(risk, id).await?;
+        Ok(Response::new(item(&i, self.clock.now_micros())))
     }
 
     pub(super) async fn list_responses(
@@ -350,19 +474,26 @@ impl RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["responses", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                let risk = risk.unwrap_or_default();
-                self.store
-                    .responses(risk, list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["responses", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |r| r.id,
-        )
-        .await?;
+            Some(&listing::RESPONSE_FILTER.at(FilterContext {
+                now: self.clock.now_micros(),
+            })),
+            &listing::RESPONSE_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .responses(risk.unwrap_or_default(), &list)
+            .await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::response_keys(&list, r));
         Ok(Response::new(pb::ListRiskResponsesResponse {
             responses: rows.iter().map(response).collect(),
             next_page_token,
@@ -380,18 +511,23 @@ impl RiskApi {
         } else {
             risk_id(&mut v, "parent", &req.parent)
         };
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["decisions", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                self.store
-                    .decisions(risk, list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["decisions", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |d| d.id,
-        )
-        .await?;
+            Some(&listing::DECISION_FILTER.at(FilterContext {
+                now: self.clock.now_micros(),
+            })),
+            &listing::DECISION_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self.store.decisions(risk, &list).await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::decision_keys(&list, r));
         Ok(Response::new(pb::ListDecisionsResponse {
             decisions: rows.iter().map(decision).collect(),
             next_page_token,
@@ -407,7 +543,7 @@ impl RiskApi {
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let p = v.require("action_plan", req.action_plan.as_ref())?;
+        let p = &v.message("action_plan", req.action_plan.clone());
         v.line("action_plan.title", &p.title, true, 200);
         v.principal("action_plan.owner", &p.owner, true);
         v.finish()?;
@@ -416,6 +552,8 @@ impl RiskApi {
             title: p.title.clone(),
             owner: p.owner.clone(),
             create_time: 0,
+            version: 1,
+            update_time: 0,
         };
         let key = RequestKey::for_request("CreateActionPlan", &caller, req, |r| &mut r.request_id);
         let created = self
@@ -426,16 +564,16 @@ impl RiskApi {
         Ok(Response::new(plan(&created, counts)))
     }
 
-    pub(super) async fn add_item(
+    pub(super) async fn create_item(
         &self,
-        request: Request<pb::AddActionItemRequest>,
+        request: Request<pb::CreateActionItemRequest>,
     ) -> Result<Response<pb::ActionItem>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let risk = plan_name(&mut v, "parent", &req.parent, false).flatten();
         v.request_id("request_id", &req.request_id);
-        let i = v.require("action_item", req.action_item.as_ref())?;
+        let i = &v.message("action_item", req.action_item.clone());
         v.line("action_item.title", &i.title, true, 200);
         v.paragraph("action_item.description", &i.description, false, 4000);
         v.principal("action_item.owner", &i.owner, true);
@@ -474,6 +612,7 @@ impl RiskApi {
             update_time: 0,
         };
         set_tracker(&mut model, i.tracker.as_ref());
+        // The operation keeps its pre-#11 name: it keys the request records of past retries.
         let key = RequestKey::for_request("AddActionItem", &caller, req, |r| &mut r.request_id);
         let now = self.clock.now_micros();
         let created = self.store.add_item(model, key, &caller, now).await?;
@@ -487,7 +626,7 @@ impl RiskApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let i = v.require("action_item", req.action_item)?;
+        let i = v.message("action_item", req.action_item);
         let ids = item_name(&mut v, "action_item.name", &i.name);
         let paths = update_paths(req.update_mask.as_ref(), ITEM_UPDATABLE, |p| match p {
             "title" => !i.title.is_empty(),
@@ -558,10 +697,10 @@ impl RiskApi {
                 page_size: req.page_size,
                 page_token: &req.page_token,
                 filter: &req.filter,
-                order_by: "",
+                order_by: &req.order_by,
             },
             Some(&ITEM_FILTER.at(FilterContext { now })),
-            &Sorting::BY_UUID,
+            &listing::ITEM_SORTING,
         );
         v.finish()?;
         let risk = risk.flatten();
@@ -569,7 +708,7 @@ impl RiskApi {
             self.store.plan(risk).await?;
         }
         let mut rows = self.store.items(risk, &list).await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
+        let next_page_token = list.next_page(&mut rows, |i| listing::item_keys(&list, i));
         Ok(Response::new(pb::ListActionItemsResponse {
             action_items: rows.iter().map(|i| item(i, now)).collect(),
             next_page_token,

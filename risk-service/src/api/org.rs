@@ -1,19 +1,21 @@
 //! `assurance.risk.v1.OrganizationService`: business units and services.
 
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
-use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
+use assurance_runtime::error::ERROR_DOMAIN;
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     auth::Caller,
     validate::{Violations, is_slug, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
 
 use super::{convert, referenced};
 use crate::store::RequestKey;
 use crate::store::{
     Store,
     entities::{business_unit, service},
-    parse_etag,
+    listing, parse_etag,
 };
 
 pub struct OrgApi {
@@ -55,7 +57,7 @@ impl OrganizationService for OrgApi {
         let mut v = Violations::new();
         check_id(&mut v, "business_unit_id", &req.business_unit_id);
         v.request_id("request_id", &req.request_id);
-        let bu = v.require("business_unit", req.business_unit.as_ref())?;
+        let bu = &v.message("business_unit", req.business_unit.clone());
         check_display_name(&mut v, "business_unit.display_name", &bu.display_name);
         v.paragraph("business_unit.description", &bu.description, false, 4000);
         v.principal("business_unit.owner", &bu.owner, false);
@@ -68,6 +70,7 @@ impl OrganizationService for OrgApi {
             version: 0,
             create_time: 0,
             update_time: 0,
+            delete_time: None,
         };
         let created = self
             .store
@@ -96,19 +99,22 @@ impl OrganizationService for OrgApi {
         request: Request<pb::ListBusinessUnitsRequest>,
     ) -> Result<Response<pb::ListBusinessUnitsResponse>, Status> {
         let req = request.get_ref();
-        let (rows, next_page_token) = page_by_id(
-            Violations::new(),
-            &ListRequest::paged(&["businessUnits"], req.page_size, &req.page_token),
-            &Sorting::BY_TEXT_ID,
-            async |list| {
-                let store = &self.store;
-                store
-                    .list_business_units(list.after_text(), list.limit())
-                    .await
+        let mut v = Violations::new();
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["businessUnits"],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |r| r.id.clone(),
-        )
-        .await?;
+            Some(&listing::BUSINESS_UNIT_FILTER.at(FilterContext::default())),
+            &listing::BUSINESS_UNIT_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self.store.list_business_units(&list).await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::business_unit_keys(&list, r));
         Ok(Response::new(pb::ListBusinessUnitsResponse {
             business_units: rows.iter().map(convert::business_unit).collect(),
             next_page_token,
@@ -122,7 +128,7 @@ impl OrganizationService for OrgApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let bu = v.require("business_unit", req.business_unit)?;
+        let bu = v.message("business_unit", req.business_unit);
         let id =
             slug_name(&mut v, "business_unit.name", &bu.name, "businessUnits").map(str::to_string);
         let paths = update_paths(req.update_mask.as_ref(), BU_UPDATABLE, |p| match p {
@@ -178,7 +184,7 @@ impl OrganizationService for OrgApi {
         let mut v = Violations::new();
         check_id(&mut v, "service_id", &req.service_id);
         v.request_id("request_id", &req.request_id);
-        let svc = v.require("service", req.service.as_ref())?;
+        let svc = &v.message("service", req.service.clone());
         let bu = slug_name(
             &mut v,
             "service.business_unit",
@@ -198,6 +204,7 @@ impl OrganizationService for OrgApi {
             version: 0,
             create_time: 0,
             update_time: 0,
+            delete_time: None,
         };
         let created = self
             .store
@@ -233,23 +240,21 @@ impl OrganizationService for OrgApi {
         } else {
             slug_name(&mut v, "business_unit", &req.business_unit, "businessUnits")
         };
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(
-                &["services", &req.business_unit],
-                req.page_size,
-                &req.page_token,
-            ),
-            &Sorting::BY_TEXT_ID,
-            async |list| {
-                let store = &self.store;
-                store
-                    .list_services(bu, list.after_text(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["services", &req.business_unit],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |r| r.id.clone(),
-        )
-        .await?;
+            Some(&listing::SERVICE_FILTER.at(FilterContext::default())),
+            &listing::SERVICE_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self.store.list_services(bu, &list).await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::service_keys(&list, r));
         Ok(Response::new(pb::ListServicesResponse {
             services: rows.iter().map(convert::service).collect(),
             next_page_token,
@@ -263,7 +268,7 @@ impl OrganizationService for OrgApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let svc = v.require("service", req.service)?;
+        let svc = v.message("service", req.service);
         let id = slug_name(&mut v, "service.name", &svc.name, "services").map(str::to_string);
         let paths = update_paths(req.update_mask.as_ref(), SERVICE_UPDATABLE, |p| match p {
             "business_unit" => !svc.business_unit.is_empty(),
@@ -323,4 +328,76 @@ impl OrganizationService for OrgApi {
             .map_err(referenced("service.business_unit", &["businessUnits"]))?;
         Ok(Response::new(convert::service(&updated)))
     }
+
+    async fn delete_business_unit(
+        &self,
+        request: Request<pb::DeleteBusinessUnitRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = slug_name(&mut v, "name", &req.name, "businessUnits").map(str::to_string);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        match self
+            .store
+            .delete_business_unit(&id, expected, &caller)
+            .await?
+        {
+            Ok(()) => Ok(Response::new(())),
+            Err(open) => Err(still_referenced(&format!("businessUnits/{id}"), &open)),
+        }
+    }
+
+    async fn delete_service(
+        &self,
+        request: Request<pb::DeleteServiceRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = slug_name(&mut v, "name", &req.name, "services").map(str::to_string);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let id = id.unwrap_or_default();
+        match self.store.delete_service(&id, expected, &caller).await? {
+            Ok(()) => Ok(Response::new(())),
+            Err(open) => Err(still_referenced(&format!("services/{id}"), &open)),
+        }
+    }
+}
+
+/// A refusal to delete `name` while the `open` resources reference it: FAILED_PRECONDITION
+/// with a `PreconditionFailure` naming each of them (type `REFERENCED`, subject the
+/// referencing resource), and the `ErrorInfo` every error carries (reason `REFERENCED`).
+fn still_referenced(name: &str, open: &[String]) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_precondition_failure(
+        open.iter()
+            .map(|r| {
+                PreconditionViolation::new(
+                    "REFERENCED",
+                    r.clone(),
+                    format!("{r} still references {name}; close, delete or move it first"),
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    details.set_error_info(
+        "REFERENCED",
+        ERROR_DOMAIN,
+        [("resource".to_string(), name.to_string())]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    Status::with_error_details(
+        tonic::Code::FailedPrecondition,
+        format!(
+            "{name} is still referenced by {} open resource(s): {}",
+            open.len(),
+            open.join(", ")
+        ),
+        details,
+    )
 }

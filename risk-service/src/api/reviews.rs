@@ -248,14 +248,17 @@ impl ReviewService for ReviewApi {
                 if a.assessor.is_empty() {
                     a.assessor = caller.person().to_string();
                 }
-                if a.control_deficiency == 0 {
+                let derive = a.control_deficiency == 0;
+                if derive {
                     let derived = self
                         .store
                         .derived_control_deficiency(risk.unwrap_or_default())
                         .await?;
                     a.control_deficiency = i32::from(derived);
                 }
-                Some(convert::assessment_model(&self.policy, &a))
+                let mut model = convert::assessment_model(&self.policy, &a);
+                model.control_deficiency_derived = derive;
+                Some(model)
             }
         };
         let model = review::Model {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use assurance_proto::risk::v1::{self as pb, risk_service_server::RiskService};
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     auth::Caller,
     time::Clock,
@@ -21,8 +21,8 @@ use crate::{
         scoring::ScoringPolicy,
     },
     store::{
-        RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, identified_risk, parse_etag,
-        risk_keys,
+        RISK_FILTER, RISK_SORTING, RiskPatch, Store, entities::risk, identified_risk, listing,
+        parse_etag, risk_keys,
     },
 };
 
@@ -100,7 +100,7 @@ impl RiskService for RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
-        let r = v.require("risk", req.risk.as_ref())?;
+        let r = &v.message("risk", req.risk.clone());
         let mut service_id = None;
         for field in RISK_UPDATABLE {
             if let Some(id) = check_risk_field(&mut v, r, field) {
@@ -182,7 +182,7 @@ impl RiskService for RiskApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let r = v.require("risk", req.risk)?;
+        let r = v.message("risk", req.risk);
         let id = risk_id(&mut v, "risk.name", &r.name);
         let paths = update_paths(req.update_mask.as_ref(), RISK_UPDATABLE, |p| match p {
             "title" => !r.title.is_empty(),
@@ -256,29 +256,33 @@ impl RiskService for RiskApi {
         let mut v = Violations::new();
         let id = risk_id(&mut v, "name", &req.name);
         v.request_id("request_id", &req.request_id);
-        let a = v.require("assessment", req.assessment.as_ref())?;
+        let mut a = v.message("assessment", req.assessment.clone());
         v.in_range("assessment.impact", a.impact, 1, 5);
         v.in_range("assessment.likelihood", a.likelihood, 1, 5);
-        // 0 (omitted): derived from the risk's linked controls (domain::controls).
-        if a.control_deficiency != 0 {
-            v.in_range("assessment.control_deficiency", a.control_deficiency, 1, 5);
+        // Given, or derived from the risk's linked controls (domain::controls): never both.
+        let derive = req.derive_control_deficiency;
+        match (derive, a.control_deficiency) {
+            (true, 0) => {}
+            (true, _) => v.add(
+                "derive_control_deficiency",
+                "cannot be combined with assessment.control_deficiency: give the value or derive it",
+            ),
+            (false, 0) => v.add(
+                "assessment.control_deficiency",
+                "is required (1–5), unless derive_control_deficiency is set",
+            ),
+            (false, given) => v.in_range("assessment.control_deficiency", given, 1, 5),
         }
         v.principal("assessment.assessor", &a.assessor, true);
         v.paragraph("assessment.rationale", &a.rationale, false, 10_000);
         v.finish()?;
-        let with_derived;
-        let a = if a.control_deficiency == 0 {
+        if derive {
             let risk = id.unwrap_or_default();
             let derived = self.store.derived_control_deficiency(risk).await?;
-            with_derived = pb::Assessment {
-                control_deficiency: i32::from(derived),
-                ..a.clone()
-            };
-            &with_derived
-        } else {
-            a
-        };
-        let model = convert::assessment_model(&self.policy, a);
+            a.control_deficiency = i32::from(derived);
+        }
+        let mut model = convert::assessment_model(&self.policy, &a);
+        model.control_deficiency_derived = derive;
         let risk = self
             .store
             .assess_risk(
@@ -298,34 +302,79 @@ impl RiskService for RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = risk_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(
-                &["assessments", &req.parent],
-                req.page_size,
-                &req.page_token,
-            ),
-            &Sorting::BY_UUID,
-            async |list| {
-                let id = id.unwrap_or_default();
-                self.store
-                    .list_assessments(id, list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                scope: &["assessments", &req.parent],
+                page_size: req.page_size,
+                page_token: &req.page_token,
+                filter: &req.filter,
+                order_by: &req.order_by,
             },
-            |a| a.id,
-        )
-        .await?;
+            Some(&listing::ASSESSMENT_FILTER.at(FilterContext {
+                now: self.clock.now_micros(),
+            })),
+            &listing::ASSESSMENT_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .list_assessments(id.unwrap_or_default(), &list)
+            .await?;
+        let next_page_token = list.next_page(&mut rows, |r| listing::assessment_keys(&list, r));
         Ok(Response::new(pb::ListAssessmentsResponse {
             assessments: rows.iter().map(convert::assessment).collect(),
             next_page_token,
         }))
     }
 
-    async fn set_risk_response(
+    async fn get_assessment(
         &self,
-        request: Request<pb::SetRiskResponseRequest>,
+        request: Request<pb::GetAssessmentRequest>,
+    ) -> Result<Response<pb::Assessment>, Status> {
+        self.get_assessment(request).await
+    }
+
+    async fn get_risk_response(
+        &self,
+        request: Request<pb::GetRiskResponseRequest>,
     ) -> Result<Response<pb::RiskResponse>, Status> {
-        self.set_response(request).await
+        self.get_response(request).await
+    }
+
+    async fn get_decision(
+        &self,
+        request: Request<pb::GetDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        self.get_decision(request).await
+    }
+
+    async fn update_action_plan(
+        &self,
+        request: Request<pb::UpdateActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        self.update_plan(request).await
+    }
+
+    async fn get_action_plan(
+        &self,
+        request: Request<pb::GetActionPlanRequest>,
+    ) -> Result<Response<pb::ActionPlan>, Status> {
+        self.get_plan(request).await
+    }
+
+    async fn get_action_item(
+        &self,
+        request: Request<pb::GetActionItemRequest>,
+    ) -> Result<Response<pb::ActionItem>, Status> {
+        self.get_item(request).await
+    }
+
+    async fn create_risk_response(
+        &self,
+        request: Request<pb::CreateRiskResponseRequest>,
+    ) -> Result<Response<pb::RiskResponse>, Status> {
+        self.create_response(request).await
     }
 
     async fn approve_risk_response(
@@ -334,7 +383,10 @@ impl RiskService for RiskApi {
     ) -> Result<Response<pb::RiskResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        self.decide(caller, &req.name, true, &req.comment).await
+        let key =
+            RequestKey::for_request("ApproveRiskResponse", &caller, &req, |r| &mut r.request_id);
+        let fields = (&*req.name, &*req.comment, &*req.etag, &*req.request_id);
+        self.decide(caller, fields, true, key).await
     }
 
     async fn reject_risk_response(
@@ -343,7 +395,10 @@ impl RiskService for RiskApi {
     ) -> Result<Response<pb::RiskResponse>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
-        self.decide(caller, &req.name, false, &req.reason).await
+        let key =
+            RequestKey::for_request("RejectRiskResponse", &caller, &req, |r| &mut r.request_id);
+        let fields = (&*req.name, &*req.reason, &*req.etag, &*req.request_id);
+        self.decide(caller, fields, false, key).await
     }
 
     async fn list_risk_responses(
@@ -367,11 +422,11 @@ impl RiskService for RiskApi {
         self.create_plan(request).await
     }
 
-    async fn add_action_item(
+    async fn create_action_item(
         &self,
-        request: Request<pb::AddActionItemRequest>,
+        request: Request<pb::CreateActionItemRequest>,
     ) -> Result<Response<pb::ActionItem>, Status> {
-        self.add_item(request).await
+        self.create_item(request).await
     }
 
     async fn update_action_item(

@@ -162,6 +162,7 @@ impl Store {
         } else {
             service::Entity::find()
                 .filter(service::Column::Id.is_in(wanted))
+                .filter(service::Column::DeleteTime.is_null())
                 .all(&tx)
                 .await?
                 .into_iter()
@@ -477,6 +478,7 @@ fn upsert_assessment_columns() -> OnConflict {
             C::Impact,
             C::Likelihood,
             C::ControlDeficiency,
+            C::ControlDeficiencyDerived,
             C::Exposure,
             C::Score,
             C::Severity,

@@ -15,6 +15,8 @@ pub mod business_unit {
         pub version: i64,
         pub create_time: i64,
         pub update_time: i64,
+        /// When it was deleted; a deleted one is not found, but its id stays taken.
+        pub delete_time: Option<i64>,
     }
 
     assurance_runtime::entity_without_relations!();
@@ -35,6 +37,8 @@ pub mod service {
         pub version: i64,
         pub create_time: i64,
         pub update_time: i64,
+        /// When it was deleted; a deleted one is not found, but its id stays taken.
+        pub delete_time: Option<i64>,
     }
 
     assurance_runtime::entity_without_relations!();
@@ -84,6 +88,8 @@ pub mod risk {
         pub assess_time: Option<i64>,
         /// When the next periodic review is due (from the last assessment or review).
         pub next_review_time: Option<i64>,
+        /// Of the latest assessment: its control deficiency was derived.
+        pub control_deficiency_derived: bool,
     }
 
     assurance_runtime::entity_without_relations!();
@@ -127,6 +133,8 @@ pub mod assessment {
         pub rationale: String,
         pub assessor: String,
         pub assess_time: i64,
+        /// The control deficiency was derived from the linked controls (not given).
+        pub control_deficiency_derived: bool,
     }
 
     assurance_runtime::entity_without_relations!();
@@ -213,6 +221,8 @@ pub mod action_plan {
         pub title: String,
         pub owner: String,
         pub create_time: i64,
+        pub version: i64,
+        pub update_time: i64,
     }
 
     assurance_runtime::entity_without_relations!();

@@ -161,6 +161,7 @@ impl Store {
             .idempotent(key, async |tx| {
                 for id in &services {
                     if service::Entity::find_by_id(id.clone())
+                        .filter(service::Column::DeleteTime.is_null())
                         .one(tx)
                         .await?
                         .is_none()

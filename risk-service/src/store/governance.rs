@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{action_item, action_plan, decision, risk, risk_response},
-    insert_new, next_version, request_id_of,
+    insert_new, listing, next_version, request_id_of,
     risks::{WhileOpen, lock_open_risk, lock_risk, modify_in, transition},
     write_version,
 };
@@ -30,8 +30,23 @@ use crate::domain::{
     status::{Decision, RiskEvent, RiskStatus},
 };
 
+/// Plans are keyed by their risk (one plan per risk).
+impl super::Versioned for action_plan::Model {
+    const ID: action_plan::Column = action_plan::Column::RiskId;
+    const VERSION: action_plan::Column = action_plan::Column::Version;
+    fn id_value(&self) -> sea_orm::Value {
+        self.risk_id.into()
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn stamp(&mut self, version: i64, update_time: i64) {
+        (self.version, self.update_time) = (version, update_time);
+    }
+}
+
 static ITEM_STATUS: EnumValues = EnumValues {
-    prefix: "ACTION_ITEM_STATUS_",
+    prefix: "WORK_ITEM_STATUS_",
     values: ActionItemStatus::NAMES,
 };
 
@@ -150,6 +165,121 @@ async fn finish_treatment(
     Ok(Some(moved))
 }
 
+/// The version of a response, its etag: 1 while pending, 2 once decided, 3 once an approved
+/// response stopped governing its risk (`expired`). Those are the only changes a response
+/// undergoes, in that order, so the version needs no column of its own.
+pub fn response_version(r: &risk_response::Model) -> i64 {
+    1 + i64::from(r.state != ApprovalState::Pending as i32) + i64::from(r.expired)
+}
+
+/// [`Store::decide_response`] inside its transaction: the risk as moved and the decided response.
+#[allow(clippy::too_many_arguments)]
+async fn decide_in(
+    tx: &DatabaseTransaction,
+    risk_id: Uuid,
+    id: Uuid,
+    approve: bool,
+    comment: &str,
+    expected_version: Option<i64>,
+    caller: &Caller,
+    now: i64,
+) -> ApiResult<(risk::Model, risk_response::Model)> {
+    let name = format!("risks/{risk_id}/responses/{id}");
+    let mut response = risk_response::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .filter(|r| r.risk_id == risk_id)
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    check_version(&name, expected_version, response_version(&response))?;
+    if response.state != ApprovalState::Pending as i32 {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::NotPending,
+            format!("{name} was already decided"),
+        ));
+    }
+    let own = assurance_runtime::auth::same_principal(&response.proposer, caller.person());
+    if approve && own {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::SelfApproval,
+            format!(
+                "{name} was proposed by {}; someone else must approve it",
+                response.proposer
+            ),
+        ));
+    }
+    if approve && response.acceptance_expire_time.is_some_and(|at| at <= now) {
+        return Err(ApiError::precondition(
+            assurance_runtime::Reason::Expired,
+            format!("{name} is an acceptance whose expiry has passed; propose a new response"),
+        ));
+    }
+    let proposed = assurance_runtime::auth::Role::parse(&response.required_role)
+        .ok_or_else(|| ApiError::Internal(format!("{name} has an unknown required role")))?;
+    let withdrawing = own && !approve;
+    let event = if approve {
+        RiskEvent::ResponseApproved(decision_of(response.decision)?)
+    } else {
+        RiskEvent::ResponseRejected
+    };
+    let risk = modify_in(tx, risk_id, None, async |_, r| {
+            caller.may_change(&r.service_id)?;
+            // The level follows the risk's severity now, if a reassessment raised it since
+            // the proposal.
+            let current = required_role(r.severity);
+            let required = if current > proposed { current } else { proposed };
+            if !withdrawing && !may_approve(caller.principal.roles, required) {
+                return Err(ApiError::PermissionDenied(format!(
+                    "{name} is a response to a {} risk: deciding it needs the {required} role or a higher one \
+                     (risk_owner < service_manager < trust_team < erm_executive); {} has {}",
+                    severity_name(r.severity),
+                    caller.principal.subject,
+                    caller.principal.roles
+                )));
+            }
+            r.status = transition(r, event)? as i32;
+            Ok(())
+        })
+        .await?;
+    if approve {
+        // The approved response replaces any earlier one: an older acceptance no longer
+        // governs the risk and must not expire it later.
+        risk_response::Entity::update_many()
+            .col_expr(risk_response::Column::Expired, Expr::value(true))
+            .filter(risk_response::Column::RiskId.eq(risk_id))
+            .filter(risk_response::Column::State.eq(ApprovalState::Approved as i32))
+            .filter(risk_response::Column::Id.ne(id))
+            .exec(tx)
+            .await?;
+    }
+    response.state = if approve {
+        ApprovalState::Approved
+    } else {
+        ApprovalState::Rejected
+    } as i32;
+    response.decided_by = caller.person().to_string();
+    response.decision_comment = comment.to_string();
+    response.decide_time = Some(now);
+    risk_response::Entity::update(response.clone().into_active_model().reset_all())
+        .exec(tx)
+        .await?;
+    let (kind, verb) = if approve {
+        (DecisionKind::ResponseApproved, "approved")
+    } else {
+        (DecisionKind::ResponseRejected, "rejected")
+    };
+    let mut summary = format!("{verb} {}", decision_name(response.decision));
+    if !comment.is_empty() {
+        summary.push_str(&format!(": {comment}"));
+    }
+    log(tx, risk_id, kind, caller.actor(), summary, Some(id), now).await?;
+    // A plan already finished when the treatment is approved ends it at once.
+    let risk = finish_treatment(tx, risk_id, caller, now)
+        .await?
+        .unwrap_or(risk);
+    Ok((risk, response))
+}
+
 impl Store {
     /// Proposes `response` for the risk `risk_id` (→ RESPONSE_PLANNED).
     pub async fn set_response(
@@ -241,147 +371,88 @@ impl Store {
     /// Approves (→ IN_TREATMENT, or MONITORING for ACCEPT) or rejects (→ ASSESSED) a pending
     /// response. Approvers need the level of the risk's severity and must not be the proposer;
     /// a rejection needs the same level, except that proposers may withdraw their own.
+    /// `expected_version` (the etag), when given, must be the response's current version; a
+    /// request key makes a retry answer with the response as it is now, deciding it once.
+    #[allow(clippy::too_many_arguments)]
     pub async fn decide_response(
         &self,
         risk_id: Uuid,
         id: Uuid,
         approve: bool,
         comment: String,
+        expected_version: Option<i64>,
+        key: Option<RequestKey>,
         caller: &Caller,
         now: i64,
     ) -> ApiResult<risk_response::Model> {
         let name = format!("risks/{risk_id}/responses/{id}");
-        let tx = db::begin_write(self.connection()).await?;
-        let mut response = risk_response::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&tx)
-            .await?
-            .filter(|r| r.risk_id == risk_id)
-            .ok_or_else(|| ApiError::not_found(&name))?;
-        if response.state != ApprovalState::Pending as i32 {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::NotPending,
-                format!("{name} was already decided"),
-            ));
-        }
-        let own = assurance_runtime::auth::same_principal(&response.proposer, caller.person());
-        if approve && own {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::SelfApproval,
-                format!(
-                    "{name} was proposed by {}; someone else must approve it",
-                    response.proposer
-                ),
-            ));
-        }
-        if approve && response.acceptance_expire_time.is_some_and(|at| at <= now) {
-            return Err(ApiError::precondition(
-                assurance_runtime::Reason::Expired,
-                format!("{name} is an acceptance whose expiry has passed; propose a new response"),
-            ));
-        }
-        let proposed = assurance_runtime::auth::Role::parse(&response.required_role)
-            .ok_or_else(|| ApiError::Internal(format!("{name} has an unknown required role")))?;
-        let withdrawing = own && !approve;
-        let event = if approve {
-            RiskEvent::ResponseApproved(decision_of(response.decision)?)
-        } else {
-            RiskEvent::ResponseRejected
-        };
-        let risk = modify_in(&tx, risk_id, None, async |_, r| {
-            caller.may_change(&r.service_id)?;
-            // The level follows the risk's severity now, if a reassessment raised it since
-            // the proposal.
-            let current = required_role(r.severity);
-            let required = if current > proposed { current } else { proposed };
-            if !withdrawing && !may_approve(caller.principal.roles, required) {
-                return Err(ApiError::PermissionDenied(format!(
-                    "{name} is a response to a {} risk: deciding it needs the {required} role or a higher one \
-                     (risk_owner < service_manager < trust_team < erm_executive); {} has {}",
-                    severity_name(r.severity),
-                    caller.principal.subject,
-                    caller.principal.roles
-                )));
-            }
-            r.status = transition(r, event)? as i32;
-            Ok(())
-        })
-        .await?;
-        if approve {
-            // The approved response replaces any earlier one: an older acceptance no longer
-            // governs the risk and must not expire it later.
-            risk_response::Entity::update_many()
-                .col_expr(risk_response::Column::Expired, Expr::value(true))
-                .filter(risk_response::Column::RiskId.eq(risk_id))
-                .filter(risk_response::Column::State.eq(ApprovalState::Approved as i32))
-                .filter(risk_response::Column::Id.ne(id))
-                .exec(&tx)
+        let request_id = request_id_of(&key);
+        let outcome = self
+            .idempotent(key, async |tx| {
+                let decided = decide_in(
+                    tx,
+                    risk_id,
+                    id,
+                    approve,
+                    &comment,
+                    expected_version,
+                    caller,
+                    now,
+                )
                 .await?;
-        }
-        response.state = if approve {
-            ApprovalState::Approved
-        } else {
-            ApprovalState::Rejected
-        } as i32;
-        response.decided_by = caller.person().to_string();
-        response.decision_comment = comment.clone();
-        response.decide_time = Some(now);
-        risk_response::Entity::update(response.clone().into_active_model().reset_all())
-            .exec(&tx)
+                audit::record(tx, SERVICE, caller, &name, &request_id).await?;
+                Ok((name.clone(), decided))
+            })
             .await?;
-        let (kind, verb) = if approve {
-            (DecisionKind::ResponseApproved, "approved")
-        } else {
-            (DecisionKind::ResponseRejected, "rejected")
-        };
-        let mut summary = format!("{verb} {}", decision_name(response.decision));
-        if !comment.is_empty() {
-            summary.push_str(&format!(": {comment}"));
+        match outcome {
+            Outcome::Created((risk, response)) => {
+                self.cache.store(&risk);
+                Ok(response)
+            }
+            Outcome::Replayed(_) => self.response(risk_id, id).await,
         }
-        log(&tx, risk_id, kind, caller.actor(), summary, Some(id), now).await?;
-        // A plan already finished when the treatment is approved ends it at once.
-        let risk = finish_treatment(&tx, risk_id, caller, now)
-            .await?
-            .unwrap_or(risk);
-        audit::record(&tx, SERVICE, caller, &name, "").await?;
-        tx.commit().await?;
-        self.cache.store(&risk);
-        Ok(response)
     }
 
-    /// Responses of a risk, newest first, after the response id `after`.
+    /// A page of a risk's responses in `q`'s filter and order.
     pub async fn responses(
         &self,
         risk_id: Uuid,
-        after: Option<Uuid>,
-        limit: u64,
+        q: &ListQuery,
     ) -> ApiResult<Vec<risk_response::Model>> {
         self.get_risk(risk_id).await?;
-        let mut q = risk_response::Entity::find()
-            .filter(risk_response::Column::RiskId.eq(risk_id))
-            .order_by_desc(risk_response::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(risk_response::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        let select =
+            risk_response::Entity::find().filter(risk_response::Column::RiskId.eq(risk_id));
+        let select = listing::page_of(
+            select,
+            q,
+            listing::response_column,
+            risk_response::Column::Id,
+        )?;
+        Ok(select.all(self.connection()).await?)
     }
 
-    /// Decision log entries of one risk (or all), newest first, after the entry id `after`.
+    /// A page of the decision log of one risk (or all) in `q`'s filter and order.
     pub async fn decisions(
         &self,
         risk_id: Option<Uuid>,
-        after: Option<Uuid>,
-        limit: u64,
+        q: &ListQuery,
     ) -> ApiResult<Vec<decision::Model>> {
-        let mut q = decision::Entity::find().order_by_desc(decision::Column::Id);
+        let mut select = decision::Entity::find();
         if let Some(risk_id) = risk_id {
             self.get_risk(risk_id).await?;
-            q = q.filter(decision::Column::RiskId.eq(risk_id));
+            select = select.filter(decision::Column::RiskId.eq(risk_id));
         }
-        if let Some(after) = after {
-            q = q.filter(decision::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        let select = listing::page_of(select, q, listing::decision_column, decision::Column::Id)?;
+        Ok(select.all(self.connection()).await?)
+    }
+
+    /// One entry of a risk's decision log.
+    pub async fn decision(&self, risk_id: Uuid, id: Uuid) -> ApiResult<decision::Model> {
+        decision::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .filter(|d| d.risk_id == risk_id)
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/decisions/{id}")))
     }
 
     /// Creates the action plan of a risk.
@@ -394,7 +465,7 @@ impl Store {
     ) -> ApiResult<action_plan::Model> {
         let request_id = request_id_of(&key);
         let name = format!("risks/{}/actionPlan", plan.risk_id);
-        plan.create_time = now;
+        (plan.version, plan.create_time, plan.update_time) = (1, now, now);
         let outcome = self
             .idempotent(key, async |tx| {
                 let risk = lock_open_risk(tx, plan.risk_id, None, WhileOpen::Change).await?;
@@ -415,6 +486,33 @@ impl Store {
             .one(self.connection())
             .await?
             .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/actionPlan")))
+    }
+
+    /// Applies `patch` to the action plan of a risk (etag checked), as the risk's service
+    /// scope allows.
+    pub async fn update_plan(
+        &self,
+        risk_id: Uuid,
+        expected_version: Option<i64>,
+        caller: &Caller,
+        now: i64,
+        patch: impl FnOnce(&mut action_plan::Model),
+    ) -> ApiResult<action_plan::Model> {
+        let name = format!("risks/{risk_id}/actionPlan");
+        let tx = db::begin_write(self.connection()).await?;
+        let current = action_plan::Entity::find_by_id(risk_id)
+            .lock_exclusive()
+            .one(&tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&name))?;
+        let risk = lock_risk(&tx, risk_id).await?;
+        caller.may_change(&risk.service_id)?;
+        check_version(&name, expected_version, current.version)?;
+        let next = next_version(&current, now, patch);
+        write_version(&tx, &next, current.version, &name).await?;
+        audit::record(&tx, SERVICE, caller, &name, "").await?;
+        tx.commit().await?;
+        Ok(next)
     }
 
     /// (items, open items) of a risk's plan.
@@ -518,23 +616,18 @@ impl Store {
         Ok(next)
     }
 
-    /// Action items matching `condition`, by id, after `after`.
     /// A page of action items: of one risk's plan, or of every plan (`risk` = `None`).
     pub async fn items(
         &self,
         risk: Option<Uuid>,
         list: &ListQuery,
     ) -> ApiResult<Vec<action_item::Model>> {
-        let mut q = action_item::Entity::find()
-            .filter(list.condition.clone())
-            .order_by_asc(action_item::Column::Id);
+        let mut select = action_item::Entity::find();
         if let Some(risk) = risk {
-            q = q.filter(action_item::Column::RiskId.eq(risk));
+            select = select.filter(action_item::Column::RiskId.eq(risk));
         }
-        if let Some(after) = list.after_id() {
-            q = q.filter(action_item::Column::Id.gt(after));
-        }
-        Ok(q.limit(list.limit()).all(self.connection()).await?)
+        let select = listing::page_of(select, list, listing::item_column, action_item::Column::Id)?;
+        Ok(select.all(self.connection()).await?)
     }
 
     /// Sends risks whose approved acceptance has expired by `now` back to ASSESSED, as

@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(Controls),
             Box::new(ScopedRequestIds),
             Box::new(super::reviews::ReviewCycleVersions),
+            Box::new(super::migration_contract::ContractMigration),
         ]
     }
 }

@@ -8,7 +8,9 @@ pub mod entities;
 pub mod exceptions;
 mod governance;
 mod labels;
+pub mod listing;
 pub mod migration;
+mod migration_contract;
 mod org;
 pub mod reviews;
 mod risk_list;
@@ -25,7 +27,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
 
-pub use governance::ITEM_FILTER;
+pub use governance::{ITEM_FILTER, response_version};
 pub use labels::labels_from_json;
 pub use risk_list::{RISK_FILTER, RISK_SORTING, risk_keys};
 pub use risks::{RiskPatch, identified_risk};

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use assurance_runtime::{ApiError, ApiResult, audit, auth::Caller, db, time::now_micros};
+use assurance_runtime::{
+    ApiError, ApiResult, audit, auth::Caller, db, list::ListQuery, time::now_micros,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -19,7 +21,7 @@ use super::{
     check_version,
     entities::{action_item, assessment, risk, risk_label},
     labels::{labels_json, write_labels},
-    notify_risks,
+    listing, notify_risks,
     org::service_business_unit,
     request_id_of, write_if_version,
 };
@@ -61,6 +63,7 @@ pub fn identified_risk(id: Uuid) -> risk::Model {
         assessor: String::new(),
         assess_time: None,
         next_review_time: None,
+        control_deficiency_derived: false,
     }
 }
 
@@ -302,22 +305,31 @@ impl Store {
         }
     }
 
-    /// Assessments of a risk, newest first, after the assessment id `after`.
+    /// One assessment of a risk.
+    pub async fn assessment(&self, risk_id: Uuid, id: Uuid) -> ApiResult<assessment::Model> {
+        assessment::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .filter(|a| a.risk_id == risk_id)
+            .ok_or_else(|| ApiError::not_found(format!("risks/{risk_id}/assessments/{id}")))
+    }
+
+    /// A page of a risk's assessments in `q`'s filter and order.
     pub async fn list_assessments(
         &self,
         risk_id: Uuid,
-        after: Option<Uuid>,
-        limit: u64,
+        q: &ListQuery,
     ) -> ApiResult<Vec<assessment::Model>> {
         // Distinguish "no assessments" from "no such risk".
         self.get_risk(risk_id).await?;
-        let mut q = assessment::Entity::find()
-            .filter(assessment::Column::RiskId.eq(risk_id))
-            .order_by_desc(assessment::Column::Id);
-        if let Some(after) = after {
-            q = q.filter(assessment::Column::Id.lt(after));
-        }
-        Ok(q.limit(limit).all(self.connection()).await?)
+        let select = assessment::Entity::find().filter(assessment::Column::RiskId.eq(risk_id));
+        let select = listing::page_of(
+            select,
+            q,
+            listing::assessment_column,
+            assessment::Column::Id,
+        )?;
+        Ok(select.all(self.connection()).await?)
     }
 
     /// Read-modify-write of one risk in its own write transaction.
@@ -451,6 +463,7 @@ pub(super) fn apply_assessment(r: &mut risk::Model, next: RiskStatus, a: &assess
     r.impact = a.impact;
     r.likelihood = a.likelihood;
     r.control_deficiency = a.control_deficiency;
+    r.control_deficiency_derived = a.control_deficiency_derived;
     r.exposure = a.exposure;
     r.score = a.score;
     r.severity = a.severity;
