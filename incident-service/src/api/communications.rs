@@ -1,6 +1,6 @@
 //! Stakeholder notifications: drafts, a second approver, sending, overdue lists.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::{
     auth::Caller,

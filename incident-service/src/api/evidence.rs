@@ -1,6 +1,6 @@
 //! Evidence and its chain of custody.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::list::{ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::page::Key;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{

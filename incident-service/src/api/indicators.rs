@@ -1,6 +1,6 @@
 //! Indicators of compromise: add to an incident, list, and sweep across incidents.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
 use assurance_runtime::{auth::Caller, validate::Violations};

@@ -15,9 +15,15 @@ mod roles;
 mod tasks;
 mod timeline;
 
+/// The messages of `assurance.incident.v1` with the shared `assurance.type.v1` enums it uses.
+mod pb {
+    pub use assurance_proto::incident::v1::*;
+    pub use assurance_proto::r#type::v1::{ReportFormat, Severity, WorkItemStatus};
+}
+
 use std::sync::Arc;
 
-use assurance_proto::incident::v1::{self as pb, incident_service_server::IncidentService};
+use assurance_proto::incident::v1::incident_service_server::IncidentService;
 use assurance_runtime::{
     time::from_timestamp,
     validate::{Violations, name_id},

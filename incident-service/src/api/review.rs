@@ -1,7 +1,7 @@
 //! The post-incident review: its validation, and the record and get RPCs (its storage form and
 //! outbox payloads are in `convert`).
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::{
     auth::Caller,

@@ -1,6 +1,6 @@
 //! Incident roles: who holds each role of an incident.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::{
     auth::Caller,
     validate::{Violations, is_slug},

@@ -1,6 +1,6 @@
 //! Response tasks of an incident: create, update, list (AIP-160 filters).
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::page::Key;

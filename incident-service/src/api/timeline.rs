@@ -1,6 +1,6 @@
 //! The append-only timeline: notes, pages of events, and the live watch stream.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
 use assurance_runtime::page::Key;
