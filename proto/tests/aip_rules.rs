@@ -15,7 +15,7 @@ use prost_types::{
 
 /// Resources without a standard Get today (issue #11, "Complete resources").
 const WITHOUT_GET_YET: &[&str] = &[
-    "assurance.incident.v1.CustodyEntry",
+    "assurance.incident.v1.CustodyRecord",
     "assurance.incident.v1.Evidence",
     "assurance.incident.v1.Indicator",
     "assurance.incident.v1.Notification",

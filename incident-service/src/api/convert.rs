@@ -210,8 +210,8 @@ pub fn evidence(e: &evidence::Model) -> pb::Evidence {
     }
 }
 
-pub fn custody_entry(c: &custody_entry::Model) -> pb::CustodyEntry {
-    pb::CustodyEntry {
+pub fn custody_entry(c: &custody_entry::Model) -> pb::CustodyRecord {
+    pb::CustodyRecord {
         name: format!(
             "incidents/{}/evidence/{}/custodyRecords/{}",
             c.incident_id, c.evidence_id, c.seq

@@ -14,7 +14,7 @@ use crate::domain::indicator;
 impl IncidentApi {
     pub(super) async fn evidence_add(
         &self,
-        request: Request<pb::AddEvidenceRequest>,
+        request: Request<pb::CreateEvidenceRequest>,
     ) -> Result<Response<pb::Evidence>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
@@ -53,7 +53,7 @@ impl IncidentApi {
             create_time: 0,
         };
         let key = RequestKey::for_request("AddEvidence", req, |r| &mut r.request_id);
-        let added = self.store.add_evidence(model, &caller, key).await?;
+        let added = self.store.create_evidence(model, &caller, key).await?;
         Ok(Response::new(convert::evidence(&added)))
     }
 
@@ -84,17 +84,17 @@ impl IncidentApi {
 
     pub(super) async fn custody_record(
         &self,
-        request: Request<pb::RecordCustodyRequest>,
-    ) -> Result<Response<pb::CustodyEntry>, Status> {
+        request: Request<pb::CreateCustodyRecordRequest>,
+    ) -> Result<Response<pb::CustodyRecord>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let ids = child_name(&mut v, "evidence", "evidence", &req.evidence);
         v.request_id("request_id", &req.request_id);
-        let entry = v.require("entry", req.entry.as_ref())?;
-        v.principal("entry.to_custodian", &entry.to_custodian, true);
-        v.paragraph("entry.purpose", &entry.purpose, true, 2000);
-        v.line("entry.location", &entry.location, false, 1000);
+        let entry = v.message("custody_record", req.custody_record.clone());
+        v.principal("custody_record.to_custodian", &entry.to_custodian, true);
+        v.paragraph("custody_record.purpose", &entry.purpose, true, 2000);
+        v.line("custody_record.location", &entry.location, false, 1000);
         v.finish()?;
         let (incident, item) = ids.unwrap_or_default();
         let model = crate::store::entities::custody_entry::Model {
@@ -110,15 +110,15 @@ impl IncidentApi {
         let key = RequestKey::for_request("RecordCustody", req, |r| &mut r.request_id);
         let recorded = self
             .store
-            .record_custody(incident, item, model, &caller, key)
+            .create_custody_record(incident, item, model, &caller, key)
             .await?;
         Ok(Response::new(convert::custody_entry(&recorded)))
     }
 
     pub(super) async fn custody_list(
         &self,
-        request: Request<pb::ListCustodyRequest>,
-    ) -> Result<Response<pb::ListCustodyResponse>, Status> {
+        request: Request<pb::ListCustodyRecordsRequest>,
+    ) -> Result<Response<pb::ListCustodyRecordsResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
         let ids = child_name(&mut v, "parent", "evidence", &req.parent);
@@ -135,8 +135,8 @@ impl IncidentApi {
             .custody(incident, item, list.after_sequence(), list.limit())
             .await?;
         let next_page_token = list.next_page(&mut entries, |e| vec![Key::Int(e.seq)]);
-        Ok(Response::new(pb::ListCustodyResponse {
-            entries: entries.iter().map(convert::custody_entry).collect(),
+        Ok(Response::new(pb::ListCustodyRecordsResponse {
+            custody_records: entries.iter().map(convert::custody_entry).collect(),
             next_page_token,
         }))
     }

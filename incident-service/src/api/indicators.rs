@@ -13,7 +13,7 @@ use crate::domain::indicator::{self, IndicatorType, Tlp};
 impl IncidentApi {
     pub(super) async fn indicators_add(
         &self,
-        request: Request<pb::AddIndicatorRequest>,
+        request: Request<pb::CreateIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
@@ -49,7 +49,7 @@ impl IncidentApi {
         let key = RequestKey::for_request("AddIndicator", req, |r| &mut r.request_id);
         let added = self
             .store
-            .add_indicator(model, &kind_name, &caller, key)
+            .create_indicator(model, &kind_name, &caller, key)
             .await?;
         Ok(Response::new(convert::indicator(&added)))
     }
@@ -81,8 +81,8 @@ impl IncidentApi {
 
     pub(super) async fn indicators_find(
         &self,
-        request: Request<pb::FindIndicatorRequest>,
-    ) -> Result<Response<pb::FindIndicatorResponse>, Status> {
+        request: Request<pb::SearchIndicatorsRequest>,
+    ) -> Result<Response<pb::SearchIndicatorsResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
         let kind = v.enumeration::<IndicatorType>("type", req.r#type);
@@ -101,19 +101,22 @@ impl IncidentApi {
             &Sorting::BY_UUID,
             async |list| {
                 self.store
-                    .indicators(
-                        None,
-                        Some((req.r#type, value.clone())),
-                        list.after_id(),
-                        list.limit(),
-                    )
+                    .sweep(req.r#type, value.clone(), list.after_id(), list.limit())
                     .await
             },
-            |i| i.id,
+            |(i, _)| i.id,
         )
         .await?;
-        Ok(Response::new(pb::FindIndicatorResponse {
-            indicators: rows.iter().map(convert::indicator).collect(),
+        Ok(Response::new(pb::SearchIndicatorsResponse {
+            matches: rows
+                .iter()
+                .map(|(i, m)| pb::IndicatorMatch {
+                    indicator: Some(convert::indicator(i)),
+                    incident: format!("incidents/{}", m.id),
+                    incident_title: m.title.clone(),
+                    incident_phase: m.phase,
+                })
+                .collect(),
             next_page_token,
         }))
     }

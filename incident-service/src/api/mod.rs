@@ -164,9 +164,9 @@ impl IncidentService for IncidentApi {
         self.incidents_close(request).await
     }
 
-    async fn record_post_incident_review(
+    async fn create_post_incident_review(
         &self,
-        request: Request<pb::RecordPostIncidentReviewRequest>,
+        request: Request<pb::CreatePostIncidentReviewRequest>,
     ) -> Result<Response<pb::PostIncidentReview>, Status> {
         self.review_record(request).await
     }
@@ -192,9 +192,9 @@ impl IncidentService for IncidentApi {
         self.roles_list(request).await
     }
 
-    async fn add_evidence(
+    async fn create_evidence(
         &self,
-        request: Request<pb::AddEvidenceRequest>,
+        request: Request<pb::CreateEvidenceRequest>,
     ) -> Result<Response<pb::Evidence>, Status> {
         self.evidence_add(request).await
     }
@@ -206,17 +206,17 @@ impl IncidentService for IncidentApi {
         self.evidence_list(request).await
     }
 
-    async fn record_custody(
+    async fn create_custody_record(
         &self,
-        request: Request<pb::RecordCustodyRequest>,
-    ) -> Result<Response<pb::CustodyEntry>, Status> {
+        request: Request<pb::CreateCustodyRecordRequest>,
+    ) -> Result<Response<pb::CustodyRecord>, Status> {
         self.custody_record(request).await
     }
 
-    async fn list_custody(
+    async fn list_custody_records(
         &self,
-        request: Request<pb::ListCustodyRequest>,
-    ) -> Result<Response<pb::ListCustodyResponse>, Status> {
+        request: Request<pb::ListCustodyRecordsRequest>,
+    ) -> Result<Response<pb::ListCustodyRecordsResponse>, Status> {
         self.custody_list(request).await
     }
 
@@ -304,9 +304,9 @@ impl IncidentService for IncidentApi {
         self.tasks_list(request).await
     }
 
-    async fn add_indicator(
+    async fn create_indicator(
         &self,
-        request: Request<pb::AddIndicatorRequest>,
+        request: Request<pb::CreateIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
         self.indicators_add(request).await
     }
@@ -318,24 +318,24 @@ impl IncidentService for IncidentApi {
         self.indicators_list(request).await
     }
 
-    async fn find_indicator(
+    async fn search_indicators(
         &self,
-        request: Request<pb::FindIndicatorRequest>,
-    ) -> Result<Response<pb::FindIndicatorResponse>, Status> {
+        request: Request<pb::SearchIndicatorsRequest>,
+    ) -> Result<Response<pb::SearchIndicatorsResponse>, Status> {
         self.indicators_find(request).await
     }
 
-    async fn add_timeline_event(
+    async fn create_timeline_event(
         &self,
-        request: Request<pb::AddTimelineEventRequest>,
+        request: Request<pb::CreateTimelineEventRequest>,
     ) -> Result<Response<pb::TimelineEvent>, Status> {
         self.timeline_add_note(request).await
     }
 
-    async fn list_timeline(
+    async fn list_timeline_events(
         &self,
-        request: Request<pb::ListTimelineRequest>,
-    ) -> Result<Response<pb::ListTimelineResponse>, Status> {
+        request: Request<pb::ListTimelineEventsRequest>,
+    ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
         self.timeline_list(request).await
     }
 }

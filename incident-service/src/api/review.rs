@@ -53,7 +53,7 @@ pub fn check(v: &mut Violations, r: &pb::PostIncidentReview) {
 impl IncidentApi {
     pub(super) async fn review_record(
         &self,
-        request: Request<pb::RecordPostIncidentReviewRequest>,
+        request: Request<pb::CreatePostIncidentReviewRequest>,
     ) -> Result<Response<pb::PostIncidentReview>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();

@@ -73,7 +73,7 @@ impl IncidentApi {
 
     pub(super) async fn timeline_add_note(
         &self,
-        request: Request<pb::AddTimelineEventRequest>,
+        request: Request<pb::CreateTimelineEventRequest>,
     ) -> Result<Response<pb::TimelineEvent>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
@@ -92,8 +92,8 @@ impl IncidentApi {
 
     pub(super) async fn timeline_list(
         &self,
-        request: Request<pb::ListTimelineRequest>,
-    ) -> Result<Response<pb::ListTimelineResponse>, Status> {
+        request: Request<pb::ListTimelineEventsRequest>,
+    ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -113,7 +113,7 @@ impl IncidentApi {
             )
             .await?;
         let next_page_token = list.next_page(&mut rows, |e| vec![Key::Int(e.seq)]);
-        Ok(Response::new(pb::ListTimelineResponse {
+        Ok(Response::new(pb::ListTimelineEventsResponse {
             events: rows.iter().map(convert::timeline_event).collect(),
             next_page_token,
         }))

@@ -21,7 +21,7 @@ use crate::domain::timeline::TimelineKind;
 
 impl Store {
     /// Records an item of evidence and the first entry of its custody log (the collection).
-    pub async fn add_evidence(
+    pub async fn create_evidence(
         &self,
         mut item: evidence::Model,
         caller: &Caller,
@@ -92,7 +92,7 @@ impl Store {
     }
 
     /// Appends a custody transfer of an item of `incident`.
-    pub async fn record_custody(
+    pub async fn create_custody_record(
         &self,
         incident: Uuid,
         evidence_id: Uuid,

@@ -32,7 +32,7 @@ async fn reports_export_markdown_and_json_and_withhold_restricted_material(backe
         ("198.51.100.4", pb::Tlp::Green),
     ] {
         client
-            .add_indicator(pb::AddIndicatorRequest {
+            .create_indicator(pb::CreateIndicatorRequest {
                 parent: declared.name.clone(),
                 indicator: Some(pb::Indicator {
                     r#type: pb::IndicatorType::Ip as i32,
@@ -46,7 +46,7 @@ async fn reports_export_markdown_and_json_and_withhold_restricted_material(backe
             .expect("indicator");
     }
     client
-        .add_evidence(pb::AddEvidenceRequest {
+        .create_evidence(pb::CreateEvidenceRequest {
             parent: declared.name.clone(),
             evidence: Some(pb::Evidence {
                 description: "Mailbox export".into(),
@@ -126,7 +126,7 @@ async fn reports_export_escaped_html_and_rfc4180_csv(backend: Backend) {
     let declared = declare(&app, new_incident("Phish <script>alert(1)</script> & co")).await;
     let mut client = app.incidents();
     client
-        .add_timeline_event(pb::AddTimelineEventRequest {
+        .create_timeline_event(pb::CreateTimelineEventRequest {
             parent: declared.name.clone(),
             summary: "said \"stop\", then\nleft".into(),
             request_id: String::new(),

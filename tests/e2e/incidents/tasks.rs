@@ -59,7 +59,7 @@ async fn service_containment(app: &App, incident: &str) -> Vec<pb::Task> {
 
 async fn timeline(app: &App, incident: &str) -> Vec<pb::TimelineEvent> {
     app.incidents()
-        .list_timeline(pb::ListTimelineRequest {
+        .list_timeline_events(pb::ListTimelineEventsRequest {
             parent: incident.into(),
             ..Default::default()
         })
