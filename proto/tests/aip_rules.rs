@@ -15,14 +15,6 @@ use prost_types::{
 
 /// Resources without a standard Get today (issue #11, "Complete resources").
 const WITHOUT_GET_YET: &[&str] = &[
-    "assurance.incident.v1.CustodyRecord",
-    "assurance.incident.v1.Evidence",
-    "assurance.incident.v1.Indicator",
-    "assurance.incident.v1.Notification",
-    "assurance.incident.v1.NotificationRule",
-    "assurance.incident.v1.Role",
-    "assurance.incident.v1.Task",
-    "assurance.incident.v1.TimelineEvent",
     "assurance.risk.v1.ActionItem",
     "assurance.risk.v1.ActionPlan",
     "assurance.risk.v1.Assessment",
@@ -33,7 +25,11 @@ const WITHOUT_GET_YET: &[&str] = &[
 ];
 
 /// Messages named like resources that are not: a rendered export is not stored or addressable.
-const NOT_RESOURCES: &[&str] = &["assurance.incident.v1.IncidentReport"];
+/// A notification rule is configuration from the preparation file: its `name` is a label.
+const NOT_RESOURCES: &[&str] = &[
+    "assurance.incident.v1.IncidentReport",
+    "assurance.incident.v1.NotificationRule",
+];
 
 /// Verbs of methods that create a resource (the names issue #11 renames to `Create*` included).
 const CREATE_VERBS: &[&str] = &[

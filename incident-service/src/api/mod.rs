@@ -5,6 +5,7 @@
 mod communications;
 mod convert;
 mod evidence;
+mod gets;
 mod incidents;
 mod indicators;
 mod metrics;
@@ -337,5 +338,53 @@ impl IncidentService for IncidentApi {
         request: Request<pb::ListTimelineEventsRequest>,
     ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
         self.timeline_list(request).await
+    }
+    async fn get_task(
+        &self,
+        request: Request<pb::GetTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        self.tasks_get(request).await
+    }
+
+    async fn get_role(
+        &self,
+        request: Request<pb::GetRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        self.roles_get(request).await
+    }
+
+    async fn get_evidence(
+        &self,
+        request: Request<pb::GetEvidenceRequest>,
+    ) -> Result<Response<pb::Evidence>, Status> {
+        self.evidence_get(request).await
+    }
+
+    async fn get_custody_record(
+        &self,
+        request: Request<pb::GetCustodyRecordRequest>,
+    ) -> Result<Response<pb::CustodyRecord>, Status> {
+        self.custody_get(request).await
+    }
+
+    async fn get_notification(
+        &self,
+        request: Request<pb::GetNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        self.notifications_get(request).await
+    }
+
+    async fn get_indicator(
+        &self,
+        request: Request<pb::GetIndicatorRequest>,
+    ) -> Result<Response<pb::Indicator>, Status> {
+        self.indicators_get(request).await
+    }
+
+    async fn get_timeline_event(
+        &self,
+        request: Request<pb::GetTimelineEventRequest>,
+    ) -> Result<Response<pb::TimelineEvent>, Status> {
+        self.timeline_get(request).await
     }
 }

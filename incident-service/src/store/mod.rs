@@ -7,6 +7,7 @@
 mod communications;
 pub mod entities;
 mod evidence;
+mod gets;
 mod incidents;
 mod indicators;
 pub mod metrics;

@@ -10,6 +10,7 @@ use crate::helpers::*;
 
 mod communications;
 mod evidence;
+mod gets;
 mod indicators;
 mod lifecycle;
 mod metrics;
