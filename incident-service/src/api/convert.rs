@@ -160,6 +160,8 @@ pub fn incident(m: &incident::Model) -> pb::Incident {
         etag: etag(m.version),
         create_time: Some(to_timestamp(m.create_time)),
         update_time: Some(to_timestamp(m.update_time)),
+        // Read from their own table; see `IncidentApi::with_links`.
+        risk_links: Vec::new(),
     }
 }
 
@@ -241,6 +243,7 @@ pub fn notification(n: &notification::Model, now: i64) -> pb::Notification {
         approve_time: n.approve_time.map(to_timestamp),
         send_time: n.send_time.map(to_timestamp),
         create_time: Some(to_timestamp(n.create_time)),
+        etag: etag(n.version),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::pb;
-use assurance_runtime::idempotency::RequestKey;
+use assurance_runtime::idempotency::{Outcome, RequestKey};
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     ApiError, ApiResult,
@@ -161,6 +161,18 @@ fn impacts_text(raw: &[i32]) -> String {
 }
 
 impl IncidentApi {
+    /// The incident a decision left: the one it wrote, or for a retry the incident as it is now.
+    async fn decided(
+        &self,
+        id: Uuid,
+        outcome: Outcome<incident::Model>,
+    ) -> ApiResult<incident::Model> {
+        match outcome {
+            Outcome::Created(m) => Ok(m),
+            Outcome::Replayed(_) => self.store.get(id).await,
+        }
+    }
+
     /// Severity: explicit when overridden, else derived by the rule.
     fn settle_severity(&self, m: &mut incident::Model) {
         if !m.severity_overridden
@@ -437,12 +449,15 @@ impl IncidentApi {
             t
         };
         v.paragraph("reason", &req.reason, false, 2000);
+        v.request_id("request_id", &req.request_id);
         let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
         let target = target.unwrap_or(Phase::DetectionAnalysis);
-        let updated = self
+        let key = RequestKey::for_request("AdvancePhase", &req, |r| &mut r.request_id);
+        let id = id.unwrap_or_default();
+        let outcome = self
             .store
-            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+            .decide(id, expected, &caller, key, async |_, m| {
                 let from = phase_of(m)?;
                 let direction =
                     phase::check_advance(from, target, classification_of(m)?, m.review_complete)
@@ -474,6 +489,7 @@ impl IncidentApi {
                 })
             })
             .await?;
+        let updated = self.decided(id, outcome).await?;
         Ok(Response::new(convert::incident(&updated)))
     }
 
@@ -486,11 +502,14 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "name", &req.name);
         v.paragraph("resolution", &req.resolution, true, 4000);
+        v.request_id("request_id", &req.request_id);
         let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
-        let closed = self
+        let key = RequestKey::for_request("CloseIncident", &req, |r| &mut r.request_id);
+        let id = id.unwrap_or_default();
+        let outcome = self
             .store
-            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+            .decide(id, expected, &caller, key, async |_, m| {
                 phase::check_close(phase_of(m)?, classification_of(m)?, m.review_complete)
                     .map_err(refusal)?;
                 m.phase = Phase::Closed as i32;
@@ -503,6 +522,7 @@ impl IncidentApi {
                 })
             })
             .await?;
+        let closed = self.decided(id, outcome).await?;
         Ok(Response::new(convert::incident(&closed)))
     }
 }

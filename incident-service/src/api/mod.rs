@@ -387,4 +387,11 @@ impl IncidentService for IncidentApi {
     ) -> Result<Response<pb::TimelineEvent>, Status> {
         self.timeline_get(request).await
     }
+
+    async fn update_notification(
+        &self,
+        request: Request<pb::UpdateNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        self.notifications_update(request).await
+    }
 }

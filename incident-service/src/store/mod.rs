@@ -105,6 +105,27 @@ impl Store {
         Ok(next)
     }
 
+    /// A decision on one incident (advance, close, a notification's approval or sending):
+    /// [`modify`](Self::modify), idempotently for `key`. A retry of a decision that was applied
+    /// answers with the incident as it is now, and the decision (its timeline event, its audit
+    /// row) is applied once.
+    pub async fn decide(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        caller: &Caller,
+        key: Option<RequestKey>,
+        change: impl AsyncFnOnce(&DatabaseTransaction, &mut incident::Model) -> ApiResult<Change>,
+    ) -> ApiResult<Outcome<incident::Model>> {
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            let next = modify_in(tx, id, expected_version, caller, change).await?;
+            Ok((format!("incidents/{id}"), next))
+        })
+        .await?;
+        self.changed.notify_waiters();
+        Ok(outcome)
+    }
+
     /// The one shape of every create inside an incident (indicator, evidence, custody entry,
     /// notification, task, review): idempotently for `key`, one transaction locks the incident
     /// (see [`modify_in`]), `create` writes its rows and says what it made and what the

@@ -142,6 +142,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (INCIDENT, "CreateNotification", INCIDENT_LEADS),
     (INCIDENT, "ApproveNotification", APPROVERS),
     (INCIDENT, "MarkNotificationSent", INCIDENT_LEADS),
+    (INCIDENT, "UpdateNotification", INCIDENT_LEADS),
     (INCIDENT, "ListNotifications", INCIDENT_READERS),
     (INCIDENT, "GetNotification", INCIDENT_READERS),
     (INCIDENT, "ExportIncidentReport", INCIDENT_READERS),

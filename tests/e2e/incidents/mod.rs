@@ -9,6 +9,7 @@ use prost_types::FieldMask;
 use crate::helpers::*;
 
 mod communications;
+mod decisions;
 mod evidence;
 mod gets;
 mod indicators;
@@ -73,7 +74,7 @@ async fn close(app: &App, name: &str, resolution: &str) -> Result<pb::Incident, 
         .close_incident(pb::CloseIncidentRequest {
             name: name.into(),
             resolution: resolution.into(),
-            etag: String::new(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
@@ -107,7 +108,7 @@ async fn advance(
             name: name.into(),
             target_phase: target as i32,
             reason: reason.into(),
-            etag: String::new(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

@@ -12,6 +12,8 @@ mod m0007_tasks;
 mod m0008_duration_indexes;
 mod m0009_metrics_index;
 mod m0010_audit_events;
+mod m0011_notification_version;
+mod m0012_risk_links;
 
 use sea_orm_migration::prelude::*;
 
@@ -26,6 +28,8 @@ pub use m0008_duration_indexes::DURATIONS;
 use m0008_duration_indexes::DurationIndexes;
 use m0009_metrics_index::MetricsIndex;
 use m0010_audit_events::AuditEvents;
+use m0011_notification_version::NotificationVersion;
+use m0012_risk_links::RiskLinks;
 
 pub struct Migrator;
 
@@ -47,6 +51,8 @@ impl MigratorTrait for Migrator {
             Box::new(DurationIndexes),
             Box::new(MetricsIndex),
             Box::new(AuditEvents),
+            Box::new(NotificationVersion),
+            Box::new(RiskLinks),
         ]
     }
 }
