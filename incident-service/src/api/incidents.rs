@@ -10,7 +10,7 @@ use assurance_runtime::{
     ApiError, ApiResult,
     auth::Caller,
     time::{from_timestamp, now_micros},
-    validate::{Violations, is_slug, slug_name, update_paths},
+    validate::{Violations, is_slug, name_id, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -45,7 +45,47 @@ const UPDATABLE: &[&str] = &[
     "incident_type",
     "occur_time",
     "detect_time",
+    "risk_links",
 ];
+
+const MAX_RISK_LINKS: usize = 100;
+
+/// `Incident.risk_links`: `risks/{uuid}` names, each once, with a relation; at most 100.
+/// Returns the stored form: (risk id, relation) in the order given.
+fn check_risk_links(v: &mut Violations, links: &[pb::RiskLink]) -> Vec<(String, i32)> {
+    if links.len() > MAX_RISK_LINKS {
+        v.add(
+            "incident.risk_links",
+            format!("must hold at most {MAX_RISK_LINKS} links"),
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (n, link) in links.iter().enumerate() {
+        let field = format!("incident.risk_links[{n}].risk");
+        let id = if link.risk.is_empty() {
+            v.add(&field, "is required");
+            None
+        } else {
+            let id = name_id(&link.risk, "risks").and_then(|id| Uuid::parse_str(id).ok());
+            if id.is_none() {
+                v.add(&field, "must be a risk name `risks/{id}` with a UUID id");
+            }
+            id
+        };
+        if let Some(id) = id
+            && !seen.insert(id)
+        {
+            v.add(&field, "is linked twice");
+        }
+        let relation_field = format!("incident.risk_links[{n}].relation");
+        let relation = v.enumeration::<pb::RiskLinkRelation>(&relation_field, link.relation);
+        if let (Some(id), Some(relation)) = (id, relation) {
+            out.push((id.to_string(), relation as i32));
+        }
+    }
+    out
+}
 
 /// Checks one mutable field of an incident in `input`; the services field yields their ids.
 fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<String>> {
@@ -161,6 +201,37 @@ fn impacts_text(raw: &[i32]) -> String {
 }
 
 impl IncidentApi {
+    /// Incidents as the API returns them, with their risk links (one query for all).
+    pub(super) async fn incidents_out(
+        &self,
+        rows: &[incident::Model],
+    ) -> ApiResult<Vec<pb::Incident>> {
+        let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+        let mut links = self.store.risk_links(&ids).await?;
+        Ok(rows
+            .iter()
+            .map(|m| {
+                let mut out = convert::incident(m);
+                out.risk_links = links
+                    .remove(&m.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| pb::RiskLink {
+                        risk: format!("risks/{}", l.risk_id),
+                        relation: l.relation,
+                    })
+                    .collect();
+                out
+            })
+            .collect())
+    }
+
+    pub(super) async fn incident_out(&self, m: &incident::Model) -> ApiResult<pb::Incident> {
+        let mut out = self.incidents_out(std::slice::from_ref(m)).await?;
+        out.pop()
+            .ok_or_else(|| ApiError::Internal("incident lost".into()))
+    }
+
     /// The incident a decision left: the one it wrote, or for a retry the incident as it is now.
     async fn decided(
         &self,
@@ -209,7 +280,8 @@ impl IncidentApi {
         v.request_id("request_id", &req.request_id);
         let i = v.require("incident", req.incident.as_ref())?;
         let mut services = Vec::new();
-        for field in UPDATABLE {
+        // Risk links are set with UpdateIncident (and, later, by the events relay).
+        for field in UPDATABLE.iter().filter(|f| **f != "risk_links") {
             if let Some(ids) = check_field(&mut v, i, field) {
                 services = ids;
             }
@@ -291,7 +363,7 @@ impl IncidentApi {
         let id = incident_id(&mut v, "name", &request.get_ref().name);
         v.finish()?;
         let m = self.store.get(id.unwrap_or_default()).await?;
-        Ok(Response::new(convert::incident(&m)))
+        Ok(Response::new(self.incident_out(&m).await?))
     }
 
     pub(super) async fn incidents_list(
@@ -316,7 +388,7 @@ impl IncidentApi {
         let mut rows = self.store.list(&query).await?;
         let next_page_token = query.next_page(&mut rows, |r| incident_keys(&query, r));
         Ok(Response::new(pb::ListIncidentsResponse {
-            incidents: rows.iter().map(convert::incident).collect(),
+            incidents: self.incidents_out(&rows).await?,
             next_page_token,
         }))
     }
@@ -344,6 +416,7 @@ impl IncidentApi {
             "incident_type" => !i.incident_type.is_empty(),
             "occur_time" => i.occur_time.is_some(),
             "detect_time" => i.detect_time.is_some(),
+            "risk_links" => !i.risk_links.is_empty(),
             _ => false,
         })?;
         if paths.is_empty() {
@@ -355,14 +428,20 @@ impl IncidentApi {
                 services = Some(ids);
             }
         }
+        let links = paths
+            .contains(&"risk_links")
+            .then(|| check_risk_links(&mut v, &i.risk_links));
         let expected = v
             .absorb("incident.etag", parse_etag("incident.etag", &i.etag))
             .flatten();
         v.finish()?;
         let updated = self
             .store
-            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+            .modify(id.unwrap_or_default(), expected, &caller, async |tx, m| {
                 refuse_if_closed(m)?;
+                if let Some(links) = &links {
+                    crate::store::replace_risk_links(tx, m.id, links).await?;
+                }
                 let before = m.severity;
                 for p in &paths {
                     match *p {
@@ -421,7 +500,7 @@ impl IncidentApi {
                 })
             })
             .await?;
-        Ok(Response::new(convert::incident(&updated)))
+        Ok(Response::new(self.incident_out(&updated).await?))
     }
 
     pub(super) async fn incidents_advance_phase(
@@ -490,7 +569,7 @@ impl IncidentApi {
             })
             .await?;
         let updated = self.decided(id, outcome).await?;
-        Ok(Response::new(convert::incident(&updated)))
+        Ok(Response::new(self.incident_out(&updated).await?))
     }
 
     pub(super) async fn incidents_close(
@@ -523,6 +602,6 @@ impl IncidentApi {
             })
             .await?;
         let closed = self.decided(id, outcome).await?;
-        Ok(Response::new(convert::incident(&closed)))
+        Ok(Response::new(self.incident_out(&closed).await?))
     }
 }

@@ -35,7 +35,7 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 pub use communications::NOTIFICATION_FILTER;
-pub use incidents::{phase_of, refuse_if_closed};
+pub use incidents::{phase_of, refuse_if_closed, replace_risk_links};
 pub use query::{INCIDENT_FILTER, INCIDENT_SORTING, TASK_FILTER, TASK_SORTING, incident_keys};
 pub use review::outbox;
 use timeline::append;

@@ -18,6 +18,7 @@ mod metrics;
 mod preparation;
 mod report;
 mod review;
+mod risk_links;
 mod roles;
 mod tasks;
 mod timeline;
