@@ -40,7 +40,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let n = v.require("notification", req.notification.as_ref())?;
+        let n = &v.message("notification", req.notification.clone());
         v.enumeration::<Audience>("notification.audience", n.audience);
         v.line("notification.subject", &n.subject, true, 200);
         v.paragraph("notification.body", &n.body, true, 20_000);

@@ -21,7 +21,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let e = v.require("evidence", req.evidence.as_ref())?;
+        let e = &v.message("evidence", req.evidence.clone());
         v.paragraph("evidence.description", &e.description, true, 2000);
         let hash = match indicator::normalize(indicator::IndicatorType::FileHash, &e.hash) {
             Ok(h) => Some(h),

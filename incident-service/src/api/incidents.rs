@@ -278,7 +278,7 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
-        let i = v.require("incident", req.incident.as_ref())?;
+        let i = &v.message("incident", req.incident.clone());
         let mut services = Vec::new();
         // Risk links are set with UpdateIncident (and, later, by the events relay).
         for field in UPDATABLE.iter().filter(|f| **f != "risk_links") {
@@ -400,7 +400,7 @@ impl IncidentApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let i = v.require("incident", req.incident)?;
+        let i = v.message("incident", req.incident);
         let id = incident_id(&mut v, "incident.name", &i.name);
         let paths = update_paths(req.update_mask.as_ref(), UPDATABLE, |p| match p {
             "title" => !i.title.is_empty(),

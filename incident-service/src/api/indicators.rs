@@ -20,8 +20,11 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let ind = v.require("indicator", req.indicator.as_ref())?;
+        let ind = &v.message("indicator", req.indicator.clone());
         let kind = v.enumeration::<IndicatorType>("indicator.type", ind.r#type);
+        if kind.is_none() && ind.value.trim().is_empty() {
+            v.add("indicator.value", "is required");
+        }
         let value = kind.and_then(|k| match indicator::normalize(k, &ind.value) {
             Ok(value) => Some(value),
             Err(why) => {
@@ -86,6 +89,9 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let kind = v.enumeration::<IndicatorType>("type", req.r#type);
+        if kind.is_none() && req.value.trim().is_empty() {
+            v.add("value", "is required");
+        }
         let value = kind.and_then(|k| match indicator::normalize(k, &req.value) {
             Ok(value) => Some(value),
             Err(why) => {

@@ -60,7 +60,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let r = v.require("review", req.review.as_ref())?;
+        let r = &v.message("review", req.review.clone());
         check(&mut v, r);
         v.finish()?;
         let id = id.unwrap_or_default();

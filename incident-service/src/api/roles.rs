@@ -23,7 +23,7 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let role = v.require("role", req.role.as_ref())?;
+        let role = &v.message("role", req.role.clone());
         let kind = v.enumeration::<RoleKind>("role.kind", role.kind);
         v.principal("role.person", &role.person, true);
         if role.team.is_empty() {
