@@ -17,6 +17,7 @@ mod lifecycle;
 mod metrics;
 mod preparation;
 mod report;
+mod required;
 mod review;
 mod risk_links;
 mod roles;
