@@ -2,7 +2,7 @@
 
 use super::pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
 use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{IncidentApi, child_name, convert, incident_id, past_time};
 use crate::domain::indicator;
+use crate::store::{CUSTODY_FILTER, EVIDENCE_FILTER};
 
 impl IncidentApi {
     pub(super) async fn evidence_add(
@@ -64,18 +65,26 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["evidence", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                self.store
-                    .evidence_of(id.unwrap_or_default(), list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                filter: &req.filter,
+                ..ListRequest::paged(&["evidence", &req.parent], req.page_size, &req.page_token)
             },
-            |e| e.id,
-        )
-        .await?;
+            Some(&EVIDENCE_FILTER.at(FilterContext::default())),
+            &Sorting::BY_UUID,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .evidence_of(
+                id.unwrap_or_default(),
+                list.condition.clone(),
+                list.after_id(),
+                list.limit(),
+            )
+            .await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |e| e.id);
         Ok(Response::new(pb::ListEvidenceResponse {
             evidence: rows.iter().map(convert::evidence).collect(),
             next_page_token,
@@ -124,15 +133,24 @@ impl IncidentApi {
         let ids = child_name(&mut v, "parent", "evidence", &req.parent);
         let list = ListQuery::parse(
             &mut v,
-            &ListRequest::paged(&["custody", &req.parent], req.page_size, &req.page_token),
-            None,
+            &ListRequest {
+                filter: &req.filter,
+                ..ListRequest::paged(&["custody", &req.parent], req.page_size, &req.page_token)
+            },
+            Some(&CUSTODY_FILTER.at(FilterContext::default())),
             &Sorting::BY_SEQUENCE,
         );
         v.finish()?;
         let (incident, item) = ids.unwrap_or_default();
         let mut entries = self
             .store
-            .custody(incident, item, list.after_sequence(), list.limit())
+            .custody(
+                incident,
+                item,
+                list.condition.clone(),
+                list.after_sequence(),
+                list.limit(),
+            )
             .await?;
         let next_page_token = list.next_page(&mut entries, |e| vec![Key::Int(e.seq)]);
         Ok(Response::new(pb::ListCustodyRecordsResponse {

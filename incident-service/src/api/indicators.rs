@@ -2,13 +2,14 @@
 
 use super::pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{IncidentApi, convert, incident_id};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
+use crate::store::INDICATOR_FILTER;
 
 impl IncidentApi {
     pub(super) async fn indicators_add(
@@ -64,18 +65,21 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["indicators", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                self.store
-                    .indicators(id, None, list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                filter: &req.filter,
+                ..ListRequest::paged(&["indicators", &req.parent], req.page_size, &req.page_token)
             },
-            |i| i.id,
-        )
-        .await?;
+            Some(&INDICATOR_FILTER.at(FilterContext::default())),
+            &Sorting::BY_UUID,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .indicators(id, list.condition.clone(), list.after_id(), list.limit())
+            .await?;
+        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
         Ok(Response::new(pb::ListIndicatorsResponse {
             indicators: rows.iter().map(convert::indicator).collect(),
             next_page_token,

@@ -538,14 +538,14 @@ impl IncidentApi {
                 .collect(),
             indicators: self
                 .store
-                .indicators(Some(id), None, None, ALL)
+                .indicators(Some(id), sea_orm::Condition::all(), None, ALL)
                 .await?
                 .iter()
                 .map(convert::indicator)
                 .collect(),
             evidence: self
                 .store
-                .evidence_of(id, None, ALL)
+                .evidence_of(id, sea_orm::Condition::all(), None, ALL)
                 .await?
                 .iter()
                 .map(convert::evidence)

@@ -2,7 +2,7 @@
 
 use super::pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
 use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{IncidentApi, convert, incident_id};
 use crate::domain::timeline::TimelineKind;
-use crate::store::Store;
+use crate::store::{Store, TIMELINE_FILTER};
 
 /// How often a watcher looks for changes made through other replicas.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -99,15 +99,19 @@ impl IncidentApi {
         let id = incident_id(&mut v, "parent", &req.parent);
         let list = ListQuery::parse(
             &mut v,
-            &ListRequest::paged(&["timeline", &req.parent], req.page_size, &req.page_token),
-            None,
+            &ListRequest {
+                filter: &req.filter,
+                ..ListRequest::paged(&["timeline", &req.parent], req.page_size, &req.page_token)
+            },
+            Some(&TIMELINE_FILTER.at(FilterContext::default())),
             &Sorting::BY_SEQUENCE,
         );
         v.finish()?;
         let mut rows = self
             .store
-            .timeline(
+            .timeline_where(
                 id.unwrap_or_default(),
+                list.condition.clone(),
                 list.after_sequence().unwrap_or(0),
                 list.limit(),
             )

@@ -71,19 +71,14 @@ impl Store {
     pub async fn indicators(
         &self,
         incident: Option<Uuid>,
-        sweep: Option<(i32, String)>,
+        filter: sea_orm::Condition,
         after: Option<Uuid>,
         limit: u64,
     ) -> ApiResult<Vec<indicator::Model>> {
-        let mut q = indicator::Entity::find();
+        let mut q = indicator::Entity::find().filter(filter);
         if let Some(id) = incident {
             self.get(id).await?;
             q = q.filter(indicator::Column::IncidentId.eq(id));
-        }
-        if let Some((kind, value)) = sweep {
-            q = q
-                .filter(indicator::Column::Kind.eq(kind))
-                .filter(indicator::Column::Value.eq(value));
         }
         Ok(
             assurance_runtime::db::page_after(&self.db, q, indicator::Column::Id, after, limit)

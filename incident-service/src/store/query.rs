@@ -17,9 +17,12 @@ use uuid::Uuid;
 
 use super::{
     Store,
-    entities::{incident, incident_service, task},
+    entities::{
+        custody_entry, evidence, incident, incident_service, indicator, task, timeline_event,
+    },
 };
 use crate::domain::{
+    indicator::{IndicatorType, Tlp},
     phase::{Classification, Phase},
     preparation::{OwnerTeam, TaskPhase},
     priority::Severity,
@@ -107,7 +110,67 @@ pub(super) fn affecting_service(id: &str) -> Condition {
 
 static TASK_PHASE: EnumValues = named("PHASE_", TaskPhase::NAMES);
 static OWNER_TEAM: EnumValues = named("OWNER_TEAM_", OwnerTeam::NAMES);
-static TASK_STATUS: EnumValues = named("TASK_STATUS_", TaskStatus::NAMES);
+static TASK_STATUS: EnumValues = named("WORK_ITEM_STATUS_", TaskStatus::NAMES);
+
+static INDICATOR_TYPE: EnumValues = named("INDICATOR_TYPE_", IndicatorType::NAMES);
+static TLP: EnumValues = named("TLP_", Tlp::NAMES);
+static TIMELINE_KIND: EnumValues = named(
+    "TIMELINE_EVENT_KIND_",
+    &[
+        ("DECLARED", 1),
+        ("UPDATED", 2),
+        ("PHASE_CHANGED", 3),
+        ("CLOSED", 4),
+        ("NOTE", 5),
+        ("REVIEW_RECORDED", 6),
+        ("INDICATOR_ADDED", 7),
+        ("ROLE_ASSIGNED", 8),
+        ("EVIDENCE", 9),
+        ("COMMUNICATION", 10),
+        ("TASK", 11),
+    ],
+);
+
+/// The filter fields of `ListEvidence`.
+pub static EVIDENCE_FILTER: FilterTable<evidence::Column> = FilterTable(&[
+    Field::new("collector", Kind::Text(evidence::Column::Collector)),
+    Field::new("custodian", Kind::Text(evidence::Column::Custodian)),
+    Field::new("hash", Kind::Text(evidence::Column::Hash)),
+    Field::new("collect_time", Kind::Time(evidence::Column::CollectTime)),
+    Field::new("create_time", Kind::Time(evidence::Column::CreateTime)),
+]);
+
+/// The filter fields of `ListCustodyRecords`.
+pub static CUSTODY_FILTER: FilterTable<custody_entry::Column> = FilterTable(&[
+    Field::new(
+        "from_custodian",
+        Kind::Text(custody_entry::Column::FromCustodian),
+    ),
+    Field::new(
+        "to_custodian",
+        Kind::Text(custody_entry::Column::ToCustodian),
+    ),
+    Field::new(
+        "transfer_time",
+        Kind::Time(custody_entry::Column::TransferTime),
+    ),
+]);
+
+/// The filter fields of `ListIndicators`.
+pub static INDICATOR_FILTER: FilterTable<indicator::Column> = FilterTable(&[
+    enum_field("type", indicator::Column::Kind, &INDICATOR_TYPE, false),
+    enum_field("tlp", indicator::Column::Tlp, &TLP, true),
+    Field::new("value", Kind::Text(indicator::Column::Value)),
+    Field::new("create_time", Kind::Time(indicator::Column::CreateTime)),
+]);
+
+/// The filter fields of `ListTimelineEvents`.
+pub static TIMELINE_FILTER: FilterTable<timeline_event::Column> = FilterTable(&[
+    enum_field("kind", timeline_event::Column::Kind, &TIMELINE_KIND, false),
+    enum_field("phase", timeline_event::Column::Phase, &PHASE, false),
+    Field::new("actor", Kind::Text(timeline_event::Column::Actor)),
+    Field::new("event_time", Kind::Time(timeline_event::Column::EventTime)),
+]);
 
 /// The filter fields of `ListTasks` (equality only).
 pub static TASK_FILTER: FilterTable<task::Column> = FilterTable(&[

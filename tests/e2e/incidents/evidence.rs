@@ -94,6 +94,7 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
                     parent,
                     page_size: 1,
                     page_token,
+                    ..Default::default()
                 })
                 .await
                 .expect("a page of custody")

@@ -11,6 +11,7 @@ use crate::helpers::*;
 mod communications;
 mod decisions;
 mod evidence;
+mod filters;
 mod gets;
 mod indicators;
 mod lifecycle;

@@ -49,6 +49,7 @@ async fn the_timeline_numbers_every_change_across_pages_and_a_retried_note_lands
                 parent: declared.name.clone(),
                 page_size: 3,
                 page_token: token,
+                ..Default::default()
             })
             .await
             .expect("timeline")
