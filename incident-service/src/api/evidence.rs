@@ -2,7 +2,7 @@
 
 use super::pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{IncidentApi, child_name, convert, incident_id, past_time};
 use crate::domain::indicator;
-use crate::store::{CUSTODY_FILTER, EVIDENCE_FILTER};
+use crate::store::{CUSTODY_FILTER, EVIDENCE_FILTER, EVIDENCE_SORTING, SEQUENCE_SORTING, row_keys};
 
 impl IncidentApi {
     pub(super) async fn evidence_add(
@@ -69,22 +69,24 @@ impl IncidentApi {
             &mut v,
             &ListRequest {
                 filter: &req.filter,
+                order_by: &req.order_by,
                 ..ListRequest::paged(&["evidence", &req.parent], req.page_size, &req.page_token)
             },
             Some(&EVIDENCE_FILTER.at(FilterContext::default())),
-            &Sorting::BY_UUID,
+            &EVIDENCE_SORTING,
         );
         v.finish()?;
         let mut rows = self
             .store
-            .evidence_of(
-                id.unwrap_or_default(),
-                list.condition.clone(),
-                list.after_id(),
-                list.limit(),
-            )
+            .evidence_page(id.unwrap_or_default(), &list)
             .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |e| e.id);
+        let next_page_token = list.next_page(&mut rows, |e| {
+            let time = |f: &str| match f {
+                "collect_time" => e.collect_time,
+                _ => e.create_time,
+            };
+            row_keys(&list, time, Key::Text(e.id.to_string()))
+        });
         Ok(Response::new(pb::ListEvidenceResponse {
             evidence: rows.iter().map(convert::evidence).collect(),
             next_page_token,
@@ -135,24 +137,18 @@ impl IncidentApi {
             &mut v,
             &ListRequest {
                 filter: &req.filter,
+                order_by: &req.order_by,
                 ..ListRequest::paged(&["custody", &req.parent], req.page_size, &req.page_token)
             },
             Some(&CUSTODY_FILTER.at(FilterContext::default())),
-            &Sorting::BY_SEQUENCE,
+            &SEQUENCE_SORTING,
         );
         v.finish()?;
         let (incident, item) = ids.unwrap_or_default();
-        let mut entries = self
-            .store
-            .custody(
-                incident,
-                item,
-                list.condition.clone(),
-                list.after_sequence(),
-                list.limit(),
-            )
-            .await?;
-        let next_page_token = list.next_page(&mut entries, |e| vec![Key::Int(e.seq)]);
+        let mut entries = self.store.custody_page(incident, item, &list).await?;
+        let next_page_token = list.next_page(&mut entries, |e| {
+            row_keys(&list, |_| e.seq, Key::Int(e.seq))
+        });
         Ok(Response::new(pb::ListCustodyRecordsResponse {
             custody_records: entries.iter().map(convert::custody_entry).collect(),
             next_page_token,

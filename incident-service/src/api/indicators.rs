@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{IncidentApi, convert, incident_id};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
-use crate::store::INDICATOR_FILTER;
+use crate::store::{INDICATOR_FILTER, INDICATOR_SORTING, row_keys};
+use assurance_runtime::page::Key;
 
 impl IncidentApi {
     pub(super) async fn indicators_add(
@@ -69,17 +70,20 @@ impl IncidentApi {
             &mut v,
             &ListRequest {
                 filter: &req.filter,
+                order_by: &req.order_by,
                 ..ListRequest::paged(&["indicators", &req.parent], req.page_size, &req.page_token)
             },
             Some(&INDICATOR_FILTER.at(FilterContext::default())),
-            &Sorting::BY_UUID,
+            &INDICATOR_SORTING,
         );
         v.finish()?;
         let mut rows = self
             .store
-            .indicators(id, list.condition.clone(), list.after_id(), list.limit())
+            .indicators_page(id.unwrap_or_default(), &list)
             .await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |i| i.id);
+        let next_page_token = list.next_page(&mut rows, |i| {
+            row_keys(&list, |_| i.create_time, Key::Text(i.id.to_string()))
+        });
         Ok(Response::new(pb::ListIndicatorsResponse {
             indicators: rows.iter().map(convert::indicator).collect(),
             next_page_token,

@@ -2,7 +2,7 @@
 
 use super::pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{IncidentApi, convert, incident_id};
 use crate::domain::timeline::TimelineKind;
-use crate::store::{Store, TIMELINE_FILTER};
+use crate::store::{SEQUENCE_SORTING, Store, TIMELINE_FILTER, row_keys};
 
 /// How often a watcher looks for changes made through other replicas.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -101,22 +101,19 @@ impl IncidentApi {
             &mut v,
             &ListRequest {
                 filter: &req.filter,
+                order_by: &req.order_by,
                 ..ListRequest::paged(&["timeline", &req.parent], req.page_size, &req.page_token)
             },
             Some(&TIMELINE_FILTER.at(FilterContext::default())),
-            &Sorting::BY_SEQUENCE,
+            &SEQUENCE_SORTING,
         );
         v.finish()?;
         let mut rows = self
             .store
-            .timeline_where(
-                id.unwrap_or_default(),
-                list.condition.clone(),
-                list.after_sequence().unwrap_or(0),
-                list.limit(),
-            )
+            .timeline_page(id.unwrap_or_default(), &list)
             .await?;
-        let next_page_token = list.next_page(&mut rows, |e| vec![Key::Int(e.seq)]);
+        let next_page_token =
+            list.next_page(&mut rows, |e| row_keys(&list, |_| e.seq, Key::Int(e.seq)));
         Ok(Response::new(pb::ListTimelineEventsResponse {
             events: rows.iter().map(convert::timeline_event).collect(),
             next_page_token,

@@ -232,3 +232,136 @@ impl Store {
         Ok(select.limit(q.limit()).all(&self.db).await?)
     }
 }
+
+/// Evidence lists in creation order by default; `order_by` `create_time` or `collect_time`,
+/// optionally `desc`.
+pub const EVIDENCE_SORTING: Sorting = Sorting {
+    fields: &[
+        ("create_time", KeyType::Int),
+        ("collect_time", KeyType::Int),
+    ],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Uuid,
+};
+
+/// Indicators list in creation order by default; `order_by` `create_time`, optionally `desc`.
+pub const INDICATOR_SORTING: Sorting = Sorting {
+    fields: &[("create_time", KeyType::Int)],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Uuid,
+};
+
+/// Append-only logs (timeline, custody) list in sequence order; `order_by` `sequence desc`
+/// gives newest first.
+pub const SEQUENCE_SORTING: Sorting = Sorting {
+    fields: &[("sequence", KeyType::Int)],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Int,
+};
+
+/// A page of `select` in `q`'s order: its sort fields (`columns` maps their names to
+/// columns), then `id` in the first field's direction; after the previous page.
+pub(super) fn ordered_page<E: EntityTrait>(
+    mut select: sea_orm::Select<E>,
+    q: &ListQuery,
+    columns: &[(&str, E::Column)],
+    id: E::Column,
+) -> ApiResult<sea_orm::Select<E>> {
+    let mut sort = Vec::new();
+    for (field, direction) in &q.order {
+        let column = columns
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, c)| *c)
+            .ok_or_else(|| ApiError::Internal(format!("no column for order `{field}`")))?;
+        select = select.order_by(column, direction.order());
+        sort.push(column);
+    }
+    select = select
+        .filter(q.condition.clone())
+        .order_by(id, q.tie_break().order());
+    if let Some(after) = q.after_condition(&sort, id) {
+        select = select.filter(after);
+    }
+    Ok(select.limit(q.limit()))
+}
+
+/// The page-token keys of a row: its sort-field values (`value` by field name), then its id.
+pub fn row_keys(q: &ListQuery, value: impl Fn(&str) -> i64, id: Key) -> Vec<Key> {
+    q.order
+        .iter()
+        .map(|(f, _)| Key::Int(value(f)))
+        .chain([id])
+        .collect()
+}
+
+impl Store {
+    /// A page of an incident's evidence.
+    pub async fn evidence_page(
+        &self,
+        incident: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<evidence::Model>> {
+        self.get(incident).await?;
+        let select = evidence::Entity::find().filter(evidence::Column::IncidentId.eq(incident));
+        let columns = [
+            ("create_time", evidence::Column::CreateTime),
+            ("collect_time", evidence::Column::CollectTime),
+        ];
+        Ok(ordered_page(select, q, &columns, evidence::Column::Id)?
+            .all(&self.db)
+            .await?)
+    }
+
+    /// A page of an incident's indicators.
+    pub async fn indicators_page(
+        &self,
+        incident: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<indicator::Model>> {
+        self.get(incident).await?;
+        let select = indicator::Entity::find().filter(indicator::Column::IncidentId.eq(incident));
+        let columns = [("create_time", indicator::Column::CreateTime)];
+        Ok(ordered_page(select, q, &columns, indicator::Column::Id)?
+            .all(&self.db)
+            .await?)
+    }
+
+    /// A page of an incident's timeline.
+    pub async fn timeline_page(
+        &self,
+        incident: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<timeline_event::Model>> {
+        self.get(incident).await?;
+        let select =
+            timeline_event::Entity::find().filter(timeline_event::Column::IncidentId.eq(incident));
+        let columns = [("sequence", timeline_event::Column::Seq)];
+        Ok(
+            ordered_page(select, q, &columns, timeline_event::Column::Seq)?
+                .all(&self.db)
+                .await?,
+        )
+    }
+
+    /// A page of an item's chain of custody.
+    pub async fn custody_page(
+        &self,
+        incident: Uuid,
+        evidence_id: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<custody_entry::Model>> {
+        self.evidence_item(incident, evidence_id).await?;
+        let select =
+            custody_entry::Entity::find().filter(custody_entry::Column::EvidenceId.eq(evidence_id));
+        let columns = [("sequence", custody_entry::Column::Seq)];
+        Ok(
+            ordered_page(select, q, &columns, custody_entry::Column::Seq)?
+                .all(&self.db)
+                .await?,
+        )
+    }
+}

@@ -124,6 +124,59 @@ async fn child_lists_take_filters(backend: Backend) {
             .collect::<Vec<_>>(),
         ["Laptop recovered."]
     );
+    // order_by: newest first, paged one at a time.
+    let newest_first = names_in_pages_of_one(|page_token| {
+        let mut c = app.incidents();
+        let request = pb::ListTimelineEventsRequest {
+            parent: declared.name.clone(),
+            order_by: "sequence desc".into(),
+            page_size: 1,
+            page_token,
+            ..Default::default()
+        };
+        async move {
+            let page = c
+                .list_timeline_events(request)
+                .await
+                .expect("page")
+                .into_inner();
+            (
+                page.events.into_iter().map(|e| e.name).collect(),
+                page.next_page_token,
+            )
+        }
+    })
+    .await;
+    let mut oldest_first = newest_first.clone();
+    oldest_first.reverse();
+    let listed: Vec<String> = c
+        .list_timeline_events(pb::ListTimelineEventsRequest {
+            parent: declared.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("default order")
+        .into_inner()
+        .events
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(listed, oldest_first);
+    assert!(listed.len() >= 5, "{listed:?}");
+    let newest_indicators: Vec<String> = c
+        .list_indicators(pb::ListIndicatorsRequest {
+            parent: declared.name.clone(),
+            order_by: "create_time desc".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("indicators desc")
+        .into_inner()
+        .indicators
+        .into_iter()
+        .map(|i| i.value)
+        .collect();
+    assert_eq!(newest_indicators, ["198.51.100.2", "198.51.100.1"]);
     let err = c
         .list_timeline_events(pb::ListTimelineEventsRequest {
             parent: declared.name.clone(),
