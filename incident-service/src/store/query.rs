@@ -87,7 +87,8 @@ pub const INCIDENT_SORTING: Sorting = Sorting {
         ("declare_time", KeyType::Int),
         ("update_time", KeyType::Int),
     ],
-    default: &[("declare_time", Direction::Desc)],
+    // The default order rule: ascending id (UUIDv7: creation order).
+    default: &[],
     max_fields: 1,
     id: KeyType::Uuid,
 };
@@ -191,6 +192,7 @@ pub const TASK_SORTING: Sorting = Sorting {
 /// The page-token keys of an incident in `q`'s order.
 pub fn incident_keys(q: &ListQuery, i: &incident::Model) -> Vec<Key> {
     let time = match q.order.first() {
+        None => return vec![Key::Text(i.id.to_string())],
         Some(("update_time", _)) => i.update_time,
         _ => i.declare_time,
     };
@@ -200,22 +202,14 @@ pub fn incident_keys(q: &ListQuery, i: &incident::Model) -> Vec<Key> {
 impl Store {
     /// A page of incidents.
     pub async fn list(&self, q: &ListQuery) -> ApiResult<Vec<incident::Model>> {
-        let column = match q.order.first() {
-            Some(("update_time", _)) => incident::Column::UpdateTime,
-            Some(("declare_time", _)) => incident::Column::DeclareTime,
-            other => {
-                return Err(ApiError::Internal(format!("no incident order {other:?}")));
-            }
-        };
-        let direction = q.tie_break().order();
-        let mut select = incident::Entity::find()
-            .filter(q.condition.clone())
-            .order_by(column, direction.clone())
-            .order_by(incident::Column::Id, direction);
-        if let Some(after) = q.after_condition(&[column], incident::Column::Id) {
-            select = select.filter(after);
-        }
-        Ok(select.limit(q.limit()).all(self.connection()).await?)
+        let select = incident::Entity::find();
+        let columns = [
+            ("update_time", incident::Column::UpdateTime),
+            ("declare_time", incident::Column::DeclareTime),
+        ];
+        Ok(ordered_page(select, q, &columns, incident::Column::Id)?
+            .all(self.connection())
+            .await?)
     }
 
     /// A page of an incident's tasks, in phase order.

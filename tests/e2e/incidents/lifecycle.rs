@@ -204,10 +204,8 @@ async fn non_incidents_close_from_analysis_and_lists_filter(backend: Backend) {
             }
         }
     };
-    // Newest first by default, paged in twos.
-    let mut newest_first = names.clone();
-    newest_first.reverse();
-    assert_eq!(list("").await, newest_first);
+    // Creation order (ascending id, the default order rule), paged in twos.
+    assert_eq!(list("").await, names);
     assert_eq!(list("open = true").await.len(), 6);
     assert_eq!(list("phase = CLOSED").await, [names[0].clone()]);
     assert_eq!(list("service = services/sharepoint").await.len(), 3);
