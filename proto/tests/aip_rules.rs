@@ -14,20 +14,14 @@ use prost_types::{
 };
 
 /// Resources without a standard Get today (issue #11, "Complete resources").
-const WITHOUT_GET_YET: &[&str] = &[
-    "assurance.incident.v1.CustodyEntry",
-    "assurance.incident.v1.Evidence",
-    "assurance.incident.v1.Indicator",
-    "assurance.incident.v1.Notification",
-    "assurance.incident.v1.NotificationRule",
-    "assurance.incident.v1.Role",
-    "assurance.incident.v1.Task",
-    "assurance.incident.v1.TimelineEvent",
-    "assurance.audit.v1.AuditEvent",
-];
+const WITHOUT_GET_YET: &[&str] = &["assurance.audit.v1.AuditEvent"];
 
 /// Messages named like resources that are not: a rendered export is not stored or addressable.
-const NOT_RESOURCES: &[&str] = &["assurance.incident.v1.IncidentReport"];
+/// A notification rule is configuration from the preparation file: its `name` is a label.
+const NOT_RESOURCES: &[&str] = &[
+    "assurance.incident.v1.IncidentReport",
+    "assurance.incident.v1.NotificationRule",
+];
 
 /// Verbs of methods that create a resource (the names issue #11 renames to `Create*` included).
 const CREATE_VERBS: &[&str] = &[
@@ -45,6 +39,11 @@ fn contract() -> Contract {
     let mut methods = Vec::new();
     for file in set.file {
         let package = file.package().to_string();
+        // Only our contract: imported google.* files (descriptor.proto comes with the
+        // google.api annotations) are not subject to these rules.
+        if !package.starts_with("assurance.") {
+            continue;
+        }
         for m in file.message_type {
             messages.push((format!("{package}.{}", m.name()), m));
         }

@@ -72,7 +72,7 @@ impl Op {
             Op::CreateRisk => "/assurance.risk.v1.RiskService/CreateRisk",
             Op::AssessRisk => "/assurance.risk.v1.RiskService/AssessRisk",
             Op::DeclareIncident => "/assurance.incident.v1.IncidentService/DeclareIncident",
-            Op::AddTimelineEvent => "/assurance.incident.v1.IncidentService/AddTimelineEvent",
+            Op::AddTimelineEvent => "/assurance.incident.v1.IncidentService/CreateTimelineEvent",
             Op::GetIncident => "/assurance.incident.v1.IncidentService/GetIncident",
             Op::GetIncidentMetrics => "/assurance.incident.v1.IncidentService/GetIncidentMetrics",
         }
@@ -223,7 +223,7 @@ async fn call(
         Op::AddTimelineEvent => {
             let id = work.incident_ids[rand_index(rng, work.incident_ids.len())];
             IncidentServiceClient::new(channel.clone())
-                .add_timeline_event(assurance_proto::incident::v1::AddTimelineEventRequest {
+                .create_timeline_event(assurance_proto::incident::v1::CreateTimelineEventRequest {
                     parent: format!("incidents/{id}"),
                     summary: "Load-test note".into(),
                     request_id: Uuid::now_v7().to_string(),

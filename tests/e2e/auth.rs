@@ -213,7 +213,7 @@ async fn service_scope_limits_changes(backend: Backend) {
         let mut client = app.incidents_as("scoped");
         async move {
             client
-                .add_timeline_event(ipb::AddTimelineEventRequest {
+                .create_timeline_event(ipb::CreateTimelineEventRequest {
                     parent: name,
                     summary: "Rules removed.".into(),
                     request_id: String::new(),
@@ -329,7 +329,7 @@ async fn audit_trail_records_every_mutation(backend: Backend) {
     // The timeline names the same actor.
     let timeline = app
         .incidents()
-        .list_timeline(ipb::ListTimelineRequest {
+        .list_timeline_events(ipb::ListTimelineEventsRequest {
             parent: declared.name.clone(),
             ..Default::default()
         })

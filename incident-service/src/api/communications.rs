@@ -1,18 +1,34 @@
 //! Stakeholder notifications: drafts, a second approver, sending, overdue lists.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::{
     auth::Caller,
     list::{FilterContext, ListQuery, ListRequest, Sorting},
     time::now_micros,
-    validate::Violations,
+    validate::{Violations, update_paths},
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{IncidentApi, child_name, convert, incident_id};
-use crate::{domain::notification::Audience, store::NOTIFICATION_FILTER};
+use crate::{
+    domain::notification::Audience,
+    store::{NOTIFICATION_FILTER, parse_etag},
+};
+
+/// The fields of a draft `UpdateNotification` may change.
+const EDITABLE: &[&str] = &["subject", "body"];
+
+/// A notification's name (`incidents/{id}/notifications/{id}`) in the request field `name`
+/// or `notification.name`; "is required" when empty.
+fn notification_name(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, Uuid)> {
+    if name.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    child_name(v, field, "notifications", name)
+}
 
 impl IncidentApi {
     pub(super) async fn notifications_create(
@@ -24,7 +40,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let n = v.require("notification", req.notification.as_ref())?;
+        let n = &v.message("notification", req.notification.clone());
         v.enumeration::<Audience>("notification.audience", n.audience);
         v.line("notification.subject", &n.subject, true, 200);
         v.paragraph("notification.body", &n.body, true, 20_000);
@@ -42,6 +58,7 @@ impl IncidentApi {
             approve_time: None,
             send_time: None,
             create_time: 0,
+            version: 1,
         };
         let key =
             RequestKey::for_request("CreateNotification", &caller, req, |r| &mut r.request_id);
@@ -59,12 +76,17 @@ impl IncidentApi {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
-        let ids = child_name(&mut v, "name", "notifications", &req.name);
+        let ids = notification_name(&mut v, "name", &req.name);
+        v.request_id("request_id", &req.request_id);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
         let (incident, id) = ids.unwrap_or_default();
+        let key =
+            RequestKey::for_request("ApproveNotification", &caller, req, |r| &mut r.request_id);
+        let approver = Some(caller.person().to_string());
         let n = self
             .store
-            .advance_notification(incident, id, Some(caller.person().to_string()), &caller)
+            .advance_notification(incident, id, approver, expected, &caller, key)
             .await?;
         Ok(Response::new(convert::notification(&n, now_micros())))
     }
@@ -74,15 +96,68 @@ impl IncidentApi {
         request: Request<pb::MarkNotificationSentRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
         let caller = Caller::of(&request)?;
+        let req = request.get_ref();
         let mut v = Violations::new();
-        let ids = child_name(&mut v, "name", "notifications", &request.get_ref().name);
+        let ids = notification_name(&mut v, "name", &req.name);
+        v.request_id("request_id", &req.request_id);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
         let (incident, id) = ids.unwrap_or_default();
+        let key =
+            RequestKey::for_request("MarkNotificationSent", &caller, req, |r| &mut r.request_id);
         let n = self
             .store
-            .advance_notification(incident, id, None, &caller)
+            .advance_notification(incident, id, None, expected, &caller, key)
             .await?;
         Ok(Response::new(convert::notification(&n, now_micros())))
+    }
+
+    pub(super) async fn notifications_update(
+        &self,
+        request: Request<pb::UpdateNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let n = v.message("notification", req.notification);
+        let ids = notification_name(&mut v, "notification.name", &n.name);
+        let paths = update_paths(req.update_mask.as_ref(), EDITABLE, |p| match p {
+            "subject" => !n.subject.is_empty(),
+            "body" => !n.body.is_empty(),
+            _ => false,
+        })?;
+        if paths.is_empty() {
+            v.add("update_mask", "names no field to update (subject, body)");
+        }
+        for p in &paths {
+            match *p {
+                "subject" => v.line("notification.subject", &n.subject, true, 200),
+                "body" => v.paragraph("notification.body", &n.body, true, 20_000),
+                _ => {}
+            }
+        }
+        let expected = v
+            .absorb(
+                "notification.etag",
+                parse_etag("notification.etag", &n.etag),
+            )
+            .flatten();
+        v.finish()?;
+        let (incident, id) = ids.unwrap_or_default();
+        let updated = self
+            .store
+            .update_notification(incident, id, expected, &caller, |m| {
+                for p in &paths {
+                    match *p {
+                        "subject" => m.subject = n.subject.clone(),
+                        "body" => m.body = n.body.clone(),
+                        _ => {}
+                    }
+                }
+                paths.join(", ")
+            })
+            .await?;
+        Ok(Response::new(convert::notification(&updated, now_micros())))
     }
 
     pub(super) async fn notifications_list(

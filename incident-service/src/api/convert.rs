@@ -2,7 +2,7 @@
 //! on the other: typed enum conversions (`From` domain → proto, `TryFrom` proto → domain, which
 //! refuses UNSPECIFIED), the messages built from rows, and the review's storage form.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::{
     ApiError, ApiResult,
     time::{from_timestamp, to_timestamp},
@@ -93,7 +93,7 @@ wire_enum!(Recoverability => Recoverability { Regular, Supplemented, Extended, N
 wire_enum!(IndicatorType => IndicatorType { Ip, Domain, Url, FileHash, Email, FileName, Other });
 wire_enum!(Tlp => Tlp { Clear, Green, Amber, AmberStrict, Red });
 wire_enum!(OwnerTeam => OwnerTeam { SecurityTeam, ServiceTeam });
-wire_enum!(TaskStatus => TaskStatus { Open, InProgress, Blocked, Done, WontDo });
+wire_enum!(TaskStatus => WorkItemStatus { Open, InProgress, Blocked, Done, WontDo });
 wire_enum!(RoleKind => RoleKind {
     IncidentResponseLead,
     SecurityIncidentOwner,
@@ -160,6 +160,8 @@ pub fn incident(m: &incident::Model) -> pb::Incident {
         etag: etag(m.version),
         create_time: Some(to_timestamp(m.create_time)),
         update_time: Some(to_timestamp(m.update_time)),
+        // Read from their own table; see `IncidentApi::with_links`.
+        risk_links: Vec::new(),
     }
 }
 
@@ -210,8 +212,8 @@ pub fn evidence(e: &evidence::Model) -> pb::Evidence {
     }
 }
 
-pub fn custody_entry(c: &custody_entry::Model) -> pb::CustodyEntry {
-    pb::CustodyEntry {
+pub fn custody_entry(c: &custody_entry::Model) -> pb::CustodyRecord {
+    pb::CustodyRecord {
         name: format!(
             "incidents/{}/evidence/{}/custodyRecords/{}",
             c.incident_id, c.evidence_id, c.seq
@@ -241,6 +243,7 @@ pub fn notification(n: &notification::Model, now: i64) -> pb::Notification {
         approve_time: n.approve_time.map(to_timestamp),
         send_time: n.send_time.map(to_timestamp),
         create_time: Some(to_timestamp(n.create_time)),
+        etag: etag(n.version),
     }
 }
 
@@ -520,7 +523,7 @@ mod tests {
     round_trip!(indicator_type: IndicatorType => IndicatorType);
     round_trip!(tlp: Tlp => Tlp);
     round_trip!(owner_team: OwnerTeam => OwnerTeam);
-    round_trip!(task_status: TaskStatus => TaskStatus);
+    round_trip!(task_status: TaskStatus => WorkItemStatus);
     round_trip!(role_kind: RoleKind => RoleKind);
     round_trip!(audience: Audience => Audience);
     round_trip!(notification_status: NotificationStatus => NotificationStatus);

@@ -1,8 +1,8 @@
 //! Evidence and its chain of custody.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
@@ -10,18 +10,19 @@ use uuid::Uuid;
 
 use super::{IncidentApi, child_name, convert, incident_id, past_time};
 use crate::domain::indicator;
+use crate::store::{CUSTODY_FILTER, EVIDENCE_FILTER, EVIDENCE_SORTING, SEQUENCE_SORTING, row_keys};
 
 impl IncidentApi {
     pub(super) async fn evidence_add(
         &self,
-        request: Request<pb::AddEvidenceRequest>,
+        request: Request<pb::CreateEvidenceRequest>,
     ) -> Result<Response<pb::Evidence>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let e = v.require("evidence", req.evidence.as_ref())?;
+        let e = &v.message("evidence", req.evidence.clone());
         v.paragraph("evidence.description", &e.description, true, 2000);
         let hash = match indicator::normalize(indicator::IndicatorType::FileHash, &e.hash) {
             Ok(h) => Some(h),
@@ -53,7 +54,7 @@ impl IncidentApi {
             create_time: 0,
         };
         let key = RequestKey::for_request("AddEvidence", &caller, req, |r| &mut r.request_id);
-        let added = self.store.add_evidence(model, &caller, key).await?;
+        let added = self.store.create_evidence(model, &caller, key).await?;
         Ok(Response::new(convert::evidence(&added)))
     }
 
@@ -64,18 +65,28 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["evidence", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                self.store
-                    .evidence_of(id.unwrap_or_default(), list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                filter: &req.filter,
+                order_by: &req.order_by,
+                ..ListRequest::paged(&["evidence", &req.parent], req.page_size, &req.page_token)
             },
-            |e| e.id,
-        )
-        .await?;
+            Some(&EVIDENCE_FILTER.at(FilterContext::default())),
+            &EVIDENCE_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .evidence_page(id.unwrap_or_default(), &list)
+            .await?;
+        let next_page_token = list.next_page(&mut rows, |e| {
+            let time = |f: &str| match f {
+                "collect_time" => e.collect_time,
+                _ => e.create_time,
+            };
+            row_keys(&list, time, Key::Text(e.id.to_string()))
+        });
         Ok(Response::new(pb::ListEvidenceResponse {
             evidence: rows.iter().map(convert::evidence).collect(),
             next_page_token,
@@ -84,17 +95,17 @@ impl IncidentApi {
 
     pub(super) async fn custody_record(
         &self,
-        request: Request<pb::RecordCustodyRequest>,
-    ) -> Result<Response<pb::CustodyEntry>, Status> {
+        request: Request<pb::CreateCustodyRecordRequest>,
+    ) -> Result<Response<pb::CustodyRecord>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let ids = child_name(&mut v, "evidence", "evidence", &req.evidence);
         v.request_id("request_id", &req.request_id);
-        let entry = v.require("entry", req.entry.as_ref())?;
-        v.principal("entry.to_custodian", &entry.to_custodian, true);
-        v.paragraph("entry.purpose", &entry.purpose, true, 2000);
-        v.line("entry.location", &entry.location, false, 1000);
+        let entry = v.message("custody_record", req.custody_record.clone());
+        v.principal("custody_record.to_custodian", &entry.to_custodian, true);
+        v.paragraph("custody_record.purpose", &entry.purpose, true, 2000);
+        v.line("custody_record.location", &entry.location, false, 1000);
         v.finish()?;
         let (incident, item) = ids.unwrap_or_default();
         let model = crate::store::entities::custody_entry::Model {
@@ -110,33 +121,36 @@ impl IncidentApi {
         let key = RequestKey::for_request("RecordCustody", &caller, req, |r| &mut r.request_id);
         let recorded = self
             .store
-            .record_custody(incident, item, model, &caller, key)
+            .create_custody_record(incident, item, model, &caller, key)
             .await?;
         Ok(Response::new(convert::custody_entry(&recorded)))
     }
 
     pub(super) async fn custody_list(
         &self,
-        request: Request<pb::ListCustodyRequest>,
-    ) -> Result<Response<pb::ListCustodyResponse>, Status> {
+        request: Request<pb::ListCustodyRecordsRequest>,
+    ) -> Result<Response<pb::ListCustodyRecordsResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
         let ids = child_name(&mut v, "parent", "evidence", &req.parent);
         let list = ListQuery::parse(
             &mut v,
-            &ListRequest::paged(&["custody", &req.parent], req.page_size, &req.page_token),
-            None,
-            &Sorting::BY_SEQUENCE,
+            &ListRequest {
+                filter: &req.filter,
+                order_by: &req.order_by,
+                ..ListRequest::paged(&["custody", &req.parent], req.page_size, &req.page_token)
+            },
+            Some(&CUSTODY_FILTER.at(FilterContext::default())),
+            &SEQUENCE_SORTING,
         );
         v.finish()?;
         let (incident, item) = ids.unwrap_or_default();
-        let mut entries = self
-            .store
-            .custody(incident, item, list.after_sequence(), list.limit())
-            .await?;
-        let next_page_token = list.next_page(&mut entries, |e| vec![Key::Int(e.seq)]);
-        Ok(Response::new(pb::ListCustodyResponse {
-            entries: entries.iter().map(convert::custody_entry).collect(),
+        let mut entries = self.store.custody_page(incident, item, &list).await?;
+        let next_page_token = list.next_page(&mut entries, |e| {
+            row_keys(&list, |_| e.seq, Key::Int(e.seq))
+        });
+        Ok(Response::new(pb::ListCustodyRecordsResponse {
+            custody_records: entries.iter().map(convert::custody_entry).collect(),
             next_page_token,
         }))
     }

@@ -3,14 +3,14 @@
 
 use std::collections::HashSet;
 
-use assurance_proto::incident::v1 as pb;
-use assurance_runtime::idempotency::RequestKey;
+use super::pb;
+use assurance_runtime::idempotency::{Outcome, RequestKey};
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     ApiError, ApiResult,
     auth::Caller,
     time::{from_timestamp, now_micros},
-    validate::{Violations, is_slug, slug_name, update_paths},
+    validate::{Violations, is_slug, name_id, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -45,7 +45,47 @@ const UPDATABLE: &[&str] = &[
     "incident_type",
     "occur_time",
     "detect_time",
+    "risk_links",
 ];
+
+const MAX_RISK_LINKS: usize = 100;
+
+/// `Incident.risk_links`: `risks/{uuid}` names, each once, with a relation; at most 100.
+/// Returns the stored form: (risk id, relation) in the order given.
+fn check_risk_links(v: &mut Violations, links: &[pb::RiskLink]) -> Vec<(String, i32)> {
+    if links.len() > MAX_RISK_LINKS {
+        v.add(
+            "incident.risk_links",
+            format!("must hold at most {MAX_RISK_LINKS} links"),
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (n, link) in links.iter().enumerate() {
+        let field = format!("incident.risk_links[{n}].risk");
+        let id = if link.risk.is_empty() {
+            v.add(&field, "is required");
+            None
+        } else {
+            let id = name_id(&link.risk, "risks").and_then(|id| Uuid::parse_str(id).ok());
+            if id.is_none() {
+                v.add(&field, "must be a risk name `risks/{id}` with a UUID id");
+            }
+            id
+        };
+        if let Some(id) = id
+            && !seen.insert(id)
+        {
+            v.add(&field, "is linked twice");
+        }
+        let relation_field = format!("incident.risk_links[{n}].relation");
+        let relation = v.enumeration::<pb::RiskLinkRelation>(&relation_field, link.relation);
+        if let (Some(id), Some(relation)) = (id, relation) {
+            out.push((id.to_string(), relation as i32));
+        }
+    }
+    out
+}
 
 /// Checks one mutable field of an incident in `input`; the services field yields their ids.
 fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<String>> {
@@ -161,6 +201,49 @@ fn impacts_text(raw: &[i32]) -> String {
 }
 
 impl IncidentApi {
+    /// Incidents as the API returns them, with their risk links (one query for all).
+    pub(super) async fn incidents_out(
+        &self,
+        rows: &[incident::Model],
+    ) -> ApiResult<Vec<pb::Incident>> {
+        let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+        let mut links = self.store.risk_links(&ids).await?;
+        Ok(rows
+            .iter()
+            .map(|m| {
+                let mut out = convert::incident(m);
+                out.risk_links = links
+                    .remove(&m.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| pb::RiskLink {
+                        risk: format!("risks/{}", l.risk_id),
+                        relation: l.relation,
+                    })
+                    .collect();
+                out
+            })
+            .collect())
+    }
+
+    pub(super) async fn incident_out(&self, m: &incident::Model) -> ApiResult<pb::Incident> {
+        let mut out = self.incidents_out(std::slice::from_ref(m)).await?;
+        out.pop()
+            .ok_or_else(|| ApiError::Internal("incident lost".into()))
+    }
+
+    /// The incident a decision left: the one it wrote, or for a retry the incident as it is now.
+    async fn decided(
+        &self,
+        id: Uuid,
+        outcome: Outcome<incident::Model>,
+    ) -> ApiResult<incident::Model> {
+        match outcome {
+            Outcome::Created(m) => Ok(m),
+            Outcome::Replayed(_) => self.store.get(id).await,
+        }
+    }
+
     /// Severity: explicit when overridden, else derived by the rule.
     fn settle_severity(&self, m: &mut incident::Model) {
         if !m.severity_overridden
@@ -195,9 +278,10 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
-        let i = v.require("incident", req.incident.as_ref())?;
+        let i = &v.message("incident", req.incident.clone());
         let mut services = Vec::new();
-        for field in UPDATABLE {
+        // Risk links are set with UpdateIncident (and, later, by the events relay).
+        for field in UPDATABLE.iter().filter(|f| **f != "risk_links") {
             if let Some(ids) = check_field(&mut v, i, field) {
                 services = ids;
             }
@@ -279,7 +363,7 @@ impl IncidentApi {
         let id = incident_id(&mut v, "name", &request.get_ref().name);
         v.finish()?;
         let m = self.store.get(id.unwrap_or_default()).await?;
-        Ok(Response::new(convert::incident(&m)))
+        Ok(Response::new(self.incident_out(&m).await?))
     }
 
     pub(super) async fn incidents_list(
@@ -304,7 +388,7 @@ impl IncidentApi {
         let mut rows = self.store.list(&query).await?;
         let next_page_token = query.next_page(&mut rows, |r| incident_keys(&query, r));
         Ok(Response::new(pb::ListIncidentsResponse {
-            incidents: rows.iter().map(convert::incident).collect(),
+            incidents: self.incidents_out(&rows).await?,
             next_page_token,
         }))
     }
@@ -316,7 +400,7 @@ impl IncidentApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let i = v.require("incident", req.incident)?;
+        let i = v.message("incident", req.incident);
         let id = incident_id(&mut v, "incident.name", &i.name);
         let paths = update_paths(req.update_mask.as_ref(), UPDATABLE, |p| match p {
             "title" => !i.title.is_empty(),
@@ -332,6 +416,7 @@ impl IncidentApi {
             "incident_type" => !i.incident_type.is_empty(),
             "occur_time" => i.occur_time.is_some(),
             "detect_time" => i.detect_time.is_some(),
+            "risk_links" => !i.risk_links.is_empty(),
             _ => false,
         })?;
         if paths.is_empty() {
@@ -343,14 +428,20 @@ impl IncidentApi {
                 services = Some(ids);
             }
         }
+        let links = paths
+            .contains(&"risk_links")
+            .then(|| check_risk_links(&mut v, &i.risk_links));
         let expected = v
             .absorb("incident.etag", parse_etag("incident.etag", &i.etag))
             .flatten();
         v.finish()?;
         let updated = self
             .store
-            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+            .modify(id.unwrap_or_default(), expected, &caller, async |tx, m| {
                 refuse_if_closed(m)?;
+                if let Some(links) = &links {
+                    crate::store::replace_risk_links(tx, m.id, links).await?;
+                }
                 let before = m.severity;
                 for p in &paths {
                     match *p {
@@ -409,7 +500,7 @@ impl IncidentApi {
                 })
             })
             .await?;
-        Ok(Response::new(convert::incident(&updated)))
+        Ok(Response::new(self.incident_out(&updated).await?))
     }
 
     pub(super) async fn incidents_advance_phase(
@@ -437,12 +528,15 @@ impl IncidentApi {
             t
         };
         v.paragraph("reason", &req.reason, false, 2000);
+        v.request_id("request_id", &req.request_id);
         let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
         let target = target.unwrap_or(Phase::DetectionAnalysis);
-        let updated = self
+        let key = RequestKey::for_request("AdvancePhase", &caller, &req, |r| &mut r.request_id);
+        let id = id.unwrap_or_default();
+        let outcome = self
             .store
-            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+            .decide(id, expected, &caller, key, async |_, m| {
                 let from = phase_of(m)?;
                 let direction =
                     phase::check_advance(from, target, classification_of(m)?, m.review_complete)
@@ -474,7 +568,8 @@ impl IncidentApi {
                 })
             })
             .await?;
-        Ok(Response::new(convert::incident(&updated)))
+        let updated = self.decided(id, outcome).await?;
+        Ok(Response::new(self.incident_out(&updated).await?))
     }
 
     pub(super) async fn incidents_close(
@@ -486,11 +581,14 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "name", &req.name);
         v.paragraph("resolution", &req.resolution, true, 4000);
+        v.request_id("request_id", &req.request_id);
         let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
-        let closed = self
+        let key = RequestKey::for_request("CloseIncident", &caller, &req, |r| &mut r.request_id);
+        let id = id.unwrap_or_default();
+        let outcome = self
             .store
-            .modify(id.unwrap_or_default(), expected, &caller, async |_, m| {
+            .decide(id, expected, &caller, key, async |_, m| {
                 phase::check_close(phase_of(m)?, classification_of(m)?, m.review_complete)
                     .map_err(refusal)?;
                 m.phase = Phase::Closed as i32;
@@ -503,6 +601,7 @@ impl IncidentApi {
                 })
             })
             .await?;
-        Ok(Response::new(convert::incident(&closed)))
+        let closed = self.decided(id, outcome).await?;
+        Ok(Response::new(self.incident_out(&closed).await?))
     }
 }

@@ -1,27 +1,32 @@
 //! Indicators of compromise: add to an incident, list, and sweep across incidents.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListRequest, Sorting, page_by_id};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{IncidentApi, convert, incident_id};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
+use crate::store::{INDICATOR_FILTER, INDICATOR_SORTING, row_keys};
+use assurance_runtime::page::Key;
 
 impl IncidentApi {
     pub(super) async fn indicators_add(
         &self,
-        request: Request<pb::AddIndicatorRequest>,
+        request: Request<pb::CreateIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let ind = v.require("indicator", req.indicator.as_ref())?;
+        let ind = &v.message("indicator", req.indicator.clone());
         let kind = v.enumeration::<IndicatorType>("indicator.type", ind.r#type);
+        if kind.is_none() && ind.value.trim().is_empty() {
+            v.add("indicator.value", "is required");
+        }
         let value = kind.and_then(|k| match indicator::normalize(k, &ind.value) {
             Ok(value) => Some(value),
             Err(why) => {
@@ -49,7 +54,7 @@ impl IncidentApi {
         let key = RequestKey::for_request("AddIndicator", &caller, req, |r| &mut r.request_id);
         let added = self
             .store
-            .add_indicator(model, &kind_name, &caller, key)
+            .create_indicator(model, &kind_name, &caller, key)
             .await?;
         Ok(Response::new(convert::indicator(&added)))
     }
@@ -61,18 +66,24 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let (rows, next_page_token) = page_by_id(
-            v,
-            &ListRequest::paged(&["indicators", &req.parent], req.page_size, &req.page_token),
-            &Sorting::BY_UUID,
-            async |list| {
-                self.store
-                    .indicators(id, None, list.after_id(), list.limit())
-                    .await
+        let list = ListQuery::parse(
+            &mut v,
+            &ListRequest {
+                filter: &req.filter,
+                order_by: &req.order_by,
+                ..ListRequest::paged(&["indicators", &req.parent], req.page_size, &req.page_token)
             },
-            |i| i.id,
-        )
-        .await?;
+            Some(&INDICATOR_FILTER.at(FilterContext::default())),
+            &INDICATOR_SORTING,
+        );
+        v.finish()?;
+        let mut rows = self
+            .store
+            .indicators_page(id.unwrap_or_default(), &list)
+            .await?;
+        let next_page_token = list.next_page(&mut rows, |i| {
+            row_keys(&list, |_| i.create_time, Key::Text(i.id.to_string()))
+        });
         Ok(Response::new(pb::ListIndicatorsResponse {
             indicators: rows.iter().map(convert::indicator).collect(),
             next_page_token,
@@ -81,11 +92,14 @@ impl IncidentApi {
 
     pub(super) async fn indicators_find(
         &self,
-        request: Request<pb::FindIndicatorRequest>,
-    ) -> Result<Response<pb::FindIndicatorResponse>, Status> {
+        request: Request<pb::SearchIndicatorsRequest>,
+    ) -> Result<Response<pb::SearchIndicatorsResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
         let kind = v.enumeration::<IndicatorType>("type", req.r#type);
+        if kind.is_none() && req.value.trim().is_empty() {
+            v.add("value", "is required");
+        }
         let value = kind.and_then(|k| match indicator::normalize(k, &req.value) {
             Ok(value) => Some(value),
             Err(why) => {
@@ -101,19 +115,22 @@ impl IncidentApi {
             &Sorting::BY_UUID,
             async |list| {
                 self.store
-                    .indicators(
-                        None,
-                        Some((req.r#type, value.clone())),
-                        list.after_id(),
-                        list.limit(),
-                    )
+                    .sweep(req.r#type, value.clone(), list.after_id(), list.limit())
                     .await
             },
-            |i| i.id,
+            |(i, _)| i.id,
         )
         .await?;
-        Ok(Response::new(pb::FindIndicatorResponse {
-            indicators: rows.iter().map(convert::indicator).collect(),
+        Ok(Response::new(pb::SearchIndicatorsResponse {
+            matches: rows
+                .iter()
+                .map(|(i, m)| pb::IndicatorMatch {
+                    indicator: Some(convert::indicator(i)),
+                    incident: format!("incidents/{}", m.id),
+                    incident_title: m.title.clone(),
+                    incident_phase: m.phase,
+                })
+                .collect(),
             next_page_token,
         }))
     }

@@ -1,6 +1,6 @@
 //! Incident metrics: counts and durations over a scope of incidents.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::{
     time::from_timestamp,
     validate::{Violations, slug_name},

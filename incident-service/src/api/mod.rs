@@ -5,6 +5,7 @@
 mod communications;
 mod convert;
 mod evidence;
+mod gets;
 mod incidents;
 mod indicators;
 mod metrics;
@@ -15,9 +16,15 @@ mod roles;
 mod tasks;
 mod timeline;
 
+/// The messages of `assurance.incident.v1` with the shared `assurance.type.v1` enums it uses.
+mod pb {
+    pub use assurance_proto::incident::v1::*;
+    pub use assurance_proto::r#type::v1::{ReportFormat, Severity, WorkItemStatus};
+}
+
 use std::sync::Arc;
 
-use assurance_proto::incident::v1::{self as pb, incident_service_server::IncidentService};
+use assurance_proto::incident::v1::incident_service_server::IncidentService;
 use assurance_runtime::{
     time::from_timestamp,
     validate::{Violations, name_id},
@@ -158,9 +165,9 @@ impl IncidentService for IncidentApi {
         self.incidents_close(request).await
     }
 
-    async fn record_post_incident_review(
+    async fn create_post_incident_review(
         &self,
-        request: Request<pb::RecordPostIncidentReviewRequest>,
+        request: Request<pb::CreatePostIncidentReviewRequest>,
     ) -> Result<Response<pb::PostIncidentReview>, Status> {
         self.review_record(request).await
     }
@@ -186,9 +193,9 @@ impl IncidentService for IncidentApi {
         self.roles_list(request).await
     }
 
-    async fn add_evidence(
+    async fn create_evidence(
         &self,
-        request: Request<pb::AddEvidenceRequest>,
+        request: Request<pb::CreateEvidenceRequest>,
     ) -> Result<Response<pb::Evidence>, Status> {
         self.evidence_add(request).await
     }
@@ -200,17 +207,17 @@ impl IncidentService for IncidentApi {
         self.evidence_list(request).await
     }
 
-    async fn record_custody(
+    async fn create_custody_record(
         &self,
-        request: Request<pb::RecordCustodyRequest>,
-    ) -> Result<Response<pb::CustodyEntry>, Status> {
+        request: Request<pb::CreateCustodyRecordRequest>,
+    ) -> Result<Response<pb::CustodyRecord>, Status> {
         self.custody_record(request).await
     }
 
-    async fn list_custody(
+    async fn list_custody_records(
         &self,
-        request: Request<pb::ListCustodyRequest>,
-    ) -> Result<Response<pb::ListCustodyResponse>, Status> {
+        request: Request<pb::ListCustodyRecordsRequest>,
+    ) -> Result<Response<pb::ListCustodyRecordsResponse>, Status> {
         self.custody_list(request).await
     }
 
@@ -298,9 +305,9 @@ impl IncidentService for IncidentApi {
         self.tasks_list(request).await
     }
 
-    async fn add_indicator(
+    async fn create_indicator(
         &self,
-        request: Request<pb::AddIndicatorRequest>,
+        request: Request<pb::CreateIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
         self.indicators_add(request).await
     }
@@ -312,24 +319,79 @@ impl IncidentService for IncidentApi {
         self.indicators_list(request).await
     }
 
-    async fn find_indicator(
+    async fn search_indicators(
         &self,
-        request: Request<pb::FindIndicatorRequest>,
-    ) -> Result<Response<pb::FindIndicatorResponse>, Status> {
+        request: Request<pb::SearchIndicatorsRequest>,
+    ) -> Result<Response<pb::SearchIndicatorsResponse>, Status> {
         self.indicators_find(request).await
     }
 
-    async fn add_timeline_event(
+    async fn create_timeline_event(
         &self,
-        request: Request<pb::AddTimelineEventRequest>,
+        request: Request<pb::CreateTimelineEventRequest>,
     ) -> Result<Response<pb::TimelineEvent>, Status> {
         self.timeline_add_note(request).await
     }
 
-    async fn list_timeline(
+    async fn list_timeline_events(
         &self,
-        request: Request<pb::ListTimelineRequest>,
-    ) -> Result<Response<pb::ListTimelineResponse>, Status> {
+        request: Request<pb::ListTimelineEventsRequest>,
+    ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
         self.timeline_list(request).await
+    }
+    async fn get_task(
+        &self,
+        request: Request<pb::GetTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        self.tasks_get(request).await
+    }
+
+    async fn get_role(
+        &self,
+        request: Request<pb::GetRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        self.roles_get(request).await
+    }
+
+    async fn get_evidence(
+        &self,
+        request: Request<pb::GetEvidenceRequest>,
+    ) -> Result<Response<pb::Evidence>, Status> {
+        self.evidence_get(request).await
+    }
+
+    async fn get_custody_record(
+        &self,
+        request: Request<pb::GetCustodyRecordRequest>,
+    ) -> Result<Response<pb::CustodyRecord>, Status> {
+        self.custody_get(request).await
+    }
+
+    async fn get_notification(
+        &self,
+        request: Request<pb::GetNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        self.notifications_get(request).await
+    }
+
+    async fn get_indicator(
+        &self,
+        request: Request<pb::GetIndicatorRequest>,
+    ) -> Result<Response<pb::Indicator>, Status> {
+        self.indicators_get(request).await
+    }
+
+    async fn get_timeline_event(
+        &self,
+        request: Request<pb::GetTimelineEventRequest>,
+    ) -> Result<Response<pb::TimelineEvent>, Status> {
+        self.timeline_get(request).await
+    }
+
+    async fn update_notification(
+        &self,
+        request: Request<pb::UpdateNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        self.notifications_update(request).await
     }
 }

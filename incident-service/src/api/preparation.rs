@@ -1,7 +1,7 @@
 //! Preparation listings: response templates, contacts and notification rules, in the order of
 //! the preparation file, paged by position.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::{
     ApiResult,
     list::{ListQuery, ListRequest, Sorting},

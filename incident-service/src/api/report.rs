@@ -1,6 +1,7 @@
-//! The per-incident report, rendered from the API's own messages as Markdown or JSON.
+//! The per-incident report, rendered from the API's own messages as Markdown, JSON, a
+//! self-contained HTML page (every value escaped), or the timeline as CSV (RFC 4180).
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::{ApiError, time::now_micros, validate::Violations};
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
@@ -72,76 +73,15 @@ pub fn markdown(m: &Material) -> String {
         i.title, i.name, i.summary
     );
     out.push_str("| | |\n|---|---|\n");
-    let info: Vec<String> = i
-        .information_impacts
-        .iter()
-        .map(|x| {
-            name::<pb::InformationImpact>(
-                *x,
-                pb::InformationImpact::as_str_name,
-                "INFORMATION_IMPACT_",
-            )
-        })
-        .collect();
-    for (k, v) in [
-        (
-            "Classification",
-            name::<pb::Classification>(
-                i.classification,
-                pb::Classification::as_str_name,
-                "CLASSIFICATION_",
-            ),
-        ),
-        ("Severity", severity(i.severity)),
-        ("Phase", phase(i.phase)),
-        (
-            "Functional impact",
-            name::<pb::FunctionalImpact>(
-                i.functional_impact,
-                pb::FunctionalImpact::as_str_name,
-                "FUNCTIONAL_IMPACT_",
-            ),
-        ),
-        ("Information impact", info.join(", ")),
-        (
-            "Recoverability",
-            name::<pb::Recoverability>(
-                i.recoverability,
-                pb::Recoverability::as_str_name,
-                "RECOVERABILITY_",
-            ),
-        ),
-        (
-            "Customer data affected",
-            if i.customer_data_affected {
-                "yes"
-            } else {
-                "no"
-            }
-            .to_string(),
-        ),
-        ("Affected services", i.affected_services.join(", ")),
-        ("Incident type", i.incident_type.clone()),
-        ("Detection source", i.detection_source.clone()),
-        ("Resolution", i.resolution.clone()),
-    ] {
+    for (k, v) in facts(i) {
         out.push_str(&format!(
             "| {k} | {} |\n",
             if v.is_empty() { "—".into() } else { v }
         ));
     }
     out.push_str("\n## Key times\n\n| | |\n|---|---|\n");
-    for (k, v) in [
-        ("Occurred", &i.occur_time),
-        ("Detected", &i.detect_time),
-        ("Declared", &i.declare_time),
-        ("Contained", &i.contain_time),
-        ("Eradicated", &i.eradicate_time),
-        ("Recovered", &i.recover_time),
-        ("Post-incident", &i.post_incident_time),
-        ("Closed", &i.close_time),
-    ] {
-        out.push_str(&format!("| {k} | {} |\n", time(v)));
+    for (k, v) in key_times(i) {
+        out.push_str(&format!("| {k} | {v} |\n"));
     }
     if !m.roles.is_empty() {
         out.push_str("\n## Roles\n\n");
@@ -229,6 +169,278 @@ pub fn markdown(m: &Material) -> String {
     out
 }
 
+/// Escapes text for HTML element content and quoted attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `<table>` of label/value rows (values escaped here).
+fn html_pairs(out: &mut String, rows: &[(&str, String)]) {
+    out.push_str("<table>\n");
+    for (k, v) in rows {
+        let v = if v.is_empty() { "—" } else { v.as_str() };
+        out.push_str(&format!(
+            "<tr><th>{}</th><td>{}</td></tr>\n",
+            esc(k),
+            esc(v)
+        ));
+    }
+    out.push_str("</table>\n");
+}
+
+/// `<table>` with a header row; every cell is escaped here.
+fn html_table(out: &mut String, head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+    out.push_str("<table>\n<tr>");
+    for h in head {
+        out.push_str(&format!("<th>{}</th>", esc(h)));
+    }
+    out.push_str("</tr>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            out.push_str(&format!("<td>{}</td>", esc(&cell)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+/// The facts table of a report (Markdown and HTML).
+fn facts(i: &pb::Incident) -> Vec<(&'static str, String)> {
+    let info: Vec<String> = i
+        .information_impacts
+        .iter()
+        .map(|x| {
+            name::<pb::InformationImpact>(
+                *x,
+                pb::InformationImpact::as_str_name,
+                "INFORMATION_IMPACT_",
+            )
+        })
+        .collect();
+    vec![
+        (
+            "Classification",
+            name::<pb::Classification>(
+                i.classification,
+                pb::Classification::as_str_name,
+                "CLASSIFICATION_",
+            ),
+        ),
+        ("Severity", severity(i.severity)),
+        ("Phase", phase(i.phase)),
+        (
+            "Functional impact",
+            name::<pb::FunctionalImpact>(
+                i.functional_impact,
+                pb::FunctionalImpact::as_str_name,
+                "FUNCTIONAL_IMPACT_",
+            ),
+        ),
+        ("Information impact", info.join(", ")),
+        (
+            "Recoverability",
+            name::<pb::Recoverability>(
+                i.recoverability,
+                pb::Recoverability::as_str_name,
+                "RECOVERABILITY_",
+            ),
+        ),
+        (
+            "Customer data affected",
+            if i.customer_data_affected {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
+        ),
+        ("Affected services", i.affected_services.join(", ")),
+        ("Incident type", i.incident_type.clone()),
+        ("Detection source", i.detection_source.clone()),
+        ("Resolution", i.resolution.clone()),
+    ]
+}
+
+/// The key times of a report (Markdown and HTML).
+fn key_times(i: &pb::Incident) -> Vec<(&'static str, String)> {
+    [
+        ("Occurred", &i.occur_time),
+        ("Detected", &i.detect_time),
+        ("Declared", &i.declare_time),
+        ("Contained", &i.contain_time),
+        ("Eradicated", &i.eradicate_time),
+        ("Recovered", &i.recover_time),
+        ("Post-incident", &i.post_incident_time),
+        ("Closed", &i.close_time),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, time(v)))
+    .collect()
+}
+
+/// A self-contained HTML page with the content of the Markdown report: no scripts, no external
+/// resources, every value escaped.
+pub fn html(m: &Material) -> String {
+    let i = &m.incident;
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Incident report: {title}</title>\n<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}</style>\n</head>\n<body>\n<h1>Incident report: {title}</h1>\n<p><code>{name}</code></p>\n<p>{summary}</p>\n",
+        title = esc(&i.title),
+        name = esc(&i.name),
+        summary = esc(&i.summary),
+    );
+    html_pairs(&mut out, &facts(i));
+    out.push_str("<h2>Key times</h2>\n");
+    html_pairs(&mut out, &key_times(i));
+    if !m.roles.is_empty() {
+        out.push_str("<h2>Roles</h2>\n");
+        html_table(
+            &mut out,
+            &["role", "person", "team"],
+            m.roles.iter().map(|r| {
+                vec![
+                    name::<pb::RoleKind>(r.kind, pb::RoleKind::as_str_name, "ROLE_KIND_"),
+                    r.person.clone(),
+                    r.team.clone(),
+                ]
+            }),
+        );
+    }
+    out.push_str("<h2>Timeline</h2>\n");
+    html_table(
+        &mut out,
+        &["#", "time", "phase", "event", "by"],
+        m.timeline.iter().map(|e| {
+            vec![
+                e.sequence.to_string(),
+                time(&e.event_time),
+                phase(e.phase),
+                e.summary.clone(),
+                e.actor.clone(),
+            ]
+        }),
+    );
+    if !m.indicators.is_empty() {
+        out.push_str("<h2>Indicators of compromise</h2>\n");
+        html_table(
+            &mut out,
+            &["type", "value", "TLP"],
+            m.indicators.iter().map(|x| {
+                vec![
+                    name::<pb::IndicatorType>(
+                        x.r#type,
+                        pb::IndicatorType::as_str_name,
+                        "INDICATOR_TYPE_",
+                    ),
+                    x.value.clone(),
+                    name::<pb::Tlp>(x.tlp, pb::Tlp::as_str_name, "TLP_"),
+                ]
+            }),
+        );
+    }
+    if !m.evidence.is_empty() {
+        out.push_str("<h2>Evidence</h2>\n");
+        html_table(
+            &mut out,
+            &["description", "hash", "location", "custodian"],
+            m.evidence.iter().map(|e| {
+                vec![
+                    e.description.clone(),
+                    e.hash.clone(),
+                    e.location.clone(),
+                    e.custodian.clone(),
+                ]
+            }),
+        );
+    }
+    if !m.notifications.is_empty() {
+        out.push_str("<h2>Communications</h2>\n");
+        html_table(
+            &mut out,
+            &["status", "audience", "subject", "deadline"],
+            m.notifications.iter().map(|n| {
+                vec![
+                    name::<pb::NotificationStatus>(
+                        n.status,
+                        pb::NotificationStatus::as_str_name,
+                        "NOTIFICATION_STATUS_",
+                    ),
+                    name::<pb::Audience>(n.audience, pb::Audience::as_str_name, "AUDIENCE_"),
+                    n.subject.clone(),
+                    time(&n.deadline_time),
+                ]
+            }),
+        );
+    }
+    if let Some(r) = &m.review {
+        out.push_str("<h2>Post-incident review</h2>\n");
+        for (k, v) in [
+            ("Root cause", &r.root_cause),
+            ("What went well", &r.went_well),
+            ("What went poorly", &r.went_poorly),
+            ("Lessons learned", &r.lessons_learned),
+        ] {
+            out.push_str(&format!("<h3>{}</h3>\n<p>{}</p>\n", esc(k), esc(v)));
+        }
+        if !r.follow_ups.is_empty() {
+            out.push_str("<h3>Follow-up items</h3>\n");
+            html_table(
+                &mut out,
+                &["title", "owner", "due"],
+                r.follow_ups
+                    .iter()
+                    .map(|f| vec![f.title.clone(), f.owner.clone(), time(&f.due_time)]),
+            );
+        }
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, a double quote, CR or LF, with
+/// double quotes doubled.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The timeline as CSV (RFC 4180: a header row, CRLF line ends, fields quoted as needed).
+pub fn csv(m: &Material) -> String {
+    let mut out = String::from("sequence,time,phase,kind,actor,summary\r\n");
+    for e in &m.timeline {
+        let row = [
+            e.sequence.to_string(),
+            time(&e.event_time),
+            phase(e.phase),
+            name::<pb::TimelineEventKind>(
+                e.kind,
+                pb::TimelineEventKind::as_str_name,
+                "TIMELINE_EVENT_KIND_",
+            ),
+            e.actor.clone(),
+            e.summary.clone(),
+        ];
+        let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// A JSON report with the same content.
 pub fn json(m: &Material) -> Value {
     let i = &m.incident;
@@ -268,6 +480,14 @@ pub fn json(m: &Material) -> Value {
     })
 }
 
+/// The formats `ExportIncidentReport` renders (all of `assurance.type.v1.ReportFormat`).
+const RENDERED: &[&str] = &[
+    "REPORT_FORMAT_MARKDOWN",
+    "REPORT_FORMAT_JSON",
+    "REPORT_FORMAT_HTML",
+    "REPORT_FORMAT_CSV",
+];
+
 impl IncidentApi {
     pub(super) async fn report_export(
         &self,
@@ -279,7 +499,17 @@ impl IncidentApi {
         let format = pb::ReportFormat::try_from(req.format)
             .ok()
             .filter(|f| *f != pb::ReportFormat::Unspecified);
-        v.known("format", req.format, format.is_some());
+        if format.is_none() {
+            let problem = if req.format == 0 {
+                "is required".to_string()
+            } else {
+                format!("{} is not a format this report renders", req.format)
+            };
+            v.add(
+                "format",
+                format!("{problem}; it renders {}", RENDERED.join(", ")),
+            );
+        }
         v.finish()?;
         let id = id.unwrap_or_default();
         let incident = self.store.get(id).await?;
@@ -308,14 +538,14 @@ impl IncidentApi {
                 .collect(),
             indicators: self
                 .store
-                .indicators(Some(id), None, None, ALL)
+                .indicators(Some(id), sea_orm::Condition::all(), None, ALL)
                 .await?
                 .iter()
                 .map(convert::indicator)
                 .collect(),
             evidence: self
                 .store
-                .evidence_of(id, None, ALL)
+                .evidence_of(id, sea_orm::Condition::all(), None, ALL)
                 .await?
                 .iter()
                 .map(convert::evidence)
@@ -337,6 +567,13 @@ impl IncidentApi {
                 "application/json",
                 serde_json::to_vec_pretty(&json(&material))
                     .map_err(|e| ApiError::Internal(format!("render report: {e}")))?,
+            ),
+            Some(pb::ReportFormat::Html) => {
+                ("text/html; charset=utf-8", html(&material).into_bytes())
+            }
+            Some(pb::ReportFormat::Csv) => (
+                "text/csv; charset=utf-8; header=present",
+                csv(&material).into_bytes(),
             ),
             _ => (
                 "text/markdown; charset=utf-8",

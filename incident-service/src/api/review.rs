@@ -1,7 +1,7 @@
 //! The post-incident review: its validation, and the record and get RPCs (its storage form and
 //! outbox payloads are in `convert`).
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::{
     auth::Caller,
@@ -53,14 +53,14 @@ pub fn check(v: &mut Violations, r: &pb::PostIncidentReview) {
 impl IncidentApi {
     pub(super) async fn review_record(
         &self,
-        request: Request<pb::RecordPostIncidentReviewRequest>,
+        request: Request<pb::CreatePostIncidentReviewRequest>,
     ) -> Result<Response<pb::PostIncidentReview>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let r = v.require("review", req.review.as_ref())?;
+        let r = &v.message("review", req.review.clone());
         check(&mut v, r);
         v.finish()?;
         let id = id.unwrap_or_default();

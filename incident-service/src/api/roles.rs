@@ -1,6 +1,6 @@
 //! Incident roles: who holds each role of an incident.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::{
     auth::Caller,
     validate::{Violations, is_slug},
@@ -23,7 +23,7 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let role = v.require("role", req.role.as_ref())?;
+        let role = &v.message("role", req.role.clone());
         let kind = v.enumeration::<RoleKind>("role.kind", role.kind);
         v.principal("role.person", &role.person, true);
         if role.team.is_empty() {

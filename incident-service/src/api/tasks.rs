@@ -1,6 +1,6 @@
 //! Response tasks of an incident: create, update, list (AIP-160 filters).
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::page::Key;
@@ -50,7 +50,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let t = v.require("task", req.task.as_ref())?;
+        let t = &v.message("task", req.task.clone());
         for field in ["phase", "owner_team", "title", "description", "assignee"] {
             check_task_field(&mut v, t, field);
         }
@@ -88,7 +88,7 @@ impl IncidentApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let t = v.require("task", req.task)?;
+        let t = v.message("task", req.task);
         let ids = child_name(&mut v, "task.name", "tasks", &t.name);
         let paths = update_paths(req.update_mask.as_ref(), TASK_UPDATABLE, |p| match p {
             "title" => !t.title.is_empty(),

@@ -1,8 +1,8 @@
 //! The append-only timeline: notes, pages of events, and the live watch stream.
 
-use assurance_proto::incident::v1 as pb;
+use super::pb;
 use assurance_runtime::idempotency::RequestKey;
-use assurance_runtime::list::{ListQuery, ListRequest, Sorting};
+use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{IncidentApi, convert, incident_id};
 use crate::domain::timeline::TimelineKind;
-use crate::store::Store;
+use crate::store::{SEQUENCE_SORTING, Store, TIMELINE_FILTER, row_keys};
 
 /// How often a watcher looks for changes made through other replicas.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -73,7 +73,7 @@ impl IncidentApi {
 
     pub(super) async fn timeline_add_note(
         &self,
-        request: Request<pb::AddTimelineEventRequest>,
+        request: Request<pb::CreateTimelineEventRequest>,
     ) -> Result<Response<pb::TimelineEvent>, Status> {
         let caller = Caller::of(&request)?;
         let req = request.get_ref();
@@ -92,28 +92,29 @@ impl IncidentApi {
 
     pub(super) async fn timeline_list(
         &self,
-        request: Request<pb::ListTimelineRequest>,
-    ) -> Result<Response<pb::ListTimelineResponse>, Status> {
+        request: Request<pb::ListTimelineEventsRequest>,
+    ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         let list = ListQuery::parse(
             &mut v,
-            &ListRequest::paged(&["timeline", &req.parent], req.page_size, &req.page_token),
-            None,
-            &Sorting::BY_SEQUENCE,
+            &ListRequest {
+                filter: &req.filter,
+                order_by: &req.order_by,
+                ..ListRequest::paged(&["timeline", &req.parent], req.page_size, &req.page_token)
+            },
+            Some(&TIMELINE_FILTER.at(FilterContext::default())),
+            &SEQUENCE_SORTING,
         );
         v.finish()?;
         let mut rows = self
             .store
-            .timeline(
-                id.unwrap_or_default(),
-                list.after_sequence().unwrap_or(0),
-                list.limit(),
-            )
+            .timeline_page(id.unwrap_or_default(), &list)
             .await?;
-        let next_page_token = list.next_page(&mut rows, |e| vec![Key::Int(e.seq)]);
-        Ok(Response::new(pb::ListTimelineResponse {
+        let next_page_token =
+            list.next_page(&mut rows, |e| row_keys(&list, |_| e.seq, Key::Int(e.seq)));
+        Ok(Response::new(pb::ListTimelineEventsResponse {
             events: rows.iter().map(convert::timeline_event).collect(),
             next_page_token,
         }))

@@ -4,7 +4,7 @@
 use assurance_runtime::{
     ApiError, ApiResult, Reason,
     auth::Caller,
-    idempotency::{RequestKey, last_segment},
+    idempotency::{Outcome, RequestKey, last_segment},
     list::{EnumValues, Field, FilterContext, FilterTable, Kind, ListQuery},
     time::now_micros,
 };
@@ -15,7 +15,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    Change, Created, Store,
+    Change, Created, Store, check_version,
     entities::{incident, notification},
 };
 use crate::domain::notification::{Audience, NotificationStatus, deadline};
@@ -50,6 +50,24 @@ pub static NOTIFICATION_FILTER: FilterTable<notification::Column> = FilterTable(
         },
     ),
 ]);
+
+/// A notification of `incident`, locked for a change, whose version is `expected` (when given).
+async fn locked_notification(
+    tx: &DatabaseTransaction,
+    incident: Uuid,
+    id: Uuid,
+    expected: Option<i64>,
+) -> ApiResult<notification::Model> {
+    let name = format!("incidents/{incident}/notifications/{id}");
+    let n = notification::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .filter(|n| n.incident_id == incident)
+        .ok_or_else(|| ApiError::not_found(&name))?;
+    check_version(&name, expected, n.version)?;
+    Ok(n)
+}
 
 /// Unsent and past its deadline (notifications without a deadline are never overdue).
 fn overdue(cx: &FilterContext) -> Condition {
@@ -103,57 +121,97 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(format!("incidents/{incident}/notifications/{id}")))
     }
 
-    /// Moves a notification DRAFT → APPROVED (`approver`: Some) or APPROVED → SENT (None).
+    /// Moves a notification DRAFT → APPROVED (`approver`: Some) or APPROVED → SENT (None),
+    /// when `expected` (its version) is current; idempotently for `key` (a retry answers with
+    /// the notification as it is now).
     pub async fn advance_notification(
         &self,
         incident: Uuid,
         id: Uuid,
         approver: Option<String>,
+        expected: Option<i64>,
         caller: &Caller,
+        key: Option<RequestKey>,
+    ) -> ApiResult<notification::Model> {
+        let mut out = None;
+        let outcome = self
+            .decide(incident, None, caller, key, async |tx, _| {
+                let mut n = locked_notification(tx, incident, id, expected).await?;
+                let now = now_micros();
+                let summary = match (&approver, NotificationStatus::try_from(n.status).ok()) {
+                    (Some(a), Some(NotificationStatus::Draft)) => {
+                        if assurance_runtime::auth::same_principal(a, &n.author) {
+                            return Err(ApiError::precondition(
+                                Reason::SelfApproval,
+                                "a notification is approved by someone other than its author",
+                            ));
+                        }
+                        (n.status, n.approver, n.approve_time) =
+                            (NotificationStatus::Approved as i32, a.clone(), Some(now));
+                        format!("notification approved by {a}: {}", n.subject)
+                    }
+                    (None, Some(NotificationStatus::Approved)) => {
+                        (n.status, n.send_time) = (NotificationStatus::Sent as i32, Some(now));
+                        format!("notification sent: {}", n.subject)
+                    }
+                    (Some(_), _) => {
+                        return Err(ApiError::precondition(
+                            Reason::NotADraft,
+                            "only a DRAFT notification can be approved",
+                        ));
+                    }
+                    (None, _) => {
+                        return Err(ApiError::precondition(
+                            Reason::NotApproved,
+                            "only an APPROVED notification can be marked sent; approve it first",
+                        ));
+                    }
+                };
+                n.version += 1;
+                notification::Entity::update(n.clone().into_active_model().reset_all())
+                    .exec(tx)
+                    .await?;
+                out = Some(n);
+                Ok(Change {
+                    kind: TimelineKind::Communication,
+                    summary,
+                    services: None,
+                })
+            })
+            .await?;
+        match outcome {
+            Outcome::Created(_) => {
+                out.ok_or_else(|| ApiError::Internal("notification change lost".into()))
+            }
+            Outcome::Replayed(_) => self.notification(incident, id).await,
+        }
+    }
+
+    /// Edits a DRAFT notification (`edit` changes its content and says what changed), when
+    /// `expected` (its version) is current.
+    pub async fn update_notification(
+        &self,
+        incident: Uuid,
+        id: Uuid,
+        expected: Option<i64>,
+        caller: &Caller,
+        edit: impl FnOnce(&mut notification::Model) -> String,
     ) -> ApiResult<notification::Model> {
         let mut out = None;
         self.modify(incident, None, caller, async |tx, _| {
-            let mut n = notification::Entity::find_by_id(id)
-                .lock_exclusive()
-                .one(tx)
-                .await?
-                .filter(|n| n.incident_id == incident)
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("incidents/{incident}/notifications/{id}"))
-                })?;
-            let now = now_micros();
-            let summary = match (&approver, NotificationStatus::try_from(n.status).ok()) {
-                (Some(a), Some(NotificationStatus::Draft)) => {
-                    if *a == n.author {
-                        return Err(ApiError::precondition(
-                            Reason::SelfApproval,
-                            "a notification is approved by someone other than its author",
-                        ));
-                    }
-                    (n.status, n.approver, n.approve_time) =
-                        (NotificationStatus::Approved as i32, a.clone(), Some(now));
-                    format!("notification approved by {a}: {}", n.subject)
-                }
-                (None, Some(NotificationStatus::Approved)) => {
-                    (n.status, n.send_time) = (NotificationStatus::Sent as i32, Some(now));
-                    format!("notification sent: {}", n.subject)
-                }
-                (Some(_), _) => {
-                    return Err(ApiError::precondition(
-                        Reason::NotADraft,
-                        "only a DRAFT notification can be approved",
-                    ));
-                }
-                (None, _) => {
-                    return Err(ApiError::precondition(
-                        Reason::NotApproved,
-                        "only an APPROVED notification can be marked sent; approve it first",
-                    ));
-                }
-            };
+            let mut n = locked_notification(tx, incident, id, expected).await?;
+            if n.status != NotificationStatus::Draft as i32 {
+                return Err(ApiError::precondition(
+                    Reason::NotADraft,
+                    "only a DRAFT notification can be edited; this one is approved or sent",
+                ));
+            }
+            let what = edit(&mut n);
+            n.version += 1;
             notification::Entity::update(n.clone().into_active_model().reset_all())
                 .exec(tx)
                 .await?;
+            let summary = format!("notification draft edited ({what}): {}", n.subject);
             out = Some(n);
             Ok(Change {
                 kind: TimelineKind::Communication,

@@ -235,6 +235,8 @@ pub mod notification {
         pub approve_time: Option<i64>,
         pub send_time: Option<i64>,
         pub create_time: i64,
+        /// Bumped by every change; the etag.
+        pub version: i64,
     }
 
     assurance_runtime::entity_without_relations!();
@@ -259,6 +261,24 @@ pub mod task {
         pub version: i64,
         pub create_time: i64,
         pub update_time: i64,
+    }
+
+    assurance_runtime::entity_without_relations!();
+}
+
+pub mod risk_link {
+    use sea_orm::entity::prelude::*;
+
+    /// A link from an incident to a risk of the register; `position` keeps the order given.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "incident_risk_links")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub incident_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub risk_id: String,
+        pub relation: i32,
+        pub position: i32,
     }
 
     assurance_runtime::entity_without_relations!();

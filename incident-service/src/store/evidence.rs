@@ -21,7 +21,7 @@ use crate::domain::timeline::TimelineKind;
 
 impl Store {
     /// Records an item of evidence and the first entry of its custody log (the collection).
-    pub async fn add_evidence(
+    pub async fn create_evidence(
         &self,
         mut item: evidence::Model,
         caller: &Caller,
@@ -75,12 +75,14 @@ impl Store {
     pub async fn evidence_of(
         &self,
         incident: Uuid,
+        filter: sea_orm::Condition,
         after: Option<Uuid>,
         limit: u64,
     ) -> ApiResult<Vec<evidence::Model>> {
         self.get(incident).await?;
-        let of_incident =
-            evidence::Entity::find().filter(evidence::Column::IncidentId.eq(incident));
+        let of_incident = evidence::Entity::find()
+            .filter(evidence::Column::IncidentId.eq(incident))
+            .filter(filter);
         Ok(assurance_runtime::db::page_after(
             &self.db,
             of_incident,
@@ -92,7 +94,7 @@ impl Store {
     }
 
     /// Appends a custody transfer of an item of `incident`.
-    pub async fn record_custody(
+    pub async fn create_custody_record(
         &self,
         incident: Uuid,
         evidence_id: Uuid,
@@ -158,6 +160,7 @@ impl Store {
         &self,
         incident: Uuid,
         evidence_id: Uuid,
+        filter: sea_orm::Condition,
         after: Option<i64>,
         limit: u64,
     ) -> ApiResult<Vec<custody_entry::Model>> {
@@ -169,6 +172,7 @@ impl Store {
         }
         let mut q = custody_entry::Entity::find()
             .filter(custody_entry::Column::EvidenceId.eq(evidence_id))
+            .filter(filter)
             .order_by_asc(custody_entry::Column::Seq);
         if let Some(seq) = after {
             q = q.filter(custody_entry::Column::Seq.gt(seq));

@@ -110,3 +110,57 @@ pub fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
     Phase::try_from(m.phase)
         .map_err(|_| ApiError::Internal(format!("incident {} has unknown phase {}", m.id, m.phase)))
 }
+
+/// Replaces an incident's risk links, in `tx` (inside the incident's change).
+pub async fn replace_risk_links(
+    tx: &sea_orm::DatabaseTransaction,
+    incident: Uuid,
+    links: &[(String, i32)],
+) -> ApiResult<()> {
+    use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+    super::entities::risk_link::Entity::delete_many()
+        .filter(super::entities::risk_link::Column::IncidentId.eq(incident))
+        .exec(tx)
+        .await?;
+    if links.is_empty() {
+        return Ok(());
+    }
+    let rows = links.iter().enumerate().map(|(n, (risk, relation))| {
+        super::entities::risk_link::Model {
+            incident_id: incident,
+            risk_id: risk.clone(),
+            relation: *relation,
+            position: n as i32,
+        }
+        .into_active_model()
+    });
+    super::entities::risk_link::Entity::insert_many(rows)
+        .exec_without_returning(tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The risk links of some incidents, each incident's in the order they were given.
+    pub async fn risk_links(
+        &self,
+        incidents: &[Uuid],
+    ) -> ApiResult<std::collections::HashMap<Uuid, Vec<super::entities::risk_link::Model>>> {
+        use super::entities::risk_link;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let mut out: std::collections::HashMap<Uuid, Vec<risk_link::Model>> = Default::default();
+        if incidents.is_empty() {
+            return Ok(out);
+        }
+        let rows = risk_link::Entity::find()
+            .filter(risk_link::Column::IncidentId.is_in(incidents.iter().copied()))
+            .order_by_asc(risk_link::Column::IncidentId)
+            .order_by_asc(risk_link::Column::Position)
+            .all(&self.db)
+            .await?;
+        for r in rows {
+            out.entry(r.incident_id).or_default().push(r);
+        }
+        Ok(out)
+    }
+}

@@ -6,7 +6,10 @@ use assurance_runtime::{
     idempotency::{RequestKey, last_segment},
     time::now_micros,
 };
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, JoinType, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
 use super::{
@@ -18,7 +21,7 @@ use crate::domain::timeline::TimelineKind;
 impl Store {
     /// Adds an indicator (normalised by the caller) and its timeline event; the same type and
     /// value twice in one incident is refused.
-    pub async fn add_indicator(
+    pub async fn create_indicator(
         &self,
         mut ind: indicator::Model,
         kind_name: &str,
@@ -68,23 +71,47 @@ impl Store {
     pub async fn indicators(
         &self,
         incident: Option<Uuid>,
-        sweep: Option<(i32, String)>,
+        filter: sea_orm::Condition,
         after: Option<Uuid>,
         limit: u64,
     ) -> ApiResult<Vec<indicator::Model>> {
-        let mut q = indicator::Entity::find();
+        let mut q = indicator::Entity::find().filter(filter);
         if let Some(id) = incident {
             self.get(id).await?;
             q = q.filter(indicator::Column::IncidentId.eq(id));
-        }
-        if let Some((kind, value)) = sweep {
-            q = q
-                .filter(indicator::Column::Kind.eq(kind))
-                .filter(indicator::Column::Value.eq(value));
         }
         Ok(
             assurance_runtime::db::page_after(&self.db, q, indicator::Column::Id, after, limit)
                 .await?,
         )
+    }
+
+    /// A sweep: every incident's indicator of this type and value, with its incident, by
+    /// indicator id after `after` — one query (a join), so a sweep needs no call per match.
+    pub async fn sweep(
+        &self,
+        kind: i32,
+        value: String,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> ApiResult<Vec<(indicator::Model, incident::Model)>> {
+        let on = indicator::Entity::belongs_to(incident::Entity)
+            .from(indicator::Column::IncidentId)
+            .to(incident::Column::Id)
+            .into();
+        let mut q = indicator::Entity::find()
+            .join(JoinType::InnerJoin, on)
+            .select_also(incident::Entity)
+            .filter(indicator::Column::Kind.eq(kind))
+            .filter(indicator::Column::Value.eq(value))
+            .order_by_asc(indicator::Column::Id);
+        if let Some(after) = after {
+            q = q.filter(indicator::Column::Id.gt(after));
+        }
+        let rows = q.limit(limit).all(&self.db).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(i, m)| Some((i, m?)))
+            .collect())
     }
 }

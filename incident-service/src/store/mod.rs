@@ -7,6 +7,7 @@
 mod communications;
 pub mod entities;
 mod evidence;
+mod gets;
 mod incidents;
 mod indicators;
 pub mod metrics;
@@ -34,8 +35,12 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 pub use communications::NOTIFICATION_FILTER;
-pub use incidents::{phase_of, refuse_if_closed};
-pub use query::{INCIDENT_FILTER, INCIDENT_SORTING, TASK_FILTER, TASK_SORTING, incident_keys};
+pub use incidents::{phase_of, refuse_if_closed, replace_risk_links};
+pub use query::{
+    CUSTODY_FILTER, EVIDENCE_FILTER, EVIDENCE_SORTING, INCIDENT_FILTER, INCIDENT_SORTING,
+    INDICATOR_FILTER, INDICATOR_SORTING, SEQUENCE_SORTING, TASK_FILTER, TASK_SORTING,
+    TIMELINE_FILTER, incident_keys, row_keys,
+};
 pub use review::outbox;
 use timeline::append;
 
@@ -102,6 +107,27 @@ impl Store {
         tx.commit().await?;
         self.changed.notify_waiters();
         Ok(next)
+    }
+
+    /// A decision on one incident (advance, close, a notification's approval or sending):
+    /// [`modify`](Self::modify), idempotently for `key`. A retry of a decision that was applied
+    /// answers with the incident as it is now, and the decision (its timeline event, its audit
+    /// row) is applied once.
+    pub async fn decide(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        caller: &Caller,
+        key: Option<RequestKey>,
+        change: impl AsyncFnOnce(&DatabaseTransaction, &mut incident::Model) -> ApiResult<Change>,
+    ) -> ApiResult<Outcome<incident::Model>> {
+        let outcome = idempotency::run(&self.db, key, async |tx| {
+            let next = modify_in(tx, id, expected_version, caller, change).await?;
+            Ok((format!("incidents/{id}"), next))
+        })
+        .await?;
+        self.changed.notify_waiters();
+        Ok(outcome)
     }
 
     /// The one shape of every create inside an incident (indicator, evidence, custody entry,

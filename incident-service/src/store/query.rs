@@ -17,9 +17,12 @@ use uuid::Uuid;
 
 use super::{
     Store,
-    entities::{incident, incident_service, task},
+    entities::{
+        custody_entry, evidence, incident, incident_service, indicator, task, timeline_event,
+    },
 };
 use crate::domain::{
+    indicator::{IndicatorType, Tlp},
     phase::{Classification, Phase},
     preparation::{OwnerTeam, TaskPhase},
     priority::Severity,
@@ -84,7 +87,8 @@ pub const INCIDENT_SORTING: Sorting = Sorting {
         ("declare_time", KeyType::Int),
         ("update_time", KeyType::Int),
     ],
-    default: &[("declare_time", Direction::Desc)],
+    // The default order rule: ascending id (UUIDv7: creation order).
+    default: &[],
     max_fields: 1,
     id: KeyType::Uuid,
 };
@@ -107,7 +111,67 @@ pub(super) fn affecting_service(id: &str) -> Condition {
 
 static TASK_PHASE: EnumValues = named("PHASE_", TaskPhase::NAMES);
 static OWNER_TEAM: EnumValues = named("OWNER_TEAM_", OwnerTeam::NAMES);
-static TASK_STATUS: EnumValues = named("TASK_STATUS_", TaskStatus::NAMES);
+static TASK_STATUS: EnumValues = named("WORK_ITEM_STATUS_", TaskStatus::NAMES);
+
+static INDICATOR_TYPE: EnumValues = named("INDICATOR_TYPE_", IndicatorType::NAMES);
+static TLP: EnumValues = named("TLP_", Tlp::NAMES);
+static TIMELINE_KIND: EnumValues = named(
+    "TIMELINE_EVENT_KIND_",
+    &[
+        ("DECLARED", 1),
+        ("UPDATED", 2),
+        ("PHASE_CHANGED", 3),
+        ("CLOSED", 4),
+        ("NOTE", 5),
+        ("REVIEW_RECORDED", 6),
+        ("INDICATOR_ADDED", 7),
+        ("ROLE_ASSIGNED", 8),
+        ("EVIDENCE", 9),
+        ("COMMUNICATION", 10),
+        ("TASK", 11),
+    ],
+);
+
+/// The filter fields of `ListEvidence`.
+pub static EVIDENCE_FILTER: FilterTable<evidence::Column> = FilterTable(&[
+    Field::new("collector", Kind::Text(evidence::Column::Collector)),
+    Field::new("custodian", Kind::Text(evidence::Column::Custodian)),
+    Field::new("hash", Kind::Text(evidence::Column::Hash)),
+    Field::new("collect_time", Kind::Time(evidence::Column::CollectTime)),
+    Field::new("create_time", Kind::Time(evidence::Column::CreateTime)),
+]);
+
+/// The filter fields of `ListCustodyRecords`.
+pub static CUSTODY_FILTER: FilterTable<custody_entry::Column> = FilterTable(&[
+    Field::new(
+        "from_custodian",
+        Kind::Text(custody_entry::Column::FromCustodian),
+    ),
+    Field::new(
+        "to_custodian",
+        Kind::Text(custody_entry::Column::ToCustodian),
+    ),
+    Field::new(
+        "transfer_time",
+        Kind::Time(custody_entry::Column::TransferTime),
+    ),
+]);
+
+/// The filter fields of `ListIndicators`.
+pub static INDICATOR_FILTER: FilterTable<indicator::Column> = FilterTable(&[
+    enum_field("type", indicator::Column::Kind, &INDICATOR_TYPE, false),
+    enum_field("tlp", indicator::Column::Tlp, &TLP, true),
+    Field::new("value", Kind::Text(indicator::Column::Value)),
+    Field::new("create_time", Kind::Time(indicator::Column::CreateTime)),
+]);
+
+/// The filter fields of `ListTimelineEvents`.
+pub static TIMELINE_FILTER: FilterTable<timeline_event::Column> = FilterTable(&[
+    enum_field("kind", timeline_event::Column::Kind, &TIMELINE_KIND, false),
+    enum_field("phase", timeline_event::Column::Phase, &PHASE, false),
+    Field::new("actor", Kind::Text(timeline_event::Column::Actor)),
+    Field::new("event_time", Kind::Time(timeline_event::Column::EventTime)),
+]);
 
 /// The filter fields of `ListTasks` (equality only).
 pub static TASK_FILTER: FilterTable<task::Column> = FilterTable(&[
@@ -128,6 +192,7 @@ pub const TASK_SORTING: Sorting = Sorting {
 /// The page-token keys of an incident in `q`'s order.
 pub fn incident_keys(q: &ListQuery, i: &incident::Model) -> Vec<Key> {
     let time = match q.order.first() {
+        None => return vec![Key::Text(i.id.to_string())],
         Some(("update_time", _)) => i.update_time,
         _ => i.declare_time,
     };
@@ -137,22 +202,14 @@ pub fn incident_keys(q: &ListQuery, i: &incident::Model) -> Vec<Key> {
 impl Store {
     /// A page of incidents.
     pub async fn list(&self, q: &ListQuery) -> ApiResult<Vec<incident::Model>> {
-        let column = match q.order.first() {
-            Some(("update_time", _)) => incident::Column::UpdateTime,
-            Some(("declare_time", _)) => incident::Column::DeclareTime,
-            other => {
-                return Err(ApiError::Internal(format!("no incident order {other:?}")));
-            }
-        };
-        let direction = q.tie_break().order();
-        let mut select = incident::Entity::find()
-            .filter(q.condition.clone())
-            .order_by(column, direction.clone())
-            .order_by(incident::Column::Id, direction);
-        if let Some(after) = q.after_condition(&[column], incident::Column::Id) {
-            select = select.filter(after);
-        }
-        Ok(select.limit(q.limit()).all(self.connection()).await?)
+        let select = incident::Entity::find();
+        let columns = [
+            ("update_time", incident::Column::UpdateTime),
+            ("declare_time", incident::Column::DeclareTime),
+        ];
+        Ok(ordered_page(select, q, &columns, incident::Column::Id)?
+            .all(self.connection())
+            .await?)
     }
 
     /// A page of an incident's tasks, in phase order.
@@ -167,5 +224,138 @@ impl Store {
             select = select.filter(after);
         }
         Ok(select.limit(q.limit()).all(&self.db).await?)
+    }
+}
+
+/// Evidence lists in creation order by default; `order_by` `create_time` or `collect_time`,
+/// optionally `desc`.
+pub const EVIDENCE_SORTING: Sorting = Sorting {
+    fields: &[
+        ("create_time", KeyType::Int),
+        ("collect_time", KeyType::Int),
+    ],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Uuid,
+};
+
+/// Indicators list in creation order by default; `order_by` `create_time`, optionally `desc`.
+pub const INDICATOR_SORTING: Sorting = Sorting {
+    fields: &[("create_time", KeyType::Int)],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Uuid,
+};
+
+/// Append-only logs (timeline, custody) list in sequence order; `order_by` `sequence desc`
+/// gives newest first.
+pub const SEQUENCE_SORTING: Sorting = Sorting {
+    fields: &[("sequence", KeyType::Int)],
+    default: &[],
+    max_fields: 1,
+    id: KeyType::Int,
+};
+
+/// A page of `select` in `q`'s order: its sort fields (`columns` maps their names to
+/// columns), then `id` in the first field's direction; after the previous page.
+pub(super) fn ordered_page<E: EntityTrait>(
+    mut select: sea_orm::Select<E>,
+    q: &ListQuery,
+    columns: &[(&str, E::Column)],
+    id: E::Column,
+) -> ApiResult<sea_orm::Select<E>> {
+    let mut sort = Vec::new();
+    for (field, direction) in &q.order {
+        let column = columns
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, c)| *c)
+            .ok_or_else(|| ApiError::Internal(format!("no column for order `{field}`")))?;
+        select = select.order_by(column, direction.order());
+        sort.push(column);
+    }
+    select = select
+        .filter(q.condition.clone())
+        .order_by(id, q.tie_break().order());
+    if let Some(after) = q.after_condition(&sort, id) {
+        select = select.filter(after);
+    }
+    Ok(select.limit(q.limit()))
+}
+
+/// The page-token keys of a row: its sort-field values (`value` by field name), then its id.
+pub fn row_keys(q: &ListQuery, value: impl Fn(&str) -> i64, id: Key) -> Vec<Key> {
+    q.order
+        .iter()
+        .map(|(f, _)| Key::Int(value(f)))
+        .chain([id])
+        .collect()
+}
+
+impl Store {
+    /// A page of an incident's evidence.
+    pub async fn evidence_page(
+        &self,
+        incident: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<evidence::Model>> {
+        self.get(incident).await?;
+        let select = evidence::Entity::find().filter(evidence::Column::IncidentId.eq(incident));
+        let columns = [
+            ("create_time", evidence::Column::CreateTime),
+            ("collect_time", evidence::Column::CollectTime),
+        ];
+        Ok(ordered_page(select, q, &columns, evidence::Column::Id)?
+            .all(&self.db)
+            .await?)
+    }
+
+    /// A page of an incident's indicators.
+    pub async fn indicators_page(
+        &self,
+        incident: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<indicator::Model>> {
+        self.get(incident).await?;
+        let select = indicator::Entity::find().filter(indicator::Column::IncidentId.eq(incident));
+        let columns = [("create_time", indicator::Column::CreateTime)];
+        Ok(ordered_page(select, q, &columns, indicator::Column::Id)?
+            .all(&self.db)
+            .await?)
+    }
+
+    /// A page of an incident's timeline.
+    pub async fn timeline_page(
+        &self,
+        incident: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<timeline_event::Model>> {
+        self.get(incident).await?;
+        let select =
+            timeline_event::Entity::find().filter(timeline_event::Column::IncidentId.eq(incident));
+        let columns = [("sequence", timeline_event::Column::Seq)];
+        Ok(
+            ordered_page(select, q, &columns, timeline_event::Column::Seq)?
+                .all(&self.db)
+                .await?,
+        )
+    }
+
+    /// A page of an item's chain of custody.
+    pub async fn custody_page(
+        &self,
+        incident: Uuid,
+        evidence_id: Uuid,
+        q: &ListQuery,
+    ) -> ApiResult<Vec<custody_entry::Model>> {
+        self.evidence_item(incident, evidence_id).await?;
+        let select =
+            custody_entry::Entity::find().filter(custody_entry::Column::EvidenceId.eq(evidence_id));
+        let columns = [("sequence", custody_entry::Column::Seq)];
+        Ok(
+            ordered_page(select, q, &columns, custody_entry::Column::Seq)?
+                .all(&self.db)
+                .await?,
+        )
     }
 }

@@ -79,9 +79,22 @@ impl Store {
         after_seq: i64,
         limit: u64,
     ) -> ApiResult<Vec<timeline_event::Model>> {
+        self.timeline_where(id, sea_orm::Condition::all(), after_seq, limit)
+            .await
+    }
+
+    /// Timeline events of an incident matching `filter` after `after_seq`, oldest first.
+    pub async fn timeline_where(
+        &self,
+        id: Uuid,
+        filter: sea_orm::Condition,
+        after_seq: i64,
+        limit: u64,
+    ) -> ApiResult<Vec<timeline_event::Model>> {
         self.get(id).await?;
         Ok(timeline_event::Entity::find()
             .filter(timeline_event::Column::IncidentId.eq(id))
+            .filter(filter)
             .filter(timeline_event::Column::Seq.gt(after_seq))
             .order_by_asc(timeline_event::Column::Seq)
             .limit(limit)

@@ -57,7 +57,10 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
         let mut client = app.incidents();
         async move {
             client
-                .mark_notification_sent(pb::MarkNotificationSentRequest { name })
+                .mark_notification_sent(pb::MarkNotificationSentRequest {
+                    name,
+                    ..Default::default()
+                })
                 .await
                 .map(|r| r.into_inner())
         }
@@ -68,6 +71,7 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
             name,
             // Ignored: the approver is the caller.
             approver: "someone-else@example.com".into(),
+            ..Default::default()
         };
         async move {
             client

@@ -15,7 +15,7 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
     let digest = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
     let item = app
         .incidents()
-        .add_evidence(pb::AddEvidenceRequest {
+        .create_evidence(pb::CreateEvidenceRequest {
             parent: declared.name.clone(),
             evidence: Some(pb::Evidence {
                 description: "Disk image of laptop LT-4411".into(),
@@ -34,9 +34,9 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
 
     let transfer = |to: &str, purpose: &str, location: &str, request_id: &str| {
         let mut client = app.incidents();
-        let request = pb::RecordCustodyRequest {
+        let request = pb::CreateCustodyRecordRequest {
             evidence: item.name.clone(),
-            entry: Some(pb::CustodyEntry {
+            custody_record: Some(pb::CustodyRecord {
                 to_custodian: to.into(),
                 purpose: purpose.into(),
                 location: location.into(),
@@ -44,7 +44,12 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
             }),
             request_id: request_id.into(),
         };
-        async move { client.record_custody(request).await.map(|r| r.into_inner()) }
+        async move {
+            client
+                .create_custody_record(request)
+                .await
+                .map(|r| r.into_inner())
+        }
     };
     let to_forensics = transfer("kim@example.com", "forensic imaging", "lab-1", "custody-1")
         .await
@@ -65,32 +70,36 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
     let err = transfer("", "", "", "").await.expect_err("invalid");
     let mut fields = violations(&err);
     fields.sort();
-    assert_eq!(fields, ["entry.purpose", "entry.to_custodian"]);
+    assert_eq!(
+        fields,
+        ["custody_record.purpose", "custody_record.to_custodian"]
+    );
 
     let log = app
         .incidents()
-        .list_custody(pb::ListCustodyRequest {
+        .list_custody_records(pb::ListCustodyRecordsRequest {
             parent: item.name.clone(),
             ..Default::default()
         })
         .await
         .expect("custody")
         .into_inner()
-        .entries;
+        .custody_records;
     let paged = super::one_at_a_time(|page_token| {
         let mut client = app.incidents();
         let parent = item.name.clone();
         async move {
             let page = client
-                .list_custody(pb::ListCustodyRequest {
+                .list_custody_records(pb::ListCustodyRecordsRequest {
                     parent,
                     page_size: 1,
                     page_token,
+                    ..Default::default()
                 })
                 .await
                 .expect("a page of custody")
                 .into_inner();
-            (page.entries, page.next_page_token)
+            (page.custody_records, page.next_page_token)
         }
     })
     .await;
@@ -125,7 +134,7 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
     let foreign = item.name.replace(&declared.name, &other.name);
     let err = app
         .incidents()
-        .list_custody(pb::ListCustodyRequest {
+        .list_custody_records(pb::ListCustodyRecordsRequest {
             parent: foreign,
             ..Default::default()
         })
@@ -134,7 +143,7 @@ async fn evidence_keeps_an_append_only_chain_of_custody(backend: Backend) {
     assert_eq!(err.code(), Code::NotFound);
     let err = app
         .incidents()
-        .add_evidence(pb::AddEvidenceRequest {
+        .create_evidence(pb::CreateEvidenceRequest {
             parent: declared.name.clone(),
             evidence: Some(pb::Evidence {
                 hash: "abc".into(),

@@ -14,7 +14,7 @@ async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) 
     let second = declare(&app, new_incident("Phishing landing page")).await;
     let add = |parent: &str, kind: pb::IndicatorType, value: &str, request_id: &str| {
         let mut client = app.incidents();
-        let request = pb::AddIndicatorRequest {
+        let request = pb::CreateIndicatorRequest {
             parent: parent.into(),
             indicator: Some(pb::Indicator {
                 r#type: kind as i32,
@@ -25,7 +25,12 @@ async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) 
             }),
             request_id: request_id.into(),
         };
-        async move { client.add_indicator(request).await.map(|r| r.into_inner()) }
+        async move {
+            client
+                .create_indicator(request)
+                .await
+                .map(|r| r.into_inner())
+        }
     };
     let ip = add(
         &first.name,
@@ -65,7 +70,7 @@ async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) 
 
     let swept = app
         .incidents()
-        .find_indicator(pb::FindIndicatorRequest {
+        .search_indicators(pb::SearchIndicatorsRequest {
             r#type: pb::IndicatorType::Ip as i32,
             value: "198.51.100.7".into(),
             page_size: 1,
@@ -74,10 +79,10 @@ async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) 
         .await
         .expect("sweep")
         .into_inner();
-    assert_eq!(swept.indicators.len(), 1);
+    assert_eq!(swept.matches.len(), 1);
     let rest = app
         .incidents()
-        .find_indicator(pb::FindIndicatorRequest {
+        .search_indicators(pb::SearchIndicatorsRequest {
             r#type: pb::IndicatorType::Ip as i32,
             value: "198.51.100.7".into(),
             page_size: 1,
@@ -86,22 +91,34 @@ async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) 
         .await
         .expect("second page")
         .into_inner();
-    let incidents: Vec<String> = swept
-        .indicators
+    let matches: Vec<&pb::IndicatorMatch> = swept.matches.iter().chain(&rest.matches).collect();
+    let incidents: Vec<String> = matches
         .iter()
-        .chain(&rest.indicators)
-        .map(|i| {
-            i.name
-                .split("/indicators/")
-                .next()
-                .unwrap_or_default()
-                .to_string()
+        .map(|m| {
+            let name = m
+                .indicator
+                .as_ref()
+                .map(|i| i.name.clone())
+                .unwrap_or_default();
+            assert!(name.starts_with(&format!("{}/indicators/", m.incident)));
+            m.incident.clone()
         })
         .collect();
     assert_eq!(incidents, [first.name.clone(), second.name.clone()]);
+    // Each match carries its incident's title and phase: a sweep needs no GetIncident per match.
+    assert_eq!(
+        matches
+            .iter()
+            .map(|m| (m.incident_title.as_str(), m.incident_phase))
+            .collect::<Vec<_>>(),
+        [
+            (first.title.as_str(), pb::Phase::DetectionAnalysis as i32),
+            (second.title.as_str(), pb::Phase::DetectionAnalysis as i32)
+        ]
+    );
     let domain = app
         .incidents()
-        .find_indicator(pb::FindIndicatorRequest {
+        .search_indicators(pb::SearchIndicatorsRequest {
             r#type: pb::IndicatorType::Domain as i32,
             value: "evil[.]example".into(),
             ..Default::default()
@@ -109,7 +126,7 @@ async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) 
         .await
         .expect("domain sweep")
         .into_inner();
-    assert_eq!(domain.indicators.len(), 1);
+    assert_eq!(domain.matches.len(), 1);
     let listed = app
         .incidents()
         .list_indicators(pb::ListIndicatorsRequest {
@@ -122,7 +139,7 @@ async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) 
     assert_eq!(listed.indicators.len(), 2);
     let timeline = app
         .incidents()
-        .list_timeline(pb::ListTimelineRequest {
+        .list_timeline_events(pb::ListTimelineEventsRequest {
             parent: first.name.clone(),
             ..Default::default()
         })

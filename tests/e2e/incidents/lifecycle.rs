@@ -2,6 +2,7 @@
 //! severity override, lists and validation, and the same API through the embedded gateway.
 
 use assurance_proto::incident::v1 as pb;
+use assurance_proto::r#type::v1 as tpb;
 use prost_types::FieldMask;
 use tonic::Code;
 
@@ -24,13 +25,13 @@ async fn declaration_derives_the_severity_and_classification_raises_it(backend: 
     assert!(declared.name.starts_with("incidents/"));
     assert_eq!(declared.phase, pb::Phase::DetectionAnalysis as i32);
     // Privacy breach → HIGH by the default rule, derived (not overridden).
-    assert_eq!(declared.severity, pb::Severity::High as i32);
+    assert_eq!(declared.severity, tpb::Severity::High as i32);
     assert!(!declared.severity_overridden);
     assert!(declared.declare_time.is_some() && declared.detect_time.is_some());
 
     // Classify it; customer data affected raises the derived severity to CRITICAL.
     let classified = classify_security_incident(&app, &declared).await;
-    assert_eq!(classified.severity, pb::Severity::Critical as i32);
+    assert_eq!(classified.severity, tpb::Severity::Critical as i32);
     assert_eq!(
         classified.title, declared.title,
         "fields outside the mask are kept"
@@ -105,7 +106,7 @@ async fn an_explicit_severity_overrides_the_rule_until_unspecified(backend: Back
         .update_incident(pb::UpdateIncidentRequest {
             incident: Some(pb::Incident {
                 name: declared.name.clone(),
-                severity: pb::Severity::Medium as i32,
+                severity: tpb::Severity::Medium as i32,
                 etag: current.etag,
                 ..Default::default()
             }),
@@ -118,7 +119,7 @@ async fn an_explicit_severity_overrides_the_rule_until_unspecified(backend: Back
         .into_inner();
     assert_eq!(
         (overridden.severity, overridden.severity_overridden),
-        (pb::Severity::Medium as i32, true)
+        (tpb::Severity::Medium as i32, true)
     );
     let derived = app
         .incidents()
@@ -136,7 +137,7 @@ async fn an_explicit_severity_overrides_the_rule_until_unspecified(backend: Back
         .into_inner();
     assert_eq!(
         (derived.severity, derived.severity_overridden),
-        (pb::Severity::Critical as i32, false)
+        (tpb::Severity::Critical as i32, false)
     );
 }
 
@@ -203,10 +204,8 @@ async fn non_incidents_close_from_analysis_and_lists_filter(backend: Backend) {
             }
         }
     };
-    // Newest first by default, paged in twos.
-    let mut newest_first = names.clone();
-    newest_first.reverse();
-    assert_eq!(list("").await, newest_first);
+    // Creation order (ascending id, the default order rule), paged in twos.
+    assert_eq!(list("").await, names);
     assert_eq!(list("open = true").await.len(), 6);
     assert_eq!(list("phase = CLOSED").await, [names[0].clone()]);
     assert_eq!(list("service = services/sharepoint").await.len(), 3);

@@ -1,6 +1,7 @@
 //! Incident metrics: counts and times over a scope.
 
 use assurance_proto::incident::v1 as pb;
+use assurance_proto::r#type::v1 as tpb;
 
 use super::*;
 
@@ -81,8 +82,8 @@ async fn metrics_count_and_time_incidents_in_a_scope(backend: Backend) {
     assert_eq!(
         severities,
         [
-            (pb::Severity::Low as i32, 5),
-            (pb::Severity::High as i32, 5)
+            (tpb::Severity::Low as i32, 5),
+            (tpb::Severity::High as i32, 5)
         ]
     );
 
@@ -97,7 +98,7 @@ async fn metrics_count_and_time_incidents_in_a_scope(backend: Backend) {
     assert_eq!(sp_detect.mean.map(|d| d.seconds), Some(300));
     assert_eq!(sp_detect.p90.map(|d| d.seconds), Some(540));
     let high = metrics(pb::GetIncidentMetricsRequest {
-        severity: pb::Severity::High as i32,
+        severity: tpb::Severity::High as i32,
         ..Default::default()
     })
     .await;

@@ -9,13 +9,18 @@ use prost_types::FieldMask;
 use crate::helpers::*;
 
 mod communications;
+mod decisions;
 mod evidence;
+mod filters;
+mod gets;
 mod indicators;
 mod lifecycle;
 mod metrics;
 mod preparation;
 mod report;
+mod required;
 mod review;
+mod risk_links;
 mod roles;
 mod tasks;
 mod timeline;
@@ -72,7 +77,7 @@ async fn close(app: &App, name: &str, resolution: &str) -> Result<pb::Incident, 
         .close_incident(pb::CloseIncidentRequest {
             name: name.into(),
             resolution: resolution.into(),
-            etag: String::new(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
@@ -106,7 +111,7 @@ async fn advance(
             name: name.into(),
             target_phase: target as i32,
             reason: reason.into(),
-            etag: String::new(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

@@ -15,14 +15,14 @@ async fn the_review_queues_follow_ups_and_risks_and_allows_closing(backend: Back
     let declared = declare(&app, inc).await;
     let record = |r: pb::PostIncidentReview, request_id: &str| {
         let mut client = app.incidents();
-        let request = pb::RecordPostIncidentReviewRequest {
+        let request = pb::CreatePostIncidentReviewRequest {
             parent: declared.name.clone(),
             review: Some(r),
             request_id: request_id.into(),
         };
         async move {
             client
-                .record_post_incident_review(request)
+                .create_post_incident_review(request)
                 .await
                 .map(|r| r.into_inner())
         }

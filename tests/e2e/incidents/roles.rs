@@ -96,7 +96,7 @@ async fn roles_are_assigned_reassigned_and_recorded(backend: Backend) {
     );
     let timeline = app
         .incidents()
-        .list_timeline(pb::ListTimelineRequest {
+        .list_timeline_events(pb::ListTimelineEventsRequest {
             parent: declared.name.clone(),
             ..Default::default()
         })

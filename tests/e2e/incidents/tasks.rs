@@ -2,6 +2,7 @@
 //! hand, filtered and paged.
 
 use assurance_proto::incident::v1 as pb;
+use assurance_proto::r#type::v1 as tpb;
 use tonic::Code;
 
 use super::*;
@@ -58,7 +59,7 @@ async fn service_containment(app: &App, incident: &str) -> Vec<pb::Task> {
 
 async fn timeline(app: &App, incident: &str) -> Vec<pb::TimelineEvent> {
     app.incidents()
-        .list_timeline(pb::ListTimelineRequest {
+        .list_timeline_events(pb::ListTimelineEventsRequest {
             parent: incident.into(),
             ..Default::default()
         })
@@ -79,7 +80,7 @@ async fn declaration_seeds_open_template_tasks_in_phase_order(backend: Backend) 
     assert_eq!(all.len(), seeded);
     assert!(
         all.iter()
-            .all(|t| t.from_template && t.status == pb::TaskStatus::Open as i32)
+            .all(|t| t.from_template && t.status == tpb::WorkItemStatus::Open as i32)
     );
     let phases: Vec<i32> = all.iter().map(|t| t.phase).collect();
     let mut sorted = phases.clone();
@@ -116,7 +117,7 @@ async fn a_task_is_worked_once_and_a_stale_etag_is_refused(backend: Backend) {
         .update_task(pb::UpdateTaskRequest {
             task: Some(pb::Task {
                 name: task.name.clone(),
-                status: pb::TaskStatus::Done as i32,
+                status: tpb::WorkItemStatus::Done as i32,
                 assignee: "sam@example.com".into(),
                 etag: task.etag.clone(),
                 ..Default::default()
@@ -128,7 +129,7 @@ async fn a_task_is_worked_once_and_a_stale_etag_is_refused(backend: Backend) {
         .into_inner();
     assert_eq!(
         (done.status, done.assignee.as_str()),
-        (pb::TaskStatus::Done as i32, "sam@example.com")
+        (tpb::WorkItemStatus::Done as i32, "sam@example.com")
     );
     let err = client
         .update_task(pb::UpdateTaskRequest {

@@ -20,20 +20,20 @@ async fn the_timeline_numbers_every_change_across_pages_and_a_retried_note_lands
     walk_every_phase_with_one_return(&app, &declared.name).await;
 
     // A note, retried with its request id, lands once.
-    let note = pb::AddTimelineEventRequest {
+    let note = pb::CreateTimelineEventRequest {
         parent: declared.name.clone(),
         summary: "Legal informed.".into(),
         request_id: "note-1".into(),
     };
     let first = app
         .incidents()
-        .add_timeline_event(note.clone())
+        .create_timeline_event(note.clone())
         .await
         .expect("note")
         .into_inner();
     let again = app
         .incidents()
-        .add_timeline_event(note)
+        .create_timeline_event(note)
         .await
         .expect("retry")
         .into_inner();
@@ -45,10 +45,11 @@ async fn the_timeline_numbers_every_change_across_pages_and_a_retried_note_lands
     loop {
         let page = app
             .incidents()
-            .list_timeline(pb::ListTimelineRequest {
+            .list_timeline_events(pb::ListTimelineEventsRequest {
                 parent: declared.name.clone(),
                 page_size: 3,
                 page_token: token,
+                ..Default::default()
             })
             .await
             .expect("timeline")
@@ -122,7 +123,7 @@ async fn watchers_see_every_change_and_resume_from_their_cursor(backend: Backend
     // A third client drives the incident through every phase to closure.
     advance_through(&app, &declared.name, &FORWARD_TO_POST_INCIDENT).await;
     app.incidents()
-        .record_post_incident_review(pb::RecordPostIncidentReviewRequest {
+        .create_post_incident_review(pb::CreatePostIncidentReviewRequest {
             parent: declared.name.clone(),
             review: Some(post_incident_review()),
             request_id: String::new(),

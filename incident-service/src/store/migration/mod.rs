@@ -13,6 +13,8 @@ mod m0008_duration_indexes;
 mod m0009_metrics_index;
 mod m0010_audit_events;
 mod m0011_scoped_request_ids;
+mod m0012_notification_version;
+mod m0013_risk_links;
 
 use sea_orm_migration::prelude::*;
 
@@ -28,6 +30,8 @@ use m0008_duration_indexes::DurationIndexes;
 use m0009_metrics_index::MetricsIndex;
 use m0010_audit_events::AuditEvents;
 use m0011_scoped_request_ids::ScopedRequestIds;
+use m0012_notification_version::NotificationVersion;
+use m0013_risk_links::RiskLinks;
 
 pub struct Migrator;
 
@@ -50,6 +54,8 @@ impl MigratorTrait for Migrator {
             Box::new(MetricsIndex),
             Box::new(AuditEvents),
             Box::new(ScopedRequestIds),
+            Box::new(NotificationVersion),
+            Box::new(RiskLinks),
         ]
     }
 }
