@@ -3,6 +3,8 @@
 //! commit together or not at all. Each service serves its trail as `ListAuditEvents`.
 
 use assurance_proto::audit::v1 as pb;
+
+use crate::ApiError;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     Order, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -204,6 +206,36 @@ impl AuditApi {
         AuditApi { db, service }
     }
 
+    async fn get_event(
+        &self,
+        request: Request<pb::GetAuditEventRequest>,
+    ) -> Result<Response<pb::AuditEvent>, Status> {
+        Caller::of(&request)?;
+        let name = &request.get_ref().name;
+        let id = name
+            .strip_prefix("auditEvents/")
+            .and_then(|id| Uuid::parse_str(id).ok());
+        let Some(id) = id else {
+            let description = if name.is_empty() {
+                "is required".to_string()
+            } else {
+                format!("{name:?} is not an audit event name (auditEvents/{{uuid}})")
+            };
+            return Err(ApiError::InvalidArgument(vec![crate::error::Violation {
+                field: "name".into(),
+                description,
+            }])
+            .into());
+        };
+        let event = audit_event::Entity::find_by_id(id)
+            .filter(C::Service.eq(self.service))
+            .one(&self.db)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found(name))?;
+        Ok(Response::new(to_proto(event)))
+    }
+
     async fn list_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,
@@ -223,6 +255,13 @@ impl assurance_proto::risk::v1::audit_service_server::AuditService for AuditApi 
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         self.list_events(request).await
     }
+
+    async fn get_audit_event(
+        &self,
+        request: Request<pb::GetAuditEventRequest>,
+    ) -> Result<Response<pb::AuditEvent>, Status> {
+        self.get_event(request).await
+    }
 }
 
 #[tonic::async_trait]
@@ -232,5 +271,12 @@ impl assurance_proto::incident::v1::audit_service_server::AuditService for Audit
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         self.list_events(request).await
+    }
+
+    async fn get_audit_event(
+        &self,
+        request: Request<pb::GetAuditEventRequest>,
+    ) -> Result<Response<pb::AuditEvent>, Status> {
+        self.get_event(request).await
     }
 }

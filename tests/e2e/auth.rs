@@ -373,12 +373,53 @@ async fn forwarding_gateway_passes_credentials(backend: Backend) {
     assert_eq!(trail[0].resource, "businessUnits/finance");
 }
 
+/// GetAuditEvent: one event of a service's trail by name, for auditors; another service's
+/// event is not found there, a malformed name is INVALID_ARGUMENT.
+async fn an_audit_event_is_fetched_by_name(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    let events = read_audit_trail(&app, "trust_team", "")
+        .await
+        .expect("trail");
+    let first = events.first().expect("the org fixture is audited").clone();
+    let mut trail = pb::audit_service_client::AuditServiceClient::new(app.channel_as("trust_team"));
+    let got = trail
+        .get_audit_event(audit_pb::GetAuditEventRequest {
+            name: first.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, first);
+    let err = ipb::audit_service_client::AuditServiceClient::new(app.channel_as("trust_team"))
+        .get_audit_event(audit_pb::GetAuditEventRequest {
+            name: first.name.clone(),
+        })
+        .await
+        .expect_err("a risk-service event is not in the incident trail");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = trail
+        .get_audit_event(audit_pb::GetAuditEventRequest {
+            name: "risks/not-an-event".into(),
+        })
+        .await
+        .expect_err("malformed");
+    assert_eq!(violations(&err), ["name"]);
+    let err = pb::audit_service_client::AuditServiceClient::new(app.channel_as("viewer"))
+        .get_audit_event(audit_pb::GetAuditEventRequest { name: first.name })
+        .await
+        .expect_err("viewers may not read the trail");
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
 crate::on_both_backends!(
     role_matrix_over_every_rpc,
     bad_tokens_are_unauthenticated,
     service_scope_limits_changes,
     audit_trail_records_every_mutation,
     forwarding_gateway_passes_credentials,
+    an_audit_event_is_fetched_by_name,
 );
 
 const ISSUER: &str = "https://login.example.com";

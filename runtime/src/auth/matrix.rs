@@ -129,6 +129,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (CONTROL, "ListRiskControls", ANYONE),
     (CONTROL, "ListControlRisks", ANYONE),
     (RISK_AUDIT, "ListAuditEvents", AUDITORS),
+    (RISK_AUDIT, "GetAuditEvent", AUDITORS),
     (INCIDENT, "DeclareIncident", RESPONDERS),
     (INCIDENT, "GetIncident", INCIDENT_READERS),
     (INCIDENT, "ListIncidents", INCIDENT_READERS),
@@ -170,6 +171,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (INCIDENT, "GetTimelineEvent", INCIDENT_READERS),
     (INCIDENT, "WatchIncident", INCIDENT_READERS),
     (INCIDENT_AUDIT, "ListAuditEvents", AUDITORS),
+    (INCIDENT_AUDIT, "GetAuditEvent", AUDITORS),
 ];
 
 static BY_PATH: LazyLock<HashMap<String, Roles>> = LazyLock::new(|| {
