@@ -14,7 +14,7 @@ use prost_types::{
 };
 
 /// Resources without a standard Get today (issue #11, "Complete resources").
-const WITHOUT_GET_YET: &[&str] = &["assurance.audit.v1.AuditEvent"];
+const WITHOUT_GET_YET: &[&str] = &[];
 
 /// Messages named like resources that are not: a rendered export is not stored or addressable.
 /// A notification rule is configuration from the preparation file: its `name` is a label.
