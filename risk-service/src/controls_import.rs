@@ -258,7 +258,12 @@ pub fn parse_catalogue(
                 *e = Effectiveness::NotTested as i32;
             }
         }
-        check_control(&mut v, &entry.at, &checked, now);
+        check_control(&mut v, &entry.at, &mut checked, now);
+        // The owner as checked: normalised like every principal.
+        let d = ControlDraft {
+            owner: checked.owner,
+            ..d
+        };
         out.push(model(&id, &d));
     }
     match v.finish() {

@@ -124,8 +124,13 @@ impl Violations {
         }
     }
 
-    /// A person or principal (email or id): 1–254 visible characters without spaces.
-    pub fn principal(&mut self, field: &str, value: &str, required: bool) {
+    /// A principal-valued field (an owner, an assessor, a participant): normalised in place as
+    /// authentication normalises callers (trimmed, lower case), then checked: 1–254 visible
+    /// characters, no inner spaces.
+    pub fn principal(&mut self, field: &str, value: &mut String, required: bool) {
+        if value.chars().any(|c| c.is_whitespace() || c.is_uppercase()) {
+            *value = crate::auth::normalize_principal(value);
+        }
         if value.is_empty() {
             if required {
                 self.add(field, "is required");

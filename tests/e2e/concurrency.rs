@@ -333,6 +333,36 @@ async fn principals_are_normalised_before_any_comparison(backend: Backend) {
         proposed.proposer, "risk_owner@example.com",
         "stored normalised"
     );
+    // Principal-valued fields of requests are normalised the same way before storage.
+    let mut owned = new_risk("Mixed-case owner", "exchange-online");
+    owned.owner = "  Risk_Owner@Example.COM ".into();
+    let owned = create_risk(&app, owned).await;
+    assert_eq!(owned.owner, "risk_owner@example.com");
+    let found = app
+        .risks()
+        .list_risks(pb::ListRisksRequest {
+            filter: "owner = \"risk_owner@example.com\"".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(
+        found.risks.iter().any(|r| r.name == owned.name),
+        "found by its normalised owner"
+    );
+    let err = app
+        .risks()
+        .create_risk(pb::CreateRiskRequest {
+            risk: Some(pb::Risk {
+                owner: "risk owner@example.com".into(),
+                ..new_risk("Space inside", "exchange-online")
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("inner whitespace is still refused");
+    assert_eq!(violations(&err), ["risk.owner"]);
     let err = approve_response(&app, "risk_owner", &proposed.name)
         .await
         .expect_err("the proposer approving their own response");

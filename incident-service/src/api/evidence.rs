@@ -22,7 +22,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let e = &v.message("evidence", req.evidence.clone());
+        let e = &mut v.message("evidence", req.evidence.clone());
         v.paragraph("evidence.description", &e.description, true, 2000);
         let hash = match indicator::normalize(indicator::IndicatorType::FileHash, &e.hash) {
             Ok(h) => Some(h),
@@ -32,7 +32,7 @@ impl IncidentApi {
             }
         };
         v.line("evidence.location", &e.location, true, 1000);
-        v.principal("evidence.collector", &e.collector, true);
+        v.principal("evidence.collector", &mut e.collector, true);
         let now = now_micros();
         let collect_time = past_time(
             &mut v,
@@ -102,8 +102,8 @@ impl IncidentApi {
         let mut v = Violations::new();
         let ids = child_name(&mut v, "evidence", "evidence", &req.evidence);
         v.request_id("request_id", &req.request_id);
-        let entry = v.message("custody_record", req.custody_record.clone());
-        v.principal("custody_record.to_custodian", &entry.to_custodian, true);
+        let mut entry = v.message("custody_record", req.custody_record.clone());
+        v.principal("custody_record.to_custodian", &mut entry.to_custodian, true);
         v.paragraph("custody_record.purpose", &entry.purpose, true, 2000);
         v.line("custody_record.location", &entry.location, false, 1000);
         v.finish()?;

@@ -15,7 +15,7 @@ use super::{IncidentApi, convert, incident_id};
 const MAX_ITEMS: usize = 100;
 
 /// Checks a review; every violation at once.
-pub fn check(v: &mut Violations, r: &pb::PostIncidentReview) {
+pub fn check(v: &mut Violations, r: &mut pb::PostIncidentReview) {
     v.paragraph("review.root_cause", &r.root_cause, true, 10_000);
     v.paragraph("review.went_well", &r.went_well, false, 10_000);
     v.paragraph("review.went_poorly", &r.went_poorly, false, 10_000);
@@ -29,24 +29,24 @@ pub fn check(v: &mut Violations, r: &pb::PostIncidentReview) {
             v.add(field, format!("must have at most {MAX_ITEMS} entries"));
         }
     }
-    for (n, p) in r.participants.iter().enumerate() {
+    for (n, p) in r.participants.iter_mut().enumerate() {
         v.principal(&format!("review.participants[{n}]"), p, true);
     }
-    for (n, f) in r.follow_ups.iter().enumerate() {
+    for (n, f) in r.follow_ups.iter_mut().enumerate() {
         let at = |name: &str| format!("review.follow_ups[{n}].{name}");
         v.line(&at("title"), &f.title, true, 200);
         v.paragraph(&at("description"), &f.description, false, 4000);
-        v.principal(&at("owner"), &f.owner, true);
+        v.principal(&at("owner"), &mut f.owner, true);
         if f.due_time.as_ref().and_then(from_timestamp).is_none() {
             v.add(at("due_time"), "is required");
         }
     }
-    for (n, risk) in r.identified_risks.iter().enumerate() {
+    for (n, risk) in r.identified_risks.iter_mut().enumerate() {
         let at = |name: &str| format!("review.identified_risks[{n}].{name}");
         v.line(&at("title"), &risk.title, true, 200);
         v.paragraph(&at("description"), &risk.description, false, 10_000);
         slug_name(v, &at("service"), &risk.service, "services");
-        v.principal(&at("owner"), &risk.owner, true);
+        v.principal(&at("owner"), &mut risk.owner, true);
     }
 }
 
@@ -60,7 +60,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let r = &v.message("review", req.review.clone());
+        let r = &mut v.message("review", req.review.clone());
         check(&mut v, r);
         v.finish()?;
         let id = id.unwrap_or_default();

@@ -23,9 +23,9 @@ impl IncidentApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
-        let role = &v.message("role", req.role.clone());
+        let role = &mut v.message("role", req.role.clone());
         let kind = v.enumeration::<RoleKind>("role.kind", role.kind);
-        v.principal("role.person", &role.person, true);
+        v.principal("role.person", &mut role.person, true);
         if role.team.is_empty() {
             v.add("role.team", "is required");
         } else if !is_slug(&role.team) {

@@ -22,7 +22,7 @@ use crate::{
 
 const TASK_UPDATABLE: &[&str] = &["title", "description", "assignee", "status"];
 
-fn check_task_field(v: &mut Violations, t: &pb::Task, field: &str) {
+fn check_task_field(v: &mut Violations, t: &mut pb::Task, field: &str) {
     match field {
         "phase" => {
             v.enumeration::<TaskPhase>("task.phase", t.phase);
@@ -32,7 +32,7 @@ fn check_task_field(v: &mut Violations, t: &pb::Task, field: &str) {
         }
         "title" => v.line("task.title", &t.title, true, 200),
         "description" => v.paragraph("task.description", &t.description, false, 4000),
-        "assignee" => v.principal("task.assignee", &t.assignee, false),
+        "assignee" => v.principal("task.assignee", &mut t.assignee, false),
         "status" => {
             v.enumeration::<TaskStatus>("task.status", t.status);
         }
@@ -50,7 +50,7 @@ impl IncidentApi {
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let t = &v.message("task", req.task.clone());
+        let t = &mut v.message("task", req.task.clone());
         for field in ["phase", "owner_team", "title", "description", "assignee"] {
             check_task_field(&mut v, t, field);
         }
@@ -88,7 +88,7 @@ impl IncidentApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let t = v.message("task", req.task);
+        let mut t = v.message("task", req.task);
         let ids = child_name(&mut v, "task.name", "tasks", &t.name);
         let paths = update_paths(req.update_mask.as_ref(), TASK_UPDATABLE, |p| match p {
             "title" => !t.title.is_empty(),
@@ -101,7 +101,7 @@ impl IncidentApi {
             v.add("update_mask", "names no field to update");
         }
         for p in &paths {
-            check_task_field(&mut v, &t, p);
+            check_task_field(&mut v, &mut t, p);
         }
         let expected = v
             .absorb("task.etag", parse_etag("task.etag", &t.etag))

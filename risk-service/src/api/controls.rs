@@ -202,7 +202,7 @@ impl ControlService for ControlApi {
                 *e = Effectiveness::NotTested as i32;
             }
         }
-        check_control(&mut v, "control", &d, now);
+        check_control(&mut v, "control", &mut d, now);
         v.finish()?;
         let created = self
             .store
@@ -284,9 +284,9 @@ impl ControlService for ControlApi {
                 }
             })
             .unwrap_or_default();
-        let d = draft(&mut v, "control", &c);
+        let mut d = draft(&mut v, "control", &c);
         for path in &paths {
-            check_control_field(&mut v, "control", &d, path, now);
+            check_control_field(&mut v, "control", &mut d, path, now);
         }
         let expected = v
             .absorb("control.etag", parse_etag("control.etag", &c.etag))

@@ -400,7 +400,7 @@ impl RiskApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let p = v.message("action_plan", req.action_plan);
+        let mut p = v.message("action_plan", req.action_plan);
         let risk = plan_name(&mut v, "action_plan.name", &p.name, false).flatten();
         let paths = update_paths(
             req.update_mask.as_ref(),
@@ -417,7 +417,7 @@ impl RiskApi {
         for path in &paths {
             match *path {
                 "title" => v.line("action_plan.title", &p.title, true, 200),
-                "owner" => v.principal("action_plan.owner", &p.owner, true),
+                "owner" => v.principal("action_plan.owner", &mut p.owner, true),
                 _ => {}
             }
         }
@@ -543,9 +543,9 @@ impl RiskApi {
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let p = &v.message("action_plan", req.action_plan.clone());
+        let p = &mut v.message("action_plan", req.action_plan.clone());
         v.line("action_plan.title", &p.title, true, 200);
-        v.principal("action_plan.owner", &p.owner, true);
+        v.principal("action_plan.owner", &mut p.owner, true);
         v.finish()?;
         let model = action_plan::Model {
             risk_id: risk.unwrap_or_default(),
@@ -573,10 +573,10 @@ impl RiskApi {
         let mut v = Violations::new();
         let risk = plan_name(&mut v, "parent", &req.parent, false).flatten();
         v.request_id("request_id", &req.request_id);
-        let i = &v.message("action_item", req.action_item.clone());
+        let i = &mut v.message("action_item", req.action_item.clone());
         v.line("action_item.title", &i.title, true, 200);
         v.paragraph("action_item.description", &i.description, false, 4000);
-        v.principal("action_item.owner", &i.owner, true);
+        v.principal("action_item.owner", &mut i.owner, true);
         let due = time(&mut v, "action_item.due_time", i.due_time.as_ref(), true);
         if i.status != 0 && ActionItemStatus::try_from(i.status).is_err() {
             v.add(
@@ -626,7 +626,7 @@ impl RiskApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let i = v.message("action_item", req.action_item);
+        let mut i = v.message("action_item", req.action_item);
         let ids = item_name(&mut v, "action_item.name", &i.name);
         let paths = update_paths(req.update_mask.as_ref(), ITEM_UPDATABLE, |p| match p {
             "title" => !i.title.is_empty(),
@@ -644,7 +644,7 @@ impl RiskApi {
                 "description" => {
                     v.paragraph("action_item.description", &i.description, false, 4000)
                 }
-                "owner" => v.principal("action_item.owner", &i.owner, true),
+                "owner" => v.principal("action_item.owner", &mut i.owner, true),
                 "due_time" => due = time(&mut v, "action_item.due_time", i.due_time.as_ref(), true),
                 "status" => v.known(
                     "action_item.status",

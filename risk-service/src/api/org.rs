@@ -57,10 +57,10 @@ impl OrganizationService for OrgApi {
         let mut v = Violations::new();
         check_id(&mut v, "business_unit_id", &req.business_unit_id);
         v.request_id("request_id", &req.request_id);
-        let bu = &v.message("business_unit", req.business_unit.clone());
+        let bu = &mut v.message("business_unit", req.business_unit.clone());
         check_display_name(&mut v, "business_unit.display_name", &bu.display_name);
         v.paragraph("business_unit.description", &bu.description, false, 4000);
-        v.principal("business_unit.owner", &bu.owner, false);
+        v.principal("business_unit.owner", &mut bu.owner, false);
         v.finish()?;
         let model = business_unit::Model {
             id: req.business_unit_id.clone(),
@@ -128,7 +128,7 @@ impl OrganizationService for OrgApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let bu = v.message("business_unit", req.business_unit);
+        let mut bu = v.message("business_unit", req.business_unit);
         let id =
             slug_name(&mut v, "business_unit.name", &bu.name, "businessUnits").map(str::to_string);
         let paths = update_paths(req.update_mask.as_ref(), BU_UPDATABLE, |p| match p {
@@ -145,7 +145,7 @@ impl OrganizationService for OrgApi {
                 "description" => {
                     v.paragraph("business_unit.description", &bu.description, false, 4000)
                 }
-                "owner" => v.principal("business_unit.owner", &bu.owner, false),
+                "owner" => v.principal("business_unit.owner", &mut bu.owner, false),
                 _ => {}
             }
         }
@@ -184,7 +184,7 @@ impl OrganizationService for OrgApi {
         let mut v = Violations::new();
         check_id(&mut v, "service_id", &req.service_id);
         v.request_id("request_id", &req.request_id);
-        let svc = &v.message("service", req.service.clone());
+        let svc = &mut v.message("service", req.service.clone());
         let bu = slug_name(
             &mut v,
             "service.business_unit",
@@ -193,7 +193,7 @@ impl OrganizationService for OrgApi {
         );
         check_display_name(&mut v, "service.display_name", &svc.display_name);
         v.paragraph("service.description", &svc.description, false, 4000);
-        v.principal("service.owner", &svc.owner, false);
+        v.principal("service.owner", &mut svc.owner, false);
         v.finish()?;
         let model = service::Model {
             id: req.service_id.clone(),
@@ -268,7 +268,7 @@ impl OrganizationService for OrgApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let svc = v.message("service", req.service);
+        let mut svc = v.message("service", req.service);
         let id = slug_name(&mut v, "service.name", &svc.name, "services").map(str::to_string);
         let paths = update_paths(req.update_mask.as_ref(), SERVICE_UPDATABLE, |p| match p {
             "business_unit" => !svc.business_unit.is_empty(),
@@ -293,7 +293,7 @@ impl OrganizationService for OrgApi {
                     check_display_name(&mut v, "service.display_name", &svc.display_name)
                 }
                 "description" => v.paragraph("service.description", &svc.description, false, 4000),
-                "owner" => v.principal("service.owner", &svc.owner, false),
+                "owner" => v.principal("service.owner", &mut svc.owner, false),
                 _ => {}
             }
         }

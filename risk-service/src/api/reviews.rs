@@ -206,11 +206,11 @@ impl ReviewService for ReviewApi {
         let mut v = Violations::new();
         let risk = risk_id(&mut v, "parent", &req.parent);
         v.request_id("request_id", &req.request_id);
-        let r = v.message("review", req.review.clone());
+        let mut r = v.message("review", req.review.clone());
         if r.participants.is_empty() || r.participants.len() > 50 {
             v.add("review.participants", "must name 1 to 50 participants");
         }
-        for (n, p) in r.participants.iter().enumerate() {
+        for (n, p) in r.participants.iter_mut().enumerate() {
             v.principal(&format!("review.participants[{n}]"), p, true);
         }
         v.known(
@@ -220,7 +220,7 @@ impl ReviewService for ReviewApi {
         );
         v.paragraph("review.notes", &r.notes, false, 10_000);
         let reassessed = r.outcome == ReviewOutcome::Reassessed as i32;
-        match (&r.reassessment, reassessed) {
+        match (&mut r.reassessment, reassessed) {
             (None, true) => v.add("review.reassessment", "is required with outcome REASSESSED"),
             (Some(_), false) => v.add("review.reassessment", "is only for outcome REASSESSED"),
             (Some(a), true) => {
@@ -236,7 +236,7 @@ impl ReviewService for ReviewApi {
                     );
                 }
                 v.paragraph("review.reassessment.rationale", &a.rationale, false, 10_000);
-                v.principal("review.reassessment.assessor", &a.assessor, false);
+                v.principal("review.reassessment.assessor", &mut a.assessor, false);
             }
             (None, false) => {}
         }

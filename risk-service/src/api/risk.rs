@@ -68,7 +68,7 @@ pub(super) fn risk_id(v: &mut Violations, field: &str, name: &str) -> Option<Uui
 }
 
 /// Checks one mutable field of a risk; `service` returns the service id.
-fn check_risk_field(v: &mut Violations, r: &pb::Risk, field: &str) -> Option<String> {
+fn check_risk_field(v: &mut Violations, r: &mut pb::Risk, field: &str) -> Option<String> {
     match field {
         "title" => v.line("risk.title", &r.title, true, 200),
         "description" => v.paragraph("risk.description", &r.description, false, 10_000),
@@ -83,7 +83,7 @@ fn check_risk_field(v: &mut Violations, r: &pb::Risk, field: &str) -> Option<Str
             IdentificationSource::try_from(r.identification_source).is_ok(),
         ),
         "source_reference" => v.line("risk.source_reference", &r.source_reference, false, 500),
-        "owner" => v.principal("risk.owner", &r.owner, true),
+        "owner" => v.principal("risk.owner", &mut r.owner, true),
         "labels" => check_labels(v, "risk.labels", &r.labels),
         _ => {}
     }
@@ -100,7 +100,7 @@ impl RiskService for RiskApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
-        let r = &v.message("risk", req.risk.clone());
+        let r = &mut v.message("risk", req.risk.clone());
         let mut service_id = None;
         for field in RISK_UPDATABLE {
             if let Some(id) = check_risk_field(&mut v, r, field) {
@@ -182,7 +182,7 @@ impl RiskService for RiskApi {
         let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
-        let r = v.message("risk", req.risk);
+        let mut r = v.message("risk", req.risk);
         let id = risk_id(&mut v, "risk.name", &r.name);
         let paths = update_paths(req.update_mask.as_ref(), RISK_UPDATABLE, |p| match p {
             "title" => !r.title.is_empty(),
@@ -201,7 +201,7 @@ impl RiskService for RiskApi {
         }
         let mut patch = RiskPatch::default();
         for path in &paths {
-            let service = check_risk_field(&mut v, &r, path);
+            let service = check_risk_field(&mut v, &mut r, path);
             match *path {
                 "title" => patch.title = Some(r.title.clone()),
                 "description" => patch.description = Some(r.description.clone()),
@@ -273,7 +273,7 @@ impl RiskService for RiskApi {
             ),
             (false, given) => v.in_range("assessment.control_deficiency", given, 1, 5),
         }
-        v.principal("assessment.assessor", &a.assessor, true);
+        v.principal("assessment.assessor", &mut a.assessor, true);
         v.paragraph("assessment.rationale", &a.rationale, false, 10_000);
         v.finish()?;
         if derive {

@@ -117,7 +117,7 @@ const CLOCK_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
 pub fn check_control_field(
     v: &mut Violations,
     prefix: &str,
-    c: &ControlDraft,
+    c: &mut ControlDraft,
     field: &str,
     now: i64,
 ) {
@@ -125,7 +125,7 @@ pub fn check_control_field(
     match field {
         "title" => v.line(&name("title"), &c.title, true, 200),
         "description" => v.paragraph(&name("description"), &c.description, false, 10_000),
-        "owner" => v.principal(&name("owner"), &c.owner, true),
+        "owner" => v.principal(&name("owner"), &mut c.owner, true),
         "design_effectiveness" | "operating_effectiveness" => {
             let value = if field == "design_effectiveness" {
                 c.design_effectiveness
@@ -154,7 +154,7 @@ pub fn check_control_field(
 }
 
 /// Checks every field of a control.
-pub fn check_control(v: &mut Violations, prefix: &str, c: &ControlDraft, now: i64) {
+pub fn check_control(v: &mut Violations, prefix: &str, c: &mut ControlDraft, now: i64) {
     for field in CONTROL_FIELDS {
         check_control_field(v, prefix, c, field, now);
     }
@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn validation_names_each_field() {
         let mut v = Violations::new();
-        check_control(&mut v, "control", &valid(), 2_000);
+        check_control(&mut v, "control", &mut valid(), 2_000);
         assert!(fields(v).is_empty());
 
         let mut bad = valid();
@@ -276,7 +276,7 @@ mod tests {
         });
         bad.requirements.push(bad.requirements[0].clone());
         let mut v = Violations::new();
-        check_control(&mut v, "controls[3]", &bad, 2_000);
+        check_control(&mut v, "controls[3]", &mut bad, 2_000);
         assert_eq!(
             fields(v),
             [
