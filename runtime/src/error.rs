@@ -39,6 +39,10 @@ pub enum ApiError {
     /// A concurrent write won the race for the same resource; retrying may succeed.
     #[error("{resource} was changed concurrently; retry")]
     Conflict { resource: String },
+    /// A delete refused while open resources still reference `resource`: FAILED_PRECONDITION
+    /// with a `PreconditionFailure` naming each of them (type `REFERENCED`).
+    #[error("{resource} is still referenced by {} open resource(s): {}", by.len(), by.join(", "))]
+    Referenced { resource: String, by: Vec<String> },
     /// A request id was reused for a different request.
     #[error("request_id {request_id} was already used for a different request")]
     RequestIdReused { request_id: String },
@@ -175,7 +179,9 @@ impl ApiError {
             }
             ApiError::NotFound { .. } => Code::NotFound,
             ApiError::AlreadyExists { .. } => Code::AlreadyExists,
-            ApiError::FailedPrecondition { .. } => Code::FailedPrecondition,
+            ApiError::FailedPrecondition { .. } | ApiError::Referenced { .. } => {
+                Code::FailedPrecondition
+            }
             ApiError::StaleEtag { .. } | ApiError::Conflict { .. } => Code::Aborted,
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
@@ -193,6 +199,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "ALREADY_EXISTS",
             ApiError::FailedPrecondition { reason, .. } => reason.as_str(),
             ApiError::StaleEtag { .. } => "STALE_ETAG",
+            ApiError::Referenced { .. } => "REFERENCED",
             ApiError::Conflict { .. } => "CONCURRENT_MODIFICATION",
             ApiError::RequestIdReused { .. } => "REQUEST_ID_REUSED",
             ApiError::PermissionDenied(_) => "PERMISSION_DENIED",
@@ -208,7 +215,8 @@ impl ApiError {
         match self {
             ApiError::NotFound { resource }
             | ApiError::AlreadyExists { resource }
-            | ApiError::Conflict { resource } => {
+            | ApiError::Conflict { resource }
+            | ApiError::Referenced { resource, .. } => {
                 md.insert("resource".into(), resource.clone());
             }
             ApiError::FailedPrecondition { metadata, .. } => {
@@ -249,6 +257,19 @@ impl From<ApiError> for Status {
                     "request_id",
                     "already used for a different request",
                 )]);
+            }
+            ApiError::Referenced { resource, by } => {
+                details.set_precondition_failure(
+                    by.iter()
+                        .map(|r| {
+                            tonic_types::PreconditionViolation::new(
+                                "REFERENCED",
+                                r.clone(),
+                                format!("{r} still references {resource}; close, delete or unlink it first"),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                );
             }
             _ => {}
         }

@@ -4,13 +4,12 @@ use assurance_proto::risk::v1::{self as pb, control_service_server::ControlServi
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::page::Key;
 use assurance_runtime::{
+    ApiError,
     auth::Caller,
-    error::ERROR_DOMAIN,
     time::{Clock, from_timestamp, to_timestamp},
     validate::{Violations, is_slug, name_id, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
-use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
 use uuid::Uuid;
 
 use super::{convert, risk::risk_id};
@@ -140,39 +139,6 @@ fn link_id(v: &mut Violations, field: &str, name: &str) -> Option<(Uuid, String)
         );
     }
     parsed
-}
-
-/// A refusal to delete `name` while `open` risks reference it: FAILED_PRECONDITION with a
-/// `PreconditionFailure` naming each of them, and the `ErrorInfo` every error carries.
-fn still_referenced(name: &str, open: &[String]) -> Status {
-    let mut details = ErrorDetails::new();
-    details.set_precondition_failure(
-        open.iter()
-            .map(|r| {
-                PreconditionViolation::new(
-                    "REFERENCED",
-                    r.clone(),
-                    format!("{r} is open and linked to {name}; unlink it or close the risk"),
-                )
-            })
-            .collect::<Vec<_>>(),
-    );
-    details.set_error_info(
-        "REFERENCED",
-        ERROR_DOMAIN,
-        [("resource".to_string(), name.to_string())]
-            .into_iter()
-            .collect::<std::collections::HashMap<_, _>>(),
-    );
-    Status::with_error_details(
-        tonic::Code::FailedPrecondition,
-        format!(
-            "{name} is linked to {} open risk(s): {}",
-            open.len(),
-            open.join(", ")
-        ),
-        details,
-    )
 }
 
 #[tonic::async_trait]
@@ -328,7 +294,11 @@ impl ControlService for ControlApi {
         let id = id.unwrap_or_default();
         match self.store.delete_control(&id, expected, &caller).await? {
             Ok(()) => Ok(Response::new(())),
-            Err(open) => Err(still_referenced(&format!("controls/{id}"), &open)),
+            Err(open) => Err(ApiError::Referenced {
+                resource: format!("controls/{id}"),
+                by: open,
+            }
+            .into()),
         }
     }
 

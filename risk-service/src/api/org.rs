@@ -1,14 +1,13 @@
 //! `assurance.risk.v1.OrganizationService`: business units and services.
 
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
-use assurance_runtime::error::ERROR_DOMAIN;
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
+    ApiError,
     auth::Caller,
     validate::{Violations, is_slug, slug_name, update_paths},
 };
 use tonic::{Request, Response, Status};
-use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
 
 use super::{convert, referenced};
 use crate::store::RequestKey;
@@ -346,7 +345,11 @@ impl OrganizationService for OrgApi {
             .await?
         {
             Ok(()) => Ok(Response::new(())),
-            Err(open) => Err(still_referenced(&format!("businessUnits/{id}"), &open)),
+            Err(open) => Err(ApiError::Referenced {
+                resource: format!("businessUnits/{id}"),
+                by: open,
+            }
+            .into()),
         }
     }
 
@@ -363,41 +366,11 @@ impl OrganizationService for OrgApi {
         let id = id.unwrap_or_default();
         match self.store.delete_service(&id, expected, &caller).await? {
             Ok(()) => Ok(Response::new(())),
-            Err(open) => Err(still_referenced(&format!("services/{id}"), &open)),
+            Err(open) => Err(ApiError::Referenced {
+                resource: format!("services/{id}"),
+                by: open,
+            }
+            .into()),
         }
     }
-}
-
-/// A refusal to delete `name` while the `open` resources reference it: FAILED_PRECONDITION
-/// with a `PreconditionFailure` naming each of them (type `REFERENCED`, subject the
-/// referencing resource), and the `ErrorInfo` every error carries (reason `REFERENCED`).
-fn still_referenced(name: &str, open: &[String]) -> Status {
-    let mut details = ErrorDetails::new();
-    details.set_precondition_failure(
-        open.iter()
-            .map(|r| {
-                PreconditionViolation::new(
-                    "REFERENCED",
-                    r.clone(),
-                    format!("{r} still references {name}; close, delete or move it first"),
-                )
-            })
-            .collect::<Vec<_>>(),
-    );
-    details.set_error_info(
-        "REFERENCED",
-        ERROR_DOMAIN,
-        [("resource".to_string(), name.to_string())]
-            .into_iter()
-            .collect::<std::collections::HashMap<_, _>>(),
-    );
-    Status::with_error_details(
-        tonic::Code::FailedPrecondition,
-        format!(
-            "{name} is still referenced by {} open resource(s): {}",
-            open.len(),
-            open.join(", ")
-        ),
-        details,
-    )
 }
