@@ -336,7 +336,7 @@ async fn audit_trail_records_every_mutation(backend: Backend) {
         .await
         .expect("timeline")
         .into_inner();
-    assert_eq!(timeline.events[0].actor, "responder@example.com");
+    assert_eq!(timeline.timeline_events[0].actor, "responder@example.com");
 }
 
 /// Separate services verify every call again: the forwarding gateway passes the caller's

@@ -4,7 +4,7 @@ use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::{
     auth::Caller,
-    list::{FilterContext, ListQuery, ListRequest, Sorting},
+    list::{FilterContext, ListQuery, ListRequest},
     time::now_micros,
     validate::{Violations, update_paths},
 };
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{IncidentApi, child_name, convert, incident_id};
 use crate::{
     domain::notification::Audience,
-    store::{NOTIFICATION_FILTER, parse_etag},
+    store::{NOTIFICATION_FILTER, NOTIFICATION_SORTING, notification_keys, parse_etag},
 };
 
 /// The fields of a draft `UpdateNotification` may change.
@@ -178,14 +178,14 @@ impl IncidentApi {
                 page_size: req.page_size,
                 page_token: &req.page_token,
                 filter: &req.filter,
-                order_by: "",
+                order_by: &req.order_by,
             },
             Some(&NOTIFICATION_FILTER.at(FilterContext { now: now_micros() })),
-            &Sorting::BY_UUID,
+            &NOTIFICATION_SORTING,
         );
         v.finish()?;
         let mut rows = self.store.notifications(incident, &list).await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |n| n.id);
+        let next_page_token = list.next_page(&mut rows, |n| notification_keys(&list, n));
         let now = now_micros();
         Ok(Response::new(pb::ListNotificationsResponse {
             notifications: rows.iter().map(|n| convert::notification(n, now)).collect(),

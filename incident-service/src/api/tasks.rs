@@ -3,7 +3,6 @@
 use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
-use assurance_runtime::page::Key;
 use assurance_runtime::{
     auth::Caller,
     validate::{Violations, update_paths},
@@ -17,7 +16,7 @@ use crate::{
         preparation::{OwnerTeam, TaskPhase},
         task::TaskStatus,
     },
-    store::{TASK_FILTER, TASK_SORTING, parse_etag},
+    store::{TASK_FILTER, TASK_SORTING, parse_etag, task_keys},
 };
 
 const TASK_UPDATABLE: &[&str] = &["title", "description", "assignee", "status"];
@@ -139,16 +138,14 @@ impl IncidentApi {
                 page_size: req.page_size,
                 page_token: &req.page_token,
                 filter: &req.filter,
-                order_by: "",
+                order_by: &req.order_by,
             },
             Some(&TASK_FILTER.at(FilterContext::default())),
             &TASK_SORTING,
         );
         v.finish()?;
         let mut rows = self.store.tasks(id.unwrap_or_default(), &list).await?;
-        let next_page_token = list.next_page(&mut rows, |t| {
-            vec![Key::Int(i64::from(t.phase)), Key::Text(t.id.to_string())]
-        });
+        let next_page_token = list.next_page(&mut rows, |t| task_keys(&list, t));
         Ok(Response::new(pb::ListTasksResponse {
             tasks: rows.iter().map(convert::task).collect(),
             next_page_token,

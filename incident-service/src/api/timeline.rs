@@ -115,7 +115,7 @@ impl IncidentApi {
         let next_page_token =
             list.next_page(&mut rows, |e| row_keys(&list, |_| e.seq, Key::Int(e.seq)));
         Ok(Response::new(pb::ListTimelineEventsResponse {
-            events: rows.iter().map(convert::timeline_event).collect(),
+            timeline_events: rows.iter().map(convert::timeline_event).collect(),
             next_page_token,
         }))
     }

@@ -5,7 +5,8 @@ use assurance_runtime::{
     ApiError, ApiResult, Reason,
     auth::Caller,
     idempotency::{Outcome, RequestKey, last_segment},
-    list::{EnumValues, Field, FilterContext, FilterTable, Kind, ListQuery},
+    list::{EnumValues, Field, FilterContext, FilterTable, KeyType, Kind, ListQuery, Sorting},
+    page::Key,
     time::now_micros,
 };
 use sea_orm::{
@@ -50,6 +51,27 @@ pub static NOTIFICATION_FILTER: FilterTable<notification::Column> = FilterTable(
         },
     ),
 ]);
+
+/// `order_by` of `ListNotifications`: `create_time` or `status`, optionally `desc`; creation
+/// order (ascending UUIDv7 id) by default.
+pub const NOTIFICATION_SORTING: Sorting = Sorting {
+    fields: &[("create_time", KeyType::Int), ("status", KeyType::Int)],
+    default: &[],
+    max_fields: 2,
+    id: KeyType::Uuid,
+};
+
+/// The page-token keys of a notification in `q`'s order.
+pub fn notification_keys(q: &ListQuery, n: &notification::Model) -> Vec<Key> {
+    super::row_keys(
+        q,
+        |field| match field {
+            "status" => i64::from(n.status),
+            _ => n.create_time,
+        },
+        Key::Text(n.id.to_string()),
+    )
+}
 
 /// A notification of `incident`, locked for a change, whose version is `expected` (when given).
 async fn locked_notification(
@@ -230,19 +252,20 @@ impl Store {
         incident: Option<Uuid>,
         list: &ListQuery,
     ) -> ApiResult<Vec<notification::Model>> {
-        let mut q = notification::Entity::find().filter(list.condition.clone());
+        let mut q = notification::Entity::find();
         if let Some(id) = incident {
             self.get(id).await?;
             q = q.filter(notification::Column::IncidentId.eq(id));
         }
-        Ok(assurance_runtime::db::page_after(
-            &self.db,
-            q,
-            notification::Column::Id,
-            list.after_id(),
-            list.limit(),
+        let columns = [
+            ("create_time", notification::Column::CreateTime),
+            ("status", notification::Column::Status),
+        ];
+        Ok(
+            super::query::ordered_page(q, list, &columns, notification::Column::Id)?
+                .all(&self.db)
+                .await?,
         )
-        .await?)
     }
 
     /// An incident's first `limit` notifications, oldest first (for its report).

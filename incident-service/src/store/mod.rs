@@ -34,12 +34,12 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-pub use communications::NOTIFICATION_FILTER;
+pub use communications::{NOTIFICATION_FILTER, NOTIFICATION_SORTING, notification_keys};
 pub use incidents::{phase_of, refuse_if_closed, replace_risk_links};
 pub use query::{
     CUSTODY_FILTER, EVIDENCE_FILTER, EVIDENCE_SORTING, INCIDENT_FILTER, INCIDENT_SORTING,
     INDICATOR_FILTER, INDICATOR_SORTING, SEQUENCE_SORTING, TASK_FILTER, TASK_SORTING,
-    TIMELINE_FILTER, incident_keys, row_keys,
+    TIMELINE_FILTER, incident_keys, row_keys, task_keys,
 };
 pub use review::outbox;
 use timeline::append;

@@ -5,9 +5,7 @@
 use assurance_runtime::{
     ApiError, ApiResult,
     filter::{Op, equality_only},
-    list::{
-        Direction, EnumValues, Field, FilterContext, FilterTable, KeyType, Kind, ListQuery, Sorting,
-    },
+    list::{EnumValues, Field, FilterContext, FilterTable, KeyType, Kind, ListQuery, Sorting},
     page::Key,
 };
 use sea_orm::{
@@ -181,13 +179,42 @@ pub static TASK_FILTER: FilterTable<task::Column> = FilterTable(&[
     Field::new("assignee", Kind::Text(task::Column::Assignee)),
 ]);
 
-/// Tasks are listed in phase order, then by id.
+/// Tasks list in creation order by default (ascending UUIDv7 id: the default order rule);
+/// `order_by` up to two of `phase`, `status`, `create_time`, `update_time`, each optionally
+/// `desc` (`phase` groups them by phase, in creation order within one).
 pub const TASK_SORTING: Sorting = Sorting {
-    fields: &[("phase", KeyType::Int)],
-    default: &[("phase", Direction::Asc)],
-    max_fields: 0,
+    fields: &[
+        ("phase", KeyType::Int),
+        ("status", KeyType::Int),
+        ("create_time", KeyType::Int),
+        ("update_time", KeyType::Int),
+    ],
+    default: &[],
+    max_fields: 2,
     id: KeyType::Uuid,
 };
+
+/// The columns of `ListTasks`' `order_by` fields.
+const TASK_COLUMNS: [(&str, task::Column); 4] = [
+    ("phase", task::Column::Phase),
+    ("status", task::Column::Status),
+    ("create_time", task::Column::CreateTime),
+    ("update_time", task::Column::UpdateTime),
+];
+
+/// The page-token keys of a task in `q`'s order.
+pub fn task_keys(q: &ListQuery, t: &task::Model) -> Vec<Key> {
+    row_keys(
+        q,
+        |field| match field {
+            "phase" => i64::from(t.phase),
+            "status" => i64::from(t.status),
+            "update_time" => t.update_time,
+            _ => t.create_time,
+        },
+        Key::Text(t.id.to_string()),
+    )
+}
 
 /// The page-token keys of an incident in `q`'s order.
 pub fn incident_keys(q: &ListQuery, i: &incident::Model) -> Vec<Key> {
@@ -212,18 +239,13 @@ impl Store {
             .await?)
     }
 
-    /// A page of an incident's tasks, in phase order.
+    /// A page of an incident's tasks.
     pub async fn tasks(&self, incident: Uuid, q: &ListQuery) -> ApiResult<Vec<task::Model>> {
         self.get(incident).await?;
-        let mut select = task::Entity::find()
-            .filter(task::Column::IncidentId.eq(incident))
-            .filter(q.condition.clone())
-            .order_by_asc(task::Column::Phase)
-            .order_by_asc(task::Column::Id);
-        if let Some(after) = q.after_condition(&[task::Column::Phase], task::Column::Id) {
-            select = select.filter(after);
-        }
-        Ok(select.limit(q.limit()).all(&self.db).await?)
+        let select = task::Entity::find().filter(task::Column::IncidentId.eq(incident));
+        Ok(ordered_page(select, q, &TASK_COLUMNS, task::Column::Id)?
+            .all(&self.db)
+            .await?)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Response tasks of an incident: created by hand or from the response template, updated with
-//! an etag, listed in phase order.
+//! an etag, listed in creation order or the `order_by` asked for (`phase` groups them).
 
 use assurance_runtime::{
     ApiError, ApiResult,

@@ -21,8 +21,8 @@ use crate::{
     store::{
         RequestKey, Store,
         controls::{
-            CONTROL_FILTER, LINK_FILTER, LINK_SORTING, link_name, requirements_json,
-            requirements_of,
+            CONTROL_FILTER, CONTROL_SORTING, LINK_FILTER, LINK_SORTING, control_keys, link_name,
+            requirements_json, requirements_of,
         },
         entities::{control, risk_control},
         etag, parse_etag,
@@ -206,14 +206,14 @@ impl ControlService for ControlApi {
                 page_size: req.page_size,
                 page_token: &req.page_token,
                 filter: &req.filter,
-                order_by: "",
+                order_by: &req.order_by,
             },
             Some(&CONTROL_FILTER.at(FilterContext::default())),
-            &Sorting::BY_TEXT_ID,
+            &CONTROL_SORTING,
         );
         v.finish()?;
         let mut rows = self.store.list_controls(&list).await?;
-        let next_page_token = list.next_page_by_id(&mut rows, |c| c.id.clone());
+        let next_page_token = list.next_page(&mut rows, |c| control_keys(&list, c));
         Ok(Response::new(pb::ListControlsResponse {
             controls: rows.iter().map(control).collect(),
             next_page_token,

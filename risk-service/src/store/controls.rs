@@ -10,6 +10,7 @@ use assurance_runtime::{
     error::is_unique_violation,
     filter::{Op, equality_only},
     list::{EnumValues, Field, FilterContext, FilterTable, KeyType, Kind, ListQuery, Sorting},
+    page::Key,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -20,7 +21,9 @@ use uuid::Uuid;
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
     entities::{control, control_requirement, risk, risk_control},
-    get_by_id, insert_new, next_version, one_or_not_found, request_id_of,
+    get_by_id, insert_new,
+    listing::{keys_of, page_of},
+    next_version, one_or_not_found, request_id_of,
     risks::{WhileOpen, lock_open_risk},
     write_version,
 };
@@ -164,9 +167,15 @@ impl Store {
         get_by_id::<control::Entity>(self.connection(), id, &format!("controls/{id}")).await
     }
 
-    /// Controls matching `condition`, by id, after `after`, at most `limit`.
+    /// A page of the catalogue in `list`'s filter and order.
     pub async fn list_controls(&self, list: &ListQuery) -> ApiResult<Vec<control::Model>> {
-        self.controls_where(list.condition.clone(), list).await
+        let select = page_of(
+            control::Entity::find(),
+            list,
+            control_column,
+            control::Column::Id,
+        )?;
+        Ok(select.all(self.connection()).await?)
     }
 
     /// A page of the controls that meet `condition`, in id order.
@@ -507,6 +516,45 @@ pub static CONTROL_FILTER: FilterTable<control::Column> = FilterTable(&[
     Field::new("framework", Kind::Custom(framework)),
     Field::new("last_test_time", Kind::Time(control::Column::LastTestTime)),
 ]);
+
+/// `order_by` of `ListControls`: up to two of `title`, `owner`, `create_time`, `update_time`,
+/// each optionally `desc`; ascending id (the slug, alphabetical) by default.
+pub const CONTROL_SORTING: Sorting = Sorting {
+    fields: &[
+        ("title", KeyType::Text),
+        ("owner", KeyType::Text),
+        ("create_time", KeyType::Int),
+        ("update_time", KeyType::Int),
+    ],
+    default: &[],
+    max_fields: 2,
+    id: KeyType::Text,
+};
+
+fn control_column(field: &str) -> Option<control::Column> {
+    match field {
+        "title" => Some(control::Column::Title),
+        "owner" => Some(control::Column::Owner),
+        "create_time" => Some(control::Column::CreateTime),
+        "update_time" => Some(control::Column::UpdateTime),
+        _ => None,
+    }
+}
+
+/// The page-token keys of a control in `q`'s order.
+pub fn control_keys(q: &ListQuery, c: &control::Model) -> Vec<Key> {
+    keys_of(
+        q,
+        c,
+        |f, c| match f {
+            "title" => Key::Text(c.title.clone()),
+            "owner" => Key::Text(c.owner.clone()),
+            "update_time" => Key::Int(c.update_time),
+            _ => Key::Int(c.create_time),
+        },
+        c.id.clone(),
+    )
+}
 
 /// `framework = "ISO 27001"`: the control satisfies a requirement of that framework.
 fn framework(field: &str, op: Op, value: &str, _: &FilterContext) -> Result<Condition, String> {

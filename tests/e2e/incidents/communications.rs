@@ -4,7 +4,10 @@ use assurance_proto::incident::v1 as pb;
 
 use super::*;
 
-crate::on_both_backends!(notifications_need_another_approver_and_keep_their_deadline,);
+crate::on_both_backends!(
+    notifications_need_another_approver_and_keep_their_deadline,
+    notifications_list_in_creation_order_or_the_order_asked_for,
+);
 
 async fn notifications_need_another_approver_and_keep_their_deadline(backend: Backend) {
     use sea_orm::ConnectionTrait;
@@ -181,4 +184,111 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
         .into_inner()
         .notifications;
     assert_eq!(all.len(), 3);
+}
+
+/// The names of the notifications under `parent` in `order_by`, paged `page_size` at a time.
+async fn ordered(app: &App, parent: &str, order_by: &str, page_size: i32) -> Vec<String> {
+    names_in_pages_of_one(|page_token| {
+        let mut c = app.incidents();
+        let request = pb::ListNotificationsRequest {
+            parent: parent.into(),
+            order_by: order_by.into(),
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+        async move {
+            let page = c
+                .list_notifications(request)
+                .await
+                .unwrap_or_else(|e| panic!("order_by {order_by}: {e}"))
+                .into_inner();
+            assert!(page.notifications.len() <= page_size as usize);
+            (
+                page.notifications.into_iter().map(|n| n.name).collect(),
+                page.next_page_token,
+            )
+        }
+    })
+    .await
+}
+
+async fn notifications_list_in_creation_order_or_the_order_asked_for(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = incident_service(&db).await;
+    let declared = declare(&app, new_incident("Customer records exposed")).await;
+    let mut names = Vec::new();
+    for (audience, subject) in [
+        (pb::Audience::Customers, "a"),
+        (pb::Audience::Internal, "b"),
+        (pb::Audience::Regulator, "c"),
+        (pb::Audience::Internal, "d"),
+    ] {
+        let n = app
+            .incidents_as("security_lead")
+            .create_notification(pb::CreateNotificationRequest {
+                parent: declared.name.clone(),
+                notification: Some(pb::Notification {
+                    audience: audience as i32,
+                    subject: subject.into(),
+                    body: "We are writing to let you know…".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("draft")
+            .into_inner();
+        names.push(n.name);
+    }
+    let [a, b, c, d] = [0, 1, 2, 3].map(|i| names[i].clone());
+    // b approved, c approved and sent: statuses DRAFT, APPROVED, SENT, DRAFT.
+    for name in [&b, &c] {
+        app.incidents_as("admin")
+            .approve_notification(pb::ApproveNotificationRequest {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("approve");
+    }
+    app.incidents()
+        .mark_notification_sent(pb::MarkNotificationSentRequest {
+            name: c.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("sent");
+    for (order_by, expected) in [
+        ("", [&a, &b, &c, &d]),
+        ("create_time", [&a, &b, &c, &d]),
+        ("create_time desc", [&d, &c, &b, &a]),
+        ("status", [&a, &d, &b, &c]),
+        ("status desc", [&c, &b, &d, &a]),
+        ("status, create_time desc", [&d, &a, &b, &c]),
+    ] {
+        for parent in [declared.name.as_str(), "incidents/-"] {
+            for size in [1, 2, 1000] {
+                let listed = ordered(&app, parent, order_by, size).await;
+                assert_eq!(
+                    listed.iter().collect::<Vec<_>>(),
+                    expected,
+                    "{order_by} under {parent}, pages of {size}"
+                );
+            }
+        }
+    }
+    for bad in ["subject", "status sideways", "status, create_time, status"] {
+        let err = app
+            .incidents()
+            .list_notifications(pb::ListNotificationsRequest {
+                parent: declared.name.clone(),
+                order_by: bad.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err(bad);
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{bad}");
+        assert_eq!(violations(&err), ["order_by"], "{bad}");
+    }
 }

@@ -23,7 +23,7 @@ async fn timeline_len(app: &App, name: &str) -> usize {
         .await
         .expect("timeline")
         .into_inner()
-        .events
+        .timeline_events
         .len()
 }
 

@@ -118,7 +118,7 @@ async fn child_lists_take_filters(backend: Backend) {
         .into_inner();
     assert_eq!(
         notes
-            .events
+            .timeline_events
             .iter()
             .map(|e| e.summary.as_str())
             .collect::<Vec<_>>(),
@@ -141,7 +141,7 @@ async fn child_lists_take_filters(backend: Backend) {
                 .expect("page")
                 .into_inner();
             (
-                page.events.into_iter().map(|e| e.name).collect(),
+                page.timeline_events.into_iter().map(|e| e.name).collect(),
                 page.next_page_token,
             )
         }
@@ -157,7 +157,7 @@ async fn child_lists_take_filters(backend: Backend) {
         .await
         .expect("default order")
         .into_inner()
-        .events
+        .timeline_events
         .into_iter()
         .map(|e| e.name)
         .collect();

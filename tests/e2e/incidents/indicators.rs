@@ -148,7 +148,7 @@ async fn indicators_are_normalised_and_swept_across_incidents(backend: Backend) 
         .into_inner();
     assert!(
         timeline
-            .events
+            .timeline_events
             .iter()
             .any(|e| e.summary == "indicator added: ip 198.51.100.7")
     );

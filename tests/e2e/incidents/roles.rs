@@ -104,11 +104,11 @@ async fn roles_are_assigned_reassigned_and_recorded(backend: Backend) {
         .expect("timeline")
         .into_inner();
     assert!(
-        timeline.events.iter().any(|e| e.summary
+        timeline.timeline_events.iter().any(|e| e.summary
             == "incident-response-lead: ana@example.com → kim@example.com (security-response)"),
         "{:?}",
         timeline
-            .events
+            .timeline_events
             .iter()
             .map(|e| &e.summary)
             .collect::<Vec<_>>()

@@ -54,7 +54,7 @@ async fn the_timeline_numbers_every_change_across_pages_and_a_retried_note_lands
             .await
             .expect("timeline")
             .into_inner();
-        events.extend(page.events);
+        events.extend(page.timeline_events);
         if page.next_page_token.is_empty() {
             break;
         }
