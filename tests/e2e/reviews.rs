@@ -48,6 +48,7 @@ async fn review(
                 ..Default::default()
             }),
             request_id: String::new(),
+            derive_control_deficiency: false,
         })
         .await
         .map(|r| r.into_inner())
@@ -569,9 +570,55 @@ fn names_required(err: tonic::Status, expected: &[&str]) {
     }
 }
 
+/// A reassessing review gives its control deficiency or derives it from the linked controls,
+/// exactly as AssessRisk: one of the two, never neither nor both.
+async fn a_reassessing_review_gives_or_derives_the_control_deficiency(backend: Backend) {
+    let story = monitored_story(backend).await;
+    let Story { app, risk, .. } = &story;
+    let send = |deficiency: i32, derive: bool| {
+        let mut client = reviews(app, "risk_owner");
+        let parent = risk.name.clone();
+        async move {
+            client
+                .create_review(pb::CreateReviewRequest {
+                    parent,
+                    review: Some(pb::Review {
+                        participants: vec!["owner@example.com".into()],
+                        outcome: pb::ReviewOutcome::Reassessed as i32,
+                        reassessment: Some(pb::Assessment {
+                            impact: 2,
+                            likelihood: 2,
+                            control_deficiency: deficiency,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                    derive_control_deficiency: derive,
+                })
+                .await
+        }
+    };
+    let err = send(0, false).await.expect_err("neither");
+    assert_eq!(violations(&err), ["review.reassessment.control_deficiency"]);
+    let err = send(3, true).await.expect_err("both");
+    assert_eq!(violations(&err), ["derive_control_deficiency"]);
+    let derived = send(0, true).await.expect("derived").into_inner();
+    let name = derived.reassessment.expect("the reassessment").name;
+    let reassessment = app
+        .risks()
+        .get_assessment(pb::GetAssessmentRequest { name })
+        .await
+        .expect("the stored reassessment")
+        .into_inner();
+    assert!(reassessment.control_deficiency_derived, "{reassessment:?}");
+    assert!((1..=5).contains(&reassessment.control_deficiency));
+}
+
 crate::on_both_backends!(
     empty_requests_name_every_required_field,
     a_high_risk_falls_due_for_review_after_ninety_days,
     a_review_cycle_counts_each_owners_reviews_and_closes_once,
     an_observation_reopens_the_assessment_and_a_reassessing_review_plans_a_year,
+    a_reassessing_review_gives_or_derives_the_control_deficiency,
 );

@@ -223,17 +223,27 @@ impl ReviewService for ReviewApi {
         match (&mut r.reassessment, reassessed) {
             (None, true) => v.add("review.reassessment", "is required with outcome REASSESSED"),
             (Some(_), false) => v.add("review.reassessment", "is only for outcome REASSESSED"),
+            (None, _) if req.derive_control_deficiency => v.add(
+                "derive_control_deficiency",
+                "is only for a review with a reassessment",
+            ),
             (Some(a), true) => {
                 v.in_range("review.reassessment.impact", a.impact, 1, 5);
                 v.in_range("review.reassessment.likelihood", a.likelihood, 1, 5);
-                // 0: derived from the linked controls, as in AssessRisk.
-                if a.control_deficiency != 0 {
-                    v.in_range(
+                // Given, or derived from the linked controls: never both (as in AssessRisk).
+                match (req.derive_control_deficiency, a.control_deficiency) {
+                    (true, 0) => {}
+                    (true, _) => v.add(
+                        "derive_control_deficiency",
+                        "cannot be combined with review.reassessment.control_deficiency: give the value or derive it",
+                    ),
+                    (false, 0) => v.add(
                         "review.reassessment.control_deficiency",
-                        a.control_deficiency,
-                        1,
-                        5,
-                    );
+                        "is required (1–5), unless derive_control_deficiency is set",
+                    ),
+                    (false, given) => {
+                        v.in_range("review.reassessment.control_deficiency", given, 1, 5)
+                    }
                 }
                 v.paragraph("review.reassessment.rationale", &a.rationale, false, 10_000);
                 v.principal("review.reassessment.assessor", &mut a.assessor, false);
@@ -248,7 +258,7 @@ impl ReviewService for ReviewApi {
                 if a.assessor.is_empty() {
                     a.assessor = caller.person().to_string();
                 }
-                let derive = a.control_deficiency == 0;
+                let derive = req.derive_control_deficiency;
                 if derive {
                     let derived = self
                         .store
