@@ -810,6 +810,19 @@ pub fn violations(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
+#[track_caller]
+pub fn names_required(err: tonic::Status, expected: &[&str]) {
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let got = violations(&err);
+    for field in expected {
+        assert!(
+            got.iter().any(|g| g == field),
+            "{field} missing from {got:?}"
+        );
+    }
+}
+
 /// The `ErrorInfo` reason of an error, checking its domain.
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;

@@ -557,19 +557,6 @@ async fn empty_requests_name_every_required_field(backend: Backend) {
     names_required(err, &["parent"]);
 }
 
-/// Every `expected` field path is among the violations of `err` (INVALID_ARGUMENT).
-#[track_caller]
-fn names_required(err: tonic::Status, expected: &[&str]) {
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    let got = violations(&err);
-    for field in expected {
-        assert!(
-            got.iter().any(|g| g == field),
-            "{field} missing from {got:?}"
-        );
-    }
-}
-
 /// A reassessing review gives its control deficiency or derives it from the linked controls,
 /// exactly as AssessRisk: one of the two, never neither nor both.
 async fn a_reassessing_review_gives_or_derives_the_control_deficiency(backend: Backend) {

@@ -36,15 +36,20 @@ fn uuid_child(v: &mut Violations, name: &str, collection: &str) -> Option<(Uuid,
     child_name(v, "name", collection, name)
 }
 
+/// The ids of a child resource's `name`, or INVALID_ARGUMENT naming `name`.
+fn child_ids(name: &str, collection: &str) -> Result<(Uuid, Uuid), Status> {
+    let mut v = Violations::new();
+    let ids = uuid_child(&mut v, name, collection);
+    v.finish()?;
+    Ok(ids.unwrap_or_default())
+}
+
 impl IncidentApi {
     pub(super) async fn tasks_get(
         &self,
         request: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let mut v = Violations::new();
-        let ids = uuid_child(&mut v, &request.get_ref().name, "tasks");
-        v.finish()?;
-        let (incident, id) = ids.unwrap_or_default();
+        let (incident, id) = child_ids(&request.get_ref().name, "tasks")?;
         let t = self.store.task(incident, id).await?;
         Ok(Response::new(convert::task(&t)))
     }
@@ -86,10 +91,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetEvidenceRequest>,
     ) -> Result<Response<pb::Evidence>, Status> {
-        let mut v = Violations::new();
-        let ids = uuid_child(&mut v, &request.get_ref().name, "evidence");
-        v.finish()?;
-        let (incident, id) = ids.unwrap_or_default();
+        let (incident, id) = child_ids(&request.get_ref().name, "evidence")?;
         let e = self.store.evidence_item(incident, id).await?;
         Ok(Response::new(convert::evidence(&e)))
     }
@@ -128,10 +130,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
-        let mut v = Violations::new();
-        let ids = uuid_child(&mut v, &request.get_ref().name, "notifications");
-        v.finish()?;
-        let (incident, id) = ids.unwrap_or_default();
+        let (incident, id) = child_ids(&request.get_ref().name, "notifications")?;
         let n = self.store.notification(incident, id).await?;
         Ok(Response::new(convert::notification(&n, now_micros())))
     }
@@ -140,10 +139,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
-        let mut v = Violations::new();
-        let ids = uuid_child(&mut v, &request.get_ref().name, "indicators");
-        v.finish()?;
-        let (incident, id) = ids.unwrap_or_default();
+        let (incident, id) = child_ids(&request.get_ref().name, "indicators")?;
         let i = self.store.indicator(incident, id).await?;
         Ok(Response::new(convert::indicator(&i)))
     }
