@@ -16,11 +16,11 @@ impl MigratorTrait for Migrator {
             Box::new(Initial),
             Box::new(AuditEvents),
             Box::new(Governance),
-            Box::new(super::reviews::ReviewsMigration),
+            Box::new(super::migration_reviews::ReviewsMigration),
             Box::new(Exceptions),
             Box::new(Controls),
             Box::new(ScopedRequestIds),
-            Box::new(super::reviews::ReviewCycleVersions),
+            Box::new(super::migration_reviews::ReviewCycleVersions),
             Box::new(super::migration_contract::ContractMigration),
         ]
     }

@@ -11,6 +11,7 @@ mod labels;
 pub mod listing;
 pub mod migration;
 mod migration_contract;
+mod migration_reviews;
 mod org;
 pub mod reviews;
 mod risk_list;
