@@ -4,7 +4,6 @@ use assurance_proto::risk::v1::{self as pb, control_service_server::ControlServi
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest, Sorting, page_by_id};
 use assurance_runtime::page::Key;
 use assurance_runtime::{
-    ApiError,
     auth::Caller,
     time::{Clock, from_timestamp, to_timestamp},
     validate::{Violations, is_slug, name_id, slug_name, update_paths},
@@ -292,14 +291,8 @@ impl ControlService for ControlApi {
         let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
         let id = id.unwrap_or_default();
-        match self.store.delete_control(&id, expected, &caller).await? {
-            Ok(()) => Ok(Response::new(())),
-            Err(open) => Err(ApiError::Referenced {
-                resource: format!("controls/{id}"),
-                by: open,
-            }
-            .into()),
-        }
+        self.store.delete_control(&id, expected, &caller).await?;
+        Ok(Response::new(()))
     }
 
     async fn create_risk_control_link(

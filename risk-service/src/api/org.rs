@@ -3,7 +3,6 @@
 use assurance_proto::risk::v1::{self as pb, organization_service_server::OrganizationService};
 use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
-    ApiError,
     auth::Caller,
     validate::{Violations, is_slug, slug_name, update_paths},
 };
@@ -339,18 +338,10 @@ impl OrganizationService for OrgApi {
         let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
         let id = id.unwrap_or_default();
-        match self
-            .store
+        self.store
             .delete_business_unit(&id, expected, &caller)
-            .await?
-        {
-            Ok(()) => Ok(Response::new(())),
-            Err(open) => Err(ApiError::Referenced {
-                resource: format!("businessUnits/{id}"),
-                by: open,
-            }
-            .into()),
-        }
+            .await?;
+        Ok(Response::new(()))
     }
 
     async fn delete_service(
@@ -364,13 +355,7 @@ impl OrganizationService for OrgApi {
         let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
         v.finish()?;
         let id = id.unwrap_or_default();
-        match self.store.delete_service(&id, expected, &caller).await? {
-            Ok(()) => Ok(Response::new(())),
-            Err(open) => Err(ApiError::Referenced {
-                resource: format!("services/{id}"),
-                by: open,
-            }
-            .into()),
-        }
+        self.store.delete_service(&id, expected, &caller).await?;
+        Ok(Response::new(()))
     }
 }

@@ -339,7 +339,7 @@ impl Store {
         id: &str,
         expected_version: Option<i64>,
         caller: &Caller,
-    ) -> ApiResult<Result<(), Vec<String>>> {
+    ) -> ApiResult<()> {
         caller.must_be_unscoped("change the controls catalogue")?;
         let name = format!("controls/{id}");
         let tx = db::begin_write(self.connection()).await?;
@@ -362,7 +362,10 @@ impl Store {
             .all(&tx)
             .await?;
         if !open.is_empty() {
-            return Ok(Err(open.iter().map(|r| format!("risks/{r}")).collect()));
+            return Err(ApiError::Referenced {
+                resource: name,
+                by: open.iter().map(|r| format!("risks/{r}")).collect(),
+            });
         }
         risk_control::Entity::delete_many()
             .filter(risk_control::Column::ControlId.eq(id))
@@ -375,7 +378,7 @@ impl Store {
         control::Entity::delete_by_id(id).exec(&tx).await?;
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// A page of the controls linked to a risk, by id.

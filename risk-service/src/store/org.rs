@@ -2,7 +2,9 @@
 //! risks keep naming their service as history. It is not found, listed or referable any more,
 //! and its id is not reused.
 
-use assurance_runtime::{ApiResult, audit, auth::Caller, db, list::ListQuery, time::now_micros};
+use assurance_runtime::{
+    ApiError, ApiResult, audit, auth::Caller, db, list::ListQuery, time::now_micros,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect,
@@ -142,14 +144,14 @@ impl Store {
     }
 
     /// Deletes the business unit `id` (etag checked) unless something open references it:
-    /// then `Ok(Err(names))` of what does — its services (not deleted), risks not CLOSED, open
+    /// then `Referenced`, naming what does — its services (not deleted), risks not CLOSED, open
     /// review cycles scoped to it.
     pub async fn delete_business_unit(
         &self,
         id: &str,
         expected_version: Option<i64>,
         caller: &Caller,
-    ) -> ApiResult<Result<(), Vec<String>>> {
+    ) -> ApiResult<()> {
         caller.must_be_unscoped("delete business units")?;
         let name = format!("businessUnits/{id}");
         let tx = db::begin_write(self.connection()).await?;
@@ -174,25 +176,28 @@ impl Store {
         );
         referencing.extend(open_cycles(&tx, &name).await?);
         if !referencing.is_empty() {
-            return Ok(Err(referencing));
+            return Err(ApiError::Referenced {
+                resource: name,
+                by: referencing,
+            });
         }
         let now = now_micros();
         let next = next_version(&current, now, |m| m.delete_time = Some(now));
         write_version(&tx, &next, current.version, &name).await?;
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Deletes the service `id` (etag checked) unless something open references it: then
-    /// `Ok(Err(names))` of what does — its risks not CLOSED, exceptions REQUESTED or ACTIVE
+    /// `Referenced`, naming what does — its risks not CLOSED, exceptions REQUESTED or ACTIVE
     /// that cover it, open review cycles scoped to it. Its CLOSED risks keep its id as history.
     pub async fn delete_service(
         &self,
         id: &str,
         expected_version: Option<i64>,
         caller: &Caller,
-    ) -> ApiResult<Result<(), Vec<String>>> {
+    ) -> ApiResult<()> {
         caller.must_be_unscoped("delete services")?;
         let name = format!("services/{id}");
         let tx = db::begin_write(self.connection()).await?;
@@ -203,14 +208,17 @@ impl Store {
         referencing.extend(open_exceptions(&tx, id).await?);
         referencing.extend(open_cycles(&tx, &name).await?);
         if !referencing.is_empty() {
-            return Ok(Err(referencing));
+            return Err(ApiError::Referenced {
+                resource: name,
+                by: referencing,
+            });
         }
         let now = now_micros();
         let next = next_version(&current, now, |m| m.delete_time = Some(now));
         write_version(&tx, &next, current.version, &name).await?;
         audit::record(&tx, SERVICE, caller, &name, "").await?;
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Updates a service; moving it to another business unit moves its risks' roll-up too
