@@ -10,7 +10,10 @@ const PROTOS: &[&str] = &[
     "assurance/risk/v1/controls.proto",
     "assurance/risk/v1/exceptions.proto",
     "assurance/risk/v1/reviews.proto",
+    "assurance/risk/v1/summary.proto",
     "assurance/incident/v1/incident.proto",
+    "assurance/incident/v1/summary.proto",
+    "assurance/gateway/v1/posture.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -26,6 +26,12 @@ pub mod incident {
     }
 }
 
+pub mod gateway {
+    pub mod v1 {
+        tonic::include_proto!("assurance.gateway.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every Assurance package, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("assurance_descriptor");
 
@@ -39,4 +45,8 @@ pub mod service_names {
     pub const EXCEPTION: &str = "assurance.risk.v1.ExceptionService";
     pub const REVIEW: &str = "assurance.risk.v1.ReviewService";
     pub const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
+    pub const RISK_SUMMARY: &str = "assurance.risk.v1.RiskSummaryService";
+    pub const INCIDENT_SUMMARY: &str = "assurance.incident.v1.IncidentSummaryService";
+    pub const POSTURE: &str = "assurance.gateway.v1.PostureService";
+    pub const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
 }

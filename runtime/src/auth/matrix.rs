@@ -57,6 +57,23 @@ const AUDITORS: Roles = Roles::of(&[TrustTeam, Admin]);
 const EXCEPTION_APPROVERS: Roles = Roles::of(&[TrustTeam, ErmExecutive, Admin]);
 const EXCEPTION_REVOKERS: Roles = Roles::of(&[TrustTeam, ErmExecutive, System, Admin]);
 
+/// Readers of the ERM posture and the risk appetite (reporting jobs among them).
+const POSTURE_READERS: Roles = Roles::of(&[
+    Viewer,
+    Reporter,
+    RiskOwner,
+    ServiceManager,
+    TrustTeam,
+    ErmExecutive,
+    SecurityLead,
+    Admin,
+]);
+/// The services' aggregate RPCs: posture readers, and the gateway's `system` credential.
+const SUMMARIZERS: Roles = POSTURE_READERS.union(Roles::of(&[System]));
+/// Setters of risk appetite; the handler requires `erm_executive` for the enterprise and
+/// `trust_team` for business-unit and service overrides (admin sets none).
+const APPETITE_SETTERS: Roles = Roles::of(&[ErmExecutive, TrustTeam, Admin]);
+
 const RISK: &str = "assurance.risk.v1.RiskService";
 const ORG: &str = "assurance.risk.v1.OrganizationService";
 const RISK_AUDIT: &str = "assurance.risk.v1.AuditService";
@@ -65,6 +82,10 @@ const EXCEPTION: &str = "assurance.risk.v1.ExceptionService";
 const REVIEW: &str = "assurance.risk.v1.ReviewService";
 const INCIDENT: &str = "assurance.incident.v1.IncidentService";
 const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
+const RISK_SUMMARY: &str = "assurance.risk.v1.RiskSummaryService";
+const INCIDENT_SUMMARY: &str = "assurance.incident.v1.IncidentSummaryService";
+const POSTURE: &str = "assurance.gateway.v1.PostureService";
+const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
 
 /// `(service, method, roles)` for every RPC.
 pub const MATRIX: &[(&str, &str, Roles)] = &[
@@ -172,6 +193,14 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (INCIDENT, "WatchIncident", INCIDENT_READERS),
     (INCIDENT_AUDIT, "ListAuditEvents", AUDITORS),
     (INCIDENT_AUDIT, "GetAuditEvent", AUDITORS),
+    (RISK_SUMMARY, "SummarizeRisks", SUMMARIZERS),
+    (INCIDENT_SUMMARY, "SummarizeIncidents", SUMMARIZERS),
+    (POSTURE, "GetPosture", POSTURE_READERS),
+    (POSTURE, "GetRiskAppetite", POSTURE_READERS),
+    (POSTURE, "SetRiskAppetite", APPETITE_SETTERS),
+    (POSTURE, "ListRiskAppetiteVersions", POSTURE_READERS),
+    (GATEWAY_AUDIT, "ListAuditEvents", AUDITORS),
+    (GATEWAY_AUDIT, "GetAuditEvent", AUDITORS),
 ];
 
 static BY_PATH: LazyLock<HashMap<String, Roles>> = LazyLock::new(|| {
