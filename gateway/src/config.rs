@@ -48,6 +48,20 @@ pub struct Config {
         default_value = "http://127.0.0.1:50062"
     )]
     pub incident_url: String,
+    /// The gateway's own store (risk appetite; later snapshots, reports, tracker sync), in both
+    /// modes; default `DATA_DIR/gateway.db`.
+    #[arg(long, env = "GATEWAY_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Forwarding only: file holding the gateway's own bearer token (a `system` principal) for
+    /// the services' aggregate RPCs; without it the gateway presents each caller's credential.
+    #[arg(long, env = "GATEWAY_SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<PathBuf>,
+    /// Top risks per posture node when a request does not say (at most 100).
+    #[arg(long, env = "GATEWAY_POSTURE_TOP_N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub posture_top_n: u32,
+    /// Milliseconds GetPosture waits for the services before answering without a half.
+    #[arg(long, env = "GATEWAY_POSTURE_DEADLINE_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub posture_deadline_ms: u64,
     /// Embedded only: the incident database URL instead of `DATA_DIR/incident.db`.
     #[arg(long, env = "GATEWAY_INCIDENT_DATABASE_URL")]
     pub incident_database_url: Option<String>,
@@ -133,6 +147,35 @@ impl Config {
             settings.tokens_file = Some(tokens);
         }
         Ok(settings)
+    }
+
+    /// The URL of the gateway's own store.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| db::sqlite_url(&self.data_dir.join("gateway.db")))
+    }
+
+    /// The gateway's own token for the services, read from `--service-token-file`.
+    pub fn service_token(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.service_token_file else {
+            return Ok(None);
+        };
+        let token = std::fs::read_to_string(path)
+            .map_err(|e| format!("--service-token-file {}: {e}", path.display()))?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(format!("--service-token-file {} is empty", path.display()));
+        }
+        Ok(Some(token.to_string()))
+    }
+
+    /// Settings of GetPosture.
+    pub fn posture_settings(&self) -> crate::posture::PostureSettings {
+        crate::posture::PostureSettings {
+            top_n: self.posture_top_n,
+            deadline: std::time::Duration::from_millis(self.posture_deadline_ms),
+        }
     }
 
     /// TLS of the links to the services.

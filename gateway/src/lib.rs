@@ -2,11 +2,14 @@
 //!
 //! `--embedded` hosts risk-service and incident-service in this process (SQLite files in
 //! `--data-dir`), for a laptop, a demo or a small team; otherwise the gateway forwards each API
-//! to its service (`--risk-url`, `--incident-url`). Either way the same gRPC services, health and reflection are served on the
-//! gateway's port.
+//! to its service (`--risk-url`, `--incident-url`). Either way the same gRPC services, health
+//! and reflection are served on the gateway's port, with the gateway's own: the ERM posture
+//! (`posture/`) over its own store (`store/`) and that store's audit trail.
 
 pub mod config;
 mod forward;
+pub mod posture;
+pub mod store;
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,7 +22,16 @@ use tonic::{
 };
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::config::Config;
+use assurance_proto::gateway::v1::{
+    audit_service_server::AuditServiceServer, posture_service_server::PostureServiceServer,
+};
+use assurance_runtime::audit::AuditApi;
+
+use crate::{
+    config::Config,
+    posture::{PostureApi, upstream::Upstreams},
+    store::Store,
+};
 
 /// The APIs served on the gateway's port.
 pub const SERVICE_NAMES: &[&str] = &[
@@ -31,10 +43,40 @@ pub const SERVICE_NAMES: &[&str] = &[
     assurance_proto::service_names::REVIEW,
     assurance_proto::service_names::INCIDENT,
     assurance_proto::service_names::INCIDENT_AUDIT,
+    assurance_proto::service_names::RISK_SUMMARY,
+    assurance_proto::service_names::INCIDENT_SUMMARY,
+    assurance_proto::service_names::POSTURE,
+    assurance_proto::service_names::GATEWAY_AUDIT,
 ];
 
-/// Builds the routes and readiness check of the configured mode.
+/// Builds the routes and readiness check of the configured mode, with the gateway's own
+/// services over its store.
 pub async fn routes(config: &Config) -> Result<(Routes, ReadyCheck), String> {
+    let store = Store::open(&config.database_url(), config.db_pool_size)
+        .await
+        .map_err(|e| format!("gateway database: {e}"))?;
+    let (routes, upstreams, mut checks) = service_routes(config).await?;
+    let posture = PostureApi::new(
+        store.clone(),
+        upstreams,
+        config.posture_settings(),
+        config.clock.clone(),
+    );
+    checks.push(assurance_runtime::db::ready_check(
+        store.connection().clone(),
+    ));
+    let routes = routes
+        .add_service(PostureServiceServer::new(posture))
+        .add_service(AuditServiceServer::new(AuditApi::new(
+            store.connection().clone(),
+            store::SERVICE,
+        )));
+    Ok((routes, all_ready(checks)))
+}
+
+/// The services' routes (hosted or forwarded), how the posture reaches them, and their
+/// readiness checks.
+async fn service_routes(config: &Config) -> Result<(Routes, Upstreams, Vec<ReadyCheck>), String> {
     if config.embedded {
         let risk_settings = config.risk_settings()?;
         let incident_settings = config.incident_settings()?;
@@ -46,15 +88,22 @@ pub async fn routes(config: &Config) -> Result<(Routes, ReadyCheck), String> {
             .await
             .map_err(|e| format!("incident database: {e}"))?;
         let routes = incident.add_to(risk.add_to(Routes::default()));
+        let upstreams = Upstreams::Local {
+            org: Arc::new(risk.org_api()),
+            risks: Arc::new(risk.summary_api()),
+            incidents: Arc::new(incident.summary_api()),
+        };
         Ok((
             routes,
-            all_ready(vec![risk.ready_check(), incident.ready_check()]),
+            upstreams,
+            vec![risk.ready_check(), incident.ready_check()],
         ))
     } else {
         tracing::info!(risk_url = %config.risk_url, incident_url = %config.incident_url, "forwarding mode");
         let mut router = axum::Router::new();
         let mut checks = Vec::new();
         let upstream_tls = config.upstream_tls();
+        let mut channels = Vec::new();
         for (name, url, services) in [
             (
                 "risk-service",
@@ -86,9 +135,18 @@ pub async fn routes(config: &Config) -> Result<(Routes, ReadyCheck), String> {
                 services,
                 forward::Upstream::new(name, channel.clone()),
             ));
-            checks.push(upstream_ready(name, channel));
+            checks.push(upstream_ready(name, channel.clone()));
+            channels.push(channel);
         }
-        Ok((Routes::from(router), all_ready(checks)))
+        let (Some(incident), Some(risk)) = (channels.pop(), channels.pop()) else {
+            return Err("internal: no upstream channels".into());
+        };
+        let upstreams = Upstreams::Remote {
+            risk,
+            incident,
+            token: config.service_token()?.map(Into::into),
+        };
+        Ok((Routes::from(router), upstreams, checks))
     }
 }
 

@@ -55,6 +55,11 @@ impl IncidentServer {
         })
     }
 
+    /// The aggregate API, for the gateway's in-process calls.
+    pub fn summary_api(&self) -> api::summary::SummaryApi {
+        api::summary::SummaryApi
+    }
+
     pub fn add_to(&self, routes: Routes) -> Routes {
         routes
             .add_service(IncidentServiceServer::new(api::IncidentApi::new(

@@ -85,6 +85,16 @@ impl RiskServer {
             )))
     }
 
+    /// The org registry API, for the gateway's in-process calls.
+    pub fn org_api(&self) -> api::OrgApi {
+        api::OrgApi::new(self.store.clone())
+    }
+
+    /// The aggregate API, for the gateway's in-process calls.
+    pub fn summary_api(&self) -> api::summary::SummaryApi {
+        api::summary::SummaryApi
+    }
+
     /// Ready when the database answers.
     pub fn ready_check(&self) -> ReadyCheck {
         assurance_runtime::db::ready_check(self.store.connection().clone())

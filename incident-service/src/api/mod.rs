@@ -13,6 +13,7 @@ mod preparation;
 mod report;
 mod review;
 mod roles;
+pub mod summary;
 mod tasks;
 mod timeline;
 

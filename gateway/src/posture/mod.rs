@@ -1,0 +1,722 @@
+//! `assurance.gateway.v1.PostureService`: the ERM posture of a scope, assembled from the
+//! services' aggregate RPCs (fetched concurrently, with a deadline; a missing half is reported,
+//! not fatal), and the risk appetite kept in the gateway's store.
+
+pub mod appetite;
+mod registry;
+mod tree;
+pub mod upstream;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use assurance_proto::{
+    gateway::v1::{
+        AppetiteVersionRef, EffectiveValue, GetPostureRequest, GetRiskAppetiteRequest,
+        ListRiskAppetiteVersionsRequest, ListRiskAppetiteVersionsResponse, MissingHalf, Posture,
+        PostureHalf, RiskAppetite, SetRiskAppetiteRequest, posture_service_server::PostureService,
+    },
+    incident::v1::SummarizeIncidentsRequest,
+    risk::v1::{AppetiteThresholds, ServiceAppetite, SummarizeRisksRequest},
+    r#type::v1::Severity,
+};
+use assurance_runtime::{
+    ApiError, ApiResult,
+    auth::{Caller, Role, matrix},
+    etag,
+    idempotency::RequestKey,
+    page,
+    time::{Clock, from_timestamp, to_timestamp},
+    validate::Violations,
+};
+use tonic::{Request, Response, Status};
+
+use crate::store::{Store, appetite_version::Model as Version};
+use appetite::{Effective, Scope, Versions};
+use registry::{Registry, RegistryCache};
+use upstream::{OnBehalf, Upstreams};
+
+const DAY_MICROS: i64 = 86_400_000_000;
+/// The default KPI period.
+const DEFAULT_PERIOD_DAYS: i64 = 90;
+/// How far in the past a "now" effective time may be (clock skew, a retry): it is taken as now.
+const EFFECTIVE_GRACE_MICROS: i64 = 60_000_000;
+const MAX_TOP_N: i32 = 100;
+
+/// Settings of the posture.
+#[derive(Debug, Clone)]
+pub struct PostureSettings {
+    /// Top risks per node when the request does not say.
+    pub top_n: u32,
+    /// How long GetPosture waits for the services before answering without a half.
+    pub deadline: Duration,
+}
+
+#[derive(Clone)]
+pub struct PostureApi {
+    store: Store,
+    upstreams: Upstreams,
+    registry: RegistryCache,
+    settings: PostureSettings,
+    clock: Clock,
+}
+
+impl PostureApi {
+    pub fn new(
+        store: Store,
+        upstreams: Upstreams,
+        settings: PostureSettings,
+        clock: Clock,
+    ) -> PostureApi {
+        PostureApi {
+            store,
+            upstreams,
+            registry: RegistryCache::default(),
+            settings,
+            clock,
+        }
+    }
+}
+
+/// The caller and the credential it presented, for calls made on its behalf.
+fn on_behalf<T>(request: &Request<T>) -> ApiResult<OnBehalf> {
+    Ok(OnBehalf {
+        caller: Caller::of(request)?,
+        authorization: request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    })
+}
+
+fn severity_name(raw: i32) -> &'static str {
+    Severity::try_from(raw)
+        .map(|s| s.as_str_name().trim_start_matches("SEVERITY_"))
+        .unwrap_or("UNKNOWN")
+}
+
+/// A timestamp field, or a violation.
+fn time_field(v: &mut Violations, field: &str, ts: Option<&prost_types::Timestamp>) -> Option<i64> {
+    let ts = ts?;
+    let micros = from_timestamp(ts);
+    if micros.is_none() {
+        v.add(field, "is not a valid timestamp");
+    }
+    micros
+}
+
+/// PERMISSION_DENIED unless `caller` may read `scope`: a principal scoped to services may ask
+/// only for those services.
+fn authorize_scope(caller: &Caller, scope: &Scope) -> ApiResult<()> {
+    let Some(own) = &caller.principal.services else {
+        return Ok(());
+    };
+    if let Scope::Service(id) = scope
+        && own.iter().any(|s| s == id)
+    {
+        return Ok(());
+    }
+    let allowed: Vec<String> = own.iter().map(|s| format!("services/{s}")).collect();
+    Err(ApiError::PermissionDenied(format!(
+        "{} is scoped to its services and may not read the posture of {}; it may ask for: {}",
+        caller.principal.subject,
+        scope.name(),
+        if allowed.is_empty() {
+            "none".to_string()
+        } else {
+            allowed.join(", ")
+        }
+    )))
+}
+
+/// Whether `caller` may read incidents themselves (not only their counts).
+fn reads_incidents(caller: &Caller) -> bool {
+    caller.principal.roles.intersects(matrix::allowed(
+        "/assurance.incident.v1.IncidentService/GetIncident",
+    ))
+}
+
+/// The chain of scopes whose appetite `scope` inherits, enterprise first.
+fn chain(scope: &Scope, registry: &Registry) -> ApiResult<Vec<Scope>> {
+    match scope {
+        Scope::Enterprise => Ok(vec![Scope::Enterprise]),
+        Scope::BusinessUnit(id) => {
+            if registry.units.contains_key(id) {
+                Ok(vec![Scope::Enterprise, scope.clone()])
+            } else {
+                Err(ApiError::not_found(scope.name()))
+            }
+        }
+        Scope::Service(id) => match registry.services.get(id) {
+            Some(s) => Ok(vec![
+                Scope::Enterprise,
+                Scope::BusinessUnit(s.business_unit.clone()),
+                scope.clone(),
+            ]),
+            None => Err(ApiError::not_found(scope.name())),
+        },
+    }
+}
+
+fn thresholds(effective: &Effective) -> AppetiteThresholds {
+    AppetiteThresholds {
+        appetite: effective.appetite.severity,
+        tolerance: effective.tolerance.severity,
+    }
+}
+
+fn effective_value(value: &appetite::Value) -> EffectiveValue {
+    EffectiveValue {
+        value: value.severity,
+        source: value
+            .source
+            .as_ref()
+            .map(Scope::appetite_name)
+            .unwrap_or_default(),
+        capped: value.capped,
+    }
+}
+
+/// The resource of `scope`'s appetite: `own` (the version in force, if any) and the effective
+/// values.
+fn appetite_resource(scope: &Scope, own: Option<&Version>, effective: &Effective) -> RiskAppetite {
+    let mut out = RiskAppetite {
+        name: scope.appetite_name(),
+        effective_appetite: Some(effective_value(&effective.appetite)),
+        effective_tolerance: Some(effective_value(&effective.tolerance)),
+        ..Default::default()
+    };
+    if let Some(v) = own {
+        out.appetite = v.appetite;
+        out.tolerance = v.tolerance;
+        out.effective_time = Some(to_timestamp(v.effective_time));
+        out.reason = v.reason.clone();
+        out.version = v.version;
+        out.set_by = v.set_by.clone();
+        out.create_time = Some(to_timestamp(v.create_time));
+        out.etag = etag::etag(v.version);
+    }
+    out
+}
+
+impl PostureApi {
+    /// The registry, or UNAVAILABLE when risk-service does not answer and none was read before.
+    async fn registry(&self, on: &OnBehalf) -> ApiResult<Arc<Registry>> {
+        let read = tokio::time::timeout(
+            self.settings.deadline,
+            self.registry.read(&self.upstreams, on),
+        )
+        .await;
+        match read {
+            Ok((Some(registry), _)) => Ok(registry),
+            Ok((None, error)) => Err(ApiError::Unavailable(format!(
+                "the org registry is unavailable ({}); retry later",
+                error.map(|e| e.code().description()).unwrap_or("no answer")
+            ))),
+            Err(_) => Err(ApiError::Unavailable(
+                "the org registry did not answer in time; retry later".into(),
+            )),
+        }
+    }
+
+    async fn posture(&self, request: Request<GetPostureRequest>) -> ApiResult<Posture> {
+        let on = on_behalf(&request)?;
+        let req = request.into_inner();
+        let now = self.clock.now_micros();
+        let mut v = Violations::new();
+        let scope = if req.scope.is_empty() {
+            v.add("scope", "is required");
+            None
+        } else {
+            let scope = Scope::parse(&req.scope);
+            if scope.is_none() {
+                v.add(
+                    "scope",
+                    "must be `enterprise`, `businessUnits/{id}` or `services/{id}`",
+                );
+            }
+            scope
+        };
+        let end = time_field(&mut v, "period_end", req.period_end.as_ref()).unwrap_or(now);
+        let start = time_field(&mut v, "period_start", req.period_start.as_ref())
+            .unwrap_or(end.saturating_sub(DEFAULT_PERIOD_DAYS * DAY_MICROS));
+        if start >= end {
+            v.add("period_start", "must be before period_end");
+        }
+        if !(0..=MAX_TOP_N).contains(&req.top_n) {
+            v.add("top_n", format!("must be 0 (the default) to {MAX_TOP_N}"));
+        }
+        v.finish()?;
+        let Some(scope) = scope else {
+            return Err(ApiError::Internal("scope validated but absent".into()));
+        };
+        authorize_scope(&on.caller, &scope)?;
+        let top_n = if req.top_n == 0 {
+            i32::try_from(self.settings.top_n).unwrap_or(MAX_TOP_N)
+        } else {
+            req.top_n
+        };
+
+        let deadline = tokio::time::Instant::now() + self.settings.deadline;
+        let (registry, registry_error) =
+            match tokio::time::timeout_at(deadline, self.registry.read(&self.upstreams, &on)).await
+            {
+                Ok(read) => read,
+                Err(_) => (None, Some(Status::deadline_exceeded("no answer in time"))),
+            };
+        let mut missing = Vec::new();
+        let (tree, with_risks) = match &registry {
+            Some(registry) => (
+                tree::build(&scope, registry).ok_or_else(|| ApiError::not_found(scope.name()))?,
+                registry_error.is_none(),
+            ),
+            None => match tree::without_registry(&scope) {
+                Some(tree) => (tree, false),
+                None => {
+                    return Err(ApiError::Unavailable(format!(
+                        "risk-service does not answer ({}) and the posture of {} needs its org \
+                         registry: both halves are missing; retry later",
+                        registry_error
+                            .as_ref()
+                            .map(|e| e.code().description())
+                            .unwrap_or("no answer"),
+                        scope.name()
+                    )));
+                }
+            },
+        };
+        if !with_risks {
+            missing.push(MissingHalf {
+                half: PostureHalf::Risks as i32,
+                reason: format!(
+                    "risk-service: {}",
+                    registry_error
+                        .as_ref()
+                        .map(|e| e.code().description())
+                        .unwrap_or("no answer")
+                ),
+            });
+        }
+
+        // Appetite of every service in the tree, in force now.
+        let versions = Versions::new(self.store.appetite_versions().await?);
+        let mut appetites = HashMap::new();
+        let mut used = std::collections::BTreeSet::new();
+        let mut service_appetites = Vec::new();
+        let enterprise = versions.effective(&[Scope::Enterprise], now);
+        used.extend(enterprise.versions.iter().cloned());
+        if let Some(registry) = &registry {
+            for node in tree.nodes() {
+                let Some(id) = node.key.strip_prefix("services/") else {
+                    continue;
+                };
+                let Ok(chain) = chain(&Scope::Service(id.to_string()), registry) else {
+                    continue;
+                };
+                let effective = versions.effective(&chain, now);
+                used.extend(effective.versions.iter().cloned());
+                appetites.insert(node.key.clone(), thresholds(&effective));
+                service_appetites.push(ServiceAppetite {
+                    service: node.key.clone(),
+                    thresholds: Some(thresholds(&effective)),
+                });
+            }
+        }
+
+        let risk_call = async {
+            if !with_risks {
+                return None;
+            }
+            let request = SummarizeRisksRequest {
+                groups: tree.risk_groups(),
+                top_n,
+                appetites: service_appetites,
+                default_appetite: Some(thresholds(&enterprise)),
+            };
+            Some(
+                tokio::time::timeout_at(deadline, self.upstreams.summarize_risks(&on, request))
+                    .await,
+            )
+        };
+        let incident_call = async {
+            let request = SummarizeIncidentsRequest {
+                groups: tree.incident_groups(),
+                start_time: Some(to_timestamp(start)),
+                end_time: Some(to_timestamp(end)),
+                top_n: if reads_incidents(&on.caller) {
+                    top_n
+                } else {
+                    0
+                },
+            };
+            tokio::time::timeout_at(deadline, self.upstreams.summarize_incidents(&on, request))
+                .await
+        };
+        let (risks, incidents) = tokio::join!(risk_call, incident_call);
+        let timeout = || format!("no answer within {:?}", self.settings.deadline);
+        let mut risk_map = HashMap::new();
+        match risks {
+            None => {}
+            Some(Ok(Ok(answer))) => {
+                risk_map = answer
+                    .summaries
+                    .into_iter()
+                    .map(|s| (s.key.clone(), s))
+                    .collect();
+            }
+            Some(outcome) => missing.push(MissingHalf {
+                half: PostureHalf::Risks as i32,
+                reason: format!(
+                    "risk-service: {}",
+                    match outcome {
+                        Ok(Err(status)) => failure(&status),
+                        _ => timeout(),
+                    }
+                ),
+            }),
+        }
+        let mut incident_map = HashMap::new();
+        match incidents {
+            Ok(Ok(answer)) => {
+                incident_map = answer
+                    .summaries
+                    .into_iter()
+                    .map(|s| (s.key.clone(), s))
+                    .collect();
+            }
+            outcome => missing.push(MissingHalf {
+                half: PostureHalf::Incidents as i32,
+                reason: format!(
+                    "incident-service: {}",
+                    match outcome {
+                        Ok(Err(status)) => failure(&status),
+                        _ => timeout(),
+                    }
+                ),
+            }),
+        }
+        if missing.len() == 2 {
+            let reasons: Vec<String> = missing.iter().map(|m| m.reason.clone()).collect();
+            tracing::warn!(reasons = ?reasons, "posture: both halves missing");
+            return Err(ApiError::Unavailable(format!(
+                "both halves of the posture are missing ({}); retry later",
+                reasons.join("; ")
+            )));
+        }
+        for m in &missing {
+            tracing::warn!(scope = %scope.name(), reason = %m.reason, "posture: a half is missing");
+        }
+        Ok(Posture {
+            scope: scope.name(),
+            root: Some(tree.assemble(&mut risk_map, &mut incident_map, &appetites)),
+            period_start: Some(to_timestamp(start)),
+            period_end: Some(to_timestamp(end)),
+            compute_time: Some(to_timestamp(now)),
+            missing,
+            appetite_versions: used
+                .into_iter()
+                .map(|(scope, version)| AppetiteVersionRef {
+                    risk_appetite: scope.appetite_name(),
+                    version,
+                })
+                .collect(),
+        })
+    }
+
+    async fn get_appetite(
+        &self,
+        request: Request<GetRiskAppetiteRequest>,
+    ) -> ApiResult<RiskAppetite> {
+        let on = on_behalf(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let scope = appetite_scope(&mut v, "name", &req.name);
+        let at = time_field(&mut v, "as_of", req.as_of.as_ref());
+        v.finish()?;
+        let Some(scope) = scope else {
+            return Err(ApiError::Internal("name validated but absent".into()));
+        };
+        let at = at.unwrap_or_else(|| self.clock.now_micros());
+        let chain = self.chain_of(&scope, &on).await?;
+        let versions = Versions::new(self.store.appetite_versions().await?);
+        Ok(appetite_resource(
+            &scope,
+            versions.in_force(&scope, at),
+            &versions.effective(&chain, at),
+        ))
+    }
+
+    /// The inheritance chain of `scope`, checked against the registry.
+    async fn chain_of(&self, scope: &Scope, on: &OnBehalf) -> ApiResult<Vec<Scope>> {
+        match scope {
+            Scope::Enterprise => Ok(vec![Scope::Enterprise]),
+            _ => chain(scope, &*self.registry(on).await?),
+        }
+    }
+
+    async fn set_appetite(
+        &self,
+        request: Request<SetRiskAppetiteRequest>,
+    ) -> ApiResult<RiskAppetite> {
+        let on = on_behalf(&request)?;
+        let caller = on.caller.clone();
+        let req = request.into_inner();
+        let key = RequestKey::for_request("SetRiskAppetite", &caller, &req, |r| &mut r.request_id);
+        let now = self.clock.now_micros();
+        let mut v = Violations::new();
+        v.request_id("request_id", &req.request_id);
+        let body = v.message("risk_appetite", req.risk_appetite.clone());
+        let scope = appetite_scope(&mut v, "risk_appetite.name", &body.name);
+        v.known(
+            "risk_appetite.appetite",
+            body.appetite,
+            Severity::try_from(body.appetite).is_ok(),
+        );
+        v.known(
+            "risk_appetite.tolerance",
+            body.tolerance,
+            Severity::try_from(body.tolerance).is_ok(),
+        );
+        let effective_time = match time_field(
+            &mut v,
+            "risk_appetite.effective_time",
+            body.effective_time.as_ref(),
+        ) {
+            None => now,
+            Some(t) if t >= now => t,
+            Some(t) if t >= now - EFFECTIVE_GRACE_MICROS => now,
+            Some(_) => {
+                v.add(
+                    "risk_appetite.effective_time",
+                    "must not be in the past: a version takes effect now or later",
+                );
+                now
+            }
+        };
+        v.paragraph("risk_appetite.reason", &body.reason, false, 2000);
+        let expected = v.absorb(
+            "risk_appetite.etag",
+            etag::parse_etag("risk_appetite.etag", &body.etag),
+        );
+        if scope == Some(Scope::Enterprise) {
+            for (field, value) in [("appetite", body.appetite), ("tolerance", body.tolerance)] {
+                if value == 0 {
+                    v.add(
+                        format!("risk_appetite.{field}"),
+                        "is required for the enterprise, which has no parent to inherit from",
+                    );
+                }
+            }
+        }
+        if body.appetite > 0 && body.tolerance > 0 && body.appetite > body.tolerance {
+            v.add(
+                "risk_appetite.appetite",
+                format!(
+                    "{} is above the tolerance {}: the appetite is at or below the tolerance",
+                    severity_name(body.appetite),
+                    severity_name(body.tolerance)
+                ),
+            );
+        }
+        v.finish()?;
+        let Some(scope) = scope else {
+            return Err(ApiError::Internal("name validated but absent".into()));
+        };
+        authorize_setter(&caller, &scope)?;
+        let chain = self.chain_of(&scope, &on).await?;
+        let versions = Versions::new(self.store.appetite_versions().await?);
+        if chain.len() > 1 {
+            // Within the parent's tolerance, as it will be when this version takes effect.
+            let parent = versions.effective(&chain[..chain.len() - 1], effective_time);
+            let ceiling = parent.tolerance.severity;
+            let source = parent
+                .tolerance
+                .source
+                .as_ref()
+                .map(Scope::appetite_name)
+                .unwrap_or_else(|| "the built-in default".into());
+            let mut v = Violations::new();
+            for (field, value) in [("appetite", body.appetite), ("tolerance", body.tolerance)] {
+                if value > ceiling {
+                    v.add(
+                        format!("risk_appetite.{field}"),
+                        format!(
+                            "{} is above the parent's tolerance {} (from {source}): an override \
+                             stays within its parent's tolerance",
+                            severity_name(value),
+                            severity_name(ceiling)
+                        ),
+                    );
+                }
+            }
+            let tolerance = if body.tolerance > 0 {
+                body.tolerance
+            } else {
+                ceiling
+            };
+            if body.appetite > 0 && body.tolerance == 0 && body.appetite > tolerance {
+                v.add(
+                    "risk_appetite.appetite",
+                    format!(
+                        "{} is above the inherited tolerance {}",
+                        severity_name(body.appetite),
+                        severity_name(tolerance)
+                    ),
+                );
+            }
+            v.finish()?;
+        }
+        let row = Version {
+            scope: scope.name(),
+            version: 0,
+            appetite: body.appetite,
+            tolerance: body.tolerance,
+            effective_time,
+            reason: body.reason.trim().to_string(),
+            set_by: caller.person().to_string(),
+            principal: caller.principal.subject.clone(),
+            create_time: 0,
+        };
+        let name = scope.appetite_name();
+        let stored = self
+            .store
+            .append_version(row, expected.flatten(), key, &caller, &name)
+            .await?;
+        let versions = Versions::new(self.store.appetite_versions().await?);
+        let at = stored.effective_time.max(now);
+        Ok(appetite_resource(
+            &scope,
+            Some(&stored),
+            &versions.effective(&chain, at),
+        ))
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<ListRiskAppetiteVersionsRequest>,
+    ) -> ApiResult<ListRiskAppetiteVersionsResponse> {
+        let on = on_behalf(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let scope = appetite_scope(&mut v, "name", &req.name);
+        let size = v.absorb("page_size", page::page_size("page_size", req.page_size));
+        v.finish()?;
+        let (Some(scope), Some(size)) = (scope, size) else {
+            return Err(ApiError::Internal("request validated but absent".into()));
+        };
+        let fingerprint = page::query_fingerprint(&["ListRiskAppetiteVersions", &req.name]);
+        let after = page::decode("page_token", &req.page_token, &fingerprint, 1)?;
+        let before = match after.as_deref() {
+            Some([page::Key::Int(v)]) => Some(*v),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "page_token",
+                    "is not a page token issued by this service",
+                ));
+            }
+            None => None,
+        };
+        let chain = self.chain_of(&scope, &on).await?;
+        let mut rows = self
+            .store
+            .versions_of(&scope.name(), before, size + 1)
+            .await?;
+        let next_page_token = page::finish(&mut rows, size, &fingerprint, |r| {
+            vec![page::Key::Int(r.version)]
+        });
+        let versions = Versions::new(self.store.appetite_versions().await?);
+        let now = self.clock.now_micros();
+        Ok(ListRiskAppetiteVersionsResponse {
+            risk_appetites: rows
+                .iter()
+                .map(|row| {
+                    appetite_resource(
+                        &scope,
+                        Some(row),
+                        &versions.effective(&chain, row.effective_time.max(now)),
+                    )
+                })
+                .collect(),
+            next_page_token,
+        })
+    }
+}
+
+/// A status of an upstream call, for `missing`: its code and message.
+fn failure(status: &Status) -> String {
+    format!("{} ({})", status.code().description(), status.message())
+}
+
+/// The scope of an appetite name, or a violation of `field`.
+fn appetite_scope(v: &mut Violations, field: &str, name: &str) -> Option<Scope> {
+    if name.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    let scope = Scope::of_appetite(name);
+    if scope.is_none() {
+        v.add(
+            field,
+            "must be `enterprise/riskAppetite`, `businessUnits/{id}/riskAppetite` or \
+             `services/{id}/riskAppetite`",
+        );
+    }
+    scope
+}
+
+/// `erm_executive` sets the enterprise's appetite, `trust_team` the overrides; a principal
+/// scoped to services sets only its own services'.
+fn authorize_setter(caller: &Caller, scope: &Scope) -> ApiResult<()> {
+    let roles = &caller.principal.roles;
+    let (needed, allowed) = match scope {
+        Scope::Enterprise => ("erm_executive", roles.contains(Role::ErmExecutive)),
+        _ => ("trust_team", roles.contains(Role::TrustTeam)),
+    };
+    if !allowed {
+        return Err(ApiError::PermissionDenied(format!(
+            "{} may not set {}: it needs the {needed} role",
+            caller.principal.subject,
+            scope.appetite_name()
+        )));
+    }
+    match scope {
+        Scope::Service(id) => caller.may_change(id),
+        _ if caller.principal.services.is_some() => Err(ApiError::PermissionDenied(format!(
+            "{} is scoped to its services and may not set {}",
+            caller.principal.subject,
+            scope.appetite_name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[tonic::async_trait]
+impl PostureService for PostureApi {
+    async fn get_posture(
+        &self,
+        request: Request<GetPostureRequest>,
+    ) -> Result<Response<Posture>, Status> {
+        Ok(Response::new(self.posture(request).await?))
+    }
+
+    async fn get_risk_appetite(
+        &self,
+        request: Request<GetRiskAppetiteRequest>,
+    ) -> Result<Response<RiskAppetite>, Status> {
+        Ok(Response::new(self.get_appetite(request).await?))
+    }
+
+    async fn set_risk_appetite(
+        &self,
+        request: Request<SetRiskAppetiteRequest>,
+    ) -> Result<Response<RiskAppetite>, Status> {
+        Ok(Response::new(self.set_appetite(request).await?))
+    }
+
+    async fn list_risk_appetite_versions(
+        &self,
+        request: Request<ListRiskAppetiteVersionsRequest>,
+    ) -> Result<Response<ListRiskAppetiteVersionsResponse>, Status> {
+        Ok(Response::new(self.list_versions(request).await?))
+    }
+}
