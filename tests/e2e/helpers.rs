@@ -7,6 +7,7 @@ use assurance_runtime::auth::client::Bearer;
 pub use assurance_tests::auth::TestTokens;
 
 use assurance_proto::audit::v1 as audit_pb;
+use assurance_proto::gateway::v1::posture_service_client::PostureServiceClient;
 use assurance_proto::incident::v1::{self as ipb, incident_service_client::IncidentServiceClient};
 use assurance_proto::risk::v1::{
     self as pb, organization_service_client::OrganizationServiceClient,
@@ -163,6 +164,10 @@ impl App {
         IncidentServiceClient::new(self.channel_as(who))
     }
 
+    pub fn posture_as(&self, who: &str) -> PostureServiceClient<Authed> {
+        PostureServiceClient::new(self.channel_as(who)).max_decoding_message_size(64 << 20)
+    }
+
     pub fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel.clone())
     }
@@ -298,6 +303,7 @@ pub fn embedded_config(db: &TestDb, backend: Backend) -> gateway::config::Config
         // Each service owns its database; on one test database their tables do not collide.
         config.risk_database_url = Some(db.url.clone());
         config.incident_database_url = Some(db.url.clone());
+        config.database_url = Some(db.url.clone());
     }
     config
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod appetite;
 mod auth;
 mod concurrency;
 mod contract;

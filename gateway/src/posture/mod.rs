@@ -467,16 +467,15 @@ impl PostureApi {
         v.request_id("request_id", &req.request_id);
         let body = v.message("risk_appetite", req.risk_appetite.clone());
         let scope = appetite_scope(&mut v, "risk_appetite.name", &body.name);
-        v.known(
-            "risk_appetite.appetite",
-            body.appetite,
-            Severity::try_from(body.appetite).is_ok(),
-        );
-        v.known(
-            "risk_appetite.tolerance",
-            body.tolerance,
-            Severity::try_from(body.tolerance).is_ok(),
-        );
+        // Unspecified inherits the parent's value (the enterprise's are required below).
+        for (field, value) in [("appetite", body.appetite), ("tolerance", body.tolerance)] {
+            if Severity::try_from(value).is_err() {
+                v.add(
+                    format!("risk_appetite.{field}"),
+                    format!("{value} is not a known severity"),
+                );
+            }
+        }
         let effective_time = match time_field(
             &mut v,
             "risk_appetite.effective_time",
