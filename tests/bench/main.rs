@@ -48,6 +48,16 @@ enum Command_ {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Host incident-service in this process (same flags as the incident-service binary).
+    ServeIncident {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Host the gateway in this process (same flags as the gateway binary).
+    ServeGateway {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// SIGKILL a server during create load; check acknowledged creates survive exactly once.
     Crash(CrashArgs),
     /// The cost of the identity check: GetRisk with bearer tokens vs `--insecure-dev`.
@@ -133,6 +143,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command_::Run(args) => run(args).await,
             Command_::Serve { args } => server::serve_in_process(args).await,
+            Command_::ServeIncident { args } => server::serve_incident_in_process(args).await,
+            Command_::ServeGateway { args } => server::serve_gateway_in_process(args).await,
             Command_::Auth(args) => auth::run(args).await,
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

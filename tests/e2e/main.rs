@@ -14,6 +14,7 @@ mod governance;
 mod incidents;
 mod listing;
 mod org;
+mod posture;
 mod process;
 mod python;
 mod reviews;

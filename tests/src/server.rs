@@ -112,6 +112,32 @@ pub async fn serve_in_process(args: Vec<String>) -> Result<(), String> {
     risk_service::start(&config, shutdown).await?.wait().await
 }
 
+/// Hosts incident-service in this process, parsing `args` as the incident-service binary does.
+pub async fn serve_incident_in_process(args: Vec<String>) -> Result<(), String> {
+    let config = incident_service::config::Config::try_parse_from(
+        std::iter::once("incident-service".to_string()).chain(args),
+    )
+    .map_err(|e| e.to_string())?;
+    assurance_runtime::telemetry::init(config.log_format);
+    let shutdown = assurance_runtime::serve::Shutdown::new();
+    shutdown.trigger_on_signals();
+    incident_service::start(&config, shutdown)
+        .await?
+        .wait()
+        .await
+}
+
+/// Hosts the gateway in this process, parsing `args` as the gateway binary does.
+pub async fn serve_gateway_in_process(args: Vec<String>) -> Result<(), String> {
+    let config =
+        gateway::config::Config::try_parse_from(std::iter::once("gateway".to_string()).chain(args))
+            .map_err(|e| e.to_string())?;
+    assurance_runtime::telemetry::init(config.log_format);
+    let shutdown = assurance_runtime::serve::Shutdown::new();
+    shutdown.trigger_on_signals();
+    gateway::start(&config, shutdown).await?.wait().await
+}
+
 /// A fresh PostgreSQL database on the server of `admin_url`.
 pub struct PgDatabase {
     pub url: String,
