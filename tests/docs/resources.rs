@@ -133,7 +133,17 @@ fn render() -> String {
             let _ = writeln!(out, "- type `{kind}`, name {}", patterns.join(", "));
             let methods: Vec<_> = methods_of(&pool, &message)
                 .iter()
-                .map(|m| format!("`{}.{}`", m.parent_service().name(), m.name()))
+                .map(|m| {
+                    // A service of another package (each serves the audit contract) is named
+                    // with its package.
+                    let service = m.parent_service();
+                    if service.package_name() == message.package_name() {
+                        format!("`{}.{}`", service.name(), m.name())
+                    } else {
+                        let package = service.package_name().trim_start_matches("assurance.");
+                        format!("`{package}.{}.{}`", service.name(), m.name())
+                    }
+                })
                 .collect();
             if !methods.is_empty() {
                 let _ = writeln!(out, "- methods: {}", methods.join(", "));
