@@ -202,20 +202,19 @@ fn appetite_resource(scope: &Scope, own: Option<&Version>, effective: &Effective
 impl PostureApi {
     /// The registry, or UNAVAILABLE when risk-service does not answer and none was read before.
     async fn registry(&self, on: &OnBehalf) -> ApiResult<Arc<Registry>> {
-        let read = tokio::time::timeout(
-            self.settings.deadline,
-            self.registry.read(&self.upstreams, on),
-        )
-        .await;
-        match read {
-            Ok((Some(registry), _)) => Ok(registry),
-            Ok((None, error)) => Err(ApiError::Unavailable(format!(
+        match self
+            .registry
+            .read(&self.upstreams, on, self.settings.deadline)
+            .await
+        {
+            (Some(registry), _) => Ok(registry),
+            (None, error) => Err(ApiError::Unavailable(format!(
                 "the org registry is unavailable ({}); retry later",
-                error.map(|e| e.code().description()).unwrap_or("no answer")
+                error
+                    .as_ref()
+                    .map(failure)
+                    .unwrap_or_else(|| "no answer".into())
             ))),
-            Err(_) => Err(ApiError::Unavailable(
-                "the org registry did not answer in time; retry later".into(),
-            )),
         }
     }
 
@@ -258,12 +257,10 @@ impl PostureApi {
         };
 
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
-        let (registry, registry_error) =
-            match tokio::time::timeout_at(deadline, self.registry.read(&self.upstreams, &on)).await
-            {
-                Ok(read) => read,
-                Err(_) => (None, Some(Status::deadline_exceeded("no answer in time"))),
-            };
+        let (registry, registry_error) = self
+            .registry
+            .read(&self.upstreams, &on, self.settings.deadline)
+            .await;
         let mut missing = Vec::new();
         let (tree, with_risks) = match &registry {
             Some(registry) => (
@@ -278,8 +275,8 @@ impl PostureApi {
                          registry: both halves are missing; retry later",
                         registry_error
                             .as_ref()
-                            .map(|e| e.code().description())
-                            .unwrap_or("no answer"),
+                            .map(failure)
+                            .unwrap_or_else(|| "no answer".into()),
                         scope.name()
                     )));
                 }
@@ -292,8 +289,8 @@ impl PostureApi {
                     "risk-service: {}",
                     registry_error
                         .as_ref()
-                        .map(|e| e.code().description())
-                        .unwrap_or("no answer")
+                        .map(failure)
+                        .unwrap_or_else(|| "no answer".into())
                 ),
             });
         }
@@ -643,7 +640,7 @@ impl PostureApi {
 
 /// A status of an upstream call, for `missing`: its code and message.
 fn failure(status: &Status) -> String {
-    format!("{} ({})", status.code().description(), status.message())
+    format!("{:?}: {}", status.code(), status.message())
 }
 
 /// The scope of an appetite name, or a violation of `field`.

@@ -2,7 +2,7 @@
 //! risk-service (all pages) and kept as the last good copy, so the incident half can still be
 //! grouped while risk-service is down.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use assurance_proto::risk::v1::{ListBusinessUnitsRequest, ListServicesRequest};
 use assurance_runtime::validate::name_id;
@@ -45,20 +45,31 @@ pub struct RegistryCache {
 }
 
 impl RegistryCache {
-    /// A fresh registry, or when risk-service does not answer the last good one (if any) with
-    /// the error.
+    /// A fresh registry within `budget`, or when risk-service does not answer the last good
+    /// one (if any) with the error. With a registry read before, only half the budget is spent
+    /// waiting for a fresh one, so that a late risk-service leaves the other half of the time to
+    /// the incident half of the posture.
     pub async fn read(
         &self,
         upstreams: &Upstreams,
         on: &OnBehalf,
+        budget: Duration,
     ) -> (Option<Arc<Registry>>, Option<Status>) {
-        match fetch(upstreams, on).await {
-            Ok(registry) => {
+        let last = self.last.read().await.clone();
+        let budget = if last.is_some() { budget / 2 } else { budget };
+        match tokio::time::timeout(budget, fetch(upstreams, on)).await {
+            Ok(Ok(registry)) => {
                 let registry = Arc::new(registry);
                 *self.last.write().await = Some(registry.clone());
                 (Some(registry), None)
             }
-            Err(status) => (self.last.read().await.clone(), Some(status)),
+            Ok(Err(status)) => (last, Some(status)),
+            Err(_) => (
+                last,
+                Some(Status::deadline_exceeded(format!(
+                    "no answer within {budget:?}"
+                ))),
+            ),
         }
     }
 }
