@@ -1,8 +1,8 @@
 //! Storage of incident-service behind a small repository, one file per aggregate (incidents,
 //! timeline, tasks, roles, indicators, evidence and custody, communications, review and outbox,
-//! metrics). Every change of an incident appends its timeline event in the same transaction,
-//! under the incident's row lock, so timeline sequence numbers have no gaps and follow commit
-//! order — the cursor `WatchIncident` streams from.
+//! metrics, the posture summary). Every change of an incident appends its timeline event in
+//! the same transaction, under the incident's row lock, so timeline sequence numbers have no
+//! gaps and follow commit order — the cursor `WatchIncident` streams from.
 
 mod communications;
 pub mod entities;
@@ -15,6 +15,7 @@ pub mod migration;
 mod query;
 mod review;
 mod roles;
+pub mod summary;
 mod tasks;
 mod timeline;
 
