@@ -135,7 +135,9 @@ async fn seed(store: &Store) -> Result<(), sea_orm::DbErr> {
 }
 
 fn request() -> pb::SummarizeIncidentsRequest {
-    let all: Vec<String> = (0..SERVICES).map(|n| format!("services/{}", service(n))).collect();
+    let all: Vec<String> = (0..SERVICES)
+        .map(|n| format!("services/{}", service(n)))
+        .collect();
     let mut groups: Vec<pb::IncidentGroup> = all
         .iter()
         .map(|s| pb::IncidentGroup {
@@ -175,6 +177,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = std::env::temp_dir().join(format!("summary-bench-{}.db", std::process::id()));
     let url = args
         .next()
+        .filter(|u| !u.is_empty())
         .unwrap_or_else(|| assurance_runtime::db::sqlite_url(&file));
     let calls: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(200);
     let store = Store::open(&url, 8).await?;

@@ -115,7 +115,8 @@ fn check(req: &pb::SummarizeIncidentsRequest, now: i64) -> ApiResult<SummaryQuer
         // A service listed twice counts once.
         let mut services = BTreeSet::new();
         for (j, s) in g.services.iter().take(MAX_GROUP_SERVICES).enumerate() {
-            if let Some(id) = slug_name(&mut v, &format!("groups[{n}].services[{j}]"), s, "services")
+            if let Some(id) =
+                slug_name(&mut v, &format!("groups[{n}].services[{j}]"), s, "services")
             {
                 services.insert(id.to_string());
             }

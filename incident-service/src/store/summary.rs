@@ -220,25 +220,29 @@ fn membership(
             .collect();
         sql.push(&complements.join(", ")).push("), ");
     }
-    let _ = write!(sql.text, "f AS (SELECT id, {columns} FROM incidents WHERE ");
+    // MATERIALIZED: each is read more than once, and SQLite would otherwise inline it. The
+    // CROSS JOINs fix SQLite's join order (it has no hash join): the candidates drive the
+    // lookups of their services, and each group's services find theirs in `fs` through an
+    // automatic index on `service_id`.
+    let _ = write!(
+        sql.text,
+        "f AS MATERIALIZED (SELECT id, {columns} FROM incidents WHERE "
+    );
     filter(sql);
     sql.push("), ");
     if any_services {
         sql.push(
-            "hits AS (SELECT gs.grp, gs.c, s.incident_id AS id, COUNT(*) AS n \
-             FROM f JOIN incident_services s ON s.incident_id = f.id \
-             JOIN gs ON gs.service_id = s.service_id \
-             GROUP BY gs.grp, gs.c, s.incident_id), ",
+            "fs AS MATERIALIZED (SELECT s.incident_id AS id, s.service_id \
+             FROM f CROSS JOIN incident_services s WHERE s.incident_id = f.id), \
+             hits AS MATERIALIZED (SELECT gs.grp, gs.c, fs.id, COUNT(*) AS n \
+             FROM gs CROSS JOIN fs WHERE fs.service_id = gs.service_id \
+             GROUP BY gs.grp, gs.c, fs.id), ",
         );
     }
     if any_services && any_complement {
-        sql.push(
-            "sizes AS (SELECT s.incident_id AS id, COUNT(*) AS n \
-             FROM f JOIN incident_services s ON s.incident_id = f.id \
-             GROUP BY s.incident_id), ",
-        );
+        sql.push("sizes AS MATERIALIZED (SELECT id, COUNT(*) AS n FROM fs GROUP BY id), ");
     }
-    sql.push("m AS (");
+    sql.push("m AS MATERIALIZED (");
     if any_services {
         sql.push("SELECT h.grp, f.* FROM hits h JOIN f ON f.id = h.id WHERE h.c = 0");
     }
@@ -260,7 +264,10 @@ fn membership(
 
 /// `phase IN (…open phases…) AND classification <> NOT_AN_INCIDENT` (constants of ours).
 fn open_filter(sql: &mut Sql) {
-    let phases: Vec<String> = OPEN_PHASES.iter().map(|p| (*p as i32).to_string()).collect();
+    let phases: Vec<String> = OPEN_PHASES
+        .iter()
+        .map(|p| (*p as i32).to_string())
+        .collect();
     let _ = write!(
         sql.text,
         "phase IN ({}) AND classification <> {}",
@@ -367,14 +374,7 @@ impl Store {
     /// open incidents, the earlier declared first among equals, in that order.
     async fn top_open(&self, batch: &Batch<'_>, top_n: u32) -> ApiResult<Vec<QueryResult>> {
         let mut sql = Sql::new(self.connection().get_database_backend());
-        if top_n == 0
-            || !membership(
-                &mut sql,
-                batch,
-                "severity, declare_time",
-                open_filter,
-            )
-        {
+        if top_n == 0 || !membership(&mut sql, batch, "severity, declare_time", open_filter) {
             return Ok(Vec::new());
         }
         sql.push(
