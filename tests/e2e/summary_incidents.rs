@@ -564,7 +564,32 @@ async fn summaries_count_each_group_s_own_incidents(backend: Backend) {
         .await
         .expect("system summarises")
         .into_inner();
-    assert_eq!(as_system.summaries.len(), groups.len());
+    assert_eq!(as_system.summaries, all.summaries);
+
+    // A change shows at once (answers are reused only while nothing they cover changed).
+    let warm = summarize(&app, request_one()).await;
+    assert_eq!(warm.summaries[0].open_incidents, 3);
+    let late = declare(
+        &app,
+        incident("Late", &["exchange-online"], Some(MINUTE), true),
+    )
+    .await;
+    let again = summarize(&app, request_one()).await;
+    assert_eq!(again.summaries[0].open_incidents, 4, "A, AB, A2 and Late");
+    classify(&app, &late, pb::Classification::NotAnIncident, false).await;
+    let again = summarize(&app, request_one()).await;
+    assert_eq!(
+        again.summaries[0].open_incidents, 3,
+        "Late is not an incident"
+    );
+}
+
+fn request_one() -> pb::SummarizeIncidentsRequest {
+    pb::SummarizeIncidentsRequest {
+        groups: vec![group("one", &["exchange-online"], false)],
+        top_n: 3,
+        ..Default::default()
+    }
 }
 
 async fn summaries_refuse_scoped_callers_beyond_their_services_and_bad_input(backend: Backend) {

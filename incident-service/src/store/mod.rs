@@ -60,6 +60,8 @@ pub struct Store {
     changed: Arc<tokio::sync::Notify>,
     /// Background jobs of this store (the WAL checkpointer) run while this lives.
     _alive: Arc<()>,
+    /// Recent posture summaries, reused while the incidents they cover are unchanged.
+    summaries: Arc<summary::Cache>,
 }
 
 /// The timeline side of a change: what happened, in words.
@@ -83,6 +85,7 @@ impl Store {
             db,
             changed: Arc::default(),
             _alive: alive,
+            summaries: Arc::default(),
         })
     }
 

@@ -17,13 +17,21 @@
 //! count, integer sum and nearest-rank p90 (ROW_NUMBER and COUNT over the group's durations in
 //! order; the row whose number is the rank).
 
-use std::{collections::BTreeSet, fmt::Write};
+use std::{
+    collections::BTreeSet,
+    fmt::Write,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use assurance_runtime::ApiResult;
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryResult, QuerySelect, Statement, Value,
+};
 use uuid::Uuid;
 
-use super::{Store, metrics::Stats};
+use super::{Store, entities::incident, metrics::Stats};
 use crate::domain::{
     phase::{Classification, Phase},
     priority::Severity,
@@ -38,7 +46,7 @@ const PERCENTILE: i64 = 90;
 const MAX_BOUND_SERVICES: usize = 30_000;
 
 /// A set of services summarised together.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Group {
     /// Service ids (not resource names).
     pub services: Vec<String>,
@@ -285,9 +293,119 @@ fn group_of(row: &QueryResult, len: usize) -> ApiResult<usize> {
         .ok_or_else(|| assurance_runtime::ApiError::Internal(format!("group {grp} out of range")))
 }
 
+/// How long a cached summary may be reused at most, even when nothing seems to have changed:
+/// the bound on staleness should a replica with a lagging clock write an `update_time` below
+/// the newest one.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Summaries kept (the gateway asks a handful of distinct roll-ups).
+const CACHE_ENTRIES: usize = 8;
+
+/// Recent answers of [`Store::summarize`]. A dashboard asks the same roll-up again and again
+/// while incidents change far more rarely, so an answer is reused while (a) the newest
+/// `update_time` of the incidents is the one it was computed at — every change of an incident,
+/// its services included, sets it, on every replica — and (b) no incident was declared between
+/// its period's bounds and the new ones (a moving "last 90 days" keeps the answer until an
+/// incident crosses a bound), and (c) it is younger than [`CACHE_TTL`].
+#[derive(Default)]
+pub struct Cache(Mutex<Vec<CacheEntry>>);
+
+struct CacheEntry {
+    groups: Vec<Group>,
+    top_n: u32,
+    start: i64,
+    end: i64,
+    version: Option<i64>,
+    computed: Instant,
+    figures: Arc<Vec<GroupSummary>>,
+}
+
+impl Cache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<CacheEntry>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached answer to `query` at `version`: its period and figures.
+    fn find(
+        &self,
+        query: &SummaryQuery,
+        version: Option<i64>,
+    ) -> Option<(i64, i64, Arc<Vec<GroupSummary>>)> {
+        self.entries()
+            .iter()
+            .find(|e| {
+                e.version == version
+                    && e.top_n == query.top_n
+                    && e.computed.elapsed() < CACHE_TTL
+                    && e.groups == query.groups
+            })
+            .map(|e| (e.start, e.end, e.figures.clone()))
+    }
+
+    fn keep(&self, entry: CacheEntry) {
+        let mut entries = self.entries();
+        entries.retain(|e| !(e.top_n == entry.top_n && e.groups == entry.groups));
+        if entries.len() >= CACHE_ENTRIES {
+            entries.remove(0);
+        }
+        entries.push(entry);
+    }
+}
+
+/// Incidents declared in `[a, b)` or `[b, a)`.
+fn declared_between(a: i64, b: i64) -> Option<Condition> {
+    (a != b).then(|| {
+        Condition::all()
+            .add(incident::Column::DeclareTime.gte(a.min(b)))
+            .add(incident::Column::DeclareTime.lt(a.max(b)))
+    })
+}
+
 impl Store {
-    /// The figures of each group of `query`, in its order.
+    /// The figures of each group of `query`, in its order: computed, or a cached answer that
+    /// is still exact (see [`Cache`]).
     pub async fn summarize(&self, query: &SummaryQuery) -> ApiResult<Vec<GroupSummary>> {
+        let version: Option<i64> = incident::Entity::find()
+            .select_only()
+            .column_as(incident::Column::UpdateTime.max(), "v")
+            .into_tuple()
+            .one(self.connection())
+            .await?
+            .flatten();
+        if let Some((start, end, figures)) = self.summaries.find(query, version) {
+            let moved: Vec<Condition> = [
+                declared_between(start, query.start),
+                declared_between(end, query.end),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let unchanged = moved.is_empty()
+                || incident::Entity::find()
+                    .filter(moved.into_iter().fold(Condition::any(), Condition::add))
+                    .count(self.connection())
+                    .await?
+                    == 0;
+            if unchanged {
+                return Ok(figures.as_ref().clone());
+            }
+        }
+        let figures = self.compute_summaries(query).await?;
+        self.summaries.keep(CacheEntry {
+            groups: query.groups.clone(),
+            top_n: query.top_n,
+            start: query.start,
+            end: query.end,
+            version,
+            computed: Instant::now(),
+            figures: Arc::new(figures.clone()),
+        });
+        Ok(figures)
+    }
+
+    /// The figures of each group of `query`, computed.
+    async fn compute_summaries(&self, query: &SummaryQuery) -> ApiResult<Vec<GroupSummary>> {
         let len = query.groups.len();
         let mut out = vec![GroupSummary::default(); len];
         for batch in batches(&query.groups) {
