@@ -6,9 +6,10 @@
 //! append-only timeline and its watch stream; response tasks seeded from the preparation's
 //! templates; roles; indicators of compromise; evidence and its chain of custody; stakeholder
 //! notifications and their deadline; the post-incident review and its outbox; metrics and
-//! reports. `domain/` holds the pure rules, `store/` the repository (one file per aggregate),
-//! `api/` the handlers (one file per area, conversions in `api/convert.rs`). `IncidentServer` is
-//! what both the `incident-service` binary and `gateway --embedded` host.
+//! reports; the incident half of the ERM posture (`IncidentSummaryService`). `domain/` holds
+//! the pure rules, `store/` the repository (one file per aggregate), `api/` the handlers (one
+//! file per area, conversions in `api/convert.rs`). `IncidentServer` is what both the
+//! `incident-service` binary and `gateway --embedded` host.
 
 pub mod api;
 pub mod config;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use assurance_proto::{
     incident::v1::{
         audit_service_server::AuditServiceServer, incident_service_server::IncidentServiceServer,
+        incident_summary_service_server::IncidentSummaryServiceServer,
     },
     service_names,
 };
@@ -36,7 +38,11 @@ use crate::{
 };
 
 /// The gRPC services incident-service serves.
-pub const SERVICE_NAMES: &[&str] = &[service_names::INCIDENT, service_names::INCIDENT_AUDIT];
+pub const SERVICE_NAMES: &[&str] = &[
+    service_names::INCIDENT,
+    service_names::INCIDENT_AUDIT,
+    service_names::INCIDENT_SUMMARY,
+];
 
 #[derive(Clone)]
 pub struct IncidentServer {
@@ -55,11 +61,6 @@ impl IncidentServer {
         })
     }
 
-    /// The aggregate API, for the gateway's in-process calls.
-    pub fn summary_api(&self) -> api::summary::SummaryApi {
-        api::summary::SummaryApi
-    }
-
     pub fn add_to(&self, routes: Routes) -> Routes {
         routes
             .add_service(IncidentServiceServer::new(api::IncidentApi::new(
@@ -71,6 +72,12 @@ impl IncidentServer {
                 self.store.connection().clone(),
                 store::SERVICE,
             )))
+            .add_service(IncidentSummaryServiceServer::new(self.summary_api()))
+    }
+
+    /// The posture's incident half (`SummarizeIncidents`), for the gateway to call in-process.
+    pub fn summary_api(&self) -> api::summary::SummaryApi {
+        api::summary::SummaryApi::new(self.store.clone())
     }
 
     pub fn ready_check(&self) -> ReadyCheck {

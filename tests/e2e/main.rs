@@ -20,4 +20,5 @@ mod python;
 mod reviews;
 mod risks;
 mod server;
+mod summary_incidents;
 mod upgrade;

@@ -29,6 +29,7 @@ use crate::{
         etag,
         metrics::{Metrics, Stats},
         outbox,
+        summary::GroupSummary,
     },
 };
 
@@ -259,6 +260,47 @@ fn stats(s: &Stats) -> pb::DurationStats {
         count: s.count,
         mean: (s.count > 0).then(|| duration(s.mean)),
         p90: (s.count > 0).then(|| duration(s.p90)),
+    }
+}
+
+/// The figures of the group `key` (`SummarizeIncidents`).
+pub fn incident_summary(key: &str, g: &GroupSummary) -> pb::IncidentSummary {
+    pb::IncidentSummary {
+        key: key.to_string(),
+        open_incidents: g.open(),
+        open_by_phase: g
+            .open_by_phase
+            .iter()
+            .map(|(phase, count)| pb::PhaseCount {
+                phase: *phase as i32,
+                count: *count,
+            })
+            .collect(),
+        open_by_severity: g
+            .open_by_severity
+            .iter()
+            .map(|(severity, count)| pb::SeverityCount {
+                severity: *severity as i32,
+                count: *count,
+            })
+            .collect(),
+        kpis: Some(pb::IncidentKpis {
+            count: g.kpi_count,
+            time_to_detect: Some(stats(&g.to_detect)),
+            time_to_contain: Some(stats(&g.to_contain)),
+            time_to_recover: Some(stats(&g.to_recover)),
+        }),
+        top_incidents: g
+            .top
+            .iter()
+            .map(|t| pb::OpenIncident {
+                incident: format!("incidents/{}", t.id),
+                title: t.title.clone(),
+                severity: t.severity,
+                phase: t.phase,
+                declare_time: Some(to_timestamp(t.declare_time)),
+            })
+            .collect(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! gRPC handlers of `assurance.incident.v1.IncidentService`: validation, mapping to and from
 //! the protos, and calls into the store. One file per area holds that area's RPCs as inherent
 //! methods of [`IncidentApi`]; the tonic trait impl below only delegates, one line per RPC.
+//! `IncidentSummaryService` (the posture's incident half) is [`summary::SummaryApi`].
 
 mod communications;
 mod convert;

@@ -1,8 +1,8 @@
 //! Storage of incident-service behind a small repository, one file per aggregate (incidents,
 //! timeline, tasks, roles, indicators, evidence and custody, communications, review and outbox,
-//! metrics). Every change of an incident appends its timeline event in the same transaction,
-//! under the incident's row lock, so timeline sequence numbers have no gaps and follow commit
-//! order — the cursor `WatchIncident` streams from.
+//! metrics, the posture summary). Every change of an incident appends its timeline event in
+//! the same transaction, under the incident's row lock, so timeline sequence numbers have no
+//! gaps and follow commit order — the cursor `WatchIncident` streams from.
 
 mod communications;
 pub mod entities;
@@ -15,6 +15,7 @@ pub mod migration;
 mod query;
 mod review;
 mod roles;
+pub mod summary;
 mod tasks;
 mod timeline;
 
@@ -59,6 +60,8 @@ pub struct Store {
     changed: Arc<tokio::sync::Notify>,
     /// Background jobs of this store (the WAL checkpointer) run while this lives.
     _alive: Arc<()>,
+    /// Recent posture summaries, reused while the incidents they cover are unchanged.
+    summaries: Arc<summary::Cache>,
 }
 
 /// The timeline side of a change: what happened, in words.
@@ -82,6 +85,7 @@ impl Store {
             db,
             changed: Arc::default(),
             _alive: alive,
+            summaries: Arc::default(),
         })
     }
 

@@ -15,6 +15,7 @@ mod m0010_audit_events;
 mod m0011_scoped_request_ids;
 mod m0012_notification_version;
 mod m0013_risk_links;
+mod m0014_summary_indexes;
 
 use sea_orm_migration::prelude::*;
 
@@ -32,6 +33,7 @@ use m0010_audit_events::AuditEvents;
 use m0011_scoped_request_ids::ScopedRequestIds;
 use m0012_notification_version::NotificationVersion;
 use m0013_risk_links::RiskLinks;
+use m0014_summary_indexes::SummaryIndexes;
 
 pub struct Migrator;
 
@@ -56,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(ScopedRequestIds),
             Box::new(NotificationVersion),
             Box::new(RiskLinks),
+            Box::new(SummaryIndexes),
         ]
     }
 }
