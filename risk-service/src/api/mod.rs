@@ -9,6 +9,7 @@ mod governance;
 mod org;
 mod reviews;
 mod risk;
+pub mod summary;
 
 use assurance_runtime::ApiError;
 
