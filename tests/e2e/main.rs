@@ -18,4 +18,5 @@ mod python;
 mod reviews;
 mod risks;
 mod server;
+mod summary_risks;
 mod upgrade;

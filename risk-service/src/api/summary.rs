@@ -179,12 +179,13 @@ fn validate(req: &pb::SummarizeRisksRequest) -> ApiResult<Summarize> {
         );
     }
     let mut appetites = HashMap::new();
+    let mut judged = HashSet::new();
     for (i, a) in req.appetites.iter().enumerate() {
         let field = format!("appetites[{i}]");
         let service = service_id(&mut v, &format!("{field}.service"), &a.service);
         let t = thresholds(&mut v, &format!("{field}.thresholds"), a.thresholds.as_ref());
         if let Some(id) = service {
-            if appetites.contains_key(&id) {
+            if !judged.insert(id.clone()) {
                 v.add(
                     format!("{field}.service"),
                     format!("repeats services/{id}: each service has one appetite"),

@@ -224,6 +224,10 @@ impl MigrationTrait for SummaryMigration {
             // `risks_by_next_review` (a prefix of it).
             "CREATE INDEX risks_by_review_due ON risks (next_review_time, status, service_id)",
             "DROP INDEX risks_by_next_review",
+            // A risk's approved, unexpired responses (the treated flag's triggers). Without
+            // it SQLite, lacking statistics, scans `risk_responses_by_expiry` per write.
+            "CREATE INDEX risk_responses_by_risk_state ON risk_responses \
+             (risk_id, state, expired, severity)",
             // Overdue action items: unfinished ones by due time, with their risk.
             "CREATE INDEX action_items_by_status_due ON action_items \
              (status, due_time, risk_id)",
