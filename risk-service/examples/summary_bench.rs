@@ -165,13 +165,8 @@ async fn seed(store: &Store, count: usize) -> Result<(), String> {
                     assessor: "seed@example.com".into(),
                     assess_time: assessed.then_some(t),
                     // 3% are past their review.
-                    next_review_time: assessed.then(|| {
-                        now + if rng.below(100) < 3 {
-                            -DAY
-                        } else {
-                            30 * DAY
-                        }
-                    }),
+                    next_review_time: assessed
+                        .then(|| now + if rng.below(100) < 3 { -DAY } else { 30 * DAY }),
                     control_deficiency_derived: false,
                 }
                 .into_active_model(),
@@ -268,7 +263,9 @@ fn enterprise_request() -> pb::SummarizeRisksRequest {
     }));
     groups.push(pb::RiskGroup {
         key: "enterprise".into(),
-        services: (0..SERVICES).map(|i| format!("services/{}", svc(i))).collect(),
+        services: (0..SERVICES)
+            .map(|i| format!("services/{}", svc(i)))
+            .collect(),
     });
     pb::SummarizeRisksRequest {
         groups,
@@ -292,13 +289,17 @@ async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let count: usize = args
         .get(1)
-        .map(|a| a.parse().map_err(|_| format!("RISKS must be a number: {a}")))
+        .map(|a| {
+            a.parse()
+                .map_err(|_| format!("RISKS must be a number: {a}"))
+        })
         .transpose()?
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let url = args.get(2).cloned().unwrap_or_else(|| {
-        assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"))
-    });
+    let url = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| assurance_runtime::db::sqlite_url(&dir.path().join("risk.db")));
     let store = Store::open(&url, &StoreOptions::default())
         .await
         .map_err(|e| e.to_string())?;

@@ -262,7 +262,10 @@ async fn workload(store: &Store) {
         .map(|(r, _, _)| *r)
         .collect();
     let treated = store.get_risk(approved[0]).await.expect("risk");
-    assert_eq!(treated.status, 5, "an approved acceptance monitors the risk");
+    assert_eq!(
+        treated.status, 5,
+        "an approved acceptance monitors the risk"
+    );
     // A treated risk re-assessed higher is no longer treated; the same severity stays treated.
     store
         .assess_risk(approved[1], assessment(5, 5, 4, 4), None, &owner)
@@ -348,7 +351,10 @@ async fn counters_match_a_recount(url: &str) {
         .expect("recount from the rows");
     let recounted = snapshot(&store).await;
     assert_eq!(kept.0, recounted.0, "counters drifted from the rows");
-    assert_eq!(kept.1, recounted.1, "treated flags drifted from the responses");
+    assert_eq!(
+        kept.1, recounted.1,
+        "treated flags drifted from the responses"
+    );
     // And the recount is what the triggers would have kept: a second one changes nothing.
     store.refresh_summary_counters().await.expect("recount");
     assert_eq!(snapshot(&store).await, recounted);

@@ -8,8 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use assurance_proto::risk::v1::{
     self as pb, exception_service_client::ExceptionServiceClient,
-    organization_service_client::OrganizationServiceClient,
-    risk_service_client::RiskServiceClient,
+    organization_service_client::OrganizationServiceClient, risk_service_client::RiskServiceClient,
     risk_summary_service_client::RiskSummaryServiceClient,
 };
 use assurance_proto::r#type::v1 as tv;
@@ -338,7 +337,9 @@ async fn fixture(s: &Served) -> Fixture {
         {
             Ok(())
         } else {
-            Err(format!("risk status {status}, exception status {exception}"))
+            Err(format!(
+                "risk status {status}, exception status {exception}"
+            ))
         }
     })
     .await;
@@ -394,7 +395,11 @@ fn counts(s: &pb::RiskSummary) -> Counts {
     let strategies: Vec<i32> = s.by_strategy.iter().map(|c| c.strategy).collect();
     assert_eq!(strategies, [1, 2, 3, 4], "every strategy listed, in order");
     let statuses: Vec<i32> = s.by_status.iter().map(|c| c.status).collect();
-    assert_eq!(statuses, [1, 2, 3, 4, 5], "every open status listed, in order");
+    assert_eq!(
+        statuses,
+        [1, 2, 3, 4, 5],
+        "every open status listed, in order"
+    );
     let take = |v: Vec<i64>| -> Vec<i64> { v };
     let sev = take(s.by_severity.iter().map(|c| c.count).collect());
     let strat = take(s.by_strategy.iter().map(|c| c.count).collect());
@@ -417,10 +422,12 @@ fn counts(s: &pb::RiskSummary) -> Counts {
 /// The non-empty heat-map cells as (impact, likelihood, count), after checking the 25 cells
 /// are listed impact-major.
 fn heat(s: &pb::RiskSummary) -> Vec<(i32, i32, i64)> {
-    let cells: Vec<(i32, i32)> = s.heat_map.iter().map(|c| (c.impact, c.likelihood)).collect();
-    let expected: Vec<(i32, i32)> = (1..=5)
-        .flat_map(|i| (1..=5).map(move |l| (i, l)))
+    let cells: Vec<(i32, i32)> = s
+        .heat_map
+        .iter()
+        .map(|c| (c.impact, c.likelihood))
         .collect();
+    let expected: Vec<(i32, i32)> = (1..=5).flat_map(|i| (1..=5).map(move |l| (i, l))).collect();
     assert_eq!(cells, expected, "25 cells, impact-major");
     s.heat_map
         .iter()
@@ -453,10 +460,7 @@ async fn every_figure_of_each_group(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = Served::start(&db).await;
     let f = fixture(&s).await;
-    let got = s
-        .summarize("reporter", request())
-        .await
-        .expect("summarize");
+    let got = s.summarize("reporter", request()).await.expect("summarize");
     let keys: Vec<&str> = got.iter().map(|g| g.key.as_str()).collect();
     assert_eq!(
         keys,
@@ -562,10 +566,7 @@ async fn every_figure_of_each_group(backend: Backend) {
             [3, 1, 1, 1]
         )
     );
-    assert_eq!(
-        heat(retail),
-        [(1, 2, 1), (3, 4, 2), (4, 5, 2), (5, 5, 2)]
-    );
+    assert_eq!(heat(retail), [(1, 2, 1), (3, 4, 2), (4, 5, 2), (5, 5, 2)]);
     assert_eq!(
         top(retail),
         [

@@ -145,7 +145,10 @@ fn validate(req: &pb::SummarizeRisksRequest) -> ApiResult<Summarize> {
                 format!("must be at most {MAX_KEY_CHARS} characters (got {chars})"),
             );
         } else if g.key.chars().any(char::is_control) {
-            v.add(format!("{field}.key"), "must not contain control characters");
+            v.add(
+                format!("{field}.key"),
+                "must not contain control characters",
+            );
         } else if !keys.insert(g.key.as_str()) {
             v.add(
                 format!("{field}.key"),
@@ -183,7 +186,11 @@ fn validate(req: &pb::SummarizeRisksRequest) -> ApiResult<Summarize> {
     for (i, a) in req.appetites.iter().enumerate() {
         let field = format!("appetites[{i}]");
         let service = service_id(&mut v, &format!("{field}.service"), &a.service);
-        let t = thresholds(&mut v, &format!("{field}.thresholds"), a.thresholds.as_ref());
+        let t = thresholds(
+            &mut v,
+            &format!("{field}.thresholds"),
+            a.thresholds.as_ref(),
+        );
         if let Some(id) = service {
             if !judged.insert(id.clone()) {
                 v.add(

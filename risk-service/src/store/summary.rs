@@ -261,11 +261,11 @@ impl Store {
                 .all(conn)
                 .await?
             {
-                figures
-                    .counts
-                    .entry(row.service_id)
-                    .or_default()
-                    .count(row.dimension, row.bucket, row.n);
+                figures.counts.entry(row.service_id).or_default().count(
+                    row.dimension,
+                    row.bucket,
+                    row.n,
+                );
             }
         }
         self.time_figures(services, now, &mut figures).await?;
