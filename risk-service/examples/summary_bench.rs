@@ -358,6 +358,43 @@ async fn main() -> Result<(), String> {
             baseline.push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
+    // Where the time goes: the two bulk reads alone, through the same connection pool.
+    let services: Vec<String> = (0..SERVICES).map(|i| format!("'{}'", svc(i))).collect();
+    let counters_sql = format!(
+        "SELECT service_id, dimension, bucket, n FROM risk_posture_counts \
+         WHERE service_id IN ({}) AND n <> 0",
+        services.join(", ")
+    );
+    let top_sql = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "SELECT * FROM (SELECT id, title, service_id, owner, score, severity, status, \
+                 create_time FROM risks WHERE service_id = {s} AND status <> 6 AND score > 0 \
+                 ORDER BY score DESC, create_time, id LIMIT 10) AS t{i}"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    for (what, sql) in [("counters", counters_sql), ("top risks", top_sql)] {
+        let mut times = Vec::new();
+        let mut rows = 0;
+        for _ in 0..30 {
+            let t = Instant::now();
+            rows = conn
+                .query_all_raw(Statement::from_string(conn.get_database_backend(), &sql))
+                .await
+                .map_err(|e| e.to_string())?
+                .len();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "  {what}: {rows} rows, p50 {:.1} ms",
+            percentile(&times, 0.5)
+        );
+    }
     summary.sort_by(f64::total_cmp);
     baseline.sort_by(f64::total_cmp);
     println!(
