@@ -154,7 +154,7 @@ impl RiskCounts {
 }
 
 /// One of a service's top risks.
-#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopRisk {
     pub id: Uuid,
     pub title: String,
@@ -185,6 +185,30 @@ pub struct ServiceFigures {
     pub expiring_exceptions: Vec<(Uuid, String)>,
 }
 
+/// One packed top risk of `service_id` (see `summary_figures`).
+fn top_risk(service_id: &str, record: &str) -> Option<TopRisk> {
+    let mut f = record.splitn(7, '\u{1f}');
+    let id = Uuid::parse_str(f.next()?).ok()?;
+    let score = f.next()?.parse().ok()?;
+    let severity = f.next()?.parse().ok()?;
+    let status = f.next()?.parse().ok()?;
+    let create_time = f.next()?.parse().ok()?;
+    let owner = f.next()?.to_string();
+    let title = f.next()?.to_string();
+    Some(TopRisk {
+        id,
+        title,
+        service_id: service_id.to_string(),
+        owner,
+        score,
+        severity,
+        status,
+        create_time,
+    })
+}
+
+/// A service and its figures packed in one text (one row a service: every row costs a
+/// hand-off from the driver's worker thread).
 #[derive(FromQueryResult)]
 struct PackedCounters {
     service_id: String,
@@ -281,12 +305,23 @@ impl Store {
         }
         self.time_figures(services, now, &mut figures).await?;
         if top_n > 0 {
+            // Packed too, one row a service: `id␟score␟severity␟status␟create_time␟owner␟title`
+            // records joined by ␞ (titles and owners hold no control characters; the title
+            // comes last, so it is read whole).
+            let (id, chr) = match backend {
+                DbBackend::Postgres => ("CAST(id AS TEXT)", "chr"),
+                _ => ("hex(id)", "char"),
+            };
+            let record = format!(
+                "{id} || {chr}(31) || CAST(score AS TEXT) || {chr}(31) || \
+                 CAST(severity AS TEXT) || {chr}(31) || CAST(status AS TEXT) || {chr}(31) || \
+                 CAST(create_time AS TEXT) || {chr}(31) || owner || {chr}(31) || title"
+            );
             for chunk in ids.chunks(TOP_SERVICES_PER_STATEMENT) {
-                let sql = (0..chunk.len())
+                let union = (0..chunk.len())
                     .map(|i| {
                         format!(
-                            "SELECT * FROM (SELECT id, title, service_id, owner, score, severity, \
-                             status, create_time FROM risks \
+                            "SELECT * FROM (SELECT service_id, {record} AS record FROM risks \
                              WHERE service_id = {} AND status <> {CLOSED} AND score > 0 \
                              ORDER BY score DESC, create_time, id LIMIT {top_n}) AS t{i}",
                             placeholders(backend, i + 1, 1)
@@ -294,16 +329,25 @@ impl Store {
                     })
                     .collect::<Vec<_>>()
                     .join(" UNION ALL ");
+                let sql = format!(
+                    "SELECT service_id, {concat}(record, {chr}(30)) AS packed \
+                     FROM ({union}) AS top GROUP BY service_id"
+                );
                 let values = chunk.iter().map(|s| Value::from(s.as_str())).collect();
-                for risk in TopRisk::find_by_statement(statement(backend, sql, values))
+                for row in PackedCounters::find_by_statement(statement(backend, sql, values))
                     .all(conn)
                     .await?
                 {
-                    figures
-                        .top
-                        .entry(risk.service_id.clone())
-                        .or_default()
-                        .push(risk);
+                    let list = figures.top.entry(row.service_id.clone()).or_default();
+                    for record in row.packed.split('\u{1e}') {
+                        match top_risk(&row.service_id, record) {
+                            Some(risk) => list.push(risk),
+                            None => tracing::warn!(
+                                service = %row.service_id,
+                                "a top risk could not be read back; it is left out"
+                            ),
+                        }
+                    }
                 }
             }
             for list in figures.top.values_mut() {
