@@ -17,6 +17,7 @@ use assurance_proto::{
         exception_service_server::ExceptionServiceServer,
         organization_service_server::OrganizationServiceServer,
         review_service_server::ReviewServiceServer, risk_service_server::RiskServiceServer,
+        risk_summary_service_server::RiskSummaryServiceServer,
     },
     service_names,
 };
@@ -33,6 +34,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     service_names::CONTROL,
     service_names::EXCEPTION,
     service_names::REVIEW,
+    service_names::RISK_SUMMARY,
 ];
 
 /// The risk services over an open, migrated store.
@@ -79,6 +81,7 @@ impl RiskServer {
                 self.store.clone(),
                 self.clock.clone(),
             )))
+            .add_service(RiskSummaryServiceServer::new(self.summary_api()))
             .add_service(AuditServiceServer::new(AuditApi::new(
                 self.store.connection().clone(),
                 store::SERVICE,
@@ -90,9 +93,15 @@ impl RiskServer {
         api::OrgApi::new(self.store.clone())
     }
 
-    /// The aggregate API, for the gateway's in-process calls.
+    /// The `SummarizeRisks` handler, for in-process callers (`gateway --embedded`), which call
+    /// its trait method with a [`Caller`] in the request's extensions.
     pub fn summary_api(&self) -> api::summary::SummaryApi {
-        api::summary::SummaryApi
+        api::summary::SummaryApi::new(self.store.clone(), self.clock.clone())
+    }
+
+    /// The store, for tools that seed or inspect it (benchmarks).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Ready when the database answers.

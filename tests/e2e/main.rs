@@ -21,4 +21,5 @@ mod reviews;
 mod risks;
 mod server;
 mod summary_incidents;
+mod summary_risks;
 mod upgrade;

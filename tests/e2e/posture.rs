@@ -59,6 +59,7 @@ async fn incident(app: &App, title: &str, services: &[&str], ttd_hours: i64) -> 
         affected_services: services.iter().map(|s| format!("services/{s}")).collect(),
         occur_time: Some(occur),
         detect_time: Some(detect),
+        classification: ipb::Classification::SecurityIncident as i32,
         ..phishing_wave()
     };
     declare_incident_as(app, "responder", incident, "")

@@ -29,6 +29,7 @@ macro_rules! numbered {
     };
 }
 
+pub mod appetite;
 pub mod controls;
 pub mod exceptions;
 pub mod governance;

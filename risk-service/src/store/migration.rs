@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(ScopedRequestIds),
             Box::new(super::migration_reviews::ReviewCycleVersions),
             Box::new(super::migration_contract::ContractMigration),
+            Box::new(super::migration_summary::SummaryMigration),
         ]
     }
 }

@@ -12,10 +12,12 @@ pub mod listing;
 pub mod migration;
 mod migration_contract;
 mod migration_reviews;
+mod migration_summary;
 mod org;
 pub mod reviews;
 mod risk_list;
 mod risks;
+pub mod summary;
 
 use std::{sync::Arc, time::Duration};
 

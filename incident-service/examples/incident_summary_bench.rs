@@ -2,7 +2,7 @@
 //! services, 20 business units of 10, the enterprise, `unassigned`) over 50k seeded incidents
 //! (1–3 services each, spread over two years, most closed), through `SummaryApi` in-process.
 //!
-//! `cargo run --release -p incident-service --example summary_bench [-- DATABASE_URL [CALLS]]`
+//! `cargo run --release -p incident-service --example incident_summary_bench [-- DATABASE_URL [CALLS]]`
 //! (default: a fresh SQLite file in the temp dir; a PostgreSQL URL must name an empty database).
 
 use std::time::Instant;

@@ -1,0 +1,409 @@
+//! The posture counters (`risk_posture_counts`, kept by triggers) and each risk's treated
+//! flag stay equal to a from-scratch recount after a varied workload through the store's own
+//! write paths: group-commit creates and assessments, re-assessments, responses proposed,
+//! approved, rejected and expired, closures, service moves, deletes and bulk inserts. On SQLite,
+//! and on PostgreSQL when `ASSURANCE_TEST_POSTGRES_URL` is set.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use assurance_runtime::auth::{Caller, Principal, Role, Roles};
+use risk_service::{
+    domain::governance::ApprovalState,
+    store::{
+        RiskPatch, Store, StoreOptions,
+        entities::{assessment, business_unit, risk, risk_response, service},
+        identified_risk,
+    },
+};
+use sea_orm::{ConnectionTrait, Database, EntityTrait, FromQueryResult, Statement};
+use uuid::Uuid;
+
+const DAY: i64 = 86_400 * 1_000_000;
+
+fn caller(subject: &str, role: Role) -> Caller {
+    Caller {
+        principal: Arc::new(Principal {
+            subject: subject.into(),
+            roles: Roles::of(&[role]),
+            services: None,
+        }),
+        on_behalf_of: None,
+        rpc: "/test.Workload/Write".into(),
+        request_id: String::new(),
+    }
+}
+
+fn new_risk(title: &str, service: &str) -> risk::Model {
+    let mut r = identified_risk(Uuid::now_v7());
+    r.title = title.into();
+    r.service_id = service.into();
+    r.owner = "owner@example.com".into();
+    r.threat = 1;
+    r.identification_source = 1;
+    r.labels = "{}".into();
+    r
+}
+
+/// An assessment with the given figures (the store stores what it is given).
+fn assessment(impact: i32, likelihood: i32, severity: i32, strategy: i32) -> assessment::Model {
+    assessment::Model {
+        id: Uuid::nil(),
+        risk_id: Uuid::nil(),
+        impact,
+        likelihood,
+        control_deficiency: 2,
+        exposure: impact * likelihood,
+        score: impact * likelihood * 2,
+        severity,
+        strategy,
+        risk_level: 0,
+        methodology: 1,
+        policy_id: "test".into(),
+        rationale: String::new(),
+        assessor: "assessor@example.com".into(),
+        assess_time: 0,
+        control_deficiency_derived: false,
+    }
+}
+
+fn response(decision: i32, acceptance_expire_time: Option<i64>) -> risk_response::Model {
+    risk_response::Model {
+        id: Uuid::nil(),
+        risk_id: Uuid::nil(),
+        decision,
+        strategy: 0,
+        strategy_override: 0,
+        override_justification: String::new(),
+        rationale: "because".into(),
+        acceptance_expire_time,
+        state: 0,
+        severity: 0,
+        required_role: String::new(),
+        proposer: String::new(),
+        decided_by: String::new(),
+        decision_comment: String::new(),
+        expired: false,
+        create_time: 0,
+        decide_time: None,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, FromQueryResult)]
+struct Counter {
+    service_id: String,
+    dimension: i32,
+    bucket: i32,
+    n: i64,
+}
+
+#[derive(Debug, PartialEq, Eq, FromQueryResult)]
+struct Treated {
+    id: Uuid,
+    approved_severity: i32,
+}
+
+/// The counters (without zero rows) and every risk's treated flag, as stored.
+async fn snapshot(store: &Store) -> (Vec<Counter>, Vec<Treated>) {
+    let conn = store.connection();
+    let backend = conn.get_database_backend();
+    let counters = Counter::find_by_statement(Statement::from_string(
+        backend,
+        "SELECT service_id, dimension, bucket, n FROM risk_posture_counts WHERE n <> 0 \
+         ORDER BY service_id, dimension, bucket",
+    ))
+    .all(conn)
+    .await
+    .expect("counters");
+    let treated = Treated::find_by_statement(Statement::from_string(
+        backend,
+        "SELECT id, approved_severity FROM risks ORDER BY id",
+    ))
+    .all(conn)
+    .await
+    .expect("treated flags");
+    (counters, treated)
+}
+
+async fn workload(store: &Store) {
+    let admin = caller("admin", Role::Admin);
+    let owner = caller("owner@example.com", Role::RiskOwner);
+    let exec = caller("exec@example.com", Role::ErmExecutive);
+    store
+        .create_business_unit(
+            business_unit::Model {
+                id: "bu".into(),
+                display_name: "BU".into(),
+                description: String::new(),
+                owner: "cio@example.com".into(),
+                version: 0,
+                create_time: 0,
+                update_time: 0,
+                delete_time: None,
+            },
+            None,
+            &admin,
+        )
+        .await
+        .expect("business unit");
+    for id in ["alpha", "beta", "gamma"] {
+        store
+            .create_service(
+                service::Model {
+                    id: id.into(),
+                    business_unit_id: "bu".into(),
+                    display_name: id.into(),
+                    description: String::new(),
+                    owner: "manager@example.com".into(),
+                    version: 0,
+                    create_time: 0,
+                    update_time: 0,
+                    delete_time: None,
+                },
+                None,
+                &admin,
+            )
+            .await
+            .expect("service");
+    }
+    // Creates and first assessments, concurrently: the group-commit writer batches them
+    // (bulk inserts, and upserts for assessments of risks it already holds).
+    let services = ["alpha", "beta", "gamma"];
+    let creates = (0..30).map(|i| {
+        let store = store.clone();
+        let owner = owner.clone();
+        async move {
+            store
+                .create_risk(
+                    new_risk(&format!("risk {i}"), services[i % 3]),
+                    BTreeMap::new(),
+                    None,
+                    &owner,
+                )
+                .await
+                .expect("create risk")
+        }
+    });
+    let risks: Vec<risk::Model> = futures_join(creates).await;
+    let assessments = risks.iter().enumerate().take(24).map(|(i, r)| {
+        let store = store.clone();
+        let owner = owner.clone();
+        let id = r.id;
+        let i = i as i32;
+        async move {
+            store
+                .assess_risk(
+                    id,
+                    assessment(i % 5 + 1, (i / 5) % 5 + 1, i % 4 + 1, (i + 1) % 4 + 1),
+                    None,
+                    &owner,
+                )
+                .await
+                .expect("assess risk")
+        }
+    });
+    futures_join(assessments).await;
+    let now = assurance_runtime::time::now_micros();
+    // Re-assessments, one to a higher severity.
+    for r in &risks[0..4] {
+        store
+            .assess_risk(r.id, assessment(5, 5, 4, 4), None, &owner)
+            .await
+            .expect("re-assess");
+    }
+    // Responses: approved (treated), rejected, pending; an acceptance that expires.
+    let mut responses = Vec::new();
+    for (i, r) in risks[4..14].iter().enumerate() {
+        let decision = if i % 3 == 0 { 4 } else { 1 };
+        let expiry = (decision == 4).then_some(now + (i as i64 + 1) * DAY);
+        let proposed = store
+            .set_response(r.id, response(decision, expiry), None, &owner, now)
+            .await
+            .expect("propose");
+        responses.push((r.id, proposed.id, i));
+    }
+    for (risk_id, response_id, i) in &responses {
+        match i % 4 {
+            0 | 1 => {
+                store
+                    .decide_response(
+                        *risk_id,
+                        *response_id,
+                        true,
+                        "ok".into(),
+                        None,
+                        None,
+                        &exec,
+                        now,
+                    )
+                    .await
+                    .expect("approve");
+            }
+            2 => {
+                store
+                    .decide_response(
+                        *risk_id,
+                        *response_id,
+                        false,
+                        "no".into(),
+                        None,
+                        None,
+                        &exec,
+                        now,
+                    )
+                    .await
+                    .expect("reject");
+            }
+            _ => {}
+        }
+    }
+    let approved: Vec<Uuid> = responses
+        .iter()
+        .filter(|(_, _, i)| i % 4 < 2)
+        .map(|(r, _, _)| *r)
+        .collect();
+    let treated = store.get_risk(approved[0]).await.expect("risk");
+    assert_eq!(
+        treated.status, 5,
+        "an approved acceptance monitors the risk"
+    );
+    // A treated risk re-assessed higher is no longer treated; the same severity stays treated.
+    store
+        .assess_risk(approved[1], assessment(5, 5, 4, 4), None, &owner)
+        .await
+        .expect("re-assess treated");
+    // Acceptances that lapse, swept by the expiry job.
+    let swept = store
+        .expire_acceptances(now + 2 * DAY, &caller("system:risk-service", Role::System))
+        .await
+        .expect("expire acceptances");
+    assert!(swept >= 1, "an acceptance expired");
+    // Closures, a move to another service, a hard delete, bulk inserts around the API.
+    for r in &risks[20..24] {
+        store
+            .close_risk(r.id, None, "retired".into(), &owner)
+            .await
+            .expect("close");
+    }
+    store
+        .close_risk(approved[2], None, "accepted for good".into(), &owner)
+        .await
+        .expect("close treated");
+    store
+        .update_risk(
+            risks[5].id,
+            None,
+            RiskPatch {
+                service_id: Some("gamma".into()),
+                ..Default::default()
+            },
+            &owner,
+        )
+        .await
+        .expect("move service");
+    risk::Entity::delete_by_id(risks[29].id)
+        .exec(store.connection())
+        .await
+        .expect("delete an unassessed risk");
+    let mut seeded = Vec::new();
+    for i in 0..50 {
+        let mut r = new_risk(&format!("seeded {i}"), services[i % 3]);
+        r.business_unit_id = "bu".into();
+        (r.version, r.create_time, r.update_time) = (1, now, now);
+        if i % 2 == 0 {
+            r.status = 2;
+            r.latest_assessment_id = Some(Uuid::now_v7());
+            (r.impact, r.likelihood, r.severity, r.strategy) = (3, 4, 3, 2);
+            r.score = 24;
+        }
+        seeded.push(sea_orm::IntoActiveModel::into_active_model(r));
+    }
+    risk::Entity::insert_many(seeded)
+        .exec_without_returning(store.connection())
+        .await
+        .expect("bulk insert");
+}
+
+async fn futures_join<T: Send + 'static>(
+    tasks: impl Iterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = tasks.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+async fn counters_match_a_recount(url: &str) {
+    let store = Store::open(url, &StoreOptions::default())
+        .await
+        .expect("store");
+    workload(&store).await;
+    let kept = snapshot(&store).await;
+    assert!(!kept.0.is_empty(), "the workload left counts");
+    assert!(
+        kept.1.iter().any(|t| t.approved_severity > 0),
+        "some risk is treated"
+    );
+    store
+        .refresh_summary_counters()
+        .await
+        .expect("recount from the rows");
+    let recounted = snapshot(&store).await;
+    assert_eq!(kept.0, recounted.0, "counters drifted from the rows");
+    assert_eq!(
+        kept.1, recounted.1,
+        "treated flags drifted from the responses"
+    );
+    // And the recount is what the triggers would have kept: a second one changes nothing.
+    store.refresh_summary_counters().await.expect("recount");
+    assert_eq!(snapshot(&store).await, recounted);
+    // Spot checks against the rows themselves.
+    let open: i64 = recounted
+        .0
+        .iter()
+        .filter(|c| c.dimension == 1)
+        .map(|c| c.n)
+        .sum();
+    let rows = risk::Entity::find()
+        .all(store.connection())
+        .await
+        .expect("risks");
+    assert_eq!(open, rows.iter().filter(|r| r.status != 6).count() as i64);
+    let pending = risk_response::Entity::find()
+        .all(store.connection())
+        .await
+        .expect("responses")
+        .iter()
+        .filter(|r| r.state == ApprovalState::Pending as i32)
+        .count();
+    assert!(pending > 0, "the workload left a pending response");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_match_a_recount_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));
+    counters_match_a_recount(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_match_a_recount_on_postgres() {
+    let Some(admin) = std::env::var("ASSURANCE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("ASSURANCE_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped");
+        return;
+    };
+    let name = format!("assurance_rs_{}", Uuid::now_v7().simple());
+    let conn = Database::connect(&admin).await.expect("PostgreSQL");
+    conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    counters_match_a_recount(&format!("{base}/{name}")).await;
+    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .expect("drop database");
+}
