@@ -13,6 +13,7 @@
 
 mod auth;
 mod load;
+mod posture;
 mod seed;
 
 use std::{
@@ -62,6 +63,8 @@ enum Command_ {
     Crash(CrashArgs),
     /// The cost of the identity check: GetRisk with bearer tokens vs `--insecure-dev`.
     Auth(auth::AuthArgs),
+    /// GetPosture for the enterprise: embedded on SQLite, forwarding on PostgreSQL.
+    Posture(posture::PostureArgs),
 }
 
 #[derive(Parser)]
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
             Command_::ServeIncident { args } => server::serve_incident_in_process(args).await,
             Command_::ServeGateway { args } => server::serve_gateway_in_process(args).await,
             Command_::Auth(args) => auth::run(args).await,
+            Command_::Posture(args) => posture::run(args).await,
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));

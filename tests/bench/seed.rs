@@ -25,14 +25,14 @@ const TRANSACTION_ROWS: usize = 10_000;
 const STATEMENT_ROWS: usize = 1_000;
 
 /// The row numbers below `count`, a range a transaction.
-fn transactions(count: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+pub fn transactions(count: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     (0..count)
         .step_by(TRANSACTION_ROWS)
         .map(move |first| first..(first + TRANSACTION_ROWS).min(count))
 }
 
 /// Inserts `rows` in `tx`, [`STATEMENT_ROWS`] a statement.
-async fn insert_in_statements<A>(
+pub async fn insert_in_statements<A>(
     tx: &sea_orm::DatabaseTransaction,
     rows: Vec<A>,
 ) -> Result<(), String>

@@ -165,7 +165,7 @@ impl Expected {
                 worst = AppetiteStatus::OutsideTolerance;
             }
         }
-        let got = summary.appetite.clone().unwrap_or_default();
+        let got = summary.appetite.unwrap_or_default();
         assert_eq!(
             (
                 got.within_appetite,
@@ -199,7 +199,7 @@ fn check_incidents(node: &PostureNode, open: i64, count: i64, mean_h: i64, p90_h
         open,
         "{at}"
     );
-    let kpis = s.kpis.clone().unwrap_or_default();
+    let kpis = s.kpis.unwrap_or_default();
     assert_eq!(kpis.count, count, "{at}: KPI count");
     let ttd = kpis.time_to_detect.unwrap_or_default();
     let secs = |d: Option<prost_types::Duration>| d.map(|d| d.seconds).unwrap_or(0);
@@ -375,7 +375,6 @@ async fn every_figure_of_every_node(backend: Backend) {
     assert_eq!(
         all["services/hr"]
             .appetite
-            .clone()
             .map(|a| (a.appetite, a.tolerance)),
         Some((Severity::Low as i32, Severity::Medium as i32))
     );

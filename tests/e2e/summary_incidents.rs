@@ -517,7 +517,6 @@ async fn summaries_count_each_group_s_own_incidents(backend: Backend) {
             start_time: Some(ts(from)),
             end_time: Some(ts(to)),
             top_n: 0,
-            ..Default::default()
         },
     )
     .await;
