@@ -1,4 +1,4 @@
-//! Fast seeding of a risk database with `insert_many` batches (1,000 rows a statement,
+//! Fast seeding of a risk database with `insert_many` batches (500 rows a statement,
 //! 10,000 a transaction), straight into the schema risk-service migrates.
 
 use std::time::Instant;
@@ -22,7 +22,7 @@ pub fn service_id(i: usize) -> String {
 /// Rows a transaction.
 const TRANSACTION_ROWS: usize = 10_000;
 /// Rows a statement.
-const STATEMENT_ROWS: usize = 1_000;
+const STATEMENT_ROWS: usize = 500;
 
 /// The row numbers below `count`, a range a transaction.
 pub fn transactions(count: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
