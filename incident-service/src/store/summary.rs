@@ -296,7 +296,7 @@ fn group_of(row: &QueryResult, len: usize) -> ApiResult<usize> {
 /// How long a cached summary may be reused at most, even when nothing seems to have changed:
 /// the bound on staleness should a replica with a lagging clock write an `update_time` below
 /// the newest one.
-const CACHE_TTL: Duration = Duration::from_secs(5);
+const CACHE_TTL: Duration = Duration::from_secs(30);
 /// Summaries kept (the gateway asks a handful of distinct roll-ups).
 const CACHE_ENTRIES: usize = 8;
 
@@ -307,7 +307,12 @@ const CACHE_ENTRIES: usize = 8;
 /// its period's bounds and the new ones (a moving "last 90 days" keeps the answer until an
 /// incident crosses a bound), and (c) it is younger than [`CACHE_TTL`].
 #[derive(Default)]
-pub struct Cache(Mutex<Vec<CacheEntry>>);
+pub struct Cache {
+    entries: Mutex<Vec<CacheEntry>>,
+    /// Held while an answer is computed: callers that miss together wait for one computation
+    /// and reuse its answer instead of each computing the same figures.
+    computing: tokio::sync::Mutex<()>,
+}
 
 struct CacheEntry {
     groups: Vec<Group>,
@@ -321,7 +326,7 @@ struct CacheEntry {
 
 impl Cache {
     fn entries(&self) -> std::sync::MutexGuard<'_, Vec<CacheEntry>> {
-        self.0
+        self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -366,31 +371,15 @@ impl Store {
     /// The figures of each group of `query`, in its order: computed, or a cached answer that
     /// is still exact (see [`Cache`]).
     pub async fn summarize(&self, query: &SummaryQuery) -> ApiResult<Vec<GroupSummary>> {
-        let version: Option<i64> = incident::Entity::find()
-            .select_only()
-            .column_as(incident::Column::UpdateTime.max(), "v")
-            .into_tuple()
-            .one(self.connection())
-            .await?
-            .flatten();
-        if let Some((start, end, figures)) = self.summaries.find(query, version) {
-            let moved: Vec<Condition> = [
-                declared_between(start, query.start),
-                declared_between(end, query.end),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let unchanged = moved.is_empty()
-                || incident::Entity::find()
-                    .filter(moved.into_iter().fold(Condition::any(), Condition::add))
-                    .count(self.connection())
-                    .await?
-                    == 0;
-            if unchanged {
-                return Ok(figures.as_ref().clone());
-            }
+        if let Some(figures) = self.reusable(query).await? {
+            return Ok(figures);
         }
+        let _computing = self.summaries.computing.lock().await;
+        // Another caller may have computed it while this one waited.
+        if let Some(figures) = self.reusable(query).await? {
+            return Ok(figures);
+        }
+        let version = self.summary_version().await?;
         let figures = self.compute_summaries(query).await?;
         self.summaries.keep(CacheEntry {
             groups: query.groups.clone(),
@@ -402,6 +391,39 @@ impl Store {
             figures: Arc::new(figures.clone()),
         });
         Ok(figures)
+    }
+
+    /// The newest `update_time` of the incidents: every change of an incident moves it.
+    async fn summary_version(&self) -> ApiResult<Option<i64>> {
+        Ok(incident::Entity::find()
+            .select_only()
+            .column_as(incident::Column::UpdateTime.max(), "v")
+            .into_tuple()
+            .one(self.connection())
+            .await?
+            .flatten())
+    }
+
+    /// A kept answer to `query` that is still exact, if any.
+    async fn reusable(&self, query: &SummaryQuery) -> ApiResult<Option<Vec<GroupSummary>>> {
+        let version = self.summary_version().await?;
+        let Some((start, end, figures)) = self.summaries.find(query, version) else {
+            return Ok(None);
+        };
+        let moved: Vec<Condition> = [
+            declared_between(start, query.start),
+            declared_between(end, query.end),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let unchanged = moved.is_empty()
+            || incident::Entity::find()
+                .filter(moved.into_iter().fold(Condition::any(), Condition::add))
+                .count(self.connection())
+                .await?
+                == 0;
+        Ok(unchanged.then(|| figures.as_ref().clone()))
     }
 
     /// The figures of each group of `query`, computed.
