@@ -10,7 +10,9 @@ use assurance_proto::{
         GetPostureRequest, NodeKind, Posture, PostureNode, RiskAppetite, SetRiskAppetiteRequest,
     },
     incident::v1 as ipb,
-    risk::v1::{self as pb, AppetiteStatus, RiskSummary},
+    risk::v1::{
+        self as pb, AppetiteStatus, RiskSummary, exception_service_client::ExceptionServiceClient,
+    },
     r#type::v1::Severity,
 };
 use tonic::Code;
@@ -74,10 +76,13 @@ struct Expected {
     thresholds: BTreeMap<String, (i32, i32)>,
     /// Risks with a response approved at their current level.
     treated: Vec<String>,
+    /// The clock of the services, in seconds since the epoch.
+    now: i64,
 }
 
 impl Expected {
-    fn check(&self, node: &PostureNode, services: &[&str]) {
+    /// `timed`: the expected (overdue action items, expiring acceptances, expiring exceptions).
+    fn check(&self, node: &PostureNode, services: &[&str], timed: (i64, i64, i64)) {
         let summary: &RiskSummary = node
             .risks
             .as_ref()
@@ -98,6 +103,20 @@ impl Expected {
             summary.unassessed,
             (open.len() - assessed.len()) as i64,
             "{at}: unassessed"
+        );
+        let overdue = open
+            .iter()
+            .filter(|r| r.next_review_time.is_some_and(|t| t.seconds < self.now))
+            .count() as i64;
+        assert_eq!(summary.overdue_reviews, overdue, "{at}: overdue reviews");
+        assert_eq!(
+            (
+                summary.overdue_action_items,
+                summary.expiring_acceptances,
+                summary.expiring_exceptions
+            ),
+            timed,
+            "{at}: overdue items, expiring acceptances and exceptions"
         );
         let count = |f: &dyn Fn(&pb::Assessment) -> bool| {
             assessed.iter().filter(|(_, a)| f(a)).count() as i64
@@ -214,7 +233,9 @@ fn check_incidents(node: &PostureNode, open: i64, count: i64, mean_h: i64, p90_h
 
 async fn every_figure_of_every_node(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let app = embedded_gateway(&db, backend).await;
+    let config = embedded_config(&db, backend);
+    let clock = config.clock.clone();
+    let app = start_gateway(&db, config).await;
     for bu in ["retail", "corp", "empty"] {
         create_bu(&app, bu).await;
     }
@@ -279,6 +300,49 @@ async fn every_figure_of_every_node(backend: Backend) {
     approve_response(&app, "erm_executive", &response.name)
         .await
         .expect("approve");
+    // Time-driven figures: an acceptance of an hr risk and an exception of shop and hr (one
+    // exception spanning both business units), expiring soon after the clock moves 40 days; an
+    // action item of a shop risk overdue by then, and the CRITICAL risks' 30-day reviews.
+    let acceptance = pb::RiskResponse {
+        decision: pb::ResponseDecision::Accept as i32,
+        rationale: "Payroll moves to the new provider next quarter.".into(),
+        acceptance_expire_time: Some(days(60)),
+        ..Default::default()
+    };
+    let response = propose_response(&app, "risk_owner", &names[5], acceptance)
+        .await
+        .expect("propose acceptance");
+    approve_response(&app, "erm_executive", &response.name)
+        .await
+        .expect("approve acceptance");
+    let requested = ExceptionServiceClient::new(app.channel_as("trust_team"))
+        .create_policy_exception(pb::CreatePolicyExceptionRequest {
+            policy_exception: Some(pb::PolicyException {
+                title: "Legacy TLS".into(),
+                scope: "TLS 1.0 on the partner relay".into(),
+                services: vec!["services/shop".into(), "services/hr".into()],
+                justification: "Partners migrate next quarter.".into(),
+                expire_time: Some(days(50)),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("request exception")
+        .into_inner();
+    ExceptionServiceClient::new(app.channel_as("erm_executive"))
+        .approve_policy_exception(pb::ApprovePolicyExceptionRequest {
+            name: requested.name,
+            comment: "ok".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("approve exception");
+    let plan = create_action_plan(&app, "admin", &names[0], "replace the readers").await;
+    add_action_item(&app, "admin", &plan, action_item("new readers", days(1)))
+        .await
+        .expect("action item");
+    clock.advance(std::time::Duration::from_secs(40 * 86_400));
     let mut risks = Vec::new();
     for name in &names {
         risks.push(get_risk(&app, name).await);
@@ -354,19 +418,25 @@ async fn every_figure_of_every_node(backend: Backend) {
             ("pos".into(), (Severity::Low as i32, Severity::High as i32)),
             ("hr".into(), (Severity::Low as i32, Severity::Medium as i32)),
         ]),
-        treated: vec![names[4].clone()],
+        treated: vec![names[4].clone(), names[5].clone()],
+        now: days(40).seconds,
     };
-    for (scope, services) in [
-        ("enterprise", vec!["shop", "pos", "hr"]),
-        ("businessUnits/retail", vec!["shop", "pos"]),
-        ("businessUnits/corp", vec!["hr"]),
-        ("businessUnits/empty", vec![]),
-        ("services/shop", vec!["shop"]),
-        ("services/pos", vec!["pos"]),
-        ("services/hr", vec!["hr"]),
+    // The exception spans both business units: once in each, and once at the enterprise.
+    for (scope, services, timed) in [
+        ("enterprise", vec!["shop", "pos", "hr"], (1, 1, 1)),
+        ("businessUnits/retail", vec!["shop", "pos"], (1, 0, 1)),
+        ("businessUnits/corp", vec!["hr"], (0, 1, 1)),
+        ("businessUnits/empty", vec![], (0, 0, 0)),
+        ("services/shop", vec!["shop"], (1, 0, 1)),
+        ("services/pos", vec!["pos"], (0, 0, 0)),
+        ("services/hr", vec!["hr"], (0, 1, 1)),
     ] {
-        expected.check(&all[scope], &services);
+        expected.check(&all[scope], &services, timed);
     }
+    assert!(
+        root.risks.as_ref().is_some_and(|r| r.overdue_reviews > 0),
+        "the CRITICAL risks' reviews are overdue 40 days on"
+    );
     assert!(
         all["unassigned"].risks.is_none(),
         "unassigned has incidents only"
@@ -416,7 +486,7 @@ async fn every_figure_of_every_node(backend: Backend) {
         .root
         .expect("root");
     assert_eq!(retail.children.len(), 2);
-    expected.check(&retail, &["shop", "pos"]);
+    expected.check(&retail, &["shop", "pos"], (1, 0, 1));
     let err = get_posture(&app, "reporter", "businessUnits/nope")
         .await
         .expect_err("unknown unit");
