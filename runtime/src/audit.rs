@@ -247,53 +247,26 @@ impl AuditApi {
     }
 }
 
-#[tonic::async_trait]
-impl assurance_proto::risk::v1::audit_service_server::AuditService for AuditApi {
-    async fn list_audit_events(
-        &self,
-        request: Request<pb::ListAuditEventsRequest>,
-    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        self.list_events(request).await
-    }
+/// Each package serves the one audit contract under its own service name.
+macro_rules! serve_audit_contract {
+    ($($package:ident),*) => {$(
+        #[tonic::async_trait]
+        impl assurance_proto::$package::v1::audit_service_server::AuditService for AuditApi {
+            async fn list_audit_events(
+                &self,
+                request: Request<pb::ListAuditEventsRequest>,
+            ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+                self.list_events(request).await
+            }
 
-    async fn get_audit_event(
-        &self,
-        request: Request<pb::GetAuditEventRequest>,
-    ) -> Result<Response<pb::AuditEvent>, Status> {
-        self.get_event(request).await
-    }
+            async fn get_audit_event(
+                &self,
+                request: Request<pb::GetAuditEventRequest>,
+            ) -> Result<Response<pb::AuditEvent>, Status> {
+                self.get_event(request).await
+            }
+        }
+    )*};
 }
 
-#[tonic::async_trait]
-impl assurance_proto::incident::v1::audit_service_server::AuditService for AuditApi {
-    async fn list_audit_events(
-        &self,
-        request: Request<pb::ListAuditEventsRequest>,
-    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        self.list_events(request).await
-    }
-
-    async fn get_audit_event(
-        &self,
-        request: Request<pb::GetAuditEventRequest>,
-    ) -> Result<Response<pb::AuditEvent>, Status> {
-        self.get_event(request).await
-    }
-}
-
-#[tonic::async_trait]
-impl assurance_proto::gateway::v1::audit_service_server::AuditService for AuditApi {
-    async fn list_audit_events(
-        &self,
-        request: Request<pb::ListAuditEventsRequest>,
-    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        self.list_events(request).await
-    }
-
-    async fn get_audit_event(
-        &self,
-        request: Request<pb::GetAuditEventRequest>,
-    ) -> Result<Response<pb::AuditEvent>, Status> {
-        self.get_event(request).await
-    }
-}
+serve_audit_contract!(risk, incident, gateway);
