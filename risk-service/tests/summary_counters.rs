@@ -1,8 +1,10 @@
 //! The posture counters (`risk_posture_counts`, kept by triggers) and each risk's treated
 //! flag stay equal to a from-scratch recount after a varied workload through the store's own
 //! write paths: group-commit creates and assessments, re-assessments, responses proposed,
-//! approved, rejected and expired, closures, service moves, deletes and bulk inserts. On SQLite,
-//! and on PostgreSQL when `ASSURANCE_TEST_POSTGRES_URL` is set.
+//! approved, rejected and expired, closures, service moves, deletes and bulk inserts. After
+//! each step the figures `SummarizeRisks` reuses are the ones it would compute afresh, and kept
+//! figures give way when a time-driven figure changes. On SQLite, and on PostgreSQL when
+//! `ASSURANCE_TEST_POSTGRES_URL` is set.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -11,8 +13,11 @@ use risk_service::{
     domain::governance::ApprovalState,
     store::{
         RiskPatch, Store, StoreOptions,
-        entities::{assessment, business_unit, risk, risk_response, service},
+        entities::{
+            action_item, action_plan, assessment, business_unit, risk, risk_response, service,
+        },
         identified_risk,
+        summary::ServiceFigures,
     },
 };
 use sea_orm::{ConnectionTrait, Database, EntityTrait, FromQueryResult, Statement};
@@ -124,7 +129,41 @@ async fn snapshot(store: &Store) -> (Vec<Counter>, Vec<Treated>) {
     (counters, treated)
 }
 
+/// `figures` in a comparable form (its maps sorted).
+fn canonical(figures: &ServiceFigures) -> String {
+    let counts: BTreeMap<_, _> = figures.counts.iter().collect();
+    let top: BTreeMap<_, _> = figures.top.iter().collect();
+    let mut exceptions = figures.expiring_exceptions.clone();
+    exceptions.sort();
+    format!("{counts:?} {top:?} {exceptions:?}")
+}
+
+/// The figures reused for the workload's services at `now` are those computed afresh.
+async fn reused_figures_are_exact(store: &Store, step: &str, now: i64) {
+    let services = ["alpha", "beta", "gamma"]
+        .map(String::from)
+        .into_iter()
+        .collect();
+    let kept = store
+        .cached_summary_figures(&services, 3, now)
+        .await
+        .expect("kept figures");
+    let fresh = store
+        .summary_figures(&services, 3, now)
+        .await
+        .expect("fresh figures");
+    assert_eq!(
+        canonical(&kept),
+        canonical(&fresh),
+        "the reused figures missed a change: {step}"
+    );
+}
+
 async fn workload(store: &Store) {
+    let exact = |step: &'static str| async move {
+        reused_figures_are_exact(store, step, assurance_runtime::time::now_micros()).await
+    };
+    exact("no risk yet").await;
     let admin = caller("admin", Role::Admin);
     let owner = caller("owner@example.com", Role::RiskOwner);
     let exec = caller("exec@example.com", Role::ErmExecutive);
@@ -184,6 +223,7 @@ async fn workload(store: &Store) {
         }
     });
     let risks: Vec<risk::Model> = futures_join(creates).await;
+    exact("creates").await;
     let assessments = risks.iter().enumerate().take(24).map(|(i, r)| {
         let store = store.clone();
         let owner = owner.clone();
@@ -202,6 +242,7 @@ async fn workload(store: &Store) {
         }
     });
     futures_join(assessments).await;
+    exact("first assessments").await;
     let now = assurance_runtime::time::now_micros();
     // Re-assessments, one to a higher severity.
     for r in &risks[0..4] {
@@ -210,6 +251,7 @@ async fn workload(store: &Store) {
             .await
             .expect("re-assess");
     }
+    exact("re-assessments").await;
     // Responses: approved (treated), rejected, pending; an acceptance that expires.
     let mut responses = Vec::new();
     for (i, r) in risks[4..14].iter().enumerate() {
@@ -221,6 +263,7 @@ async fn workload(store: &Store) {
             .expect("propose");
         responses.push((r.id, proposed.id, i));
     }
+    exact("responses proposed").await;
     for (risk_id, response_id, i) in &responses {
         match i % 4 {
             0 | 1 => {
@@ -256,6 +299,7 @@ async fn workload(store: &Store) {
             _ => {}
         }
     }
+    exact("responses decided").await;
     let approved: Vec<Uuid> = responses
         .iter()
         .filter(|(_, _, i)| i % 4 < 2)
@@ -277,6 +321,7 @@ async fn workload(store: &Store) {
         .await
         .expect("expire acceptances");
     assert!(swept >= 1, "an acceptance expired");
+    exact("acceptances expired").await;
     // Closures, a move to another service, a hard delete, bulk inserts around the API.
     for r in &risks[20..24] {
         store
@@ -288,6 +333,7 @@ async fn workload(store: &Store) {
         .close_risk(approved[2], None, "accepted for good".into(), &owner)
         .await
         .expect("close treated");
+    exact("closures").await;
     store
         .update_risk(
             risks[5].id,
@@ -300,10 +346,12 @@ async fn workload(store: &Store) {
         )
         .await
         .expect("move service");
+    exact("a service move").await;
     risk::Entity::delete_by_id(risks[29].id)
         .exec(store.connection())
         .await
         .expect("delete an unassessed risk");
+    exact("a hard delete").await;
     let mut seeded = Vec::new();
     for i in 0..50 {
         let mut r = new_risk(&format!("seeded {i}"), services[i % 3]);
@@ -321,6 +369,87 @@ async fn workload(store: &Store) {
         .exec_without_returning(store.connection())
         .await
         .expect("bulk insert");
+    exact("a bulk insert").await;
+    // An action item falling due: no write, yet the kept figures give way once it is overdue.
+    let plan_risk = risks[10].id;
+    store
+        .create_plan(
+            action_plan::Model {
+                risk_id: plan_risk,
+                title: "plan".into(),
+                owner: "owner@example.com".into(),
+                create_time: 0,
+                version: 0,
+                update_time: 0,
+            },
+            None,
+            &owner,
+            now,
+        )
+        .await
+        .expect("action plan");
+    let due = assurance_runtime::time::now_micros() + 3_600_000_000;
+    store
+        .add_item(
+            action_item::Model {
+                id: Uuid::now_v7(),
+                risk_id: plan_risk,
+                service_id: String::new(),
+                business_unit_id: String::new(),
+                title: "patch".into(),
+                description: String::new(),
+                owner: "owner@example.com".into(),
+                due_time: due,
+                status: 1,
+                tracker_system: String::new(),
+                tracker_key: String::new(),
+                tracker_url: String::new(),
+                sync_state: 0,
+                sync_time: None,
+                version: 0,
+                create_time: 0,
+                update_time: 0,
+            },
+            None,
+            &owner,
+            now,
+        )
+        .await
+        .expect("action item");
+    exact("an action item added").await;
+    reused_figures_are_exact(store, "before the item falls due", due - 1).await;
+    reused_figures_are_exact(store, "after the item fell due", due + 1).await;
+    // An acceptance entering its last 30 days, then expiring.
+    let accepted = store
+        .set_response(
+            risks[15].id,
+            response(4, Some(due + 40 * DAY)),
+            None,
+            &owner,
+            now,
+        )
+        .await
+        .expect("propose acceptance");
+    store
+        .decide_response(
+            risks[15].id,
+            accepted.id,
+            true,
+            "ok".into(),
+            None,
+            None,
+            &exec,
+            now,
+        )
+        .await
+        .expect("approve acceptance");
+    for (step, at) in [
+        ("an acceptance approved", due),
+        ("an acceptance within 30 days of expiry", due + 11 * DAY),
+        ("an acceptance expired", due + 41 * DAY),
+    ] {
+        reused_figures_are_exact(store, step, at).await;
+    }
 }
 
 async fn futures_join<T: Send + 'static>(

@@ -255,7 +255,20 @@ impl PostureApi {
         } else {
             req.top_n
         };
+        self.compute(&on, &scope, (start, end), top_n, now).await
+    }
 
+    /// The posture of `scope` now (`now`), with incident KPIs over `period` (start, end) and
+    /// `top_n` top risks per node, fetched on behalf of `on` (whose access to `scope` was
+    /// checked by the caller of this).
+    pub(crate) async fn compute(
+        &self,
+        on: &OnBehalf,
+        scope: &Scope,
+        (start, end): (i64, i64),
+        top_n: i32,
+        now: i64,
+    ) -> ApiResult<Posture> {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
         let (registry, registry_error) = self
             .registry

@@ -41,6 +41,7 @@ pub enum Upstreams {
 
 /// Who a call to a service is for: the caller at the gateway's edge, and the credential it
 /// presented (used upstream only when the gateway has no token of its own).
+#[derive(Clone)]
 pub struct OnBehalf {
     pub caller: Caller,
     pub authorization: Option<String>,

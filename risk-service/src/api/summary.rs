@@ -377,7 +377,7 @@ impl SummaryApi {
             .collect();
         let figures = self
             .store
-            .summary_figures(&services, request.top_n, self.clock.now_micros())
+            .cached_summary_figures(&services, request.top_n, self.clock.now_micros())
             .await?;
         Ok(pb::SummarizeRisksResponse {
             summaries: request

@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(super::migration_reviews::ReviewCycleVersions),
             Box::new(super::migration_contract::ContractMigration),
             Box::new(super::migration_summary::SummaryMigration),
+            Box::new(super::migration_summary_versions::SummaryVersionsMigration),
         ]
     }
 }

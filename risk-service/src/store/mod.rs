@@ -13,11 +13,13 @@ pub mod migration;
 mod migration_contract;
 mod migration_reviews;
 mod migration_summary;
+mod migration_summary_versions;
 mod org;
 pub mod reviews;
 mod risk_list;
 mod risks;
 pub mod summary;
+mod summary_cache;
 
 use std::{sync::Arc, time::Duration};
 
@@ -43,6 +45,8 @@ use entities::scoring_policy;
 pub struct Store {
     db: DatabaseConnection,
     cache: Arc<cache::RiskCache>,
+    /// Kept `SummarizeRisks` figures, reused while exact.
+    summaries: Arc<summary_cache::FiguresCache>,
     /// Creates and assessments go through the writer, which commits them in batches; the
     /// writer's own copy has none and writes directly.
     writer: Option<mpsc::Sender<batch::Job>>,
@@ -97,6 +101,7 @@ impl Store {
         let direct = Store {
             db,
             cache,
+            summaries: Arc::default(),
             writer: None,
             _alive: alive,
         };
@@ -115,6 +120,7 @@ impl Store {
             Store {
                 db: self.db.clone(),
                 cache: self.cache.clone(),
+                summaries: self.summaries.clone(),
                 writer: None,
                 _alive: Arc::new(()),
             },
