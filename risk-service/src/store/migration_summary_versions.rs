@@ -42,9 +42,11 @@ fn services_of_exception(exception_id: &str) -> String {
     format!("SELECT service_id FROM exception_services WHERE exception_id = {exception_id}")
 }
 
-/// The tables whose changes move the summary, and the services a row `r` (`NEW` or `OLD`)
-/// of each belongs to.
-fn watched() -> [(&'static str, fn(&str) -> String); 5] {
+/// The services a row `r` (`NEW` or `OLD`) of a table belongs to, as a `SELECT`.
+type ServicesOf = fn(&str) -> String;
+
+/// The tables whose changes move the summary, and the services of their rows.
+fn watched() -> [(&'static str, ServicesOf); 5] {
     [
         ("risks", |r| format!("SELECT {r}.service_id AS service_id")),
         ("risk_responses", |r| {

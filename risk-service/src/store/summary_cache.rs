@@ -35,10 +35,13 @@ const ENTRIES: usize = 16;
 /// What a request asks: its services and top N.
 type Key = (BTreeSet<String>, usize);
 
-/// Kept figures, one slot a request; a slot's lock is held while its figures are computed.
+/// A request's kept figures; its lock is held while they are computed.
+type Slot = Arc<tokio::sync::Mutex<Option<Kept>>>;
+
+/// Kept figures, one slot a request.
 #[derive(Default)]
 pub struct FiguresCache {
-    slots: Mutex<Vec<(Key, Arc<tokio::sync::Mutex<Option<Kept>>>)>>,
+    slots: Mutex<Vec<(Key, Slot)>>,
 }
 
 struct Kept {
@@ -50,7 +53,7 @@ struct Kept {
 
 impl FiguresCache {
     /// The slot of `key`, created (and the oldest slot dropped) when new.
-    fn slot(&self, key: &Key) -> Arc<tokio::sync::Mutex<Option<Kept>>> {
+    fn slot(&self, key: &Key) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, slot)) = slots.iter().find(|(k, _)| k == key) {
             return slot.clone();
