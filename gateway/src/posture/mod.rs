@@ -272,15 +272,15 @@ impl PostureApi {
         let deadline = tokio::time::Instant::now() + self.settings.deadline;
         let (registry, registry_error) = self
             .registry
-            .read(&self.upstreams, &on, self.settings.deadline)
+            .read(&self.upstreams, on, self.settings.deadline)
             .await;
         let mut missing = Vec::new();
         let (tree, with_risks) = match &registry {
             Some(registry) => (
-                tree::build(&scope, registry).ok_or_else(|| ApiError::not_found(scope.name()))?,
+                tree::build(scope, registry).ok_or_else(|| ApiError::not_found(scope.name()))?,
                 registry_error.is_none(),
             ),
-            None => match tree::without_registry(&scope) {
+            None => match tree::without_registry(scope) {
                 Some(tree) => (tree, false),
                 None => {
                     return Err(ApiError::Unavailable(format!(
@@ -344,7 +344,7 @@ impl PostureApi {
                 default_appetite: Some(thresholds(&enterprise)),
             };
             Some(
-                tokio::time::timeout_at(deadline, self.upstreams.summarize_risks(&on, request))
+                tokio::time::timeout_at(deadline, self.upstreams.summarize_risks(on, request))
                     .await,
             )
         };
@@ -359,8 +359,7 @@ impl PostureApi {
                     0
                 },
             };
-            tokio::time::timeout_at(deadline, self.upstreams.summarize_incidents(&on, request))
-                .await
+            tokio::time::timeout_at(deadline, self.upstreams.summarize_incidents(on, request)).await
         };
         let (risks, incidents) = tokio::join!(risk_call, incident_call);
         let timeout = || format!("no answer within {:?}", self.settings.deadline);
