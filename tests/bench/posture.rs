@@ -3,7 +3,8 @@
 //! gateway on SQLite and through a forwarding gateway in front of separate risk-service and
 //! incident-service processes on PostgreSQL. One warm caller makes `--calls` calls, then
 //! 4 callers in flight make as many; the gRPC health Check on the same gateway, with the same
-//! callers, is the baseline of each.
+//! callers, is the baseline of each. Then a tenth as many calls each follow a change of a risk,
+//! then of an incident, so that the changed half is computed, not reused.
 
 use std::{
     net::SocketAddr,
@@ -15,6 +16,13 @@ use std::{
 
 use assurance_proto::gateway::v1::{
     GetPostureRequest, posture_service_client::PostureServiceClient,
+};
+use assurance_proto::{
+    incident::v1::{
+        Incident, ListIncidentsRequest, UpdateIncidentRequest,
+        incident_service_client::IncidentServiceClient,
+    },
+    risk::v1::{ListRisksRequest, Risk, UpdateRiskRequest, risk_service_client::RiskServiceClient},
 };
 use assurance_runtime::{auth::client::Bearer, time::now_micros};
 use assurance_tests::{auth::SHARED, server};
@@ -498,6 +506,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 /// Measures GetPosture(enterprise) and the health baseline on the gateway at `addr`.
 async fn bench_gateway(label: &str, addr: SocketAddr, calls: usize) -> Result<(), String> {
     let channel: Channel = server::plain_channel(addr).await?;
+    let writes = channel.clone();
     let authed = Bearer::new(channel.clone(), SHARED.token("reporter"))?;
     let posture = PostureServiceClient::new(authed).max_decoding_message_size(64 << 20);
     let health = HealthClient::new(channel);
@@ -579,6 +588,90 @@ async fn bench_gateway(label: &str, addr: SocketAddr, calls: usize) -> Result<()
             pct(&subject, 100.0),
             pct(&base, 50.0),
             pct(&base, 99.0),
+        );
+    }
+    after_changes(writes, &get, calls / 10).await
+}
+
+/// GetPosture right after a change, so that it cannot reuse the changed half: `calls` calls
+/// each after a risk's title changed, then each after an incident's title changed (the write
+/// itself is not timed).
+async fn after_changes<F, Fut>(channel: Channel, get: &F, calls: usize) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let admin = Bearer::new(channel, SHARED.token("admin"))?;
+    let mut risks = RiskServiceClient::new(admin.clone());
+    let mut incidents = IncidentServiceClient::new(admin);
+    let risk = risks
+        .list_risks(ListRisksRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("ListRisks: {e:?}"))?
+        .into_inner()
+        .risks
+        .into_iter()
+        .next()
+        .ok_or("no risk to change")?;
+    let incident = incidents
+        .list_incidents(ListIncidentsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("ListIncidents: {e:?}"))?
+        .into_inner()
+        .incidents
+        .into_iter()
+        .next()
+        .ok_or("no incident to change")?;
+    for half in ["risk", "incident"] {
+        let mut latencies = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let title = format!("changed by the bench, {half} call {i}");
+            if half == "risk" {
+                risks
+                    .update_risk(UpdateRiskRequest {
+                        risk: Some(Risk {
+                            name: risk.name.clone(),
+                            title,
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["title".into()],
+                        }),
+                    })
+                    .await
+                    .map_err(|e| format!("UpdateRisk: {e:?}"))?;
+            } else {
+                incidents
+                    .update_incident(UpdateIncidentRequest {
+                        incident: Some(Incident {
+                            name: incident.name.clone(),
+                            title,
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["title".into()],
+                        }),
+                    })
+                    .await
+                    .map_err(|e| format!("UpdateIncident: {e:?}"))?;
+            }
+            let started = Instant::now();
+            get().await?;
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "| GetPosture(enterprise) after each {half} change | 1 | {calls} | {:.1} | {:.1} | {:.1} | {:.1} | | |",
+            pct(&latencies, 50.0),
+            pct(&latencies, 90.0),
+            pct(&latencies, 99.0),
+            pct(&latencies, 100.0),
         );
     }
     Ok(())
