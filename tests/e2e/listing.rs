@@ -66,6 +66,7 @@ async fn seed(app: &App) -> Vec<pb::Risk> {
         if i % 4 == 0 {
             r.identification_source = pb::IdentificationSource::AuditFinding as i32;
         }
+        r.source_reference = format!("scanner:finding/{}", i % 5);
         r.labels
             .insert("env".into(), if i % 3 == 0 { "prod" } else { "dev" }.into());
         let created = create_risk(app, r).await;
@@ -146,6 +147,15 @@ async fn filters_select_the_right_risks(backend: Backend) {
             .await
         ),
         expect(&all, |i, _| i % 4 != 0)
+    );
+    assert_eq!(
+        names(&list(&app, r#"source_reference = "scanner:finding/3""#).await),
+        expect(&all, |i, _| i % 5 == 3),
+        "a scanner finds the risks it filed for a finding"
+    );
+    assert_eq!(
+        names(&list(&app, r#"source_reference != "scanner:finding/3""#).await),
+        expect(&all, |i, _| i % 5 != 3)
     );
     assert_eq!(
         names(&list(&app, "status = IDENTIFIED").await),

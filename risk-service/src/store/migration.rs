@@ -24,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(super::migration_contract::ContractMigration),
             Box::new(super::migration_summary::SummaryMigration),
             Box::new(super::migration_summary_versions::SummaryVersionsMigration),
+            Box::new(SourceReferences),
         ]
     }
 }
@@ -687,6 +688,28 @@ impl MigrationTrait for Controls {
             "risk_controls_by_control",
             a("risk_controls"),
             &["control_id", "risk_id"],
+        ))
+        .await
+    }
+}
+
+/// Migration 0012: risks by `source_reference`, for `ListRisks` filtered on it (a scanner finds
+/// the risk it filed for a finding).
+struct SourceReferences;
+
+impl MigrationName for SourceReferences {
+    fn name(&self) -> &str {
+        "m0012_risks_by_source_reference"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SourceReferences {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(index(
+            "risks_by_source_reference",
+            a("risks"),
+            &["source_reference", "id"],
         ))
         .await
     }

@@ -79,6 +79,7 @@ pub static RISK_FILTER: FilterTable<C> = FilterTable(&[
         },
     ),
     Field::new("category", Kind::Text(C::Category)),
+    Field::new("source_reference", Kind::Text(C::SourceReference)),
     Field::new(
         "threat",
         Kind::Enum {
