@@ -457,6 +457,31 @@ async fn governance_and_org_lists_filter_and_order(backend: Backend) {
         .decisions;
     assert_eq!(proposals.len(), 1);
     assert_eq!(proposals[0].response, proposed.name);
+    // A sync job picks up the decisions made since its last run.
+    let at = proposals[0].decide_time.expect("decide time");
+    let since = |op: &str| {
+        format!(
+            "decide_time {op} \"{}\"",
+            prost_types::Timestamp {
+                seconds: at.seconds,
+                nanos: at.nanos
+            }
+        )
+    };
+    for (op, expected) in [(">=", 1), (">", 0)] {
+        let page = risks
+            .list_decisions(pb::ListDecisionsRequest {
+                parent: "risks/-".into(),
+                filter: format!("{} AND kind = RESPONSE_PROPOSED", since(op)),
+                order_by: "decide_time".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("decisions since")
+            .into_inner()
+            .decisions;
+        assert_eq!(page.len(), expected, "decisions with {}", since(op));
+    }
 
     // Action items by due time.
     approve_response(&app, "service_manager", &proposed.name)
