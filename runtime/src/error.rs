@@ -85,6 +85,8 @@ pub enum Reason {
     ReviewExists,
     /// The post-incident review is recorded only in POST_INCIDENT.
     ReviewNotAllowed,
+    /// Follow-ups are added only in POST_INCIDENT or after closure.
+    FollowUpNotAllowed,
     /// Approving one's own proposal, request or draft.
     SelfApproval,
     /// The thing to approve has expired already.
@@ -105,6 +107,7 @@ impl Reason {
             Reason::NotADraft => "NOT_A_DRAFT",
             Reason::ReviewExists => "REVIEW_EXISTS",
             Reason::ReviewNotAllowed => "REVIEW_NOT_ALLOWED",
+            Reason::FollowUpNotAllowed => "FOLLOW_UP_NOT_ALLOWED",
             Reason::SelfApproval => "SELF_APPROVAL",
             Reason::Expired => "EXPIRED",
         }

@@ -3,6 +3,7 @@
 //! refuses UNSPECIFIED), the messages built from rows, and the review's storage form.
 
 use super::pb;
+use assurance_proto::r#type::v1 as tv;
 use assurance_runtime::{
     ApiError, ApiResult,
     time::{from_timestamp, to_timestamp},
@@ -22,11 +23,12 @@ use crate::{
         timeline::TimelineKind,
     },
     store::{
+        FINISHED, ReviewRows,
         entities::{
-            custody_entry, evidence, incident, indicator, notification, outbox_event, review, role,
-            task, timeline_event,
+            custody_entry, evidence, follow_up, incident, indicator, notification, outbox_event,
+            review, role, task, timeline_event,
         },
-        etag,
+        etag, follow_up_name,
         metrics::{Metrics, Stats},
         outbox,
         summary::GroupSummary,
@@ -415,12 +417,10 @@ fn review_json<T: Serialize>(value: &T) -> ApiResult<String> {
     serde_json::to_string(value).map_err(|e| ApiError::Internal(format!("serialise review: {e}")))
 }
 
-/// The stored review (lists as JSON) and the outbox events it causes: one per follow-up (for the trackers) and
-/// one per identified risk (a draft risk for risk-service, source INCIDENT).
-pub fn review_rows(
-    incident: Uuid,
-    r: &pb::PostIncidentReview,
-) -> ApiResult<(review::Model, Vec<outbox_event::Model>)> {
+/// The rows of the review `r` of `incident`: the review (lists as JSON), its follow-ups as
+/// tracked items, and the outbox events it causes: one per follow-up (for the trackers) and one
+/// per identified risk (a draft risk for risk-service, source INCIDENT).
+pub fn review_rows(incident: Uuid, r: &pb::PostIncidentReview) -> ApiResult<ReviewRows> {
     let source = format!("incidents/{incident}");
     let follow_ups: Vec<FollowUp> = r
         .follow_ups
@@ -456,11 +456,33 @@ pub fn review_rows(
         attempts: 0,
         last_error: String::new(),
     };
+    let tracked: Vec<follow_up::Model> = follow_ups
+        .iter()
+        .map(|f| follow_up::Model {
+            id: Uuid::now_v7(),
+            incident_id: incident,
+            title: f.title.clone(),
+            description: f.description.clone(),
+            owner: f.owner.clone(),
+            due_time: f.due_time,
+            status: TaskStatus::Open as i32,
+            tracker_system: String::new(),
+            tracker_key: String::new(),
+            tracker_url: String::new(),
+            sync_state: tv::SyncState::NotLinked as i32,
+            sync_time: None,
+            from_review: true,
+            version: 0,
+            create_time: 0,
+            update_time: 0,
+        })
+        .collect();
     let mut events = Vec::new();
-    for f in &follow_ups {
+    for (f, row) in follow_ups.iter().zip(&tracked) {
         events.push(event(
             outbox::FOLLOW_UP,
             review_json(&serde_json::json!({
+                "name": follow_up_name(row),
                 "incident": source,
                 "title": f.title,
                 "description": f.description,
@@ -493,7 +515,37 @@ pub fn review_rows(
         identified_risks: review_json(&risks)?,
         review_time: 0,
     };
-    Ok((model, events))
+    Ok(ReviewRows {
+        review: model,
+        follow_ups: tracked,
+        events,
+    })
+}
+
+/// A follow-up as the API shows it at `now`, with its incident's affected `services`.
+pub fn follow_up(f: &follow_up::Model, services: &[String], now: i64) -> pb::FollowUp {
+    let finished = FINISHED.iter().any(|s| *s as i32 == f.status);
+    pb::FollowUp {
+        name: follow_up_name(f),
+        title: f.title.clone(),
+        description: f.description.clone(),
+        owner: f.owner.clone(),
+        due_time: Some(to_timestamp(f.due_time)),
+        status: f.status,
+        tracker: Some(tv::TrackerLink {
+            system: f.tracker_system.clone(),
+            external_key: f.tracker_key.clone(),
+            url: f.tracker_url.clone(),
+            sync_state: f.sync_state,
+            sync_time: f.sync_time.map(to_timestamp),
+        }),
+        overdue: !finished && f.due_time < now,
+        etag: etag(f.version),
+        services: services.iter().map(|s| format!("services/{s}")).collect(),
+        from_review: f.from_review,
+        create_time: Some(to_timestamp(f.create_time)),
+        update_time: Some(to_timestamp(f.update_time)),
+    }
 }
 
 pub fn review(m: &review::Model) -> pb::PostIncidentReview {

@@ -6,6 +6,7 @@
 mod communications;
 mod convert;
 mod evidence;
+mod follow_ups;
 mod gets;
 mod incidents;
 mod indicators;
@@ -395,5 +396,33 @@ impl IncidentService for IncidentApi {
         request: Request<pb::UpdateNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
         self.notifications_update(request).await
+    }
+
+    async fn create_follow_up(
+        &self,
+        request: Request<pb::CreateFollowUpRequest>,
+    ) -> Result<Response<pb::FollowUp>, Status> {
+        self.follow_ups_create(request).await
+    }
+
+    async fn get_follow_up(
+        &self,
+        request: Request<pb::GetFollowUpRequest>,
+    ) -> Result<Response<pb::FollowUp>, Status> {
+        self.follow_ups_get(request).await
+    }
+
+    async fn list_follow_ups(
+        &self,
+        request: Request<pb::ListFollowUpsRequest>,
+    ) -> Result<Response<pb::ListFollowUpsResponse>, Status> {
+        self.follow_ups_list(request).await
+    }
+
+    async fn update_follow_up(
+        &self,
+        request: Request<pb::UpdateFollowUpRequest>,
+    ) -> Result<Response<pb::FollowUp>, Status> {
+        self.follow_ups_update(request).await
     }
 }

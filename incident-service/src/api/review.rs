@@ -64,14 +64,11 @@ impl IncidentApi {
         check(&mut v, r);
         v.finish()?;
         let id = id.unwrap_or_default();
-        let (model, events) = convert::review_rows(id, r)?;
+        let rows = convert::review_rows(id, r)?;
         let key = RequestKey::for_request("RecordPostIncidentReview", &caller, req, |r| {
             &mut r.request_id
         });
-        let recorded = self
-            .store
-            .record_review(id, model, events, &caller, key)
-            .await?;
+        let recorded = self.store.record_review(id, rows, &caller, key).await?;
         Ok(Response::new(convert::review(&recorded)))
     }
 

@@ -266,6 +266,35 @@ pub mod task {
     assurance_runtime::entity_without_relations!();
 }
 
+pub mod follow_up {
+    use sea_orm::entity::prelude::*;
+
+    /// A post-incident follow-up: tracked work with a tracker link (`tracker_*`, `sync_*`).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "follow_ups")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub incident_id: Uuid,
+        pub title: String,
+        pub description: String,
+        pub owner: String,
+        pub due_time: i64,
+        pub status: i32,
+        pub tracker_system: String,
+        pub tracker_key: String,
+        pub tracker_url: String,
+        pub sync_state: i32,
+        pub sync_time: Option<i64>,
+        pub from_review: bool,
+        pub version: i64,
+        pub create_time: i64,
+        pub update_time: i64,
+    }
+
+    assurance_runtime::entity_without_relations!();
+}
+
 pub mod risk_link {
     use sea_orm::entity::prelude::*;
 

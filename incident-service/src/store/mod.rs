@@ -7,6 +7,7 @@
 mod communications;
 pub mod entities;
 mod evidence;
+mod follow_ups;
 mod gets;
 mod incidents;
 mod indicators;
@@ -36,13 +37,16 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 pub use communications::{NOTIFICATION_FILTER, NOTIFICATION_SORTING, notification_keys};
+pub use follow_ups::{
+    FINISHED, FOLLOW_UP_FILTER, FOLLOW_UP_SORTING, follow_up_keys, follow_up_name,
+};
 pub use incidents::{phase_of, refuse_if_closed, replace_risk_links};
 pub use query::{
     CUSTODY_FILTER, EVIDENCE_FILTER, EVIDENCE_SORTING, INCIDENT_FILTER, INCIDENT_SORTING,
     INDICATOR_FILTER, INDICATOR_SORTING, SEQUENCE_SORTING, TASK_FILTER, TASK_SORTING,
     TIMELINE_FILTER, incident_keys, row_keys, task_keys,
 };
-pub use review::outbox;
+pub use review::{ReviewRows, outbox};
 use timeline::append;
 
 use crate::domain::timeline::TimelineKind;

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::{
     Change, Created, Store,
-    entities::{incident, outbox_event, review},
+    entities::{follow_up, incident, outbox_event, review},
+    follow_ups::insert_follow_ups,
     phase_of,
 };
 use crate::domain::phase::Phase;
@@ -24,17 +25,28 @@ pub mod outbox {
     pub const IDENTIFIED_RISK: &str = "incident.identified_risk";
 }
 
+/// What recording a review writes: the review, its follow-ups and its outbox events.
+pub struct ReviewRows {
+    pub review: review::Model,
+    pub follow_ups: Vec<follow_up::Model>,
+    pub events: Vec<outbox_event::Model>,
+}
+
 impl Store {
-    /// Records the post-incident review, queues its follow-ups and identified risks in the
-    /// outbox and marks the review complete — one transaction.
+    /// Records the post-incident review and its follow-ups, queues the follow-ups and
+    /// identified risks in the outbox and marks the review complete — one transaction.
     pub async fn record_review(
         &self,
         id: Uuid,
-        mut review: review::Model,
-        events: Vec<outbox_event::Model>,
+        rows: ReviewRows,
         caller: &Caller,
         key: Option<RequestKey>,
     ) -> ApiResult<review::Model> {
+        let ReviewRows {
+            mut review,
+            follow_ups,
+            events,
+        } = rows;
         let create = async |tx: &DatabaseTransaction, m: &mut incident::Model| {
             let now = now_micros();
             review.incident_id = id;
@@ -64,6 +76,7 @@ impl Store {
             review::Entity::insert(review.clone().into_active_model())
                 .exec_without_returning(tx)
                 .await?;
+            insert_follow_ups(tx, &follow_ups, now).await?;
             if !events.is_empty() {
                 let rows = events.iter().cloned().map(|mut e| {
                     e.create_time = now;

@@ -49,6 +49,11 @@ const INCIDENT_READERS: Roles = Roles::of(&[
 ]);
 const METRICS_READERS: Roles = INCIDENT_READERS.union(Roles::of(&[Reporter, ErmExecutive]));
 const RESPONDERS: Roles = Roles::of(&[Responder, SecurityLead, ServiceManager, System, Admin]);
+/// Post-incident follow-ups are written by responders and the trust team (which runs the
+/// lessons-learned cycle); the bug trackers that sync them also update and read them.
+const FOLLOW_UP_WRITERS: Roles = RESPONDERS.union(Roles::of(&[TrustTeam]));
+const FOLLOW_UP_SYNCERS: Roles = FOLLOW_UP_WRITERS.union(Roles::of(&[Tracker]));
+const FOLLOW_UP_READERS: Roles = INCIDENT_READERS.union(Roles::of(&[Tracker]));
 const INCIDENT_LEADS: Roles = Roles::of(&[Responder, SecurityLead, System, Admin]);
 const APPROVERS: Roles = Roles::of(&[SecurityLead, Admin]);
 const AUDITORS: Roles = Roles::of(&[TrustTeam, Admin]);
@@ -164,6 +169,10 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (INCIDENT, "ListNotificationRules", INCIDENT_READERS),
     (INCIDENT, "CreateTask", RESPONDERS),
     (INCIDENT, "UpdateTask", RESPONDERS),
+    (INCIDENT, "CreateFollowUp", FOLLOW_UP_WRITERS),
+    (INCIDENT, "UpdateFollowUp", FOLLOW_UP_SYNCERS),
+    (INCIDENT, "GetFollowUp", FOLLOW_UP_READERS),
+    (INCIDENT, "ListFollowUps", FOLLOW_UP_READERS),
     (INCIDENT, "GetTask", INCIDENT_READERS),
     (INCIDENT, "ListTasks", INCIDENT_READERS),
     (INCIDENT, "AssignRole", INCIDENT_LEADS),

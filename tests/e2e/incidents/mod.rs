@@ -12,6 +12,7 @@ mod communications;
 mod decisions;
 mod evidence;
 mod filters;
+mod follow_ups;
 mod gets;
 mod indicators;
 mod lifecycle;

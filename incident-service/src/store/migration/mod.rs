@@ -16,6 +16,7 @@ mod m0011_scoped_request_ids;
 mod m0012_notification_version;
 mod m0013_risk_links;
 mod m0014_summary_indexes;
+mod m0015_follow_ups;
 
 use sea_orm_migration::prelude::*;
 
@@ -34,6 +35,7 @@ use m0011_scoped_request_ids::ScopedRequestIds;
 use m0012_notification_version::NotificationVersion;
 use m0013_risk_links::RiskLinks;
 use m0014_summary_indexes::SummaryIndexes;
+use m0015_follow_ups::FollowUpItems;
 
 pub struct Migrator;
 
@@ -59,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(NotificationVersion),
             Box::new(RiskLinks),
             Box::new(SummaryIndexes),
+            Box::new(FollowUpItems),
         ]
     }
 }
