@@ -8,6 +8,7 @@ mod auth;
 mod concurrency;
 mod contract;
 mod controls;
+mod effectiveness;
 mod exceptions;
 mod gateway;
 mod governance;

@@ -79,6 +79,7 @@ wire_enum!(DecisionKind <=> DecisionKind {
     ExceptionRevoked,
     ExceptionExpired,
     ReassessmentRequired,
+    ResponseFailed,
 });
 wire_enum!(ExceptionStatus <=> PolicyExceptionStatus {
     Requested,

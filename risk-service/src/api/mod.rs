@@ -4,6 +4,7 @@
 
 pub mod controls;
 mod convert;
+mod effectiveness;
 pub mod exceptions;
 mod governance;
 mod org;

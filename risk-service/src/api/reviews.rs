@@ -176,6 +176,11 @@ fn observation_pb(o: &observation::Model) -> pb::Observation {
         observer: o.observer.clone(),
         observe_time: Some(to_timestamp(o.observe_time)),
         reassessment_triggered: o.reassessment_triggered,
+        control: if o.control_id.is_empty() {
+            String::new()
+        } else {
+            format!("controls/{}", o.control_id)
+        },
     }
 }
 
@@ -556,6 +561,25 @@ impl ReviewService for ReviewApi {
         );
         v.paragraph("observation.summary", &o.summary, true, 4000);
         v.line("observation.reference", &o.reference, false, 500);
+        // A failed control test names the control; no other effect does.
+        let failed = o.effect == ObservationEffect::ControlFailed as i32;
+        let control = match (failed, o.control.is_empty()) {
+            (true, true) => {
+                v.add(
+                    "observation.control",
+                    "is required with effect CONTROL_FAILED: name the failed control",
+                );
+                None
+            }
+            (false, false) => {
+                v.add("observation.control", "is only for effect CONTROL_FAILED");
+                None
+            }
+            (true, false) => {
+                slug_name(&mut v, "observation.control", &o.control, "controls").map(str::to_string)
+            }
+            (false, true) => None,
+        };
         v.finish()?;
         let model = observation::Model {
             id: Uuid::nil(),
@@ -567,6 +591,7 @@ impl ReviewService for ReviewApi {
             observer: String::new(),
             observe_time: 0,
             reassessment_triggered: false,
+            control_id: control.unwrap_or_default(),
         };
         // The operation string predates the rename (stored with past requests).
         let key = RequestKey::for_request("AddObservation", &caller, req, |r| &mut r.request_id);

@@ -370,6 +370,20 @@ impl RiskService for RiskApi {
         self.get_item(request).await
     }
 
+    async fn record_risk_realization(
+        &self,
+        request: Request<pb::RecordRiskRealizationRequest>,
+    ) -> Result<Response<pb::ResponseEffectiveness>, Status> {
+        self.record_realization(request).await
+    }
+
+    async fn get_response_effectiveness(
+        &self,
+        request: Request<pb::GetResponseEffectivenessRequest>,
+    ) -> Result<Response<pb::ResponseEffectiveness>, Status> {
+        self.get_effectiveness(request).await
+    }
+
     async fn create_risk_response(
         &self,
         request: Request<pb::CreateRiskResponseRequest>,

@@ -45,6 +45,17 @@ impl Effectiveness {
         Self::ALL.iter().copied().find(|e| e.as_str() == bare)
     }
 
+    /// The operating effectiveness after a failed test: one step down the tested scale
+    /// (EFFECTIVE → PARTIALLY_EFFECTIVE → INEFFECTIVE). An untested control that failed is
+    /// INEFFECTIVE: the failure is its first test, and NOT_TESTED already ranks below
+    /// PARTIALLY_EFFECTIVE (see [`Self::deficiency`]).
+    pub fn after_failure(self) -> Self {
+        match self {
+            Effectiveness::Effective => Effectiveness::PartiallyEffective,
+            _ => Effectiveness::Ineffective,
+        }
+    }
+
     /// The control deficiency (1–5) this effectiveness amounts to.
     pub fn deficiency(self) -> u8 {
         match self {

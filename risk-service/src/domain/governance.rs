@@ -82,6 +82,7 @@ pub enum DecisionKind {
     ExceptionRevoked = 11,
     ExceptionExpired = 12,
     ReassessmentRequired = 13,
+    ResponseFailed = 14,
 }
 
 numbered!(DecisionKind {
@@ -98,6 +99,7 @@ numbered!(DecisionKind {
     ExceptionRevoked => "EXCEPTION_REVOKED",
     ExceptionExpired => "EXCEPTION_EXPIRED",
     ReassessmentRequired => "REASSESSMENT_REQUIRED",
+    ResponseFailed => "RESPONSE_FAILED",
 });
 
 /// Days between periodic reviews of a risk of `severity` (1 LOW … 4 CRITICAL): `CRITICAL` 30,

@@ -31,6 +31,7 @@ macro_rules! numbered {
 
 pub mod appetite;
 pub mod controls;
+pub mod effectiveness;
 pub mod exceptions;
 pub mod governance;
 pub mod register;

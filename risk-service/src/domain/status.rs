@@ -50,6 +50,9 @@ pub enum RiskEvent {
     ActionsFinished,
     /// A review asks for reassessment, an observation arrives, or an acceptance expires.
     ReassessmentRequired,
+    /// An incident realised the risk or a control it relies on failed: the response in force
+    /// did not hold.
+    ResponseFailed,
     /// DeleteRisk with a reason.
     Closed,
 }
@@ -76,6 +79,7 @@ impl RiskStatus {
             (S::ResponsePlanned, E::ResponseApproved(_)) => Some(S::InTreatment),
             (S::InTreatment, E::ActionsFinished) => Some(S::Monitoring),
             (S::Monitoring, E::ReassessmentRequired) => Some(S::Assessed),
+            (S::InTreatment | S::Monitoring, E::ResponseFailed) => Some(S::Assessed),
             _ => None,
         }
     }
@@ -92,6 +96,7 @@ impl RiskStatus {
             ),
             (RiskEvent::ActionsFinished, "finish every action item"),
             (RiskEvent::ReassessmentRequired, "require reassessment"),
+            (RiskEvent::ResponseFailed, "record a response failure"),
             (RiskEvent::Closed, "close"),
         ]
         .into_iter()
@@ -150,6 +155,17 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_response_sends_treatment_and_monitoring_back_to_assessment() {
+        for s in [S::InTreatment, S::Monitoring] {
+            assert_eq!(s.apply(E::ResponseFailed), Some(S::Assessed));
+            assert!(s.allowed().contains(&"record a response failure"));
+        }
+        for s in [S::Identified, S::Assessed, S::ResponsePlanned, S::Closed] {
+            assert_eq!(s.apply(E::ResponseFailed), None, "{s}");
+        }
+    }
+
+    #[test]
     fn every_approved_treatment_goes_to_treatment() {
         for d in [Decision::Mitigate, Decision::Avoid, Decision::Transfer] {
             assert_eq!(
@@ -168,6 +184,7 @@ mod tests {
             Just(E::ResponseApproved(Decision::Accept)),
             Just(E::ActionsFinished),
             Just(E::ReassessmentRequired),
+            Just(E::ResponseFailed),
             Just(E::Closed),
         ]
     }

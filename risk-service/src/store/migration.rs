@@ -25,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(super::migration_summary::SummaryMigration),
             Box::new(super::migration_summary_versions::SummaryVersionsMigration),
             Box::new(SourceReferences),
+            Box::new(ResponseEffectiveness),
         ]
     }
 }
@@ -711,6 +712,43 @@ impl MigrationTrait for SourceReferences {
             a("risks"),
             &["source_reference", "id"],
         ))
+        .await
+    }
+}
+
+/// Migration 0013: response effectiveness. `risk_realizations` holds the incidents that
+/// realised a risk (one row per risk and incident); an observation names the control whose
+/// failure it records (`control_id`, empty for earlier observations and other effects).
+struct ResponseEffectiveness;
+
+impl MigrationName for ResponseEffectiveness {
+    fn name(&self) -> &str {
+        "m0013_response_effectiveness"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ResponseEffectiveness {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(a("risk_realizations"))
+                .col(uuid(a("risk_id")))
+                .col(string(a("incident")))
+                .col(integer(a("incident_severity")))
+                .col(big_integer(a("realize_time")))
+                .col(string(a("recorder")))
+                .col(big_integer(a("create_time")))
+                .primary_key(Index::create().col(a("risk_id")).col(a("incident")))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(a("observations"))
+                .add_column(string(a("control_id")).default(""))
+                .to_owned(),
+        )
         .await
     }
 }

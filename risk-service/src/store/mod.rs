@@ -4,6 +4,7 @@
 mod batch;
 pub mod cache;
 pub mod controls;
+pub mod effectiveness;
 pub mod entities;
 pub mod exceptions;
 mod governance;

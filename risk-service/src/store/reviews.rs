@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::{
     Outcome, RequestKey, SERVICE, Store, check_version,
+    effectiveness::{control_failed, response_failed},
     entities::{assessment, risk},
     governance::log,
     request_id_of,
@@ -124,6 +125,8 @@ pub mod observation {
         pub observer: String,
         pub observe_time: i64,
         pub reassessment_triggered: bool,
+        /// The failed control's id (effect CONTROL_FAILED), empty otherwise.
+        pub control_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -435,7 +438,9 @@ impl Store {
         }
     }
 
-    /// Attaches an observation; a risk in MONITORING returns to ASSESSED.
+    /// Attaches an observation; a risk in MONITORING returns to ASSESSED. A failed control
+    /// test lowers the control's operating effectiveness and counts against the response in
+    /// force: a risk in IN_TREATMENT returns to ASSESSED too.
     pub async fn add_observation(
         &self,
         mut obs: observation::Model,
@@ -451,14 +456,31 @@ impl Store {
                 obs.id = Uuid::now_v7();
                 obs.observer = caller.person().to_string();
                 obs.observe_time = now;
-                let moved = require_reassessment(
-                    tx,
-                    risk_id,
-                    caller,
-                    format!("observation: {}", obs.summary),
-                    now,
-                )
-                .await?;
+                let moved = if obs.effect == ObservationEffect::ControlFailed as i32 {
+                    // A failed control test: the control operates worse, and the failure
+                    // counts against the response in force.
+                    let control = control_failed(tx, risk_id, &obs.control_id, caller, now).await?;
+                    response_failed(
+                        tx,
+                        risk_id,
+                        caller,
+                        format!(
+                            "control test failed: controls/{} ({}): {}",
+                            control.id, control.title, obs.summary
+                        ),
+                        now,
+                    )
+                    .await?
+                } else {
+                    require_reassessment(
+                        tx,
+                        risk_id,
+                        caller,
+                        format!("observation: {}", obs.summary),
+                        now,
+                    )
+                    .await?
+                };
                 obs.reassessment_triggered = moved.is_some();
                 obs.clone().into_active_model().insert(tx).await?;
                 let name = format!("risks/{risk_id}/observations/{}", obs.id);

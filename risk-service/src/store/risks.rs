@@ -518,6 +518,7 @@ fn event_label(event: RiskEvent) -> &'static str {
         RiskEvent::ResponseApproved(_) => "approve the response",
         RiskEvent::ActionsFinished => "finish the action plan",
         RiskEvent::ReassessmentRequired => "require reassessment",
+        RiskEvent::ResponseFailed => "record a response failure",
         RiskEvent::Closed => "close",
     }
 }

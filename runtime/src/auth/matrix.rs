@@ -27,6 +27,9 @@ const RISK_APPROVERS: Roles =
     Roles::of(&[RiskOwner, ServiceManager, TrustTeam, ErmExecutive, Admin]);
 /// Action plans are also written by the bug trackers that sync them.
 const ACTION_WRITERS: Roles = RISK_WRITERS.union(Roles::of(&[Tracker]));
+/// Realisations of a risk arrive from the incident relay (the `system` principal) or are
+/// recorded by the incident side's leads.
+const REALIZATION_RECORDERS: Roles = Roles::of(&[SecurityLead, TrustTeam, System, Admin]);
 /// Monitoring results arrive from risk writers, responders and monitoring systems.
 const OBSERVERS: Roles = RISK_WRITERS.union(Roles::of(&[Responder]));
 /// Rejections need the approval level too, except that proposers (who may be security leads)
@@ -126,6 +129,8 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (RISK, "UpdateActionItem", ACTION_WRITERS),
     (RISK, "ListActionItems", ANYONE),
     (RISK, "GetActionItem", ANYONE),
+    (RISK, "RecordRiskRealization", REALIZATION_RECORDERS),
+    (RISK, "GetResponseEffectiveness", ANYONE),
     (REVIEW, "CreateReview", RISK_WRITERS),
     (REVIEW, "GetReview", ANYONE),
     (REVIEW, "ListReviews", ANYONE),
