@@ -11,6 +11,7 @@ mod controls;
 mod exceptions;
 mod gateway;
 mod governance;
+mod history;
 mod incidents;
 mod listing;
 mod org;
