@@ -249,7 +249,11 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?}; use ms, s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?}; use ms, s, m, h or d"
+            ));
+        }
     };
     n.checked_mul(millis_per)
         .map(Duration::from_millis)

@@ -71,11 +71,7 @@ pub async fn routes(
         config.clock.clone(),
     )
     .with_auth(auth.clone());
-    posture::history::spawn_snapshots(
-        posture.clone(),
-        config.snapshot_interval,
-        shutdown.clone(),
-    );
+    posture::history::spawn_snapshots(posture.clone(), config.snapshot_interval, shutdown.clone());
     checks.push(assurance_runtime::db::ready_check(
         store.connection().clone(),
     ));

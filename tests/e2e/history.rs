@@ -87,13 +87,19 @@ fn service_status(posture: &Posture) -> i32 {
 }
 
 /// The series of `metric` with `labels`, as (snapshot, value) points.
-fn points(series: &[TrendSeries], metric: TrendMetric, labels: &[(&str, &str)]) -> Vec<(String, f64)> {
+fn points(
+    series: &[TrendSeries],
+    metric: TrendMetric,
+    labels: &[(&str, &str)],
+) -> Vec<(String, f64)> {
     series
         .iter()
         .find(|s| {
             s.metric == metric as i32
                 && s.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
         })
         .unwrap_or_else(|| panic!("no series {metric:?} {labels:?}"))
         .points
@@ -137,7 +143,11 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
     let s1 = create_snapshot(&app, "trust_team", "snap-1").await;
     assert_eq!(s1.trigger, SnapshotTrigger::OnDemand as i32);
     assert_eq!(s1.created_by, "trust_team@example.com");
-    assert!(s1.node_count >= 3, "enterprise, unit, service: {}", s1.node_count);
+    assert!(
+        s1.node_count >= 3,
+        "enterprise, unit, service: {}",
+        s1.node_count
+    );
     assert_eq!(
         create_snapshot(&app, "trust_team", "snap-1").await.name,
         s1.name,
@@ -168,12 +178,19 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
 
     // The appetite rises: the live posture is within it, the snapshot stays as judged then.
     set_enterprise_appetite(&app, Severity::Critical, Severity::Critical).await;
-    let live = get_posture(&app, "viewer", "enterprise").await.expect("live");
+    let live = get_posture(&app, "viewer", "enterprise")
+        .await
+        .expect("live");
     assert_eq!(service_status(&live), AppetiteStatus::WithinAppetite as i32);
     assert!(live.snapshot.is_empty());
-    let then = as_of(&app, "viewer", "enterprise", to_timestamp(clock.now_micros()))
-        .await
-        .expect("as of now");
+    let then = as_of(
+        &app,
+        "viewer",
+        "enterprise",
+        to_timestamp(clock.now_micros()),
+    )
+    .await
+    .expect("as of now");
     assert_eq!(then.snapshot, s1.name);
     assert_eq!(then.compute_time, s1.take_time);
     assert_eq!(service_status(&then), AppetiteStatus::AboveAppetite as i32);
@@ -188,9 +205,14 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
 
     // Same access as live: a scoped principal reads its own service only; a viewer gets the
     // incident counts without the incidents.
-    let err = as_of(&app, "scoped", "enterprise", to_timestamp(clock.now_micros()))
-        .await
-        .expect_err("scoped");
+    let err = as_of(
+        &app,
+        "scoped",
+        "enterprise",
+        to_timestamp(clock.now_micros()),
+    )
+    .await
+    .expect_err("scoped");
     assert_refused(&err, Code::PermissionDenied, SERVICE);
     let own = as_of(&app, "scoped", SERVICE, to_timestamp(clock.now_micros()))
         .await
@@ -202,7 +224,12 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
     let viewer_view = as_of(&app, "viewer", SERVICE, to_timestamp(clock.now_micros()))
         .await
         .expect("viewer");
-    let incidents = |p: &Posture| p.root.as_ref().and_then(|r| r.incidents.clone()).expect("incidents");
+    let incidents = |p: &Posture| {
+        p.root
+            .as_ref()
+            .and_then(|r| r.incidents.clone())
+            .expect("incidents")
+    };
     assert_eq!(incidents(&admin_view).open_incidents, 1);
     assert_eq!(incidents(&admin_view).top_incidents.len(), 1);
     assert_eq!(incidents(&viewer_view).open_incidents, 1);
@@ -262,7 +289,11 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
         .await
         .expect("range")
         .into_inner();
-    let names: Vec<_> = only_first.snapshots.iter().map(|s| s.name.clone()).collect();
+    let names: Vec<_> = only_first
+        .snapshots
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     assert_eq!(names, vec![s1.name.clone()]);
 
     // The trend of the service over both snapshots.
@@ -271,7 +302,10 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
     let trend = viewer
         .get_posture_trend(GetPostureTrendRequest {
             scope: SERVICE.into(),
-            metrics: vec![TrendMetric::OpenRisks as i32, TrendMetric::IncidentKpis as i32],
+            metrics: vec![
+                TrendMetric::OpenRisks as i32,
+                TrendMetric::IncidentKpis as i32,
+            ],
             start_time: Some(start),
             end_time: Some(end),
         })
@@ -300,11 +334,18 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
         both(0.0, 1.0)
     );
     assert_eq!(
-        points(&trend.series, TrendMetric::IncidentKpis, &[("kpi", "count")]),
+        points(
+            &trend.series,
+            TrendMetric::IncidentKpis,
+            &[("kpi", "count")]
+        ),
         both(1.0, 1.0)
     );
     assert!(
-        trend.series.iter().all(|s| s.metric != TrendMetric::Appetite as i32),
+        trend
+            .series
+            .iter()
+            .all(|s| s.metric != TrendMetric::Appetite as i32),
         "only the metrics asked for"
     );
     let all = viewer
@@ -318,7 +359,11 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
         .expect("every metric")
         .into_inner();
     assert_eq!(
-        points(&all.series, TrendMetric::Appetite, &[("node_status", "ABOVE_APPETITE")]),
+        points(
+            &all.series,
+            TrendMetric::Appetite,
+            &[("node_status", "ABOVE_APPETITE")]
+        ),
         both(1.0, 0.0),
         "each snapshot judged against its own day's appetite"
     );
@@ -412,7 +457,10 @@ async fn scheduled_snapshots_are_taken_once_per_slot_across_replicas(backend: Ba
         .expect("gateway audit trail")
         .into_inner()
         .audit_events;
-    let audited: Vec<_> = trail.iter().filter(|e| e.resource == taken[0].name).collect();
+    let audited: Vec<_> = trail
+        .iter()
+        .filter(|e| e.resource == taken[0].name)
+        .collect();
     assert_eq!(audited.len(), 1, "{trail:?}");
     assert_eq!(audited[0].principal, "system:gateway");
 
@@ -423,7 +471,10 @@ async fn scheduled_snapshots_are_taken_once_per_slot_across_replicas(backend: Ba
         from_timestamp(taken[0].take_time.as_ref().expect("time")).expect("t0"),
         from_timestamp(taken[1].take_time.as_ref().expect("time")).expect("t1"),
     );
-    assert_eq!(t1.div_euclid(3_600_000_000), t0.div_euclid(3_600_000_000) + 1);
+    assert_eq!(
+        t1.div_euclid(3_600_000_000),
+        t0.div_euclid(3_600_000_000) + 1
+    );
 
     // A replica claimed the next slot and died: the slot waits for its lease, then is taken.
     let url = match backend {
@@ -439,7 +490,11 @@ async fn scheduled_snapshots_are_taken_once_per_slot_across_replicas(backend: Ba
     assert_eq!(claim, gateway::store::snapshot::Claim::Claimed);
     clock.advance(HOUR);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(snapshots(&first).await.len(), 2, "held by the crashed replica's lease");
+    assert_eq!(
+        snapshots(&first).await.len(),
+        2,
+        "held by the crashed replica's lease"
+    );
     exactly(&second, 3).await;
 
     // One replica alone carries on.

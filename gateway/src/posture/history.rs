@@ -77,7 +77,10 @@ fn subtree(nodes: Vec<Node>, scope: &str) -> ApiResult<Option<PostureNode>> {
     let mut children: HashMap<String, Vec<PostureNode>> = HashMap::new();
     for row in nodes {
         let node = PostureNode::decode(row.figures.as_slice()).map_err(|e| {
-            ApiError::Internal(format!("snapshot {} node {}: {e}", row.snapshot_id, row.scope))
+            ApiError::Internal(format!(
+                "snapshot {} node {}: {e}",
+                row.snapshot_id, row.scope
+            ))
         })?;
         if row.scope == scope {
             root = Some(node);
@@ -179,9 +182,8 @@ impl PostureApi {
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
         v.finish()?;
-        let key = RequestKey::for_request("CreateSnapshot", &asked.caller, &req, |r| {
-            &mut r.request_id
-        });
+        let key =
+            RequestKey::for_request("CreateSnapshot", &asked.caller, &req, |r| &mut r.request_id);
         let on = OnBehalf {
             caller: system_caller("CreateSnapshot", Some(asked.caller.person())),
             authorization: asked.authorization,
@@ -224,8 +226,7 @@ impl PostureApi {
         };
         let bounds = format!("{start:?}..{end:?}");
         let fingerprint = page::query_fingerprint(&["ListSnapshots", &bounds]);
-        let after = match page::decode("page_token", &req.page_token, &fingerprint, 2)?.as_deref()
-        {
+        let after = match page::decode("page_token", &req.page_token, &fingerprint, 2)?.as_deref() {
             Some([page::Key::Int(time), page::Key::Text(id)]) => Some((*time, id.clone())),
             Some(_) => {
                 return Err(ApiError::invalid(

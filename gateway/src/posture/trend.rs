@@ -1,7 +1,6 @@
 //! GetPostureTrend: a scope's figures over the snapshots of a time range, one series per
 //! figure and label set.
 
-
 use assurance_proto::{
     gateway::v1::{
         GetPostureTrendRequest, GetPostureTrendResponse, PostureNode, TrendMetric, TrendPoint,

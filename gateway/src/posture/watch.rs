@@ -28,7 +28,10 @@ fn figures(posture: &Posture) -> Posture {
 }
 
 impl PostureApi {
-    pub(super) async fn watch(&self, request: Request<WatchPostureRequest>) -> ApiResult<WatchStream> {
+    pub(super) async fn watch(
+        &self,
+        request: Request<WatchPostureRequest>,
+    ) -> ApiResult<WatchStream> {
         let first = on_behalf(&request)?;
         let headers = request.metadata().clone().into_headers();
         let req = request.into_inner();
@@ -86,7 +89,9 @@ impl PostureApi {
                         return;
                     }
                     // A service down: the watcher keeps its last figures and tries again.
-                    Err(e) => tracing::warn!(error = %e, scope = %scope.name(), "WatchPosture: posture not computed; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, scope = %scope.name(), "WatchPosture: posture not computed; retrying")
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}

@@ -154,7 +154,12 @@ impl MigrationTrait for M0002Snapshots {
         m.create_table(
             Table::create()
                 .table(L::Table)
-                .col(ColumnDef::new(L::Slot).big_integer().not_null().primary_key())
+                .col(
+                    ColumnDef::new(L::Slot)
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(L::Holder).string().not_null())
                 .col(ColumnDef::new(L::LeaseExpireTime).big_integer().not_null())
                 .col(ColumnDef::new(L::SnapshotId).string().not_null())

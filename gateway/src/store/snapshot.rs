@@ -140,7 +140,10 @@ impl Store {
         // Take over (or renew) only the claim as read: a replica racing for it loses here.
         let taken = Slots::update_many()
             .col_expr(L::Holder, sea_orm::sea_query::Expr::value(holder))
-            .col_expr(L::LeaseExpireTime, sea_orm::sea_query::Expr::value(now + lease))
+            .col_expr(
+                L::LeaseExpireTime,
+                sea_orm::sea_query::Expr::value(now + lease),
+            )
             .filter(L::Slot.eq(slot))
             .filter(L::Holder.eq(claim.holder.as_str()))
             .filter(L::LeaseExpireTime.eq(claim.lease_expire_time))
@@ -170,9 +173,14 @@ impl Store {
         let outcome = idempotency::run(&self.db, key, async |tx| {
             new.snapshot.clone().into_active_model().insert(tx).await?;
             for batch in new.nodes.chunks(NODE_BATCH) {
-                Nodes::insert_many(batch.iter().cloned().map(IntoActiveModel::into_active_model))
-                    .exec(tx)
-                    .await?;
+                Nodes::insert_many(
+                    batch
+                        .iter()
+                        .cloned()
+                        .map(IntoActiveModel::into_active_model),
+                )
+                .exec(tx)
+                .await?;
             }
             if let Some((slot, holder)) = &new.slot {
                 let completed = Slots::update_many()
