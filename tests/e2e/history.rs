@@ -512,8 +512,8 @@ async fn next(
 }
 
 /// WatchPosture sends the service's posture at once, nothing while it does not change, an
-/// update after a reassessment through the gateway, and ends UNAUTHENTICATED once the
-/// watcher's token is revoked.
+/// update after a reassessment through the gateway (to every watcher of one shared feed), and
+/// ends UNAUTHENTICATED once the watcher's token is revoked.
 async fn watch_posture_sends_changes_only_and_rechecks_the_credential(backend: Backend) {
     let db = TestDb::new(backend).await;
     let mut config = embedded_config(&db, backend);
@@ -568,6 +568,24 @@ async fn watch_posture_sends_changes_only_and_rechecks_the_credential(backend: B
         "no message while nothing changes"
     );
 
+    // A second watcher with the same view shares the computation: it gets the same answer,
+    // computed at the same time, at once.
+    let mut shared = app
+        .posture_as("reporter")
+        .watch_posture(WatchPostureRequest {
+            scope: SERVICE.into(),
+            top_n: 0,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let joined = next(&mut shared, Duration::from_secs(5))
+        .await
+        .expect("first message at once")
+        .expect("ok")
+        .expect("a posture");
+    assert_eq!(joined, first, "one computation for both watchers");
+
     let reassessed = assess(&app, &risk.name, 5, 5, 3).await;
     let update = next(&mut stream, Duration::from_secs(5))
         .await
@@ -580,6 +598,12 @@ async fn watch_posture_sends_changes_only_and_rechecks_the_credential(backend: B
         after,
         vec![reassessed.latest_assessment.expect("assessed").severity]
     );
+    let shared_update = next(&mut shared, Duration::from_secs(5))
+        .await
+        .expect("the other watcher's update")
+        .expect("ok")
+        .expect("a posture");
+    assert_eq!(shared_update, update);
 
     // Revoke the viewer's token: the stream ends UNAUTHENTICATED.
     let text = std::fs::read_to_string(&db.tokens.path).expect("tokens file");

@@ -68,6 +68,8 @@ pub struct PostureApi {
     clock: Clock,
     /// The server's auth layer, with which WatchPosture checks its caller before each message.
     auth: Option<AuthLayer>,
+    /// WatchPosture's shared computations.
+    feeds: watch::Feeds,
 }
 
 impl PostureApi {
@@ -84,6 +86,7 @@ impl PostureApi {
             settings,
             clock,
             auth: None,
+            feeds: watch::Feeds::default(),
         }
     }
 
