@@ -359,3 +359,60 @@ pub fn spawn_snapshots(api: PostureApi, interval: Duration, shutdown: Shutdown) 
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(scope: &str, children: Vec<PostureNode>) -> PostureNode {
+        PostureNode {
+            scope: scope.into(),
+            display_name: format!("{scope} name"),
+            children,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_stored_tree_reads_back_whole_or_from_any_node() {
+        let retail = node(
+            "businessUnits/retail",
+            vec![node("services/pos", vec![]), node("services/shop", vec![])],
+        );
+        let tree = node(
+            "enterprise",
+            vec![
+                retail.clone(),
+                node("businessUnits/corp", vec![node("services/hr", vec![])]),
+                node("unassigned", vec![]),
+            ],
+        );
+        let rows = flatten("s1", tree.clone());
+        assert_eq!(rows.len(), 7);
+        assert_eq!(rows[0].parent, "");
+        assert_eq!(rows[2].parent, "businessUnits/retail");
+        assert_eq!(
+            subtree(rows.clone(), "enterprise").expect("decodes"),
+            Some(tree)
+        );
+        assert_eq!(
+            subtree(rows.clone(), "businessUnits/retail").expect("decodes"),
+            Some(retail)
+        );
+        assert_eq!(subtree(rows, "services/nope").expect("decodes"), None);
+    }
+
+    #[test]
+    fn snapshot_names_are_checked() {
+        assert_eq!(snapshot_id("name", "postureSnapshots/0192ab"), Ok("0192ab"));
+        for bad in [
+            "",
+            "postureSnapshots/",
+            "snapshots/1",
+            "postureSnapshots/a/b",
+            "postureSnapshots/a-b",
+        ] {
+            assert!(snapshot_id("name", bad).is_err(), "{bad}");
+        }
+    }
+}
