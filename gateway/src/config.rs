@@ -1,6 +1,6 @@
 //! Configuration of the gateway: flags with `GATEWAY_*` environment fallbacks.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use assurance_runtime::{
     auth::{Role, Roles},
@@ -62,6 +62,14 @@ pub struct Config {
     /// Milliseconds GetPosture waits for the services before answering without a half.
     #[arg(long, env = "GATEWAY_POSTURE_DEADLINE_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub posture_deadline_ms: u64,
+    /// Time between scheduled posture snapshots: a number and a unit (`ms`, `s`, `m`, `h`,
+    /// `d`), e.g. `24h`, `30m`; `0` or `off` turns the schedule off (CreateSnapshot still works).
+    #[arg(long, env = "GATEWAY_SNAPSHOT_INTERVAL", default_value = "24h", value_parser = parse_interval)]
+    pub snapshot_interval: Duration,
+    /// WatchPosture sends at most one message per this interval (same format, above 0), e.g.
+    /// `5s`, `500ms`.
+    #[arg(long, env = "GATEWAY_WATCH_INTERVAL", default_value = "5s", value_parser = parse_positive_interval)]
+    pub watch_interval: Duration,
     /// Embedded only: the incident database URL instead of `DATA_DIR/incident.db`.
     #[arg(long, env = "GATEWAY_INCIDENT_DATABASE_URL")]
     pub incident_database_url: Option<String>,
@@ -174,7 +182,8 @@ impl Config {
     pub fn posture_settings(&self) -> crate::posture::PostureSettings {
         crate::posture::PostureSettings {
             top_n: self.posture_top_n,
-            deadline: std::time::Duration::from_millis(self.posture_deadline_ms),
+            deadline: Duration::from_millis(self.posture_deadline_ms),
+            watch_interval: self.watch_interval,
         }
     }
 
@@ -221,6 +230,44 @@ impl Config {
     }
 }
 
+/// An interval flag: `off`, `0`, or a whole number with a unit (`ms`, `s`, `m`, `h`, `d`).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "off" || text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: ms, s, m, h or d (e.g. 24h)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} must start with a whole number (e.g. 24h)"))?;
+    let millis_per = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?}; use ms, s, m, h or d"
+            ));
+        }
+    };
+    n.checked_mul(millis_per)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// An interval flag that may not be off.
+fn parse_positive_interval(text: &str) -> Result<Duration, String> {
+    match parse_interval(text)? {
+        d if d.is_zero() => Err(format!("{text:?} must be above 0 (e.g. 5s)")),
+        d => Ok(d),
+    }
+}
+
 /// Writes `text` to a new file only its owner can read.
 fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
     use std::io::Write;
@@ -255,5 +302,21 @@ mod tests {
         assert!(c.embedded);
         let settings = c.risk_settings().expect("settings");
         assert_eq!(settings.database_url, "sqlite:///tmp/a/risk.db?mode=rwc");
+    }
+
+    #[test]
+    fn intervals_parse_with_units_and_off() {
+        let c = Config::try_parse_from(["gateway"]).expect("defaults parse");
+        assert_eq!(c.snapshot_interval, Duration::from_secs(86_400));
+        assert_eq!(c.watch_interval, Duration::from_secs(5));
+        assert_eq!(parse_interval("off"), Ok(Duration::ZERO));
+        assert_eq!(parse_interval("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_interval("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_interval("2d"), Ok(Duration::from_secs(172_800)));
+        assert!(parse_interval("24").is_err());
+        assert!(parse_interval("h").is_err());
+        assert!(parse_interval("3w").is_err());
+        assert!(parse_positive_interval("off").is_err());
     }
 }

@@ -13,7 +13,10 @@ pub mod store;
 
 use std::{sync::Arc, time::Duration};
 
-use assurance_runtime::serve::{self, ReadyCheck, Running, Shutdown};
+use assurance_runtime::{
+    auth::layer::AuthLayer,
+    serve::{self, ReadyCheck, Running, Shutdown},
+};
 use incident_service::IncidentServer;
 use risk_service::RiskServer;
 use tonic::{
@@ -50,8 +53,13 @@ pub const SERVICE_NAMES: &[&str] = &[
 ];
 
 /// Builds the routes and readiness check of the configured mode, with the gateway's own
-/// services over its store.
-pub async fn routes(config: &Config) -> Result<(Routes, ReadyCheck), String> {
+/// services over its store (`auth` is the server's auth layer, which long streams check
+/// again), and starts the gateway's jobs, which stop on `shutdown`.
+pub async fn routes(
+    config: &Config,
+    auth: &AuthLayer,
+    shutdown: &Shutdown,
+) -> Result<(Routes, ReadyCheck), String> {
     let store = Store::open(&config.database_url(), config.db_pool_size)
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
@@ -61,7 +69,9 @@ pub async fn routes(config: &Config) -> Result<(Routes, ReadyCheck), String> {
         upstreams,
         config.posture_settings(),
         config.clock.clone(),
-    );
+    )
+    .with_auth(auth.clone());
+    posture::history::spawn_snapshots(posture.clone(), config.snapshot_interval, shutdown.clone());
     checks.push(assurance_runtime::db::ready_check(
         store.connection().clone(),
     ));
@@ -183,7 +193,7 @@ fn all_ready(checks: Vec<ReadyCheck>) -> ReadyCheck {
 /// Serves the gateway on the configured addresses (port 0 picks a free one) until `shutdown`.
 pub async fn start(config: &Config, shutdown: Shutdown) -> Result<Running, String> {
     let security = config.security_settings()?.build()?;
-    let (routes, ready) = routes(config).await?;
+    let (routes, ready) = routes(config, &security.auth, &shutdown).await?;
     serve::start(
         config.listen,
         config.http_listen,

@@ -279,14 +279,17 @@ pub fn incident_config(db: &TestDb) -> incident_service::config::Config {
 }
 
 /// The configuration of a forwarding gateway on port 0, accepting `db.tokens`: the binary's
-/// defaults with ephemeral ports, `db`'s data directory and tokens, and the expiry sweep of
-/// [`risk_args`] (for `--embedded`). Forwarding tests set the services' URLs.
+/// defaults with ephemeral ports, `db`'s data directory and tokens, the expiry sweep of
+/// [`risk_args`] (for `--embedded`), and no scheduled posture snapshot (a test's audit trail
+/// holds its own changes only; the history tests turn the schedule on). Forwarding tests set
+/// the services' URLs.
 pub fn gateway_config(db: &TestDb) -> gateway::config::Config {
     let mut args = vec!["gateway".to_string()];
     args.extend(listen_args());
     args.extend(flag("--data-dir", &db.data_dir().display().to_string()));
     args.extend(flag("--tokens-file", &db.tokens.path.display().to_string()));
     args.extend(flag("--expiry-interval-secs", "1"));
+    args.extend(flag("--snapshot-interval", "off"));
     gateway::config::Config::try_parse_from(args).expect("gateway accepts the test flags")
 }
 

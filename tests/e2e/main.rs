@@ -12,6 +12,7 @@ mod effectiveness;
 mod exceptions;
 mod gateway;
 mod governance;
+mod history;
 mod incidents;
 mod listing;
 mod org;

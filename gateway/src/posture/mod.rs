@@ -3,17 +3,23 @@
 //! not fatal), and the risk appetite kept in the gateway's store.
 
 pub mod appetite;
+pub mod history;
 mod registry;
 mod tree;
+mod trend;
 pub mod upstream;
+mod watch;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use assurance_proto::{
     gateway::v1::{
-        AppetiteVersionRef, EffectiveValue, GetPostureRequest, GetRiskAppetiteRequest,
-        ListRiskAppetiteVersionsRequest, ListRiskAppetiteVersionsResponse, MissingHalf, Posture,
-        PostureHalf, RiskAppetite, SetRiskAppetiteRequest, posture_service_server::PostureService,
+        AppetiteVersionRef, CreateSnapshotRequest, EffectiveValue, GetPostureRequest,
+        GetPostureTrendRequest, GetPostureTrendResponse, GetRiskAppetiteRequest,
+        GetSnapshotRequest, ListRiskAppetiteVersionsRequest, ListRiskAppetiteVersionsResponse,
+        ListSnapshotsRequest, ListSnapshotsResponse, MissingHalf, Posture, PostureHalf,
+        PostureSnapshot, RiskAppetite, SetRiskAppetiteRequest, WatchPostureRequest,
+        posture_service_server::PostureService,
     },
     incident::v1::SummarizeIncidentsRequest,
     risk::v1::{AppetiteThresholds, ServiceAppetite, SummarizeRisksRequest},
@@ -21,7 +27,7 @@ use assurance_proto::{
 };
 use assurance_runtime::{
     ApiError, ApiResult,
-    auth::{Caller, Role, matrix},
+    auth::{Caller, Role, layer::AuthLayer, matrix},
     etag,
     idempotency::RequestKey,
     page,
@@ -49,6 +55,8 @@ pub struct PostureSettings {
     pub top_n: u32,
     /// How long GetPosture waits for the services before answering without a half.
     pub deadline: Duration,
+    /// WatchPosture sends at most one message per this interval.
+    pub watch_interval: Duration,
 }
 
 #[derive(Clone)]
@@ -58,6 +66,10 @@ pub struct PostureApi {
     registry: RegistryCache,
     settings: PostureSettings,
     clock: Clock,
+    /// The server's auth layer, with which WatchPosture checks its caller before each message.
+    auth: Option<AuthLayer>,
+    /// WatchPosture's shared computations.
+    feeds: watch::Feeds,
 }
 
 impl PostureApi {
@@ -73,8 +85,41 @@ impl PostureApi {
             registry: RegistryCache::default(),
             settings,
             clock,
+            auth: None,
+            feeds: watch::Feeds::default(),
         }
     }
+
+    /// This API with the server's auth layer, which WatchPosture needs.
+    pub fn with_auth(mut self, auth: AuthLayer) -> PostureApi {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// The top list length of a request's `top_n` (0: the gateway's default).
+    fn top_n(&self, requested: i32) -> i32 {
+        if requested == 0 {
+            i32::try_from(self.settings.top_n).unwrap_or(MAX_TOP_N)
+        } else {
+            requested
+        }
+    }
+}
+
+/// The scope of a posture request's `field`, or a violation.
+fn posture_scope(v: &mut Violations, field: &str, raw: &str) -> Option<Scope> {
+    if raw.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    let scope = Scope::parse(raw);
+    if scope.is_none() {
+        v.add(
+            field,
+            "must be `enterprise`, `businessUnits/{id}` or `services/{id}`",
+        );
+    }
+    scope
 }
 
 /// The caller and the credential it presented, for calls made on its behalf.
@@ -223,19 +268,14 @@ impl PostureApi {
         let req = request.into_inner();
         let now = self.clock.now_micros();
         let mut v = Violations::new();
-        let scope = if req.scope.is_empty() {
-            v.add("scope", "is required");
-            None
-        } else {
-            let scope = Scope::parse(&req.scope);
-            if scope.is_none() {
-                v.add(
-                    "scope",
-                    "must be `enterprise`, `businessUnits/{id}` or `services/{id}`",
-                );
-            }
-            scope
-        };
+        let scope = posture_scope(&mut v, "scope", &req.scope);
+        let as_of = time_field(&mut v, "as_of", req.as_of.as_ref());
+        if as_of.is_some() && (req.period_start.is_some() || req.period_end.is_some()) {
+            v.add(
+                "as_of",
+                "answers with the snapshot's own period: leave period_start and period_end unset",
+            );
+        }
         let end = time_field(&mut v, "period_end", req.period_end.as_ref()).unwrap_or(now);
         let start = time_field(&mut v, "period_start", req.period_start.as_ref())
             .unwrap_or(end.saturating_sub(DEFAULT_PERIOD_DAYS * DAY_MICROS));
@@ -250,11 +290,10 @@ impl PostureApi {
             return Err(ApiError::Internal("scope validated but absent".into()));
         };
         authorize_scope(&on.caller, &scope)?;
-        let top_n = if req.top_n == 0 {
-            i32::try_from(self.settings.top_n).unwrap_or(MAX_TOP_N)
-        } else {
-            req.top_n
-        };
+        if let Some(at) = as_of {
+            return self.posture_as_of(&on.caller, &scope, at, req.top_n).await;
+        }
+        let top_n = self.top_n(req.top_n);
         self.compute(&on, &scope, (start, end), top_n, now).await
     }
 
@@ -422,6 +461,7 @@ impl PostureApi {
             period_end: Some(to_timestamp(end)),
             compute_time: Some(to_timestamp(now)),
             missing,
+            snapshot: String::new(),
             appetite_versions: used
                 .into_iter()
                 .map(|(scope, version)| AppetiteVersionRef {
@@ -726,5 +766,42 @@ impl PostureService for PostureApi {
         request: Request<ListRiskAppetiteVersionsRequest>,
     ) -> Result<Response<ListRiskAppetiteVersionsResponse>, Status> {
         Ok(Response::new(self.list_versions(request).await?))
+    }
+
+    async fn create_snapshot(
+        &self,
+        request: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<PostureSnapshot>, Status> {
+        Ok(Response::new(self.snapshot_on_demand(request).await?))
+    }
+
+    async fn get_snapshot(
+        &self,
+        request: Request<GetSnapshotRequest>,
+    ) -> Result<Response<PostureSnapshot>, Status> {
+        Ok(Response::new(self.read_snapshot(request).await?))
+    }
+
+    async fn list_snapshots(
+        &self,
+        request: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        Ok(Response::new(self.snapshot_page(request).await?))
+    }
+
+    async fn get_posture_trend(
+        &self,
+        request: Request<GetPostureTrendRequest>,
+    ) -> Result<Response<GetPostureTrendResponse>, Status> {
+        Ok(Response::new(self.trend(request).await?))
+    }
+
+    type WatchPostureStream = watch::WatchStream;
+
+    async fn watch_posture(
+        &self,
+        request: Request<WatchPostureRequest>,
+    ) -> Result<Response<Self::WatchPostureStream>, Status> {
+        Ok(Response::new(self.watch(request).await?))
     }
 }

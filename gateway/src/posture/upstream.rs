@@ -85,6 +85,15 @@ const SUMMARIZE_INCIDENTS: &str =
     "/assurance.incident.v1.IncidentSummaryService/SummarizeIncidents";
 
 impl Upstreams {
+    /// Whether the gateway calls the services with an identity of its own (in process, or
+    /// its service token) rather than each caller's credential.
+    pub fn has_own_credential(&self) -> bool {
+        match self {
+            Upstreams::Local { .. } => true,
+            Upstreams::Remote { token, .. } => token.is_some(),
+        }
+    }
+
     pub async fn summarize_risks(
         &self,
         on: &OnBehalf,

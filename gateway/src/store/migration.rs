@@ -13,7 +13,7 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Appetite)]
+        vec![Box::new(M0001Appetite), Box::new(M0002Snapshots)]
     }
 }
 
@@ -65,5 +65,106 @@ impl MigrationTrait for M0001Appetite {
         m.create_index(index).await?;
         m.create_table(assurance_runtime::idempotency::create_table())
             .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum PostureSnapshots {
+    Table,
+    Id,
+    TakeTime,
+    Header,
+}
+
+#[derive(DeriveIden)]
+enum PostureSnapshotNodes {
+    Table,
+    SnapshotId,
+    Scope,
+    Parent,
+    Position,
+    Kind,
+    Figures,
+}
+
+#[derive(DeriveIden)]
+enum PostureSnapshotSlots {
+    Table,
+    Slot,
+    Holder,
+    LeaseExpireTime,
+    SnapshotId,
+}
+
+/// Migration 0002: posture snapshots, their nodes, and the claims of scheduled slots.
+struct M0002Snapshots;
+
+impl MigrationName for M0002Snapshots {
+    fn name(&self) -> &str {
+        "m0002_snapshots"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Snapshots {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use PostureSnapshotNodes as N;
+        use PostureSnapshotSlots as L;
+        use PostureSnapshots as S;
+        m.create_table(
+            Table::create()
+                .table(S::Table)
+                .col(ColumnDef::new(S::Id).string().not_null().primary_key())
+                .col(ColumnDef::new(S::TakeTime).big_integer().not_null())
+                .col(ColumnDef::new(S::Header).blob().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("posture_snapshots_take_time")
+                .table(S::Table)
+                .col(S::TakeTime)
+                .col(S::Id)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(N::Table)
+                .col(ColumnDef::new(N::SnapshotId).string().not_null())
+                .col(ColumnDef::new(N::Scope).string().not_null())
+                .col(ColumnDef::new(N::Parent).string().not_null())
+                .col(ColumnDef::new(N::Position).integer().not_null())
+                .col(ColumnDef::new(N::Kind).integer().not_null())
+                .col(ColumnDef::new(N::Figures).blob().not_null())
+                .primary_key(Index::create().col(N::SnapshotId).col(N::Scope))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("posture_snapshot_nodes_scope")
+                .table(N::Table)
+                .col(N::Scope)
+                .col(N::SnapshotId)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(L::Table)
+                .col(
+                    ColumnDef::new(L::Slot)
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(L::Holder).string().not_null())
+                .col(ColumnDef::new(L::LeaseExpireTime).big_integer().not_null())
+                .col(ColumnDef::new(L::SnapshotId).string().not_null())
+                .to_owned(),
+        )
+        .await
     }
 }

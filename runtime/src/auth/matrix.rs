@@ -213,6 +213,15 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (POSTURE, "GetRiskAppetite", POSTURE_READERS),
     (POSTURE, "SetRiskAppetite", APPETITE_SETTERS),
     (POSTURE, "ListRiskAppetiteVersions", POSTURE_READERS),
+    (
+        POSTURE,
+        "CreateSnapshot",
+        Roles::of(&[TrustTeam, ErmExecutive, Admin]),
+    ),
+    (POSTURE, "GetSnapshot", POSTURE_READERS),
+    (POSTURE, "ListSnapshots", POSTURE_READERS),
+    (POSTURE, "GetPostureTrend", POSTURE_READERS),
+    (POSTURE, "WatchPosture", POSTURE_READERS),
     (GATEWAY_AUDIT, "ListAuditEvents", AUDITORS),
     (GATEWAY_AUDIT, "GetAuditEvent", AUDITORS),
 ];
