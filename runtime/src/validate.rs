@@ -100,6 +100,32 @@ impl Violations {
         self.text(field, value, required, max, true);
     }
 
+    /// A work item's tracker link under `field` (`…tracker`): system, external key and an
+    /// http(s) URL of bounded length, a known sync state (0 lets [`tracker_sync_state`]
+    /// choose) and a valid sync time.
+    pub fn tracker_link(&mut self, field: &str, t: &TrackerLink<'_>) {
+        self.line(&format!("{field}.system"), t.system, false, 50);
+        self.line(&format!("{field}.external_key"), t.external_key, false, 200);
+        self.line(&format!("{field}.url"), t.url, false, 2000);
+        let web = t.url.starts_with("https://") || t.url.starts_with("http://");
+        if !t.url.is_empty() && !web {
+            self.add(format!("{field}.url"), "must be an http(s) URL");
+        }
+        if t.sync_state != 0
+            && assurance_proto::r#type::v1::SyncState::try_from(t.sync_state).is_err()
+        {
+            self.add(
+                format!("{field}.sync_state"),
+                format!("{} is not a known value", t.sync_state),
+            );
+        }
+        if let Some(ts) = t.sync_time
+            && crate::time::from_timestamp(ts).is_none()
+        {
+            self.add(format!("{field}.sync_time"), "is not a valid timestamp");
+        }
+    }
+
     fn text(&mut self, field: &str, value: &str, required: bool, max: usize, multiline: bool) {
         if value.trim().is_empty() {
             if required {
@@ -246,6 +272,27 @@ pub fn update_paths(
         out.push(*known);
     }
     Ok(out)
+}
+
+/// The fields of a tracker link (`assurance.type.v1.TrackerLink` of incident follow-ups and
+/// `assurance.risk.v1.TrackerLink` of action items have the same shape and numbers).
+pub struct TrackerLink<'a> {
+    pub system: &'a str,
+    pub external_key: &'a str,
+    pub url: &'a str,
+    pub sync_state: i32,
+    pub sync_time: Option<&'a prost_types::Timestamp>,
+}
+
+/// The sync state to store for a link: the given one, or when unspecified NOT_LINKED without
+/// a tracker system and PENDING with one.
+pub fn tracker_sync_state(sync_state: i32, system: &str) -> i32 {
+    use assurance_proto::r#type::v1::SyncState;
+    match (sync_state, system.is_empty()) {
+        (0, true) => SyncState::NotLinked as i32,
+        (0, false) => SyncState::Pending as i32,
+        (s, _) => s,
+    }
 }
 
 #[cfg(test)]

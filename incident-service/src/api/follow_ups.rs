@@ -8,7 +8,7 @@ use assurance_runtime::{
     idempotency::RequestKey,
     list::{FilterContext, ListQuery, ListRequest},
     time::{from_timestamp, now_micros},
-    validate::{Violations, update_paths},
+    validate::{TrackerLink, Violations, tracker_sync_state, update_paths},
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -46,7 +46,7 @@ fn check_field(v: &mut Violations, f: &mut pb::FollowUp, field: &str) -> Option<
         ),
         "tracker" => {
             if let Some(t) = &f.tracker {
-                check_tracker(v, t);
+                v.tracker_link("follow_up.tracker", &link(t));
             }
         }
         _ => {}
@@ -54,40 +54,21 @@ fn check_field(v: &mut Violations, f: &mut pb::FollowUp, field: &str) -> Option<
     None
 }
 
-fn check_tracker(v: &mut Violations, t: &tv::TrackerLink) {
-    v.line("follow_up.tracker.system", &t.system, false, 50);
-    v.line(
-        "follow_up.tracker.external_key",
-        &t.external_key,
-        false,
-        200,
-    );
-    v.line("follow_up.tracker.url", &t.url, false, 2000);
-    let web = |u: &str| u.starts_with("https://") || u.starts_with("http://");
-    if !t.url.is_empty() && !web(&t.url) {
-        v.add("follow_up.tracker.url", "must be an http(s) URL");
-    }
-    if t.sync_state != 0 && tv::SyncState::try_from(t.sync_state).is_err() {
-        v.add(
-            "follow_up.tracker.sync_state",
-            format!("{} is not a known value", t.sync_state),
-        );
-    }
-    if let Some(ts) = &t.sync_time
-        && from_timestamp(ts).is_none()
-    {
-        v.add("follow_up.tracker.sync_time", "is not a valid timestamp");
+/// The tracker link of a request, for validation.
+fn link(t: &tv::TrackerLink) -> TrackerLink<'_> {
+    TrackerLink {
+        system: &t.system,
+        external_key: &t.external_key,
+        url: &t.url,
+        sync_state: t.sync_state,
+        sync_time: t.sync_time.as_ref(),
     }
 }
 
-/// Sets the tracker link of `m`: a linked item without a sync state is PENDING.
+/// Sets the tracker link of `m` (a linked item without a sync state is PENDING).
 fn set_tracker(m: &mut follow_up::Model, t: Option<&tv::TrackerLink>) {
     let t = t.cloned().unwrap_or_default();
-    m.sync_state = match (t.sync_state, t.system.is_empty()) {
-        (0, true) => tv::SyncState::NotLinked as i32,
-        (0, false) => tv::SyncState::Pending as i32,
-        (s, _) => s,
-    };
+    m.sync_state = tracker_sync_state(t.sync_state, &t.system);
     m.tracker_system = t.system;
     m.tracker_key = t.external_key;
     m.tracker_url = t.url;

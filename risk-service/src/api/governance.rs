@@ -5,14 +5,14 @@ use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::{
     auth::Caller,
     time::{from_timestamp, to_timestamp},
-    validate::{Violations, update_paths},
+    validate::{TrackerLink, Violations, tracker_sync_state, update_paths},
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::risk::{RiskApi, risk_id};
 use crate::domain::{
-    governance::{ActionItemStatus, SyncState, is_finished},
+    governance::{ActionItemStatus, is_finished},
     scoring::Strategy,
     status::Decision,
 };
@@ -108,40 +108,20 @@ fn time(
     }
 }
 
-fn check_tracker(v: &mut Violations, t: &pb::TrackerLink) {
-    v.line("action_item.tracker.system", &t.system, false, 50);
-    v.line(
-        "action_item.tracker.external_key",
-        &t.external_key,
-        false,
-        200,
-    );
-    v.line("action_item.tracker.url", &t.url, false, 2000);
-    let web = |u: &str| u.starts_with("https://") || u.starts_with("http://");
-    if !t.url.is_empty() && !web(&t.url) {
-        v.add("action_item.tracker.url", "must be an http(s) URL");
+/// The tracker link of a request, for validation.
+fn link(t: &pb::TrackerLink) -> TrackerLink<'_> {
+    TrackerLink {
+        system: &t.system,
+        external_key: &t.external_key,
+        url: &t.url,
+        sync_state: t.sync_state,
+        sync_time: t.sync_time.as_ref(),
     }
-    if t.sync_state != 0 && SyncState::try_from(t.sync_state).is_err() {
-        v.add(
-            "action_item.tracker.sync_state",
-            format!("{} is not a known value", t.sync_state),
-        );
-    }
-    time(
-        v,
-        "action_item.tracker.sync_time",
-        t.sync_time.as_ref(),
-        false,
-    );
 }
 
 fn set_tracker(m: &mut action_item::Model, t: Option<&pb::TrackerLink>) {
     let t = t.cloned().unwrap_or_default();
-    m.sync_state = match (t.sync_state, t.system.is_empty()) {
-        (0, true) => SyncState::NotLinked as i32,
-        (0, false) => SyncState::Pending as i32,
-        (s, _) => s,
-    };
+    m.sync_state = tracker_sync_state(t.sync_state, &t.system);
     m.tracker_system = t.system;
     m.tracker_key = t.external_key;
     m.tracker_url = t.url;
@@ -585,7 +565,7 @@ impl RiskApi {
             );
         }
         if let Some(t) = &i.tracker {
-            check_tracker(&mut v, t);
+            v.tracker_link("action_item.tracker", &link(t));
         }
         v.finish()?;
         let mut model = action_item::Model {
@@ -653,7 +633,7 @@ impl RiskApi {
                 ),
                 "tracker" => {
                     if let Some(t) = &i.tracker {
-                        check_tracker(&mut v, t);
+                        v.tracker_link("action_item.tracker", &link(t));
                     }
                 }
                 _ => {}
