@@ -9,6 +9,7 @@ mod governance;
 mod org;
 mod reviews;
 mod risk;
+mod report_rows;
 pub mod summary;
 
 use assurance_runtime::ApiError;

@@ -17,6 +17,7 @@ mod migration_summary_versions;
 mod org;
 pub mod reviews;
 mod risk_list;
+pub mod report_rows;
 mod risks;
 pub mod summary;
 mod summary_cache;

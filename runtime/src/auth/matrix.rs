@@ -73,6 +73,16 @@ const SUMMARIZERS: Roles = POSTURE_READERS.union(Roles::of(&[System]));
 /// Setters of risk appetite; the handler requires `erm_executive` for the enterprise and
 /// `trust_team` for business-unit and service overrides (admin sets none).
 const APPETITE_SETTERS: Roles = Roles::of(&[ErmExecutive, TrustTeam, Admin]);
+/// Creators of formal reports.
+const REPORT_CREATORS: Roles = Roles::of(&[TrustTeam, ErmExecutive]);
+/// Confirmers of a service's part of a report: the handler requires a `service_manager` whose
+/// scope includes the service, or `trust_team`.
+const REPORT_CONFIRMERS: Roles = Roles::of(&[ServiceManager, TrustTeam]);
+/// Rejecters of a report: a confirmer (checked as for ConfirmReport, for one of the report's
+/// services) or an ERM executive.
+const REPORT_REJECTERS: Roles = REPORT_CONFIRMERS.union(Roles::of(&[ErmExecutive]));
+/// Signers of a report; the handler refuses its creator.
+const REPORT_SIGNERS: Roles = Roles::of(&[ErmExecutive]);
 
 const RISK: &str = "assurance.risk.v1.RiskService";
 const ORG: &str = "assurance.risk.v1.OrganizationService";
@@ -85,6 +95,7 @@ const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
 const RISK_SUMMARY: &str = "assurance.risk.v1.RiskSummaryService";
 const INCIDENT_SUMMARY: &str = "assurance.incident.v1.IncidentSummaryService";
 const POSTURE: &str = "assurance.gateway.v1.PostureService";
+const REPORT: &str = "assurance.gateway.v1.ReportService";
 const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
 
 /// `(service, method, roles)` for every RPC.
@@ -194,6 +205,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (INCIDENT_AUDIT, "ListAuditEvents", AUDITORS),
     (INCIDENT_AUDIT, "GetAuditEvent", AUDITORS),
     (RISK_SUMMARY, "SummarizeRisks", SUMMARIZERS),
+    (RISK_SUMMARY, "ListReportRisks", SUMMARIZERS),
     (INCIDENT_SUMMARY, "SummarizeIncidents", SUMMARIZERS),
     (POSTURE, "GetPosture", POSTURE_READERS),
     (POSTURE, "GetRiskAppetite", POSTURE_READERS),
@@ -201,6 +213,13 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (POSTURE, "ListRiskAppetiteVersions", POSTURE_READERS),
     (GATEWAY_AUDIT, "ListAuditEvents", AUDITORS),
     (GATEWAY_AUDIT, "GetAuditEvent", AUDITORS),
+    (REPORT, "CreateReport", REPORT_CREATORS),
+    (REPORT, "GetReport", POSTURE_READERS),
+    (REPORT, "ListReports", POSTURE_READERS),
+    (REPORT, "ConfirmReport", REPORT_CONFIRMERS),
+    (REPORT, "RejectReport", REPORT_REJECTERS),
+    (REPORT, "SignOffReport", REPORT_SIGNERS),
+    (REPORT, "ExportReport", POSTURE_READERS),
 ];
 
 static BY_PATH: LazyLock<HashMap<String, Roles>> = LazyLock::new(|| {
