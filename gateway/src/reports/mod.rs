@@ -430,6 +430,7 @@ impl ReportApi {
         scope: &Scope,
         period: (i64, i64),
     ) -> ApiResult<(Posture, Frozen)> {
+        let mut last = String::new();
         for _ in 0..FREEZE_ATTEMPTS {
             let now = self.clock.now_micros();
             let posture = self
@@ -452,16 +453,21 @@ impl ReportApi {
             for (service, _) in &frozen.rows {
                 *counted.entry(service.as_str()).or_default() += 1;
             }
-            let consistent = nodes
-                .iter()
-                .all(|(s, _, open)| counted.get(s.as_str()).copied().unwrap_or(0) == *open);
-            if consistent {
-                return Ok((posture, frozen));
+            let differs = nodes.iter().find_map(|(s, _, open)| {
+                let rows = counted.get(s.as_str()).copied().unwrap_or(0);
+                (rows != *open).then(|| format!("{s}: {open} open risks counted, {rows} rows"))
+            });
+            match differs {
+                None => return Ok((posture, frozen)),
+                Some(d) => {
+                    tracing::info!(scope = %scope.name(), differs = %d, "the register changed while a report was frozen; again");
+                    last = d;
+                }
             }
-            tracing::info!(scope = %scope.name(), "the register changed while a report was frozen; again");
         }
         Err(ApiError::Unavailable(format!(
-            "the risk register of {} kept changing while the report was frozen; retry later",
+            "the risk register of {} kept changing while the report was frozen ({last}); retry \
+             later",
             scope.name()
         )))
     }

@@ -68,7 +68,12 @@ impl Store {
         }
         let conn = self.connection();
         let backend = conn.get_database_backend();
-        let mut values: Vec<Value> = services.iter().map(|s| Value::from(s.as_str())).collect();
+        // Values in the order their placeholders appear (SQLite's `?` are positional): now,
+        // the services, the keyset.
+        let mut values = vec![Value::from(now)];
+        let now_1 = placeholders(backend, 1, 1);
+        let services_in = placeholders(backend, 2, services.len());
+        values.extend(services.iter().map(|s| Value::from(s.as_str())));
         let next = |v: Value, values: &mut Vec<Value>| {
             values.push(v);
             placeholders(backend, values.len(), 1)
@@ -87,7 +92,6 @@ impl Store {
                 )
             }
         };
-        let now_1 = next(Value::from(now), &mut values);
         let latest = |column: &str| {
             format!(
                 "(SELECT rr.{column} FROM risk_responses rr WHERE rr.risk_id = r.id \
@@ -115,7 +119,7 @@ impl Store {
              ORDER BY r.service_id, r.create_time, r.id LIMIT {limit}",
             decision = latest("decision"),
             state = latest("state"),
-            services = placeholders(backend, 1, services.len()),
+            services = services_in,
         );
         Ok(
             ReportRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
