@@ -163,8 +163,10 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
     let pid = gateway.0.id();
     let channel = server::plain_channel(addr).await?;
     let as_ = |who: &str| -> Result<Client, String> {
-        Ok(ReportServiceClient::new(Bearer::new(channel.clone(), SHARED.token(who))?)
-            .max_decoding_message_size(64 << 20))
+        Ok(
+            ReportServiceClient::new(Bearer::new(channel.clone(), SHARED.token(who))?)
+                .max_decoding_message_size(64 << 20),
+        )
     };
     let (trust, erm, reporter) = (as_("trust_team")?, as_("erm_executive")?, as_("reporter")?);
 
@@ -226,14 +228,20 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
     let (draft, _) = create(&trust, "Benchmark draft").await?;
 
     let baseline = vm_rss_kib(pid)?;
-    println!("# gateway VmRSS before the exports: {:.1} MB", baseline as f64 / 1024.0);
+    println!(
+        "# gateway VmRSS before the exports: {:.1} MB",
+        baseline as f64 / 1024.0
+    );
     println!("| export | rows | bytes | seconds | rows/s | peak VmRSS MB | growth MB |");
     println!("|---|--:|--:|--:|--:|--:|--:|");
     for (label, subject) in [("signed (stored)", &signed), ("draft (on the fly)", &draft)] {
         for _ in 0..args.exports {
             let m = export_csv(&reporter, subject, pid).await?;
             if m.rows as i64 != subject.risk_count {
-                return Err(format!("{} rows exported of {}", m.rows, subject.risk_count));
+                return Err(format!(
+                    "{} rows exported of {}",
+                    m.rows, subject.risk_count
+                ));
             }
             println!(
                 "| {label}{} | {} | {} | {:.2} | {:.0} | {:.1} | {:.1} |",

@@ -113,7 +113,11 @@ async fn export(
         bytes.extend_from_slice(&chunk.data);
     }
     let (size, sha, draft) = header.expect("at least one chunk");
-    assert_eq!(size, bytes.len() as i64, "the first chunk announces the size");
+    assert_eq!(
+        size,
+        bytes.len() as i64,
+        "the first chunk announces the size"
+    );
     Ok((bytes, size, sha, draft))
 }
 
@@ -134,9 +138,21 @@ async fn fixture(app: &App) -> Vec<pb::Risk> {
     create_service(app, "payroll", "corporate").await;
     let mut risks = Vec::new();
     for (title, service, assessed) in [
-        ("Leaked \"admin\" credentials, reused", "exchange-online", Some((4, 4))),
-        ("Mailbox <b>export</b> abuse", "exchange-online", Some((2, 3))),
-        ("Unreviewed transport rules\nacross tenants", "exchange-online", None),
+        (
+            "Leaked \"admin\" credentials, reused",
+            "exchange-online",
+            Some((4, 4)),
+        ),
+        (
+            "Mailbox <b>export</b> abuse",
+            "exchange-online",
+            Some((2, 3)),
+        ),
+        (
+            "Unreviewed transport rules\nacross tenants",
+            "exchange-online",
+            None,
+        ),
         ("Public sharing links", "sharepoint", Some((5, 5))),
     ] {
         let mut risk = create_risk(app, new_risk(&title.replace('\n', " "), service)).await;
@@ -160,7 +176,9 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
     let risks = fixture(&app).await;
 
     // Only the trust team and ERM executives create reports.
-    let err = create_report(&app, "viewer", "enterprise").await.expect_err("viewer");
+    let err = create_report(&app, "viewer", "enterprise")
+        .await
+        .expect_err("viewer");
     assert_eq!(err.code(), Code::PermissionDenied);
     let draft = create_report(&app, "trust_team", "enterprise")
         .await
@@ -198,7 +216,11 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
     for (scope, node) in &tree {
         if scope.starts_with("services/") {
             let open = node.risks.as_ref().map(|r| r.open_risks).unwrap_or(0);
-            assert_eq!(per_service.get(scope).copied().unwrap_or(0), open, "{scope}");
+            assert_eq!(
+                per_service.get(scope).copied().unwrap_or(0),
+                open,
+                "{scope}"
+            );
         }
     }
     let root = tree["enterprise"].risks.clone().expect("enterprise risks");
@@ -211,19 +233,32 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
                     && r["likelihood"] == cell.likelihood.to_string()
             })
             .count() as i64;
-        assert_eq!(counted, cell.count, "heat map cell {}×{}", cell.impact, cell.likelihood);
+        assert_eq!(
+            counted, cell.count,
+            "heat map cell {}×{}",
+            cell.impact, cell.likelihood
+        );
     }
     assert_eq!(
         root.unassessed,
         rows.iter().filter(|r| r["assessed"] == "false").count() as i64
     );
     let titles: Vec<&str> = rows.iter().map(|r| r["title"].as_str()).collect();
-    assert!(titles.contains(&"Leaked \"admin\" credentials, reused"), "{titles:?}");
+    assert!(
+        titles.contains(&"Leaked \"admin\" credentials, reused"),
+        "{titles:?}"
+    );
     let planned = rows
         .iter()
         .find(|r| r["risk"] == risks[0].name)
         .expect("row of the planned risk");
-    assert_eq!((planned["action_items"].as_str(), planned["action_items_closed"].as_str()), ("2", "0"));
+    assert_eq!(
+        (
+            planned["action_items"].as_str(),
+            planned["action_items_closed"].as_str()
+        ),
+        ("2", "0")
+    );
 
     // Listing filters by scope, state and period.
     let list = |req: ListReportsRequest| {
@@ -269,8 +304,16 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
         .await
         .expect("scoped read")
         .into_inner();
-    let seen_tree = nodes(seen.posture.as_ref().and_then(|p| p.root.as_ref()).expect("root"));
-    assert!(seen_tree["enterprise"].risks.is_none(), "no enterprise figures");
+    let seen_tree = nodes(
+        seen.posture
+            .as_ref()
+            .and_then(|p| p.root.as_ref())
+            .expect("root"),
+    );
+    assert!(
+        seen_tree["enterprise"].risks.is_none(),
+        "no enterprise figures"
+    );
     assert!(seen_tree.contains_key("services/exchange-online"));
     assert!(!seen_tree.contains_key("services/sharepoint"));
     // Its draft export holds its own rows only.
@@ -279,7 +322,11 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
         .expect("scoped export");
     let own_rows = parse_csv(&own_csv);
     assert_eq!(own_rows.len(), 3);
-    assert!(own_rows.iter().all(|r| r["service"] == "services/exchange-online"));
+    assert!(
+        own_rows
+            .iter()
+            .all(|r| r["service"] == "services/exchange-online")
+    );
 
     // It confirms its own service, not another's; nor may anyone sign off a DRAFT.
     let err = confirm(&app, "scoped", &draft, "services/sharepoint", "")
@@ -290,33 +337,61 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
         .await
         .expect_err("not in scope");
     assert_refused(&err, Code::InvalidArgument, "not in the scope");
-    let confirmed = confirm(&app, "scoped", &draft, "services/exchange-online", &draft.etag)
-        .await
-        .expect("scoped confirmation");
+    let confirmed = confirm(
+        &app,
+        "scoped",
+        &draft,
+        "services/exchange-online",
+        &draft.etag,
+    )
+    .await
+    .expect("scoped confirmation");
     assert_eq!(confirmed.state, ReportState::Draft as i32);
     assert_eq!(confirmed.confirmations.len(), 1);
-    assert_eq!(confirmed.confirmations[0].confirmed_by, "exchange-team@example.com");
-    let err = sign_off(&app, "erm_executive", &draft).await.expect_err("draft");
+    assert_eq!(
+        confirmed.confirmations[0].confirmed_by,
+        "exchange-team@example.com"
+    );
+    let err = sign_off(&app, "erm_executive", &draft)
+        .await
+        .expect_err("draft");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     // A stale etag is refused.
-    let err = confirm(&app, "trust_team", &draft, "services/sharepoint", &draft.etag)
-        .await
-        .expect_err("stale etag");
+    let err = confirm(
+        &app,
+        "trust_team",
+        &draft,
+        "services/sharepoint",
+        &draft.etag,
+    )
+    .await
+    .expect_err("stale etag");
     assert_eq!(err.code(), Code::Aborted, "{err:?}");
-    let verified = confirm(&app, "trust_team", &draft, "services/sharepoint", &confirmed.etag)
-        .await
-        .expect("trust team confirms");
+    let verified = confirm(
+        &app,
+        "trust_team",
+        &draft,
+        "services/sharepoint",
+        &confirmed.etag,
+    )
+    .await
+    .expect("trust team confirms");
     assert_eq!(verified.state, ReportState::Verified as i32);
 
     // Sign-off renders and stores the four exports.
-    let err = sign_off(&app, "trust_team", &verified).await.expect_err("trust team");
+    let err = sign_off(&app, "trust_team", &verified)
+        .await
+        .expect_err("trust team");
     assert_eq!(err.code(), Code::PermissionDenied);
     let signed = sign_off(&app, "erm_executive", &verified)
         .await
         .expect("sign off");
     assert_eq!(signed.state, ReportState::SignedOff as i32);
     assert_eq!(signed.signed_off_by, "erm_executive@example.com");
-    assert_eq!(signed.content_hash, draft.content_hash, "the content never changes");
+    assert_eq!(
+        signed.content_hash, draft.content_hash,
+        "the content never changes"
+    );
     assert_eq!(signed.exports.len(), 4);
 
     for format in [
@@ -345,13 +420,17 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
     }
 
     // A signed report never changes.
-    let err = reject(&app, "erm_executive", &signed).await.expect_err("reject");
+    let err = reject(&app, "erm_executive", &signed)
+        .await
+        .expect_err("reject");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     let err = confirm(&app, "trust_team", &signed, "services/sharepoint", "")
         .await
         .expect_err("confirm");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    let err = sign_off(&app, "erm_executive", &signed).await.expect_err("again");
+    let err = sign_off(&app, "erm_executive", &signed)
+        .await
+        .expect_err("again");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
 
     // Every state change is in the gateway's audit trail.
@@ -378,7 +457,10 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
     assert_eq!(
         rpcs,
         [
-            ("ConfirmReport".to_string(), "exchange-team@example.com".to_string()),
+            (
+                "ConfirmReport".to_string(),
+                "exchange-team@example.com".to_string()
+            ),
             ("ConfirmReport".into(), "trust_team@example.com".into()),
             ("CreateReport".into(), "trust_team@example.com".into()),
             ("SignOffReport".into(), "erm_executive@example.com".into()),
@@ -417,7 +499,10 @@ fn check_format(format: ReportFormat, bytes: &[u8], report: &Report) {
             let risks = doc["risks"].as_array().expect("risks");
             assert_eq!(risks.len() as i64, report.risk_count);
             let nodes = doc["nodes"].as_array().expect("nodes");
-            let enterprise = nodes.iter().find(|n| n["scope"] == "enterprise").expect("root");
+            let enterprise = nodes
+                .iter()
+                .find(|n| n["scope"] == "enterprise")
+                .expect("root");
             assert_eq!(
                 enterprise["risks"]["open_risks"].as_i64(),
                 Some(risks.len() as i64)
@@ -442,10 +527,16 @@ fn check_format(format: ReportFormat, bytes: &[u8], report: &Report) {
             assert!(html.errors.is_empty(), "{:?}", html.errors);
             let select = |css: &str| scraper::Selector::parse(css).expect("selector");
             let rows = html.select(&select("table#risks tr")).count();
-            assert_eq!(rows as i64, report.risk_count + 1, "header and a row per risk");
+            assert_eq!(
+                rows as i64,
+                report.risk_count + 1,
+                "header and a row per risk"
+            );
             assert_eq!(html.select(&select("svg rect.cell")).count(), 25);
             let cell = html
-                .select(&select("svg rect[data-impact=\"5\"][data-likelihood=\"5\"]"))
+                .select(&select(
+                    "svg rect[data-impact=\"5\"][data-likelihood=\"5\"]",
+                ))
                 .next()
                 .expect("cell 5×5");
             assert!(cell.value().attr("fill").is_some());
@@ -456,7 +547,10 @@ fn check_format(format: ReportFormat, bytes: &[u8], report: &Report) {
                 .select(&select("table#risks td"))
                 .map(|td| td.text().collect())
                 .collect();
-            assert!(titles.iter().any(|t| t == "Mailbox <b>export</b> abuse"), "escaped");
+            assert!(
+                titles.iter().any(|t| t == "Mailbox <b>export</b> abuse"),
+                "escaped"
+            );
         }
         ReportFormat::Unspecified => unreachable!(),
     }
@@ -477,7 +571,9 @@ async fn rejection_self_sign_off_and_scoped_reads(backend: Backend) {
     }
     assert_eq!(current.state, ReportState::Verified as i32);
     // Its creator may not sign it off.
-    let err = sign_off(&app, "erm_executive", &report).await.expect_err("self");
+    let err = sign_off(&app, "erm_executive", &report)
+        .await
+        .expect_err("self");
     assert_refused(&err, Code::FailedPrecondition, "created");
 
     // A sharepoint-only report is not the scoped manager's to read.
@@ -512,9 +608,13 @@ async fn rejection_self_sign_off_and_scoped_reads(backend: Backend) {
     assert_eq!(rejected.state, ReportState::Rejected as i32);
     assert_eq!(rejected.rejected_by, "exchange-team@example.com");
     assert!(rejected.reject_reason.contains("pen test"));
-    let err = sign_off(&app, "erm_executive", &rejected).await.expect_err("rejected");
+    let err = sign_off(&app, "erm_executive", &rejected)
+        .await
+        .expect_err("rejected");
     assert_eq!(err.code(), Code::FailedPrecondition);
-    let err = reject(&app, "erm_executive", &rejected).await.expect_err("twice");
+    let err = reject(&app, "erm_executive", &rejected)
+        .await
+        .expect_err("twice");
     assert_eq!(err.code(), Code::FailedPrecondition);
     // Its export is still rendered on the fly, marked as a draft.
     let (html, _, _, is_draft) = export(&app, "trust_team", &rejected, ReportFormat::Html)

@@ -13,8 +13,8 @@ use assurance_proto::{
     },
     risk::v1::{
         ListBusinessUnitsRequest, ListBusinessUnitsResponse, ListReportRisksRequest,
-        ListReportRisksResponse, ListServicesRequest, ListServicesResponse, SummarizeRisksRequest, SummarizeRisksResponse,
-        organization_service_client::OrganizationServiceClient,
+        ListReportRisksResponse, ListServicesRequest, ListServicesResponse, SummarizeRisksRequest,
+        SummarizeRisksResponse, organization_service_client::OrganizationServiceClient,
         organization_service_server::OrganizationService,
         risk_summary_service_client::RiskSummaryServiceClient,
         risk_summary_service_server::RiskSummaryService,

@@ -36,7 +36,10 @@ pub fn check_read(
     let Some(own) = own_services(caller) else {
         return Ok(());
     };
-    if own.iter().any(|s| s == scope || services.iter().any(|r| &r.service == s)) {
+    if own
+        .iter()
+        .any(|s| s == scope || services.iter().any(|r| &r.service == s))
+    {
         return Ok(());
     }
     Err(ApiError::PermissionDenied(format!(

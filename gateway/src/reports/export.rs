@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 use tonic::{Request, Status};
 
 use super::{
-    ReportApi, access, report_id, resource,
+    ReportApi, access,
     render::{self, Counter, Document, Sink},
+    report_id, resource,
 };
 use crate::store::report as stored;
 

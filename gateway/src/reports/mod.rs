@@ -310,11 +310,7 @@ impl ReportApi {
                 page_token = page.next_page_token;
             }
         }
-        frozen.hash = hash
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        frozen.hash = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Ok(frozen)
     }
 
@@ -398,11 +394,7 @@ impl ReportApi {
             content_hash: frozen.hash,
             posture: posture.encode_to_vec(),
             risk_count: i64::try_from(frozen.rows.len()).unwrap_or(i64::MAX),
-            scoring_policies: frozen
-                .policies
-                .into_iter()
-                .collect::<Vec<_>>()
-                .join("\n"),
+            scoring_policies: frozen.policies.into_iter().collect::<Vec<_>>().join("\n"),
             creator: caller.person().to_string(),
             creator_principal: caller.principal.subject.clone(),
             version: 1,
@@ -438,7 +430,8 @@ impl ReportApi {
                 .compute(on, scope, period, self.top_n, now)
                 .await?;
             if !posture.missing.is_empty() {
-                let reasons: Vec<&str> = posture.missing.iter().map(|m| m.reason.as_str()).collect();
+                let reasons: Vec<&str> =
+                    posture.missing.iter().map(|m| m.reason.as_str()).collect();
                 return Err(ApiError::Unavailable(format!(
                     "a report freezes a complete posture, and a half is missing ({}); retry later",
                     reasons.join("; ")
@@ -529,8 +522,7 @@ impl ReportApi {
             &req.state.to_string(),
             &format!("{:?}", times),
         ]);
-        let after = match page::decode("page_token", &req.page_token, &fingerprint, 2)?.as_deref()
-        {
+        let after = match page::decode("page_token", &req.page_token, &fingerprint, 2)?.as_deref() {
             None => None,
             Some([page::Key::Int(time), page::Key::Text(id)]) => Some((*time, id.clone())),
             Some(_) => {
@@ -563,8 +555,13 @@ impl ReportApi {
         let id = report_id(&mut v, "name", &req.name);
         if req.service.is_empty() {
             v.add("service", "is required");
-        } else if assurance_runtime::validate::slug_name(&mut v, "service", &req.service, "services")
-            .is_none()
+        } else if assurance_runtime::validate::slug_name(
+            &mut v,
+            "service",
+            &req.service,
+            "services",
+        )
+        .is_none()
         {
             // The violation is recorded.
         }

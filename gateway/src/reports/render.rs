@@ -120,14 +120,8 @@ pub async fn render<S: Sink>(
     let mut after = None;
     let mut first = true;
     loop {
-        let page = store::rows(
-            conn,
-            &doc.id,
-            after,
-            doc.services.as_deref(),
-            ROWS_PER_PAGE,
-        )
-        .await?;
+        let page =
+            store::rows(conn, &doc.id, after, doc.services.as_deref(), ROWS_PER_PAGE).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.seq);
         for stored in &page {
@@ -235,8 +229,10 @@ fn nodes(posture: &Posture) -> Vec<(&PostureNode, &str)> {
 fn heat(node: &PostureNode) -> [[i64; 5]; 5] {
     let mut cells = [[0; 5]; 5];
     for c in node.risks.iter().flat_map(|r| &r.heat_map) {
-        if let (Ok(i), Ok(l)) = (usize::try_from(c.impact - 1), usize::try_from(c.likelihood - 1))
-            && i < 5
+        if let (Ok(i), Ok(l)) = (
+            usize::try_from(c.impact - 1),
+            usize::try_from(c.likelihood - 1),
+        ) && i < 5
             && l < 5
         {
             cells[i][l] = c.count;
@@ -334,7 +330,13 @@ const ROW_HEADERS: [&str; 23] = [
 
 /// A row's fields, in `ROW_HEADERS` order.
 fn row_cells(doc: &Document, r: &ReportRiskRow) -> [String; 23] {
-    let n = |v: i32| if r.assessed { v.to_string() } else { String::new() };
+    let n = |v: i32| {
+        if r.assessed {
+            v.to_string()
+        } else {
+            String::new()
+        }
+    };
     [
         doc.report.name.clone(),
         state(doc.report.state),
@@ -378,7 +380,10 @@ fn header(doc: &Document) -> Vec<(&'static str, String)> {
         ),
         ("State", state(r.state)),
         ("Content hash (SHA-256)", r.content_hash.clone()),
-        ("Created by", format!("{} at {}", r.creator, time(r.create_time.as_ref()))),
+        (
+            "Created by",
+            format!("{} at {}", r.creator, time(r.create_time.as_ref())),
+        ),
         ("Risks", r.risk_count.to_string()),
         ("Scoring policies", r.scoring_policies.join(", ")),
         (
@@ -390,7 +395,10 @@ fn header(doc: &Document) -> Vec<(&'static str, String)> {
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
-        ("Posture computed at", time(doc.posture.compute_time.as_ref())),
+        (
+            "Posture computed at",
+            time(doc.posture.compute_time.as_ref()),
+        ),
     ];
     if !r.signed_off_by.is_empty() {
         lines.push((
@@ -444,9 +452,8 @@ const DRAFT_NOTICE: &str = "DRAFT: rendered on the fly, not a signed-off report.
 struct Json;
 
 fn stats(s: Option<&DurationStats>) -> Value {
-    let secs = |d: Option<&prost_types::Duration>| {
-        d.map(|d| d.seconds as f64 + f64::from(d.nanos) / 1e9)
-    };
+    let secs =
+        |d: Option<&prost_types::Duration>| d.map(|d| d.seconds as f64 + f64::from(d.nanos) / 1e9);
     match s {
         None => Value::Null,
         Some(s) => json!({
@@ -565,7 +572,11 @@ impl Style for Json {
             .map(|(k, v)| {
                 let value = match *k {
                     "assessed" | "treated" => json!(v == "true"),
-                    "impact" | "likelihood" | "score" | "action_items" | "action_items_closed"
+                    "impact"
+                    | "likelihood"
+                    | "score"
+                    | "action_items"
+                    | "action_items_closed"
                     | "action_items_overdue" => {
                         v.parse::<i64>().map(Value::from).unwrap_or(Value::Null)
                     }
@@ -786,11 +797,19 @@ impl Style for Html {
             esc(&doc.report.title)
         );
         if doc.draft {
-            let _ = writeln!(b, "<p class=\"draft\" id=\"draft\"><strong>{DRAFT_NOTICE}</strong></p>");
+            let _ = writeln!(
+                b,
+                "<p class=\"draft\" id=\"draft\"><strong>{DRAFT_NOTICE}</strong></p>"
+            );
         }
         b.push_str("<table id=\"report\">\n");
         for (label, value) in header(doc) {
-            let _ = writeln!(b, "<tr><th>{}</th><td>{}</td></tr>", esc(label), esc(&value));
+            let _ = writeln!(
+                b,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                esc(label),
+                esc(&value)
+            );
         }
         b.push_str("</table>\n<h2>Confirmations</h2>\n<table id=\"confirmations\">\n");
         html_row(&mut b, ["Service", "Confirmed by", "Time", "Note"], "th");

@@ -81,15 +81,30 @@ impl MigrationName for M0003Reports {
 #[async_trait::async_trait]
 impl MigrationTrait for M0003Reports {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        let text = |name: &'static str| ColumnDef::new(Alias::new(name)).string().not_null().to_owned();
+        let text = |name: &'static str| {
+            ColumnDef::new(Alias::new(name))
+                .string()
+                .not_null()
+                .to_owned()
+        };
         let big = |name: &'static str| {
             ColumnDef::new(Alias::new(name))
                 .big_integer()
                 .not_null()
                 .to_owned()
         };
-        let int = |name: &'static str| ColumnDef::new(Alias::new(name)).integer().not_null().to_owned();
-        let blob = |name: &'static str| ColumnDef::new(Alias::new(name)).blob().not_null().to_owned();
+        let int = |name: &'static str| {
+            ColumnDef::new(Alias::new(name))
+                .integer()
+                .not_null()
+                .to_owned()
+        };
+        let blob = |name: &'static str| {
+            ColumnDef::new(Alias::new(name))
+                .blob()
+                .not_null()
+                .to_owned()
+        };
         m.create_table(
             Table::create()
                 .table(Alias::new("reports"))
@@ -110,9 +125,17 @@ impl MigrationTrait for M0003Reports {
                 .col(big("update_time"))
                 .col(text("rejected_by"))
                 .col(text("reject_reason"))
-                .col(ColumnDef::new(Alias::new("reject_time")).big_integer().null())
+                .col(
+                    ColumnDef::new(Alias::new("reject_time"))
+                        .big_integer()
+                        .null(),
+                )
                 .col(text("signed_off_by"))
-                .col(ColumnDef::new(Alias::new("sign_off_time")).big_integer().null())
+                .col(
+                    ColumnDef::new(Alias::new("sign_off_time"))
+                        .big_integer()
+                        .null(),
+                )
                 .to_owned(),
         )
         .await?;
@@ -133,8 +156,16 @@ impl MigrationTrait for M0003Reports {
                 .col(text("confirmed_by"))
                 .col(text("principal"))
                 .col(text("note"))
-                .col(ColumnDef::new(Alias::new("confirm_time")).big_integer().null())
-                .primary_key(Index::create().col(Alias::new("report_id")).col(Alias::new("service")))
+                .col(
+                    ColumnDef::new(Alias::new("confirm_time"))
+                        .big_integer()
+                        .null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(Alias::new("report_id"))
+                        .col(Alias::new("service")),
+                )
                 .to_owned(),
         )
         .await?;
@@ -154,7 +185,11 @@ impl MigrationTrait for M0003Reports {
                 .col(big("seq"))
                 .col(text("service"))
                 .col(blob("row"))
-                .primary_key(Index::create().col(Alias::new("report_id")).col(Alias::new("seq")))
+                .primary_key(
+                    Index::create()
+                        .col(Alias::new("report_id"))
+                        .col(Alias::new("seq")),
+                )
                 .to_owned(),
         )
         .await?;
@@ -165,7 +200,11 @@ impl MigrationTrait for M0003Reports {
                 .col(int("format"))
                 .col(big("size"))
                 .col(text("sha256"))
-                .primary_key(Index::create().col(Alias::new("report_id")).col(Alias::new("format")))
+                .primary_key(
+                    Index::create()
+                        .col(Alias::new("report_id"))
+                        .col(Alias::new("format")),
+                )
                 .to_owned(),
         )
         .await?;

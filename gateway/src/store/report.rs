@@ -16,7 +16,7 @@ use sea_orm::{
 
 use super::{SERVICE, Store};
 
-pub mod report {
+pub mod report_record {
     use sea_orm::entity::prelude::*;
 
     /// A report. `state` is an `assurance.gateway.v1.ReportState` number; `posture` the
@@ -130,7 +130,7 @@ pub mod report_chunk {
     assurance_runtime::entity_without_relations!();
 }
 
-pub use report::Model as Report;
+pub use report_record::Model as Report;
 pub use report_service::Model as ReportService;
 
 /// Rows per INSERT statement when a report is frozen.
@@ -164,18 +164,15 @@ async fn insert_rows(
     if batch.is_empty() {
         return Ok(());
     }
-    let models = batch
-        .iter()
-        .zip(first..)
-        .map(|((service, row), seq)| {
-            report_row::Model {
-                report_id: id.to_string(),
-                seq,
-                service: service.clone(),
-                row: row.clone(),
-            }
-            .into_active_model()
-        });
+    let models = batch.iter().zip(first..).map(|((service, row), seq)| {
+        report_row::Model {
+            report_id: id.to_string(),
+            seq,
+            service: service.clone(),
+            row: row.clone(),
+        }
+        .into_active_model()
+    });
     report_row::Entity::insert_many(models).exec(tx).await?;
     Ok(())
 }
@@ -233,7 +230,9 @@ impl Store {
     }
 
     pub async fn report(&self, id: &str) -> ApiResult<Option<Report>> {
-        Ok(report::Entity::find_by_id(id).one(self.connection()).await?)
+        Ok(report_record::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?)
     }
 
     /// The report's services in scope, by name.
@@ -257,8 +256,8 @@ impl Store {
         after: Option<(i64, String)>,
         limit: u64,
     ) -> ApiResult<Vec<Report>> {
-        use report::Column as R;
-        let mut select = report::Entity::find();
+        use report_record::Column as R;
+        let mut select = report_record::Entity::find();
         if let Some(scope) = &filter.scope {
             select = select.filter(R::Scope.eq(scope));
         }
@@ -318,7 +317,7 @@ impl Store {
             .map(|k| k.request_id.clone())
             .unwrap_or_default();
         let outcome = idempotency::run(self.connection(), key, async |tx| {
-            let mut report = report::Entity::find_by_id(id)
+            let mut report = report_record::Entity::find_by_id(id)
                 .one(tx)
                 .await?
                 .ok_or_else(|| ApiError::not_found(&resource))?;
@@ -328,10 +327,10 @@ impl Store {
             report.version = version + 1;
             let active = report.clone().into_active_model().reset_all();
             // Two writers racing: the version guard lets only the first through.
-            let updated = report::Entity::update_many()
+            let updated = report_record::Entity::update_many()
                 .set(active)
-                .filter(report::Column::Id.eq(id))
-                .filter(report::Column::Version.eq(version))
+                .filter(report_record::Column::Id.eq(id))
+                .filter(report_record::Column::Version.eq(version))
                 .exec(tx)
                 .await?;
             if updated.rows_affected != 1 {
@@ -413,7 +412,10 @@ pub async fn put_chunk(
 }
 
 /// Records an export's size and SHA-256 once its chunks are stored.
-pub async fn put_export(conn: &impl ConnectionTrait, export: report_export::Model) -> ApiResult<()> {
+pub async fn put_export(
+    conn: &impl ConnectionTrait,
+    export: report_export::Model,
+) -> ApiResult<()> {
     export.into_active_model().insert(conn).await?;
     Ok(())
 }

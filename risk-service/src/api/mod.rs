@@ -7,9 +7,9 @@ mod convert;
 pub mod exceptions;
 mod governance;
 mod org;
+mod report_rows;
 mod reviews;
 mod risk;
-mod report_rows;
 pub mod summary;
 
 use assurance_runtime::ApiError;

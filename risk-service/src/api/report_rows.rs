@@ -94,23 +94,28 @@ pub(super) async fn list(
     let mut parts = vec!["ListReportRisks"];
     parts.extend(services.iter().map(String::as_str));
     let fingerprint = page::query_fingerprint(&parts);
-    let after: Option<After> = match page::decode("page_token", &req.page_token, &fingerprint, 3)?
-        .as_deref()
-    {
-        None => None,
-        Some([page::Key::Text(service), page::Key::Int(time), page::Key::Text(id)]) => {
-            let id = Uuid::parse_str(id).map_err(|_| {
-                ApiError::invalid("page_token", "is not a page token issued by this service")
-            })?;
-            Some((service.clone(), *time, id))
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "page_token",
-                "is not a page token issued by this service",
-            ));
-        }
-    };
+    let after: Option<After> =
+        match page::decode("page_token", &req.page_token, &fingerprint, 3)?.as_deref() {
+            None => None,
+            Some(
+                [
+                    page::Key::Text(service),
+                    page::Key::Int(time),
+                    page::Key::Text(id),
+                ],
+            ) => {
+                let id = Uuid::parse_str(id).map_err(|_| {
+                    ApiError::invalid("page_token", "is not a page token issued by this service")
+                })?;
+                Some((service.clone(), *time, id))
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "page_token",
+                    "is not a page token issued by this service",
+                ));
+            }
+        };
     let mut rows = store
         .report_rows(&services, after.as_ref(), size + 1, clock.now_micros())
         .await?;
