@@ -180,6 +180,10 @@ async fn the_report_cycle_from_draft_to_signed_exports(backend: Backend) {
         .await
         .expect_err("viewer");
     assert_eq!(err.code(), Code::PermissionDenied);
+    let err = create_report(&app, "admin", "enterprise")
+        .await
+        .expect_err("admin");
+    assert_refused(&err, Code::PermissionDenied, "trust_team or erm_executive");
     let draft = create_report(&app, "trust_team", "enterprise")
         .await
         .expect("create");

@@ -20,7 +20,7 @@ use assurance_proto::{
 };
 use assurance_runtime::{
     ApiError, ApiResult, Reason,
-    auth::{Caller, same_principal},
+    auth::{Caller, Role, same_principal},
     etag,
     idempotency::RequestKey,
     page,
@@ -363,6 +363,13 @@ impl ReportApi {
         let (Some(scope), [Some(start), Some(end)]) = (scope, period) else {
             return Err(ApiError::Internal("report validated but absent".into()));
         };
+        let roles = caller.principal.roles;
+        if !roles.contains(Role::TrustTeam) && !roles.contains(Role::ErmExecutive) {
+            return Err(ApiError::PermissionDenied(format!(
+                "{} may not create a report: it needs the trust_team or erm_executive role",
+                caller.principal.subject
+            )));
+        }
         if let Some(own) = access::own_services(&caller)
             && !own.contains(&scope.name())
         {
@@ -679,6 +686,12 @@ impl ReportApi {
         let expected = v.absorb("etag", etag::parse_etag("etag", &req.etag));
         v.finish()?;
         let id = id.ok_or_else(|| ApiError::Internal("name validated but absent".into()))?;
+        if !caller.principal.roles.contains(Role::ErmExecutive) {
+            return Err(ApiError::PermissionDenied(format!(
+                "{} may not sign off {}: it needs the erm_executive role",
+                caller.principal.subject, req.name
+            )));
+        }
         caller.must_be_unscoped(&format!("sign off {}", req.name))?;
         let now = self.clock.now_micros();
         let person = caller.person().to_string();

@@ -73,16 +73,17 @@ const SUMMARIZERS: Roles = POSTURE_READERS.union(Roles::of(&[System]));
 /// Setters of risk appetite; the handler requires `erm_executive` for the enterprise and
 /// `trust_team` for business-unit and service overrides (admin sets none).
 const APPETITE_SETTERS: Roles = Roles::of(&[ErmExecutive, TrustTeam, Admin]);
-/// Creators of formal reports.
-const REPORT_CREATORS: Roles = Roles::of(&[TrustTeam, ErmExecutive]);
+/// Creators of formal reports; the handler requires `trust_team` or `erm_executive` (admin
+/// creates none: it passes the matrix only so that its requests are validated).
+const REPORT_CREATORS: Roles = Roles::of(&[TrustTeam, ErmExecutive, Admin]);
 /// Confirmers of a service's part of a report: the handler requires a `service_manager` whose
 /// scope includes the service, or `trust_team`.
-const REPORT_CONFIRMERS: Roles = Roles::of(&[ServiceManager, TrustTeam]);
-/// Rejecters of a report: a confirmer (checked as for ConfirmReport, for one of the report's
-/// services) or an ERM executive.
+const REPORT_CONFIRMERS: Roles = Roles::of(&[ServiceManager, TrustTeam, Admin]);
+/// Rejecters of a report: the handler requires a confirmer (as for ConfirmReport, of one of
+/// the report's services) or an `erm_executive`.
 const REPORT_REJECTERS: Roles = REPORT_CONFIRMERS.union(Roles::of(&[ErmExecutive]));
-/// Signers of a report; the handler refuses its creator.
-const REPORT_SIGNERS: Roles = Roles::of(&[ErmExecutive]);
+/// Signers of a report: the handler requires `erm_executive`, never the report's creator.
+const REPORT_SIGNERS: Roles = Roles::of(&[ErmExecutive, Admin]);
 
 const RISK: &str = "assurance.risk.v1.RiskService";
 const ORG: &str = "assurance.risk.v1.OrganizationService";
