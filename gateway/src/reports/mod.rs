@@ -25,7 +25,7 @@ use assurance_runtime::{
     idempotency::RequestKey,
     page,
     time::{Clock, from_timestamp, to_timestamp},
-    validate::{Violations, name_id},
+    validate::{Violations, name_id, slug_name},
 };
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -560,18 +560,8 @@ impl ReportApi {
         let mut v = Violations::new();
         v.request_id("request_id", &req.request_id);
         let id = report_id(&mut v, "name", &req.name);
-        if req.service.is_empty() {
-            v.add("service", "is required");
-        } else if assurance_runtime::validate::slug_name(
-            &mut v,
-            "service",
-            &req.service,
-            "services",
-        )
-        .is_none()
-        {
-            // The violation is recorded.
-        }
+        // Checked against the report's services in scope below.
+        let _ = slug_name(&mut v, "service", &req.service, "services");
         v.paragraph("note", &req.note, false, MAX_NOTE);
         let expected = v.absorb("etag", etag::parse_etag("etag", &req.etag));
         v.finish()?;
