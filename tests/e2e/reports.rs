@@ -29,14 +29,23 @@ fn reports_as(app: &App, who: &str) -> ReportServiceClient<Authed> {
     ReportServiceClient::new(app.channel_as(who)).max_decoding_message_size(64 << 20)
 }
 
+/// The period reported on: the 90 days up to tomorrow, at midnight UTC (the same in a retry).
+fn quarter() -> (prost_types::Timestamp, prost_types::Timestamp) {
+    let midnight = |t: prost_types::Timestamp| prost_types::Timestamp {
+        seconds: t.seconds - t.seconds.rem_euclid(86_400),
+        nanos: 0,
+    };
+    (midnight(days(-89)), midnight(days(1)))
+}
+
 async fn create_report(app: &App, who: &str, scope: &str) -> Result<Report, tonic::Status> {
     reports_as(app, who)
         .create_report(CreateReportRequest {
             report: Some(Report {
                 scope: scope.into(),
                 title: "ERM report Q4 2026".into(),
-                period_start: Some(days(-90)),
-                period_end: Some(days(1)),
+                period_start: Some(quarter().0),
+                period_end: Some(quarter().1),
                 ..Default::default()
             }),
             request_id: format!("create-{}-{who}", scope.replace('/', ".")),

@@ -22,7 +22,7 @@ use assurance_runtime::{
     ApiError, ApiResult, Reason,
     auth::{Caller, Role, same_principal},
     etag,
-    idempotency::RequestKey,
+    idempotency::{self, Outcome, RequestKey},
     page,
     time::{Clock, from_timestamp, to_timestamp},
     validate::{Violations, name_id, slug_name},
@@ -378,6 +378,14 @@ impl ReportApi {
                 caller.principal.subject,
                 scope.name()
             )));
+        }
+        // A retry answers with the report the first attempt created, without freezing again.
+        if let Some(key) = &key
+            && let Some(seen) = idempotency::find(self.store.connection(), key).await?
+            && let Outcome::Replayed(resource) = idempotency::replay::<()>(key, seen)?
+        {
+            let report = self.stored(resource.trim_start_matches("reports/")).await?;
+            return self.view(&caller, &report, true).await;
         }
         let (posture, frozen) = self.freeze(&on, &scope, (start, end)).await?;
         let nodes = service_nodes(&posture);
