@@ -844,3 +844,49 @@ impl Style for Html {
         "</table>\n</body>\n</html>\n".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_follow_rfc_4180() {
+        let mut line = String::new();
+        csv_line(&mut line, ["plain", "a,b", "say \"hi\"", "two\nlines", ""]);
+        assert_eq!(line, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\r\n");
+    }
+
+    #[test]
+    fn html_and_markdown_escape_their_syntax() {
+        assert_eq!(
+            esc("<b>\"Tom\" & 'Jerry'</b>"),
+            "&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;"
+        );
+        assert_eq!(md("a|b\nc\\"), "a\\|b c\\\\");
+    }
+
+    #[test]
+    fn chunks_are_whole_until_the_last() {
+        struct Collect(Vec<usize>);
+        impl Sink for Collect {
+            async fn put(&mut self, chunk: Vec<u8>) -> ApiResult<()> {
+                self.0.push(chunk.len());
+                Ok(())
+            }
+        }
+        let mut sink = Collect(Vec::new());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut out = Out {
+                buf: Vec::new(),
+                sink: &mut sink,
+            };
+            out.push(&"é".repeat(CHUNK));
+            out.flush().await.expect("flush");
+            out.finish().await.expect("finish");
+        });
+        assert_eq!(sink.0, [CHUNK, CHUNK]);
+    }
+}
