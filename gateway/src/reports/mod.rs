@@ -425,6 +425,7 @@ impl ReportApi {
             .store
             .create_report(report, &in_scope, &frozen.rows, key, &caller)
             .await?;
+        self.store.fold_wal().await;
         tracing::info!(report = %report.id, scope = %report.scope, rows = report.risk_count, "report created");
         self.view(&caller, &report, true).await
     }
@@ -728,6 +729,7 @@ impl ReportApi {
                 Ok(())
             })
             .await?;
+        self.store.fold_wal().await;
         tracing::info!(report = %report.id, "report signed off");
         self.view(&caller, &report, true).await
     }

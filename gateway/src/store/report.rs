@@ -10,8 +10,8 @@ use assurance_runtime::{
     idempotency::{self, Outcome, RequestKey},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use super::{SERVICE, Store};
@@ -226,6 +226,20 @@ impl Store {
                     .await?
                     .ok_or_else(|| ApiError::not_found(&resource))
             }
+        }
+    }
+
+    /// After a large write (a report's rows, its exports): on SQLite, folds the WAL back into
+    /// the database file (`PASSIVE`, blocking no one), so that later reads go through `mmap`
+    /// instead of filling each pooled connection's page cache with WAL pages.
+    pub async fn fold_wal(&self) {
+        let conn = self.connection();
+        if conn.get_database_backend() == DbBackend::Sqlite
+            && let Err(e) = conn
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+        {
+            tracing::debug!(error = %e, "WAL checkpoint skipped");
         }
     }
 
