@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "assurance/incident/v1/incident.proto",
     "assurance/incident/v1/summary.proto",
     "assurance/gateway/v1/posture.proto",
+    "assurance/gateway/v1/reports.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

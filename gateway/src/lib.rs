@@ -9,6 +9,7 @@
 pub mod config;
 mod forward;
 pub mod posture;
+pub mod reports;
 pub mod store;
 
 use std::{sync::Arc, time::Duration};
@@ -27,12 +28,14 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use assurance_proto::gateway::v1::{
     audit_service_server::AuditServiceServer, posture_service_server::PostureServiceServer,
+    report_service_server::ReportServiceServer,
 };
 use assurance_runtime::audit::AuditApi;
 
 use crate::{
     config::Config,
     posture::{PostureApi, upstream::Upstreams},
+    reports::ReportApi,
     store::Store,
 };
 
@@ -50,6 +53,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     assurance_proto::service_names::INCIDENT_SUMMARY,
     assurance_proto::service_names::POSTURE,
     assurance_proto::service_names::GATEWAY_AUDIT,
+    assurance_proto::service_names::REPORT,
 ];
 
 /// Builds the routes and readiness check of the configured mode, with the gateway's own
@@ -64,19 +68,29 @@ pub async fn routes(
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
     let (routes, upstreams, mut checks) = service_routes(config).await?;
+    let settings = config.posture_settings();
+    let top_n = settings.top_n;
     let posture = PostureApi::new(
         store.clone(),
-        upstreams,
-        config.posture_settings(),
+        upstreams.clone(),
+        settings,
         config.clock.clone(),
     )
     .with_auth(auth.clone());
     posture::history::spawn_snapshots(posture.clone(), config.snapshot_interval, shutdown.clone());
+    let reports = ReportApi::new(
+        store.clone(),
+        posture.clone(),
+        upstreams,
+        config.clock.clone(),
+        top_n,
+    );
     checks.push(assurance_runtime::db::ready_check(
         store.connection().clone(),
     ));
     let routes = routes
         .add_service(PostureServiceServer::new(posture))
+        .add_service(ReportServiceServer::new(reports))
         .add_service(AuditServiceServer::new(AuditApi::new(
             store.connection().clone(),
             store::SERVICE,

@@ -49,4 +49,5 @@ pub mod service_names {
     pub const INCIDENT_SUMMARY: &str = "assurance.incident.v1.IncidentSummaryService";
     pub const POSTURE: &str = "assurance.gateway.v1.PostureService";
     pub const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
+    pub const REPORT: &str = "assurance.gateway.v1.ReportService";
 }

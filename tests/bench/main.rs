@@ -14,6 +14,7 @@
 mod auth;
 mod load;
 mod posture;
+mod report;
 mod seed;
 
 use std::{
@@ -65,6 +66,8 @@ enum Command_ {
     Auth(auth::AuthArgs),
     /// GetPosture for the enterprise: embedded on SQLite, forwarding on PostgreSQL.
     Posture(posture::PostureArgs),
+    /// ExportReport CSV of a signed and a draft report over 100k risks: rows/s and memory.
+    Report(report::ReportArgs),
 }
 
 #[derive(Parser)]
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
             Command_::ServeGateway { args } => server::serve_gateway_in_process(args).await,
             Command_::Auth(args) => auth::run(args).await,
             Command_::Posture(args) => posture::run(args).await,
+            Command_::Report(args) => report::run(args).await,
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));

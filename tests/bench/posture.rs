@@ -53,7 +53,7 @@ pub struct PostureArgs {
     no_embedded: bool,
 }
 
-struct Process(Child);
+pub(crate) struct Process(pub(crate) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -63,7 +63,11 @@ impl Drop for Process {
 }
 
 /// This binary hosting `command` (`serve`, `serve-incident`, `serve-gateway`) on `addr`.
-async fn start(command: &str, addr: SocketAddr, args: &[String]) -> Result<Process, String> {
+pub(crate) async fn start(
+    command: &str,
+    addr: SocketAddr,
+    args: &[String],
+) -> Result<Process, String> {
     let http = server::free_addr()?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = Command::new(exe)

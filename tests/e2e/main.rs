@@ -19,6 +19,7 @@ mod org;
 mod posture;
 mod process;
 mod python;
+mod reports;
 mod reviews;
 mod risks;
 mod server;

@@ -12,9 +12,9 @@ use assurance_proto::{
         incident_summary_service_server::IncidentSummaryService,
     },
     risk::v1::{
-        ListBusinessUnitsRequest, ListBusinessUnitsResponse, ListServicesRequest,
-        ListServicesResponse, SummarizeRisksRequest, SummarizeRisksResponse,
-        organization_service_client::OrganizationServiceClient,
+        ListBusinessUnitsRequest, ListBusinessUnitsResponse, ListReportRisksRequest,
+        ListReportRisksResponse, ListServicesRequest, ListServicesResponse, SummarizeRisksRequest,
+        SummarizeRisksResponse, organization_service_client::OrganizationServiceClient,
         organization_service_server::OrganizationService,
         risk_summary_service_client::RiskSummaryServiceClient,
         risk_summary_service_server::RiskSummaryService,
@@ -108,6 +108,28 @@ impl Upstreams {
                 RiskSummaryServiceClient::new(on.remote(risk, token.as_deref())?)
                     .max_decoding_message_size(64 << 20)
                     .summarize_risks(message)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        }
+    }
+
+    /// One page of the open risks of some services, as a report freezes them.
+    pub async fn list_report_risks(
+        &self,
+        on: &OnBehalf,
+        message: ListReportRisksRequest,
+    ) -> Result<ListReportRisksResponse, Status> {
+        const RPC: &str = "/assurance.risk.v1.RiskSummaryService/ListReportRisks";
+        match self {
+            Upstreams::Local { risks, .. } => risks
+                .list_report_risks(on.local(message, RPC))
+                .await
+                .map(tonic::Response::into_inner),
+            Upstreams::Remote { risk, token, .. } => {
+                RiskSummaryServiceClient::new(on.remote(risk, token.as_deref())?)
+                    .max_decoding_message_size(64 << 20)
+                    .list_report_risks(message)
                     .await
                     .map(tonic::Response::into_inner)
             }

@@ -13,7 +13,11 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Appetite), Box::new(M0002Snapshots)]
+        vec![
+            Box::new(M0001Appetite),
+            Box::new(M0002Snapshots),
+            Box::new(M0003Reports),
+        ]
     }
 }
 
@@ -163,6 +167,165 @@ impl MigrationTrait for M0002Snapshots {
                 .col(ColumnDef::new(L::Holder).string().not_null())
                 .col(ColumnDef::new(L::LeaseExpireTime).big_integer().not_null())
                 .col(ColumnDef::new(L::SnapshotId).string().not_null())
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Migration 0003: formal reports — the report, its services in scope (with their
+/// confirmations), its frozen risk rows, and a signed report's exports in 64 KiB chunks.
+struct M0003Reports;
+
+impl MigrationName for M0003Reports {
+    fn name(&self) -> &str {
+        "m0003_reports"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003Reports {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let text = |name: &'static str| {
+            ColumnDef::new(Alias::new(name))
+                .string()
+                .not_null()
+                .to_owned()
+        };
+        let big = |name: &'static str| {
+            ColumnDef::new(Alias::new(name))
+                .big_integer()
+                .not_null()
+                .to_owned()
+        };
+        let int = |name: &'static str| {
+            ColumnDef::new(Alias::new(name))
+                .integer()
+                .not_null()
+                .to_owned()
+        };
+        let blob = |name: &'static str| {
+            ColumnDef::new(Alias::new(name))
+                .blob()
+                .not_null()
+                .to_owned()
+        };
+        m.create_table(
+            Table::create()
+                .table(Alias::new("reports"))
+                .col(text("id").primary_key())
+                .col(text("scope"))
+                .col(text("title"))
+                .col(big("period_start"))
+                .col(big("period_end"))
+                .col(int("state"))
+                .col(text("content_hash"))
+                .col(blob("posture"))
+                .col(big("risk_count"))
+                .col(text("scoring_policies"))
+                .col(text("creator"))
+                .col(text("creator_principal"))
+                .col(big("version"))
+                .col(big("create_time"))
+                .col(big("update_time"))
+                .col(text("rejected_by"))
+                .col(text("reject_reason"))
+                .col(
+                    ColumnDef::new(Alias::new("reject_time"))
+                        .big_integer()
+                        .null(),
+                )
+                .col(text("signed_off_by"))
+                .col(
+                    ColumnDef::new(Alias::new("sign_off_time"))
+                        .big_integer()
+                        .null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("reports_by_create_time")
+                .table(Alias::new("reports"))
+                .col(Alias::new("create_time"))
+                .col(Alias::new("id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Alias::new("report_services"))
+                .col(text("report_id"))
+                .col(text("service"))
+                .col(text("confirmed_by"))
+                .col(text("principal"))
+                .col(text("note"))
+                .col(
+                    ColumnDef::new(Alias::new("confirm_time"))
+                        .big_integer()
+                        .null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(Alias::new("report_id"))
+                        .col(Alias::new("service")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("report_services_by_service")
+                .table(Alias::new("report_services"))
+                .col(Alias::new("service"))
+                .col(Alias::new("report_id"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Alias::new("report_rows"))
+                .col(text("report_id"))
+                .col(big("seq"))
+                .col(text("service"))
+                .col(blob("row"))
+                .primary_key(
+                    Index::create()
+                        .col(Alias::new("report_id"))
+                        .col(Alias::new("seq")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Alias::new("report_exports"))
+                .col(text("report_id"))
+                .col(int("format"))
+                .col(big("size"))
+                .col(text("sha256"))
+                .primary_key(
+                    Index::create()
+                        .col(Alias::new("report_id"))
+                        .col(Alias::new("format")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Alias::new("report_export_chunks"))
+                .col(text("report_id"))
+                .col(int("format"))
+                .col(big("seq"))
+                .col(blob("data"))
+                .primary_key(
+                    Index::create()
+                        .col(Alias::new("report_id"))
+                        .col(Alias::new("format"))
+                        .col(Alias::new("seq")),
+                )
                 .to_owned(),
         )
         .await

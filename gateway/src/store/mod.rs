@@ -3,6 +3,7 @@
 //! PostgreSQL (`--database-url`), migrated at start-up like the services' stores.
 
 mod migration;
+pub mod report;
 pub mod snapshot;
 
 use assurance_runtime::{

@@ -8,6 +8,7 @@ mod effectiveness;
 pub mod exceptions;
 mod governance;
 mod org;
+mod report_rows;
 mod reviews;
 mod risk;
 pub mod summary;

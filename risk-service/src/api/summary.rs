@@ -400,6 +400,14 @@ impl RiskSummaryService for SummaryApi {
             self.summarize(&caller, request.get_ref()).await?,
         ))
     }
+    async fn list_report_risks(
+        &self,
+        request: Request<pb::ListReportRisksRequest>,
+    ) -> Result<Response<pb::ListReportRisksResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let rows = super::report_rows::list(&self.store, &self.clock, &caller, request.get_ref());
+        Ok(Response::new(rows.await?))
+    }
 }
 
 // The proto's severity numbers are the domain's.

@@ -16,6 +16,7 @@ mod migration_reviews;
 mod migration_summary;
 mod migration_summary_versions;
 mod org;
+pub mod report_rows;
 pub mod reviews;
 mod risk_list;
 mod risks;

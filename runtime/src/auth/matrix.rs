@@ -81,6 +81,17 @@ const SUMMARIZERS: Roles = POSTURE_READERS.union(Roles::of(&[System]));
 /// Setters of risk appetite; the handler requires `erm_executive` for the enterprise and
 /// `trust_team` for business-unit and service overrides (admin sets none).
 const APPETITE_SETTERS: Roles = Roles::of(&[ErmExecutive, TrustTeam, Admin]);
+/// Creators of formal reports; the handler requires `trust_team` or `erm_executive` (admin
+/// creates none: it passes the matrix only so that its requests are validated).
+const REPORT_CREATORS: Roles = Roles::of(&[TrustTeam, ErmExecutive, Admin]);
+/// Confirmers of a service's part of a report: the handler requires a `service_manager` whose
+/// scope includes the service, or `trust_team`.
+const REPORT_CONFIRMERS: Roles = Roles::of(&[ServiceManager, TrustTeam, Admin]);
+/// Rejecters of a report: the handler requires a confirmer (as for ConfirmReport, of one of
+/// the report's services) or an `erm_executive`.
+const REPORT_REJECTERS: Roles = REPORT_CONFIRMERS.union(Roles::of(&[ErmExecutive]));
+/// Signers of a report: the handler requires `erm_executive`, never the report's creator.
+const REPORT_SIGNERS: Roles = Roles::of(&[ErmExecutive, Admin]);
 
 const RISK: &str = "assurance.risk.v1.RiskService";
 const ORG: &str = "assurance.risk.v1.OrganizationService";
@@ -93,6 +104,7 @@ const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
 const RISK_SUMMARY: &str = "assurance.risk.v1.RiskSummaryService";
 const INCIDENT_SUMMARY: &str = "assurance.incident.v1.IncidentSummaryService";
 const POSTURE: &str = "assurance.gateway.v1.PostureService";
+const REPORT: &str = "assurance.gateway.v1.ReportService";
 const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
 
 /// `(service, method, roles)` for every RPC.
@@ -208,6 +220,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (INCIDENT_AUDIT, "ListAuditEvents", AUDITORS),
     (INCIDENT_AUDIT, "GetAuditEvent", AUDITORS),
     (RISK_SUMMARY, "SummarizeRisks", SUMMARIZERS),
+    (RISK_SUMMARY, "ListReportRisks", SUMMARIZERS),
     (INCIDENT_SUMMARY, "SummarizeIncidents", SUMMARIZERS),
     (POSTURE, "GetPosture", POSTURE_READERS),
     (POSTURE, "GetRiskAppetite", POSTURE_READERS),
@@ -224,6 +237,13 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (POSTURE, "WatchPosture", POSTURE_READERS),
     (GATEWAY_AUDIT, "ListAuditEvents", AUDITORS),
     (GATEWAY_AUDIT, "GetAuditEvent", AUDITORS),
+    (REPORT, "CreateReport", REPORT_CREATORS),
+    (REPORT, "GetReport", POSTURE_READERS),
+    (REPORT, "ListReports", POSTURE_READERS),
+    (REPORT, "ConfirmReport", REPORT_CONFIRMERS),
+    (REPORT, "RejectReport", REPORT_REJECTERS),
+    (REPORT, "SignOffReport", REPORT_SIGNERS),
+    (REPORT, "ExportReport", POSTURE_READERS),
 ];
 
 static BY_PATH: LazyLock<HashMap<String, Roles>> = LazyLock::new(|| {
