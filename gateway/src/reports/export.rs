@@ -1,7 +1,8 @@
 //! ExportReport and the exports stored at sign-off. A signed report's export streams its stored
-//! chunks a few at a time; any other report is rendered on the fly — once into a byte counter
-//! for the total size the first chunk carries, then into the stream. A bounded channel keeps
-//! at most a few chunks in flight, so memory stays flat whatever the report's size.
+//! chunks a few at a time; any other report is rendered on the fly, once, into a spool file —
+//! which gives the total size the first chunk carries — then streamed from it. A bounded
+//! channel keeps at most a few chunks in flight, so memory stays flat whatever the report's
+//! size.
 
 use assurance_proto::gateway::v1::{
     ExportReportRequest, ExportReportResponse, Posture, ReportFormat, ReportState,
@@ -15,7 +16,7 @@ use tonic::{Request, Status};
 
 use super::{
     ReportApi, access,
-    render::{self, Counter, Document, Sink},
+    render::{self, Document, Sink},
     report_id, resource,
 };
 use crate::store::report as stored;
@@ -81,6 +82,66 @@ pub(super) async fn store(
         },
     )
     .await
+}
+
+/// A draft's rendering, spooled to a temporary file only this process can read: created
+/// owner-only and unlinked at once, so nothing is left behind, whatever happens.
+struct Spool {
+    file: tokio::fs::File,
+    size: u64,
+}
+
+/// Bytes read from the spool per chunk sent.
+const SPOOL_CHUNK: usize = 64 * 1024;
+
+fn spool_error(e: std::io::Error) -> ApiError {
+    ApiError::Internal(format!("export spool: {e}"))
+}
+
+impl Spool {
+    fn new() -> ApiResult<Spool> {
+        let path = std::env::temp_dir().join(format!("assurance-export-{}", uuid::Uuid::now_v7()));
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(spool_error)?;
+        std::fs::remove_file(&path).map_err(spool_error)?;
+        Ok(Spool {
+            file: tokio::fs::File::from_std(file),
+            size: 0,
+        })
+    }
+
+    /// Sends the spooled bytes to `sink`, from the start.
+    async fn replay(mut self, sink: &mut Streamed) -> ApiResult<()> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(spool_error)?;
+        loop {
+            let mut chunk = Vec::with_capacity(SPOOL_CHUNK);
+            let read = (&mut self.file)
+                .take(SPOOL_CHUNK as u64)
+                .read_to_end(&mut chunk)
+                .await
+                .map_err(spool_error)?;
+            if read == 0 {
+                return Ok(());
+            }
+            sink.put(chunk).await?;
+        }
+    }
+}
+
+impl Sink for Spool {
+    async fn put(&mut self, chunk: Vec<u8>) -> ApiResult<()> {
+        use tokio::io::AsyncWriteExt;
+        self.file.write_all(&chunk).await.map_err(spool_error)?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
 }
 
 /// Sends rendered chunks to the client; the first carries `first`'s header fields.
@@ -197,10 +258,14 @@ impl ReportApi {
             services: own,
         };
         let conn = self.store.connection().clone();
-        let mut counter = Counter::default();
-        render::render(&conn, &doc, format, &mut counter).await?;
+        let mut spool = Spool::new()?;
+        render::render(&conn, &doc, format, &mut spool).await?;
+        {
+            use tokio::io::AsyncWriteExt;
+            spool.file.flush().await.map_err(spool_error)?;
+        }
         let first = ExportReportResponse {
-            total_size: i64::try_from(counter.0).unwrap_or(i64::MAX),
+            total_size: i64::try_from(spool.size).unwrap_or(i64::MAX),
             content_type: render::content_type(format).into(),
             draft: true,
             ..Default::default()
@@ -210,7 +275,7 @@ impl ReportApi {
                 tx: tx.clone(),
                 first: Some(first),
             };
-            if let Err(e) = render::render(&conn, &doc, format, &mut sink).await {
+            if let Err(e) = spool.replay(&mut sink).await {
                 let _ = tx.send(Err(e.into())).await;
             }
             sink.close().await;

@@ -31,17 +31,6 @@ pub trait Sink: Send {
     fn put(&mut self, chunk: Vec<u8>) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
-/// Counts the bytes (a draft's total size, before it is streamed).
-#[derive(Default)]
-pub struct Counter(pub u64);
-
-impl Sink for Counter {
-    async fn put(&mut self, chunk: Vec<u8>) -> ApiResult<()> {
-        self.0 += chunk.len() as u64;
-        Ok(())
-    }
-}
-
 /// What is rendered: the report (its header fields and confirmations), its frozen posture,
 /// and which rows.
 pub struct Document {
