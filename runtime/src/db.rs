@@ -20,9 +20,34 @@ const SQLITE_CACHE_KIB: &str = "-65536";
 /// How often the background checkpointer copies the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// How a SQLite database is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteReads {
+    /// Hot rows read again and again (the services): a 1 GiB memory map and a 64 MiB page
+    /// cache per connection.
+    Cached,
+    /// Large blobs streamed once (the gateway's report exports and snapshots): no memory map
+    /// and a 2 MiB page cache per connection, so streaming a 100 MB export does not grow the
+    /// resident set by the file's size; the operating system's page cache still serves it.
+    Streamed,
+}
+
 /// Opens a pool on `url` (`sqlite://path/to/file.db` or `postgres://…`) of `max_connections`.
 /// A SQLite file and its folder are created when missing.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    connect_for(url, max_connections, SqliteReads::Cached).await
+}
+
+/// [`connect`], with SQLite tuned for `reads`.
+pub async fn connect_for(
+    url: &str,
+    max_connections: u32,
+    reads: SqliteReads,
+) -> Result<DatabaseConnection, DbErr> {
+    let (mmap_size, cache_kib) = match reads {
+        SqliteReads::Cached => (SQLITE_MMAP_SIZE, SQLITE_CACHE_KIB),
+        SqliteReads::Streamed => ("0", "-2048"),
+    };
     let mut opts = ConnectOptions::new(url.to_string());
     opts.max_connections(max_connections.max(1))
         .min_connections(1)
@@ -39,7 +64,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
             std::fs::create_dir_all(&parent)
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
         }
-        opts.map_sqlx_sqlite_opts(|o| {
+        opts.map_sqlx_sqlite_opts(move |o| {
             o.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 // NORMAL in WAL mode: durable across process crashes; never OFF.
@@ -47,8 +72,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
                 // Read pages through a memory map instead of a pread and copy each.
-                .pragma("mmap_size", SQLITE_MMAP_SIZE)
-                .pragma("cache_size", SQLITE_CACHE_KIB)
+                .pragma("mmap_size", mmap_size)
+                .pragma("cache_size", cache_kib)
                 // Checkpoints run in the background (`spawn_checkpointer`), not inside the
                 // commit of whichever write crosses the threshold.
                 .pragma("wal_autocheckpoint", "0")

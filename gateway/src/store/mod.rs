@@ -59,7 +59,7 @@ pub struct Store {
 impl Store {
     /// Connects and migrates.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, DbErr> {
-        let db = db::connect(url, max_connections).await?;
+        let db = db::connect_for(url, max_connections, db::SqliteReads::Streamed).await?;
         migration::Migrator::up(&db, None).await?;
         Ok(Store { db })
     }
