@@ -439,9 +439,6 @@ impl IncidentApi {
             .store
             .modify(id.unwrap_or_default(), expected, &caller, async |tx, m| {
                 refuse_if_closed(m)?;
-                if let Some(links) = &links {
-                    crate::store::replace_risk_links(tx, m.id, links).await?;
-                }
                 let before = m.severity;
                 for p in &paths {
                     match *p {
@@ -485,6 +482,9 @@ impl IncidentApi {
                     ));
                 }
                 self.settle_severity(m);
+                if let Some(links) = &links {
+                    crate::store::replace_risk_links(tx, m, links).await?;
+                }
                 let mut summary = format!("updated {}", paths.join(", "));
                 if m.severity != before {
                     summary.push_str(&format!(
@@ -603,5 +603,77 @@ impl IncidentApi {
             .await?;
         let closed = self.decided(id, outcome).await?;
         Ok(Response::new(self.incident_out(&closed).await?))
+    }
+
+    pub(super) async fn incidents_link_risk(
+        &self,
+        request: Request<pb::LinkIncidentRiskRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = incident_id(&mut v, "name", &req.name);
+        let risk = if req.risk.is_empty() {
+            v.add("risk", "is required");
+            None
+        } else {
+            let risk = name_id(&req.risk, "risks").and_then(|id| Uuid::parse_str(id).ok());
+            if risk.is_none() {
+                v.add("risk", "must be a risk name `risks/{id}` with a UUID id");
+            }
+            risk
+        };
+        match pb::RiskLinkRelation::try_from(req.relation) {
+            Ok(pb::RiskLinkRelation::Realized | pb::RiskLinkRelation::Related) => {}
+            Ok(pb::RiskLinkRelation::Identified) => v.add(
+                "relation",
+                "IDENTIFIED links come from the post-incident review's identified risks; \
+                 link an existing risk as REALIZED or RELATED",
+            ),
+            _ => v.add("relation", "is required: REALIZED or RELATED"),
+        }
+        v.request_id("request_id", &req.request_id);
+        let expected = v.absorb("etag", parse_etag("etag", &req.etag)).flatten();
+        v.finish()?;
+        let risk = risk.unwrap_or_default().to_string();
+        let key = RequestKey::for_request("LinkIncidentRisk", &caller, &req, |r| &mut r.request_id);
+        let id = id.unwrap_or_default();
+        let mut links: Vec<(String, i32)> = self
+            .store
+            .risk_links(&[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| (l.risk_id, l.relation))
+            .collect();
+        match links.iter_mut().find(|(r, _)| *r == risk) {
+            Some(link) => link.1 = req.relation,
+            None => links.push((risk.clone(), req.relation)),
+        }
+        if links.len() > MAX_RISK_LINKS {
+            return Err(ApiError::invalid(
+                "risk",
+                format!("the incident already has {MAX_RISK_LINKS} risk links, the most it keeps"),
+            )
+            .into());
+        }
+        let relation = pb::RiskLinkRelation::try_from(req.relation).map_or("UNKNOWN", |r| {
+            r.as_str_name().trim_start_matches("RISK_LINK_RELATION_")
+        });
+        let outcome = self
+            .store
+            .decide(id, expected, &caller, key, async |tx, m| {
+                refuse_if_closed(m)?;
+                crate::store::replace_risk_links(tx, m, &links).await?;
+                Ok(Change {
+                    kind: TimelineKind::Updated,
+                    summary: format!("risk linked: risks/{risk} ({relation})"),
+                    services: None,
+                })
+            })
+            .await?;
+        let linked = self.decided(id, outcome).await?;
+        Ok(Response::new(self.incident_out(&linked).await?))
     }
 }

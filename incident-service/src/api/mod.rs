@@ -425,4 +425,11 @@ impl IncidentService for IncidentApi {
     ) -> Result<Response<pb::FollowUp>, Status> {
         self.follow_ups_update(request).await
     }
+
+    async fn link_incident_risk(
+        &self,
+        request: Request<pb::LinkIncidentRiskRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        self.incidents_link_risk(request).await
+    }
 }

@@ -16,6 +16,7 @@ use super::{
     write_services,
 };
 use crate::domain::phase::Phase;
+use crate::domain::priority::Severity;
 use crate::domain::timeline::TimelineKind;
 
 impl Store {
@@ -112,31 +113,79 @@ pub fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
 }
 
 /// Replaces an incident's risk links, in `tx` (inside the incident's change).
+/// `RiskLinkRelation` REALIZED (the proto's number): the incident is the risk coming true.
+pub const REALIZED: i32 = 2;
+
+/// Replaces the risk links of the incident `m` with `links` (risk id, relation) in `tx`. Each
+/// risk that becomes `REALIZED` by this change queues an `incident.risk_realized` event in the
+/// outbox, in the same transaction, for risk-service (`RecordRiskRealization`).
 pub async fn replace_risk_links(
     tx: &sea_orm::DatabaseTransaction,
-    incident: Uuid,
+    m: &incident::Model,
     links: &[(String, i32)],
 ) -> ApiResult<()> {
+    use super::entities::{outbox_event, risk_link};
     use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
-    super::entities::risk_link::Entity::delete_many()
-        .filter(super::entities::risk_link::Column::IncidentId.eq(incident))
+    let realized = REALIZED;
+    let before: std::collections::HashSet<String> = risk_link::Entity::find()
+        .filter(risk_link::Column::IncidentId.eq(m.id))
+        .filter(risk_link::Column::Relation.eq(realized))
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|l| l.risk_id)
+        .collect();
+    risk_link::Entity::delete_many()
+        .filter(risk_link::Column::IncidentId.eq(m.id))
         .exec(tx)
         .await?;
     if links.is_empty() {
         return Ok(());
     }
     let rows = links.iter().enumerate().map(|(n, (risk, relation))| {
-        super::entities::risk_link::Model {
-            incident_id: incident,
+        risk_link::Model {
+            incident_id: m.id,
             risk_id: risk.clone(),
             relation: *relation,
             position: n as i32,
         }
         .into_active_model()
     });
-    super::entities::risk_link::Entity::insert_many(rows)
+    risk_link::Entity::insert_many(rows)
         .exec_without_returning(tx)
         .await?;
+    let now = now_micros();
+    let severity = Severity::try_from(m.severity).map_or("SEVERITY_UNSPECIFIED".to_string(), |s| {
+        format!("SEVERITY_{}", s.as_str())
+    });
+    let events: Vec<_> = links
+        .iter()
+        .filter(|(risk, relation)| *relation == realized && !before.contains(risk))
+        .map(|(risk, _)| {
+            let payload = serde_json::json!({
+                "risk": format!("risks/{risk}"),
+                "incident": format!("incidents/{}", m.id),
+                "incident_severity": severity,
+                "realize_time": assurance_runtime::time::to_timestamp(now).to_string(),
+            });
+            outbox_event::Model {
+                id: Uuid::now_v7(),
+                kind: super::outbox::RISK_REALIZED.to_string(),
+                aggregate: format!("incidents/{}", m.id),
+                payload: payload.to_string(),
+                create_time: now,
+                delivered_time: None,
+                attempts: 0,
+                last_error: String::new(),
+            }
+            .into_active_model()
+        })
+        .collect();
+    if !events.is_empty() {
+        outbox_event::Entity::insert_many(events)
+            .exec_without_returning(tx)
+            .await?;
+    }
     Ok(())
 }
 

@@ -23,6 +23,8 @@ use crate::domain::timeline::TimelineKind;
 pub mod outbox {
     pub const FOLLOW_UP: &str = "incident.follow_up";
     pub const IDENTIFIED_RISK: &str = "incident.identified_risk";
+    /// An incident `REALIZED` a risk (by `UpdateIncident` or `LinkIncidentRisk`).
+    pub const RISK_REALIZED: &str = "incident.risk_realized";
 }
 
 /// What recording a review writes: the review, its follow-ups and its outbox events.

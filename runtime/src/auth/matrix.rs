@@ -52,6 +52,9 @@ const INCIDENT_READERS: Roles = Roles::of(&[
 ]);
 const METRICS_READERS: Roles = INCIDENT_READERS.union(Roles::of(&[Reporter, ErmExecutive]));
 const RESPONDERS: Roles = Roles::of(&[Responder, SecurityLead, ServiceManager, System, Admin]);
+/// Who records that an incident realised or relates to a risk: responders, the security lead
+/// and the trust team (and the relay's `system` principal).
+const RISK_LINKERS: Roles = Roles::of(&[Responder, SecurityLead, TrustTeam, System, Admin]);
 /// Post-incident follow-ups are written by responders and the trust team (which runs the
 /// lessons-learned cycle); the bug trackers that sync them also update and read them.
 const FOLLOW_UP_WRITERS: Roles = RESPONDERS.union(Roles::of(&[TrustTeam]));
@@ -186,6 +189,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (INCIDENT, "ListNotificationRules", INCIDENT_READERS),
     (INCIDENT, "CreateTask", RESPONDERS),
     (INCIDENT, "UpdateTask", RESPONDERS),
+    (INCIDENT, "LinkIncidentRisk", RISK_LINKERS),
     (INCIDENT, "CreateFollowUp", FOLLOW_UP_WRITERS),
     (INCIDENT, "UpdateFollowUp", FOLLOW_UP_SYNCERS),
     (INCIDENT, "GetFollowUp", FOLLOW_UP_READERS),
