@@ -15,6 +15,7 @@ pub mod page;
 pub mod security;
 pub mod serve;
 pub mod telemetry;
+pub mod text;
 pub mod time;
 pub mod tls;
 pub mod validate;

@@ -14,7 +14,10 @@ use assurance_proto::{
     },
     r#type::v1::Severity,
 };
-use assurance_runtime::{ApiError, ApiResult};
+use assurance_runtime::{
+    ApiError, ApiResult,
+    text::{html_escape as esc, push_csv_field},
+};
 use prost::Message;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -585,22 +588,12 @@ impl Style for Json {
 struct Csv;
 
 /// One RFC 4180 field.
-fn csv_field(buf: &mut String, field: &str) {
-    if field.contains([',', '"', '\r', '\n']) {
-        buf.push('"');
-        buf.push_str(&field.replace('"', "\"\""));
-        buf.push('"');
-    } else {
-        buf.push_str(field);
-    }
-}
-
 fn csv_line<I: IntoIterator<Item = S>, S: AsRef<str>>(buf: &mut String, fields: I) {
     for (i, f) in fields.into_iter().enumerate() {
         if i > 0 {
             buf.push(',');
         }
-        csv_field(buf, f.as_ref());
+        push_csv_field(buf, f.as_ref());
     }
     buf.push_str("\r\n");
 }
@@ -702,22 +695,6 @@ impl Style for Markdown {
 }
 
 struct Html;
-
-/// Text escaped for HTML.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn html_row<I: IntoIterator<Item = S>, S: AsRef<str>>(buf: &mut String, cells: I, tag: &str) {
     buf.push_str("<tr>");
@@ -846,11 +823,7 @@ mod tests {
     }
 
     #[test]
-    fn html_and_markdown_escape_their_syntax() {
-        assert_eq!(
-            esc("<b>\"Tom\" & 'Jerry'</b>"),
-            "&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;"
-        );
+    fn markdown_escapes_its_syntax() {
         assert_eq!(md("a|b\nc\\"), "a\\|b c\\\\");
     }
 

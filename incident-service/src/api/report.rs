@@ -2,7 +2,12 @@
 //! self-contained HTML page (every value escaped), or the timeline as CSV (RFC 4180).
 
 use super::pb;
-use assurance_runtime::{ApiError, time::now_micros, validate::Violations};
+use assurance_runtime::{
+    ApiError,
+    text::{html_escape as esc, push_csv_field},
+    time::now_micros,
+    validate::Violations,
+};
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
@@ -164,22 +169,6 @@ pub fn markdown(m: &Material) -> String {
                     time(&f.due_time)
                 ));
             }
-        }
-    }
-    out
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
         }
     }
     out
@@ -411,11 +400,9 @@ pub fn html(m: &Material) -> String {
 /// One CSV field (RFC 4180): quoted when it holds a comma, a double quote, CR or LF, with
 /// double quotes doubled.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    let mut out = String::with_capacity(s.len());
+    push_csv_field(&mut out, s);
+    out
 }
 
 /// The timeline as CSV (RFC 4180: a header row, CRLF line ends, fields quoted as needed).
