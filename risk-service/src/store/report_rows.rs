@@ -3,10 +3,10 @@
 //! (service, create time, id) — the order of the `risks_by_service` index.
 
 use assurance_runtime::ApiResult;
-use sea_orm::{DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
-use super::Store;
+use super::{Store, summary::placeholders};
 use crate::domain::{governance::ActionItemStatus, status::RiskStatus};
 
 const CLOSED: i32 = RiskStatus::Closed as i32;
@@ -40,17 +40,6 @@ pub struct ReportRow {
     pub action_items_overdue: i64,
     pub next_review_time: Option<i64>,
     pub create_time: i64,
-}
-
-/// `count` placeholders from number `first`.
-fn placeholders(backend: DbBackend, first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| match backend {
-            DbBackend::Postgres => format!("${i}"),
-            _ => "?".to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Store {

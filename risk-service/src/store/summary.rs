@@ -235,7 +235,7 @@ struct ExceptionService {
 }
 
 /// `?, ?, …` (SQLite) or `$first, $first+1, …` (PostgreSQL): `count` placeholders.
-fn placeholders(backend: DbBackend, first: usize, count: usize) -> String {
+pub(super) fn placeholders(backend: DbBackend, first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| match backend {
             DbBackend::Postgres => format!("${i}"),
