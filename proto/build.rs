@@ -5,6 +5,7 @@ use std::{env, path::PathBuf};
 const PROTOS: &[&str] = &[
     "assurance/type/v1/types.proto",
     "assurance/audit/v1/audit.proto",
+    "assurance/outbox/v1/outbox.proto",
     "assurance/risk/v1/org.proto",
     "assurance/risk/v1/risk.proto",
     "assurance/risk/v1/controls.proto",

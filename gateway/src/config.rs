@@ -116,9 +116,12 @@ pub struct Config {
     #[arg(skip)]
     pub clock: assurance_runtime::time::Clock,
     #[command(flatten)]
+    pub relay: Relay,
+    #[command(flatten)]
     pub security: Security,
 }
 
+assurance_runtime::relay_args!(Relay, "GATEWAY_");
 assurance_runtime::security_args!(Security, "GATEWAY_");
 
 impl Config {
@@ -166,16 +169,10 @@ impl Config {
 
     /// The gateway's own token for the services, read from `--service-token-file`.
     pub fn service_token(&self) -> Result<Option<String>, String> {
-        let Some(path) = &self.service_token_file else {
-            return Ok(None);
-        };
-        let token = std::fs::read_to_string(path)
-            .map_err(|e| format!("--service-token-file {}: {e}", path.display()))?;
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(format!("--service-token-file {} is empty", path.display()));
-        }
-        Ok(Some(token.to_string()))
+        self.service_token_file
+            .as_deref()
+            .map(assurance_runtime::auth::client::read_token_file)
+            .transpose()
     }
 
     /// Settings of GetPosture.

@@ -9,6 +9,7 @@
 pub mod config;
 mod forward;
 pub mod posture;
+mod relay;
 pub mod reports;
 pub mod store;
 
@@ -49,6 +50,8 @@ pub const SERVICE_NAMES: &[&str] = &[
     assurance_proto::service_names::REVIEW,
     assurance_proto::service_names::INCIDENT,
     assurance_proto::service_names::INCIDENT_AUDIT,
+    assurance_proto::service_names::RISK_OUTBOX,
+    assurance_proto::service_names::INCIDENT_OUTBOX,
     assurance_proto::service_names::RISK_SUMMARY,
     assurance_proto::service_names::INCIDENT_SUMMARY,
     assurance_proto::service_names::POSTURE,
@@ -67,7 +70,7 @@ pub async fn routes(
     let store = Store::open(&config.database_url(), config.db_pool_size)
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
-    let (routes, upstreams, mut checks) = service_routes(config).await?;
+    let (routes, upstreams, mut checks) = service_routes(config, shutdown).await?;
     let settings = config.posture_settings();
     let top_n = settings.top_n;
     let posture = PostureApi::new(
@@ -100,7 +103,10 @@ pub async fn routes(
 
 /// The services' routes (hosted or forwarded), how the posture reaches them, and their
 /// readiness checks.
-async fn service_routes(config: &Config) -> Result<(Routes, Upstreams, Vec<ReadyCheck>), String> {
+async fn service_routes(
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Result<(Routes, Upstreams, Vec<ReadyCheck>), String> {
     if config.embedded {
         let risk_settings = config.risk_settings()?;
         let incident_settings = config.incident_settings()?;
@@ -110,7 +116,12 @@ async fn service_routes(config: &Config) -> Result<(Routes, Upstreams, Vec<Ready
             .map_err(|e| format!("risk database: {e}"))?;
         let incident = IncidentServer::open(&incident_settings)
             .await
-            .map_err(|e| format!("incident database: {e}"))?;
+            .map_err(|e| format!("incident database: {e}"))?
+            .with_risks(Arc::new(relay::LocalRisks {
+                risks: Arc::new(risk.risk_api()),
+                org: Arc::new(risk.org_api()),
+            }));
+        incident.spawn_relay(config.relay.relay_settings(), shutdown.clone());
         let routes = incident.add_to(risk.add_to(Routes::default()));
         let upstreams = Upstreams::Local {
             org: Arc::new(risk.org_api()),

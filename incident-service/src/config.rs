@@ -49,11 +49,22 @@ pub struct Config {
         default_value = "pretty"
     )]
     pub log_format: LogFormat,
+    /// risk-service's gRPC URL: the relay delivers identified risks and realisations there,
+    /// and `affected_services` are checked against its org registry. Without it those events
+    /// stay queued and services are not checked.
+    #[arg(long, env = "INCIDENT_RISK_URL")]
+    pub risk_url: Option<String>,
+    /// File holding the `system` token incident-service presents to risk-service.
+    #[arg(long, env = "INCIDENT_SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub relay: Relay,
     #[command(flatten)]
     pub security: Security,
 }
 
 assurance_runtime::security_args!(Security, "INCIDENT_");
+assurance_runtime::relay_args!(Relay, "INCIDENT_");
 
 /// What incident-service needs to run, whichever binary hosts it.
 #[derive(Debug, Clone)]
@@ -65,6 +76,28 @@ pub struct Settings {
 }
 
 impl Config {
+    /// risk-service over gRPC, when `--risk-url` is set (with `--service-token-file`).
+    pub fn remote_risks(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn crate::relay::RiskRegister>>, String> {
+        let Some(url) = &self.risk_url else {
+            return Ok(None);
+        };
+        let path = self
+            .service_token_file
+            .as_deref()
+            .ok_or("--risk-url needs --service-token-file (the system token for risk-service)")?;
+        let token = assurance_runtime::auth::client::read_token_file(path)?;
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| format!("--risk-url {url}: {e}"))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Some(std::sync::Arc::new(crate::relay::RemoteRisks::new(
+            channel, &token,
+        )?)))
+    }
+
     pub fn settings(&self) -> Result<Settings, String> {
         Ok(Settings {
             database_url: self.database_url.clone(),

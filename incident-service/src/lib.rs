@@ -14,6 +14,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod relay;
 pub mod store;
 
 use std::sync::Arc;
@@ -22,11 +23,16 @@ use assurance_proto::{
     incident::v1::{
         audit_service_server::AuditServiceServer, incident_service_server::IncidentServiceServer,
         incident_summary_service_server::IncidentSummaryServiceServer,
+        outbox_service_server::OutboxServiceServer,
     },
     service_names,
 };
 use assurance_runtime::{
     audit::AuditApi,
+    outbox::{
+        OutboxApi,
+        relay::{Relay, RelaySettings},
+    },
     serve::{ReadyCheck, Running, Shutdown},
 };
 use tonic::service::Routes;
@@ -34,6 +40,7 @@ use tonic::service::Routes;
 use crate::{
     config::Settings,
     domain::{preparation::Preparation, priority::SeverityRule},
+    relay::{RiskReceiver, RiskRegister},
     store::Store,
 };
 
@@ -42,6 +49,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     service_names::INCIDENT,
     service_names::INCIDENT_AUDIT,
     service_names::INCIDENT_SUMMARY,
+    service_names::INCIDENT_OUTBOX,
 ];
 
 #[derive(Clone)]
@@ -49,6 +57,8 @@ pub struct IncidentServer {
     store: Store,
     rule: Arc<SeverityRule>,
     preparation: Arc<Preparation>,
+    /// risk-service, when this server can reach it.
+    risks: Option<Arc<dyn RiskRegister>>,
 }
 
 impl IncidentServer {
@@ -58,7 +68,34 @@ impl IncidentServer {
             store: Store::open(&settings.database_url, settings.db_pool_size).await?,
             rule: Arc::new(settings.severity_rule.clone()),
             preparation: Arc::new(settings.preparation.clone()),
+            risks: None,
         })
+    }
+
+    /// Reaches risk-service through `risks`: the relay delivers the events for it, and
+    /// incidents' `affected_services` are checked against its org registry.
+    pub fn with_risks(mut self, risks: Arc<dyn RiskRegister>) -> Self {
+        self.risks = Some(risks);
+        self
+    }
+
+    /// Starts the outbox relay (until `shutdown`) when risk-service is reachable; without it
+    /// the events for risk-service stay queued.
+    pub fn spawn_relay(&self, settings: RelaySettings, shutdown: Shutdown) {
+        let Some(risks) = &self.risks else {
+            tracing::warn!(
+                "no risk-service: identified risks and realisations stay queued in the outbox"
+            );
+            return;
+        };
+        Relay::new(
+            self.store.connection().clone(),
+            store::SERVICE,
+            RiskReceiver::new(self.store.clone(), risks.clone()),
+            settings,
+            self.store.change_notifier(),
+        )
+        .spawn(shutdown);
     }
 
     pub fn add_to(&self, routes: Routes) -> Routes {
@@ -67,12 +104,17 @@ impl IncidentServer {
                 self.store.clone(),
                 self.rule.clone(),
                 self.preparation.clone(),
+                self.risks.clone(),
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(
                 self.store.connection().clone(),
                 store::SERVICE,
             )))
             .add_service(IncidentSummaryServiceServer::new(self.summary_api()))
+            .add_service(OutboxServiceServer::new(OutboxApi::new(
+                self.store.connection().clone(),
+                store::SERVICE,
+            )))
     }
 
     /// The posture's incident half (`SummarizeIncidents`), for the gateway to call in-process.
@@ -90,9 +132,13 @@ pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Runnin
     let settings = config.settings()?;
     let security = config.security.settings().build()?;
     tracing::info!(listen = %config.listen, http_listen = %config.http_listen, %settings, "starting incident-service");
-    let server = IncidentServer::open(&settings)
+    let mut server = IncidentServer::open(&settings)
         .await
         .map_err(|e| format!("database: {e}"))?;
+    if let Some(risks) = config.remote_risks()? {
+        server = server.with_risks(risks);
+    }
+    server.spawn_relay(config.relay.relay_settings(), shutdown.clone());
     assurance_runtime::serve::start(
         config.listen,
         config.http_listen,

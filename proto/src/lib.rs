@@ -14,6 +14,12 @@ pub mod audit {
     }
 }
 
+pub mod outbox {
+    pub mod v1 {
+        tonic::include_proto!("assurance.outbox.v1");
+    }
+}
+
 pub mod risk {
     pub mod v1 {
         tonic::include_proto!("assurance.risk.v1");
@@ -41,10 +47,12 @@ pub mod service_names {
     pub const ORGANIZATION: &str = "assurance.risk.v1.OrganizationService";
     pub const INCIDENT: &str = "assurance.incident.v1.IncidentService";
     pub const RISK_AUDIT: &str = "assurance.risk.v1.AuditService";
+    pub const RISK_OUTBOX: &str = "assurance.risk.v1.OutboxService";
     pub const CONTROL: &str = "assurance.risk.v1.ControlService";
     pub const EXCEPTION: &str = "assurance.risk.v1.ExceptionService";
     pub const REVIEW: &str = "assurance.risk.v1.ReviewService";
     pub const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
+    pub const INCIDENT_OUTBOX: &str = "assurance.incident.v1.OutboxService";
     pub const RISK_SUMMARY: &str = "assurance.risk.v1.RiskSummaryService";
     pub const INCIDENT_SUMMARY: &str = "assurance.incident.v1.IncidentSummaryService";
     pub const POSTURE: &str = "assurance.gateway.v1.PostureService";

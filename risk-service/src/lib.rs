@@ -16,12 +16,15 @@ use assurance_proto::{
         audit_service_server::AuditServiceServer, control_service_server::ControlServiceServer,
         exception_service_server::ExceptionServiceServer,
         organization_service_server::OrganizationServiceServer,
-        review_service_server::ReviewServiceServer, risk_service_server::RiskServiceServer,
+        outbox_service_server::OutboxServiceServer, review_service_server::ReviewServiceServer,
+        risk_service_server::RiskServiceServer,
         risk_summary_service_server::RiskSummaryServiceServer,
     },
     service_names,
 };
-use assurance_runtime::{audit::AuditApi, auth::Caller, serve::ReadyCheck, time::Clock};
+use assurance_runtime::{
+    audit::AuditApi, auth::Caller, outbox::OutboxApi, serve::ReadyCheck, time::Clock,
+};
 use tonic::service::Routes;
 
 use crate::{config::Settings, domain::scoring::ScoringPolicy, store::Store};
@@ -35,6 +38,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     service_names::EXCEPTION,
     service_names::REVIEW,
     service_names::RISK_SUMMARY,
+    service_names::RISK_OUTBOX,
 ];
 
 /// The risk services over an open, migrated store.
@@ -61,11 +65,7 @@ impl RiskServer {
     /// Adds the risk services to `routes`.
     pub fn add_to(&self, routes: Routes) -> Routes {
         routes
-            .add_service(RiskServiceServer::new(api::RiskApi::new(
-                self.store.clone(),
-                self.policy.clone(),
-                self.clock.clone(),
-            )))
+            .add_service(RiskServiceServer::new(self.risk_api()))
             .add_service(OrganizationServiceServer::new(api::OrgApi::new(
                 self.store.clone(),
             )))
@@ -86,6 +86,16 @@ impl RiskServer {
                 self.store.connection().clone(),
                 store::SERVICE,
             )))
+            .add_service(OutboxServiceServer::new(OutboxApi::new(
+                self.store.connection().clone(),
+                store::SERVICE,
+            )))
+    }
+
+    /// The risk API, for in-process callers (`gateway --embedded`'s incident relay), which
+    /// call its trait methods with a [`Caller`] in the request's extensions.
+    pub fn risk_api(&self) -> api::RiskApi {
+        api::RiskApi::new(self.store.clone(), self.policy.clone(), self.clock.clone())
     }
 
     /// The org registry API, for the gateway's in-process calls.

@@ -91,6 +91,8 @@ pub enum Reason {
     SelfApproval,
     /// The thing to approve has expired already.
     Expired,
+    /// Only a dead letter (an outbox event in DEAD) can be replayed.
+    OutboxEventNotDead,
 }
 
 impl Reason {
@@ -110,6 +112,7 @@ impl Reason {
             Reason::FollowUpNotAllowed => "FOLLOW_UP_NOT_ALLOWED",
             Reason::SelfApproval => "SELF_APPROVAL",
             Reason::Expired => "EXPIRED",
+            Reason::OutboxEventNotDead => "OUTBOX_EVENT_NOT_DEAD",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod etag;
 pub mod filter;
 pub mod idempotency;
 pub mod list;
+pub mod outbox;
 pub mod page;
 pub mod security;
 pub mod serve;

@@ -183,7 +183,7 @@ impl App {
         }
     }
 
-    async fn connect(running: Running, tokens: Arc<TestTokens>) -> App {
+    pub async fn connect(running: Running, tokens: Arc<TestTokens>) -> App {
         let channel = channel(running.grpc_addr).await;
         App {
             grpc_addr: running.grpc_addr,

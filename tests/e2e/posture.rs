@@ -352,7 +352,17 @@ async fn every_figure_of_every_node(backend: Backend) {
     // not an incident.
     let spanning = incident(&app, "credential stuffing", &["shop", "hr"], 1).await;
     let shop_only = incident(&app, "skimmer found", &["shop"], 3).await;
+    // A service retired from the registry after its incident was declared: the incident
+    // counts under `unassigned`.
+    create_service(&app, "legacy-app", "corp").await;
     incident(&app, "legacy app defaced", &["legacy-app"], 2).await;
+    app.org()
+        .delete_service(pb::DeleteServiceRequest {
+            name: "services/legacy-app".into(),
+            etag: String::new(),
+        })
+        .await
+        .expect("retire legacy-app");
     let not_one = incident(&app, "false alarm", &["pos"], 5).await;
     app.incidents()
         .update_incident(ipb::UpdateIncidentRequest {

@@ -4,6 +4,7 @@
 
 use super::pb;
 use assurance_proto::r#type::v1 as tv;
+use assurance_runtime::outbox::NewEvent;
 use assurance_runtime::{
     ApiError, ApiResult,
     time::{from_timestamp, to_timestamp},
@@ -25,8 +26,8 @@ use crate::{
     store::{
         FINISHED, ReviewRows,
         entities::{
-            custody_entry, evidence, follow_up, incident, indicator, notification, outbox_event,
-            review, role, task, timeline_event,
+            custody_entry, evidence, follow_up, incident, indicator, notification, review, role,
+            task, timeline_event,
         },
         etag, follow_up_name,
         metrics::{Metrics, Stats},
@@ -405,12 +406,19 @@ struct FollowUp {
     due_time: i64,
 }
 
+/// An identified risk as the review stores it; `risk` is set once risk-service created it.
 #[derive(Serialize, Deserialize)]
-struct IdentifiedRisk {
+pub struct IdentifiedRisk {
     title: String,
     description: String,
     service: String,
     owner: String,
+    #[serde(default)]
+    threat: i32,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    pub risk: String,
 }
 
 fn review_json<T: Serialize>(value: &T) -> ApiResult<String> {
@@ -444,17 +452,15 @@ pub fn review_rows(incident: Uuid, r: &pb::PostIncidentReview) -> ApiResult<Revi
             description: x.description.clone(),
             service: x.service.clone(),
             owner: x.owner.clone(),
+            threat: x.threat,
+            category: x.category.clone(),
+            risk: String::new(),
         })
         .collect();
-    let event = |kind: &str, payload: String| outbox_event::Model {
-        id: Uuid::now_v7(),
-        kind: kind.to_string(),
+    let event = |kind: &'static str, payload: serde_json::Value| NewEvent {
+        kind,
         aggregate: source.clone(),
         payload,
-        create_time: 0,
-        delivered_time: None,
-        attempts: 0,
-        last_error: String::new(),
     };
     let tracked: Vec<follow_up::Model> = follow_ups
         .iter()
@@ -481,27 +487,35 @@ pub fn review_rows(incident: Uuid, r: &pb::PostIncidentReview) -> ApiResult<Revi
     for (f, row) in follow_ups.iter().zip(&tracked) {
         events.push(event(
             outbox::FOLLOW_UP,
-            review_json(&serde_json::json!({
+            serde_json::json!({
                 "name": follow_up_name(row),
                 "incident": source,
                 "title": f.title,
                 "description": f.description,
                 "owner": f.owner,
                 "due_time": to_timestamp(f.due_time).to_string(),
-            }))?,
+            }),
         ));
     }
-    for x in &risks {
+    for (index, x) in risks.iter().enumerate() {
+        let threat = pb::RiskThreat::try_from(x.threat).map_or("THREAT_UNSPECIFIED", |t| match t {
+            pb::RiskThreat::Internal => "THREAT_INTERNAL",
+            pb::RiskThreat::External => "THREAT_EXTERNAL",
+            pb::RiskThreat::Unspecified => "THREAT_UNSPECIFIED",
+        });
         events.push(event(
             outbox::IDENTIFIED_RISK,
-            review_json(&serde_json::json!({
+            serde_json::json!({
+                "index": index,
                 "title": x.title,
                 "description": x.description,
                 "service": x.service,
                 "owner": x.owner,
+                "threat": threat,
+                "category": x.category,
                 "identification_source": "IDENTIFICATION_SOURCE_INCIDENT",
                 "source_reference": source,
-            }))?,
+            }),
         ));
     }
     let model = review::Model {
@@ -574,6 +588,9 @@ pub fn review(m: &review::Model) -> pb::PostIncidentReview {
                 description: x.description,
                 service: x.service,
                 owner: x.owner,
+                threat: x.threat,
+                category: x.category,
+                risk: x.risk,
             })
             .collect(),
         review_time: Some(to_timestamp(m.review_time)),

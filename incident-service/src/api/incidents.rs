@@ -48,7 +48,7 @@ const UPDATABLE: &[&str] = &[
     "risk_links",
 ];
 
-const MAX_RISK_LINKS: usize = 100;
+use crate::store::MAX_RISK_LINKS;
 
 /// `Incident.risk_links`: `risks/{uuid}` names, each once, with a relation; at most 100.
 /// Returns the stored form: (risk id, relation) in the order given.
@@ -287,6 +287,7 @@ impl IncidentApi {
             }
         }
         v.finish()?;
+        self.check_registry(&services).await?;
         let now = now_micros();
         let mut model = incident::Model {
             id: Uuid::now_v7(),
@@ -435,6 +436,9 @@ impl IncidentApi {
             .absorb("incident.etag", parse_etag("incident.etag", &i.etag))
             .flatten();
         v.finish()?;
+        if let Some(ids) = &services {
+            self.check_registry(ids).await?;
+        }
         let updated = self
             .store
             .modify(id.unwrap_or_default(), expected, &caller, async |tx, m| {

@@ -48,15 +48,45 @@ pub struct IncidentApi {
     store: Store,
     rule: Arc<SeverityRule>,
     preparation: Arc<Preparation>,
+    /// risk-service, for the org registry check of `affected_services`.
+    risks: Option<Arc<dyn crate::relay::RiskRegister>>,
 }
 
 impl IncidentApi {
-    pub fn new(store: Store, rule: Arc<SeverityRule>, preparation: Arc<Preparation>) -> Self {
+    pub fn new(
+        store: Store,
+        rule: Arc<SeverityRule>,
+        preparation: Arc<Preparation>,
+        risks: Option<Arc<dyn crate::relay::RiskRegister>>,
+    ) -> Self {
         IncidentApi {
             store,
             rule,
             preparation,
+            risks,
         }
+    }
+
+    /// Refuses the services of `ids` that the org registry lacks, when risk-service answers
+    /// (`incident.affected_services[n]`); without an answer they are accepted.
+    async fn check_registry(&self, ids: &[String]) -> assurance_runtime::ApiResult<()> {
+        let Some(risks) = &self.risks else {
+            return Ok(());
+        };
+        let names: Vec<String> = ids.iter().map(|id| format!("services/{id}")).collect();
+        let unknown = crate::relay::unknown_services(risks.as_ref(), &names).await;
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(assurance_runtime::ApiError::InvalidArgument(
+            unknown
+                .into_iter()
+                .map(|n| assurance_runtime::error::Violation {
+                    field: format!("incident.affected_services[{n}]"),
+                    description: format!("{} is not in the org registry", names[n]),
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -47,6 +47,8 @@ pub fn check(v: &mut Violations, r: &mut pb::PostIncidentReview) {
         v.paragraph(&at("description"), &risk.description, false, 10_000);
         slug_name(v, &at("service"), &risk.service, "services");
         v.principal(&at("owner"), &mut risk.owner, true);
+        v.enumeration::<pb::RiskThreat>(&at("threat"), risk.threat);
+        v.line(&at("category"), &risk.category, false, 100);
     }
 }
 

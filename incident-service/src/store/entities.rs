@@ -104,33 +104,6 @@ pub mod review {
     assurance_runtime::entity_without_relations!();
 }
 
-pub mod outbox_event {
-    use sea_orm::entity::prelude::*;
-
-    /// Transactional outbox: effects on other systems (trackers, risk-service) written in the
-    /// transaction that causes them, delivered later with retries to idempotent receivers
-    /// (the event id is the idempotency key). Any event kind.
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "outbox_events")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        /// E.g. `incident.follow_up`, `incident.identified_risk`.
-        pub kind: String,
-        /// The resource that caused it, e.g. `incidents/{id}`.
-        pub aggregate: String,
-        /// JSON body for the receiver.
-        pub payload: String,
-        pub create_time: i64,
-        /// Set once delivered; pending events have none.
-        pub delivered_time: Option<i64>,
-        pub attempts: i32,
-        pub last_error: String,
-    }
-
-    assurance_runtime::entity_without_relations!();
-}
-
 pub mod indicator {
     use sea_orm::entity::prelude::*;
 

@@ -113,8 +113,12 @@ pub fn phase_of(m: &incident::Model) -> ApiResult<Phase> {
 }
 
 /// Replaces an incident's risk links, in `tx` (inside the incident's change).
+/// `RiskLinkRelation` IDENTIFIED (the proto's number): the incident revealed the risk.
+pub const IDENTIFIED: i32 = 1;
 /// `RiskLinkRelation` REALIZED (the proto's number): the incident is the risk coming true.
 pub const REALIZED: i32 = 2;
+/// The most risk links an incident keeps.
+pub const MAX_RISK_LINKS: usize = 100;
 
 /// Replaces the risk links of the incident `m` with `links` (risk id, relation) in `tx`. Each
 /// risk that becomes `REALIZED` by this change queues an `incident.risk_realized` event in the
@@ -124,7 +128,8 @@ pub async fn replace_risk_links(
     m: &incident::Model,
     links: &[(String, i32)],
 ) -> ApiResult<()> {
-    use super::entities::{outbox_event, risk_link};
+    use super::entities::risk_link;
+    use assurance_runtime::outbox::NewEvent;
     use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
     let realized = REALIZED;
     let before: std::collections::HashSet<String> = risk_link::Entity::find()
@@ -158,34 +163,20 @@ pub async fn replace_risk_links(
     let severity = Severity::try_from(m.severity).map_or("SEVERITY_UNSPECIFIED".to_string(), |s| {
         format!("SEVERITY_{}", s.as_str())
     });
-    let events: Vec<_> = links
+    let events = links
         .iter()
         .filter(|(risk, relation)| *relation == realized && !before.contains(risk))
-        .map(|(risk, _)| {
-            let payload = serde_json::json!({
+        .map(|(risk, _)| NewEvent {
+            kind: super::outbox::RISK_REALIZED,
+            aggregate: format!("incidents/{}", m.id),
+            payload: serde_json::json!({
                 "risk": format!("risks/{risk}"),
                 "incident": format!("incidents/{}", m.id),
                 "incident_severity": severity,
                 "realize_time": assurance_runtime::time::to_timestamp(now).to_string(),
-            });
-            outbox_event::Model {
-                id: Uuid::now_v7(),
-                kind: super::outbox::RISK_REALIZED.to_string(),
-                aggregate: format!("incidents/{}", m.id),
-                payload: payload.to_string(),
-                create_time: now,
-                delivered_time: None,
-                attempts: 0,
-                last_error: String::new(),
-            }
-            .into_active_model()
-        })
-        .collect();
-    if !events.is_empty() {
-        outbox_event::Entity::insert_many(events)
-            .exec_without_returning(tx)
-            .await?;
-    }
+            }),
+        });
+    assurance_runtime::outbox::queue(tx, super::SERVICE, events).await?;
     Ok(())
 }
 

@@ -40,7 +40,9 @@ pub use communications::{NOTIFICATION_FILTER, NOTIFICATION_SORTING, notification
 pub use follow_ups::{
     FINISHED, FOLLOW_UP_FILTER, FOLLOW_UP_SORTING, follow_up_keys, follow_up_name,
 };
-pub use incidents::{phase_of, refuse_if_closed, replace_risk_links};
+pub use incidents::{
+    IDENTIFIED, MAX_RISK_LINKS, REALIZED, phase_of, refuse_if_closed, replace_risk_links,
+};
 pub use query::{
     CUSTODY_FILTER, EVIDENCE_FILTER, EVIDENCE_SORTING, INCIDENT_FILTER, INCIDENT_SORTING,
     INDICATOR_FILTER, INDICATOR_SORTING, SEQUENCE_SORTING, TASK_FILTER, TASK_SORTING,
@@ -95,6 +97,11 @@ impl Store {
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Notified after every committed change (the outbox relay wakes on it).
+    pub fn change_notifier(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
     }
 
     /// Returns after the next change committed through this process, or after `poll`.

@@ -1,18 +1,18 @@
 //! The post-incident review and the outbox it fills (follow-ups for the trackers, identified
 //! risks for risk-service).
 
+use assurance_runtime::outbox::{NewEvent, outbox_event};
 use assurance_runtime::{
     ApiError, ApiResult, Reason, auth::Caller, idempotency::RequestKey, time::now_micros,
 };
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
 };
 use uuid::Uuid;
 
 use super::{
     Change, Created, Store,
-    entities::{follow_up, incident, outbox_event, review},
+    entities::{follow_up, incident, review},
     follow_ups::insert_follow_ups,
     phase_of,
 };
@@ -31,7 +31,7 @@ pub mod outbox {
 pub struct ReviewRows {
     pub review: review::Model,
     pub follow_ups: Vec<follow_up::Model>,
-    pub events: Vec<outbox_event::Model>,
+    pub events: Vec<NewEvent>,
 }
 
 impl Store {
@@ -79,15 +79,7 @@ impl Store {
                 .exec_without_returning(tx)
                 .await?;
             insert_follow_ups(tx, &follow_ups, now).await?;
-            if !events.is_empty() {
-                let rows = events.iter().cloned().map(|mut e| {
-                    e.create_time = now;
-                    e.into_active_model()
-                });
-                outbox_event::Entity::insert_many(rows)
-                    .exec_without_returning(tx)
-                    .await?;
-            }
+            assurance_runtime::outbox::queue(tx, super::SERVICE, events.clone()).await?;
             Ok(Created {
                 name: format!("incidents/{id}/review"),
                 change: Change {
@@ -109,12 +101,61 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(format!("incidents/{id}/review")))
     }
 
-    /// Outbox events not yet delivered, oldest first.
-    pub async fn pending_outbox(&self, limit: u64) -> ApiResult<Vec<outbox_event::Model>> {
+    /// Records that risk-service created `risk` (`risks/{id}`) from the identified risk at
+    /// `index` of the incident's review: the incident gains an IDENTIFIED link to it (unless
+    /// it links that risk already, or holds the most links it keeps) and the review names it.
+    /// Idempotent: the relay may deliver the event again.
+    pub async fn link_identified_risk(&self, id: Uuid, index: usize, risk: &str) -> ApiResult<()> {
+        use super::entities::risk_link;
+        let risk_id = risk.strip_prefix("risks/").unwrap_or(risk).to_string();
+        let caller = Caller::system(super::SERVICE, "OutboxRelay");
+        let tx = assurance_runtime::db::begin_write(&self.db).await?;
+        let links: Vec<(String, i32)> = risk_link::Entity::find()
+            .filter(risk_link::Column::IncidentId.eq(id))
+            .order_by_asc(risk_link::Column::Position)
+            .all(&tx)
+            .await?
+            .into_iter()
+            .map(|l| (l.risk_id, l.relation))
+            .collect();
+        if let Some(row) = review::Entity::find_by_id(id).one(&tx).await? {
+            let mut risks: Vec<serde_json::Value> =
+                serde_json::from_str(&row.identified_risks).unwrap_or_default();
+            if let Some(entry) = risks.get_mut(index)
+                && entry["risk"] != risk
+            {
+                entry["risk"] = risk.into();
+                let mut row = row.into_active_model();
+                row.identified_risks =
+                    sea_orm::ActiveValue::Set(serde_json::Value::from(risks).to_string());
+                review::Entity::update(row).exec(&tx).await?;
+            }
+        }
+        if links.iter().all(|(r, _)| *r != risk_id) && links.len() < super::MAX_RISK_LINKS {
+            let mut links = links;
+            links.push((risk_id, super::IDENTIFIED));
+            super::modify_in(&tx, id, None, &caller, async |tx, m| {
+                super::replace_risk_links(tx, m, &links).await?;
+                Ok(Change {
+                    kind: TimelineKind::Updated,
+                    summary: format!("risk identified in the register: {risk} (IDENTIFIED)"),
+                    services: None,
+                })
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// The outbox events of `aggregate` (e.g. `incidents/{id}`), in the order they were written.
+    pub async fn outbox_events(&self, aggregate: &str) -> ApiResult<Vec<outbox_event::Model>> {
+        use outbox_event::Column as C;
         Ok(outbox_event::Entity::find()
-            .filter(outbox_event::Column::DeliveredTime.is_null())
-            .order_by_asc(outbox_event::Column::Id)
-            .limit(limit)
+            .filter(C::Service.eq(super::SERVICE))
+            .filter(C::Aggregate.eq(aggregate))
+            .order_by_asc(C::Seq)
             .all(&self.db)
             .await?)
     }

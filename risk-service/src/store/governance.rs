@@ -552,6 +552,7 @@ impl Store {
                     None
                 };
                 let name = format!("risks/{risk_id}/actionPlan/items/{}", item.id);
+                queue_item_event(tx, &name, &item).await?;
                 audit::record(tx, SERVICE, caller, &name, &request_id).await?;
                 Ok((name, (item.clone(), moved)))
             })
@@ -603,6 +604,7 @@ impl Store {
         check_version(&name, expected_version, current.version)?;
         let next = next_version(&current, now, patch);
         write_version(&tx, &next, current.version, &name).await?;
+        queue_item_event(&tx, &name, &next).await?;
         let moved = if is_finished(next.status) {
             finish_treatment(&tx, risk_id, caller, now).await?
         } else {
@@ -731,4 +733,33 @@ fn strategy_name(v: i32) -> &'static str {
 
 fn severity_name(v: i32) -> &'static str {
     Severity::try_from(v).map_or("UNKNOWN", Severity::as_str)
+}
+
+/// Event type of a created or changed action item (for the tracker sync).
+pub const ACTION_ITEM_EVENT: &str = "risk.action_item";
+
+/// Queues, in `tx`, the `risk.action_item` event of the item `name` as it is now (its row was
+/// written first, so its events are in commit order).
+async fn queue_item_event(
+    tx: &impl sea_orm::ConnectionTrait,
+    name: &str,
+    item: &action_item::Model,
+) -> ApiResult<()> {
+    let status = assurance_proto::r#type::v1::WorkItemStatus::try_from(item.status)
+        .map_or("WORK_ITEM_STATUS_UNSPECIFIED", |s| s.as_str_name());
+    let event = assurance_runtime::outbox::NewEvent {
+        kind: ACTION_ITEM_EVENT,
+        aggregate: name.to_string(),
+        payload: serde_json::json!({
+            "name": name,
+            "risk": format!("risks/{}", item.risk_id),
+            "title": item.title,
+            "owner": item.owner,
+            "due_time": assurance_runtime::time::to_timestamp(item.due_time).to_string(),
+            "status": status,
+            "service": format!("services/{}", item.service_id),
+            "version": item.version,
+        }),
+    };
+    assurance_runtime::outbox::queue(tx, SERVICE, [event]).await
 }

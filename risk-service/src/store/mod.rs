@@ -12,6 +12,7 @@ mod labels;
 pub mod listing;
 pub mod migration;
 mod migration_contract;
+mod migration_outbox;
 mod migration_reviews;
 mod migration_summary;
 mod migration_summary_versions;

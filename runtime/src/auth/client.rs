@@ -59,3 +59,15 @@ where
         self.inner.call(request)
     }
 }
+
+/// The token in `path` (`--service-token-file`), trimmed; an unreadable or empty file is an
+/// error naming it.
+pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| format!("--service-token-file {}: {e}", path.display()))?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(format!("--service-token-file {} is empty", path.display()));
+    }
+    Ok(token.to_string())
+}

@@ -99,11 +99,13 @@ const REPORT_SIGNERS: Roles = Roles::of(&[ErmExecutive, Admin]);
 const RISK: &str = "assurance.risk.v1.RiskService";
 const ORG: &str = "assurance.risk.v1.OrganizationService";
 const RISK_AUDIT: &str = "assurance.risk.v1.AuditService";
+const RISK_OUTBOX: &str = "assurance.risk.v1.OutboxService";
 const CONTROL: &str = "assurance.risk.v1.ControlService";
 const EXCEPTION: &str = "assurance.risk.v1.ExceptionService";
 const REVIEW: &str = "assurance.risk.v1.ReviewService";
 const INCIDENT: &str = "assurance.incident.v1.IncidentService";
 const INCIDENT_AUDIT: &str = "assurance.incident.v1.AuditService";
+const INCIDENT_OUTBOX: &str = "assurance.incident.v1.OutboxService";
 const RISK_SUMMARY: &str = "assurance.risk.v1.RiskSummaryService";
 const INCIDENT_SUMMARY: &str = "assurance.incident.v1.IncidentSummaryService";
 const POSTURE: &str = "assurance.gateway.v1.PostureService";
@@ -176,6 +178,9 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (CONTROL, "ListControlRisks", ANYONE),
     (RISK_AUDIT, "ListAuditEvents", AUDITORS),
     (RISK_AUDIT, "GetAuditEvent", AUDITORS),
+    (RISK_OUTBOX, "ListOutboxEvents", AUDITORS),
+    (RISK_OUTBOX, "GetOutboxEvent", AUDITORS),
+    (RISK_OUTBOX, "ReplayOutboxEvent", AUDITORS),
     (INCIDENT, "DeclareIncident", RESPONDERS),
     (INCIDENT, "GetIncident", INCIDENT_READERS),
     (INCIDENT, "ListIncidents", INCIDENT_READERS),
@@ -223,6 +228,9 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (INCIDENT, "WatchIncident", INCIDENT_READERS),
     (INCIDENT_AUDIT, "ListAuditEvents", AUDITORS),
     (INCIDENT_AUDIT, "GetAuditEvent", AUDITORS),
+    (INCIDENT_OUTBOX, "ListOutboxEvents", AUDITORS),
+    (INCIDENT_OUTBOX, "GetOutboxEvent", AUDITORS),
+    (INCIDENT_OUTBOX, "ReplayOutboxEvent", AUDITORS),
     (RISK_SUMMARY, "SummarizeRisks", SUMMARIZERS),
     (RISK_SUMMARY, "ListReportRisks", SUMMARIZERS),
     (INCIDENT_SUMMARY, "SummarizeIncidents", SUMMARIZERS),

@@ -135,7 +135,10 @@ async fn follow_ups_are_tracked_items(backend: Backend) {
     let store = incident_service::store::Store::open(&db.incident_url(), 2)
         .await
         .expect("open store");
-    let pending = store.pending_outbox(100).await.expect("outbox");
+    let pending = store
+        .outbox_events(&token_theft.name)
+        .await
+        .expect("outbox");
     for f in &own {
         assert!(
             pending.iter().any(|e| e.payload.contains(&f.name)),

@@ -299,6 +299,8 @@ async fn invalid_incident_requests_name_every_bad_field(backend: Backend) {
 async fn the_embedded_gateway_serves_incidents(backend: Backend) {
     let db = TestDb::new(backend).await;
     let gw = embedded_gateway(&db, backend).await;
+    // Its services are checked against the org registry of the risk-service beside it.
+    org_fixture(&gw).await;
     let declared = declare(&gw, new_incident("Ransomware note on file server")).await;
     let got = gw
         .incidents()

@@ -10,6 +10,7 @@ use crate::helpers::*;
 
 mod communications;
 mod decisions;
+mod events;
 mod evidence;
 mod filters;
 mod follow_ups;
@@ -197,6 +198,8 @@ fn post_incident_review() -> pb::PostIncidentReview {
             title: "Legacy authentication bypasses MFA".into(),
             service: "services/exchange-online".into(),
             owner: "owner@example.com".into(),
+            threat: pb::RiskThreat::External as i32,
+            category: "access-control".into(),
             ..Default::default()
         }],
         ..Default::default()

@@ -75,11 +75,12 @@ async fn the_review_queues_follow_ups_and_risks_and_allows_closing(backend: Back
         .into_inner();
     assert_eq!(fetched, recorded);
 
-    // Follow-ups and identified risks wait in the outbox, written with the review.
+    // Follow-ups and identified risks wait in the outbox (no risk-service here), written with
+    // the review.
     let store = incident_service::store::Store::open(&db.incident_url(), 2)
         .await
         .expect("open store");
-    let pending = store.pending_outbox(100).await.expect("outbox");
+    let pending = store.outbox_events(&declared.name).await.expect("outbox");
     let kinds: Vec<&str> = pending.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,

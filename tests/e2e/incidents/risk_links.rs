@@ -150,7 +150,7 @@ async fn link_incident_risk_records_a_realisation_for_risk_service(backend: Back
         .expect("open store");
     let realized_events = || async {
         store
-            .pending_outbox(100)
+            .outbox_events(&declared.name)
             .await
             .expect("outbox")
             .into_iter()

@@ -17,6 +17,7 @@ mod m0012_notification_version;
 mod m0013_risk_links;
 mod m0014_summary_indexes;
 mod m0015_follow_ups;
+mod m0016_outbox;
 
 use sea_orm_migration::prelude::*;
 
@@ -36,6 +37,7 @@ use m0012_notification_version::NotificationVersion;
 use m0013_risk_links::RiskLinks;
 use m0014_summary_indexes::SummaryIndexes;
 use m0015_follow_ups::FollowUpItems;
+use m0016_outbox::Outbox;
 
 pub struct Migrator;
 
@@ -62,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(RiskLinks),
             Box::new(SummaryIndexes),
             Box::new(FollowUpItems),
+            Box::new(Outbox),
         ]
     }
 }
