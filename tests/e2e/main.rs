@@ -19,6 +19,7 @@ mod org;
 mod posture;
 mod process;
 mod python;
+mod relay;
 mod reports;
 mod reviews;
 mod risks;
