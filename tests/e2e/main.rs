@@ -20,6 +20,7 @@ mod posture;
 mod process;
 mod python;
 mod relay;
+mod relay_crash;
 mod reports;
 mod reviews;
 mod risks;

@@ -58,15 +58,16 @@ impl Default for RelaySettings {
             max_attempts: 10,
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(600),
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
         }
     }
 }
 
 impl RelaySettings {
-    /// The lease a claim takes: the delivery timeout with a wide margin.
+    /// The lease a claim takes: twice the delivery timeout, so a claimed event is never
+    /// delivered twice at once; the events a dead relay held are retried when it ends.
     fn lease(&self) -> Duration {
-        self.timeout * 3 + Duration::from_secs(5)
+        self.timeout * 2
     }
 
     /// The delay before attempt `attempts + 1`, with jitter: between half and all of the
