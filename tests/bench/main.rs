@@ -14,6 +14,7 @@
 mod auth;
 mod load;
 mod posture;
+mod relay;
 mod report;
 mod seed;
 
@@ -68,6 +69,8 @@ enum Command_ {
     Posture(posture::PostureArgs),
     /// ExportReport CSV of a signed and a draft report over 100k risks: rows/s and memory.
     Report(report::ReportArgs),
+    /// Outbox relay throughput to an idempotent receiver on loopback, and CPU per event.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Parser)]
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
             Command_::Auth(args) => auth::run(args).await,
             Command_::Posture(args) => posture::run(args).await,
             Command_::Report(args) => report::run(args).await,
+            Command_::Relay(args) => relay::run(args).await,
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));
