@@ -405,22 +405,6 @@ fn renumber(sql: &str, first: usize) -> String {
     out
 }
 
-/// Whether `event` of `service` is still queued (pending or dead), for tests and callers that
-/// wait for a delivery.
-pub async fn undelivered(
-    db: &impl ConnectionTrait,
-    service: &str,
-    aggregate: &str,
-) -> Result<u64, DbErr> {
-    use sea_orm::PaginatorTrait;
-    outbox_event::Entity::find()
-        .filter(C::Service.eq(service))
-        .filter(C::Aggregate.eq(aggregate))
-        .filter(C::State.ne(State::Delivered as i32))
-        .count(db)
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
