@@ -23,8 +23,7 @@ use std::{
 };
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    Statement, Value,
+    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
     sea_query::{Expr, ExprTrait},
 };
 use tokio::{sync::Notify, task::JoinSet};
