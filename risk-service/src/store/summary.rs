@@ -13,8 +13,10 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::domain::{
+    effectiveness::WINDOW_MICROS,
     exceptions::ExceptionStatus,
     governance::{ActionItemStatus, ApprovalState},
+    reviews::ObservationEffect,
     status::{Decision, RiskStatus},
 };
 
@@ -37,9 +39,14 @@ pub(super) const CLOSED: i32 = RiskStatus::Closed as i32;
 const APPROVED: i32 = ApprovalState::Approved as i32;
 const ACCEPT: i32 = Decision::Accept as i32;
 const ACTIVE: i32 = ExceptionStatus::Active as i32;
+const CONTROL_FAILED: i32 = ObservationEffect::ControlFailed as i32;
 
 /// Acceptances and exceptions expiring within this many microseconds are "expiring".
 pub const EXPIRING_WITHIN_MICROS: i64 = 30 * 24 * 3600 * 1_000_000;
+
+/// Realisations and failed control tests count while their time is at or after now minus this
+/// many microseconds (365 days): the window of `GetResponseEffectiveness`'s proposal.
+pub const FAILURES_WITHIN_MICROS: i64 = WINDOW_MICROS;
 
 /// Services per statement (bound values stay far below every backend's limit; SQLite allows
 /// 500 terms in a compound SELECT).
@@ -104,6 +111,12 @@ pub struct RiskCounts {
     pub overdue_reviews: i64,
     pub overdue_action_items: i64,
     pub expiring_acceptances: i64,
+    /// Realisations (risk and incident) of open risks within [`FAILURES_WITHIN_MICROS`].
+    pub realizations: i64,
+    /// `CONTROL_FAILED` observations of open risks within [`FAILURES_WITHIN_MICROS`].
+    pub failed_control_tests: i64,
+    /// Open risks with a failure at or after the approval of their current response.
+    pub risks_with_failed_response: i64,
 }
 
 impl RiskCounts {
@@ -127,6 +140,9 @@ impl RiskCounts {
         self.overdue_reviews += other.overdue_reviews;
         self.overdue_action_items += other.overdue_action_items;
         self.expiring_acceptances += other.expiring_acceptances;
+        self.realizations += other.realizations;
+        self.failed_control_tests += other.failed_control_tests;
+        self.risks_with_failed_response += other.risks_with_failed_response;
     }
 
     /// Counts `n` into `dimension`/`bucket`; buckets out of range (never written) are ignored.
@@ -304,6 +320,7 @@ impl Store {
             }
         }
         self.time_figures(services, now, &mut figures).await?;
+        self.failure_figures(services, now, &mut figures).await?;
         if top_n > 0 {
             // Packed too, one row a service: `id␟score␟severity␟status␟create_time␟owner␟title`
             // records joined by ␞ (titles and owners hold no control characters; the title
@@ -482,6 +499,82 @@ impl Store {
         .filter(|e| services.contains(&e.service_id))
         .map(|e| (e.exception_id, e.service_id))
         .collect();
+        Ok(())
+    }
+
+    /// Response effectiveness per service: realisations and failed control tests of open
+    /// risks within the window (range scans of indexed times, migration 0014), and open risks
+    /// whose current response — the latest approved, by approval time, as in
+    /// `GetResponseEffectiveness` — has a failure at or after its approval. The latter starts
+    /// from the failures (far fewer than risks) and compares each with its risk's latest
+    /// approval (an index seek per failure).
+    async fn failure_figures(
+        &self,
+        services: &BTreeSet<String>,
+        now: i64,
+        figures: &mut ServiceFigures,
+    ) -> ApiResult<()> {
+        let conn = self.connection();
+        let backend = conn.get_database_backend();
+        let p = |i: usize| placeholders(backend, i, 1);
+        let since = now.saturating_sub(FAILURES_WITHIN_MICROS);
+        let approved_at = |risk_id: &str| {
+            format!(
+                "(SELECT MAX(rr.decide_time) FROM risk_responses rr \
+                 WHERE rr.risk_id = {risk_id} AND rr.state = {APPROVED})"
+            )
+        };
+        let per_service = [
+            (
+                format!(
+                    "SELECT r.service_id AS service_id, COUNT(*) AS n FROM risk_realizations f \
+                     JOIN risks r ON r.id = f.risk_id \
+                     WHERE f.realize_time >= {} AND r.status <> {CLOSED} GROUP BY r.service_id",
+                    p(1)
+                ),
+                vec![Value::from(since)],
+            ),
+            (
+                format!(
+                    "SELECT r.service_id AS service_id, COUNT(*) AS n FROM observations o \
+                     JOIN risks r ON r.id = o.risk_id \
+                     WHERE o.effect = {CONTROL_FAILED} AND o.observe_time >= {} \
+                     AND r.status <> {CLOSED} GROUP BY r.service_id",
+                    p(1)
+                ),
+                vec![Value::from(since)],
+            ),
+            (
+                format!(
+                    "SELECT r.service_id AS service_id, COUNT(*) AS n FROM risks r \
+                     WHERE r.status <> {CLOSED} AND r.id IN (\
+                     SELECT f.risk_id FROM risk_realizations f \
+                     WHERE f.realize_time >= {} \
+                     UNION SELECT o.risk_id FROM observations o \
+                     WHERE o.effect = {CONTROL_FAILED} AND o.observe_time >= {}) \
+                     GROUP BY r.service_id",
+                    approved_at("f.risk_id"),
+                    approved_at("o.risk_id")
+                ),
+                Vec::new(),
+            ),
+        ];
+        for (which, (sql, values)) in per_service.into_iter().enumerate() {
+            for row in ServiceCount::find_by_statement(statement(backend, sql, values))
+                .all(conn)
+                .await?
+            {
+                if !services.contains(&row.service_id) {
+                    continue;
+                }
+                let counts = figures.counts.entry(row.service_id).or_default();
+                match which {
+                    0 => counts.realizations += row.n,
+                    1 => counts.failed_control_tests += row.n,
+                    _ => counts.risks_with_failed_response += row.n,
+                }
+            }
+        }
         Ok(())
     }
 }
