@@ -237,6 +237,13 @@ struct ServiceCount {
     n: i64,
 }
 
+/// Response failures of a service; `None` counts those of closed risks.
+#[derive(FromQueryResult)]
+struct FailureCount {
+    service_id: Option<String>,
+    n: i64,
+}
+
 #[derive(FromQueryResult)]
 struct SeverityCount {
     service_id: String,
@@ -505,9 +512,8 @@ impl Store {
     /// Response effectiveness per service: realisations and failed control tests of open
     /// risks within the window (range scans of indexed times, migration 0014), and open risks
     /// whose current response — the latest approved, by approval time, as in
-    /// `GetResponseEffectiveness` — has a failure at or after its approval. The latter starts
-    /// from the failures (far fewer than risks) and compares each with its risk's latest
-    /// approval (an index seek per failure).
+    /// `GetResponseEffectiveness` — has a failure at or after its approval. Each starts from
+    /// the failures, far fewer than risks, and looks their risks and responses up by key.
     async fn failure_figures(
         &self,
         services: &BTreeSet<String>,
@@ -518,56 +524,60 @@ impl Store {
         let backend = conn.get_database_backend();
         let p = |i: usize| placeholders(backend, i, 1);
         let since = now.saturating_sub(FAILURES_WITHIN_MICROS);
-        let approved_at = |risk_id: &str| {
+        // Failures are few next to risks: each looks its open risk's service up by key (a
+        // join would rather scan every risk); closed risks' failures fall in the NULL group.
+        let per_service = |risk_ids: String| {
             format!(
-                "(SELECT MAX(rr.decide_time) FROM risk_responses rr \
-                 WHERE rr.risk_id = {risk_id} AND rr.state = {APPROVED})"
+                "SELECT service_id, COUNT(*) AS n FROM (SELECT (SELECT r.service_id FROM risks r \
+                 WHERE r.id = x.risk_id AND r.status <> {CLOSED}) AS service_id \
+                 FROM ({risk_ids}) AS x) AS s GROUP BY service_id"
             )
         };
-        let per_service = [
+        let approved = |when: &str| {
+            format!(
+                "SELECT 1 FROM risk_responses rr WHERE rr.risk_id = u.risk_id \
+                 AND rr.state = {APPROVED} AND rr.decide_time {when}"
+            )
+        };
+        let queries = [
             (
-                format!(
-                    "SELECT r.service_id AS service_id, COUNT(*) AS n FROM risk_realizations f \
-                     JOIN risks r ON r.id = f.risk_id \
-                     WHERE f.realize_time >= {} AND r.status <> {CLOSED} GROUP BY r.service_id",
+                per_service(format!(
+                    "SELECT f.risk_id FROM risk_realizations f WHERE f.realize_time >= {}",
                     p(1)
-                ),
+                )),
                 vec![Value::from(since)],
             ),
             (
-                format!(
-                    "SELECT r.service_id AS service_id, COUNT(*) AS n FROM observations o \
-                     JOIN risks r ON r.id = o.risk_id \
-                     WHERE o.effect = {CONTROL_FAILED} AND o.observe_time >= {} \
-                     AND r.status <> {CLOSED} GROUP BY r.service_id",
+                per_service(format!(
+                    "SELECT o.risk_id FROM observations o \
+                     WHERE o.effect = {CONTROL_FAILED} AND o.observe_time >= {}",
                     p(1)
-                ),
+                )),
                 vec![Value::from(since)],
             ),
             (
-                format!(
-                    "SELECT r.service_id AS service_id, COUNT(*) AS n FROM risks r \
-                     WHERE r.status <> {CLOSED} AND r.id IN (\
-                     SELECT f.risk_id FROM risk_realizations f \
-                     WHERE f.realize_time >= {} \
-                     UNION SELECT o.risk_id FROM observations o \
-                     WHERE o.effect = {CONTROL_FAILED} AND o.observe_time >= {}) \
-                     GROUP BY r.service_id",
-                    approved_at("f.risk_id"),
-                    approved_at("o.risk_id")
-                ),
+                // Risks with a failure at or after the approval of their current response: an
+                // approval at or before the failure, and none after it.
+                per_service(format!(
+                    "SELECT u.risk_id FROM (SELECT risk_id, realize_time AS t \
+                     FROM risk_realizations UNION ALL SELECT risk_id, observe_time AS t \
+                     FROM observations WHERE effect = {CONTROL_FAILED}) AS u \
+                     WHERE EXISTS ({}) AND NOT EXISTS ({}) GROUP BY u.risk_id",
+                    approved("<= u.t"),
+                    approved("> u.t")
+                )),
                 Vec::new(),
             ),
         ];
-        for (which, (sql, values)) in per_service.into_iter().enumerate() {
-            for row in ServiceCount::find_by_statement(statement(backend, sql, values))
+        for (which, (sql, values)) in queries.into_iter().enumerate() {
+            for row in FailureCount::find_by_statement(statement(backend, sql, values))
                 .all(conn)
                 .await?
             {
-                if !services.contains(&row.service_id) {
+                let Some(service_id) = row.service_id.filter(|s| services.contains(s)) else {
                     continue;
-                }
-                let counts = figures.counts.entry(row.service_id).or_default();
+                };
+                let counts = figures.counts.entry(service_id).or_default();
                 match which {
                     0 => counts.realizations += row.n,
                     1 => counts.failed_control_tests += row.n,
