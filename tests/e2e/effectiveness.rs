@@ -318,12 +318,13 @@ async fn linked_control(app: &App, risk: &str, id: &str) {
         .expect("link");
 }
 
-/// The relay records that `incident` realised `risk` at `at` (now when None).
-async fn realised(app: &App, risk: &str, incident: &str, at: Option<prost_types::Timestamp>) {
+/// The relay records that the incident numbered `n` realised `risk` at `at` (now when None).
+async fn realised(app: &App, risk: &str, n: u32, at: Option<prost_types::Timestamp>) {
+    let incident = format!("incidents/01a2c7a0-0000-7000-8000-{n:012}");
     app.risks_as("system")
         .record_risk_realization(pb::RecordRiskRealizationRequest {
             realize_time: at,
-            ..realization(risk, incident, "")
+            ..realization(risk, &incident, "")
         })
         .await
         .expect("realised");
@@ -397,16 +398,16 @@ async fn posture_counts_failures_per_node(backend: Backend) {
     )
     .await
     .expect("a failed control test");
-    realised(&app, &names[0], "incidents/shop-1", None).await;
+    realised(&app, &names[0], 1, None).await;
     // pos: realised, with no response to fail.
-    realised(&app, &names[1], "incidents/pos-1", None).await;
+    realised(&app, &names[1], 2, None).await;
     // hr: realised ten days ago, before the response approved since (not a failure of it),
     // and a realisation 400 days ago, outside the window.
-    realised(&app, &names[2], "incidents/hr-1", Some(days(-10))).await;
+    realised(&app, &names[2], 3, Some(days(-10))).await;
     approved_mitigation(&app, &names[2]).await;
-    realised(&app, &names[3], "incidents/hr-2", Some(days(-400))).await;
+    realised(&app, &names[3], 4, Some(days(-400))).await;
     // A closed shop risk counts nothing, realised or not.
-    realised(&app, &names[4], "incidents/shop-2", None).await;
+    realised(&app, &names[4], 5, None).await;
     app.risks()
         .delete_risk(pb::DeleteRiskRequest {
             name: names[4].clone(),
