@@ -3,21 +3,28 @@
 //! write paths: group-commit creates and assessments, re-assessments, responses proposed,
 //! approved, rejected and expired, closures, service moves, deletes and bulk inserts. After
 //! each step the figures `SummarizeRisks` reuses are the ones it would compute afresh, and kept
-//! figures give way when a time-driven figure changes. On SQLite, and on PostgreSQL when
+//! figures give way when a time-driven figure changes — also for response failures: a
+//! realisation, a failed control test, and each leaving the 365-day window. On SQLite, and on PostgreSQL when
 //! `ASSURANCE_TEST_POSTGRES_URL` is set.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use assurance_runtime::auth::{Caller, Principal, Role, Roles};
 use risk_service::{
-    domain::governance::ApprovalState,
+    domain::{
+        governance::ApprovalState,
+        reviews::{ObservationEffect, ObservationSource},
+        scoring::Severity,
+    },
     store::{
         RiskPatch, Store, StoreOptions,
         entities::{
-            action_item, action_plan, assessment, business_unit, risk, risk_response, service,
+            action_item, action_plan, assessment, business_unit, control, risk, risk_response,
+            service,
         },
         identified_risk,
-        summary::ServiceFigures,
+        reviews::observation,
+        summary::{FAILURES_WITHIN_MICROS, RiskCounts, ServiceFigures},
     },
 };
 use sea_orm::{ConnectionTrait, Database, EntityTrait, FromQueryResult, Statement};
@@ -449,6 +456,143 @@ async fn workload(store: &Store) {
         ("an acceptance expired", due + 41 * DAY),
     ] {
         reused_figures_are_exact(store, step, at).await;
+    }
+    failures(store, &risks, due + 41 * DAY).await;
+}
+
+/// The response-failure figures of the workload's services at `now`: (realisations, failed
+/// control tests, risks with a failed response).
+async fn failure_counts(store: &Store, now: i64) -> (i64, i64, i64) {
+    let services = ["alpha", "beta", "gamma"]
+        .map(String::from)
+        .into_iter()
+        .collect();
+    let mut sum = RiskCounts::default();
+    for counts in store
+        .summary_figures(&services, 3, now)
+        .await
+        .expect("figures")
+        .counts
+        .values()
+    {
+        sum.add(counts);
+    }
+    (
+        sum.realizations,
+        sum.failed_control_tests,
+        sum.risks_with_failed_response,
+    )
+}
+
+/// Response failures from `t0`: a realisation against an approved acceptance (risks[15]), an
+/// older one of a risk without an approved response (risks[16]), a failed control test of a
+/// risk in treatment (risks[12]); then the clock runs past the window of each.
+async fn failures(store: &Store, risks: &[risk::Model], t0: i64) {
+    let admin = caller("admin", Role::Admin);
+    let owner = caller("owner@example.com", Role::RiskOwner);
+    let exact = |step: &'static str, at: i64| reused_figures_are_exact(store, step, at);
+    let before = failure_counts(store, t0).await;
+    exact("before any failure", t0).await;
+    store
+        .record_realization(
+            risks[15].id,
+            "incidents/1".into(),
+            Severity::High,
+            t0,
+            None,
+            &caller("system:relay", Role::System),
+            t0,
+        )
+        .await
+        .expect("realisation of an accepted risk");
+    exact("a realisation", t0).await;
+    let older = t0 - 100 * DAY;
+    store
+        .record_realization(
+            risks[16].id,
+            "incidents/2".into(),
+            Severity::Low,
+            older,
+            None,
+            &admin,
+            t0,
+        )
+        .await
+        .expect("realisation of a risk without a response");
+    exact("an older realisation", t0).await;
+    store
+        .create_control(
+            control::Model {
+                id: "mfa".into(),
+                title: "MFA".into(),
+                description: String::new(),
+                owner: "iam@example.com".into(),
+                design_effectiveness: 0,
+                operating_effectiveness: 0,
+                last_test_time: None,
+                requirements: "[]".into(),
+                version: 0,
+                create_time: 0,
+                update_time: 0,
+            },
+            None,
+            &admin,
+            t0,
+        )
+        .await
+        .expect("control");
+    store
+        .link_control(risks[12].id, "mfa", None, &owner, t0)
+        .await
+        .expect("link");
+    exact("a control linked", t0).await;
+    store
+        .add_observation(
+            observation::Model {
+                id: Uuid::nil(),
+                risk_id: risks[12].id,
+                source: ObservationSource::ControlTest as i32,
+                summary: "MFA bypassed".into(),
+                effect: ObservationEffect::ControlFailed as i32,
+                reference: String::new(),
+                observer: String::new(),
+                observe_time: 0,
+                reassessment_triggered: false,
+                control_id: "mfa".into(),
+            },
+            None,
+            &owner,
+            t0,
+        )
+        .await
+        .expect("a failed control test");
+    exact("a failed control test", t0).await;
+    let after = failure_counts(store, t0).await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2),
+        (2, 1, 2),
+        "two realisations, a failed test, two responses failed (not risks[16]'s: it has none)"
+    );
+    // The clock moves: the older realisation leaves the window first, then the others; the
+    // failed responses stay failed.
+    let window = FAILURES_WITHIN_MICROS;
+    for (step, at, want) in [
+        (
+            "the older realisation's last instant",
+            older + window,
+            (2, 1, 2),
+        ),
+        ("the older realisation left", older + window + 1, (1, 1, 2)),
+        ("the last instant of the others", t0 + window, (1, 1, 2)),
+        ("every failure left the window", t0 + window + 1, (0, 0, 2)),
+    ] {
+        exact(step, at).await;
+        let got = failure_counts(store, at).await;
+        assert_eq!(
+            (got.0 - before.0, got.1 - before.1, got.2 - before.2),
+            want,
+            "{step}"
+        );
     }
 }
 

@@ -2,6 +2,8 @@
 //! count against the response in force — the control operates a step worse, a risk in
 //! treatment or monitoring returns to ASSESSED, the decision log says why — and
 //! GetResponseEffectiveness shows them per response with a proposal for the next assessment.
+//! The posture counts them per node: realisations and failed control tests of the last 365
+//! days, and the risks whose current response failed.
 
 use assurance_proto::{
     risk::v1::{
@@ -12,9 +14,15 @@ use assurance_proto::{
 };
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::{
+    helpers::*,
+    posture::{get_posture, nodes},
+};
 
-crate::on_both_backends!(failures_count_against_the_response_in_force,);
+crate::on_both_backends!(
+    failures_count_against_the_response_in_force,
+    posture_counts_failures_per_node,
+);
 
 fn observation(effect: pb::ObservationEffect, control: &str) -> pb::Observation {
     pb::Observation {
@@ -279,4 +287,159 @@ async fn failures_count_against_the_response_in_force(backend: Backend) {
         .await
         .expect_err("not the relay");
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+}
+
+/// A control `id` linked to `risk`.
+async fn linked_control(app: &App, risk: &str, id: &str) {
+    let mut controls = ControlServiceClient::new(app.channel_as("trust_team"));
+    controls
+        .create_control(pb::CreateControlRequest {
+            control_id: id.into(),
+            control: Some(pb::Control {
+                title: format!("{id} control"),
+                owner: "iam-team@example.com".into(),
+                operating_effectiveness: pb::ControlEffectiveness::Effective as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("control");
+    controls
+        .create_risk_control_link(pb::CreateRiskControlLinkRequest {
+            parent: risk.into(),
+            risk_control_link: Some(pb::RiskControlLink {
+                control: format!("controls/{id}"),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("link");
+}
+
+/// The relay records that the incident numbered `n` realised `risk` at `at` (now when None).
+async fn realised(app: &App, risk: &str, n: u32, at: Option<prost_types::Timestamp>) {
+    let incident = format!("incidents/01a2c7a0-0000-7000-8000-{n:012}");
+    app.risks_as("system")
+        .record_risk_realization(pb::RecordRiskRealizationRequest {
+            realize_time: at,
+            ..realization(risk, &incident, "")
+        })
+        .await
+        .expect("realised");
+}
+
+/// A response `who` proposes for `risk` and the ERM executive approves.
+async fn approved_mitigation(app: &App, risk: &str) {
+    let response = propose_response(app, "risk_owner", risk, mitigation("fix it"))
+        .await
+        .expect("propose");
+    approve_response(app, "erm_executive", &response.name)
+        .await
+        .expect("approve");
+}
+
+/// The (realisations, failed control tests, risks with a failed response) of every node.
+async fn failure_figures(app: &App) -> Vec<(String, (i64, i64, i64))> {
+    let answer = get_posture(app, "trust_team", "enterprise")
+        .await
+        .expect("posture");
+    assert!(answer.missing.is_empty(), "{:?}", answer.missing);
+    nodes(&answer.root.expect("root"))
+        .into_iter()
+        .filter_map(|(scope, node)| {
+            let r = node.risks?;
+            Some((
+                scope,
+                (
+                    r.realizations,
+                    r.failed_control_tests,
+                    r.risks_with_failed_response,
+                ),
+            ))
+        })
+        .collect()
+}
+
+async fn posture_counts_failures_per_node(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let config = embedded_config(&db, backend);
+    let clock = config.clock.clone();
+    let app = start_gateway(&db, config).await;
+    for bu in ["retail", "corp"] {
+        create_bu(&app, bu).await;
+    }
+    for (service, bu) in [("shop", "retail"), ("pos", "retail"), ("hr", "corp")] {
+        create_service(&app, service, bu).await;
+    }
+    let mut names = Vec::new();
+    for (title, service) in [
+        ("card skimming", "shop"),
+        ("till fraud", "pos"),
+        ("payroll leak", "hr"),
+        ("badge cloning", "hr"),
+        ("old terminal", "shop"),
+    ] {
+        let risk = create_risk(&app, new_risk(title, service)).await;
+        assess(&app, &risk.name, 2, 2, 2).await;
+        names.push(risk.name);
+    }
+    // shop: a mitigation in force, then a failed control test and a realisation against it.
+    linked_control(&app, &names[0], "card-readers").await;
+    approved_mitigation(&app, &names[0]).await;
+    observe(
+        &app,
+        &names[0],
+        observation(
+            pb::ObservationEffect::ControlFailed,
+            "controls/card-readers",
+        ),
+    )
+    .await
+    .expect("a failed control test");
+    realised(&app, &names[0], 1, None).await;
+    // pos: realised, with no response to fail.
+    realised(&app, &names[1], 2, None).await;
+    // hr: realised ten days ago, before the response approved since (not a failure of it),
+    // and a realisation 400 days ago, outside the window.
+    realised(&app, &names[2], 3, Some(days(-10))).await;
+    approved_mitigation(&app, &names[2]).await;
+    realised(&app, &names[3], 4, Some(days(-400))).await;
+    // A closed shop risk counts nothing, realised or not.
+    realised(&app, &names[4], 5, None).await;
+    app.risks()
+        .delete_risk(pb::DeleteRiskRequest {
+            name: names[4].clone(),
+            reason: "terminal replaced".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("close a risk");
+
+    let want = |shop: (i64, i64, i64), pos: (i64, i64, i64), hr: (i64, i64, i64)| {
+        let sum = |a: (i64, i64, i64), b: (i64, i64, i64)| (a.0 + b.0, a.1 + b.1, a.2 + b.2);
+        let retail = sum(shop, pos);
+        vec![
+            ("businessUnits/corp".to_string(), hr),
+            ("businessUnits/retail".to_string(), retail),
+            ("enterprise".to_string(), sum(retail, hr)),
+            ("services/hr".to_string(), hr),
+            ("services/pos".to_string(), pos),
+            ("services/shop".to_string(), shop),
+        ]
+    };
+    assert_eq!(
+        failure_figures(&app).await,
+        want((1, 1, 1), (1, 0, 0), (1, 0, 0)),
+        "each service's figures, summed into its business unit and the enterprise"
+    );
+    // A year and a day later every realisation and failed test left the window; the
+    // mitigation of shop's risk still stands failed.
+    clock.advance(std::time::Duration::from_secs(366 * 86_400));
+    assert_eq!(
+        failure_figures(&app).await,
+        want((0, 0, 1), (0, 0, 0), (0, 0, 0)),
+        "after the window"
+    );
 }

@@ -351,6 +351,9 @@ fn summarise(
             outside_tolerance: appetite.outside_tolerance,
             above_appetite_treated: appetite.above_appetite_treated,
         }),
+        realizations: counts.realizations,
+        failed_control_tests: counts.failed_control_tests,
+        risks_with_failed_response: counts.risks_with_failed_response,
     }
 }
 

@@ -33,7 +33,7 @@ fn bump(services: &str) -> String {
 }
 
 /// The service of the risk `risk_id` (an expression).
-fn service_of_risk(risk_id: &str) -> String {
+pub(super) fn service_of_risk(risk_id: &str) -> String {
     format!("SELECT service_id FROM risks WHERE id = {risk_id}")
 }
 
@@ -43,7 +43,7 @@ fn services_of_exception(exception_id: &str) -> String {
 }
 
 /// The services a row `r` (`NEW` or `OLD`) of a table belongs to, as a `SELECT`.
-type ServicesOf = fn(&str) -> String;
+pub(super) type ServicesOf = fn(&str) -> String;
 
 /// The tables whose changes move the summary, and the services of their rows.
 fn watched() -> [(&'static str, ServicesOf); 5] {
@@ -60,9 +60,9 @@ fn watched() -> [(&'static str, ServicesOf); 5] {
     ]
 }
 
-fn sqlite_triggers() -> Vec<String> {
-    watched()
-        .into_iter()
+fn sqlite_triggers(tables: &[(&str, ServicesOf)]) -> Vec<String> {
+    tables
+        .iter()
         .flat_map(|(table, services)| {
             [
                 format!(
@@ -85,9 +85,9 @@ fn sqlite_triggers() -> Vec<String> {
         .collect()
 }
 
-fn postgres_triggers() -> Vec<String> {
-    watched()
-        .into_iter()
+fn postgres_triggers(tables: &[(&str, ServicesOf)]) -> Vec<String> {
+    tables
+        .iter()
         .flat_map(|(table, services)| {
             [
                 format!(
@@ -122,14 +122,23 @@ impl MigrationTrait for SummaryVersionsMigration {
                 .to_owned(),
         )
         .await?;
-        let conn = m.get_connection();
-        let triggers = match conn.get_database_backend() {
-            DbBackend::Postgres => postgres_triggers(),
-            _ => sqlite_triggers(),
-        };
-        for sql in triggers {
-            conn.execute_unprepared(&sql).await?;
-        }
-        Ok(())
+        create_triggers(m, &watched()).await
     }
+}
+
+/// Creates the triggers that raise the summary version of the services of every inserted,
+/// updated or deleted row of `tables` (each with the services of a row).
+pub(super) async fn create_triggers(
+    m: &SchemaManager<'_>,
+    tables: &[(&str, ServicesOf)],
+) -> Result<(), DbErr> {
+    let conn = m.get_connection();
+    let triggers = match conn.get_database_backend() {
+        DbBackend::Postgres => postgres_triggers(tables),
+        _ => sqlite_triggers(tables),
+    };
+    for sql in triggers {
+        conn.execute_unprepared(&sql).await?;
+    }
+    Ok(())
 }

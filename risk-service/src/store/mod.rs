@@ -12,6 +12,7 @@ mod labels;
 pub mod listing;
 pub mod migration;
 mod migration_contract;
+mod migration_failures;
 mod migration_outbox;
 mod migration_reviews;
 mod migration_summary;

@@ -13,8 +13,10 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::domain::{
+    effectiveness::WINDOW_MICROS,
     exceptions::ExceptionStatus,
     governance::{ActionItemStatus, ApprovalState},
+    reviews::ObservationEffect,
     status::{Decision, RiskStatus},
 };
 
@@ -37,9 +39,14 @@ pub(super) const CLOSED: i32 = RiskStatus::Closed as i32;
 const APPROVED: i32 = ApprovalState::Approved as i32;
 const ACCEPT: i32 = Decision::Accept as i32;
 const ACTIVE: i32 = ExceptionStatus::Active as i32;
+const CONTROL_FAILED: i32 = ObservationEffect::ControlFailed as i32;
 
 /// Acceptances and exceptions expiring within this many microseconds are "expiring".
 pub const EXPIRING_WITHIN_MICROS: i64 = 30 * 24 * 3600 * 1_000_000;
+
+/// Realisations and failed control tests count while their time is at or after now minus this
+/// many microseconds (365 days): the window of `GetResponseEffectiveness`'s proposal.
+pub const FAILURES_WITHIN_MICROS: i64 = WINDOW_MICROS;
 
 /// Services per statement (bound values stay far below every backend's limit; SQLite allows
 /// 500 terms in a compound SELECT).
@@ -104,6 +111,12 @@ pub struct RiskCounts {
     pub overdue_reviews: i64,
     pub overdue_action_items: i64,
     pub expiring_acceptances: i64,
+    /// Realisations (risk and incident) of open risks within [`FAILURES_WITHIN_MICROS`].
+    pub realizations: i64,
+    /// `CONTROL_FAILED` observations of open risks within [`FAILURES_WITHIN_MICROS`].
+    pub failed_control_tests: i64,
+    /// Open risks with a failure at or after the approval of their current response.
+    pub risks_with_failed_response: i64,
 }
 
 impl RiskCounts {
@@ -127,6 +140,9 @@ impl RiskCounts {
         self.overdue_reviews += other.overdue_reviews;
         self.overdue_action_items += other.overdue_action_items;
         self.expiring_acceptances += other.expiring_acceptances;
+        self.realizations += other.realizations;
+        self.failed_control_tests += other.failed_control_tests;
+        self.risks_with_failed_response += other.risks_with_failed_response;
     }
 
     /// Counts `n` into `dimension`/`bucket`; buckets out of range (never written) are ignored.
@@ -221,6 +237,13 @@ struct ServiceCount {
     n: i64,
 }
 
+/// Response failures of a service; `None` counts those of closed risks.
+#[derive(FromQueryResult)]
+struct FailureCount {
+    service_id: Option<String>,
+    n: i64,
+}
+
 #[derive(FromQueryResult)]
 struct SeverityCount {
     service_id: String,
@@ -304,6 +327,7 @@ impl Store {
             }
         }
         self.time_figures(services, now, &mut figures).await?;
+        self.failure_figures(services, now, &mut figures).await?;
         if top_n > 0 {
             // Packed too, one row a service: `id␟score␟severity␟status␟create_time␟owner␟title`
             // records joined by ␞ (titles and owners hold no control characters; the title
@@ -482,6 +506,85 @@ impl Store {
         .filter(|e| services.contains(&e.service_id))
         .map(|e| (e.exception_id, e.service_id))
         .collect();
+        Ok(())
+    }
+
+    /// Response effectiveness per service: realisations and failed control tests of open
+    /// risks within the window (range scans of indexed times, migration 0014), and open risks
+    /// whose current response — the latest approved, by approval time, as in
+    /// `GetResponseEffectiveness` — has a failure at or after its approval. Each starts from
+    /// the failures, far fewer than risks, and looks their risks and responses up by key.
+    async fn failure_figures(
+        &self,
+        services: &BTreeSet<String>,
+        now: i64,
+        figures: &mut ServiceFigures,
+    ) -> ApiResult<()> {
+        let conn = self.connection();
+        let backend = conn.get_database_backend();
+        let p = |i: usize| placeholders(backend, i, 1);
+        let since = now.saturating_sub(FAILURES_WITHIN_MICROS);
+        // Failures are few next to risks: each looks its open risk's service up by key (a
+        // join would rather scan every risk); closed risks' failures fall in the NULL group.
+        let per_service = |risk_ids: String| {
+            format!(
+                "SELECT service_id, COUNT(*) AS n FROM (SELECT (SELECT r.service_id FROM risks r \
+                 WHERE r.id = x.risk_id AND r.status <> {CLOSED}) AS service_id \
+                 FROM ({risk_ids}) AS x) AS s GROUP BY service_id"
+            )
+        };
+        let approved = |when: &str| {
+            format!(
+                "SELECT 1 FROM risk_responses rr WHERE rr.risk_id = u.risk_id \
+                 AND rr.state = {APPROVED} AND rr.decide_time {when}"
+            )
+        };
+        let queries = [
+            (
+                per_service(format!(
+                    "SELECT f.risk_id FROM risk_realizations f WHERE f.realize_time >= {}",
+                    p(1)
+                )),
+                vec![Value::from(since)],
+            ),
+            (
+                per_service(format!(
+                    "SELECT o.risk_id FROM observations o \
+                     WHERE o.effect = {CONTROL_FAILED} AND o.observe_time >= {}",
+                    p(1)
+                )),
+                vec![Value::from(since)],
+            ),
+            (
+                // Risks with a failure at or after the approval of their current response: an
+                // approval at or before the failure, and none after it.
+                per_service(format!(
+                    "SELECT u.risk_id FROM (SELECT risk_id, realize_time AS t \
+                     FROM risk_realizations UNION ALL SELECT risk_id, observe_time AS t \
+                     FROM observations WHERE effect = {CONTROL_FAILED}) AS u \
+                     WHERE EXISTS ({}) AND NOT EXISTS ({}) GROUP BY u.risk_id",
+                    approved("<= u.t"),
+                    approved("> u.t")
+                )),
+                Vec::new(),
+            ),
+        ];
+        for (which, (sql, values)) in queries.into_iter().enumerate() {
+            for row in FailureCount::find_by_statement(statement(backend, sql, values))
+                .all(conn)
+                .await?
+            {
+                let Some(service_id) = row.service_id.filter(|s| services.contains(s)) else {
+                    continue;
+                };
+                let counts = figures.counts.entry(service_id).or_default();
+                match which {
+                    0 => counts.realizations += row.n,
+                    1 => counts.failed_control_tests += row.n,
+                    _ => counts.risks_with_failed_response += row.n,
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -3,12 +3,13 @@
 //! reused while they are still exact:
 //!
 //! - the summary version (the sum of `risk_summary_versions.v`, raised by triggers in the same
-//!   transaction as every change of a risk, response, action item or exception — see
-//!   `migration_summary_versions.rs`) is the one read *before* they were computed, on any
-//!   replica; and
+//!   transaction as every change of a risk, response, action item, exception, realisation or
+//!   observation — see `migration_summary_versions.rs` and `migration_failures.rs`) is the
+//!   one read *before* they were computed, on any replica; and
 //! - the clock has not reached the next instant at which a time-driven figure changes: a
 //!   review or an action item falling due, an acceptance or exception entering its last 30
-//!   days or expiring. That instant is read with the figures, from indexes.
+//!   days or expiring, a realisation or failed control test leaving the 365-day window. That
+//!   instant is read with the figures, from indexes.
 //!
 //! Callers that miss together wait for one computation of their services (single flight).
 
@@ -22,11 +23,12 @@ use sea_orm::{DbBackend, FromQueryResult, Statement, Value};
 
 use super::{
     Store,
-    summary::{EXPIRING_WITHIN_MICROS, ServiceFigures},
+    summary::{EXPIRING_WITHIN_MICROS, FAILURES_WITHIN_MICROS, ServiceFigures},
 };
 use crate::domain::{
     exceptions::ExceptionStatus,
     governance::{ActionItemStatus, ApprovalState},
+    reviews::ObservationEffect,
 };
 
 /// Distinct requests (sets of services and top N) whose figures are kept.
@@ -121,7 +123,8 @@ impl Store {
 
     /// The first instant at or after `now` at which a time-driven figure may change: the
     /// earliest review or unfinished action item falling due, and acceptance or active
-    /// exception expiring or entering its last 30 days (each an index seek). `i64::MAX` when
+    /// exception expiring or entering its last 30 days, and realisation or failed control test
+    /// leaving the window of [`FAILURES_WITHIN_MICROS`] (each an index seek). `i64::MAX` when
     /// none is ahead.
     async fn next_time_boundary(&self, now: i64) -> ApiResult<i64> {
         let conn = self.connection();
@@ -161,6 +164,21 @@ impl Store {
                 p(bound)
             ));
         }
+        // A realisation or failed control test at `t` counts while now <= t + window: it leaves
+        // at t + window + 1. Times past `latest` never leave (and would overflow).
+        let leaves = FAILURES_WITHIN_MICROS + 1;
+        let latest = i64::MAX - leaves;
+        let failed = ObservationEffect::ControlFailed as i32;
+        parts.push(format!(
+            "SELECT MIN(realize_time) + {leaves} AS t FROM risk_realizations \
+             WHERE realize_time >= {} AND realize_time <= {latest}",
+            p(3)
+        ));
+        parts.push(format!(
+            "SELECT MIN(observe_time) + {leaves} AS t FROM observations \
+             WHERE effect = {failed} AND observe_time >= {} AND observe_time <= {latest}",
+            p(3)
+        ));
         let sql = format!(
             "SELECT MIN(t) AS t FROM ({}) AS boundaries",
             parts
@@ -172,6 +190,7 @@ impl Store {
         let values = vec![
             Value::from(now),
             Value::from(now.saturating_add(EXPIRING_WITHIN_MICROS)),
+            Value::from(now.saturating_sub(FAILURES_WITHIN_MICROS)),
         ];
         let boundary =
             Boundary::find_by_statement(Statement::from_sql_and_values(backend, sql, values))

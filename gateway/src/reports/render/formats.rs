@@ -53,6 +53,9 @@ pub(super) fn node_json(node: &PostureNode, parent: &str) -> Value {
             "overdue_action_items": r.overdue_action_items,
             "expiring_acceptances": r.expiring_acceptances,
             "expiring_exceptions": r.expiring_exceptions,
+            "realizations": r.realizations,
+            "failed_control_tests": r.failed_control_tests,
+            "risks_with_failed_response": r.risks_with_failed_response,
             "appetite": r.appetite.as_ref().map(|a| json!({
                 "status": appetite_status(a.status),
                 "within_appetite": a.within_appetite,
@@ -220,8 +223,8 @@ impl Style for Markdown {
             md_line(&mut b, c);
         }
         b.push_str("\n## Posture\n\n");
-        md_line(&mut b, &NODE_HEADERS[..13]);
-        md_rule(&mut b, 13);
+        md_line(&mut b, NODE_HEADERS);
+        md_rule(&mut b, NODE_HEADERS.len());
         for (node, _) in nodes(&doc.posture) {
             md_line(&mut b, node_cells(node));
         }
@@ -349,7 +352,7 @@ impl Style for Html {
             html_row(&mut b, c, "td");
         }
         b.push_str("</table>\n<h2>Posture</h2>\n<table id=\"posture\">\n");
-        html_row(&mut b, &NODE_HEADERS[..13], "th");
+        html_row(&mut b, NODE_HEADERS, "th");
         for (node, _) in nodes(&doc.posture) {
             html_row(&mut b, node_cells(node), "td");
         }

@@ -272,12 +272,15 @@ fn node_cells(node: &PostureNode) -> Vec<String> {
     );
     cells.push(n(risks.map(|r| r.overdue_reviews)));
     cells.push(n(risks.map(|r| r.overdue_action_items)));
+    cells.push(n(risks.map(|r| r.realizations)));
+    cells.push(n(risks.map(|r| r.failed_control_tests)));
+    cells.push(n(risks.map(|r| r.risks_with_failed_response)));
     cells.push(n(incidents.map(|i| i.open_incidents)));
     cells.push(n(incidents.and_then(|i| i.kpis.as_ref()).map(|k| k.count)));
     cells
 }
 
-const NODE_HEADERS: [&str; 14] = [
+const NODE_HEADERS: [&str; 16] = [
     "Node",
     "Name",
     "Open risks",
@@ -289,9 +292,11 @@ const NODE_HEADERS: [&str; 14] = [
     "Appetite",
     "Overdue reviews",
     "Overdue action items",
+    "Realisations (12 months)",
+    "Failed control tests (12 months)",
+    "Risks with a failed response",
     "Open incidents",
     "Incidents in period",
-    "",
 ];
 
 const ROW_HEADERS: [&str; 23] = [
