@@ -75,6 +75,16 @@ impl IncidentServer {
             .add_service(IncidentSummaryServiceServer::new(self.summary_api()))
     }
 
+    /// The incident API, for the gateway's in-process calls (`ListWorkItems` lists
+    /// follow-ups).
+    pub fn incident_api(&self) -> api::IncidentApi {
+        api::IncidentApi::new(
+            self.store.clone(),
+            self.rule.clone(),
+            self.preparation.clone(),
+        )
+    }
+
     /// The posture's incident half (`SummarizeIncidents`), for the gateway to call in-process.
     pub fn summary_api(&self) -> api::summary::SummaryApi {
         api::summary::SummaryApi::new(self.store.clone())

@@ -88,6 +88,11 @@ impl RiskServer {
             )))
     }
 
+    /// The risk API, for the gateway's in-process calls (`ListWorkItems` lists action items).
+    pub fn risk_api(&self) -> api::RiskApi {
+        api::RiskApi::new(self.store.clone(), self.policy.clone(), self.clock.clone())
+    }
+
     /// The org registry API, for the gateway's in-process calls.
     pub fn org_api(&self) -> api::OrgApi {
         api::OrgApi::new(self.store.clone())

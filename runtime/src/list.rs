@@ -369,6 +369,8 @@ pub struct ListQuery {
     pub order: Vec<(&'static str, Direction)>,
     filter: Option<Filter>,
     after: Option<Vec<Key>>,
+    /// The key types of the sort fields, in order.
+    types: Vec<KeyType>,
     id: KeyType,
     fingerprint: String,
 }
@@ -438,6 +440,7 @@ impl ListQuery {
             order,
             filter: parsed,
             after,
+            types: types[..types.len() - 1].to_vec(),
             id: sorting.id,
             fingerprint,
         }
@@ -489,8 +492,10 @@ impl ListQuery {
         let keys = self.after.as_deref()?;
         let tie = self.tie_break();
         let mut fields: Vec<(C, Direction, Value)> = Vec::new();
-        for (((_, direction), column), key) in self.order.iter().zip(columns).zip(keys) {
-            fields.push((*column, *direction, value(key, KeyType::Int)));
+        for ((((_, direction), column), key), ty) in
+            self.order.iter().zip(columns).zip(keys).zip(&self.types)
+        {
+            fields.push((*column, *direction, value(key, *ty)));
         }
         fields.push((id, tie, value(keys.last()?, self.id)));
         let mut any = Condition::any();

@@ -26,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(super::migration_summary_versions::SummaryVersionsMigration),
             Box::new(SourceReferences),
             Box::new(ResponseEffectiveness),
+            Box::new(super::migration_work_items::WorkItemIndexes),
         ]
     }
 }
