@@ -77,10 +77,8 @@ impl WorkItemQuery {
             .absorb("page_size", page::page_size("page_size", page_size))
             .unwrap_or(page::DEFAULT_PAGE_SIZE);
         let parsed = v.absorb("filter", filter::parse("filter", text)).flatten();
-        if let Some(f) = &parsed {
-            if let Err(e) = check(f) {
-                v.add("filter", e);
-            }
+        if let Some(Err(e)) = parsed.as_ref().map(check) {
+            v.add("filter", e);
         }
         if !matches!(order_by.trim(), "" | "update_time" | "update_time asc") {
             v.add(
