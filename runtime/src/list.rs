@@ -412,11 +412,11 @@ impl ListQuery {
         parts.push(request.filter);
         parts.push(request.order_by);
         let fingerprint = page::query_fingerprint(&parts);
-        let types: Vec<KeyType> = order
+        let order_types: Vec<KeyType> = order
             .iter()
             .filter_map(|(f, _)| sorting.key_type(f))
-            .chain([sorting.id])
             .collect();
+        let types: Vec<KeyType> = order_types.iter().copied().chain([sorting.id]).collect();
         let after = v
             .absorb(
                 "page_token",
@@ -440,7 +440,7 @@ impl ListQuery {
             order,
             filter: parsed,
             after,
-            types: types[..types.len() - 1].to_vec(),
+            types: order_types,
             id: sorting.id,
             fingerprint,
         }
