@@ -17,6 +17,7 @@ use crate::helpers::*;
 crate::on_both_backends!(
     work_items_in_an_embedded_gateway,
     work_items_through_a_forwarding_gateway,
+    both_services_filter_and_order_work_items_alike,
 );
 
 async fn work_items_in_an_embedded_gateway(backend: Backend) {
@@ -384,4 +385,145 @@ async fn one_lookup_across_both_kinds(app: &App) {
     .await
     .expect_err("token of another filter");
     assert_eq!(violations(&err), ["page_token"]);
+}
+
+/// Names of the action items of every plan matching `filter`, in `order_by`, read in pages of
+/// one.
+async fn action_item_names(app: &App, filter: &str, order_by: &str) -> Vec<String> {
+    names_in_pages_of_one(|token| async move {
+        let page = app
+            .risks_as("tracker")
+            .list_action_items(pb::ListActionItemsRequest {
+                parent: "risks/-/actionPlan".into(),
+                page_size: 1,
+                page_token: token,
+                filter: filter.into(),
+                order_by: order_by.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{filter:?} {order_by:?}: {e}"))
+            .into_inner();
+        (
+            page.action_items.into_iter().map(|i| i.name).collect(),
+            page.next_page_token,
+        )
+    })
+    .await
+}
+
+/// `ListActionItems` takes the filters of `ListFollowUps` (tracker link, times) and both take
+/// `name` as a filter field and an order, which the gateway's merge relies on.
+async fn both_services_filter_and_order_work_items_alike(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    let risk = create_risk(&app, new_risk("Legacy sign-in", "exchange-online")).await;
+    let plan = create_action_plan(&app, "admin", &risk.name, "Harden sign-in").await;
+    let mut items = Vec::new();
+    for (title, due, tracker) in [
+        ("soon", days(5), None),
+        ("later", days(50), Some(("jira", "SEC-1"))),
+        ("last", days(100), None),
+    ] {
+        let item = pb::ActionItem {
+            tracker: tracker.map(|(system, key)| pb::TrackerLink {
+                system: system.into(),
+                external_key: key.into(),
+                ..Default::default()
+            }),
+            ..action_item(title, due)
+        };
+        items.push(
+            add_action_item(&app, "admin", &plan, item)
+                .await
+                .expect("item"),
+        );
+    }
+    let name = |n: usize| items[n].name.clone();
+    let time = |t: Option<Timestamp>| rfc3339(t.expect("time"));
+
+    for (filter, expected) in [
+        ("tracker_system = jira".to_string(), vec![name(1)]),
+        ("external_key = \"SEC-1\"".into(), vec![name(1)]),
+        ("tracker_system = \"\"".into(), vec![name(0), name(2)]),
+        (
+            format!("due_time < \"{}\"", rfc3339(days(10))),
+            vec![name(0)],
+        ),
+        (
+            format!("create_time >= \"{}\"", time(items[1].create_time)),
+            vec![name(1), name(2)],
+        ),
+        (
+            format!("update_time > \"{}\"", time(items[0].update_time)),
+            vec![name(1), name(2)],
+        ),
+    ] {
+        assert_eq!(
+            action_item_names(&app, &filter, "").await,
+            expected,
+            "{filter}"
+        );
+    }
+
+    // Name order (one risk: the ids'), and `name` compared in it.
+    let mut by_name: Vec<String> = items.iter().map(|i| i.name.clone()).collect();
+    by_name.sort();
+    assert_eq!(action_item_names(&app, "", "name").await, by_name);
+    for (op, expected) in [
+        ("=", &by_name[1..2]),
+        ("!=", &[by_name[0].clone(), by_name[2].clone()][..]),
+        (">", &by_name[2..]),
+        (">=", &by_name[1..]),
+        ("<", &by_name[..1]),
+        ("<=", &by_name[..2]),
+    ] {
+        let filter = format!("name {op} \"{}\"", by_name[1]);
+        assert_eq!(
+            action_item_names(&app, &filter, "name").await,
+            expected,
+            "{filter}"
+        );
+    }
+    let err = app
+        .risks()
+        .list_action_items(pb::ListActionItemsRequest {
+            parent: "risks/-/actionPlan".into(),
+            filter: "name > \"incidents/x\"".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("not an action item's name");
+    assert_eq!(violations(&err), ["filter"]);
+    let in_update_order: Vec<String> = items.iter().map(|i| i.name.clone()).collect();
+    assert_eq!(
+        action_item_names(&app, "", "update_time, name").await,
+        in_update_order
+    );
+
+    // Follow-ups written in one transaction: equal update times, then name order.
+    reviewed_incident(&app, "exchange-online", &["Rotate keys", "Fix routing"]).await;
+    let follow_ups = |filter: String, page_token: String| {
+        let mut client = app.incidents_as("tracker");
+        async move {
+            client
+                .list_follow_ups(ipb::ListFollowUpsRequest {
+                    parent: "incidents/-".into(),
+                    page_size: 1,
+                    page_token,
+                    filter,
+                    order_by: "update_time, name".into(),
+                })
+                .await
+                .expect("follow-ups")
+                .into_inner()
+        }
+    };
+    let first = follow_ups(String::new(), String::new()).await;
+    let second = follow_ups(String::new(), first.next_page_token).await;
+    let (a, b) = (&first.follow_ups[0], &second.follow_ups[0]);
+    assert_eq!(a.update_time, b.update_time);
+    assert!(a.name < b.name, "{} then {}", a.name, b.name);
+    let after = follow_ups(format!("name > \"{}\"", a.name), String::new()).await;
+    assert_eq!(after.follow_ups, [b.clone()]);
 }
