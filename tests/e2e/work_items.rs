@@ -525,5 +525,5 @@ async fn both_services_filter_and_order_work_items_alike(backend: Backend) {
     assert_eq!(a.update_time, b.update_time);
     assert!(a.name < b.name, "{} then {}", a.name, b.name);
     let after = follow_ups(format!("name > \"{}\"", a.name), String::new()).await;
-    assert_eq!(after.follow_ups, [b.clone()]);
+    assert_eq!(after.follow_ups, std::slice::from_ref(b));
 }
