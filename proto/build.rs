@@ -16,6 +16,7 @@ const PROTOS: &[&str] = &[
     "assurance/incident/v1/summary.proto",
     "assurance/gateway/v1/posture.proto",
     "assurance/gateway/v1/reports.proto",
+    "assurance/gateway/v1/work_items.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

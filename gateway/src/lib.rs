@@ -4,7 +4,8 @@
 //! `--data-dir`), for a laptop, a demo or a small team; otherwise the gateway forwards each API
 //! to its service (`--risk-url`, `--incident-url`). Either way the same gRPC services, health
 //! and reflection are served on the gateway's port, with the gateway's own: the ERM posture
-//! (`posture/`) over its own store (`store/`) and that store's audit trail.
+//! (`posture/`) over its own store (`store/`) and that store's audit trail, and the lookup
+//! across both kinds of work item (`work_items/`).
 
 pub mod config;
 mod forward;
@@ -12,6 +13,7 @@ pub mod posture;
 mod relay;
 pub mod reports;
 pub mod store;
+pub mod work_items;
 
 use std::{sync::Arc, time::Duration};
 
@@ -29,7 +31,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use assurance_proto::gateway::v1::{
     audit_service_server::AuditServiceServer, posture_service_server::PostureServiceServer,
-    report_service_server::ReportServiceServer,
+    report_service_server::ReportServiceServer, work_item_service_server::WorkItemServiceServer,
 };
 use assurance_runtime::audit::AuditApi;
 
@@ -38,6 +40,7 @@ use crate::{
     posture::{PostureApi, upstream::Upstreams},
     reports::ReportApi,
     store::Store,
+    work_items::WorkItemApi,
 };
 
 /// The APIs served on the gateway's port.
@@ -57,6 +60,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     assurance_proto::service_names::POSTURE,
     assurance_proto::service_names::GATEWAY_AUDIT,
     assurance_proto::service_names::REPORT,
+    assurance_proto::service_names::WORK_ITEM,
 ];
 
 /// Builds the routes and readiness check of the configured mode, with the gateway's own
@@ -81,6 +85,7 @@ pub async fn routes(
     )
     .with_auth(auth.clone());
     posture::history::spawn_snapshots(posture.clone(), config.snapshot_interval, shutdown.clone());
+    let work_items = WorkItemApi::new(upstreams.clone());
     let reports = ReportApi::new(
         store.clone(),
         posture.clone(),
@@ -94,6 +99,7 @@ pub async fn routes(
     let routes = routes
         .add_service(PostureServiceServer::new(posture))
         .add_service(ReportServiceServer::new(reports))
+        .add_service(WorkItemServiceServer::new(work_items))
         .add_service(AuditServiceServer::new(AuditApi::new(
             store.connection().clone(),
             store::SERVICE,
@@ -114,19 +120,22 @@ async fn service_routes(
         let risk = RiskServer::open(&risk_settings)
             .await
             .map_err(|e| format!("risk database: {e}"))?;
+        let (risk_api, org_api) = (Arc::new(risk.risk_api()), Arc::new(risk.org_api()));
         let incident = IncidentServer::open(&incident_settings)
             .await
             .map_err(|e| format!("incident database: {e}"))?
             .with_risks(Arc::new(relay::LocalRisks {
-                risks: Arc::new(risk.risk_api()),
-                org: Arc::new(risk.org_api()),
+                risks: risk_api.clone(),
+                org: org_api.clone(),
             }));
         incident.spawn_relay(config.relay.relay_settings(), shutdown.clone());
         let routes = incident.add_to(risk.add_to(Routes::default()));
         let upstreams = Upstreams::Local {
-            org: Arc::new(risk.org_api()),
+            org: org_api,
             risks: Arc::new(risk.summary_api()),
             incidents: Arc::new(incident.summary_api()),
+            actions: risk_api,
+            follow_ups: Arc::new(incident.incident_api()),
         };
         Ok((
             routes,

@@ -100,12 +100,7 @@ impl IncidentServer {
 
     pub fn add_to(&self, routes: Routes) -> Routes {
         routes
-            .add_service(IncidentServiceServer::new(api::IncidentApi::new(
-                self.store.clone(),
-                self.rule.clone(),
-                self.preparation.clone(),
-                self.risks.clone(),
-            )))
+            .add_service(IncidentServiceServer::new(self.incident_api()))
             .add_service(AuditServiceServer::new(AuditApi::new(
                 self.store.connection().clone(),
                 store::SERVICE,
@@ -115,6 +110,17 @@ impl IncidentServer {
                 self.store.connection().clone(),
                 store::SERVICE,
             )))
+    }
+
+    /// The incident API, for the gateway's in-process calls (`ListWorkItems` lists
+    /// follow-ups).
+    pub fn incident_api(&self) -> api::IncidentApi {
+        api::IncidentApi::new(
+            self.store.clone(),
+            self.rule.clone(),
+            self.preparation.clone(),
+            self.risks.clone(),
+        )
     }
 
     /// The posture's incident half (`SummarizeIncidents`), for the gateway to call in-process.

@@ -58,4 +58,5 @@ pub mod service_names {
     pub const POSTURE: &str = "assurance.gateway.v1.PostureService";
     pub const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
     pub const REPORT: &str = "assurance.gateway.v1.ReportService";
+    pub const WORK_ITEM: &str = "assurance.gateway.v1.WorkItemService";
 }

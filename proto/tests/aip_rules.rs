@@ -18,7 +18,9 @@ const WITHOUT_GET_YET: &[&str] = &[];
 
 /// Messages named like resources that are not: a rendered export is not stored or addressable.
 /// A notification rule is configuration from the preparation file: its `name` is a label.
+/// A work item is the gateway's view of an action item or a follow-up: its `name` is theirs.
 const NOT_RESOURCES: &[&str] = &[
+    "assurance.gateway.v1.WorkItem",
     "assurance.incident.v1.IncidentReport",
     "assurance.incident.v1.NotificationRule",
 ];

@@ -92,8 +92,9 @@ impl RiskServer {
             )))
     }
 
-    /// The risk API, for in-process callers (`gateway --embedded`'s incident relay), which
-    /// call its trait methods with a [`Caller`] in the request's extensions.
+    /// The risk API, for in-process callers (`gateway --embedded`: the incident relay, and
+    /// `ListWorkItems` listing action items), which call its trait methods with a [`Caller`]
+    /// in the request's extensions.
     pub fn risk_api(&self) -> api::RiskApi {
         api::RiskApi::new(self.store.clone(), self.policy.clone(), self.clock.clone())
     }

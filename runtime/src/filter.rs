@@ -297,6 +297,29 @@ pub fn compare<C: sea_orm::ColumnTrait>(column: C, op: Op, value: sea_orm::Value
     })
 }
 
+/// `(first, second) OP (a, b)` in lexicographic order: how a name made of a parent id and an
+/// id (`risks/{risk}/actionPlan/items/{item}`) compares, the ids being fixed-width.
+pub fn compare_pair<C: sea_orm::ColumnTrait>(
+    (first, a): (C, sea_orm::Value),
+    (second, b): (C, sea_orm::Value),
+    op: Op,
+) -> Condition {
+    let both_equal = Condition::all()
+        .add(first.eq(a.clone()))
+        .add(second.eq(b.clone()));
+    let strict = match op {
+        Op::Eq => return both_equal,
+        Op::Ne => return both_equal.not(),
+        Op::Lt | Op::Le => Op::Lt,
+        Op::Gt | Op::Ge => Op::Gt,
+    };
+    Condition::any().add(compare(first, strict, a.clone())).add(
+        Condition::all()
+            .add(first.eq(a))
+            .add(compare(second, op, b)),
+    )
+}
+
 /// Refuses ordering operators on a field that only supports equality.
 pub fn equality_only(field: &str, op: Op) -> Result<(), String> {
     match op {

@@ -369,6 +369,8 @@ pub struct ListQuery {
     pub order: Vec<(&'static str, Direction)>,
     filter: Option<Filter>,
     after: Option<Vec<Key>>,
+    /// The key types of the sort fields, in order.
+    types: Vec<KeyType>,
     id: KeyType,
     fingerprint: String,
 }
@@ -410,11 +412,11 @@ impl ListQuery {
         parts.push(request.filter);
         parts.push(request.order_by);
         let fingerprint = page::query_fingerprint(&parts);
-        let types: Vec<KeyType> = order
+        let order_types: Vec<KeyType> = order
             .iter()
             .filter_map(|(f, _)| sorting.key_type(f))
-            .chain([sorting.id])
             .collect();
+        let types: Vec<KeyType> = order_types.iter().copied().chain([sorting.id]).collect();
         let after = v
             .absorb(
                 "page_token",
@@ -438,6 +440,7 @@ impl ListQuery {
             order,
             filter: parsed,
             after,
+            types: order_types,
             id: sorting.id,
             fingerprint,
         }
@@ -489,8 +492,10 @@ impl ListQuery {
         let keys = self.after.as_deref()?;
         let tie = self.tie_break();
         let mut fields: Vec<(C, Direction, Value)> = Vec::new();
-        for (((_, direction), column), key) in self.order.iter().zip(columns).zip(keys) {
-            fields.push((*column, *direction, value(key, KeyType::Int)));
+        for ((((_, direction), column), key), ty) in
+            self.order.iter().zip(columns).zip(keys).zip(&self.types)
+        {
+            fields.push((*column, *direction, value(key, *ty)));
         }
         fields.push((id, tie, value(keys.last()?, self.id)));
         let mut any = Condition::any();

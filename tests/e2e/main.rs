@@ -28,3 +28,4 @@ mod server;
 mod summary_incidents;
 mod summary_risks;
 mod upgrade;
+mod work_items;

@@ -122,7 +122,7 @@ fn posture_scope(v: &mut Violations, field: &str, raw: &str) -> Option<Scope> {
 }
 
 /// The caller and the credential it presented, for calls made on its behalf.
-fn on_behalf<T>(request: &Request<T>) -> ApiResult<OnBehalf> {
+pub(crate) fn on_behalf<T>(request: &Request<T>) -> ApiResult<OnBehalf> {
     Ok(OnBehalf {
         caller: Caller::of(request)?,
         authorization: request

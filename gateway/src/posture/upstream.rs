@@ -30,6 +30,10 @@ pub enum Upstreams {
         org: Arc<risk_service::api::OrgApi>,
         risks: Arc<risk_service::api::summary::SummaryApi>,
         incidents: Arc<incident_service::api::summary::SummaryApi>,
+        /// Action items, for `ListWorkItems`.
+        actions: Arc<risk_service::api::RiskApi>,
+        /// Follow-ups, for `ListWorkItems`.
+        follow_ups: Arc<incident_service::api::IncidentApi>,
     },
     Remote {
         risk: Channel,
@@ -50,7 +54,7 @@ pub struct OnBehalf {
 impl OnBehalf {
     /// `message` as a request of the gateway's system principal acting for the caller (the
     /// in-process form of what the auth layer builds from `x-on-behalf-of`).
-    fn local<T>(&self, message: T, rpc: &str) -> Request<T> {
+    pub(crate) fn local<T>(&self, message: T, rpc: &str) -> Request<T> {
         let mut request = Request::new(message);
         request.extensions_mut().insert(Caller {
             principal: Arc::new(Principal {
@@ -66,7 +70,11 @@ impl OnBehalf {
     }
 
     /// `channel` with the credential to present upstream.
-    fn remote(&self, channel: &Channel, token: Option<&str>) -> Result<Bearer<Channel>, Status> {
+    pub(crate) fn remote(
+        &self,
+        channel: &Channel,
+        token: Option<&str>,
+    ) -> Result<Bearer<Channel>, Status> {
         let bearer = match (token, self.authorization.as_deref()) {
             (Some(token), _) => Bearer::new(channel.clone(), token)
                 .and_then(|b| b.on_behalf_of(self.caller.person())),

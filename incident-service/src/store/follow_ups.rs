@@ -9,6 +9,7 @@ use assurance_runtime::{
     ApiError, ApiResult, Reason, audit,
     auth::Caller,
     db,
+    filter::{Op, compare_pair, equality_only},
     idempotency::{self, Outcome, RequestKey, last_segment},
     list::{EnumValues, Field, FilterContext, FilterTable, KeyType, Kind, ListQuery, Sorting},
     page::Key,
@@ -22,7 +23,7 @@ use uuid::Uuid;
 use super::{
     SERVICE, Store, check_version,
     entities::{follow_up, incident, incident_service},
-    query::{ordered_page, row_keys},
+    query::ordered_page,
 };
 use crate::domain::{phase::Phase, task::TaskStatus};
 
@@ -34,7 +35,9 @@ static STATUS: EnumValues = EnumValues {
 /// DONE and WONT_DO: no longer due.
 pub const FINISHED: [TaskStatus; 2] = [TaskStatus::Done, TaskStatus::WontDo];
 
-/// The filter fields of `ListFollowUps`.
+/// The filter fields of `ListFollowUps`: the same names and meanings as `ListActionItems`'
+/// (risk-service), so one work-item filter reads both; `name` compares in name order, which is
+/// how the gateway's `ListWorkItems` continues after the last item it returned.
 pub static FOLLOW_UP_FILTER: FilterTable<follow_up::Column> = FilterTable(&[
     Field::new(
         "status",
@@ -55,7 +58,27 @@ pub static FOLLOW_UP_FILTER: FilterTable<follow_up::Column> = FilterTable(&[
     Field::new("due_time", Kind::Time(follow_up::Column::DueTime)),
     Field::new("create_time", Kind::Time(follow_up::Column::CreateTime)),
     Field::new("update_time", Kind::Time(follow_up::Column::UpdateTime)),
+    Field::new("name", Kind::Custom(name)),
 ]);
+
+/// `name OP "incidents/{incident}/followUps/{follow_up}"`, in name order (incident, then
+/// follow-up).
+fn name(field: &str, op: Op, value: &str, _: &FilterContext) -> Result<Condition, String> {
+    let ids = match value.split('/').collect::<Vec<_>>().as_slice() {
+        ["incidents", incident, "followUps", id] => {
+            Uuid::parse_str(incident).ok().zip(Uuid::parse_str(id).ok())
+        }
+        _ => None,
+    };
+    let (incident, id) = ids.ok_or_else(|| {
+        format!("`{field}` compares with `incidents/{{incident}}/followUps/{{follow_up}}` (got `{value}`)")
+    })?;
+    Ok(compare_pair(
+        (follow_up::Column::IncidentId, incident.into()),
+        (follow_up::Column::Id, id.into()),
+        op,
+    ))
+}
 
 /// Due before now and not finished.
 fn overdue(cx: &FilterContext) -> Condition {
@@ -65,13 +88,8 @@ fn overdue(cx: &FilterContext) -> Condition {
 }
 
 /// Follow-ups of incidents affecting the service.
-fn service(
-    field: &str,
-    op: assurance_runtime::filter::Op,
-    value: &str,
-    _: &FilterContext,
-) -> Result<Condition, String> {
-    assurance_runtime::filter::equality_only(field, op)?;
+fn service(field: &str, op: Op, value: &str, _: &FilterContext) -> Result<Condition, String> {
+    equality_only(field, op)?;
     let id = value.strip_prefix("services/").unwrap_or(value);
     let incidents = Query::select()
         .column(incident_service::Column::IncidentId)
@@ -79,58 +97,46 @@ fn service(
         .and_where(incident_service::Column::ServiceId.eq(id))
         .to_owned();
     let cond = Condition::all().add(follow_up::Column::IncidentId.in_subquery(incidents));
-    Ok(if op == assurance_runtime::filter::Op::Eq {
-        cond
-    } else {
-        cond.not()
-    })
+    Ok(if op == Op::Eq { cond } else { cond.not() })
 }
 
 /// Follow-ups list in creation order by default; `order_by` one or two of `due_time`,
-/// `create_time`, `update_time`, `title`, each optionally `desc`.
+/// `create_time`, `update_time`, `title`, `name`, each optionally `desc`.
 pub const FOLLOW_UP_SORTING: Sorting = Sorting {
     fields: &[
         ("due_time", KeyType::Int),
         ("create_time", KeyType::Int),
         ("update_time", KeyType::Int),
         ("title", KeyType::Text),
+        // Name order: the incident, then (the id that ends every order) the follow-up.
+        ("name", KeyType::Uuid),
     ],
     default: &[],
     max_fields: 2,
     id: KeyType::Uuid,
 };
 
-const COLUMNS: [(&str, follow_up::Column); 4] = [
+const COLUMNS: [(&str, follow_up::Column); 5] = [
     ("due_time", follow_up::Column::DueTime),
     ("create_time", follow_up::Column::CreateTime),
     ("update_time", follow_up::Column::UpdateTime),
     ("title", follow_up::Column::Title),
+    ("name", follow_up::Column::IncidentId),
 ];
 
 /// The page-token keys of a follow-up in `q`'s order.
 pub fn follow_up_keys(q: &ListQuery, f: &follow_up::Model) -> Vec<Key> {
-    if q.order.iter().any(|(field, _)| *field == "title") {
-        return q
-            .order
-            .iter()
-            .map(|(field, _)| match *field {
-                "title" => Key::Text(f.title.clone()),
-                "due_time" => Key::Int(f.due_time),
-                "update_time" => Key::Int(f.update_time),
-                _ => Key::Int(f.create_time),
-            })
-            .chain([Key::Text(f.id.to_string())])
-            .collect();
-    }
-    row_keys(
-        q,
-        |field| match field {
-            "due_time" => f.due_time,
-            "update_time" => f.update_time,
-            _ => f.create_time,
-        },
-        Key::Text(f.id.to_string()),
-    )
+    q.order
+        .iter()
+        .map(|(field, _)| match *field {
+            "title" => Key::Text(f.title.clone()),
+            "name" => Key::Text(f.incident_id.to_string()),
+            "due_time" => Key::Int(f.due_time),
+            "update_time" => Key::Int(f.update_time),
+            _ => Key::Int(f.create_time),
+        })
+        .chain([Key::Text(f.id.to_string())])
+        .collect()
 }
 
 /// The name of a follow-up.

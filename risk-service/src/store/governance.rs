@@ -6,6 +6,7 @@ use assurance_runtime::{
     ApiError, ApiResult, audit,
     auth::Caller,
     db,
+    filter::{Op, compare_pair},
     idempotency::last_segment,
     list::{EnumValues, Field, FilterContext, FilterTable, Kind, ListQuery},
 };
@@ -50,7 +51,10 @@ static ITEM_STATUS: EnumValues = EnumValues {
     values: ActionItemStatus::NAMES,
 };
 
-/// The filter fields of `ListActionItems`; `overdue` compares with the clock's now.
+/// The filter fields of `ListActionItems`; `overdue` compares with the clock's now. The same
+/// names and meanings as `ListFollowUps`' (incident-service), so one work-item filter reads
+/// both; `name` compares in name order, which is how the gateway's `ListWorkItems` continues
+/// after the last item it returned.
 pub static ITEM_FILTER: FilterTable<action_item::Column> = FilterTable(&[
     Field::new(
         "status",
@@ -70,7 +74,36 @@ pub static ITEM_FILTER: FilterTable<action_item::Column> = FilterTable(&[
         "business_unit",
         Kind::Id(action_item::Column::BusinessUnitId, "businessUnits/"),
     ),
+    Field::new(
+        "tracker_system",
+        Kind::Text(action_item::Column::TrackerSystem),
+    ),
+    Field::new("external_key", Kind::Text(action_item::Column::TrackerKey)),
+    Field::new("due_time", Kind::Time(action_item::Column::DueTime)),
+    Field::new("create_time", Kind::Time(action_item::Column::CreateTime)),
+    Field::new("update_time", Kind::Time(action_item::Column::UpdateTime)),
+    Field::new("name", Kind::Custom(item_name)),
 ]);
+
+/// `name OP "risks/{risk}/actionPlan/items/{item}"`, in name order (risk, then item).
+fn item_name(field: &str, op: Op, value: &str, _: &FilterContext) -> Result<Condition, String> {
+    let ids = match value.split('/').collect::<Vec<_>>().as_slice() {
+        ["risks", risk, "actionPlan", "items", item] => {
+            Uuid::parse_str(risk).ok().zip(Uuid::parse_str(item).ok())
+        }
+        _ => None,
+    };
+    let (risk, item) = ids.ok_or_else(|| {
+        format!(
+            "`{field}` compares with `risks/{{risk}}/actionPlan/items/{{item}}` (got `{value}`)"
+        )
+    })?;
+    Ok(compare_pair(
+        (action_item::Column::RiskId, risk.into()),
+        (action_item::Column::Id, item.into()),
+        op,
+    ))
+}
 
 /// Due before now and not finished.
 fn overdue(cx: &FilterContext) -> Condition {

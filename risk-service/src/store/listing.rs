@@ -216,12 +216,15 @@ pub static ITEM_SORTING: Sorting = sorting(
         ("create_time", KeyType::Int),
         ("update_time", KeyType::Int),
         ("title", KeyType::Text),
+        // Name order: the risk, then (the id that ends every order) the item.
+        ("name", KeyType::Uuid),
     ],
     KeyType::Uuid,
 );
 
 pub(super) fn item_column(field: &str) -> Option<action_item::Column> {
     match field {
+        "name" => Some(action_item::Column::RiskId),
         "due_time" => Some(action_item::Column::DueTime),
         "create_time" => Some(action_item::Column::CreateTime),
         "update_time" => Some(action_item::Column::UpdateTime),
@@ -238,6 +241,7 @@ pub fn item_keys(q: &ListQuery, i: &action_item::Model) -> Vec<Key> {
             "create_time" => Key::Int(i.create_time),
             "update_time" => Key::Int(i.update_time),
             "title" => Key::Text(i.title.clone()),
+            "name" => Key::Text(i.risk_id.to_string()),
             _ => Key::Int(i.due_time),
         },
         i.id.to_string(),

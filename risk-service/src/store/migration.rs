@@ -28,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(ResponseEffectiveness),
             Box::new(super::migration_failures::FailuresInPostureMigration),
             Box::new(super::migration_outbox::OutboxMigration),
+            Box::new(super::migration_work_items::WorkItemIndexes),
         ]
     }
 }

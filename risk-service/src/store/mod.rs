@@ -17,6 +17,7 @@ mod migration_outbox;
 mod migration_reviews;
 mod migration_summary;
 mod migration_summary_versions;
+mod migration_work_items;
 mod org;
 pub mod report_rows;
 pub mod reviews;

@@ -111,6 +111,7 @@ const INCIDENT_SUMMARY: &str = "assurance.incident.v1.IncidentSummaryService";
 const POSTURE: &str = "assurance.gateway.v1.PostureService";
 const REPORT: &str = "assurance.gateway.v1.ReportService";
 const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
+const WORK_ITEM: &str = "assurance.gateway.v1.WorkItemService";
 
 /// `(service, method, roles)` for every RPC.
 pub const MATRIX: &[(&str, &str, Roles)] = &[
@@ -256,6 +257,8 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (REPORT, "RejectReport", REPORT_REJECTERS),
     (REPORT, "SignOffReport", REPORT_SIGNERS),
     (REPORT, "ExportReport", POSTURE_READERS),
+    // Readers of both kinds: action items are read by anyone, follow-ups by their readers.
+    (WORK_ITEM, "ListWorkItems", FOLLOW_UP_READERS),
 ];
 
 static BY_PATH: LazyLock<HashMap<String, Roles>> = LazyLock::new(|| {
@@ -313,6 +316,21 @@ mod tests {
         assert!(!is_public("/assurance.risk.v1.RiskService/GetRisk"));
         let table = render_markdown();
         assert_eq!(table.lines().count(), MATRIX.len() + 2);
+    }
+
+    #[test]
+    fn work_items_are_read_by_readers_of_both_kinds() {
+        let work_items = allowed("/assurance.gateway.v1.WorkItemService/ListWorkItems");
+        let action_items = allowed("/assurance.risk.v1.RiskService/ListActionItems");
+        let follow_ups = allowed("/assurance.incident.v1.IncidentService/ListFollowUps");
+        for role in Role::ALL {
+            assert_eq!(
+                work_items.contains(role),
+                action_items.contains(role) && follow_ups.contains(role),
+                "{role}"
+            );
+        }
+        assert!(work_items.contains(Tracker));
     }
 
     #[test]

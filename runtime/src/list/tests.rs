@@ -250,6 +250,88 @@ fn a_token_with_keys_of_the_wrong_type_is_refused() {
     );
 }
 
+#[test]
+fn a_uuid_sort_field_continues_after_its_key_and_compares_as_a_pair() {
+    // `name` of a child resource: its parent's id (here in `principal`) then its own id.
+    const BY_NAME: Sorting = Sorting {
+        fields: &[("time", KeyType::Int), ("name", KeyType::Uuid)],
+        default: &[],
+        max_fields: 2,
+        id: KeyType::Uuid,
+    };
+    let parse = |token: &str| {
+        let mut v = Violations::new();
+        let q = ListQuery::parse(
+            &mut v,
+            &ListRequest::paged(&["x"], 1, token),
+            None,
+            &BY_NAME,
+        );
+        (q, v.finish())
+    };
+    let (q, ok) = parse("");
+    assert!(ok.is_ok());
+    let mut v = Violations::new();
+    let ordered = ListQuery::parse(
+        &mut v,
+        &ListRequest {
+            order_by: "time, name",
+            ..ListRequest::paged(&["x"], 1, "")
+        },
+        None,
+        &BY_NAME,
+    );
+    assert!(v.finish().is_ok());
+    let (parent, id) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut rows = vec![(7_i64, parent, id), (8, parent, Uuid::now_v7())];
+    let token = ordered.next_page(&mut rows, |(t, p, i)| {
+        vec![
+            Key::Int(*t),
+            Key::Text(p.to_string()),
+            Key::Text(i.to_string()),
+        ]
+    });
+    let mut v = Violations::new();
+    let next = ListQuery::parse(
+        &mut v,
+        &ListRequest {
+            order_by: "time, name",
+            ..ListRequest::paged(&["x"], 1, &token)
+        },
+        None,
+        &BY_NAME,
+    );
+    assert!(v.finish().is_ok());
+    let after = next
+        .after_condition(&[C::Time, C::Principal], C::Id)
+        .expect("a next page");
+    let sql = audit_event::Entity::find()
+        .filter(after)
+        .build(DbBackend::Postgres)
+        .to_string();
+    assert!(
+        sql.contains(&format!("\"principal\" > '{parent}'")),
+        "{sql}"
+    );
+    assert!(sql.contains(&format!("\"id\" > '{id}'")), "{sql}");
+    assert_eq!(q.after_id(), None);
+    let pair = crate::filter::compare_pair(
+        (C::Principal, parent.into()),
+        (C::Id, id.into()),
+        crate::filter::Op::Ge,
+    );
+    let sql = audit_event::Entity::find()
+        .filter(pair)
+        .build(DbBackend::Postgres)
+        .to_string();
+    assert!(
+        sql.contains(&format!(
+            "\"principal\" > '{parent}' OR (\"audit_events\".\"principal\" = '{parent}' AND \"audit_events\".\"id\" >= '{id}')"
+        )),
+        "{sql}"
+    );
+}
+
 proptest! {
     #[test]
     fn garbage_requests_are_refused_not_panics(
