@@ -16,10 +16,7 @@ use std::{
 };
 
 use assurance_proto::{
-    risk::v1::{
-        self as pb, organization_service_client::OrganizationServiceClient,
-        risk_service_client::RiskServiceClient,
-    },
+    risk::v1::{self as pb, risk_service_client::RiskServiceClient},
     r#type::v1::Severity,
 };
 use assurance_runtime::{
@@ -41,6 +38,10 @@ pub struct RelayArgs {
     /// Aggregates the events are spread over (each delivered in order).
     #[arg(long, default_value_t = 2_000)]
     aggregates: usize,
+    /// Risks the realisations are spread over (each `RecordRiskRealization` answers with the
+    /// risk's realisations so far, so few risks make later calls costlier).
+    #[arg(long, default_value_t = 2_000)]
+    risks: usize,
     /// PostgreSQL server (admin URL) to measure on as well, in fresh databases.
     #[arg(long, env = "ASSURANCE_TEST_POSTGRES_URL")]
     postgres: Option<String>,
@@ -191,31 +192,10 @@ async fn measure(
     let mut child = server::spawn_binary(&bin, &[], receiver_url, addr)?;
     server::wait_serving(addr, Duration::from_secs(60)).await?;
     let admin = server::connect(addr).await?;
-    let mut org = OrganizationServiceClient::new(admin.clone());
-    org.create_business_unit(pb::CreateBusinessUnitRequest {
-        business_unit_id: "bench".into(),
-        business_unit: Some(pb::BusinessUnit {
-            display_name: "Bench".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    org.create_service(pb::CreateServiceRequest {
-        service_id: "bench".into(),
-        service: Some(pb::Service {
-            business_unit: "businessUnits/bench".into(),
-            display_name: "Bench".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    server::register_org(admin.clone(), "bench", "bench").await?;
     let mut risks = Vec::new();
     let mut client = RiskServiceClient::new(admin);
-    for i in 0..50 {
+    for i in 0..args.risks {
         let risk = client
             .create_risk(pb::CreateRiskRequest {
                 risk: Some(pb::Risk {
@@ -249,8 +229,8 @@ async fn measure(
         Arc::default(),
     );
     println!(
-        "{label}: {} events per phase over {} aggregates, batch {BATCH}",
-        args.events, args.aggregates
+        "{label}: {} events per phase over {} aggregates, batch {BATCH}; {} risks",
+        args.events, args.aggregates, args.risks
     );
     println!(
         "| phase | events/s | × health baseline ({base:.0}/s) | relay CPU µs/event | receiver CPU µs/event |"

@@ -127,11 +127,13 @@ async fn a_replica_drops_a_risk_changed_elsewhere_on_notification() {
     let (_b, addr_b) = start_replica(&db).await;
     let mut a = risk_client(addr_a).await;
     let mut b = risk_client(addr_b).await;
-    let org =
-        assurance_proto::risk::v1::organization_service_client::OrganizationServiceClient::new(
-            connect(addr_a).await.expect("connect"),
-        );
-    seed_org(org).await;
+    assurance_tests::server::register_org(
+        connect(addr_a).await.expect("connect"),
+        "productivity",
+        "exchange-online",
+    )
+    .await
+    .expect("org");
     let risk = a
         .create_risk(pb::CreateRiskRequest {
             risk: Some(new_risk("Replicated", "exchange-online")),
@@ -208,32 +210,4 @@ async fn get(client: &mut RiskClient, name: &str) -> pb::Risk {
 
 async fn risk_client(addr: SocketAddr) -> RiskClient {
     pb::risk_service_client::RiskServiceClient::new(connect(addr).await.expect("connect"))
-}
-
-async fn seed_org(
-    mut org: pb::organization_service_client::OrganizationServiceClient<
-        assurance_tests::server::AuthChannel,
-    >,
-) {
-    org.create_business_unit(pb::CreateBusinessUnitRequest {
-        business_unit_id: "productivity".into(),
-        business_unit: Some(pb::BusinessUnit {
-            display_name: "Productivity".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .expect("bu");
-    org.create_service(pb::CreateServiceRequest {
-        service_id: "exchange-online".into(),
-        service: Some(pb::Service {
-            business_unit: "businessUnits/productivity".into(),
-            display_name: "Exchange".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .expect("service");
 }

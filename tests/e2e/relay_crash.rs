@@ -17,14 +17,11 @@ use assurance_proto::{
         outbox_service_client::OutboxServiceClient,
     },
     outbox::v1 as opb,
-    risk::v1::{
-        self as pb, organization_service_client::OrganizationServiceClient,
-        risk_service_client::RiskServiceClient,
-    },
+    risk::v1::{self as pb, risk_service_client::RiskServiceClient},
 };
 use assurance_tests::{
     auth::SHARED,
-    server::{AuthChannel, connect, free_addr, wait_serving},
+    server::{AuthChannel, connect, free_addr, register_org, wait_serving},
 };
 
 use crate::helpers::*;
@@ -198,28 +195,9 @@ async fn killed_services_lose_and_duplicate_no_event(backend: Backend) {
     let risk = start_risk(&db, risk_addr).await;
     let incident = start_incident(&db, incident_addr, risk_addr).await;
     let risk_channel = connect(risk_addr).await.expect("connect");
-    let mut org = OrganizationServiceClient::new(risk_channel.clone());
-    org.create_business_unit(pb::CreateBusinessUnitRequest {
-        business_unit_id: "productivity".into(),
-        business_unit: Some(pb::BusinessUnit {
-            display_name: "Productivity".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .expect("business unit");
-    org.create_service(pb::CreateServiceRequest {
-        service_id: "exchange-online".into(),
-        service: Some(pb::Service {
-            business_unit: "businessUnits/productivity".into(),
-            display_name: "Exchange Online".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .expect("service");
+    register_org(risk_channel.clone(), "productivity", "exchange-online")
+        .await
+        .expect("org");
     let target = RiskServiceClient::new(risk_channel.clone())
         .create_risk(pb::CreateRiskRequest {
             risk: Some(new_risk("Session hijacking", "exchange-online")),

@@ -8,10 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use assurance_proto::risk::v1::{
-    self as pb, organization_service_client::OrganizationServiceClient,
-    risk_service_client::RiskServiceClient,
-};
+use assurance_proto::risk::v1::{self as pb, risk_service_client::RiskServiceClient};
 
 use crate::server::{connect, free_addr, wait_serving};
 
@@ -29,32 +26,6 @@ fn request(request_id: &str) -> pb::CreateRiskRequest {
     }
 }
 
-async fn org(addr: SocketAddr) -> Result<(), String> {
-    let mut org = OrganizationServiceClient::new(connect(addr).await?);
-    org.create_business_unit(pb::CreateBusinessUnitRequest {
-        business_unit_id: "crash-bu".into(),
-        business_unit: Some(pb::BusinessUnit {
-            display_name: "Crash".into(),
-            ..Default::default()
-        }),
-        request_id: "crash-bu".into(),
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    org.create_service(pb::CreateServiceRequest {
-        service_id: "crash-svc".into(),
-        service: Some(pb::Service {
-            business_unit: "businessUnits/crash-bu".into(),
-            display_name: "Crash".into(),
-            ..Default::default()
-        }),
-        request_id: "crash-svc".into(),
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
 /// Runs the check with servers started by `spawn` (twice, on the same database) and returns a
 /// one-line report, or what went wrong.
 pub async fn check(
@@ -65,7 +36,7 @@ pub async fn check(
     let addr = free_addr()?;
     let mut child = spawn(addr)?;
     wait_serving(addr, Duration::from_secs(60)).await?;
-    org(addr).await?;
+    crate::server::register_org(connect(addr).await?, "crash-bu", "crash-svc").await?;
 
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let attempted = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -209,3 +209,34 @@ mod tests {
         );
     }
 }
+
+/// Registers the business unit `bu` and its service `service` (display names from the ids) on
+/// the risk-service at the other end of `channel`.
+pub async fn register_org(channel: AuthChannel, bu: &str, service: &str) -> Result<(), String> {
+    use assurance_proto::risk::v1::{
+        self as pb, organization_service_client::OrganizationServiceClient,
+    };
+    let mut org = OrganizationServiceClient::new(channel);
+    org.create_business_unit(pb::CreateBusinessUnitRequest {
+        business_unit_id: bu.into(),
+        business_unit: Some(pb::BusinessUnit {
+            display_name: bu.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .map_err(|e| format!("business unit {bu}: {e}"))?;
+    org.create_service(pb::CreateServiceRequest {
+        service_id: service.into(),
+        service: Some(pb::Service {
+            business_unit: format!("businessUnits/{bu}"),
+            display_name: service.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .map_err(|e| format!("service {service}: {e}"))?;
+    Ok(())
+}
