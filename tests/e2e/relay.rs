@@ -162,22 +162,23 @@ async fn two_relays_deliver_each_event_once_in_order(backend: Backend) {
     // Settle: nothing more arrives.
     tokio::time::sleep(Duration::from_millis(300)).await;
     shutdown.trigger();
-    let seen = recorder.seen.lock().expect("lock");
-    assert_eq!(seen.delivered.len(), total, "no event twice");
-    assert_eq!(seen.overlaps, 0, "one aggregate delivered concurrently");
-    let mut per: HashMap<&str, Vec<u64>> = HashMap::new();
-    for (aggregate, n) in &seen.delivered {
-        per.entry(aggregate).or_default().push(*n);
+    {
+        let seen = recorder.seen.lock().expect("lock");
+        assert_eq!(seen.delivered.len(), total, "no event twice");
+        assert_eq!(seen.overlaps, 0, "one aggregate delivered concurrently");
+        let mut per: HashMap<&str, Vec<u64>> = HashMap::new();
+        for (aggregate, n) in &seen.delivered {
+            per.entry(aggregate).or_default().push(*n);
+        }
+        assert_eq!(per.len(), AGGREGATES as usize);
+        for (aggregate, order) in per {
+            assert_eq!(
+                order,
+                (0..PER_AGGREGATE).collect::<Vec<_>>(),
+                "{aggregate} out of order"
+            );
+        }
     }
-    assert_eq!(per.len(), AGGREGATES as usize);
-    for (aggregate, order) in per {
-        assert_eq!(
-            order,
-            (0..PER_AGGREGATE).collect::<Vec<_>>(),
-            "{aggregate} out of order"
-        );
-    }
-    drop(seen);
     let rows = rows(&b).await;
     assert!(
         rows.iter()

@@ -191,25 +191,6 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_name_replacement() {
-        assert_eq!(
-            super::with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            super::with_database("postgres://u:p@h/test?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            super::with_database("postgres://h:5432", "x"),
-            "postgres://h:5432/x"
-        );
-    }
-}
-
 /// Registers the business unit `bu` and its service `service` (display names from the ids) on
 /// the risk-service at the other end of `channel`.
 pub async fn register_org(channel: AuthChannel, bu: &str, service: &str) -> Result<(), String> {
@@ -239,4 +220,23 @@ pub async fn register_org(channel: AuthChannel, bu: &str, service: &str) -> Resu
     .await
     .map_err(|e| format!("service {service}: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_replacement() {
+        assert_eq!(
+            super::with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
 }
