@@ -11,6 +11,7 @@ pub mod config;
 mod forward;
 pub mod posture;
 mod relay;
+pub mod trackers;
 pub mod reports;
 pub mod store;
 pub mod work_items;
