@@ -859,13 +859,15 @@ async fn an_action_plan_and_its_items_can_be_updated(backend: Backend) {
     )
     .await
     .expect("item");
+    // Computed once: `days` reads the clock, and a second may tick between two calls.
+    let due = days(45);
     let synced = app
         .risks_as("tracker")
         .update_action_item(pb::UpdateActionItemRequest {
             action_item: Some(pb::ActionItem {
                 title: "Enforce MFA for all mailboxes".into(),
                 owner: "identity@example.com".into(),
-                due_time: Some(days(45)),
+                due_time: Some(due),
                 status: tv::WorkItemStatus::InProgress as i32,
                 ..item.clone()
             }),
@@ -880,7 +882,7 @@ async fn an_action_plan_and_its_items_can_be_updated(backend: Backend) {
         .into_inner();
     assert_eq!(synced.title, "Enforce MFA for all mailboxes");
     assert_eq!(synced.owner, "identity@example.com");
-    assert_eq!(synced.due_time, Some(days(45)));
+    assert_eq!(synced.due_time, Some(due));
     assert_eq!(synced.status, tv::WorkItemStatus::InProgress as i32);
 }
 
