@@ -11,9 +11,9 @@ pub mod config;
 mod forward;
 pub mod posture;
 mod relay;
-pub mod trackers;
 pub mod reports;
 pub mod store;
+pub mod trackers;
 pub mod work_items;
 
 use std::{sync::Arc, time::Duration};
