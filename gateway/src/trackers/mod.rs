@@ -14,6 +14,8 @@
 
 use std::{pin::Pin, time::Duration};
 
+pub mod redmine;
+
 /// A boxed future, for the object-safe [`Tracker`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -154,7 +156,10 @@ mod tests {
     #[test]
     fn markers_round_trip_inside_a_body() {
         let name = "risks/0190/actionPlan/items/0191";
-        let body = format!("Rotate the keys.\n\n[In Assurance](https://x/y)\n{}\n", marker(name));
+        let body = format!(
+            "Rotate the keys.\n\n[In Assurance](https://x/y)\n{}\n",
+            marker(name)
+        );
         assert_eq!(marked_item(&body), Some(name));
         assert_eq!(marked_item("no marker here"), None);
     }
