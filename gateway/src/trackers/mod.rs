@@ -16,6 +16,8 @@ pub mod config;
 
 use std::{pin::Pin, time::Duration};
 
+pub mod redmine;
+
 /// A boxed future, for the object-safe [`Tracker`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
