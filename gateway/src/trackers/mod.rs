@@ -12,6 +12,8 @@
 //!   own delay), retry later (unavailable, timeouts), or stop (refused, gone).
 //! - **Secrets** (tokens, webhook secrets) never appear in URLs, logs or errors.
 
+pub mod github;
+
 use std::{pin::Pin, time::Duration};
 
 /// A boxed future, for the object-safe [`Tracker`].
@@ -154,7 +156,10 @@ mod tests {
     #[test]
     fn markers_round_trip_inside_a_body() {
         let name = "risks/0190/actionPlan/items/0191";
-        let body = format!("Rotate the keys.\n\n[In Assurance](https://x/y)\n{}\n", marker(name));
+        let body = format!(
+            "Rotate the keys.\n\n[In Assurance](https://x/y)\n{}\n",
+            marker(name)
+        );
         assert_eq!(marked_item(&body), Some(name));
         assert_eq!(marked_item("no marker here"), None);
     }
