@@ -27,5 +27,6 @@ mod risks;
 mod server;
 mod summary_incidents;
 mod summary_risks;
+mod trackers_github;
 mod upgrade;
 mod work_items;
