@@ -9,10 +9,10 @@ use std::{
 };
 
 use assurance_runtime::time::now_micros;
-use assurance_tests::github_mock::{Fault, GitHubMock};
+use assurance_tests::github_mock::{Fault, GitHubMock, deliver};
 use gateway::trackers::{
     CloseReason, IssueContent, Tracker, TrackerError,
-    github::{GitHub, GitHubOptions},
+    github::{GitHub, GitHubOptions, webhook},
     marker,
 };
 
@@ -418,4 +418,76 @@ async fn writes_to_one_repository_are_serial_and_creations_spaced() {
         );
     }
     assert!(started.elapsed() >= gap * 3);
+}
+
+/// The deliveries the stand-in endpoint accepted: (delivery id, `action key`).
+type Deliveries = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A stand-in for the gateway's webhook endpoint: verifies the signature, reads the hint.
+async fn receive(
+    axum::extract::State(seen): axum::extract::State<Deliveries>,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> http::StatusCode {
+    let signature = headers
+        .get(webhook::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if !webhook::verify_signature(WEBHOOK_SECRET, &body, signature) {
+        return http::StatusCode::UNAUTHORIZED;
+    }
+    let (Some(delivery), Ok(hint)) = (
+        webhook::delivery_id(&headers),
+        webhook::parse_issues_event(&body),
+    ) else {
+        return http::StatusCode::BAD_REQUEST;
+    };
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    seen.push((
+        delivery.to_owned(),
+        format!("{} {}", hint.action, hint.key()),
+    ));
+    http::StatusCode::NO_CONTENT
+}
+
+const WEBHOOK_SECRET: &[u8] = b"a webhook secret of the tracker";
+
+#[tokio::test]
+async fn the_doubles_signed_deliveries_verify_and_read_as_hints() {
+    let mock = GitHubMock::start(TOKEN, &[REPO]).await;
+    mock.insert(REPO, "an issue", "body", Duration::ZERO, false);
+    mock.set_state(REPO, 1, "closed", Some("completed"));
+
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/webhooks/github/main",
+        listener.local_addr().expect("address")
+    );
+    let router = axum::Router::new()
+        .route("/webhooks/github/main", axum::routing::post(receive))
+        .with_state(seen.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+
+    let delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    let body = mock.issues_event("closed", REPO, 1);
+    let send = |secret: Option<&'static [u8]>| {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            deliver(&url, "issues", delivery, secret, body)
+                .await
+                .expect("a delivery")
+        }
+    };
+    assert_eq!(send(Some(WEBHOOK_SECRET)).await, 204);
+    assert_eq!(send(Some(b"another secret")).await, 401);
+    assert_eq!(send(None).await, 401);
+    assert_eq!(
+        *seen.lock().unwrap_or_else(|e| e.into_inner()),
+        [(delivery.to_owned(), "closed acme/web#1".to_owned())]
+    );
+    server.abort();
 }

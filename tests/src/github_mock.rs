@@ -464,6 +464,8 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         }
         (fault, inner.write_latency)
     };
+    // Counted down even when the client gives up and the server drops this answer.
+    let _in_flight = write.then(|| InFlight(shared.inner.clone()));
     if write && !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -480,11 +482,7 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         }
         (None, true) => route(&shared, &method, &uri, &body),
     };
-    let mut inner = shared.lock();
-    if write {
-        inner.writes_in_flight -= 1;
-    }
-    inner.seen.push(SeenRequest {
+    shared.lock().seen.push(SeenRequest {
         method: method.to_string(),
         target: uri
             .path_and_query()
@@ -494,6 +492,16 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
         answered: Instant::now(),
     });
     response
+}
+
+/// One write being answered.
+struct InFlight(Arc<Mutex<Inner>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        inner.writes_in_flight = inner.writes_in_flight.saturating_sub(1);
+    }
 }
 
 fn route(shared: &Shared, method: &Method, uri: &http::Uri, body: &[u8]) -> Response {
