@@ -27,6 +27,7 @@ mod risks;
 mod server;
 mod summary_incidents;
 mod summary_risks;
+mod trackers_github;
 mod trackers_redmine;
 mod upgrade;
 mod work_items;

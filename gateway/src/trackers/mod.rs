@@ -13,10 +13,10 @@
 //! - **Secrets** (tokens, webhook secrets) never appear in URLs, logs or errors.
 
 pub mod config;
+pub mod github;
+pub mod redmine;
 
 use std::{pin::Pin, time::Duration};
-
-pub mod redmine;
 
 /// A boxed future, for the object-safe [`Tracker`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
