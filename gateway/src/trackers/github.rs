@@ -116,14 +116,8 @@ impl GitHub {
     /// A connector with `token` (a fine-grained or classic token, or an app installation
     /// token).
     pub fn new(token: String, options: GitHubOptions) -> Result<Self, TrackerError> {
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            .user_agent(concat!("assurance-gateway/", env!("CARGO_PKG_VERSION")))
-            // A transferred issue answers 301: that is Gone, not a page to follow.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| TrackerError::Refused(format!("cannot build the HTTP client: {e}")))?;
+        // No redirects: a transferred issue answers 301, which is Gone, not a page to follow.
+        let http = super::http_client(options.timeout)?;
         Ok(GitHub {
             http,
             base_url: options.base_url.trim_end_matches('/').to_owned(),

@@ -97,6 +97,19 @@ impl std::fmt::Display for TrackerError {
     }
 }
 
+/// The HTTP client of a connector: every request bounded by `timeout`, and no redirect followed
+/// (a credential never follows one to another host; a moved issue is the connector's to
+/// judge).
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, TrackerError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("assurance-gateway/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| TrackerError::Refused(format!("cannot build the HTTP client: {e}")))
+}
+
 /// One configured tracker (one base URL and credential). `project` is the routed project or
 /// repository (`org/repo` on GitHub, the project identifier on Redmine).
 pub trait Tracker: Send + Sync {

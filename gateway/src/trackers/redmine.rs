@@ -24,7 +24,6 @@ use prost_types::Timestamp;
 use reqwest::{
     Client, Method, StatusCode,
     header::{HeaderValue, RETRY_AFTER},
-    redirect,
 };
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
@@ -111,12 +110,7 @@ impl Redmine {
             TrackerError::Refused("the Redmine API key is not a valid header value".into())
         })?;
         key.set_sensitive(true);
-        let client = Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(REQUEST_TIMEOUT)
-            .redirect(redirect::Policy::none())
-            .build()
-            .map_err(|e| TrackerError::Unavailable(format!("the HTTP client: {e}")))?;
+        let client = super::http_client(REQUEST_TIMEOUT)?;
         Ok(Redmine {
             base,
             key,
