@@ -150,11 +150,21 @@ impl RiskReceiver {
             .strip_prefix("incidents/")
             .and_then(|id| uuid::Uuid::parse_str(id).ok())
             .ok_or_else(|| format!("source_reference {:?}", p.source_reference))?;
-        self.store
-            .link_identified_risk(incident, p.index, &risk.name)
-            .await
-            .map_err(|e| format!("link {}: {e}", risk.name))?;
-        Ok(Outcome::Delivered)
+        // A local failure (the database busy or away) is retried: CreateRisk answers the same
+        // risk again for the same request id.
+        Ok(
+            match self
+                .store
+                .link_identified_risk(incident, p.index, &risk.name)
+                .await
+            {
+                Ok(()) => Outcome::Delivered,
+                Err(e) => Outcome::Retry {
+                    error: format!("link {}: {e}", risk.name),
+                    after: None,
+                },
+            },
+        )
     }
 
     async fn risk_realized(&self, event: &outbox_event::Model) -> Result<Outcome, String> {
