@@ -14,7 +14,7 @@ use assurance_proto::{
         audit_service_client::AuditServiceClient,
     },
     incident::v1 as ipb,
-    risk::v1::AppetiteStatus,
+    risk::v1::{self as pb, AppetiteStatus},
     r#type::v1::Severity,
 };
 use assurance_runtime::time::{Clock, from_timestamp, to_timestamp};
@@ -253,6 +253,16 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
     let second = assess(&app, &risk.name, 1, 1, 1).await;
     let second_severity = second.latest_assessment.expect("assessed").severity;
     assert_ne!(second_severity, first_severity);
+    // And an incident realised it.
+    app.risks_as("system")
+        .record_risk_realization(pb::RecordRiskRealizationRequest {
+            risk: risk.name.clone(),
+            incident: "incidents/0190a1b2-c3d4-7e5f-8a9b-000000000042".into(),
+            incident_severity: Severity::High as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("realisation");
     let s2 = create_snapshot(&app, "erm_executive", "").await;
     let at_s1 = as_of(&app, "viewer", "enterprise", s1.take_time.expect("time"))
         .await
@@ -369,6 +379,22 @@ async fn snapshots_keep_the_past_as_it_was_judged(backend: Backend) {
     );
     assert_eq!(
         points(&all.series, TrendMetric::OverdueActionItems, &[]),
+        both(0.0, 0.0)
+    );
+    assert_eq!(
+        points(
+            &all.series,
+            TrendMetric::ResponseFailures,
+            &[("figure", "realizations")]
+        ),
+        both(0.0, 1.0)
+    );
+    assert_eq!(
+        points(
+            &all.series,
+            TrendMetric::ResponseFailures,
+            &[("figure", "failed_control_tests")]
+        ),
         both(0.0, 0.0)
     );
     let err = viewer

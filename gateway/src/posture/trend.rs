@@ -120,6 +120,19 @@ fn series_of(metric: TrendMetric) -> Vec<Wanted> {
         M::OverdueReviews => vec![wanted(metric, &[], move |n| {
             count(n.risks.as_ref()?.overdue_reviews)
         })],
+        M::ResponseFailures => vec![
+            wanted(metric, &[("figure", "realizations")], move |n| {
+                count(n.risks.as_ref()?.realizations)
+            }),
+            wanted(metric, &[("figure", "failed_control_tests")], move |n| {
+                count(n.risks.as_ref()?.failed_control_tests)
+            }),
+            wanted(
+                metric,
+                &[("figure", "risks_with_failed_response")],
+                move |n| count(n.risks.as_ref()?.risks_with_failed_response),
+            ),
+        ],
         M::IncidentKpis => {
             let mut out = vec![wanted(metric, &[("kpi", "count")], move |n| {
                 count(n.incidents.as_ref()?.kpis.as_ref()?.count)
@@ -142,12 +155,13 @@ fn series_of(metric: TrendMetric) -> Vec<Wanted> {
     }
 }
 
-const ALL: [TrendMetric; 5] = [
+const ALL: [TrendMetric; 6] = [
     TrendMetric::OpenRisks,
     TrendMetric::Appetite,
     TrendMetric::OverdueActionItems,
     TrendMetric::OverdueReviews,
     TrendMetric::IncidentKpis,
+    TrendMetric::ResponseFailures,
 ];
 
 impl PostureApi {
