@@ -329,44 +329,32 @@ impl<R: Receiver> Relay<R> {
             return Ok(Vec::new());
         }
         let backend = self.db.get_database_backend();
-        let now = now_micros();
-        let mut values: Vec<Value> = vec![
-            self.owner.clone().into(),
-            now.saturating_add(self.settings.lease().as_micros() as i64)
-                .into(),
-            self.service.into(),
-            (State::Pending as i32).into(),
-            now.into(),
-            (State::Delivered as i32).into(),
-        ];
+        let at = now_micros();
+        // Numbered placeholders on both backends (`$n`, SQLite's `?n`), so one can be reused.
+        let mut values: Vec<Value> = Vec::new();
         let mut p = |value: Value| {
             values.push(value);
             match backend {
                 DbBackend::Postgres => format!("${}", values.len()),
-                _ => "?".to_string(),
+                _ => format!("?{}", values.len()),
             }
         };
-        let mut kinds_list = || {
-            let list: Vec<String> = kinds.iter().map(|k| p((*k).into())).collect();
-            list.join(", ")
-        };
-        let (kinds, earlier_kinds) = (kinds_list(), kinds_list());
+        let owner = p(self.owner.clone().into());
+        let until = p(at
+            .saturating_add(self.settings.lease().as_micros() as i64)
+            .into());
+        let service = p(self.service.into());
+        let pending = p((State::Pending as i32).into());
+        let now = p(at.into());
+        let delivered = p((State::Delivered as i32).into());
+        let kinds: Vec<String> = kinds.iter().map(|k| p((*k).into())).collect();
+        let kinds = kinds.join(", ");
         let limit = p(i64::from(self.settings.batch).into());
-        let (owner, until, service, pending, now, delivered) = match backend {
-            DbBackend::Postgres => ("$1", "$2", "$3", "$4", "$5", "$6"),
-            _ => ("?1", "?2", "?3", "?4", "?5", "?6"),
-        };
         let lock = match backend {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
         };
-        // Numbered placeholders are reused on SQLite (`?NNN`); the positional ones after them
-        // continue from 7.
-        let numbered = |s: String| match backend {
-            DbBackend::Postgres => s,
-            _ => renumber(&s, 7),
-        };
-        let sql = numbered(format!(
+        let sql = format!(
             "UPDATE outbox SET lease_owner = {owner}, lease_until = {until} \
              WHERE seq IN (SELECT o.seq FROM outbox o \
                WHERE o.service = {service} AND o.state = {pending} \
@@ -374,11 +362,11 @@ impl<R: Receiver> Relay<R> {
                  AND o.kind IN ({kinds}) \
                  AND NOT EXISTS (SELECT 1 FROM outbox e \
                    WHERE e.service = o.service AND e.aggregate = o.aggregate \
-                     AND e.kind IN ({earlier_kinds}) \
+                     AND e.kind IN ({kinds}) \
                      AND e.state <> {delivered} AND e.seq < o.seq) \
                ORDER BY o.seq LIMIT {limit}{lock}) \
              RETURNING *",
-        ));
+        );
         let mut rows = outbox_event::Entity::find()
             .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
             .all(&self.db)
@@ -388,33 +376,9 @@ impl<R: Receiver> Relay<R> {
     }
 }
 
-/// Turns the positional `?` of `sql` into `?N`, numbering from `first`, so they can follow
-/// numbered ones on SQLite.
-fn renumber(sql: &str, first: usize) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = first;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == '?' && !chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push_str(&n.to_string());
-            n += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn renumbers_positional_placeholders_after_numbered_ones() {
-        assert_eq!(
-            renumber("a = ?1 AND b IN (?, ?) LIMIT ?", 7),
-            "a = ?1 AND b IN (?7, ?8) LIMIT ?9"
-        );
-    }
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap() {
