@@ -81,33 +81,9 @@ async fn failures_count_against_the_response_in_force(backend: Backend) {
     )
     .await;
     assess(&app, &risk.name, 2, 2, 2).await;
-    let mut controls = ControlServiceClient::new(app.channel_as("trust_team"));
-    for id in ["mfa-enforced", "dlp"] {
-        controls
-            .create_control(pb::CreateControlRequest {
-                control_id: id.into(),
-                control: Some(pb::Control {
-                    title: format!("{id} control"),
-                    owner: "iam-team@example.com".into(),
-                    operating_effectiveness: pb::ControlEffectiveness::Effective as i32,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .expect("control");
-    }
-    controls
-        .create_risk_control_link(pb::CreateRiskControlLinkRequest {
-            parent: risk.name.clone(),
-            risk_control_link: Some(pb::RiskControlLink {
-                control: "controls/mfa-enforced".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("link");
+    // Two controls; only one is linked to the risk.
+    control(&app, "dlp").await;
+    linked_control(&app, &risk.name, "mfa-enforced").await;
     let mitigate = propose_response(&app, "risk_owner", &risk.name, mitigation("enforce MFA"))
         .await
         .expect("propose");
@@ -162,7 +138,7 @@ async fn failures_count_against_the_response_in_force(backend: Backend) {
         pb::RiskStatus::Assessed as i32,
         "a failed control sends a risk in treatment back to assessment"
     );
-    let control = controls
+    let control = ControlServiceClient::new(app.channel_as("trust_team"))
         .get_control(pb::GetControlRequest {
             name: "controls/mfa-enforced".into(),
         })
@@ -289,10 +265,9 @@ async fn failures_count_against_the_response_in_force(backend: Backend) {
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 }
 
-/// A control `id` linked to `risk`.
-async fn linked_control(app: &App, risk: &str, id: &str) {
-    let mut controls = ControlServiceClient::new(app.channel_as("trust_team"));
-    controls
+/// The control `id`, operating effectively.
+async fn control(app: &App, id: &str) {
+    ControlServiceClient::new(app.channel_as("trust_team"))
         .create_control(pb::CreateControlRequest {
             control_id: id.into(),
             control: Some(pb::Control {
@@ -305,7 +280,12 @@ async fn linked_control(app: &App, risk: &str, id: &str) {
         })
         .await
         .expect("control");
-    controls
+}
+
+/// A control `id` linked to `risk`.
+async fn linked_control(app: &App, risk: &str, id: &str) {
+    control(app, id).await;
+    ControlServiceClient::new(app.channel_as("trust_team"))
         .create_risk_control_link(pb::CreateRiskControlLinkRequest {
             parent: risk.into(),
             risk_control_link: Some(pb::RiskControlLink {
