@@ -537,6 +537,25 @@ async fn next(
     tokio::time::timeout(wait, stream.message()).await
 }
 
+/// `who` watches the service's posture; the stream and its first message, which comes at once.
+async fn watch_service(app: &App, who: &str) -> (tonic::Streaming<Posture>, Posture) {
+    let mut stream = app
+        .posture_as(who)
+        .watch_posture(WatchPostureRequest {
+            scope: SERVICE.into(),
+            top_n: 0,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = next(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("first message at once")
+        .expect("ok")
+        .expect("a posture");
+    (stream, first)
+}
+
 /// WatchPosture sends the service's posture at once, nothing while it does not change, an
 /// update after a reassessment through the gateway (to every watcher of one shared feed), and
 /// ends UNAUTHENTICATED once the watcher's token is revoked.
@@ -559,20 +578,7 @@ async fn watch_posture_sends_changes_only_and_rechecks_the_credential(backend: B
         .expect_err("scoped to its services");
     assert_refused(&err, Code::PermissionDenied, SERVICE);
 
-    let mut stream = app
-        .posture_as("viewer")
-        .watch_posture(WatchPostureRequest {
-            scope: SERVICE.into(),
-            top_n: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    let first = next(&mut stream, Duration::from_secs(5))
-        .await
-        .expect("first message at once")
-        .expect("ok")
-        .expect("a posture");
+    let (mut stream, first) = watch_service(&app, "viewer").await;
     let severity_of = |p: &Posture| {
         p.root
             .as_ref()
@@ -596,20 +602,7 @@ async fn watch_posture_sends_changes_only_and_rechecks_the_credential(backend: B
 
     // A second watcher with the same view shares the computation: it gets the same answer,
     // computed at the same time, at once.
-    let mut shared = app
-        .posture_as("reporter")
-        .watch_posture(WatchPostureRequest {
-            scope: SERVICE.into(),
-            top_n: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    let joined = next(&mut shared, Duration::from_secs(5))
-        .await
-        .expect("first message at once")
-        .expect("ok")
-        .expect("a posture");
+    let (mut shared, joined) = watch_service(&app, "reporter").await;
     assert_eq!(joined, first, "one computation for both watchers");
 
     let reassessed = assess(&app, &risk.name, 5, 5, 3).await;
