@@ -17,6 +17,7 @@ const PROTOS: &[&str] = &[
     "assurance/gateway/v1/posture.proto",
     "assurance/gateway/v1/reports.proto",
     "assurance/gateway/v1/work_items.proto",
+    "assurance/gateway/v1/tracker_sync.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -112,6 +112,23 @@ pub struct Config {
     /// Embedded only: seconds between sweeps for expired risk acceptances.
     #[arg(long, env = "GATEWAY_EXPIRY_INTERVAL_SECS", default_value_t = 60)]
     pub expiry_interval_secs: u64,
+    /// TOML file of the bug trackers to sync work items with: trackers (credentials named by
+    /// file or environment variable), routing table and status mapping (docs/trackers.md).
+    #[arg(long, env = "GATEWAY_TRACKERS_FILE")]
+    pub trackers_file: Option<PathBuf>,
+    /// Time between two scans of the work items for changes to push (e.g. `2s`).
+    #[arg(long, env = "GATEWAY_TRACKER_SCAN_INTERVAL", default_value = "2s", value_parser = parse_positive_interval)]
+    pub tracker_scan_interval: Duration,
+    /// Time between two reconciliation polls of each tracker (Redmine's only inbound path,
+    /// GitHub's safety net), e.g. `60s`.
+    #[arg(long, env = "GATEWAY_TRACKER_POLL_INTERVAL", default_value = "60s", value_parser = parse_positive_interval)]
+    pub tracker_poll_interval: Duration,
+    /// The longest wait between two attempts of an item whose tracker is unavailable.
+    #[arg(long, env = "GATEWAY_TRACKER_MAX_BACKOFF", default_value = "5m", value_parser = parse_positive_interval)]
+    pub tracker_max_backoff: Duration,
+    /// The limit of one request to a tracker.
+    #[arg(long, env = "GATEWAY_TRACKER_TIMEOUT", default_value = "30s", value_parser = parse_positive_interval)]
+    pub tracker_timeout: Duration,
     /// The clock of expiries (tests move it forward).
     #[arg(skip)]
     pub clock: assurance_runtime::time::Clock,
@@ -173,6 +190,24 @@ impl Config {
             .as_deref()
             .map(assurance_runtime::auth::client::read_token_file)
             .transpose()
+    }
+
+    /// The trackers file, read and checked (`None` without `--trackers-file`).
+    pub fn trackers(&self) -> Result<Option<crate::trackers::config::TrackersConfig>, String> {
+        self.trackers_file
+            .as_deref()
+            .map(crate::trackers::config::TrackersConfig::load)
+            .transpose()
+    }
+
+    /// Settings of the tracker sync.
+    pub fn sync_settings(&self) -> crate::trackers::sync::SyncSettings {
+        crate::trackers::sync::SyncSettings {
+            scan_interval: self.tracker_scan_interval,
+            poll_interval: self.tracker_poll_interval,
+            max_backoff: self.tracker_max_backoff,
+            request_timeout: self.tracker_timeout,
+        }
     }
 
     /// Settings of GetPosture.

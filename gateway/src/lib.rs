@@ -20,7 +20,7 @@ use std::{sync::Arc, time::Duration};
 
 use assurance_runtime::{
     auth::layer::AuthLayer,
-    serve::{self, ReadyCheck, Running, Shutdown},
+    serve::{self, HttpExtras, ReadyCheck, Running, Shutdown},
 };
 use incident_service::IncidentServer;
 use risk_service::RiskServer;
@@ -32,7 +32,9 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use assurance_proto::gateway::v1::{
     audit_service_server::AuditServiceServer, posture_service_server::PostureServiceServer,
-    report_service_server::ReportServiceServer, work_item_service_server::WorkItemServiceServer,
+    report_service_server::ReportServiceServer,
+    tracker_sync_service_server::TrackerSyncServiceServer,
+    work_item_service_server::WorkItemServiceServer,
 };
 use assurance_runtime::audit::AuditApi;
 
@@ -41,6 +43,7 @@ use crate::{
     posture::{PostureApi, upstream::Upstreams},
     reports::ReportApi,
     store::Store,
+    trackers::sync::{TrackerSync, TrackerSyncApi, webhook_routes},
     work_items::WorkItemApi,
 };
 
@@ -62,20 +65,53 @@ pub const SERVICE_NAMES: &[&str] = &[
     assurance_proto::service_names::GATEWAY_AUDIT,
     assurance_proto::service_names::REPORT,
     assurance_proto::service_names::WORK_ITEM,
+    assurance_proto::service_names::TRACKER_SYNC,
 ];
 
-/// Builds the routes and readiness check of the configured mode, with the gateway's own
-/// services over its store (`auth` is the server's auth layer, which long streams check
-/// again), and starts the gateway's jobs, which stop on `shutdown`.
+/// Builds the routes, HTTP extras (webhooks, readiness notes) and readiness check of the
+/// configured mode, with the gateway's own services over its store (`auth` is the server's auth
+/// layer, which long streams check again), and starts the gateway's jobs, which stop on
+/// `shutdown`.
 pub async fn routes(
     config: &Config,
     auth: &AuthLayer,
     shutdown: &Shutdown,
-) -> Result<(Routes, ReadyCheck), String> {
+) -> Result<(Routes, HttpExtras, ReadyCheck), String> {
+    let trackers = config.trackers()?;
     let store = Store::open(&config.database_url(), config.db_pool_size)
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
     let (routes, upstreams, mut checks) = service_routes(config, shutdown).await?;
+    let sync = match trackers {
+        Some(trackers) => {
+            if !upstreams.has_own_credential() {
+                return Err(
+                    "--trackers-file needs --service-token-file in forwarding mode: \
+                     the sync acts as the gateway, not as a caller"
+                        .into(),
+                );
+            }
+            let sync = TrackerSync::new(
+                store.connection().clone(),
+                upstreams.clone(),
+                trackers,
+                config.sync_settings(),
+            )?;
+            sync.spawn(shutdown);
+            Some(sync)
+        }
+        None => None,
+    };
+    let extras = match &sync {
+        Some(sync) => {
+            let notes = sync.clone();
+            HttpExtras {
+                routes: webhook_routes(sync.clone()),
+                notes: Some(Arc::new(move || notes.problems())),
+            }
+        }
+        None => HttpExtras::default(),
+    };
     let settings = config.posture_settings();
     let top_n = settings.top_n;
     let posture = PostureApi::new(
@@ -101,11 +137,12 @@ pub async fn routes(
         .add_service(PostureServiceServer::new(posture))
         .add_service(ReportServiceServer::new(reports))
         .add_service(WorkItemServiceServer::new(work_items))
+        .add_service(TrackerSyncServiceServer::new(TrackerSyncApi::new(sync)))
         .add_service(AuditServiceServer::new(AuditApi::new(
             store.connection().clone(),
             store::SERVICE,
         )));
-    Ok((routes, all_ready(checks)))
+    Ok((routes, extras, all_ready(checks)))
 }
 
 /// The services' routes (hosted or forwarded), how the posture reaches them, and their
@@ -228,11 +265,12 @@ fn all_ready(checks: Vec<ReadyCheck>) -> ReadyCheck {
 /// Serves the gateway on the configured addresses (port 0 picks a free one) until `shutdown`.
 pub async fn start(config: &Config, shutdown: Shutdown) -> Result<Running, String> {
     let security = config.security_settings()?.build()?;
-    let (routes, ready) = routes(config, &security.auth, &shutdown).await?;
-    serve::start(
+    let (routes, extras, ready) = routes(config, &security.auth, &shutdown).await?;
+    serve::start_with_http(
         config.listen,
         config.http_listen,
         routes,
+        extras,
         SERVICE_NAMES,
         ready,
         security,

@@ -59,4 +59,5 @@ pub mod service_names {
     pub const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
     pub const REPORT: &str = "assurance.gateway.v1.ReportService";
     pub const WORK_ITEM: &str = "assurance.gateway.v1.WorkItemService";
+    pub const TRACKER_SYNC: &str = "assurance.gateway.v1.TrackerSyncService";
 }

@@ -93,6 +93,8 @@ pub enum Reason {
     Expired,
     /// Only a dead letter (an outbox event in DEAD) can be replayed.
     OutboxEventNotDead,
+    /// The gateway runs without a tracker sync (no `--trackers-file`).
+    TrackerSyncDisabled,
 }
 
 impl Reason {
@@ -113,6 +115,7 @@ impl Reason {
             Reason::SelfApproval => "SELF_APPROVAL",
             Reason::Expired => "EXPIRED",
             Reason::OutboxEventNotDead => "OUTBOX_EVENT_NOT_DEAD",
+            Reason::TrackerSyncDisabled => "TRACKER_SYNC_DISABLED",
         }
     }
 }

@@ -176,22 +176,39 @@ fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionSe
 pub type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// Problems that leave the process serving but degraded (a tracker that failed its check):
+/// listed in `/readyz`'s body, which stays 200.
+pub type ReadyNotes = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// What a server adds to its HTTP listener: routes of its own (the gateway's webhooks) and
+/// readiness notes.
+#[derive(Default)]
+pub struct HttpExtras {
+    pub routes: Router,
+    pub notes: Option<ReadyNotes>,
+}
+
 /// Serves the HTTP probes: `GET /healthz` (the process is up) and `GET /readyz` (it can
-/// serve: `ready` passes and shutdown has not begun).
+/// serve: `ready` passes and shutdown has not begun; its body lists the `extras` notes), with
+/// the `extras` routes.
 pub async fn serve_http(
     listener: TcpListener,
     ready: ReadyCheck,
+    extras: HttpExtras,
     tls: Option<ServerTls>,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let probe_shutdown = shutdown.clone();
-    let app = Router::new()
+    let notes = extras.notes;
+    let app = extras
+        .routes
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(move || {
                 let ready = ready.clone();
                 let shutdown = probe_shutdown.clone();
+                let notes = notes.as_ref().map(|n| n()).unwrap_or_default();
                 async move {
                     if shutdown.is_triggered() {
                         return (
@@ -200,7 +217,11 @@ pub async fn serve_http(
                         );
                     }
                     match ready().await {
-                        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                        Ok(()) if notes.is_empty() => (StatusCode::OK, "ready\n".to_string()),
+                        Ok(()) => (
+                            StatusCode::OK,
+                            format!("ready, degraded:\n{}\n", notes.join("\n")),
+                        ),
                         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
                     }
                 }
@@ -239,11 +260,14 @@ impl Running {
     }
 }
 
-/// Serves gRPC (`routes` plus health and reflection) and the HTTP probes in the background.
+/// Serves gRPC (`routes` plus health and reflection) and the HTTP probes (with `extras`) in
+/// the background.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     grpc: TcpListener,
     http: TcpListener,
     routes: Routes,
+    extras: HttpExtras,
     services: &'static [&'static str],
     ready: ReadyCheck,
     security: Security,
@@ -257,6 +281,7 @@ pub fn spawn(
             let http_task = tokio::spawn(serve_http(
                 http,
                 ready,
+                extras,
                 security.tls.clone(),
                 shutdown.clone(),
             ));
@@ -316,11 +341,39 @@ pub async fn start(
     security: Security,
     shutdown: Shutdown,
 ) -> Result<Running, String> {
+    start_with_http(
+        listen,
+        http_listen,
+        routes,
+        HttpExtras::default(),
+        services,
+        ready,
+        security,
+        shutdown,
+    )
+    .await
+}
+
+/// [`start`] with a server's own [`HttpExtras`] on the HTTP listener.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_with_http(
+    listen: std::net::SocketAddr,
+    http_listen: std::net::SocketAddr,
+    routes: Routes,
+    extras: HttpExtras,
+    services: &'static [&'static str],
+    ready: ReadyCheck,
+    security: Security,
+    shutdown: Shutdown,
+) -> Result<Running, String> {
     let grpc = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let http = TcpListener::bind(http_listen)
         .await
         .map_err(|e| format!("cannot listen on {http_listen}: {e}"))?;
-    spawn(grpc, http, routes, services, ready, security, shutdown).map_err(|e| e.to_string())
+    spawn(
+        grpc, http, routes, extras, services, ready, security, shutdown,
+    )
+    .map_err(|e| e.to_string())
 }

@@ -79,7 +79,7 @@ fn rfc3339(t: Timestamp) -> String {
 
 /// An incident on `service` in POST_INCIDENT whose review records follow-ups named `titles`
 /// (in one transaction: equal update times).
-async fn reviewed_incident(app: &App, service: &str, titles: &[&str]) -> ipb::Incident {
+pub(crate) async fn reviewed_incident(app: &App, service: &str, titles: &[&str]) -> ipb::Incident {
     let declared = app
         .incidents()
         .declare_incident(ipb::DeclareIncidentRequest {

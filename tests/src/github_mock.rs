@@ -74,7 +74,8 @@ struct Repository {
 struct Inner {
     token: String,
     repositories: HashMap<String, Repository>,
-    faults: VecDeque<Fault>,
+    /// Faults to answer with, each for any request or only a request of one method.
+    faults: VecDeque<(Option<Method>, Fault)>,
     seen: Vec<SeenRequest>,
     write_latency: Duration,
     writes_in_flight: usize,
@@ -148,7 +149,23 @@ impl GitHubMock {
     /// Answers the next `count` calls with `fault`.
     pub fn fail_next(&self, count: usize, fault: Fault) {
         let mut inner = self.lock();
-        inner.faults.extend(std::iter::repeat_n(fault, count));
+        inner
+            .faults
+            .extend(std::iter::repeat_n((None, fault), count));
+    }
+
+    /// Answers the next `count` calls of `method` (e.g. `POST`, a create) with `fault`; other
+    /// calls pass.
+    pub fn fail_next_on(&self, method: Method, count: usize, fault: Fault) {
+        let mut inner = self.lock();
+        inner
+            .faults
+            .extend(std::iter::repeat_n((Some(method), fault), count));
+    }
+
+    /// Forgets the faults not answered yet: the tracker is back.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
     }
 
     /// Makes every write (POST, PATCH) take this long, to show overlapping writes.
@@ -457,7 +474,12 @@ async fn handle(State(shared): State<Shared>, request: Request<Body>) -> Respons
     let write = method == Method::POST || method == Method::PATCH;
     let (fault, latency) = {
         let mut inner = shared.lock();
-        let fault = inner.faults.pop_front();
+        let fault = inner
+            .faults
+            .iter()
+            .position(|(only, _)| only.as_ref().is_none_or(|m| *m == method))
+            .and_then(|at| inner.faults.remove(at))
+            .map(|(_, fault)| fault);
         if write {
             inner.writes_in_flight += 1;
             inner.most_writes_in_flight = inner.most_writes_in_flight.max(inner.writes_in_flight);

@@ -5,7 +5,7 @@
 pub mod appetite;
 mod appetite_rpc;
 pub mod history;
-mod registry;
+pub(crate) mod registry;
 mod tree;
 mod trend;
 pub mod upstream;

@@ -5,6 +5,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::m0004_tracker_sync::M0004TrackerSync;
+
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
@@ -17,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Appetite),
             Box::new(M0002Snapshots),
             Box::new(M0003Reports),
+            Box::new(M0004TrackerSync),
         ]
     }
 }

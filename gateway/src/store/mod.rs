@@ -2,6 +2,7 @@
 //! its audit trail and request records. SQLite (`DATA_DIR/gateway.db` by default) or
 //! PostgreSQL (`--database-url`), migrated at start-up like the services' stores.
 
+mod m0004_tracker_sync;
 mod migration;
 pub mod report;
 pub mod snapshot;

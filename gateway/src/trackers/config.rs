@@ -4,6 +4,8 @@
 //! variable), never written inline; they are read once at start and never logged.
 //!
 //! ```toml
+//! item_url = "https://assurance.example.com/items"   # optional: the link back in each issue
+//!
 //! [[tracker]]
 //! name = "github"                   # routes and /webhooks/github/{name} use it
 //! kind = "github"                   # github | redmine
@@ -19,6 +21,7 @@
 //! issue_tracker = "Bug"
 //! statuses = { "New" = "OPEN", "In Progress" = "IN_PROGRESS", "Resolved" = "DONE", "Closed" = "DONE", "Rejected" = "WONT_DO" }
 //! close = { done = "Closed", wont_do = "Rejected" }
+//! assignees = { "alice@example.com" = "5" }   # optional: owner → Redmine user id
 //!
 //! [[route]]
 //! service = "exchange-online"       # or business_unit = "…"; neither: every other item
@@ -91,6 +94,9 @@ pub struct TrackerConfig {
     pub create_gap: Duration,
     /// Requests per minute this tracker may be sent.
     pub requests_per_minute: u32,
+    /// Item owners (email or principal) and the tracker user each is assigned as: a Redmine
+    /// user id, a GitHub login. An owner not listed is shown in the issue, not assigned.
+    pub assignees: BTreeMap<String, String>,
 }
 
 /// Which items a route takes.
@@ -115,11 +121,14 @@ pub struct Route {
 pub struct TrackersConfig {
     pub trackers: Vec<TrackerConfig>,
     pub routes: Vec<Route>,
+    /// The base URL of an item's page, for the link back in each issue (`item_url/{name}`).
+    pub item_url: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    item_url: Option<String>,
     #[serde(default)]
     tracker: Vec<RawTracker>,
     #[serde(default)]
@@ -142,6 +151,8 @@ struct RawTracker {
     close: Option<CloseStatuses>,
     create_gap_ms: Option<u64>,
     requests_per_minute: Option<u32>,
+    #[serde(default)]
+    assignees: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -335,6 +346,7 @@ impl TrackersConfig {
                 close: t.close,
                 create_gap: Duration::from_millis(t.create_gap_ms.unwrap_or(1000)),
                 requests_per_minute: t.requests_per_minute.unwrap_or(300).max(1),
+                assignees: t.assignees,
             });
         }
         let mut routes: Vec<Route> = Vec::new();
@@ -376,8 +388,17 @@ impl TrackersConfig {
                 project: r.project,
             });
         }
+        if let Some(url) = &raw.item_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            problems.push("item_url must be an http(s) URL".into());
+        }
         if problems.is_empty() {
-            Ok(TrackersConfig { trackers, routes })
+            Ok(TrackersConfig {
+                trackers,
+                routes,
+                item_url: raw.item_url,
+            })
         } else {
             Err(problems.join("; "))
         }

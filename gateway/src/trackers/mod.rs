@@ -15,6 +15,7 @@
 pub mod config;
 pub mod github;
 pub mod redmine;
+pub mod sync;
 
 use std::{pin::Pin, time::Duration};
 

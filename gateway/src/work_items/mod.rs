@@ -7,8 +7,8 @@
 //! gets a later `update_time` and so is listed again further on; an unchanged item stays after
 //! its service's cursor until it is listed.
 
-mod query;
-mod sources;
+pub(crate) mod query;
+pub(crate) mod sources;
 
 use assurance_proto::gateway::v1::{
     ListWorkItemsRequest, ListWorkItemsResponse, WorkItem,

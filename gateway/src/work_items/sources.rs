@@ -82,7 +82,7 @@ impl Upstreams {
         }
     }
 
-    async fn follow_ups(
+    pub(crate) async fn follow_ups(
         &self,
         on: &OnBehalf,
         message: ListFollowUpsRequest,
@@ -103,7 +103,7 @@ impl Upstreams {
         }
     }
 
-    async fn action_items(
+    pub(crate) async fn action_items(
         &self,
         on: &OnBehalf,
         message: ListActionItemsRequest,

@@ -165,6 +165,7 @@ impl IncidentApi {
         if paths.is_empty() {
             v.add("update_mask", "names no field to update");
         }
+        caller.check_tracker_fields(&paths)?;
         let mut due = None;
         for p in &paths {
             due = due.or(check_field(&mut v, &mut f, p));

@@ -64,7 +64,7 @@ wire_enum!(ActionItemStatus <=> WorkItemStatus {
     Done,
     WontDo,
 });
-wire_enum!(SyncState <=> SyncState { NotLinked, Pending, Synced, Failed });
+wire_enum!(SyncState <=> SyncState { NotLinked, Pending, Synced, Failed, Broken });
 wire_enum!(DecisionKind <=> DecisionKind {
     ResponseProposed,
     StrategyOverridden,

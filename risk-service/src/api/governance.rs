@@ -617,6 +617,7 @@ impl RiskApi {
             "tracker" => i.tracker.is_some(),
             _ => false,
         })?;
+        caller.check_tracker_fields(&paths)?;
         let mut due = None;
         for path in &paths {
             match *path {

@@ -57,6 +57,7 @@ pub enum SyncState {
     Pending = 2,
     Synced = 3,
     Failed = 4,
+    Broken = 5,
 }
 
 numbered!(SyncState {
@@ -64,6 +65,7 @@ numbered!(SyncState {
     Pending => "PENDING",
     Synced => "SYNCED",
     Failed => "FAILED",
+    Broken => "BROKEN",
 });
 
 /// What a decision-log entry records (`DecisionKind`; the discriminants are its numbers).

@@ -25,8 +25,11 @@ const RISK_CLOSERS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin
 /// on top: risk_owner < service_manager < trust_team < erm_executive.
 const RISK_APPROVERS: Roles =
     Roles::of(&[RiskOwner, ServiceManager, TrustTeam, ErmExecutive, Admin]);
-/// Action plans are also written by the bug trackers that sync them.
+/// Action plans are also updated by the bug trackers that sync them (their status and tracker
+/// link only: the handlers refuse other fields to a tracker); trackers create nothing.
 const ACTION_WRITERS: Roles = RISK_WRITERS.union(Roles::of(&[Tracker]));
+/// Who reads the tracker sync's state: the trust team, the trackers themselves.
+const SYNC_READERS: Roles = Roles::of(&[TrustTeam, Tracker, Admin]);
 /// Realisations of a risk arrive from the incident relay (the `system` principal) or are
 /// recorded by the incident side's leads.
 const REALIZATION_RECORDERS: Roles = Roles::of(&[SecurityLead, TrustTeam, System, Admin]);
@@ -112,6 +115,7 @@ const POSTURE: &str = "assurance.gateway.v1.PostureService";
 const REPORT: &str = "assurance.gateway.v1.ReportService";
 const GATEWAY_AUDIT: &str = "assurance.gateway.v1.AuditService";
 const WORK_ITEM: &str = "assurance.gateway.v1.WorkItemService";
+const TRACKER_SYNC: &str = "assurance.gateway.v1.TrackerSyncService";
 
 /// `(service, method, roles)` for every RPC.
 pub const MATRIX: &[(&str, &str, Roles)] = &[
@@ -143,7 +147,7 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (RISK, "CreateActionPlan", RISK_WRITERS),
     (RISK, "UpdateActionPlan", RISK_WRITERS),
     (RISK, "GetActionPlan", ANYONE),
-    (RISK, "CreateActionItem", ACTION_WRITERS),
+    (RISK, "CreateActionItem", RISK_WRITERS),
     (RISK, "UpdateActionItem", ACTION_WRITERS),
     (RISK, "ListActionItems", ANYONE),
     (RISK, "GetActionItem", ANYONE),
@@ -259,6 +263,9 @@ pub const MATRIX: &[(&str, &str, Roles)] = &[
     (REPORT, "ExportReport", POSTURE_READERS),
     // Readers of both kinds: action items are read by anyone, follow-ups by their readers.
     (WORK_ITEM, "ListWorkItems", FOLLOW_UP_READERS),
+    (TRACKER_SYNC, "GetTrackerSync", SYNC_READERS),
+    (TRACKER_SYNC, "ListTrackerLinks", SYNC_READERS),
+    (TRACKER_SYNC, "ResyncWorkItem", AUDITORS),
 ];
 
 static BY_PATH: LazyLock<HashMap<String, Roles>> = LazyLock::new(|| {

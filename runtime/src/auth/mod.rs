@@ -281,6 +281,34 @@ impl Caller {
         Ok(())
     }
 
+    /// `PERMISSION_DENIED` when this caller may call its RPC only as a bug tracker (the
+    /// `tracker` role is its one role allowed there) and `paths` name a field other than the
+    /// item's `status` and `tracker` link: a tracker owns those, Assurance the rest.
+    pub fn check_tracker_fields(&self, paths: &[&str]) -> ApiResult<()> {
+        let allowed = matrix::allowed(&self.rpc);
+        let own = Role::ALL
+            .iter()
+            .filter(|r| allowed.contains(**r) && self.principal.roles.contains(**r))
+            .collect::<Vec<_>>();
+        if own != [&Role::Tracker] {
+            return Ok(());
+        }
+        let other: Vec<&str> = paths
+            .iter()
+            .copied()
+            .filter(|p| !matches!(*p, "status" | "tracker"))
+            .collect();
+        if other.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::PermissionDenied(format!(
+                "{} acts as a bug tracker and may change only an item's status and tracker link, not {}",
+                self.principal.subject,
+                other.join(", ")
+            )))
+        }
+    }
+
     /// `PERMISSION_DENIED` for a scoped caller: only unscoped principals may do this.
     pub fn must_be_unscoped(&self, what: &str) -> ApiResult<()> {
         match &self.principal.services {
