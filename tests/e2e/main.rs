@@ -28,6 +28,8 @@ mod server;
 mod summary_incidents;
 mod summary_risks;
 mod sync_fixture;
+mod tracker_crash;
+mod tracker_redmine_sync;
 mod tracker_sync;
 mod tracker_webhooks;
 mod trackers_github;

@@ -15,14 +15,14 @@ use gateway::trackers::{
 use serde_json::{Value, json};
 
 /// The Redmine of `.ci/redmine.sh`, reached directly as a person (or its administrator) would.
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     key: String,
     http: reqwest::Client,
 }
 
 impl Server {
-    fn from_env() -> Server {
+    pub(crate) fn from_env() -> Server {
         let base = std::env::var("ASSURANCE_TEST_REDMINE_URL")
             .expect("ASSURANCE_TEST_REDMINE_URL (run .ci/redmine.sh and eval its output)");
         let key_file = std::env::var("ASSURANCE_TEST_REDMINE_KEY_FILE")
@@ -63,7 +63,7 @@ impl Server {
     }
 
     /// The id of the entry named `name` in the list `GET {path}` returns under `field`.
-    async fn id_of(&self, path: &str, field: &str, name: &str) -> u64 {
+    pub(crate) async fn id_of(&self, path: &str, field: &str, name: &str) -> u64 {
         let (status, list) = self.call(reqwest::Method::GET, path, None).await;
         assert_eq!(status, 200, "{list}");
         list[field]
@@ -74,7 +74,7 @@ impl Server {
     }
 
     /// A new project of its own, with the `Bug` tracker.
-    async fn project(&self) -> String {
+    pub(crate) async fn project(&self) -> String {
         let identifier = format!("e2e-{}", uuid::Uuid::now_v7().simple());
         let bug = self.id_of("/trackers.json", "trackers", "Bug").await;
         let (status, body) = self
@@ -93,7 +93,7 @@ impl Server {
         identifier
     }
 
-    async fn issue(&self, key: &str) -> Value {
+    pub(crate) async fn issue(&self, key: &str) -> Value {
         let (status, body) = self
             .call(reqwest::Method::GET, &format!("/issues/{key}.json"), None)
             .await;
@@ -101,7 +101,7 @@ impl Server {
         body["issue"].clone()
     }
 
-    async fn put_issue(&self, key: &str, fields: Value) {
+    pub(crate) async fn put_issue(&self, key: &str, fields: Value) {
         let (status, body) = self
             .call(
                 reqwest::Method::PUT,
