@@ -20,6 +20,7 @@ use std::{sync::Arc, time::Duration};
 
 use assurance_runtime::{
     auth::layer::AuthLayer,
+    outbox::relay::Relay,
     serve::{self, HttpExtras, ReadyCheck, Running, Shutdown},
 };
 use incident_service::IncidentServer;
@@ -43,7 +44,11 @@ use crate::{
     posture::{PostureApi, upstream::Upstreams},
     reports::ReportApi,
     store::Store,
-    trackers::sync::{TrackerSync, TrackerSyncApi, webhook_routes},
+    trackers::sync::{
+        TrackerSync, TrackerSyncApi,
+        wake::{self, ScanWake},
+        webhook_routes,
+    },
     work_items::WorkItemApi,
 };
 
@@ -81,7 +86,7 @@ pub async fn routes(
     let store = Store::open(&config.database_url(), config.db_pool_size)
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
-    let (routes, upstreams, mut checks) = service_routes(config, shutdown).await?;
+    let (routes, upstreams, mut checks, outboxes) = service_routes(config, shutdown).await?;
     let sync = match trackers {
         Some(trackers) => {
             if !upstreams.has_own_credential() {
@@ -102,6 +107,20 @@ pub async fn routes(
         }
         None => None,
     };
+    // Embedded: the services' work-item events are the sync's to take; they wake its scan
+    // (without a sync there is nothing to wake, and the scan of a sync configured later reads
+    // the items themselves, so nothing is lost).
+    let scan_wake = sync.as_ref().map(|s| s.scan_wake()).unwrap_or_default();
+    for outbox in outboxes {
+        Relay::new(
+            outbox.db,
+            outbox.service,
+            ScanWake::new(outbox.kinds, scan_wake.clone()),
+            config.relay.relay_settings(),
+            outbox.wake,
+        )
+        .spawn(shutdown.clone());
+    }
     let extras = match &sync {
         Some(sync) => {
             let notes = sync.clone();
@@ -145,12 +164,20 @@ pub async fn routes(
     Ok((routes, extras, all_ready(checks)))
 }
 
-/// The services' routes (hosted or forwarded), how the posture reaches them, and their
-/// readiness checks.
+/// A hosted service's outbox, and the work-item events in it that the tracker sync takes.
+struct Outbox {
+    db: sea_orm::DatabaseConnection,
+    service: &'static str,
+    kinds: &'static [&'static str],
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// The services' routes (hosted or forwarded), how the posture reaches them, their readiness
+/// checks, and (embedded) their outboxes.
 async fn service_routes(
     config: &Config,
     shutdown: &Shutdown,
-) -> Result<(Routes, Upstreams, Vec<ReadyCheck>), String> {
+) -> Result<(Routes, Upstreams, Vec<ReadyCheck>, Vec<Outbox>), String> {
     if config.embedded {
         let risk_settings = config.risk_settings()?;
         let incident_settings = config.incident_settings()?;
@@ -175,10 +202,27 @@ async fn service_routes(
             actions: risk_api,
             follow_ups: Arc::new(incident.incident_api()),
         };
+        let (incident_db, incident_wake) = incident.outbox();
+        let outboxes = vec![
+            Outbox {
+                db: risk.store().connection().clone(),
+                service: risk_service::store::SERVICE,
+                kinds: wake::ACTION_ITEM_EVENTS,
+                // risk-service has no change notifier: its relay polls.
+                wake: Arc::new(tokio::sync::Notify::new()),
+            },
+            Outbox {
+                db: incident_db,
+                service: incident_service::store::SERVICE,
+                kinds: wake::FOLLOW_UP_EVENTS,
+                wake: incident_wake,
+            },
+        ];
         Ok((
             routes,
             upstreams,
             vec![risk.ready_check(), incident.ready_check()],
+            outboxes,
         ))
     } else {
         tracing::info!(risk_url = %config.risk_url, incident_url = %config.incident_url, "forwarding mode");
@@ -228,7 +272,7 @@ async fn service_routes(
             incident,
             token: config.service_token()?.map(Into::into),
         };
-        Ok((Routes::from(router), upstreams, checks))
+        Ok((Routes::from(router), upstreams, checks, Vec::new()))
     }
 }
 

@@ -98,6 +98,20 @@ impl IncidentServer {
         .spawn(shutdown);
     }
 
+    /// Its outbox, for a consumer hosted in this process (the embedded gateway's tracker
+    /// sync): the database, and the notifier of committed changes.
+    pub fn outbox(
+        &self,
+    ) -> (
+        sea_orm::DatabaseConnection,
+        std::sync::Arc<tokio::sync::Notify>,
+    ) {
+        (
+            self.store.connection().clone(),
+            self.store.change_notifier(),
+        )
+    }
+
     pub fn add_to(&self, routes: Routes) -> Routes {
         routes
             .add_service(IncidentServiceServer::new(self.incident_api()))

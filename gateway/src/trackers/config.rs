@@ -249,6 +249,13 @@ impl TrackersConfig {
                     "{at}: base_url must be an http(s) URL without a query"
                 ));
             }
+            if reqwest::Url::parse(&t.base_url)
+                .is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
+            {
+                problems.push(format!(
+                    "{at}: base_url must not carry credentials (name them with credential_file or credential_env)"
+                ));
+            }
             let credential = match secret(
                 &format!("{at}: credential"),
                 t.credential_file.as_deref(),
@@ -498,6 +505,13 @@ project = "security"
         let err = TrackersConfig::parse(&inline, &env).expect_err("inline token");
         assert!(err.contains("never inline"), "{err}");
         assert!(!err.contains("SUPERSECRET"), "{err}");
+        let in_url = FILE.replace(
+            "http://127.0.0.1:3999",
+            "http://admin:hunter2@127.0.0.1:3999",
+        );
+        let err = TrackersConfig::parse(&in_url, &env).expect_err("a password in the URL");
+        assert!(err.contains("must not carry credentials"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
         let unset = TrackersConfig::parse(FILE, &|_| None).expect_err("unset variables");
         assert!(unset.contains("GH_TOKEN is not set"), "{unset}");
     }

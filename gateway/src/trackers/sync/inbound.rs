@@ -195,15 +195,15 @@ impl TrackerSync {
                 tracker: None,
                 status: Some(target),
             };
-            if let Err(status) = items::write_back(&self.upstreams, &link.item, change).await {
-                if status.code() != tonic::Code::NotFound {
-                    // Not recorded: the next poll or delivery applies it again.
-                    return Err(TrackerError::Unavailable(format!(
-                        "cannot set {}'s status: {}",
-                        link.item,
-                        status.message()
-                    )));
-                }
+            if let Err(status) = items::write_back(&self.upstreams, &link.item, change).await
+                && status.code() != tonic::Code::NotFound
+            {
+                // Not recorded: the next poll or delivery applies it again.
+                return Err(TrackerError::Unavailable(format!(
+                    "cannot set {}'s status: {}",
+                    link.item,
+                    status.message()
+                )));
             }
             link.item_status = target as i32;
         }

@@ -17,6 +17,7 @@ mod inbound;
 pub mod items;
 mod outbound;
 pub mod store;
+pub mod wake;
 
 use std::{
     sync::{Arc, Mutex, atomic::AtomicI64},
@@ -153,6 +154,8 @@ pub struct TrackerSync {
     settings: SyncSettings,
     /// The base of an item's page in links back, when configured.
     item_url: Option<String>,
+    /// Starts a scan before its interval (a work-item event, see [`wake`]).
+    scan_wake: Arc<Notify>,
 }
 
 impl TrackerSync {
@@ -222,7 +225,13 @@ impl TrackerSync {
             remotes,
             registry: RegistryCache::default(),
             settings,
+            scan_wake: Arc::new(Notify::new()),
         }))
+    }
+
+    /// What starts a scan early: notified by the services' work-item events.
+    pub fn scan_wake(&self) -> Arc<Notify> {
+        self.scan_wake.clone()
     }
 
     fn remote(&self, name: &str) -> Option<&Arc<Remote>> {
@@ -240,6 +249,7 @@ impl TrackerSync {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(sync.settings.scan_interval) => {}
+                    _ = sync.scan_wake.notified() => {}
                     _ = stop.wait() => return,
                 }
             }
@@ -373,5 +383,27 @@ impl TrackerSync {
         let wait = base.min(cap);
         let jitter = (now_micros() % 1000).abs() * wait / 4000;
         wait - jitter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_refills_by_the_minute_and_says_how_long_to_wait() {
+        let mut budget = Budget::new(60);
+        let start = budget.at;
+        for _ in 0..60 {
+            assert!(budget.take(start).is_ok());
+        }
+        let wait = budget.take(start).expect_err("spent");
+        assert!(
+            wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        // One request a second comes back.
+        assert!(budget.take(start + 1_000_000).is_ok());
+        assert!(budget.take(start + 1_000_000).is_err());
     }
 }
