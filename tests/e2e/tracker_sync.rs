@@ -26,6 +26,7 @@ crate::on_both_backends!(
     a_tracker_down_queues_items_until_both_sides_converge,
     a_tracker_failing_its_check_is_reported_and_waited_for,
     the_tracker_role_changes_only_status_and_link,
+    a_forwarding_gateway_syncs_with_its_own_credential,
 );
 
 async fn routed_items_get_one_issue_each_with_a_link_back(backend: Backend) {
@@ -477,4 +478,52 @@ async fn the_tracker_role_changes_only_status_and_link(backend: Backend) {
         .await
         .expect_err("unknown state");
     assert_refused(&err, Code::InvalidArgument, "filter");
+}
+
+async fn a_forwarding_gateway_syncs_with_its_own_credential(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let risk = risk_service(&db, risk_service::domain::scoring::Methodology::Standard).await;
+    let incident = incident_service(&db).await;
+    let github =
+        assurance_tests::github_mock::GitHubMock::start(TOKEN, &[EXCHANGE, PRODUCTIVITY]).await;
+    let file = trackers_file(&db, &github, "");
+    let mut config = sync_config(&db, backend, file);
+    config.embedded = false;
+    config.risk_url = format!("http://{}", risk.grpc_addr);
+    config.incident_url = format!("http://{}", incident.grpc_addr);
+    // Without a credential of its own the sync cannot act: refused at start.
+    let refused = gateway::start(&config, assurance_runtime::serve::Shutdown::new())
+        .await
+        .err()
+        .expect("a sync needs the gateway's own credential");
+    assert!(refused.contains("--service-token-file"), "{refused}");
+    let token = db.data_dir().join("system-token");
+    std::fs::write(&token, db.tokens.token("system")).expect("token file");
+    config.service_token_file = Some(token);
+    let app = start_gateway(&db, config).await;
+    org_fixture(&app).await;
+    let item = item_on(&app, "exchange-online", "Renew the TLS certificates").await;
+    let synced = eventually("the item's link, written through risk-service", || async {
+        let i = app
+            .risks()
+            .get_action_item(pb::GetActionItemRequest {
+                name: item.name.clone(),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        match &i.tracker {
+            Some(t) if t.sync_state == tv::SyncState::Synced as i32 => Ok(i),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(github.issues(EXCHANGE).len(), 1);
+    assert!(
+        synced
+            .tracker
+            .expect("link")
+            .external_key
+            .starts_with(EXCHANGE)
+    );
 }
