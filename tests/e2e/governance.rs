@@ -222,14 +222,14 @@ async fn finishing_every_action_item_moves_the_risk_to_monitoring(backend: Backe
     assert!(!mfa.overdue);
     let legacy = add_item(
         &app,
-        "tracker",
+        "service_manager",
         &plan,
         "Block legacy authentication",
         days(-1),
         Some(jira_link()),
     )
     .await
-    .expect("tracker adds an item");
+    .expect("a service manager adds an item with its tracker link");
     assert!(legacy.overdue, "due yesterday");
     assert_eq!(
         legacy.tracker.as_ref().map(|t| t.sync_state),
@@ -862,7 +862,7 @@ async fn an_action_plan_and_its_items_can_be_updated(backend: Backend) {
     // Computed once: `days` reads the clock, and a second may tick between two calls.
     let due = days(45);
     let synced = app
-        .risks_as("tracker")
+        .risks_as("service_manager")
         .update_action_item(pb::UpdateActionItemRequest {
             action_item: Some(pb::ActionItem {
                 title: "Enforce MFA for all mailboxes".into(),
@@ -878,7 +878,7 @@ async fn an_action_plan_and_its_items_can_be_updated(backend: Backend) {
             }),
         })
         .await
-        .expect("tracker update")
+        .expect("a service manager's update")
         .into_inner();
     assert_eq!(synced.title, "Enforce MFA for all mailboxes");
     assert_eq!(synced.owner, "identity@example.com");

@@ -225,6 +225,7 @@ impl TrackerSyncService for TrackerSyncApi {
             }
             .into());
         };
+        let _held = sync.lock_item(&item).await;
         let Some(mut link) = sync.store.link(&item).await? else {
             return Err(ApiError::NotFound {
                 resource: format!(

@@ -20,6 +20,7 @@ pub mod store;
 pub mod wake;
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex, atomic::AtomicI64},
     time::Duration,
 };
@@ -156,6 +157,10 @@ pub struct TrackerSync {
     item_url: Option<String>,
     /// Starts a scan before its interval (a work-item event, see [`wake`]).
     scan_wake: Arc<Notify>,
+    /// One lock per item whose link is being changed: the scan, the tracker's worker and
+    /// `ResyncWorkItem` each read, change and write a link under it, so none overwrites
+    /// another's change.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TrackerSync {
@@ -226,7 +231,23 @@ impl TrackerSync {
             registry: RegistryCache::default(),
             settings,
             scan_wake: Arc::new(Notify::new()),
+            locks: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Holds `item`'s link for a read-change-write.
+    async fn lock_item(&self, item: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(item.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Forgets the locks no one holds or waits for.
+    fn forget_idle_locks(&self) {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
     }
 
     /// What starts a scan early: notified by the services' work-item events.
@@ -244,6 +265,7 @@ impl TrackerSync {
         let stop = shutdown.clone();
         tokio::spawn(async move {
             loop {
+                sync.forget_idle_locks();
                 if let Err(e) = sync.scan().await {
                     tracing::warn!(error = %e, "tracker sync: the scan of the work items failed");
                 }
