@@ -112,7 +112,17 @@ impl TrackerSync {
     pub(super) async fn work_deliveries(&self, remote: &Remote) -> ApiResult<()> {
         let name = &remote.config.name;
         for delivery in self.store.open_deliveries(name, DELIVERIES).await? {
-            if let Some(link) = self.store.link_of_issue(name, &delivery.issue_key).await? {
+            let found = self.store.link_of_issue(name, &delivery.issue_key).await?;
+            let held = match &found {
+                Some(found) => Some(self.lock_item(&found.item).await),
+                None => None,
+            };
+            let link = match &found {
+                // Read again under the lock.
+                Some(found) => self.store.link(&found.item).await?,
+                None => None,
+            };
+            if let Some(link) = link {
                 match self.refresh(remote, link).await {
                     Ok(()) => {}
                     Err(TrackerError::RateLimited { retry_after }) => {
@@ -131,6 +141,7 @@ impl TrackerSync {
                     }
                 }
             }
+            drop(held);
             self.store
                 .delivery_done(name, &delivery.delivery_id)
                 .await?;
@@ -249,7 +260,11 @@ impl TrackerSync {
             let mut newest = since + POLL_OVERLAP_MICROS;
             for issue in issues {
                 newest = newest.max(issue.update_time);
-                if let Some(link) = self.store.link_of_issue(name, &issue.key).await?
+                let Some(found) = self.store.link_of_issue(name, &issue.key).await? else {
+                    continue;
+                };
+                let _held = self.lock_item(&found.item).await;
+                if let Some(link) = self.store.link(&found.item).await?
                     && let Err(e) = self.apply(remote, link, &issue).await
                 {
                     tracing::warn!(tracker = %name, key = %issue.key, error = %e, "tracker sync: cannot apply a polled issue");

@@ -18,6 +18,8 @@ use crate::trackers::{
 const SCAN_PAGE: i32 = 200;
 /// Links worked per round of a worker.
 const ROUND: u64 = 20;
+/// How far before its cursor each scan reads again (commit-time skew between writers).
+const SCAN_OVERLAP_MICROS: i64 = 5_000_000;
 
 fn finished(status: i32) -> bool {
     status == WorkItemStatus::Done as i32 || status == WorkItemStatus::WontDo as i32
@@ -126,12 +128,16 @@ impl TrackerSync {
                 ItemKind::ActionItem => "scan:action_items",
                 ItemKind::FollowUp => "scan:follow_ups",
             };
-            let (mut time, mut last) = self
+            let cursor = self
                 .store
                 .cursor(name)
                 .await
                 .map_err(|e| e.to_string())?
                 .unwrap_or_default();
+            // Each scan reads again the last moments before its cursor: an update's time is
+            // taken before its commit, so a change committed late may carry a time the cursor
+            // has passed. Items already taken are skipped by their update time.
+            let (mut time, mut last) = ((cursor.0 - SCAN_OVERLAP_MICROS).max(0), String::new());
             loop {
                 let page = items::changed(&self.upstreams, kind, time, SCAN_PAGE)
                     .await
@@ -144,10 +150,12 @@ impl TrackerSync {
                     }
                     self.take_item(&item).await.map_err(|e| e.to_string())?;
                     (time, last) = (item.update_time, item.name.clone());
-                    self.store
-                        .set_cursor(name, time, &last)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    if (time, last.as_str()) > (cursor.0, cursor.1.as_str()) {
+                        self.store
+                            .set_cursor(name, time, &last)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
                     advanced = true;
                 }
                 // A full page of one instant: step past it rather than read it forever.
@@ -167,6 +175,7 @@ impl TrackerSync {
     /// Brings `item`'s link up to date (making one when a route takes a new item), and wakes
     /// the tracker's worker when there is something to push.
     async fn take_item(&self, item: &SyncItem) -> ApiResult<()> {
+        let _held = self.lock_item(&item.name).await;
         let now = now_micros();
         let existing = self.store.link(&item.name).await?;
         let mut link = match existing {
@@ -229,7 +238,7 @@ impl TrackerSync {
             .due(&remote.config.name, now_micros(), ROUND)
             .await?;
         let more = due.len() as u64 >= ROUND;
-        for link in due {
+        for due in due {
             let paused = remote
                 .health()
                 .paused_until
@@ -237,7 +246,13 @@ impl TrackerSync {
             if paused {
                 return Ok(false);
             }
-            self.work_link(remote, link).await?;
+            let _held = self.lock_item(&due.item).await;
+            // Read again under the lock: the scan may have changed it since.
+            if let Some(link) = self.store.link(&due.item).await?
+                && link.next_attempt_time <= now_micros()
+            {
+                self.work_link(remote, link).await?;
+            }
         }
         Ok(more)
     }
