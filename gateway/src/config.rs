@@ -136,10 +136,13 @@ pub struct Config {
     pub relay: Relay,
     #[command(flatten)]
     pub security: Security,
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 assurance_runtime::relay_args!(Relay, "GATEWAY_");
 assurance_runtime::security_args!(Security, "GATEWAY_");
+assurance_runtime::limit_args!(Limits, "GATEWAY_");
 
 impl Config {
     /// The security settings; `gateway --embedded` with no credentials configured creates

@@ -21,7 +21,7 @@ use std::{sync::Arc, time::Duration};
 use assurance_runtime::{
     auth::layer::AuthLayer,
     outbox::relay::Relay,
-    serve::{self, HttpExtras, ReadyCheck, Running, Shutdown},
+    serve::{self, Extras, ReadyCheck, Running, Shutdown},
 };
 use incident_service::IncidentServer;
 use risk_service::RiskServer;
@@ -81,7 +81,7 @@ pub async fn routes(
     config: &Config,
     auth: &AuthLayer,
     shutdown: &Shutdown,
-) -> Result<(Routes, HttpExtras, ReadyCheck), String> {
+) -> Result<(Routes, Extras, ReadyCheck), String> {
     let trackers = config.trackers()?;
     let store = Store::open(&config.database_url(), config.db_pool_size)
         .await
@@ -121,15 +121,20 @@ pub async fn routes(
         )
         .spawn(shutdown.clone());
     }
+    let limits = config.limits.limit_settings();
     let extras = match &sync {
         Some(sync) => {
             let notes = sync.clone();
-            HttpExtras {
+            Extras {
                 routes: webhook_routes(sync.clone()),
                 notes: Some(Arc::new(move || notes.problems())),
+                limits,
             }
         }
-        None => HttpExtras::default(),
+        None => Extras {
+            limits,
+            ..Extras::default()
+        },
     };
     let settings = config.posture_settings();
     let top_n = settings.top_n;
@@ -310,7 +315,7 @@ fn all_ready(checks: Vec<ReadyCheck>) -> ReadyCheck {
 pub async fn start(config: &Config, shutdown: Shutdown) -> Result<Running, String> {
     let security = config.security_settings()?.build()?;
     let (routes, extras, ready) = routes(config, &security.auth, &shutdown).await?;
-    serve::start_with_http(
+    serve::start_with(
         config.listen,
         config.http_listen,
         routes,

@@ -61,9 +61,12 @@ pub struct Config {
     pub relay: Relay,
     #[command(flatten)]
     pub security: Security,
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 assurance_runtime::security_args!(Security, "INCIDENT_");
+assurance_runtime::limit_args!(Limits, "INCIDENT_");
 assurance_runtime::relay_args!(Relay, "INCIDENT_");
 
 /// What incident-service needs to run, whichever binary hosts it.

@@ -159,10 +159,14 @@ pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Runnin
         server = server.with_risks(risks);
     }
     server.spawn_relay(config.relay.relay_settings(), shutdown.clone());
-    assurance_runtime::serve::start(
+    assurance_runtime::serve::start_with(
         config.listen,
         config.http_listen,
         server.add_to(Routes::default()),
+        assurance_runtime::serve::Extras {
+            limits: config.limits.limit_settings(),
+            ..Default::default()
+        },
         SERVICE_NAMES,
         server.ready_check(),
         security,

@@ -63,9 +63,12 @@ pub struct Config {
     pub clock: Clock,
     #[command(flatten)]
     pub security: Security,
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 assurance_runtime::security_args!(Security, "RISK_");
+assurance_runtime::limit_args!(Limits, "RISK_");
 
 // The `risk-service` command line: the server (`Config`, the default) or a subcommand.
 #[derive(Debug, Clone, Parser)]

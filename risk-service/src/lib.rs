@@ -133,10 +133,14 @@ pub async fn start(
     let server = RiskServer::open(&settings)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    assurance_runtime::serve::start(
+    assurance_runtime::serve::start_with(
         config.listen,
         config.http_listen,
         server.add_to(Routes::default()),
+        assurance_runtime::serve::Extras {
+            limits: config.limits.limit_settings(),
+            ..Default::default()
+        },
         SERVICE_NAMES,
         server.ready_check(),
         security,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod etag;
 pub mod filter;
 pub mod idempotency;
+pub mod limits;
 pub mod list;
 pub mod outbox;
 pub mod page;

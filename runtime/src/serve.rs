@@ -6,10 +6,15 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::get};
 use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::StreamExt;
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{auth::layer::AuthLayer, tls::ServerTls};
+use crate::{
+    auth::layer::AuthLayer,
+    limits::{IdleTimeout, LimitLayer, LimitSettings, Limits},
+    tls::ServerTls,
+};
 
 /// How a server's listeners check their callers: the auth layer every gRPC call passes, and
 /// TLS (or mTLS) on the gRPC and HTTP listeners.
@@ -91,6 +96,7 @@ pub async fn serve_grpc(
     routes: Routes,
     services: &[&'static str],
     security: Security,
+    limits: LimitSettings,
     shutdown: Shutdown,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -113,9 +119,19 @@ pub async fn serve_grpc(
     if let Some(tls) = &security.tls {
         builder = builder.tls_config(tls.grpc())?;
     }
+    let idle = limits.idle_timeout;
+    let layers = tower::ServiceBuilder::new()
+        .layer(security.auth.clone())
+        .layer(LimitLayer::new(
+            Limits::new(limits.clone()),
+            security.auth.clone(),
+        ));
     let server = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Unary calls: a shorter grpc-timeout wins; streams are timed by their own guard.
+        .timeout(limits.request_timeout)
+        .max_concurrent_streams(limits.max_streams_per_connection)
         .trace_fn(|req| {
             let request_id = req
                 .headers()
@@ -124,11 +140,13 @@ pub async fn serve_grpc(
                 .unwrap_or("");
             tracing::info_span!("grpc", method = %req.uri().path(), request_id)
         })
-        .layer(security.auth)
+        .layer(layers)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             // The builder's tcp_nodelay applies only to listeners it binds itself.
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .map(move |tcp| tcp.map(|tcp| IdleTimeout::new(tcp, idle))),
             signal,
         );
     tokio::pin!(server);
@@ -180,12 +198,13 @@ pub type ReadyCheck =
 /// listed in `/readyz`'s body, which stays 200.
 pub type ReadyNotes = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
-/// What a server adds to its HTTP listener: routes of its own (the gateway's webhooks) and
-/// readiness notes.
+/// What a server adds to the defaults: routes of its own on the HTTP listener (the gateway's
+/// webhooks), readiness notes, and its resource limits.
 #[derive(Default)]
-pub struct HttpExtras {
+pub struct Extras {
     pub routes: Router,
     pub notes: Option<ReadyNotes>,
+    pub limits: LimitSettings,
 }
 
 /// Serves the HTTP probes: `GET /healthz` (the process is up) and `GET /readyz` (it can
@@ -194,12 +213,17 @@ pub struct HttpExtras {
 pub async fn serve_http(
     listener: TcpListener,
     ready: ReadyCheck,
-    extras: HttpExtras,
+    extras: Extras,
     tls: Option<ServerTls>,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let probe_shutdown = shutdown.clone();
     let notes = extras.notes;
+    let request_timeout = extras.limits.request_timeout;
+    let connections = crate::tls::ConnectionLimits {
+        header_timeout: extras.limits.header_timeout,
+        idle_timeout: extras.limits.idle_timeout,
+    };
     let app = extras
         .routes
         .route("/healthz", get(|| async { "ok\n" }))
@@ -227,16 +251,23 @@ pub async fn serve_http(
                 }
             }),
         );
-    match tls {
-        Some(tls) => {
-            crate::tls::serve_https(listener, app, &tls, async move { shutdown.wait().await }).await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.wait().await })
-                .await
-        }
-    }
+    // A request, its body included, gets the request timeout: a body that never arrives
+    // does not hold its connection.
+    let app = app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(request_timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => axum::response::IntoResponse::into_response((
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request took longer than the request timeout\n",
+                )),
+            }
+        },
+    ));
+    crate::tls::serve_router(listener, app, tls.as_ref(), connections, async move {
+        shutdown.wait().await
+    })
+    .await
 }
 
 /// A server running in the background: its bound addresses and a handle to stop it.
@@ -267,7 +298,7 @@ pub fn spawn(
     grpc: TcpListener,
     http: TcpListener,
     routes: Routes,
-    extras: HttpExtras,
+    extras: Extras,
     services: &'static [&'static str],
     ready: ReadyCheck,
     security: Security,
@@ -278,6 +309,7 @@ pub fn spawn(
     let task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let limits = extras.limits.clone();
             let http_task = tokio::spawn(serve_http(
                 http,
                 ready,
@@ -285,7 +317,8 @@ pub fn spawn(
                 security.tls.clone(),
                 shutdown.clone(),
             ));
-            let grpc_result = serve_grpc(grpc, routes, services, security, shutdown.clone()).await;
+            let grpc_result =
+                serve_grpc(grpc, routes, services, security, limits, shutdown.clone()).await;
             // Whatever ended the gRPC server ends the probes too.
             shutdown.trigger();
             let http_result = http_task.await;
@@ -331,36 +364,13 @@ where
 }
 
 /// Binds `listen` (gRPC) and `http_listen` (probes) — port 0 picks a free one — and serves in
-/// the background until `shutdown`.
-pub async fn start(
-    listen: std::net::SocketAddr,
-    http_listen: std::net::SocketAddr,
-    routes: Routes,
-    services: &'static [&'static str],
-    ready: ReadyCheck,
-    security: Security,
-    shutdown: Shutdown,
-) -> Result<Running, String> {
-    start_with_http(
-        listen,
-        http_listen,
-        routes,
-        HttpExtras::default(),
-        services,
-        ready,
-        security,
-        shutdown,
-    )
-    .await
-}
-
-/// [`start`] with a server's own [`HttpExtras`] on the HTTP listener.
+/// the background until `shutdown`, with the server's own [`Extras`].
 #[allow(clippy::too_many_arguments)]
-pub async fn start_with_http(
+pub async fn start_with(
     listen: std::net::SocketAddr,
     http_listen: std::net::SocketAddr,
     routes: Routes,
-    extras: HttpExtras,
+    extras: Extras,
     services: &'static [&'static str],
     ready: ReadyCheck,
     security: Security,

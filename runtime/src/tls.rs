@@ -3,7 +3,7 @@
 //!
 //! * [`TlsFiles`] turns the shared `--tls-cert`, `--tls-key` and `--tls-client-ca` flags into a
 //!   [`ServerTls`], which configures both the gRPC server ([`ServerTls::grpc`]) and the HTTP
-//!   listener ([`serve_https`]). With `--tls-client-ca` both require a client certificate
+//!   listener ([`serve_router`]). With `--tls-client-ca` both require a client certificate
 //!   signed by that CA.
 //! * [`ClientTlsFiles`] configures an upstream gRPC channel: the CA to trust and an optional
 //!   client identity for mTLS.
@@ -40,7 +40,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 /// hold a handshake task forever.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long [`serve_https`] lets open connections finish once shutdown starts.
+/// How long [`serve_router`] lets open connections finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = crate::serve::DRAIN_TIMEOUT;
 
 /// Installs rustls' ring provider as the process-wide default. Idempotent and cheap after the
@@ -160,27 +160,41 @@ impl ServerTls {
         self.mtls
     }
 
-    /// The rustls configuration used by [`serve_https`] (ALPN `h2` and `http/1.1`).
+    /// The rustls configuration used by [`serve_router`] (ALPN `h2` and `http/1.1`).
     pub fn rustls_config(&self) -> Arc<rustls::ServerConfig> {
         self.http.clone()
     }
 }
 
-/// Serves an axum `router` over TLS (HTTP/1.1 and HTTP/2) on `listener` until `shutdown`
-/// resolves. One task per connection; a failed or timed-out handshake is logged at debug and
-/// does not stop the loop. On shutdown the listener closes, open connections are asked to
-/// finish (HTTP/2 GOAWAY, HTTP/1 close after the current response) and are cut after the
-/// drain timeout.
-pub async fn serve_https(
+/// How the HTTP listener guards its connections ([`serve_router`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// HTTP/1: the longest a request head may take to arrive.
+    pub header_timeout: Duration,
+    /// A connection that moves no byte for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// Serves an axum `router` (HTTP/1.1 and HTTP/2; over TLS when `tls` is given) on `listener`
+/// until `shutdown` resolves. One task per connection; a failed or timed-out handshake is
+/// logged at debug and does not stop the loop; a request head slower than the header timeout,
+/// or a connection idle past the idle timeout, is closed. On shutdown the listener closes,
+/// open connections are asked to finish (HTTP/2 GOAWAY, HTTP/1 close after the current
+/// response) and are cut after the drain timeout.
+pub async fn serve_router(
     listener: TcpListener,
     router: axum::Router,
-    tls: &ServerTls,
+    tls: Option<&ServerTls>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls.http.clone());
+    let acceptor = tls.map(|tls| TlsAcceptor::from(tls.http.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper enforces its HTTP/1 header read timeout only when a timer is set.
-    builder.http1().timer(TokioTimer::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
@@ -195,7 +209,7 @@ pub async fn serve_https(
                     Err(e) if is_connection_error(&e) => continue,
                     Err(e) => {
                         // Typically out of file descriptors: back off instead of spinning.
-                        tracing::error!(error = %e, "HTTPS accept failed");
+                        tracing::error!(error = %e, "HTTP accept failed");
                         tokio::select! {
                             () = &mut shutdown => break,
                             () = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -203,11 +217,19 @@ pub async fn serve_https(
                     }
                 };
                 let _ = tcp.set_nodelay(true);
+                let tcp = crate::limits::IdleTimeout::new(tcp, limits.idle_timeout);
                 let acceptor = acceptor.clone();
                 let builder = builder.clone();
                 let service = TowerToHyperService::new(router.clone());
                 let watcher = graceful.watcher();
                 conns.spawn(async move {
+                    let Some(acceptor) = acceptor else {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                        if let Err(e) = watcher.watch(conn.into_owned()).await {
+                            tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                        }
+                        return;
+                    };
                     let stream =
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                             Ok(Ok(stream)) => stream,
@@ -235,7 +257,7 @@ pub async fn serve_https(
         .await
         .is_err()
     {
-        tracing::warn!("HTTPS drain timeout: closing remaining connections");
+        tracing::warn!("HTTP drain timeout: closing remaining connections");
     }
     // Cut whatever is left.
     conns.abort_all();

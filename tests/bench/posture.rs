@@ -78,6 +78,7 @@ pub(crate) async fn start(
             "--http-listen",
             &http.to_string(),
         ])
+        .args(["--rate-limit", "1000000000", "--rate-burst", "1000000000"])
         .args(["--log-format", "json", "--tokens-file"])
         .arg(&SHARED.path)
         .args(args)

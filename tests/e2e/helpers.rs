@@ -248,9 +248,16 @@ pub fn risk_args(db: &TestDb) -> Vec<String> {
 }
 
 /// `--listen` and `--http-listen` on ephemeral loopback ports.
+/// Also a per-principal rate far above what a test sends (the limits' own tests set theirs).
 fn listen_args() -> Vec<String> {
     let port0 = localhost0().to_string();
-    [flag("--listen", &port0), flag("--http-listen", &port0)].concat()
+    [
+        flag("--listen", &port0),
+        flag("--http-listen", &port0),
+        flag("--rate-limit", "1000000"),
+        flag("--rate-burst", "1000000"),
+    ]
+    .concat()
 }
 
 fn flag(name: &str, value: &str) -> Vec<String> {

@@ -14,6 +14,7 @@ mod gateway;
 mod governance;
 mod history;
 mod incidents;
+mod limits;
 mod listing;
 mod org;
 mod posture;

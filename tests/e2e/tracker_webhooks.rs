@@ -21,6 +21,7 @@ crate::on_both_backends!(
     closes_reopens_and_late_deliveries_follow_the_tracker,
     the_poll_catches_what_no_webhook_said,
     a_deleted_or_moved_issue_breaks_its_link_for_good,
+    a_webhook_body_that_trickles_in_is_ended,
 );
 
 async fn sync_state(s: &SyncApp) -> gpb::TrackerHealth {
@@ -264,4 +265,47 @@ async fn a_deleted_or_moved_issue_breaks_its_link_for_good(backend: Backend) {
             .any(|e| e.resource == deleted.name && e.principal.starts_with("trust_team")),
         "{trail:?}"
     );
+}
+
+/// A delivery whose body trickles in (a byte every 300 ms) holds its connection no longer than
+/// the request timeout: the gateway answers 408.
+async fn a_webhook_body_that_trickles_in_is_ended(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::new(backend).await;
+    let github =
+        assurance_tests::github_mock::GitHubMock::start(TOKEN, &[EXCHANGE, PRODUCTIVITY]).await;
+    let file = trackers_file(&db, &github, "");
+    let mut config = sync_config(&db, backend, file);
+    config.limits.request_timeout_secs = 2;
+    let app = start_gateway(&db, config).await;
+    let mut stream = tokio::net::TcpStream::connect(app.http_addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"POST /webhooks/github/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        )
+        .await
+        .expect("head");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {
+                if stream.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }

@@ -146,7 +146,9 @@ fn new_leaf(
 mod tests {
     use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-    use assurance_runtime::tls::{ClientTlsFiles, ServerTls, install_crypto_provider, serve_https};
+    use assurance_runtime::tls::{
+        ClientTlsFiles, ConnectionLimits, ServerTls, install_crypto_provider, serve_router,
+    };
     use tokio::{
         io::{AsyncReadExt, AsyncWriteExt},
         net::{TcpListener, TcpStream},
@@ -392,7 +394,11 @@ mod tests {
         let (stop, stopped) = oneshot::channel::<()>();
         let tls = tls.clone();
         let task = tokio::spawn(async move {
-            serve_https(listener, router, &tls, async {
+            let limits = ConnectionLimits {
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+            };
+            serve_router(listener, router, Some(&tls), limits, async {
                 let _ = stopped.await;
             })
             .await
@@ -407,9 +413,9 @@ mod tests {
         let _ = stop.send(());
         tokio::time::timeout(LIMIT, task)
             .await
-            .expect("serve_https stops")
+            .expect("serve_router stops")
             .expect("task")
-            .expect("serve_https result");
+            .expect("serve_router result");
     }
 
     #[tokio::test]

@@ -42,6 +42,8 @@ pub fn spawn_binary(
         &http.to_string(),
     ])
     .args(["--database-url", database_url, "--log-format", "json"])
+    // The rate limit runs (its cost is measured) but never refuses a load generator.
+    .args(["--rate-limit", "1000000000", "--rate-burst", "1000000000"])
     .args(extra)
     .env(
         "RUST_LOG",

@@ -18,6 +18,7 @@ mod roles;
 pub mod summary;
 mod tasks;
 mod timeline;
+mod watch;
 
 /// The messages of `assurance.incident.v1` with the shared `assurance.type.v1` enums it uses.
 mod pb {
@@ -50,6 +51,8 @@ pub struct IncidentApi {
     preparation: Arc<Preparation>,
     /// risk-service, for the org registry check of `affected_services`.
     risks: Option<Arc<dyn crate::relay::RiskRegister>>,
+    /// The shared feeds of `WatchIncident`.
+    watch: watch::WatchHub,
 }
 
 impl IncidentApi {
@@ -60,6 +63,7 @@ impl IncidentApi {
         risks: Option<Arc<dyn crate::relay::RiskRegister>>,
     ) -> Self {
         IncidentApi {
+            watch: watch::WatchHub::new(store.clone()),
             store,
             rule,
             preparation,
@@ -147,7 +151,7 @@ fn child_name(
 
 #[tonic::async_trait]
 impl IncidentService for IncidentApi {
-    type WatchIncidentStream = timeline::EventStream;
+    type WatchIncidentStream = watch::EventStream;
 
     async fn watch_incident(
         &self,

@@ -6,23 +6,15 @@ use assurance_runtime::list::{FilterContext, ListQuery, ListRequest};
 use assurance_runtime::page::Key;
 use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id};
-use crate::domain::timeline::TimelineKind;
-use crate::store::{SEQUENCE_SORTING, Store, TIMELINE_FILTER, row_keys};
-
-/// How often a watcher looks for changes made through other replicas.
-const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
-
-pub(super) type EventStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::TimelineEvent, Status>> + Send>>;
+use super::{IncidentApi, convert, incident_id, watch};
+use crate::store::{SEQUENCE_SORTING, TIMELINE_FILTER, row_keys};
 
 impl IncidentApi {
     pub(super) async fn timeline_watch(
         &self,
         request: Request<pb::WatchIncidentRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    ) -> Result<Response<watch::EventStream>, Status> {
         let req = request.into_inner();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "name", &req.name);
@@ -32,43 +24,12 @@ impl IncidentApi {
         v.finish()?;
         let id = id.unwrap_or_default();
         // Unknown incidents fail the call itself rather than the stream.
-        self.store.get(id).await?;
-        struct Cursor {
-            store: Store,
-            id: Uuid,
-            after: i64,
-            buffered: std::collections::VecDeque<crate::store::entities::timeline_event::Model>,
-            done: bool,
-        }
-        let start = Cursor {
-            store: self.store.clone(),
+        let incident = self.store.get(id).await?;
+        Ok(Response::new(self.watch.watch(
             id,
-            after: req.after_sequence,
-            buffered: Default::default(),
-            done: false,
-        };
-        let stream = futures::stream::unfold(start, |mut c| async move {
-            loop {
-                if let Some(e) = c.buffered.pop_front() {
-                    c.after = e.seq;
-                    // The stream ends after the CLOSED event (and anything buffered with it).
-                    c.done |= e.kind == TimelineKind::Closed as i32;
-                    return Some((Ok(convert::timeline_event(&e)), c));
-                }
-                if c.done {
-                    return None;
-                }
-                match c.store.timeline(c.id, c.after, 100).await {
-                    Ok(rows) if !rows.is_empty() => c.buffered.extend(rows),
-                    Ok(_) => c.store.wait_for_change(WATCH_POLL).await,
-                    Err(e) => {
-                        c.done = true;
-                        return Some((Err(e.into()), c));
-                    }
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+            req.after_sequence,
+            incident.phase,
+        )))
     }
 
     pub(super) async fn timeline_add_note(

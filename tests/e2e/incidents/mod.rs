@@ -24,6 +24,7 @@ mod required;
 mod review;
 mod risk_links;
 mod roles;
+mod streams;
 mod tasks;
 mod timeline;
 
