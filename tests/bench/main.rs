@@ -71,6 +71,18 @@ enum Command_ {
     Report(report::ReportArgs),
     /// Outbox relay throughput to an idempotent receiver on loopback, and CPU per event.
     Relay(relay::RelayArgs),
+    /// Generated-input runs of the request parsers: no panic, every refusal clean.
+    Fuzz(FuzzArgs),
+}
+
+#[derive(Parser)]
+struct FuzzArgs {
+    /// Inputs per target.
+    #[arg(long, default_value_t = 1_000_000)]
+    cases: u32,
+    /// One target (default: all of them).
+    #[arg(long)]
+    target: Option<String>,
 }
 
 #[derive(Parser)]
@@ -136,6 +148,28 @@ struct CrashArgs {
     workers: usize,
 }
 
+/// Runs the fuzz targets, one line each.
+fn fuzz(args: FuzzArgs) -> Result<(), String> {
+    let targets: Vec<&str> = match &args.target {
+        Some(t) => vec![t.as_str()],
+        None => assurance_tests::fuzz::TARGETS.to_vec(),
+    };
+    println!("target        inputs   refused  seconds  inputs/s  panics");
+    for target in targets {
+        let r = assurance_tests::fuzz::run(target, args.cases)?;
+        let secs = r.elapsed.as_secs_f64();
+        println!(
+            "{:<12} {:>8} {:>8} {:>8.1} {:>9.0}  0",
+            r.target,
+            r.cases,
+            r.refused,
+            secs,
+            r.cases as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -158,6 +192,7 @@ fn main() -> ExitCode {
             Command_::Posture(args) => posture::run(args).await,
             Command_::Report(args) => report::run(args).await,
             Command_::Relay(args) => relay::run(args).await,
+            Command_::Fuzz(args) => fuzz(args),
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));

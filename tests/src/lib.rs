@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod crash;
+pub mod fuzz;
 pub mod github_mock;
 pub mod jwt;
 pub mod pki;
