@@ -87,6 +87,11 @@ pub async fn routes(
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
     let (routes, upstreams, mut checks, outboxes) = service_routes(config, shutdown).await?;
+    // Request records expire in the gateway's store and (embedded) the services' databases.
+    let retention = config.security.settings().request_retention();
+    for db in std::iter::once(store.connection()).chain(outboxes.iter().map(|o| &o.db)) {
+        assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, shutdown.clone());
+    }
     let sync = match trackers {
         Some(trackers) => {
             if !upstreams.has_own_credential() {

@@ -13,6 +13,7 @@ use crate::domain::{preparation::Preparation, priority::SeverityRule};
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "incident-service",
+    mut_args = assurance_runtime::security::hide_env_value,
     version,
     about = "Assurance incident-service: the NIST SP 800-61 incident life cycle"
 )]
@@ -134,6 +135,12 @@ mod tests {
     use clap::{CommandFactory, Parser};
 
     use super::*;
+
+    #[test]
+    fn help_never_prints_environment_values() {
+        let shown = assurance_runtime::security::env_values_shown(&Config::command());
+        assert_eq!(shown, Vec::<String>::new());
+    }
 
     #[test]
     fn flags_parse_with_design_defaults() {
