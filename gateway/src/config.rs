@@ -151,8 +151,7 @@ impl Config {
         if self.embedded && !settings.insecure_dev && !settings.has_credentials() {
             let tokens = self.data_dir.join("tokens.toml");
             if !tokens.exists() {
-                db::create_private_dir(&self.data_dir)
-                    .map_err(|e| format!("data dir: {e}"))?;
+                db::create_private_dir(&self.data_dir).map_err(|e| format!("data dir: {e}"))?;
                 let token = assurance_runtime::auth::tokens::append(
                     &tokens,
                     &assurance_runtime::auth::tokens::NewToken {

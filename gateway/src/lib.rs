@@ -230,7 +230,8 @@ async fn service_routes(
             outboxes,
         ))
     } else {
-        tracing::info!(risk_url = %config.risk_url, incident_url = %config.incident_url, "forwarding mode");
+        let redact = assurance_runtime::db::redact_url;
+        tracing::info!(risk_url = %redact(&config.risk_url), incident_url = %redact(&config.incident_url), "forwarding mode");
         let mut router = axum::Router::new();
         let mut checks = Vec::new();
         let upstream_tls = config.upstream_tls();
@@ -248,13 +249,14 @@ async fn service_routes(
             ),
         ] {
             let mut endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| format!("{name} url {url}: {e}"))?
+                .map_err(|e| format!("{name} url {}: {e}", redact(url)))?
                 .connect_timeout(Duration::from_secs(5))
                 .tcp_nodelay(true);
             if url.starts_with("https://") {
                 let tls = upstream_tls.grpc("")?.ok_or_else(|| {
                     format!(
-                        "{name} url {url} is https: give --upstream-tls-ca to trust its certificate"
+                        "{name} url {} is https: give --upstream-tls-ca to trust its certificate",
+                        redact(url)
                     )
                 })?;
                 endpoint = endpoint

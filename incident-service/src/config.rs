@@ -90,7 +90,7 @@ impl Config {
             .ok_or("--risk-url needs --service-token-file (the system token for risk-service)")?;
         let token = assurance_runtime::auth::client::read_token_file(path)?;
         let channel = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| format!("--risk-url {url}: {e}"))?
+            .map_err(|e| format!("--risk-url {}: {e}", redact_url(url)))?
             .connect_timeout(std::time::Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();

@@ -229,8 +229,12 @@ fn is_secret_param(name: &str) -> bool {
 /// the password of its user information and the values of its `password=` (and other secret)
 /// query parameters. Use it wherever a URL is logged or shown.
 pub fn redact_url(url: &str) -> String {
-    let (head, fragment) = url.split_once('#').map_or((url, None), |(h, f)| (h, Some(f)));
-    let (base, query) = head.split_once('?').map_or((head, None), |(b, q)| (b, Some(q)));
+    let (head, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(h, f)| (h, Some(f)));
+    let (base, query) = head
+        .split_once('?')
+        .map_or((head, None), |(b, q)| (b, Some(q)));
     let mut out = match base.find("://") {
         Some(scheme_end) => {
             let rest = &base[scheme_end + 3..];
@@ -243,7 +247,11 @@ pub fn redact_url(url: &str) -> String {
                         Some((user, _)) => format!("{user}:***"),
                         None => userinfo.to_string(),
                     };
-                    format!("{}{user}{}{path}", &base[..scheme_end + 3], &authority[at..])
+                    format!(
+                        "{}{user}{}{path}",
+                        &base[..scheme_end + 3],
+                        &authority[at..]
+                    )
                 }
                 None => base.to_string(),
             }

@@ -217,7 +217,9 @@ pub fn spawn_cleanup(
             match delete_expired(&conn, now_micros().saturating_sub(keep)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired request records deleted"),
-                Err(e) => tracing::warn!(error = %e, "request record cleanup failed; retrying next interval"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "request record cleanup failed; retrying next interval")
+                }
             }
         }
     });
@@ -365,9 +367,7 @@ mod tests {
         let conn = sea_orm::Database::connect("sqlite::memory:")
             .await
             .expect("sqlite");
-        conn.execute(&super::create_table())
-            .await
-            .expect("table");
+        conn.execute(&super::create_table()).await.expect("table");
         for (id, time) in [("old", 1_000), ("edge", 2_000), ("new", 3_000)] {
             super::request_record::ActiveModel {
                 operation: Set("CreateRisk".into()),

@@ -275,7 +275,10 @@ mod tests {
             max_token_lifetime: Some(Duration::from_secs(600)),
             ..url.clone()
         };
-        assert_eq!(short.jwks().expect("valid").expect("some").max_lifetime, 600);
+        assert_eq!(
+            short.jwks().expect("valid").expect("some").max_lifetime,
+            600
+        );
         assert_eq!(
             url.request_retention(),
             Duration::from_secs(7 * 86_400),

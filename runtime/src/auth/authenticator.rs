@@ -428,6 +428,126 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("assurance-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    #[test]
+    fn a_deleted_tokens_file_leaves_no_tokens_and_a_broken_one_keeps_the_last_good_set() {
+        let dir = temp_dir("authn-delete");
+        let path = dir.join("tokens.toml");
+        write(&path, &[("a", "", false)]);
+        let auth = Authenticator::new(Some(path.clone()), None).expect("loads");
+        let now = 1_900_000_000;
+        assert!(auth.authenticate("a", now).is_ok());
+        // A typo: the last good set stays, the failure is counted once.
+        std::fs::write(&path, "[[tokens]\nsha256 = ").expect("write");
+        assert!(auth.reload_if_changed().is_err());
+        assert_eq!(auth.reload_failures(), 1);
+        assert_eq!(auth.reload_if_changed(), Ok(false), "reported once");
+        assert_eq!(auth.reload_failures(), 1);
+        assert!(auth.authenticate("a", now).is_ok());
+        // Deleted: no token of it is accepted, cached or not.
+        std::fs::remove_file(&path).expect("delete");
+        assert_eq!(auth.reload_if_changed(), Ok(true));
+        assert!(auth.authenticate("a", now).is_err());
+        assert_eq!(auth.reload_failures(), 1, "a deletion is not a failure");
+        // Back: its tokens are accepted again.
+        write(&path, &[("a", "", false)]);
+        assert_eq!(auth.reload_if_changed(), Ok(true));
+        assert!(auth.authenticate("a", now).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_verification_that_straddles_a_reload_is_not_cached() {
+        let dir = temp_dir("authn-race");
+        let path = dir.join("tokens.toml");
+        write(&path, &[("a", "", false)]);
+        let auth = Authenticator::new(Some(path.clone()), None).expect("loads");
+        let now = 1_900_000_000;
+        // A request reads the generation and verifies against the old table...
+        let generation = auth.generation.load(Ordering::Acquire);
+        let verified = auth.verify("a", now).expect("valid before the reload");
+        // ...the token is revoked and the file reloaded meanwhile...
+        write(&path, &[("a", "", true)]);
+        assert_eq!(auth.reload_if_changed(), Ok(true));
+        // ...so its result is not cached, and the token is refused from now on.
+        assert!(!auth.cache_if_current("a", verified, generation));
+        assert!(
+            auth.authenticate("a", now)
+                .expect_err("revoked")
+                .contains("revoked")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_jwks_file_is_reloaded_when_it_changes() {
+        use crate::auth::authenticator::jwks::{JwksConfig, JwksLocation};
+        let dir = temp_dir("authn-jwks");
+        let path = dir.join("jwks.json");
+        let rsa = |kid: &str| {
+            // The modulus of the test-only RSA key is not needed to load a set: any 2048-bit
+            // odd modulus parses.
+            let n = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                [0xc5u8; 256],
+            );
+            format!(r#"{{"keys":[{{"kty":"RSA","kid":"{kid}","n":"{n}","e":"AQAB"}}]}}"#)
+        };
+        std::fs::write(&path, rsa("one")).expect("write");
+        let auth = Authenticator::with_jwks(
+            None,
+            Some(JwksConfig {
+                location: JwksLocation::File(path.clone()),
+                issuer: "https://idp".into(),
+                audience: "assurance".into(),
+                max_lifetime: 3600,
+            }),
+        )
+        .expect("loads");
+        let keys = auth.jwt.as_ref().expect("jwt");
+        let first = keys.current().expect("keys");
+        assert_eq!(auth.reload_jwks_if_changed(), Ok(false));
+        std::fs::write(&path, rsa("second")).expect("write");
+        assert_eq!(auth.reload_jwks_if_changed(), Ok(true));
+        let second = keys.current().expect("keys");
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.max_lifetime(), 3600);
+        // Broken: the keys stay, the failure is counted.
+        std::fs::write(&path, "{").expect("write");
+        assert!(auth.reload_jwks_if_changed().is_err());
+        assert_eq!(auth.reload_failures(), 1);
+        assert!(Arc::ptr_eq(&second, &keys.current().expect("kept")));
+        // Deleted: no keys.
+        std::fs::remove_file(&path).expect("delete");
+        assert_eq!(auth.reload_jwks_if_changed(), Ok(true));
+        assert!(keys.current().is_none());
+        assert!(
+            auth.authenticate("x.y.z", 1)
+                .expect_err("no keys")
+                .contains("no signing keys")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn jwks_urls_must_be_https_or_loopback() {
+        use jwks::check_url;
+        assert!(check_url("https://idp.example/.well-known/jwks.json").is_ok());
+        assert!(check_url("http://127.0.0.1:8080/jwks").is_ok());
+        assert!(check_url("http://[::1]:8080/jwks").is_ok());
+        assert!(check_url("http://localhost/jwks").is_ok());
+        let err = check_url("http://user:s3cret@idp.example/jwks").expect_err("plain http");
+        assert!(err.contains("https") && !err.contains("s3cret"), "{err}");
+        assert!(check_url("ftp://idp.example/jwks").is_err());
+        assert!(check_url("not a url").is_err());
+    }
+
     #[test]
     fn needs_a_credential_source() {
         assert!(Authenticator::new(None, None).is_err());

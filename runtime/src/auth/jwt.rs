@@ -226,7 +226,6 @@ impl JwtVerifier {
         self.max_lifetime
     }
 
-
     /// Reads a JWKS file and parses it with [`JwtVerifier::from_jwks`].
     pub fn load(path: &Path, issuer: &str, audience: &str) -> Result<Self, String> {
         let json = std::fs::read_to_string(path)

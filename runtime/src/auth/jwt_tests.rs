@@ -482,9 +482,17 @@ fn jwt_lifetime_is_capped() {
     // The year 33658 (exp = 1e12 s), with and without iat, and as a float.
     for exp in [json!(1_000_000_000_000_i64), json!(1e12), json!(u64::MAX)] {
         let t = s.es256(&with(claims(), "exp", exp.clone()));
-        assert_eq!(v.verify(&t, NOW), Err(JwtError::LifetimeTooLong(day)), "{exp}");
+        assert_eq!(
+            v.verify(&t, NOW),
+            Err(JwtError::LifetimeTooLong(day)),
+            "{exp}"
+        );
         let t = s.es256(&with(without(claims(), "iat"), "exp", exp.clone()));
-        assert_eq!(v.verify(&t, NOW), Err(JwtError::LifetimeTooLong(day)), "{exp}");
+        assert_eq!(
+            v.verify(&t, NOW),
+            Err(JwtError::LifetimeTooLong(day)),
+            "{exp}"
+        );
     }
     // A malformed iat is refused.
     let t = s.es256(&with(claims(), "iat", json!("yesterday")));

@@ -97,7 +97,13 @@ impl JwtKeys {
                 // Checks the issuer and audience now, not at the first fetch.
                 JwtVerifier::from_jwks(EMPTY_CHECK, &config.issuer, &config.audience)
                     .map(|_| ())
-                    .or_else(|e| if e.contains("no usable") { Ok(()) } else { Err(e) })?;
+                    .or_else(|e| {
+                        if e.contains("no usable") {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })?;
                 Ok(JwtKeys::with(Some(config), None, None))
             }
         }
@@ -155,8 +161,10 @@ impl JwtKeys {
     }
 
     fn parse(&self, config: &JwksConfig, json: &str) -> Result<JwtVerifier, String> {
-        Ok(JwtVerifier::from_jwks(json, &config.issuer, &config.audience)?
-            .with_max_lifetime(config.max_lifetime))
+        Ok(
+            JwtVerifier::from_jwks(json, &config.issuer, &config.audience)?
+                .with_max_lifetime(config.max_lifetime),
+        )
     }
 
     /// Re-reads the JWKS file if it changed: `Ok(true)` when another key set (or, the file
