@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use assurance_proto::incident::v1 as ipb;
 use assurance_proto::risk::v1 as pb;
 use assurance_runtime::auth::client::Bearer;
 use assurance_tests::jwt;
@@ -73,7 +74,8 @@ async fn tokens_file_deleted_or_broken(backend: Backend) {
 
 /// A request id is remembered for `--request-retention`, then forgotten: reusing it with
 /// another payload is refused at first and creates the resource once the record expired. In
-/// risk-service and in the embedded gateway (which cleans the services' databases too).
+/// risk-service, incident-service and the embedded gateway (which cleans the services'
+/// databases too).
 async fn request_records_expire(backend: Backend) {
     let db = TestDb::new(backend).await;
     let mut config = risk_config(&db);
@@ -84,6 +86,29 @@ async fn request_records_expire(backend: Backend) {
     let risk = App::connect(running, db.tokens.clone()).await;
     reuse_after_retention(&risk, "risk").await;
     risk.stop().await;
+
+    let db = TestDb::new(backend).await;
+    let mut config = incident_config(&db);
+    config.security.request_retention = Some(Duration::from_secs(2));
+    let running = incident_service::start(&config, assurance_runtime::serve::Shutdown::new())
+        .await
+        .expect("incident-service starts");
+    let incidents = App::connect(running, db.tokens.clone()).await;
+    let declare = |title: &str| {
+        let incident = ipb::Incident {
+            title: title.into(),
+            ..phishing_wave()
+        };
+        declare_incident_as(&incidents, "admin", incident, "retained-1")
+    };
+    declare("First wave").await.expect("declared");
+    let err = declare("Second wave").await.expect_err("remembered");
+    assert_reason(&err, Code::InvalidArgument, "REQUEST_ID_REUSED");
+    eventually(20, "the incident request record expires", || async {
+        declare("Second wave").await.is_ok()
+    })
+    .await;
+    incidents.stop().await;
 
     let db = TestDb::new(backend).await;
     let mut config = embedded_config(&db, backend);
