@@ -18,6 +18,7 @@ use risk_service::{
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "gateway",
+    mut_args = assurance_runtime::security::hide_env_value,
     version,
     about = "Assurance gateway: one entry point for the Assurance APIs"
 )]
@@ -153,8 +154,7 @@ impl Config {
         if self.embedded && !settings.insecure_dev && !settings.has_credentials() {
             let tokens = self.data_dir.join("tokens.toml");
             if !tokens.exists() {
-                std::fs::create_dir_all(&self.data_dir)
-                    .map_err(|e| format!("data dir {}: {e}", self.data_dir.display()))?;
+                db::create_private_dir(&self.data_dir).map_err(|e| format!("data dir: {e}"))?;
                 let token = assurance_runtime::auth::tokens::append(
                     &tokens,
                     &assurance_runtime::auth::tokens::NewToken {
@@ -353,5 +353,11 @@ mod tests {
         assert!(parse_interval("h").is_err());
         assert!(parse_interval("3w").is_err());
         assert!(parse_positive_interval("off").is_err());
+    }
+
+    #[test]
+    fn help_never_prints_environment_values() {
+        let shown = assurance_runtime::security::env_values_shown(&Config::command());
+        assert_eq!(shown, Vec::<String>::new());
     }
 }

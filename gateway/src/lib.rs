@@ -87,6 +87,11 @@ pub async fn routes(
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
     let (routes, upstreams, mut checks, outboxes) = service_routes(config, shutdown).await?;
+    // Request records expire in the gateway's store and (embedded) the services' databases.
+    let retention = config.security.settings().request_retention();
+    for db in std::iter::once(store.connection()).chain(outboxes.iter().map(|o| &o.db)) {
+        assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, shutdown.clone());
+    }
     let sync = match trackers {
         Some(trackers) => {
             if !upstreams.has_own_credential() {
@@ -230,7 +235,8 @@ async fn service_routes(
             outboxes,
         ))
     } else {
-        tracing::info!(risk_url = %config.risk_url, incident_url = %config.incident_url, "forwarding mode");
+        let redact = assurance_runtime::db::redact_url;
+        tracing::info!(risk_url = %redact(&config.risk_url), incident_url = %redact(&config.incident_url), "forwarding mode");
         let mut router = axum::Router::new();
         let mut checks = Vec::new();
         let upstream_tls = config.upstream_tls();
@@ -248,13 +254,14 @@ async fn service_routes(
             ),
         ] {
             let mut endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| format!("{name} url {url}: {e}"))?
+                .map_err(|e| format!("{name} url {}: {e}", redact(url)))?
                 .connect_timeout(Duration::from_secs(5))
                 .tcp_nodelay(true);
             if url.starts_with("https://") {
                 let tls = upstream_tls.grpc("")?.ok_or_else(|| {
                     format!(
-                        "{name} url {url} is https: give --upstream-tls-ca to trust its certificate"
+                        "{name} url {} is https: give --upstream-tls-ca to trust its certificate",
+                        redact(url)
                     )
                 })?;
                 endpoint = endpoint

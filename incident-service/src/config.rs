@@ -13,6 +13,7 @@ use crate::domain::{preparation::Preparation, priority::SeverityRule};
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "incident-service",
+    mut_args = assurance_runtime::security::hide_env_value,
     version,
     about = "Assurance incident-service: the NIST SP 800-61 incident life cycle"
 )]
@@ -92,7 +93,7 @@ impl Config {
             .ok_or("--risk-url needs --service-token-file (the system token for risk-service)")?;
         let token = assurance_runtime::auth::client::read_token_file(path)?;
         let channel = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| format!("--risk-url {url}: {e}"))?
+            .map_err(|e| format!("--risk-url {}: {e}", redact_url(url)))?
             .connect_timeout(std::time::Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect_lazy();
@@ -137,6 +138,12 @@ mod tests {
     use clap::{CommandFactory, Parser};
 
     use super::*;
+
+    #[test]
+    fn help_never_prints_environment_values() {
+        let shown = assurance_runtime::security::env_values_shown(&Config::command());
+        assert_eq!(shown, Vec::<String>::new());
+    }
 
     #[test]
     fn flags_parse_with_design_defaults() {

@@ -159,6 +159,9 @@ pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Runnin
         server = server.with_risks(risks);
     }
     server.spawn_relay(config.relay.relay_settings(), shutdown.clone());
+    let retention = config.security.settings().request_retention();
+    let db = server.outbox().0;
+    assurance_runtime::idempotency::spawn_cleanup(db, retention, shutdown.clone());
     assurance_runtime::serve::start_with(
         config.listen,
         config.http_listen,

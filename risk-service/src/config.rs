@@ -18,6 +18,7 @@ use crate::{
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "risk-service",
+    mut_args = assurance_runtime::security::hide_env_value,
     version,
     about = "Assurance risk-service: org registry, risk register and scoring"
 )]
@@ -74,6 +75,7 @@ assurance_runtime::limit_args!(Limits, "RISK_");
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "risk-service",
+    mut_args = assurance_runtime::security::hide_env_value,
     version,
     about = "Assurance risk-service: org registry, risk register and scoring",
     args_conflicts_with_subcommands = true
@@ -88,6 +90,7 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Upserts a controls catalogue (YAML or JSON) into the database, then exits.
+    #[command(mut_args = assurance_runtime::security::hide_env_value)]
     ImportControls(crate::controls_import::ImportArgs),
 }
 
@@ -253,5 +256,12 @@ mod flag_tests {
         let settings = c.settings().expect("settings");
         assert!(settings.to_string().contains("postgres://u:***@db/risk"));
         assert!(Config::try_parse_from(["risk-service", "--scoring", "fancy"]).is_err());
+    }
+
+    #[test]
+    fn help_never_prints_environment_values() {
+        use assurance_runtime::security::env_values_shown;
+        assert_eq!(env_values_shown(&Cli::command()), Vec::<String>::new());
+        assert_eq!(env_values_shown(&Config::command()), Vec::<String>::new());
     }
 }

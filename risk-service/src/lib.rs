@@ -133,6 +133,9 @@ pub async fn start(
     let server = RiskServer::open(&settings)
         .await
         .map_err(|e| format!("database: {e}"))?;
+    let retention = config.security.settings().request_retention();
+    let db = server.store().connection().clone();
+    assurance_runtime::idempotency::spawn_cleanup(db, retention, shutdown.clone());
     assurance_runtime::serve::start_with(
         config.listen,
         config.http_listen,

@@ -33,7 +33,8 @@ pub enum SqliteReads {
 }
 
 /// Opens a pool on `url` (`sqlite://path/to/file.db` or `postgres://…`) of `max_connections`.
-/// A SQLite file and its folder are created when missing.
+/// A SQLite file and its folder are created when missing, readable by the owner only (`0600`
+/// in a `0700` folder; SQLite gives its `-wal` and `-shm` files the database file's mode).
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     connect_for(url, max_connections, SqliteReads::Cached).await
 }
@@ -58,11 +59,8 @@ pub async fn connect_for(
         .test_before_acquire(false)
         .sqlx_logging(false);
     if is_sqlite(url) {
-        if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf))
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(&parent)
-                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+        if let Some(path) = sqlite_path(url) {
+            create_private_file(path).map_err(DbErr::Custom)?;
         }
         opts.map_sqlx_sqlite_opts(move |o| {
             o.create_if_missing(true)
@@ -180,16 +178,102 @@ pub fn ready_check(db: DatabaseConnection) -> crate::serve::ReadyCheck {
     })
 }
 
-/// A printable form of a database URL with any password removed.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_string(),
+/// Creates `dir` and its missing parents, readable by the owner only (`0700`); an existing
+/// folder is left as it is.
+pub fn create_private_dir(dir: &Path) -> Result<(), String> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
     }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// Creates the empty file `path` (and its folder, see [`create_private_dir`]) readable by the
+/// owner only (`0600`) when it is missing; an existing file is left as it is.
+pub fn create_private_file(path: &Path) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
+}
+
+/// Query parameters whose values are hidden by [`redact_url`].
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "passwd", "pwd", "secret", "token", "key"]
+        .iter()
+        .any(|word| name.contains(word))
+        || name == "pass"
+}
+
+/// A printable form of a URL (a database's, a service's, a JWKS's) with any password removed:
+/// the password of its user information and the values of its `password=` (and other secret)
+/// query parameters. Use it wherever a URL is logged or shown.
+pub fn redact_url(url: &str) -> String {
+    let (head, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(h, f)| (h, Some(f)));
+    let (base, query) = head
+        .split_once('?')
+        .map_or((head, None), |(b, q)| (b, Some(q)));
+    let mut out = match base.find("://") {
+        Some(scheme_end) => {
+            let rest = &base[scheme_end + 3..];
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rfind('@') {
+                Some(at) => {
+                    let userinfo = &authority[..at];
+                    let user = match userinfo.split_once(':') {
+                        Some((user, _)) => format!("{user}:***"),
+                        None => userinfo.to_string(),
+                    };
+                    format!(
+                        "{}{user}{}{path}",
+                        &base[..scheme_end + 3],
+                        &authority[at..]
+                    )
+                }
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -214,5 +298,55 @@ mod tests {
             "postgres://app:***@db:5432/risk"
         );
         assert_eq!(redact_url("sqlite://data/risk.db"), "sqlite://data/risk.db");
+        for (url, shown) in [
+            (
+                "postgres://app@db/risk?sslmode=require&password=s3cret",
+                "postgres://app@db/risk?sslmode=require&password=***",
+            ),
+            (
+                "postgres://db/risk?user=app&PASSWORD=s3cret&sslpassword=k3y",
+                "postgres://db/risk?user=app&PASSWORD=***&sslpassword=***",
+            ),
+            (
+                "postgres://a:p%40ss@db/risk?options=x@y",
+                "postgres://a:***@db/risk?options=x@y",
+            ),
+            (
+                "https://u:tok@idp.example/keys#frag",
+                "https://u:***@idp.example/keys#frag",
+            ),
+            (
+                "sqlite://./data/risk.db?mode=rwc",
+                "sqlite://./data/risk.db?mode=rwc",
+            ),
+            ("http://127.0.0.1:50061", "http://127.0.0.1:50061"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+            assert!(!redact_url(url).contains("s3cret"));
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sqlite_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let root = std::env::temp_dir().join(format!("assurance-db-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("data");
+        let file = dir.join("risk.db");
+        let conn = connect(&sqlite_url(&file), 1).await.expect("connect");
+        conn.execute_unprepared("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+            .await
+            .expect("write");
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        let wal = dir.join("risk.db-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
+        conn.close().await.ok();
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -176,6 +176,55 @@ pub async fn scope_legacy_records(
     Ok(scoped)
 }
 
+/// How long request records are kept by default: a retry later than this is a new request.
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// The longest time between two cleanups of expired request records.
+const MAX_CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the request records created before `before` (Unix microseconds); returns how many.
+pub async fn delete_expired(conn: &impl ConnectionTrait, before: i64) -> Result<u64, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let deleted = request_record::Entity::delete_many()
+        .filter(request_record::Column::CreateTime.lt(before))
+        .exec(conn)
+        .await?;
+    Ok(deleted.rows_affected)
+}
+
+/// How often records kept for `retention` are cleaned up: a tenth of it, between one second and
+/// an hour.
+pub fn cleanup_interval(retention: std::time::Duration) -> std::time::Duration {
+    (retention / 10).clamp(std::time::Duration::from_secs(1), MAX_CLEANUP_INTERVAL)
+}
+
+/// Deletes request records older than `retention` from `conn` now and every
+/// [`cleanup_interval`], until `shutdown`. Several servers sharing a database may all run it.
+pub fn spawn_cleanup(
+    conn: DatabaseConnection,
+    retention: std::time::Duration,
+    shutdown: crate::serve::Shutdown,
+) {
+    let keep = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(cleanup_interval(retention));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.wait() => return,
+            }
+            match delete_expired(&conn, now_micros().saturating_sub(keep)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired request records deleted"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "request record cleanup failed; retrying next interval")
+                }
+            }
+        }
+    });
+}
+
 /// What a create-like write did.
 pub enum Outcome<T> {
     Created(T),
@@ -293,6 +342,53 @@ mod tests {
         let other = key(&create("r-1", "Fresh keys")).expect("a key");
         assert_ne!(a.fingerprint, other.fingerprint);
         assert!(key(&create("", "Stale keys")).is_none());
+    }
+
+    #[test]
+    fn cleanup_runs_often_enough_but_not_too_often() {
+        use std::time::Duration;
+        assert_eq!(
+            super::cleanup_interval(super::DEFAULT_RETENTION),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            super::cleanup_interval(Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            super::cleanup_interval(Duration::from_secs(600)),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_deleted_and_recent_ones_kept() {
+        use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+        let conn = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("sqlite");
+        conn.execute(&super::create_table()).await.expect("table");
+        for (id, time) in [("old", 1_000), ("edge", 2_000), ("new", 3_000)] {
+            super::request_record::ActiveModel {
+                operation: Set("CreateRisk".into()),
+                request_id: Set(id.into()),
+                fingerprint: Set("f".into()),
+                resource: Set(format!("risks/{id}")),
+                create_time: Set(time),
+            }
+            .insert(&conn)
+            .await
+            .expect("insert");
+        }
+        assert_eq!(super::delete_expired(&conn, 2_000).await, Ok(1));
+        let left: Vec<String> = super::request_record::Entity::find()
+            .all(&conn)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        assert_eq!(left, ["edge", "new"]);
     }
 
     #[test]

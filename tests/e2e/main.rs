@@ -8,6 +8,7 @@ mod auth;
 mod concurrency;
 mod contract;
 mod controls;
+mod credentials;
 mod effectiveness;
 mod exceptions;
 mod gateway;

@@ -17,6 +17,9 @@ use serde_json::Value;
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: i64 = 30;
 
+/// Longest lifetime (`exp` − `iat`, or `exp` − now) of a JWT accepted by default: 24 hours.
+pub const DEFAULT_MAX_LIFETIME_SECS: i64 = 24 * 3600;
+
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
@@ -61,6 +64,11 @@ pub enum JwtError {
     WrongAudience,
     #[error("missing claim \"{0}\"")]
     MissingClaim(&'static str),
+    #[error(
+        "token lifetime too long: exp is more than {0} s after iat (or now); \
+         this server accepts tokens valid for at most {0} s (--max-token-lifetime)"
+    )]
+    LifetimeTooLong(i64),
 }
 
 /// The two signing algorithms supported.
@@ -117,6 +125,8 @@ pub struct JwtVerifier {
     issuer: String,
     audience: String,
     leeway: i64,
+    /// Longest `exp` − `iat` (and `exp` − now) accepted, in seconds.
+    max_lifetime: i64,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -126,6 +136,7 @@ impl std::fmt::Debug for JwtVerifier {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
+            .field("max_lifetime", &self.max_lifetime)
             .finish()
     }
 }
@@ -156,6 +167,8 @@ struct RawClaims {
     exp: Option<Value>,
     #[serde(default)]
     nbf: Option<Value>,
+    #[serde(default)]
+    iat: Option<Value>,
     #[serde(default)]
     roles: Option<Value>,
     #[serde(default)]
@@ -197,7 +210,20 @@ impl JwtVerifier {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             leeway: LEEWAY_SECS,
+            max_lifetime: DEFAULT_MAX_LIFETIME_SECS,
         })
+    }
+
+    /// The same verifier, refusing tokens whose `exp` is more than `secs` after their `iat`
+    /// (or after now, whichever is earlier).
+    pub fn with_max_lifetime(mut self, secs: i64) -> Self {
+        self.max_lifetime = secs.max(1);
+        self
+    }
+
+    /// The longest token lifetime accepted, in seconds.
+    pub fn max_lifetime(&self) -> i64 {
+        self.max_lifetime
     }
 
     /// Reads a JWKS file and parses it with [`JwtVerifier::from_jwks`].
@@ -322,6 +348,14 @@ impl JwtVerifier {
             if now.saturating_add(self.leeway) < not_before {
                 return Err(JwtError::NotYetValid);
             }
+        }
+        // A token valid for years (or until the year 33658) is a credential that cannot be
+        // revoked by rotating keys in time: its lifetime is capped, counted from its `iat`
+        // and from now (an `iat` in the future does not extend it).
+        let issued = raw.iat.map(numeric_date).transpose()?;
+        let from = issued.map_or(now, |iat| iat.min(now));
+        if expires.saturating_sub(from) > self.max_lifetime.saturating_add(self.leeway) {
+            return Err(JwtError::LifetimeTooLong(self.max_lifetime));
         }
 
         let subject = match raw.sub {

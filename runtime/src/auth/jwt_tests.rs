@@ -458,3 +458,50 @@ fn jwt_load_from_file() {
     assert!(missing.contains("missing.json"), "{missing}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn jwt_lifetime_is_capped() {
+    let s = Signer::new();
+    let day = DEFAULT_MAX_LIFETIME_SECS;
+    let v = s.verifier();
+    // Exactly the maximum (from iat) is accepted; one leeway more is refused.
+    let t = s.es256(&with(claims(), "exp", json!(NOW + day)));
+    assert!(v.verify(&t, NOW).is_ok());
+    let t = s.es256(&with(claims(), "exp", json!(NOW + day + LEEWAY_SECS + 1)));
+    assert_eq!(v.verify(&t, NOW), Err(JwtError::LifetimeTooLong(day)));
+    // Without iat, counted from now.
+    let t = s.es256(&with(without(claims(), "iat"), "exp", json!(NOW + 2 * day)));
+    assert_eq!(v.verify(&t, NOW), Err(JwtError::LifetimeTooLong(day)));
+    // An iat in the future does not stretch it.
+    let t = s.es256(&with(
+        with(claims(), "iat", json!(NOW + 2 * day)),
+        "exp",
+        json!(NOW + 3 * day),
+    ));
+    assert_eq!(v.verify(&t, NOW), Err(JwtError::LifetimeTooLong(day)));
+    // The year 33658 (exp = 1e12 s), with and without iat, and as a float.
+    for exp in [json!(1_000_000_000_000_i64), json!(1e12), json!(u64::MAX)] {
+        let t = s.es256(&with(claims(), "exp", exp.clone()));
+        assert_eq!(
+            v.verify(&t, NOW),
+            Err(JwtError::LifetimeTooLong(day)),
+            "{exp}"
+        );
+        let t = s.es256(&with(without(claims(), "iat"), "exp", exp.clone()));
+        assert_eq!(
+            v.verify(&t, NOW),
+            Err(JwtError::LifetimeTooLong(day)),
+            "{exp}"
+        );
+    }
+    // A malformed iat is refused.
+    let t = s.es256(&with(claims(), "iat", json!("yesterday")));
+    assert_eq!(v.verify(&t, NOW), Err(JwtError::Malformed));
+    // Configurable, and the reason names the limit.
+    let v = s.verifier().with_max_lifetime(600);
+    assert_eq!(v.max_lifetime(), 600);
+    let t = s.es256(&with(claims(), "exp", json!(NOW + 3600)));
+    let err = v.verify(&t, NOW).expect_err("over 600 s");
+    assert!(err.to_string().contains("600 s"), "{err}");
+    assert!(v.verify(&s.es256(&claims()), NOW).is_ok());
+}
