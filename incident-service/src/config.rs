@@ -161,7 +161,10 @@ mod tests {
             SeverityRule::default()
         );
         assert_eq!(
-            c.settings().expect("settings").preparation.time_horizon_days,
+            c.settings()
+                .expect("settings")
+                .preparation
+                .time_horizon_days,
             crate::domain::preparation::DEFAULT_HORIZON_DAYS
         );
     }
@@ -170,7 +173,13 @@ mod tests {
     fn the_time_horizon_flag_overrides_the_preparation() {
         let c = Config::try_parse_from(["incident-service", "--incident-time-horizon-days", "30"])
             .expect("parse");
-        assert_eq!(c.settings().expect("settings").preparation.time_horizon_days, 30);
+        assert_eq!(
+            c.settings()
+                .expect("settings")
+                .preparation
+                .time_horizon_days,
+            30
+        );
         assert!(
             Config::try_parse_from(["incident-service", "--incident-time-horizon-days", "0"])
                 .is_err()

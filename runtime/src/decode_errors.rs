@@ -93,10 +93,7 @@ fn rewrite(headers: &mut http::HeaderMap) {
     }
     if refused.add_header(headers).is_err() {
         // Cannot happen (the message is percent-encoded); still never leave INTERNAL.
-        headers.insert(
-            Status::GRPC_STATUS,
-            http::HeaderValue::from_static("3"),
-        );
+        headers.insert(Status::GRPC_STATUS, http::HeaderValue::from_static("3"));
     }
 }
 
@@ -129,7 +126,11 @@ mod tests {
         .await;
         let status = Status::from_header_map(response.headers()).expect("status");
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("not UTF-8"), "{}", status.message());
+        assert!(
+            status.message().contains("not UTF-8"),
+            "{}",
+            status.message()
+        );
         let details = status.get_error_details();
         let info = details.error_info().expect("error info");
         assert_eq!(info.reason, "INVALID_ARGUMENT");

@@ -486,8 +486,16 @@ mod tests {
             });
         }
         let status: Status = ApiError::InvalidArgument(list).into();
-        assert!(status.message().len() <= MAX_MESSAGE_CHARS + 64, "{}", status.message().len());
-        assert!(status.details().len() < 64 * 1024, "{}", status.details().len());
+        assert!(
+            status.message().len() <= MAX_MESSAGE_CHARS + 64,
+            "{}",
+            status.message().len()
+        );
+        assert!(
+            status.details().len() < 64 * 1024,
+            "{}",
+            status.details().len()
+        );
         let details = status.get_error_details();
         let bad = details.bad_request().expect("bad request");
         assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS + 1);
@@ -505,7 +513,11 @@ mod tests {
         }
         .into();
         assert!(status.message().len() <= MAX_MESSAGE_CHARS + 64);
-        let info = status.get_error_details().error_info().cloned().expect("info");
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("info");
         assert!(info.metadata["status"].len() <= MAX_ECHO_CHARS + 40);
         let status: Status = ApiError::not_found(key).into();
         assert!(status.message().len() <= MAX_MESSAGE_CHARS + 64);

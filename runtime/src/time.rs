@@ -103,7 +103,10 @@ mod tests {
     fn only_years_1_to_9999_are_accepted() {
         let at = |seconds, nanos| Timestamp { seconds, nanos };
         assert_eq!(from_timestamp(&at(MIN_SECONDS, 0)), Some(MIN_MICROS));
-        assert_eq!(from_timestamp(&at(MAX_SECONDS, 999_999_999)), Some(MAX_MICROS));
+        assert_eq!(
+            from_timestamp(&at(MAX_SECONDS, 999_999_999)),
+            Some(MAX_MICROS)
+        );
         assert_eq!(from_timestamp(&at(MIN_SECONDS - 1, 0)), None);
         assert_eq!(from_timestamp(&at(MAX_SECONDS + 1, 0)), None);
         // Year -289,000: what once broke the incident metrics.

@@ -83,8 +83,7 @@ pub enum Direction {
 fn phase_moves(phase: Phase, classification: Classification) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(next) = phase.next() {
-        if phase != Phase::DetectionAnalysis || classification == Classification::SecurityIncident
-        {
+        if phase != Phase::DetectionAnalysis || classification == Classification::SecurityIncident {
             out.push(format!("advance to {next}"));
         } else {
             out.push(format!(

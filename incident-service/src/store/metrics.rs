@@ -96,9 +96,7 @@ struct Group {
 /// test is on the indexed expression itself, so the p90 walk still reads only the index.
 fn duration_sql(end: &str, start: &str) -> String {
     let span = assurance_runtime::time::MAX_SPAN_MICROS;
-    format!(
-        "(CASE WHEN ({end} - {start}) BETWEEN -{span} AND {span} THEN ({end} - {start}) END)"
-    )
+    format!("(CASE WHEN ({end} - {start}) BETWEEN -{span} AND {span} THEN ({end} - {start}) END)")
 }
 
 /// The sum of `sum` whole seconds and `micros` microseconds, as a mean over `count`, in
@@ -200,11 +198,9 @@ impl Store {
         }
         let duration = || Expr::cust(format!("({end} - {start})"));
         let span = assurance_runtime::time::MAX_SPAN_MICROS;
-        let present = Condition::all()
-            .add(scope.clone())
-            .add(Expr::cust(format!(
-                "({end} - {start}) BETWEEN -{span} AND {span}"
-            )));
+        let present = Condition::all().add(scope.clone()).add(Expr::cust(format!(
+            "({end} - {start}) BETWEEN -{span} AND {span}"
+        )));
         let rank = nearest_rank(90, count);
         let (order, offset) = if rank * 2 > count {
             (sea_orm::Order::Desc, count - rank)
