@@ -232,6 +232,23 @@ async fn an_impossible_stored_time_does_not_break_the_metrics(backend: Backend) 
     let mean = detect.mean.expect("mean");
     assert!((86_000..=86_800).contains(&mean.seconds), "{mean:?}");
     assert_eq!(detect.p90.map(|d| d.seconds), Some(mean.seconds));
+    // The posture's incident half sums the same durations.
+    use assurance_proto::incident::v1::incident_summary_service_client::IncidentSummaryServiceClient;
+    let summary = IncidentSummaryServiceClient::new(app.channel_as("admin"))
+        .summarize_incidents(ipb::SummarizeIncidentsRequest {
+            groups: vec![ipb::IncidentGroup {
+                key: "enterprise".into(),
+                services: Vec::new(),
+                complement: true,
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("the summary answers despite the broken rows")
+        .into_inner();
+    let kpis = summary.summaries[0].kpis.expect("kpis");
+    assert_eq!(kpis.count, 3);
+    assert_eq!(kpis.time_to_detect.map(|d| d.count), Some(1));
 }
 
 async fn an_admin_repairs_a_closed_incidents_times_and_nothing_else(backend: Backend) {
