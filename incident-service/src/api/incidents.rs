@@ -748,3 +748,24 @@ impl IncidentApi {
         Ok(Response::new(self.incident_out(&linked).await?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::repair_summary;
+
+    #[test]
+    fn a_repair_names_each_time_before_and_after_even_an_impossible_one() {
+        let ancient = -9_120_000_000_000_000_000;
+        let text = repair_summary((Some(ancient), 0), (Some(1_000_000), 0));
+        assert!(
+            text.starts_with("repaired the closed incident's occur_time -"),
+            "{text}"
+        );
+        assert!(text.ends_with("→ 1970-01-01T00:00:01Z"), "{text}");
+        let text = repair_summary((Some(i64::MIN), i64::MAX), (None, 0));
+        assert!(
+            text.contains("→ unset") && text.contains("detect_time"),
+            "{text}"
+        );
+    }
+}
