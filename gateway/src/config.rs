@@ -77,6 +77,10 @@ pub struct Config {
     /// Embedded only: TOML file replacing the incident severity rule.
     #[arg(long, env = "GATEWAY_SEVERITY_RULE")]
     pub severity_rule: Option<PathBuf>,
+    /// Embedded only: how many days in the past an incident's occurred and detected times may
+    /// be (default 3650, or the preparation file's `time_horizon_days`).
+    #[arg(long, env = "GATEWAY_INCIDENT_TIME_HORIZON_DAYS", value_parser = clap::value_parser!(i64).range(1..=incident_service::domain::preparation::MAX_HORIZON_DAYS))]
+    pub incident_time_horizon_days: Option<i64>,
     /// Embedded only: TOML file of incident response templates, contacts and notification rules.
     #[arg(long, env = "GATEWAY_PREPARATION")]
     pub preparation: Option<PathBuf>,
@@ -240,9 +244,12 @@ impl Config {
                 .unwrap_or_else(|| db::sqlite_url(&self.data_dir.join("incident.db"))),
             db_pool_size: self.db_pool_size,
             severity_rule: incident_service::config::load_rule(self.severity_rule.as_deref())?,
-            preparation: incident_service::domain::preparation::Preparation::load(
-                self.preparation.as_deref(),
-            )?,
+            preparation: incident_service::config::with_horizon(
+                incident_service::domain::preparation::Preparation::load(
+                    self.preparation.as_deref(),
+                )?,
+                self.incident_time_horizon_days,
+            ),
         })
     }
 

@@ -42,6 +42,10 @@ pub struct Config {
     /// default: the built-in federated template.
     #[arg(long, env = "INCIDENT_PREPARATION")]
     pub preparation: Option<PathBuf>,
+    /// How many days before now an incident's occur_time and detect_time may lie (1 to
+    /// 3652425); default: the preparation's `time_horizon_days`, else 3650 (ten years).
+    #[arg(long, env = "INCIDENT_TIME_HORIZON_DAYS", value_parser = clap::value_parser!(i64).range(1..=crate::domain::preparation::MAX_HORIZON_DAYS))]
+    pub incident_time_horizon_days: Option<i64>,
     /// Log format.
     #[arg(
         long,
@@ -107,7 +111,10 @@ impl Config {
             database_url: self.database_url.clone(),
             db_pool_size: self.db_pool_size,
             severity_rule: load_rule(self.severity_rule.as_deref())?,
-            preparation: Preparation::load(self.preparation.as_deref())?,
+            preparation: with_horizon(
+                Preparation::load(self.preparation.as_deref())?,
+                self.incident_time_horizon_days,
+            ),
         })
     }
 }
@@ -121,6 +128,14 @@ impl std::fmt::Display for Settings {
             self.db_pool_size
         )
     }
+}
+
+/// `preparation` with its time horizon replaced by `days` (the flag), when given.
+pub fn with_horizon(mut preparation: Preparation, days: Option<i64>) -> Preparation {
+    if let Some(days) = days {
+        preparation.time_horizon_days = days;
+    }
+    preparation
 }
 
 /// The default severity rule, or the one in `file`.
@@ -154,6 +169,30 @@ mod tests {
         assert_eq!(
             c.settings().expect("settings").severity_rule,
             SeverityRule::default()
+        );
+        assert_eq!(
+            c.settings()
+                .expect("settings")
+                .preparation
+                .time_horizon_days,
+            crate::domain::preparation::DEFAULT_HORIZON_DAYS
+        );
+    }
+
+    #[test]
+    fn the_time_horizon_flag_overrides_the_preparation() {
+        let c = Config::try_parse_from(["incident-service", "--incident-time-horizon-days", "30"])
+            .expect("parse");
+        assert_eq!(
+            c.settings()
+                .expect("settings")
+                .preparation
+                .time_horizon_days,
+            30
+        );
+        assert!(
+            Config::try_parse_from(["incident-service", "--incident-time-horizon-days", "0"])
+                .is_err()
         );
     }
 }

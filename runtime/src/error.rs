@@ -246,11 +246,116 @@ impl ApiError {
     }
 }
 
+/// The most characters of one piece of an error (a field path, a violation's description, an
+/// `ErrorInfo` metadata value) sent back: input echoed in an error is clipped to this.
+pub const MAX_ECHO_CHARS: usize = 256;
+/// The most characters of an error's message (`grpc-message`).
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+/// The most field violations an error carries; the rest are counted in the message.
+pub const MAX_VIOLATIONS: usize = 50;
+
+/// `text` cut to `max` characters, saying how much was left out.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => {
+            let rest = text[end..].chars().count();
+            format!("{}… ({rest} more characters)", &text[..end])
+        }
+    }
+}
+
+impl ApiError {
+    /// The same error with every piece that may echo input clipped to [`MAX_ECHO_CHARS`] and
+    /// at most [`MAX_VIOLATIONS`] violations (the count of the others in a last one).
+    fn clipped(self) -> ApiError {
+        let c = |s: String| {
+            if s.chars().count() > MAX_ECHO_CHARS {
+                clip(&s, MAX_ECHO_CHARS)
+            } else {
+                s
+            }
+        };
+        match self {
+            ApiError::InvalidArgument(list) => {
+                let total = list.len();
+                let mut kept: Vec<Violation> = list
+                    .into_iter()
+                    .take(MAX_VIOLATIONS)
+                    .map(|v| Violation {
+                        field: c(v.field),
+                        description: c(v.description),
+                    })
+                    .collect();
+                if total > MAX_VIOLATIONS {
+                    kept.push(Violation {
+                        field: "(more)".into(),
+                        description: format!(
+                            "{} more violations are not listed",
+                            total - MAX_VIOLATIONS
+                        ),
+                    });
+                }
+                ApiError::InvalidArgument(kept)
+            }
+            ApiError::NotFound { resource } => ApiError::NotFound {
+                resource: c(resource),
+            },
+            ApiError::AlreadyExists { resource } => ApiError::AlreadyExists {
+                resource: c(resource),
+            },
+            ApiError::FailedPrecondition {
+                reason,
+                message,
+                metadata,
+            } => ApiError::FailedPrecondition {
+                reason,
+                message: clip(&message, MAX_MESSAGE_CHARS),
+                metadata: metadata.into_iter().map(|(k, v)| (c(k), c(v))).collect(),
+            },
+            ApiError::StaleEtag {
+                resource,
+                sent,
+                current,
+            } => ApiError::StaleEtag {
+                resource: c(resource),
+                sent: c(sent),
+                current: c(current),
+            },
+            ApiError::Conflict { resource } => ApiError::Conflict {
+                resource: c(resource),
+            },
+            ApiError::Referenced { resource, by } => {
+                let total = by.len();
+                let mut by: Vec<String> = by.into_iter().take(MAX_VIOLATIONS).map(c).collect();
+                if total > MAX_VIOLATIONS {
+                    by.push(format!("{} more", total - MAX_VIOLATIONS));
+                }
+                ApiError::Referenced {
+                    resource: c(resource),
+                    by,
+                }
+            }
+            ApiError::RequestIdReused { request_id } => ApiError::RequestIdReused {
+                request_id: c(request_id),
+            },
+            ApiError::PermissionDenied(m) => ApiError::PermissionDenied(c(m)),
+            ApiError::Unauthenticated(m) => ApiError::Unauthenticated(c(m)),
+            ApiError::ResourceExhausted(m) => ApiError::ResourceExhausted(c(m)),
+            ApiError::Unavailable(m) => ApiError::Unavailable(c(m)),
+            internal @ ApiError::Internal(_) => internal,
+        }
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         if let ApiError::Internal(detail) = &err {
             tracing::error!(detail = %detail, "internal error");
         }
+        // Errors echo input (a bad label key, a title): clip every piece of it, so that one huge
+        // field cannot make an answer no client can read.
+        let err = err.clipped();
         let mut details = ErrorDetails::new();
         match &err {
             ApiError::InvalidArgument(violations) => {
@@ -283,7 +388,8 @@ impl From<ApiError> for Status {
             _ => {}
         }
         details.set_error_info(err.reason(), ERROR_DOMAIN, err.metadata());
-        Status::with_error_details(err.code(), err.to_string(), details)
+        let message = clip(&err.to_string(), MAX_MESSAGE_CHARS);
+        Status::with_error_details(err.code(), message, details)
     }
 }
 
@@ -364,6 +470,64 @@ mod tests {
         );
         let terminal = ApiError::illegal_move(Reason::IllegalPhaseMove, "closed", "CLOSED", &[]);
         assert_eq!(terminal.to_string(), "closed; allowed: nothing (terminal)");
+    }
+
+    #[test]
+    fn huge_input_is_clipped_in_the_message_and_every_detail() {
+        let key = "k".repeat(1 << 20);
+        let mut list = vec![Violation {
+            field: format!("risk.labels[{key}]"),
+            description: format!("key {key} is not a slug"),
+        }];
+        for n in 0..200 {
+            list.push(Violation {
+                field: format!("risk.labels[{n}]"),
+                description: key.clone(),
+            });
+        }
+        let status: Status = ApiError::InvalidArgument(list).into();
+        assert!(
+            status.message().len() <= MAX_MESSAGE_CHARS + 64,
+            "{}",
+            status.message().len()
+        );
+        assert!(
+            status.details().len() < 64 * 1024,
+            "{}",
+            status.details().len()
+        );
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("bad request");
+        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS + 1);
+        for v in &bad.field_violations {
+            assert!(v.field.chars().count() <= MAX_ECHO_CHARS + 40);
+            assert!(v.description.chars().count() <= MAX_ECHO_CHARS + 40);
+        }
+        assert!(bad.field_violations[0].field.starts_with("risk.labels[kkk"));
+        assert!(bad.field_violations[0].field.contains("more characters"));
+
+        let status: Status = ApiError::FailedPrecondition {
+            reason: Reason::IllegalTransition,
+            message: key.clone(),
+            metadata: vec![("status".into(), key.clone())],
+        }
+        .into();
+        assert!(status.message().len() <= MAX_MESSAGE_CHARS + 64);
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("info");
+        assert!(info.metadata["status"].len() <= MAX_ECHO_CHARS + 40);
+        let status: Status = ApiError::not_found(key).into();
+        assert!(status.message().len() <= MAX_MESSAGE_CHARS + 64);
+    }
+
+    #[test]
+    fn clipping_respects_characters() {
+        assert_eq!(clip("héllo", 10), "héllo");
+        assert_eq!(clip("héllo", 2), "hé… (3 more characters)");
+        assert_eq!(clip("", 0), "");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod db;
+pub mod decode_errors;
 pub mod error;
 pub mod etag;
 pub mod filter;

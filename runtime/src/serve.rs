@@ -121,6 +121,8 @@ pub async fn serve_grpc(
     }
     let idle = limits.idle_timeout;
     let layers = tower::ServiceBuilder::new()
+        // Outermost: a body tonic cannot decode is the caller's error, not an internal one.
+        .layer(crate::decode_errors::DecodeErrorLayer)
         .layer(security.auth.clone())
         .layer(LimitLayer::new(
             Limits::new(limits.clone()),

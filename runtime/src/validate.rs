@@ -119,10 +119,20 @@ impl Violations {
                 format!("{} is not a known value", t.sync_state),
             );
         }
-        if let Some(ts) = t.sync_time
-            && crate::time::from_timestamp(ts).is_none()
-        {
-            self.add(format!("{field}.sync_time"), "is not a valid timestamp");
+        if let Some(ts) = t.sync_time {
+            self.timestamp(&format!("{field}.sync_time"), ts);
+        }
+    }
+
+    /// A timestamp field: its microseconds, or a violation on `field` when it is not a valid
+    /// timestamp or lies outside 0001-01-01..9999-12-31.
+    pub fn timestamp(&mut self, field: &str, ts: &prost_types::Timestamp) -> Option<i64> {
+        match crate::time::timestamp_problem(ts) {
+            Some(problem) => {
+                self.add(field, problem);
+                None
+            }
+            None => crate::time::from_timestamp(ts),
         }
     }
 
@@ -374,6 +384,27 @@ mod tests {
         };
         let fields: Vec<_> = list.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(fields, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn timestamps_outside_years_1_to_9999_name_their_field() {
+        let mut v = Violations::new();
+        let ok = prost_types::Timestamp {
+            seconds: 1,
+            nanos: 0,
+        };
+        assert_eq!(v.timestamp("a", &ok), Some(1_000_000));
+        let ancient = prost_types::Timestamp {
+            seconds: -9_120_000_000_000,
+            nanos: 0,
+        };
+        assert_eq!(v.timestamp("incident.occur_time", &ancient), None);
+        let Err(ApiError::InvalidArgument(list)) = v.finish() else {
+            panic!("expected violations")
+        };
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].field, "incident.occur_time");
+        assert!(list[0].description.contains("9999-12-31"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod helpers;
 
 mod appetite;
 mod auth;
+mod bad_input;
 mod concurrency;
 mod contract;
 mod controls;

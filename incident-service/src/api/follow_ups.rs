@@ -34,10 +34,9 @@ fn check_field(v: &mut Violations, f: &mut pb::FollowUp, field: &str) -> Option<
         "title" => v.line("follow_up.title", &f.title, true, 200),
         "description" => v.paragraph("follow_up.description", &f.description, false, 4000),
         "owner" => v.principal("follow_up.owner", &mut f.owner, true),
-        "due_time" => match f.due_time.as_ref().map(from_timestamp) {
+        "due_time" => match f.due_time.as_ref() {
             None => v.add("follow_up.due_time", "is required"),
-            Some(None) => v.add("follow_up.due_time", "is not a valid timestamp"),
-            Some(due) => return due,
+            Some(ts) => return v.timestamp("follow_up.due_time", ts),
         },
         "status" => v.known(
             "follow_up.status",

@@ -15,7 +15,7 @@ use assurance_runtime::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id, past_time};
+use super::{IncidentApi, convert, incident_id, incident_time};
 use crate::{
     domain::{
         phase::{self, Classification, Direction, Phase},
@@ -88,7 +88,13 @@ fn check_risk_links(v: &mut Violations, links: &[pb::RiskLink]) -> Vec<(String, 
 }
 
 /// Checks one mutable field of an incident in `input`; the services field yields their ids.
-fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<String>> {
+/// `horizon` bounds how far in the past the occurred and detected times may lie.
+fn check_field(
+    v: &mut Violations,
+    i: &pb::Incident,
+    field: &str,
+    horizon: i64,
+) -> Option<Vec<String>> {
     let now = now_micros();
     match field {
         "title" => v.line("incident.title", &i.title, true, 200),
@@ -164,10 +170,12 @@ fn check_field(v: &mut Violations, i: &pb::Incident, field: &str) -> Option<Vec<
             );
         }
         "occur_time" => {
-            past_time(v, "incident.occur_time", i.occur_time.as_ref(), now);
+            let field = "incident.occur_time";
+            incident_time(v, field, i.occur_time.as_ref(), now, horizon);
         }
         "detect_time" => {
-            let detect = past_time(v, "incident.detect_time", i.detect_time.as_ref(), now);
+            let field = "incident.detect_time";
+            let detect = incident_time(v, field, i.detect_time.as_ref(), now, horizon);
             let occur = i.occur_time.as_ref().and_then(from_timestamp);
             if let (Some(o), Some(d)) = (occur, detect)
                 && o > d
@@ -254,6 +262,56 @@ impl IncidentApi {
     }
 }
 
+/// The paths of a closed incident an admin may still repair.
+const REPAIRABLE: &[&str] = &["occur_time", "detect_time"];
+
+/// A closed incident changes only by an admin's repair of its occurred and detected times;
+/// anything else is `FAILED_PRECONDITION` (`INCIDENT_CLOSED`) naming what is still possible.
+fn refuse_unless_repair(m: &incident::Model, caller: &Caller, paths: &[&str]) -> ApiResult<()> {
+    let admin = caller
+        .principal
+        .roles
+        .contains(assurance_runtime::auth::Role::Admin);
+    if admin && paths.iter().all(|p| REPAIRABLE.contains(p)) {
+        return Ok(());
+    }
+    let mut refusal = refuse_if_closed(m).err().unwrap_or_else(|| {
+        ApiError::precondition(
+            assurance_runtime::Reason::IncidentClosed,
+            format!("incidents/{} is CLOSED", m.id),
+        )
+    });
+    if let ApiError::FailedPrecondition { message, .. } = &mut refusal {
+        message.push_str(
+            "; only an admin may still repair its occur_time and detect_time (UpdateIncident)",
+        );
+    }
+    Err(refusal)
+}
+
+/// The timeline summary of a repair: each time that changed, before and after.
+fn repair_summary(before: (Option<i64>, i64), after: (Option<i64>, i64)) -> String {
+    let text = |t: Option<i64>| {
+        t.map(|t| assurance_runtime::time::to_timestamp(t).to_string())
+            .unwrap_or_else(|| "unset".into())
+    };
+    let mut changes = Vec::new();
+    if before.0 != after.0 {
+        changes.push(format!("occur_time {} → {}", text(before.0), text(after.0)));
+    }
+    if before.1 != after.1 {
+        changes.push(format!(
+            "detect_time {} → {}",
+            text(Some(before.1)),
+            text(Some(after.1))
+        ));
+    }
+    if changes.is_empty() {
+        changes.push("no time changed".into());
+    }
+    format!("repaired the closed incident's {}", changes.join(", "))
+}
+
 fn refusal(r: phase::Refusal) -> ApiError {
     let allowed: Vec<&str> = r.allowed.iter().map(String::as_str).collect();
     ApiError::illegal_move(
@@ -280,9 +338,10 @@ impl IncidentApi {
         v.request_id("request_id", &req.request_id);
         let i = &v.message("incident", req.incident.clone());
         let mut services = Vec::new();
+        let horizon = self.preparation.horizon_micros();
         // Risk links are set with UpdateIncident (and, later, by the events relay).
         for field in UPDATABLE.iter().filter(|f| **f != "risk_links") {
-            if let Some(ids) = check_field(&mut v, i, field) {
+            if let Some(ids) = check_field(&mut v, i, field, horizon) {
                 services = ids;
             }
         }
@@ -424,8 +483,9 @@ impl IncidentApi {
             v.add("update_mask", "names no field to update");
         }
         let mut services = None;
+        let horizon = self.preparation.horizon_micros();
         for p in &paths {
-            if let Some(ids) = check_field(&mut v, &i, p) {
+            if let Some(ids) = check_field(&mut v, &i, p, horizon) {
                 services = Some(ids);
             }
         }
@@ -442,8 +502,11 @@ impl IncidentApi {
         let updated = self
             .store
             .modify(id.unwrap_or_default(), expected, &caller, async |tx, m| {
-                refuse_if_closed(m)?;
-                let before = m.severity;
+                let repair = m.phase == Phase::Closed as i32;
+                if repair {
+                    refuse_unless_repair(m, &caller, &paths)?;
+                }
+                let (before, times_before) = (m.severity, (m.occur_time, m.detect_time));
                 for p in &paths {
                     match *p {
                         "title" => m.title = i.title.clone(),
@@ -489,7 +552,11 @@ impl IncidentApi {
                 if let Some(links) = &links {
                     crate::store::replace_risk_links(tx, m, links).await?;
                 }
-                let mut summary = format!("updated {}", paths.join(", "));
+                let mut summary = if repair {
+                    repair_summary(times_before, (m.occur_time, m.detect_time))
+                } else {
+                    format!("updated {}", paths.join(", "))
+                };
                 if m.severity != before {
                     summary.push_str(&format!(
                         "; severity {} → {}",
@@ -679,5 +746,26 @@ impl IncidentApi {
             .await?;
         let linked = self.decided(id, outcome).await?;
         Ok(Response::new(self.incident_out(&linked).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repair_summary;
+
+    #[test]
+    fn a_repair_names_each_time_before_and_after_even_an_impossible_one() {
+        let ancient = -9_120_000_000_000_000_000;
+        let text = repair_summary((Some(ancient), 0), (Some(1_000_000), 0));
+        assert!(
+            text.starts_with("repaired the closed incident's occur_time -"),
+            "{text}"
+        );
+        assert!(text.ends_with("→ 1970-01-01T00:00:01Z"), "{text}");
+        let text = repair_summary((Some(i64::MIN), i64::MAX), (None, 0));
+        assert!(
+            text.contains("→ unset") && text.contains("detect_time"),
+            "{text}"
+        );
     }
 }

@@ -1,10 +1,7 @@
 //! Incident metrics: counts and durations over a scope of incidents.
 
 use super::pb;
-use assurance_runtime::{
-    time::from_timestamp,
-    validate::{Violations, slug_name},
-};
+use assurance_runtime::validate::{Violations, slug_name};
 use tonic::{Request, Response, Status};
 
 use super::{IncidentApi, convert};
@@ -33,10 +30,7 @@ impl IncidentApi {
             ("end_time", &req.end_time, &mut scope.declared_before),
         ] {
             if let Some(ts) = ts {
-                match from_timestamp(ts) {
-                    Some(t) => *bound = Some(t),
-                    None => v.add(field, "is not a valid timestamp"),
-                }
+                *bound = v.timestamp(field, ts);
             }
         }
         v.finish()?;

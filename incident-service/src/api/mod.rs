@@ -29,10 +29,7 @@ mod pb {
 use std::sync::Arc;
 
 use assurance_proto::incident::v1::incident_service_server::IncidentService;
-use assurance_runtime::{
-    time::from_timestamp,
-    validate::{Violations, name_id},
-};
+use assurance_runtime::validate::{Violations, name_id};
 use prost_types::Timestamp;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -97,17 +94,37 @@ impl IncidentApi {
 /// A client-supplied time that must not be in the future (beyond the tolerated clock skew):
 /// the time, None when absent, or a violation on `field`.
 fn past_time(v: &mut Violations, field: &str, ts: Option<&Timestamp>, now: i64) -> Option<i64> {
-    match from_timestamp(ts?) {
-        Some(t) if t <= now + SKEW_MICROS => Some(t),
+    match v.timestamp(field, ts?) {
+        Some(t) if t <= now.saturating_add(SKEW_MICROS) => Some(t),
         Some(_) => {
             v.add(field, "must not be in the future");
             None
         }
-        None => {
-            v.add(field, "is not a valid timestamp");
-            None
-        }
+        None => None,
     }
+}
+
+/// An incident's occurred or detected time: a [`past_time`] no more than `horizon`
+/// microseconds before `now` (the preparation's `time_horizon_days`).
+fn incident_time(
+    v: &mut Violations,
+    field: &str,
+    ts: Option<&Timestamp>,
+    now: i64,
+    horizon: i64,
+) -> Option<i64> {
+    let t = past_time(v, field, ts, now)?;
+    if t < now.saturating_sub(horizon) {
+        v.add(
+            field,
+            format!(
+                "must not be more than {} days in the past",
+                horizon / 86_400_000_000
+            ),
+        );
+        return None;
+    }
+    Some(t)
 }
 
 /// The id of `incidents/{id}`, if `name` is one.

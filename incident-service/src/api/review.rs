@@ -5,7 +5,6 @@ use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::{
     auth::Caller,
-    time::from_timestamp,
     validate::{Violations, slug_name},
 };
 use tonic::{Request, Response, Status};
@@ -37,8 +36,11 @@ pub fn check(v: &mut Violations, r: &mut pb::PostIncidentReview) {
         v.line(&at("title"), &f.title, true, 200);
         v.paragraph(&at("description"), &f.description, false, 4000);
         v.principal(&at("owner"), &mut f.owner, true);
-        if f.due_time.as_ref().and_then(from_timestamp).is_none() {
-            v.add(at("due_time"), "is required");
+        match f.due_time.as_ref() {
+            None => v.add(at("due_time"), "is required"),
+            Some(ts) => {
+                v.timestamp(&at("due_time"), ts);
+            }
         }
     }
     for (n, risk) in r.identified_risks.iter_mut().enumerate() {

@@ -8,7 +8,7 @@ use assurance_proto::incident::v1::incident_summary_service_server::IncidentSumm
 use assurance_runtime::{
     ApiError, ApiResult,
     auth::Caller,
-    time::{from_timestamp, now_micros, to_timestamp},
+    time::{now_micros, to_timestamp},
     validate::{Violations, slug_name},
 };
 use tonic::{Request, Response, Status};
@@ -134,13 +134,7 @@ fn check(req: &pb::SummarizeIncidentsRequest, now: i64) -> ApiResult<SummaryQuer
     }
     let mut time = |field: &str, ts: Option<&prost_types::Timestamp>| match ts {
         None => None,
-        Some(ts) => {
-            let t = from_timestamp(ts);
-            if t.is_none() {
-                v.add(field, "is not a valid timestamp");
-            }
-            t
-        }
+        Some(ts) => v.timestamp(field, ts),
     };
     let end = time("end_time", req.end_time.as_ref());
     let start = time("start_time", req.start_time.as_ref());

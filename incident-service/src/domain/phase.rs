@@ -77,16 +77,25 @@ pub enum Direction {
     Back,
 }
 
-/// Phase moves allowed from `phase`, in words (`advance to CONTAINMENT`, …).
+/// Phase moves allowed from `phase`, in words (`advance to CONTAINMENT`, …), with the way
+/// forward through another change when the move itself is not open yet (an incident still
+/// under analysis can be reclassified, then advanced or closed).
 fn phase_moves(phase: Phase, classification: Classification) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(next) = phase.next()
-        && (phase != Phase::DetectionAnalysis || classification == Classification::SecurityIncident)
-    {
-        out.push(format!("advance to {next}"));
+    if let Some(next) = phase.next() {
+        if phase != Phase::DetectionAnalysis || classification == Classification::SecurityIncident {
+            out.push(format!("advance to {next}"));
+        } else {
+            out.push(format!(
+                "reclassify SECURITY_INCIDENT (UpdateIncident) then advance to {next}"
+            ));
+        }
     }
     for back in phase.back_targets() {
         out.push(format!("return to {back} (with a reason)"));
+    }
+    if phase == Phase::DetectionAnalysis && classification != Classification::NotAnIncident {
+        out.push("reclassify NOT_AN_INCIDENT (UpdateIncident) then close".to_string());
     }
     out
 }
@@ -100,6 +109,8 @@ pub fn allowed_moves(
     let mut out = phase_moves(phase, classification);
     if check_close(phase, classification, review_complete).is_ok() {
         out.push("close".to_string());
+    } else if phase == Phase::PostIncident {
+        out.push("record the post-incident review then close".to_string());
     }
     out
 }
@@ -170,11 +181,15 @@ pub fn check_close(
         Phase::Closed => "the incident is already CLOSED".to_string(),
         other => format!("an incident in {other} cannot close"),
     };
+    let mut allowed = phase_moves(phase, classification);
+    // Closing is refused, so the allowed moves are the phase moves and what opens closing.
+    if phase == Phase::PostIncident {
+        allowed.push("record the post-incident review then close".to_string());
+    }
     Err(Refusal {
         message: why,
         phase,
-        // Closing is refused, so the allowed moves are the phase moves.
-        allowed: phase_moves(phase, classification),
+        allowed,
     })
 }
 
@@ -280,9 +295,45 @@ mod tests {
         );
         assert_eq!(
             allowed_moves(P::DetectionAnalysis, C::NotAnIncident, false),
-            ["close"]
+            [
+                "reclassify SECURITY_INCIDENT (UpdateIncident) then advance to CONTAINMENT",
+                "close"
+            ]
         );
         assert!(allowed_moves(P::Closed, C::SecurityIncident, true).is_empty());
+    }
+
+    #[test]
+    fn an_unclassified_event_is_told_it_can_be_reclassified_or_closed() {
+        let err = check_advance(P::DetectionAnalysis, P::Containment, C::Event, false)
+            .expect_err("an EVENT does not leave analysis");
+        assert_eq!(
+            err.allowed,
+            [
+                "reclassify SECURITY_INCIDENT (UpdateIncident) then advance to CONTAINMENT",
+                "reclassify NOT_AN_INCIDENT (UpdateIncident) then close"
+            ]
+        );
+        let err = check_close(P::DetectionAnalysis, C::Event, false).expect_err("not closable");
+        assert_eq!(err.allowed.len(), 2);
+        let err = check_close(P::PostIncident, C::SecurityIncident, false).expect_err("no review");
+        assert!(
+            err.allowed
+                .contains(&"record the post-incident review then close".to_string()),
+            "{:?}",
+            err.allowed
+        );
+        // Only CLOSED is terminal.
+        for &phase in Phase::ALL {
+            for class in [C::Event, C::SecurityIncident, C::NotAnIncident] {
+                for review in [false, true] {
+                    let moves = allowed_moves(phase, class, review);
+                    assert_eq!(moves.is_empty(), phase == P::Closed, "{phase} {class:?}");
+                    // The `allowed` metadata is comma-separated.
+                    assert!(moves.iter().all(|m| !m.contains(',')), "{moves:?}");
+                }
+            }
+        }
     }
 
     fn arb_phase() -> impl Strategy<Value = Phase> {

@@ -98,6 +98,19 @@ pub struct Preparation {
     /// customer data is affected (1 to 8760, a year); see [`Preparation::deadline_hours`].
     #[serde(default = "default_deadline_hours")]
     pub notification_deadline_hours: i64,
+    /// How many days before now an incident's `occur_time` and `detect_time` may lie (1 to
+    /// 3,652,425, ten thousand years); `--incident-time-horizon-days` overrides it.
+    #[serde(default = "default_horizon_days")]
+    pub time_horizon_days: i64,
+}
+
+/// The time horizon when neither the preparation nor a flag names one: ten years.
+pub const DEFAULT_HORIZON_DAYS: i64 = 3650;
+/// The longest time horizon, in days (ten thousand years).
+pub const MAX_HORIZON_DAYS: i64 = 3_652_425;
+
+fn default_horizon_days() -> i64 {
+    DEFAULT_HORIZON_DAYS
 }
 
 /// The notification deadline when the preparation names none (GDPR's 72 hours).
@@ -190,7 +203,15 @@ impl Preparation {
                 notify: vec!["customer-communications".into()],
             }],
             notification_deadline_hours: DEFAULT_DEADLINE_HOURS,
+            time_horizon_days: DEFAULT_HORIZON_DAYS,
         }
+    }
+
+    /// The time horizon in microseconds (validated at load to be 1–3,652,425 days).
+    pub fn horizon_micros(&self) -> i64 {
+        self.time_horizon_days
+            .clamp(1, MAX_HORIZON_DAYS)
+            .saturating_mul(86_400_000_000)
     }
 
     /// The notification deadline in hours (validated at load to be 1–8760).
@@ -264,6 +285,13 @@ impl Preparation {
                 "notification_deadline_hours must be a whole number of hours from 1 to \
                  {MAX_DEADLINE_HOURS} (got {})",
                 self.notification_deadline_hours
+            ));
+        }
+        if !(1..=MAX_HORIZON_DAYS).contains(&self.time_horizon_days) {
+            errors.push(format!(
+                "time_horizon_days must be a whole number of days from 1 to {MAX_HORIZON_DAYS} \
+                 (got {})",
+                self.time_horizon_days
             ));
         }
         if errors.is_empty() {

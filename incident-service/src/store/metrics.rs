@@ -66,7 +66,8 @@ pub struct Metrics {
 }
 
 /// One (phase, severity) group of the aggregate pass: its count, and each duration's count
-/// (`c`) and sum (`s`) in the order of `DURATIONS`.
+/// (`c`) and sum in the order of `DURATIONS`. A sum comes in two parts that cannot overflow,
+/// whole seconds (`s`) and the microseconds left over (`u`): sum = s × 10⁶ + u.
 #[derive(FromQueryResult)]
 struct Group {
     phase: i32,
@@ -74,14 +75,38 @@ struct Group {
     n: i64,
     c0: i64,
     s0: i64,
+    u0: i64,
     c1: i64,
     s1: i64,
+    u1: i64,
     c2: i64,
     s2: i64,
+    u2: i64,
     c3: i64,
     s3: i64,
+    u3: i64,
     c4: i64,
     s4: i64,
+    u4: i64,
+}
+
+/// The duration `end - start` as SQL, or NULL when it is not one that two times within
+/// 0001-01-01..9999-12-31 can make: a row stored with an impossible time (before the
+/// timestamp bounds existed) is left out of the aggregates instead of overflowing them. The
+/// test is on the indexed expression itself, so the p90 walk still reads only the index.
+fn duration_sql(end: &str, start: &str) -> String {
+    let span = assurance_runtime::time::MAX_SPAN_MICROS;
+    format!("(CASE WHEN ({end} - {start}) BETWEEN -{span} AND {span} THEN ({end} - {start}) END)")
+}
+
+/// The sum of `sum` whole seconds and `micros` microseconds, as a mean over `count`, in
+/// microseconds (saturating: a mean cannot exceed the widest span anyway).
+pub(super) fn mean_of(seconds: i64, micros: i64, count: i64) -> i64 {
+    if count == 0 {
+        return 0;
+    }
+    let total = i128::from(seconds) * 1_000_000 + i128::from(micros);
+    i64::try_from(total / i128::from(count)).unwrap_or(if total < 0 { i64::MIN } else { i64::MAX })
 }
 
 impl Store {
@@ -99,35 +124,41 @@ impl Store {
             .group_by(incident::Column::Phase)
             .group_by(incident::Column::Severity);
         for (n, (end, start)) in DURATIONS.iter().enumerate() {
+            let d = duration_sql(end, start);
             select = select
                 .column_as(
-                    Expr::cust(format!("CAST(COUNT({end} - {start}) AS BIGINT)")),
+                    Expr::cust(format!("CAST(COUNT({d}) AS BIGINT)")),
                     format!("c{n}"),
                 )
                 .column_as(
-                    Expr::cust(format!("CAST(COALESCE(SUM({end} - {start}), 0) AS BIGINT)")),
+                    Expr::cust(format!("CAST(COALESCE(SUM({d} / 1000000), 0) AS BIGINT)")),
                     format!("s{n}"),
+                )
+                .column_as(
+                    Expr::cust(format!("CAST(COALESCE(SUM({d} % 1000000), 0) AS BIGINT)")),
+                    format!("u{n}"),
                 );
         }
         let rows: Vec<Group> = select.into_model().all(db).await?;
         let mut by_phase: BTreeMap<i32, i64> = BTreeMap::new();
         let mut by_severity: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut sums = [(0i64, 0i64); 5];
+        let mut sums = [(0i64, 0i64, 0i64); 5];
         let mut total = 0;
         for g in rows {
             *by_phase.entry(g.phase).or_default() += g.n;
             *by_severity.entry(g.severity).or_default() += g.n;
             total += g.n;
             let group = [
-                (g.c0, g.s0),
-                (g.c1, g.s1),
-                (g.c2, g.s2),
-                (g.c3, g.s3),
-                (g.c4, g.s4),
+                (g.c0, g.s0, g.u0),
+                (g.c1, g.s1, g.u1),
+                (g.c2, g.s2, g.u2),
+                (g.c3, g.s3, g.u3),
+                (g.c4, g.s4, g.u4),
             ];
-            for (sum, (c, s)) in sums.iter_mut().zip(group) {
+            for (sum, (c, s, u)) in sums.iter_mut().zip(group) {
                 sum.0 += c;
-                sum.1 += s;
+                sum.1 = sum.1.saturating_add(s);
+                sum.2 = sum.2.saturating_add(u);
             }
         }
         let closed = by_phase
@@ -153,22 +184,23 @@ impl Store {
 
     /// Stats of `end - start` given its count and sum. The p90 walks the duration's expression
     /// index from whichever end is nearer its rank (for p90, from the top: a tenth of the
-    /// entries); the `IS NOT NULL` term is on the indexed expression itself so that the walk
+    /// entries); the range term (which also drops NULLs) is on the indexed expression itself so that the walk
     /// skips missing durations without reading their rows.
     async fn stats(
         &self,
         scope: &Condition,
         end: &str,
         start: &str,
-        (count, sum): (i64, i64),
+        (count, seconds, micros): (i64, i64, i64),
     ) -> ApiResult<Stats> {
         if count == 0 {
             return Ok(Stats::default());
         }
         let duration = || Expr::cust(format!("({end} - {start})"));
-        let present = Condition::all()
-            .add(scope.clone())
-            .add(Expr::cust(format!("({end} - {start}) IS NOT NULL")));
+        let span = assurance_runtime::time::MAX_SPAN_MICROS;
+        let present = Condition::all().add(scope.clone()).add(Expr::cust(format!(
+            "({end} - {start}) BETWEEN -{span} AND {span}"
+        )));
         let rank = nearest_rank(90, count);
         let (order, offset) = if rank * 2 > count {
             (sea_orm::Order::Desc, count - rank)
@@ -187,8 +219,27 @@ impl Store {
             .await?;
         Ok(Stats {
             count,
-            mean: sum / count,
+            mean: mean_of(seconds, micros, count),
             p90: p90.unwrap_or(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_of;
+
+    #[test]
+    fn means_from_seconds_and_microseconds_do_not_overflow() {
+        assert_eq!(mean_of(0, 0, 0), 0);
+        assert_eq!(mean_of(3, 500_000, 2), 1_750_000);
+        assert_eq!(mean_of(-3, -500_000, 2), -1_750_000);
+        // A thousand durations of the widest span sum far beyond i64 in microseconds.
+        let span = assurance_runtime::time::MAX_SPAN_MICROS;
+        let n = 1000;
+        assert_eq!(
+            mean_of((span / 1_000_000) * n, (span % 1_000_000) * n, n),
+            span
+        );
     }
 }

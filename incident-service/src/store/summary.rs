@@ -472,11 +472,13 @@ impl Store {
                 let g = group_of(&row, len)?;
                 let kind: i64 = row.try_get("", "kind")?;
                 let n: i64 = row.try_get("", "n")?;
-                let sum: i64 = row.try_get("", "s")?;
+                // The sum in whole seconds and leftover microseconds, so it cannot overflow.
+                let seconds: i64 = row.try_get("", "s")?;
+                let micros: i64 = row.try_get("", "u")?;
                 let p90: i64 = row.try_get("", "d")?;
                 let stats = Stats {
                     count: n,
-                    mean: if n > 0 { sum / n } else { 0 },
+                    mean: super::metrics::mean_of(seconds, micros, n),
                     p90,
                 };
                 let figures = &mut out[g];
@@ -528,15 +530,25 @@ impl Store {
         self.run(sql).await
     }
 
-    /// Rows `(grp, kind, n, s, d)`: kind 0 is the count of incidents declared in the period;
-    /// kinds 1–3 the durations of [`KPI_DURATIONS`], each with its count `n`, sum `s` and
+    /// Rows `(grp, kind, n, s, u, d)`: kind 0 is the count of incidents declared in the period;
+    /// kinds 1–3 the durations of [`KPI_DURATIONS`], each with its count `n`, sum (`s` whole
+    /// seconds plus `u` microseconds) and
     /// nearest-rank p90 `d` (groups without such a duration have no row).
     async fn kpis(&self, batch: &Batch<'_>, start: i64, end: i64) -> ApiResult<Vec<QueryResult>> {
         let mut sql = Sql::new(self.connection().get_database_backend());
         let columns: Vec<String> = KPI_DURATIONS
             .iter()
             .enumerate()
-            .map(|(k, (to, from))| format!("{to} - {from} AS d{}", k + 1))
+            .map(|(k, (to, from))| {
+                // A duration two times within 0001-01-01..9999-12-31 cannot make (a row stored
+                // before the timestamp bounds) is left out rather than break the sums.
+                let span = assurance_runtime::time::MAX_SPAN_MICROS;
+                format!(
+                    "CASE WHEN {to} - {from} BETWEEN -{span} AND {span} THEN {to} - {from} END \
+                     AS d{}",
+                    k + 1
+                )
+            })
             .collect();
         let present = membership(&mut sql, batch, &columns.join(", "), |sql| {
             sql.push("declare_time >= ")
@@ -560,13 +572,16 @@ impl Store {
             ", k AS ({}), \
              ranked AS (SELECT grp, kind, d, ROW_NUMBER() OVER w AS rn, \
              COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n, \
-             SUM(d) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS s \
+             SUM(d / 1000000) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS s, \
+             SUM(d % 1000000) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS u \
              FROM k WINDOW w AS (PARTITION BY grp, kind ORDER BY d)) \
              SELECT CAST(grp AS BIGINT) AS grp, CAST(kind AS BIGINT) AS kind, \
-             CAST(n AS BIGINT) AS n, CAST(s AS BIGINT) AS s, CAST(d AS BIGINT) AS d \
+             CAST(n AS BIGINT) AS n, CAST(s AS BIGINT) AS s, CAST(u AS BIGINT) AS u, \
+             CAST(d AS BIGINT) AS d \
              FROM ranked WHERE rn = ({PERCENTILE} * n + 99) / 100 \
              UNION ALL SELECT CAST(grp AS BIGINT), CAST(0 AS BIGINT), \
-             CAST(COUNT(*) AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT) FROM m GROUP BY grp",
+             CAST(COUNT(*) AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
+             FROM m GROUP BY grp",
             durations.join(" UNION ALL ")
         );
         self.run(sql).await

@@ -98,13 +98,7 @@ fn time(
             }
             None
         }
-        Some(ts) => {
-            let micros = from_timestamp(ts);
-            if micros.is_none() {
-                v.add(field, "is not a valid timestamp");
-            }
-            micros
-        }
+        Some(ts) => v.timestamp(field, ts),
     }
 }
 

@@ -631,8 +631,9 @@ impl Store {
             .await?
             .filter(|i| i.risk_id == risk_id)
             .ok_or_else(|| ApiError::not_found(&name))?;
-        // Scope follows the risk as it is now (its service may have changed since).
-        let risk = lock_risk(&tx, risk_id).await?;
+        // Scope follows the risk as it is now (its service may have changed since); a CLOSED
+        // risk's items are read-only (RISK_CLOSED).
+        let risk = lock_open_risk(&tx, risk_id, None, WhileOpen::Change).await?;
         caller.may_change(&risk.service_id)?;
         check_version(&name, expected_version, current.version)?;
         let next = next_version(&current, now, patch);

@@ -206,17 +206,27 @@ impl TrackerSync {
                 tracker: None,
                 status: Some(target),
             };
-            if let Err(status) = items::write_back(&self.upstreams, &link.item, change).await
-                && status.code() != tonic::Code::NotFound
-            {
+            match items::write_back(&self.upstreams, &link.item, change).await {
+                Ok(()) => link.item_status = target as i32,
+                // Refused for good (the item is gone, or read-only: its risk is closed): the
+                // tracker's status is recorded, and the refusal shown on the link.
+                Err(status) if refused_for_good(status.code()) => {
+                    tracing::warn!(item = %link.item, code = ?status.code(), error = %status.message(), "tracker sync: the item refused the tracker's status");
+                    link.last_error = format!(
+                        "the item refused the status {}: {}",
+                        issue.status,
+                        status.message()
+                    );
+                }
                 // Not recorded: the next poll or delivery applies it again.
-                return Err(TrackerError::Unavailable(format!(
-                    "cannot set {}'s status: {}",
-                    link.item,
-                    status.message()
-                )));
+                Err(status) => {
+                    return Err(TrackerError::Unavailable(format!(
+                        "cannot set {}'s status: {}",
+                        link.item,
+                        status.message()
+                    )));
+                }
             }
-            link.item_status = target as i32;
         }
         link.synced_status = target as i32;
         link.sync_time = Some(now_micros());
@@ -278,6 +288,17 @@ impl TrackerSync {
             .forget_deliveries(now - DELIVERY_MEMORY_MICROS)
             .await
     }
+}
+
+/// A refusal retrying cannot change: the item is gone, read-only or refuses the value.
+pub(super) fn refused_for_good(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::NotFound
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::InvalidArgument
+            | tonic::Code::PermissionDenied
+    )
 }
 
 fn unavailable(e: assurance_runtime::ApiError) -> TrackerError {

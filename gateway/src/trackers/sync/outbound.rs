@@ -399,8 +399,8 @@ impl TrackerSync {
                 link.written_state = state as i32;
                 link.written_key = link.external_key.clone();
             }
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                tracing::warn!(item = %link.item, "tracker sync: the item is gone; its link is kept as it is");
+            Err(status) if super::inbound::refused_for_good(status.code()) => {
+                tracing::warn!(item = %link.item, code = ?status.code(), error = %status.message(), "tracker sync: the item refuses its tracker link (gone or read-only); the link is kept here");
                 link.written_state = state as i32;
                 link.written_key = link.external_key.clone();
             }
