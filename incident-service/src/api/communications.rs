@@ -232,7 +232,11 @@ mod tests {
     fn only_security_leads_approve_notifications_admin_never() {
         assert!(super::may_approve(&caller(&[Role::SecurityLead])).is_ok());
         assert!(super::may_approve(&caller(&[Role::SecurityLead, Role::Admin])).is_ok());
-        for roles in [&[Role::Admin][..], &[Role::Responder], &[Role::System, Role::Admin]] {
+        for roles in [
+            &[Role::Admin][..],
+            &[Role::Responder],
+            &[Role::System, Role::Admin],
+        ] {
             let err = super::may_approve(&caller(roles)).expect_err("not an approver");
             assert!(
                 matches!(err, assurance_runtime::ApiError::PermissionDenied(_)),

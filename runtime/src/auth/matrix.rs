@@ -370,7 +370,10 @@ mod tests {
             assert!(seen.insert((service, method)), "{service}/{method} twice");
         }
         for (service, method) in APPROVALS {
-            assert!(seen.contains(&(service, method)), "{service}/{method} not listed");
+            assert!(
+                seen.contains(&(service, method)),
+                "{service}/{method} not listed"
+            );
         }
     }
 
@@ -411,7 +414,12 @@ mod tests {
         }
         assert!(reads >= 25, "{reads} incident reads");
         // Incident content (not the aggregate metrics) is not for reporting roles either.
-        for method in ["GetIncident", "ListIncidents", "WatchIncident", "ListEvidence"] {
+        for method in [
+            "GetIncident",
+            "ListIncidents",
+            "WatchIncident",
+            "ListEvidence",
+        ] {
             let roles = allowed(&format!("/{INCIDENT}/{method}"));
             for role in [Viewer, Reporter, RiskOwner, ErmExecutive] {
                 assert!(!roles.contains(role), "{method} admits {role}");

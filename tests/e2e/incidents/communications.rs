@@ -44,7 +44,7 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
         "responder",
     )
     .await
-        .expect("draft");
+    .expect("draft");
     assert_eq!(customers.status, pb::NotificationStatus::Draft as i32);
     assert_eq!(customers.author, "responder@example.com");
     let declared_at = declared.declare_time.expect("declared").seconds;
