@@ -681,12 +681,14 @@ async fn empty_requests_name_every_required_field(backend: Backend) {
         .await
         .expect_err("empty");
     names_required(err, &["name"]);
-    let err = c
+    // Decisions are validated for their deciders (admin approves nothing).
+    let mut decider = client(&app, "trust_team");
+    let err = decider
         .approve_policy_exception(pb::ApprovePolicyExceptionRequest::default())
         .await
         .expect_err("empty");
     names_required(err, &["name"]);
-    let err = c
+    let err = decider
         .reject_policy_exception(pb::RejectPolicyExceptionRequest::default())
         .await
         .expect_err("empty");

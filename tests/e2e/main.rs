@@ -4,6 +4,7 @@
 mod helpers;
 
 mod appetite;
+mod approvals;
 mod auth;
 mod bad_input;
 mod concurrency;

@@ -194,12 +194,14 @@ async fn empty_requests_name_every_required_field(backend: Backend) {
         .await
         .expect_err("output only");
     violations_name(err, &["parent", "response.decision", "response.rationale"]);
-    let err = r
+    // Decisions are validated for their deciders (admin approves nothing).
+    let mut decider = app.risks_as("trust_team");
+    let err = decider
         .approve_risk_response(pb::ApproveRiskResponseRequest::default())
         .await
         .expect_err("empty");
     violations_name(err, &["name"]);
-    let err = r
+    let err = decider
         .reject_risk_response(pb::RejectRiskResponseRequest::default())
         .await
         .expect_err("empty");

@@ -3,7 +3,8 @@
 use super::pb;
 use assurance_runtime::idempotency::RequestKey;
 use assurance_runtime::{
-    auth::Caller,
+    ApiError,
+    auth::{Caller, Role},
     list::{FilterContext, ListQuery, ListRequest},
     time::now_micros,
     validate::{Violations, update_paths},
@@ -19,6 +20,19 @@ use crate::{
 
 /// The fields of a draft `UpdateNotification` may change.
 const EDITABLE: &[&str] = &["subject", "body"];
+
+/// PERMISSION_DENIED unless `caller` holds `security_lead`: notifications are approved by a
+/// security lead (not the drafter, checked by the store); `admin` approves nothing.
+fn may_approve(caller: &Caller) -> Result<(), ApiError> {
+    if caller.principal.roles.contains(Role::SecurityLead) {
+        return Ok(());
+    }
+    Err(ApiError::PermissionDenied(format!(
+        "{} may not approve notifications: that needs the security_lead role, and it has {} \
+         (admin approves nothing)",
+        caller.principal.subject, caller.principal.roles
+    )))
+}
 
 /// A notification's name (`incidents/{id}/notifications/{id}`) in the request field `name`
 /// or `notification.name`; "is required" when empty.
@@ -74,6 +88,7 @@ impl IncidentApi {
         request: Request<pb::ApproveNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
         let caller = Caller::of(&request)?;
+        may_approve(&caller)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let ids = notification_name(&mut v, "name", &req.name);
@@ -191,5 +206,42 @@ impl IncidentApi {
             notifications: rows.iter().map(|n| convert::notification(n, now)).collect(),
             next_page_token,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use assurance_runtime::auth::{Caller, Principal, Role, Roles};
+
+    fn caller(roles: &[Role]) -> Caller {
+        Caller {
+            principal: Arc::new(Principal {
+                subject: "someone@example.com".into(),
+                roles: Roles::of(roles),
+                services: None,
+            }),
+            on_behalf_of: None,
+            rpc: "/assurance.incident.v1.IncidentService/ApproveNotification".into(),
+            request_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_security_leads_approve_notifications_admin_never() {
+        assert!(super::may_approve(&caller(&[Role::SecurityLead])).is_ok());
+        assert!(super::may_approve(&caller(&[Role::SecurityLead, Role::Admin])).is_ok());
+        for roles in [
+            &[Role::Admin][..],
+            &[Role::Responder],
+            &[Role::System, Role::Admin],
+        ] {
+            let err = super::may_approve(&caller(roles)).expect_err("not an approver");
+            assert!(
+                matches!(err, assurance_runtime::ApiError::PermissionDenied(_)),
+                "{err:?}"
+            );
+        }
     }
 }

@@ -257,8 +257,7 @@ async fn decide_in(
     };
     let risk = modify_in(tx, risk_id, None, async |_, r| {
             caller.may_change(&r.service_id)?;
-            // The level follows the risk's severity now, if a reassessment raised it since
-            // the proposal.
+            // The level follows the risk's severity now if a reassessment raised it since.
             let current = required_role(r.severity);
             let required = if current > proposed { current } else { proposed };
             if !withdrawing && !may_approve(caller.principal.roles, required) {
@@ -340,7 +339,8 @@ impl Store {
                 } else {
                     risk.strategy
                 };
-                response.required_role = required_role(risk.severity).as_str().to_string();
+                let level = super::approval_level::governing_severity(tx, &risk).await?;
+                response.required_role = required_role(level).as_str().to_string();
                 response.state = ApprovalState::Pending as i32;
                 response.proposer = caller.person().to_string();
                 response.create_time = now;

@@ -1,6 +1,7 @@
 //! Storage of risk-service behind a small repository: one transaction per write, optimistic
 //! concurrency on a version column, request-id records for idempotent creates.
 
+mod approval_level;
 mod batch;
 pub mod cache;
 pub mod controls;

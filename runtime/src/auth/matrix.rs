@@ -21,10 +21,10 @@ const RISK_WRITERS: Roles = Roles::of(&[
     Admin,
 ]);
 const RISK_CLOSERS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin]);
-/// Approvers of risk responses; the level a response needs (by the risk's severity) is checked
-/// on top: risk_owner < service_manager < trust_team < erm_executive.
-const RISK_APPROVERS: Roles =
-    Roles::of(&[RiskOwner, ServiceManager, TrustTeam, ErmExecutive, Admin]);
+/// Approvers of risk responses; the level a response needs (by the highest severity the risk
+/// has had since its last approved response) is checked on top: risk_owner < service_manager <
+/// trust_team < erm_executive. `admin` approves nothing.
+const RISK_APPROVERS: Roles = Roles::of(&[RiskOwner, ServiceManager, TrustTeam, ErmExecutive]);
 /// Action plans are also updated by the bug trackers that sync them (their status and tracker
 /// link only: the handlers refuse other fields to a tracker); trackers create nothing.
 const ACTION_WRITERS: Roles = RISK_WRITERS.union(Roles::of(&[Tracker]));
@@ -35,8 +35,8 @@ const SYNC_READERS: Roles = Roles::of(&[TrustTeam, Tracker, Admin]);
 const REALIZATION_RECORDERS: Roles = Roles::of(&[SecurityLead, TrustTeam, System, Admin]);
 /// Monitoring results arrive from risk writers, responders and monitoring systems.
 const OBSERVERS: Roles = RISK_WRITERS.union(Roles::of(&[Responder]));
-/// Rejections need the approval level too, except that proposers (who may be security leads)
-/// may withdraw their own.
+/// Rejections need the approval level too (a rejection is the approver's decision, so not
+/// `admin`'s), except that proposers (who may be security leads) may withdraw their own.
 const RISK_REJECTERS: Roles = RISK_APPROVERS.union(Roles::of(&[SecurityLead]));
 const ORG_ADMINS: Roles = Roles::of(&[TrustTeam, System, Admin]);
 const SERVICE_EDITORS: Roles = Roles::of(&[ServiceManager, TrustTeam, System, Admin]);
@@ -64,11 +64,13 @@ const FOLLOW_UP_WRITERS: Roles = RESPONDERS.union(Roles::of(&[TrustTeam]));
 const FOLLOW_UP_SYNCERS: Roles = FOLLOW_UP_WRITERS.union(Roles::of(&[Tracker]));
 const FOLLOW_UP_READERS: Roles = INCIDENT_READERS.union(Roles::of(&[Tracker]));
 const INCIDENT_LEADS: Roles = Roles::of(&[Responder, SecurityLead, System, Admin]);
-const APPROVERS: Roles = Roles::of(&[SecurityLead, Admin]);
+/// Approvers of incident notifications: a security lead other than the drafter (admin
+/// approves nothing).
+const APPROVERS: Roles = Roles::of(&[SecurityLead]);
 const AUDITORS: Roles = Roles::of(&[TrustTeam, Admin]);
-/// Deciders of security/compliance exceptions. The handler requires trust_team or
-/// erm_executive on top (admin approves nothing) and refuses the requester's own approval.
-const EXCEPTION_APPROVERS: Roles = Roles::of(&[TrustTeam, ErmExecutive, Admin]);
+/// Deciders of security/compliance exceptions (approve and reject; admin approves nothing).
+/// The handler also refuses the requester's own approval.
+const EXCEPTION_APPROVERS: Roles = Roles::of(&[TrustTeam, ErmExecutive]);
 const EXCEPTION_REVOKERS: Roles = Roles::of(&[TrustTeam, ErmExecutive, System, Admin]);
 
 /// Readers of the ERM posture and the risk appetite (reporting jobs among them).
@@ -91,13 +93,15 @@ const APPETITE_SETTERS: Roles = Roles::of(&[ErmExecutive, TrustTeam, Admin]);
 /// creates none: it passes the matrix only so that its requests are validated).
 const REPORT_CREATORS: Roles = Roles::of(&[TrustTeam, ErmExecutive, Admin]);
 /// Confirmers of a service's part of a report: the handler requires a `service_manager` whose
-/// scope includes the service, or `trust_team`.
-const REPORT_CONFIRMERS: Roles = Roles::of(&[ServiceManager, TrustTeam, Admin]);
+/// scope includes the service, or `trust_team`. A confirmation approves the service's figures:
+/// not `admin`'s.
+const REPORT_CONFIRMERS: Roles = Roles::of(&[ServiceManager, TrustTeam]);
 /// Rejecters of a report: the handler requires a confirmer (as for ConfirmReport, of one of
 /// the report's services) or an `erm_executive`.
 const REPORT_REJECTERS: Roles = REPORT_CONFIRMERS.union(Roles::of(&[ErmExecutive]));
-/// Signers of a report: the handler requires `erm_executive`, never the report's creator.
-const REPORT_SIGNERS: Roles = Roles::of(&[ErmExecutive, Admin]);
+/// Signers of a report: the handler requires `erm_executive`, never the report's creator. A
+/// sign-off is the report's approval: not `admin`'s.
+const REPORT_SIGNERS: Roles = Roles::of(&[ErmExecutive]);
 
 const RISK: &str = "assurance.risk.v1.RiskService";
 const ORG: &str = "assurance.risk.v1.OrganizationService";
@@ -340,12 +344,86 @@ mod tests {
         assert!(work_items.contains(Tracker));
     }
 
+    /// The approval RPCs: deciding a risk response, a policy exception, a notification, a
+    /// service's part of a report, a report's sign-off. `admin` may call none of them.
+    const APPROVALS: &[(&str, &str)] = &[
+        (RISK, "ApproveRiskResponse"),
+        (RISK, "RejectRiskResponse"),
+        (EXCEPTION, "ApprovePolicyException"),
+        (EXCEPTION, "RejectPolicyException"),
+        (INCIDENT, "ApproveNotification"),
+        (REPORT, "ConfirmReport"),
+        (REPORT, "RejectReport"),
+        (REPORT, "SignOffReport"),
+    ];
+
     #[test]
-    fn admin_may_call_everything_and_every_rpc_is_listed_once() {
+    fn admin_may_call_everything_but_approvals_and_every_rpc_is_listed_once() {
         let mut seen = std::collections::HashSet::new();
         for (service, method, roles) in MATRIX {
-            assert!(roles.contains(Admin), "{service}/{method}");
+            let approval = APPROVALS.contains(&(*service, *method));
+            assert_eq!(
+                roles.contains(Admin),
+                !approval,
+                "{service}/{method}: admin approves nothing and may call everything else"
+            );
             assert!(seen.insert((service, method)), "{service}/{method} twice");
+        }
+        for (service, method) in APPROVALS {
+            assert!(
+                seen.contains(&(service, method)),
+                "{service}/{method} not listed"
+            );
+        }
+    }
+
+    /// Whether `method` only reads.
+    fn is_read(method: &str) -> bool {
+        ["Get", "List", "Search", "Watch", "Export"]
+            .iter()
+            .any(|verb| method.starts_with(verb))
+    }
+
+    #[test]
+    fn risk_register_reads_are_open_to_every_role() {
+        let register = [RISK, ORG, CONTROL, EXCEPTION, REVIEW];
+        let mut reads = 0;
+        for (service, method, roles) in MATRIX {
+            if register.contains(service) && is_read(method) {
+                reads += 1;
+                for role in Role::ALL {
+                    assert!(roles.contains(role), "{service}/{method} refuses {role}");
+                }
+            }
+        }
+        assert!(reads >= 30, "{reads} register reads");
+    }
+
+    #[test]
+    fn incident_reads_are_need_to_know() {
+        let mut reads = 0;
+        for (service, method, roles) in MATRIX {
+            if *service == INCIDENT && is_read(method) {
+                reads += 1;
+                // Not every role: the register's readers without an incident role are refused.
+                for role in [Viewer, RiskOwner] {
+                    assert!(!roles.contains(role), "{service}/{method} admits {role}");
+                }
+                assert!(roles.contains(SecurityLead), "{service}/{method}");
+            }
+        }
+        assert!(reads >= 25, "{reads} incident reads");
+        // Incident content (not the aggregate metrics) is not for reporting roles either.
+        for method in [
+            "GetIncident",
+            "ListIncidents",
+            "WatchIncident",
+            "ListEvidence",
+        ] {
+            let roles = allowed(&format!("/{INCIDENT}/{method}"));
+            for role in [Viewer, Reporter, RiskOwner, ErmExecutive] {
+                assert!(!roles.contains(role), "{method} admits {role}");
+            }
         }
     }
 }

@@ -16,9 +16,10 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
     let mut inc = new_incident("Customer records exposed");
     inc.customer_data_affected = true;
     let declared = declare(&app, inc).await;
-    // Drafted by the security lead; the author is the caller, whatever the request says.
-    let create = |audience: pb::Audience, subject: &str| {
-        let mut client = app.incidents_as("security_lead");
+    // Drafted by a responder or the security lead; the author is the caller, whatever the
+    // request says.
+    let create = |audience: pb::Audience, subject: &str, who: &str| {
+        let mut client = app.incidents_as(who);
         let request = pb::CreateNotificationRequest {
             parent: declared.name.clone(),
             notification: Some(pb::Notification {
@@ -37,18 +38,22 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
                 .map(|r| r.into_inner())
         }
     };
-    let customers = create(pb::Audience::Customers, "Notice of a security incident")
-        .await
-        .expect("draft");
+    let customers = create(
+        pb::Audience::Customers,
+        "Notice of a security incident",
+        "responder",
+    )
+    .await
+    .expect("draft");
     assert_eq!(customers.status, pb::NotificationStatus::Draft as i32);
-    assert_eq!(customers.author, "security_lead@example.com");
+    assert_eq!(customers.author, "responder@example.com");
     let declared_at = declared.declare_time.expect("declared").seconds;
     assert_eq!(
         customers.deadline_time.map(|d| d.seconds),
         Some(declared_at + 72 * 3600)
     );
     assert!(!customers.overdue);
-    let internal = create(pb::Audience::Internal, "All-hands note")
+    let internal = create(pb::Audience::Internal, "All-hands note", "security_lead")
         .await
         .expect("internal");
     assert!(
@@ -87,18 +92,26 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
         .await
         .expect_err("not approved");
     assert_eq!(reason(&err), "NOT_APPROVED");
-    let err = approve(customers.name.clone(), "security_lead")
+    let err = approve(internal.name.clone(), "security_lead")
         .await
         .expect_err("own draft");
     assert_eq!(reason(&err), "SELF_APPROVAL");
-    let approved = approve(customers.name.clone(), "admin")
+    // admin approves nothing.
+    let err = approve(customers.name.clone(), "admin")
+        .await
+        .expect_err("admin");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    let approved = approve(customers.name.clone(), "security_lead")
         .await
         .expect("approve");
     assert_eq!(
         (approved.status, approved.approver.as_str()),
-        (pb::NotificationStatus::Approved as i32, "admin@example.com")
+        (
+            pb::NotificationStatus::Approved as i32,
+            "security_lead@example.com"
+        )
     );
-    let err = approve(customers.name.clone(), "admin2")
+    let err = approve(customers.name.clone(), "security_lead")
         .await
         .expect_err("twice");
     assert_eq!(reason(&err), "NOT_A_DRAFT");
@@ -107,7 +120,7 @@ async fn notifications_need_another_approver_and_keep_their_deadline(backend: Ba
     assert!(done.send_time.is_some());
 
     // A regulator notice whose deadline has passed shows in the overdue list of all incidents.
-    let regulator = create(pb::Audience::Regulator, "Breach notification")
+    let regulator = create(pb::Audience::Regulator, "Breach notification", "responder")
         .await
         .expect("regulator");
     let id = regulator
@@ -225,7 +238,7 @@ async fn notifications_list_in_creation_order_or_the_order_asked_for(backend: Ba
         (pb::Audience::Internal, "d"),
     ] {
         let n = app
-            .incidents_as("security_lead")
+            .incidents_as("responder")
             .create_notification(pb::CreateNotificationRequest {
                 parent: declared.name.clone(),
                 notification: Some(pb::Notification {
@@ -244,7 +257,7 @@ async fn notifications_list_in_creation_order_or_the_order_asked_for(backend: Ba
     let [a, b, c, d] = [0, 1, 2, 3].map(|i| names[i].clone());
     // b approved, c approved and sent: statuses DRAFT, APPROVED, SENT, DRAFT.
     for name in [&b, &c] {
-        app.incidents_as("admin")
+        app.incidents_as("security_lead")
             .approve_notification(pb::ApproveNotificationRequest {
                 name: name.clone(),
                 ..Default::default()

@@ -104,7 +104,7 @@ async fn notifications_are_idempotent_conditional_and_editable_as_drafts(backend
     let app = incident_service(&db).await;
     let declared = declare(&app, new_incident("Partner portal defacement")).await;
     let draft = app
-        .incidents_as("security_lead")
+        .incidents_as("responder")
         .create_notification(pb::CreateNotificationRequest {
             parent: declared.name.clone(),
             notification: Some(pb::Notification {
@@ -147,7 +147,7 @@ async fn notifications_are_idempotent_conditional_and_editable_as_drafts(backend
         .await
         .expect_err("viewer");
     assert_eq!(err.code(), Code::PermissionDenied);
-    let edited = update("security_lead", edit.clone(), &["body"])
+    let edited = update("responder", edit.clone(), &["body"])
         .await
         .expect("edit body");
     assert_eq!(
@@ -156,12 +156,12 @@ async fn notifications_are_idempotent_conditional_and_editable_as_drafts(backend
     );
     assert_eq!(edited.body, edit.body);
     assert_ne!(edited.etag, draft.etag);
-    let err = update("security_lead", edit.clone(), &["subject"])
+    let err = update("responder", edit.clone(), &["subject"])
         .await
         .expect_err("stale etag");
     assert_eq!(err.code(), Code::Aborted);
     let err = update(
-        "security_lead",
+        "responder",
         pb::Notification {
             etag: String::new(),
             subject: String::new(),
@@ -172,14 +172,14 @@ async fn notifications_are_idempotent_conditional_and_editable_as_drafts(backend
     .await
     .expect_err("empty subject");
     assert_eq!(violations(&err), ["notification.subject"]);
-    let err = update("security_lead", edit.clone(), &["audience"])
+    let err = update("responder", edit.clone(), &["audience"])
         .await
         .expect_err("immutable path");
     assert_eq!(violations(&err), ["update_mask"]);
 
     // ApproveNotification: conditional and idempotent.
     let approve = |etag: &str, request_id: &str| {
-        let mut client = app.incidents_as("admin");
+        let mut client = app.incidents_as("security_lead");
         let request = pb::ApproveNotificationRequest {
             name: draft.name.clone(),
             etag: etag.into(),
@@ -208,7 +208,7 @@ async fn notifications_are_idempotent_conditional_and_editable_as_drafts(backend
 
     // An approved notification is no longer editable.
     let err = update(
-        "security_lead",
+        "responder",
         pb::Notification {
             etag: String::new(),
             ..edit.clone()
