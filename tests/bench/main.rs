@@ -17,6 +17,7 @@ mod posture;
 mod relay;
 mod report;
 mod seed;
+mod watchers;
 
 use std::{
     net::SocketAddr,
@@ -73,6 +74,8 @@ enum Command_ {
     Relay(relay::RelayArgs),
     /// Generated-input runs of the request parsers: no panic, every refusal clean.
     Fuzz(FuzzArgs),
+    /// The CPU cost of idle WatchIncident streams against an idle server.
+    Watchers(watchers::WatchersArgs),
 }
 
 #[derive(Parser)]
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
             Command_::Report(args) => report::run(args).await,
             Command_::Relay(args) => relay::run(args).await,
             Command_::Fuzz(args) => fuzz(args),
+            Command_::Watchers(args) => watchers::run(args).await,
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));

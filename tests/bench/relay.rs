@@ -92,7 +92,7 @@ impl Receiver for Bench {
 }
 
 /// CPU seconds (user + system) of process `pid` so far.
-fn cpu_secs(pid: u32) -> Result<f64, String> {
+pub(crate) fn cpu_secs(pid: u32) -> Result<f64, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // Fields after the command name (which may hold spaces) in parentheses.
