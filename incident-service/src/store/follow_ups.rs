@@ -266,9 +266,13 @@ impl Store {
     pub async fn follow_ups(
         &self,
         incident: Option<Uuid>,
+        scope: Option<&[String]>,
         q: &ListQuery,
     ) -> ApiResult<Vec<follow_up::Model>> {
         let mut select = follow_up::Entity::find();
+        if let Some(scope) = scope {
+            select = select.filter(super::affecting(follow_up::Column::IncidentId, scope));
+        }
         if let Some(incident) = incident {
             self.get(incident).await?;
             select = select.filter(follow_up::Column::IncidentId.eq(incident));

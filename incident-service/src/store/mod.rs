@@ -270,8 +270,24 @@ async fn write_services(
     Ok(())
 }
 
+/// Rows whose incident (the column `incident`) affects at least one of the services `scope`
+/// (need-to-know reads of a scoped caller).
+pub fn affecting(
+    incident: impl sea_orm::ColumnTrait,
+    scope: &[String],
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::Query;
+    incident.in_subquery(
+        Query::select()
+            .column(incident_service::Column::IncidentId)
+            .from(incident_service::Entity)
+            .and_where(incident_service::Column::ServiceId.is_in(scope.iter().cloned()))
+            .to_owned(),
+    )
+}
+
 /// The affected service ids of an incident.
-fn services_of(m: &incident::Model) -> Vec<&str> {
+pub fn services_of(m: &incident::Model) -> Vec<&str> {
     m.affected_services
         .split(',')
         .filter(|s| !s.is_empty())
