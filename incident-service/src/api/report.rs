@@ -191,10 +191,14 @@ pub fn markdown(m: &Material) -> String {
         if !r.follow_ups.is_empty() {
             out.push_str("\n**Follow-up items**\n\n");
             for f in &r.follow_ups {
+                let owner = if f.owner.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", f.owner)
+                };
                 out.push_str(&format!(
-                    "- {} — {}, due {}\n",
+                    "- {}{owner}, due {}\n",
                     f.title,
-                    f.owner,
                     time(&f.due_time)
                 ));
             }
