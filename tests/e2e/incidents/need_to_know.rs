@@ -4,6 +4,7 @@
 //! no unreleased notification.
 
 use assurance_proto::incident::v1 as pb;
+use assurance_proto::risk::v1 as rpb;
 use assurance_proto::r#type::v1 as tpb;
 use tonic::Code;
 
@@ -13,6 +14,7 @@ crate::on_both_backends!(
     scoped_callers_see_only_incidents_of_their_services,
     restricted_material_only_for_role_holders_and_leads,
     external_reports_name_no_one_and_hold_back_unreleased_notices,
+    the_risk_register_stays_open_to_every_reader,
 );
 
 /// An incident affecting `service` only, declared by the administrator.
@@ -509,4 +511,40 @@ async fn external_reports_name_no_one_and_hold_back_unreleased_notices(backend: 
             );
         }
     }
+}
+
+/// The register exists so that units can be compared: a scoped principal and a viewer read
+/// every service's risks, while the same scoped principal sees only its incidents.
+async fn the_risk_register_stays_open_to_every_reader(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = embedded_gateway(&db, backend).await;
+    org_fixture(&app).await;
+    create_service(&app, "teams", "productivity").await;
+    let theirs = create_risk(&app, new_risk("Guest access misconfigured", "teams")).await;
+    for who in ["scoped", "viewer"] {
+        let listed = app
+            .risks_as(who)
+            .list_risks(rpb::ListRisksRequest::default())
+            .await
+            .unwrap_or_else(|e| panic!("{who} lists risks: {e}"))
+            .into_inner();
+        assert!(
+            listed.risks.iter().any(|r| r.name == theirs.name),
+            "{who} reads another service's risks"
+        );
+        app.risks_as(who)
+            .get_risk(rpb::GetRiskRequest {
+                name: theirs.name.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{who} reads a risk: {e}"));
+    }
+    let hidden = declare_for(&app, "Meeting bombing", "teams").await;
+    let listed = app
+        .incidents_as("scoped")
+        .list_incidents(pb::ListIncidentsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.incidents.iter().all(|i| i.name != hidden.name));
 }
