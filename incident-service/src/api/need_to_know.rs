@@ -38,18 +38,7 @@ pub fn redact_indicator(mut i: pb::Indicator, sees_restricted: bool) -> pb::Indi
 
 /// `PERMISSION_DENIED` for an incident a scoped caller may not see (or that does not exist).
 fn hidden(caller: &Caller, id: Uuid) -> ApiError {
-    let scope = caller
-        .read_scope()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| format!("services/{s}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    ApiError::PermissionDenied(format!(
-        "{} may read only incidents affecting {scope}; incidents/{id} is not one of them \
-         or does not exist",
-        caller.principal.subject
-    ))
+    caller.hidden(&format!("incidents/{id}"))
 }
 
 impl IncidentApi {

@@ -268,6 +268,25 @@ impl Caller {
         ]))
     }
 
+    /// `PERMISSION_DENIED` for a record (`incidents/{id}`) a scoped caller may not see, worded
+    /// alike whether it exists or not, so that a hidden record cannot be told from a missing
+    /// one (AIP-211).
+    pub fn hidden(&self, resource: &str) -> ApiError {
+        let scope = self
+            .principal
+            .services
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| format!("services/{s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ApiError::PermissionDenied(format!(
+            "{} may see only records of {scope}; {resource} is not one of them or does not exist",
+            self.principal.subject
+        ))
+    }
+
     /// `PERMISSION_DENIED` unless this caller may change records of `service_id`.
     pub fn may_change(&self, service_id: &str) -> ApiResult<()> {
         if self.in_scope(service_id) {
@@ -420,6 +439,12 @@ mod tests {
             Some(&["exchange-online".to_string()][..])
         );
         assert!(!scoped.sees_restricted_everywhere());
+        let hidden = scoped.hidden("incidents/1");
+        assert!(
+            matches!(&hidden, ApiError::PermissionDenied(m)
+                if m.contains("services/exchange-online") && m.contains("incidents/1")),
+            "{hidden:?}"
+        );
         let unscoped = caller(None);
         assert!(unscoped.sees_any(["teams"]));
         assert!(unscoped.read_scope().is_none());

@@ -42,6 +42,11 @@ async fn add_indicator(app: &App, parent: &str, value: &str, tlp: pb::Tlp) -> pb
         .into_inner()
 }
 
+/// An incident name that exists nowhere.
+fn missing_name() -> String {
+    "incidents/0190a0f0-0000-7000-8000-000000000000".to_string()
+}
+
 /// The codes `who` gets for every read of the incident `name`, by RPC.
 async fn reads(app: &App, who: &str, name: &str) -> Vec<(&'static str, Code)> {
     let mut c = app.incidents_as(who);
@@ -197,7 +202,7 @@ async fn scoped_callers_see_only_incidents_of_their_services(backend: Backend) {
     }
     // A missing incident answers alike, so a hidden one cannot be told from it; unscoped
     // callers are told it is missing.
-    let missing = "incidents/0190a0f0-0000-7000-8000-000000000000".to_string();
+    let missing = missing_name();
     for (rpc, code) in reads(&app, "scoped", &missing).await {
         assert_eq!(code, Code::PermissionDenied, "{rpc} of a missing incident");
     }
@@ -218,6 +223,29 @@ async fn scoped_callers_see_only_incidents_of_their_services(backend: Backend) {
         "{}",
         err.message()
     );
+
+    // Writes answer alike too: no refusal names the hidden incident's services.
+    for name in [&theirs.name, &missing_name()] {
+        let err = scoped
+            .create_timeline_event(pb::CreateTimelineEventRequest {
+                parent: name.clone(),
+                summary: "Probing.".into(),
+                request_id: String::new(),
+            })
+            .await
+            .expect_err("note on a hidden incident");
+        assert_eq!(err.code(), Code::PermissionDenied, "{name}");
+        assert!(
+            !err.message().contains("services/teams"),
+            "{}",
+            err.message()
+        );
+        assert!(
+            err.message().contains("or does not exist"),
+            "{}",
+            err.message()
+        );
+    }
 
     // A sweep finds the indicator only in ours; so do the cross-incident lists.
     let sweep = scoped
