@@ -115,7 +115,8 @@ macro_rules! limit_args {
             /// Seconds a server stream stays open at most (clients resume).
             #[arg(long, env = concat!($prefix, "STREAM_LIFETIME_SECS"), default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
             pub stream_lifetime_secs: u64,
-            /// Seconds a connection may move no byte before it is closed.
+            /// Seconds a connection may move no byte before it is closed (keep it above the
+            /// 30 s HTTP/2 keepalive, which keeps a live gRPC client's connection moving).
             #[arg(long, env = concat!($prefix, "IDLE_TIMEOUT_SECS"), default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
             pub idle_timeout_secs: u64,
         }

@@ -73,8 +73,13 @@ pub async fn run(args: WatchersArgs) -> Result<(), String> {
     }
     let idle = share(pid, args.seconds)?;
     let mut open = Vec::with_capacity(args.watchers);
+    // A connection carries at most 100 streams (the server's limit): 50 watchers each.
+    let mut connections = Vec::new();
+    for _ in 0..args.watchers.div_ceil(50) {
+        connections.push(server::connect(addr).await?);
+    }
     for i in 0..args.watchers {
-        let mut stream = IncidentServiceClient::new(channel.clone())
+        let mut stream = IncidentServiceClient::new(connections[i / 50].clone())
             .watch_incident(pb::WatchIncidentRequest {
                 name: names[i % names.len()].clone(),
                 after_sequence: 0,

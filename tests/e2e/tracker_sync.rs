@@ -322,9 +322,9 @@ async fn a_tracker_failing_its_check_is_reported_and_waited_for(backend: Backend
     let file = trackers_file(&db, &github, "");
     let app = start_gateway(&db, sync_config(&db, backend, file)).await;
     org_fixture(&app).await;
-    let (code, body) = eventually("readyz names the tracker", || async {
+    let (code, body) = eventually("readyz names the tracker's problem", || async {
         let (code, body) = http_get(app.http_addr, "/readyz").await;
-        if body.contains("tracker github") {
+        if body.contains("tracker github") && body.contains(PRODUCTIVITY) {
             Ok((code, body))
         } else {
             Err(body)

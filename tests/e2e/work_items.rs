@@ -336,9 +336,19 @@ async fn one_lookup_across_both_kinds(app: &App) {
     expected.push(unseen.name.clone());
     assert_eq!(read, expected);
 
-    // Who may look: readers of both kinds (the tracker among them); reading is not scoped.
+    // Who may look: readers of both kinds (the tracker among them). The risk register is open
+    // to every reader; incidents are need-to-know, so a scoped principal sees no follow-up of
+    // another service's incident.
     assert_eq!(list(app, "").await.len(), 6);
-    for who in ["scoped", "responder", "trust_team", "admin"] {
+    let page = page_as(app, "scoped", "", 100, String::new())
+        .await
+        .expect("scoped");
+    assert_eq!(
+        titles(&page.work_items),
+        ["Block legacy auth", "Enforce MFA"],
+        "only the register's items"
+    );
+    for who in ["responder", "trust_team", "admin"] {
         let page = page_as(app, who, "", 100, String::new())
             .await
             .unwrap_or_else(|e| panic!("{who}: {e}"));

@@ -44,6 +44,12 @@ impl WorkItemService for WorkItemApi {
             WorkItemQuery::parse(req.page_size, &req.page_token, &req.filter, &req.order_by)?;
         let [follow_ups, actions] = Source::ALL.map(|s| query.source_filter(s));
         let (follow_ups, actions) = (follow_ups?, actions?);
+        // Incidents are need-to-know: a scoped caller sees the follow-ups of its services'
+        // incidents only, however the gateway reaches incident-service (the register is open).
+        let follow_ups = match &on.caller.principal.services {
+            Some(scope) => follow_ups.and_then(|f| within(f, scope)),
+            None => follow_ups,
+        };
         let (upstreams, on, size) = (&self.upstreams, &on, query.size);
         let fetch = move |source: Source, filter: Option<String>| async move {
             match filter {
@@ -69,6 +75,24 @@ impl WorkItemService for WorkItemApi {
             next_page_token,
         }))
     }
+}
+
+/// `filter` (in the services' syntax) narrowed to items of the services `scope`; `None` when
+/// the scope is empty (nothing to see).
+fn within(filter: String, scope: &[String]) -> Option<String> {
+    if scope.is_empty() {
+        return None;
+    }
+    let any = scope
+        .iter()
+        .map(|id| format!("service = \"services/{id}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    Some(if filter.is_empty() {
+        any
+    } else {
+        format!("({filter}) AND ({any})")
+    })
 }
 
 /// The first `query.size` items of the sources' pages (in [`Source::ALL`] order) in

@@ -179,6 +179,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let incident = if req.parent == "incidents/-" {
@@ -199,7 +200,13 @@ impl IncidentApi {
             &NOTIFICATION_SORTING,
         );
         v.finish()?;
-        let mut rows = self.store.notifications(incident, &list).await?;
+        if let Some(id) = incident {
+            self.visible(&caller, id).await?;
+        }
+        let mut rows = self
+            .store
+            .notifications(incident, caller.read_scope(), &list)
+            .await?;
         let next_page_token = list.next_page(&mut rows, |n| notification_keys(&list, n));
         let now = now_micros();
         Ok(Response::new(pb::ListNotificationsResponse {

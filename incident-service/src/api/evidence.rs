@@ -62,6 +62,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListEvidenceRequest>,
     ) -> Result<Response<pb::ListEvidenceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -76,10 +77,9 @@ impl IncidentApi {
             &EVIDENCE_SORTING,
         );
         v.finish()?;
-        let mut rows = self
-            .store
-            .evidence_page(id.unwrap_or_default(), &list)
-            .await?;
+        let id = id.unwrap_or_default();
+        self.may_see_evidence(&caller, id).await?;
+        let mut rows = self.store.evidence_page(id, &list).await?;
         let next_page_token = list.next_page(&mut rows, |e| {
             let time = |f: &str| match f {
                 "collect_time" => e.collect_time,
@@ -130,6 +130,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListCustodyRecordsRequest>,
     ) -> Result<Response<pb::ListCustodyRecordsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let ids = child_name(&mut v, "parent", "evidence", &req.parent);
@@ -145,6 +146,7 @@ impl IncidentApi {
         );
         v.finish()?;
         let (incident, item) = ids.unwrap_or_default();
+        self.may_see_evidence(&caller, incident).await?;
         let mut entries = self.store.custody_page(incident, item, &list).await?;
         let next_page_token = list.next_page(&mut entries, |e| {
             row_keys(&list, |_| e.seq, Key::Int(e.seq))

@@ -135,10 +135,12 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetFollowUpRequest>,
     ) -> Result<Response<pb::FollowUp>, Status> {
+        let caller = Caller::of(&request)?;
         let mut v = Violations::new();
         let ids = child_name(&mut v, "name", "followUps", &request.get_ref().name);
         v.finish()?;
         let (incident, id) = ids.unwrap_or_default();
+        self.visible(&caller, incident).await?;
         let found = self.store.follow_up(incident, id).await?;
         Ok(Response::new(self.follow_up_message(&found).await?))
     }
@@ -197,6 +199,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListFollowUpsRequest>,
     ) -> Result<Response<pb::ListFollowUpsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let now = now_micros();
         let mut v = Violations::new();
@@ -218,7 +221,13 @@ impl IncidentApi {
             &FOLLOW_UP_SORTING,
         );
         v.finish()?;
-        let mut rows = self.store.follow_ups(incident, &list).await?;
+        if let Some(id) = incident {
+            self.visible(&caller, id).await?;
+        }
+        let mut rows = self
+            .store
+            .follow_ups(incident, caller.read_scope(), &list)
+            .await?;
         let next_page_token = list.next_page(&mut rows, |f| follow_up_keys(&list, f));
         let services = self
             .store

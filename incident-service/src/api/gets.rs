@@ -1,11 +1,11 @@
 //! Standard Gets of an incident's child resources (AIP-131): task, role, evidence, custody
 //! record, notification, indicator, timeline event. Readable by whoever may list them.
 
-use assurance_runtime::{time::now_micros, validate::Violations};
+use assurance_runtime::{auth::Caller, time::now_micros, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, child_name, convert, incident_uuid, pb};
+use super::{IncidentApi, child_name, convert, incident_uuid, need_to_know, pb};
 use crate::domain::role::RoleKind;
 
 /// `{parent}/{collection}/{n}` with `parent` an incident name and `n` a sequence number.
@@ -49,7 +49,9 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
+        let caller = Caller::of(&request)?;
         let (incident, id) = child_ids(&request.get_ref().name, "tasks")?;
+        self.visible(&caller, incident).await?;
         let t = self.store.task(incident, id).await?;
         Ok(Response::new(convert::task(&t)))
     }
@@ -58,6 +60,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
+        let caller = Caller::of(&request)?;
         let name = &request.get_ref().name;
         let mut v = Violations::new();
         let parsed = if name.is_empty() {
@@ -83,6 +86,7 @@ impl IncidentApi {
         let Some((incident, kind)) = parsed else {
             return Err(Status::internal("validated name lost"));
         };
+        self.visible(&caller, incident).await?;
         let r = self.store.role(incident, kind as i32, kind.slug()).await?;
         Ok(Response::new(convert::role(&r)))
     }
@@ -91,7 +95,9 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetEvidenceRequest>,
     ) -> Result<Response<pb::Evidence>, Status> {
+        let caller = Caller::of(&request)?;
         let (incident, id) = child_ids(&request.get_ref().name, "evidence")?;
+        self.may_see_evidence(&caller, incident).await?;
         let e = self.store.evidence_item(incident, id).await?;
         Ok(Response::new(convert::evidence(&e)))
     }
@@ -100,6 +106,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetCustodyRecordRequest>,
     ) -> Result<Response<pb::CustodyRecord>, Status> {
+        let caller = Caller::of(&request)?;
         let name = &request.get_ref().name;
         let mut v = Violations::new();
         let parsed = if name.is_empty() {
@@ -122,6 +129,7 @@ impl IncidentApi {
         };
         v.finish()?;
         let (incident, evidence, seq) = parsed.unwrap_or_default();
+        self.may_see_evidence(&caller, incident).await?;
         let c = self.store.custody_record(incident, evidence, seq).await?;
         Ok(Response::new(convert::custody_entry(&c)))
     }
@@ -130,7 +138,9 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
+        let caller = Caller::of(&request)?;
         let (incident, id) = child_ids(&request.get_ref().name, "notifications")?;
+        self.visible(&caller, incident).await?;
         let n = self.store.notification(incident, id).await?;
         Ok(Response::new(convert::notification(&n, now_micros())))
     }
@@ -139,19 +149,28 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetIndicatorRequest>,
     ) -> Result<Response<pb::Indicator>, Status> {
+        let caller = Caller::of(&request)?;
         let (incident, id) = child_ids(&request.get_ref().name, "indicators")?;
+        self.visible(&caller, incident).await?;
         let i = self.store.indicator(incident, id).await?;
-        Ok(Response::new(convert::indicator(&i)))
+        let sees =
+            !need_to_know::restricted_tlp(i.tlp) || self.sees_restricted(&caller, incident).await?;
+        Ok(Response::new(need_to_know::redact_indicator(
+            convert::indicator(&i),
+            sees,
+        )))
     }
 
     pub(super) async fn timeline_get(
         &self,
         request: Request<pb::GetTimelineEventRequest>,
     ) -> Result<Response<pb::TimelineEvent>, Status> {
+        let caller = Caller::of(&request)?;
         let mut v = Violations::new();
         let parsed = numbered_child(&mut v, &request.get_ref().name, "timelineEvents");
         v.finish()?;
         let (incident, seq) = parsed.unwrap_or_default();
+        self.visible(&caller, incident).await?;
         let e = self.store.timeline_event(incident, seq).await?;
         Ok(Response::new(convert::timeline_event(&e)))
     }

@@ -419,10 +419,11 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
+        let caller = Caller::of(&request)?;
         let mut v = Violations::new();
         let id = incident_id(&mut v, "name", &request.get_ref().name);
         v.finish()?;
-        let m = self.store.get(id.unwrap_or_default()).await?;
+        let m = self.visible(&caller, id.unwrap_or_default()).await?;
         Ok(Response::new(self.incident_out(&m).await?))
     }
 
@@ -430,6 +431,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let query = ListQuery::parse(
@@ -445,7 +447,7 @@ impl IncidentApi {
             &INCIDENT_SORTING,
         );
         v.finish()?;
-        let mut rows = self.store.list(&query).await?;
+        let mut rows = self.store.list(&query, caller.read_scope()).await?;
         let next_page_token = query.next_page(&mut rows, |r| incident_keys(&query, r));
         Ok(Response::new(pb::ListIncidentsResponse {
             incidents: self.incidents_out(&rows).await?,

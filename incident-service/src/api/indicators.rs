@@ -7,7 +7,10 @@ use assurance_runtime::{auth::Caller, validate::Violations};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{IncidentApi, convert, incident_id};
+use super::{
+    IncidentApi, convert, incident_id,
+    need_to_know::{self, redact_indicator},
+};
 use crate::domain::indicator::{self, IndicatorType, Tlp};
 use crate::store::{INDICATOR_FILTER, INDICATOR_SORTING, row_keys};
 use assurance_runtime::page::Key;
@@ -63,6 +66,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListIndicatorsRequest>,
     ) -> Result<Response<pb::ListIndicatorsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -77,15 +81,18 @@ impl IncidentApi {
             &INDICATOR_SORTING,
         );
         v.finish()?;
-        let mut rows = self
-            .store
-            .indicators_page(id.unwrap_or_default(), &list)
-            .await?;
+        let id = id.unwrap_or_default();
+        self.visible(&caller, id).await?;
+        let sees = self.sees_restricted(&caller, id).await?;
+        let mut rows = self.store.indicators_page(id, &list).await?;
         let next_page_token = list.next_page(&mut rows, |i| {
             row_keys(&list, |_| i.create_time, Key::Text(i.id.to_string()))
         });
         Ok(Response::new(pb::ListIndicatorsResponse {
-            indicators: rows.iter().map(convert::indicator).collect(),
+            indicators: rows
+                .iter()
+                .map(|i| redact_indicator(convert::indicator(i), sees))
+                .collect(),
             next_page_token,
         }))
     }
@@ -94,6 +101,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::SearchIndicatorsRequest>,
     ) -> Result<Response<pb::SearchIndicatorsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let kind = v.enumeration::<IndicatorType>("type", req.r#type);
@@ -115,17 +123,34 @@ impl IncidentApi {
             &Sorting::BY_UUID,
             async |list| {
                 self.store
-                    .sweep(req.r#type, value.clone(), list.after_id(), list.limit())
+                    .sweep(
+                        req.r#type,
+                        value.clone(),
+                        caller.read_scope(),
+                        list.after_id(),
+                        list.limit(),
+                    )
                     .await
             },
             |(i, _)| i.id,
         )
         .await?;
+        // Restricted values only for the incidents whose material the caller may see.
+        let mut sees = std::collections::HashMap::new();
+        for (i, _) in &rows {
+            if need_to_know::restricted_tlp(i.tlp) && !sees.contains_key(&i.incident_id) {
+                let s = self.sees_restricted(&caller, i.incident_id).await?;
+                sees.insert(i.incident_id, s);
+            }
+        }
         Ok(Response::new(pb::SearchIndicatorsResponse {
             matches: rows
                 .iter()
                 .map(|(i, m)| pb::IndicatorMatch {
-                    indicator: Some(convert::indicator(i)),
+                    indicator: Some(redact_indicator(
+                        convert::indicator(i),
+                        sees.get(&i.incident_id).copied().unwrap_or(true),
+                    )),
                     incident: format!("incidents/{}", m.id),
                     incident_title: m.title.clone(),
                     incident_phase: m.phase,

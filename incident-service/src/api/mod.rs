@@ -11,6 +11,7 @@ mod gets;
 mod incidents;
 mod indicators;
 mod metrics;
+mod need_to_know;
 mod preparation;
 mod report;
 mod review;

@@ -11,7 +11,9 @@ use assurance_runtime::{
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
-use super::{IncidentApi, convert, incident_id};
+use assurance_runtime::auth::Caller;
+
+use super::{IncidentApi, convert, incident_id, need_to_know};
 
 /// Everything a report draws on.
 pub struct Material {
@@ -25,15 +27,42 @@ pub struct Material {
 }
 
 impl Material {
+    /// What a reader who may not see the incident's restricted material gets: TLP:RED and
+    /// TLP:AMBER+STRICT indicators with their values withheld, and no evidence.
+    pub fn for_need_to_know(mut self) -> Self {
+        self.indicators = self
+            .indicators
+            .into_iter()
+            .map(|i| need_to_know::redact_indicator(i, false))
+            .collect();
+        self.evidence.clear();
+        self
+    }
+
     /// What external readers may see: TLP:CLEAR and GREEN indicators, no evidence, no roles or
-    /// names, no internal communications, and only the milestones of the timeline.
+    /// names (no owners, no participants), only approved or sent external communications, and
+    /// only the milestones of the timeline.
     pub fn for_external(mut self) -> Self {
         self.indicators
             .retain(|i| i.tlp == pb::Tlp::Clear as i32 || i.tlp == pb::Tlp::Green as i32);
         self.evidence.clear();
-        self.notifications
-            .retain(|n| n.audience != pb::Audience::Internal as i32);
+        let released = [
+            pb::NotificationStatus::Approved as i32,
+            pb::NotificationStatus::Sent as i32,
+        ];
+        self.notifications.retain(|n| {
+            n.audience != pb::Audience::Internal as i32 && released.contains(&n.status)
+        });
         self.roles.clear();
+        if let Some(review) = &mut self.review {
+            review.participants.clear();
+            for f in &mut review.follow_ups {
+                f.owner.clear();
+            }
+            for r in &mut review.identified_risks {
+                r.owner.clear();
+            }
+        }
         // Summaries of other events quote indicators, evidence, names and internal notes.
         use pb::TimelineEventKind as K;
         let shareable =
@@ -162,10 +191,14 @@ pub fn markdown(m: &Material) -> String {
         if !r.follow_ups.is_empty() {
             out.push_str("\n**Follow-up items**\n\n");
             for f in &r.follow_ups {
+                let owner = if f.owner.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", f.owner)
+                };
                 out.push_str(&format!(
-                    "- {} — {}, due {}\n",
+                    "- {}{owner}, due {}\n",
                     f.title,
-                    f.owner,
                     time(&f.due_time)
                 ));
             }
@@ -480,6 +513,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ExportIncidentReportRequest>,
     ) -> Result<Response<pb::IncidentReport>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "name", &req.name);
@@ -499,7 +533,7 @@ impl IncidentApi {
         }
         v.finish()?;
         let id = id.unwrap_or_default();
-        let incident = self.store.get(id).await?;
+        let incident = self.visible(&caller, id).await?;
         let now = now_micros();
         const ALL: u64 = 10_000;
         let review = match self.store.review(id).await {
@@ -546,6 +580,9 @@ impl IncidentApi {
                 .collect(),
             review,
         };
+        if !self.sees_restricted(&caller, id).await? {
+            material = material.for_need_to_know();
+        }
         if req.external {
             material = material.for_external();
         }

@@ -80,6 +80,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::GetPostIncidentReviewRequest>,
     ) -> Result<Response<pb::PostIncidentReview>, Status> {
+        let caller = Caller::of(&request)?;
         let name = &request.get_ref().name;
         let mut v = Violations::new();
         let id = match name.strip_suffix("/review") {
@@ -90,7 +91,9 @@ impl IncidentApi {
             }
         };
         v.finish()?;
-        let found = self.store.review(id.unwrap_or_default()).await?;
+        let id = id.unwrap_or_default();
+        self.visible(&caller, id).await?;
+        let found = self.store.review(id).await?;
         Ok(Response::new(convert::review(&found)))
     }
 }

@@ -51,6 +51,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -62,9 +63,11 @@ impl IncidentApi {
             &Sorting::BY_SEQUENCE,
         );
         v.finish()?;
+        let id = id.unwrap_or_default();
+        self.visible(&caller, id).await?;
         let mut roles = self
             .store
-            .roles(id.unwrap_or_default(), list.after_sequence(), list.limit())
+            .roles(id, list.after_sequence(), list.limit())
             .await?;
         let next_page_token = list.next_page(&mut roles, |r| vec![Key::Int(i64::from(r.kind))]);
         Ok(Response::new(pb::ListRolesResponse {

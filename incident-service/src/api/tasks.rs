@@ -128,6 +128,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -144,7 +145,9 @@ impl IncidentApi {
             &TASK_SORTING,
         );
         v.finish()?;
-        let mut rows = self.store.tasks(id.unwrap_or_default(), &list).await?;
+        let id = id.unwrap_or_default();
+        self.visible(&caller, id).await?;
+        let mut rows = self.store.tasks(id, &list).await?;
         let next_page_token = list.next_page(&mut rows, |t| task_keys(&list, t));
         Ok(Response::new(pb::ListTasksResponse {
             tasks: rows.iter().map(convert::task).collect(),

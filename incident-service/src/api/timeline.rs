@@ -15,6 +15,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::WatchIncidentRequest>,
     ) -> Result<Response<watch::EventStream>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "name", &req.name);
@@ -24,7 +25,7 @@ impl IncidentApi {
         v.finish()?;
         let id = id.unwrap_or_default();
         // Unknown incidents fail the call itself rather than the stream.
-        let incident = self.store.get(id).await?;
+        let incident = self.visible(&caller, id).await?;
         Ok(Response::new(self.watch.watch(
             id,
             req.after_sequence,
@@ -55,6 +56,7 @@ impl IncidentApi {
         &self,
         request: Request<pb::ListTimelineEventsRequest>,
     ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
         let id = incident_id(&mut v, "parent", &req.parent);
@@ -69,10 +71,9 @@ impl IncidentApi {
             &SEQUENCE_SORTING,
         );
         v.finish()?;
-        let mut rows = self
-            .store
-            .timeline_page(id.unwrap_or_default(), &list)
-            .await?;
+        let id = id.unwrap_or_default();
+        self.visible(&caller, id).await?;
+        let mut rows = self.store.timeline_page(id, &list).await?;
         let next_page_token =
             list.next_page(&mut rows, |e| row_keys(&list, |_| e.seq, Key::Int(e.seq)));
         Ok(Response::new(pb::ListTimelineEventsResponse {

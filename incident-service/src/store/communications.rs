@@ -250,9 +250,13 @@ impl Store {
     pub async fn notifications(
         &self,
         incident: Option<Uuid>,
+        scope: Option<&[String]>,
         list: &ListQuery,
     ) -> ApiResult<Vec<notification::Model>> {
         let mut q = notification::Entity::find();
+        if let Some(scope) = scope {
+            q = q.filter(super::affecting(notification::Column::IncidentId, scope));
+        }
         if let Some(id) = incident {
             self.get(id).await?;
             q = q.filter(notification::Column::IncidentId.eq(id));

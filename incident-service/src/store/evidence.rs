@@ -51,9 +51,11 @@ impl Store {
                 name: format!("incidents/{id}/evidence/{}", item.id),
                 change: Change {
                     kind: TimelineKind::Evidence,
+                    // Evidence is restricted material (need-to-know): the timeline, which
+                    // every reader of the incident sees, names the record, not its content.
                     summary: format!(
-                        "evidence collected by {}: {} ({})",
-                        item.collector, item.description, item.hash
+                        "evidence collected by {} (details in the evidence record)",
+                        item.collector
                     ),
                     services: None,
                 },
@@ -136,8 +138,8 @@ impl Store {
                 change: Change {
                     kind: TimelineKind::Evidence,
                     summary: format!(
-                        "custody of {}: {} → {}: {}",
-                        item.description, entry.from_custodian, entry.to_custodian, entry.purpose
+                        "custody of evidence transferred: {} → {}",
+                        entry.from_custodian, entry.to_custodian
                     ),
                     services: None,
                 },

@@ -190,12 +190,14 @@ impl Store {
         let incident_id = row.incident_id;
         let outcome = idempotency::run(&self.db, key, async |tx| {
             let parent = format!("incidents/{incident_id}");
-            let m = incident::Entity::find_by_id(incident_id)
-                .one(tx)
-                .await?
-                .ok_or_else(|| ApiError::not_found(&parent))?;
+            let m = incident::Entity::find_by_id(incident_id).one(tx).await?;
             let services = services_of(tx, incident_id).await?;
-            caller.may_change_any(services.iter().map(String::as_str))?;
+            super::may_change_incident(
+                caller,
+                &parent,
+                m.as_ref().map(|_| services.iter().map(String::as_str)),
+            )?;
+            let m = m.ok_or_else(|| ApiError::not_found(&parent))?;
             if m.phase != Phase::PostIncident as i32 && m.phase != Phase::Closed as i32 {
                 return Err(ApiError::precondition(
                     Reason::FollowUpNotAllowed,
@@ -243,10 +245,13 @@ impl Store {
             .lock_exclusive()
             .one(&tx)
             .await?
-            .filter(|f| f.incident_id == incident)
-            .ok_or_else(|| ApiError::not_found(&name))?;
+            .filter(|f| f.incident_id == incident);
         let services = services_of(&tx, incident).await?;
-        caller.may_change_any(services.iter().map(String::as_str))?;
+        // A missing item of a hidden incident reads as the incident's refusal.
+        if !caller.sees_any(services.iter().map(String::as_str)) {
+            return Err(caller.hidden(&format!("incidents/{incident}")));
+        }
+        let current = current.ok_or_else(|| ApiError::not_found(&name))?;
         check_version(&name, expected_version, current.version)?;
         let mut next = current.clone();
         change(&mut next);
@@ -266,9 +271,13 @@ impl Store {
     pub async fn follow_ups(
         &self,
         incident: Option<Uuid>,
+        scope: Option<&[String]>,
         q: &ListQuery,
     ) -> ApiResult<Vec<follow_up::Model>> {
         let mut select = follow_up::Entity::find();
+        if let Some(scope) = scope {
+            select = select.filter(super::affecting(follow_up::Column::IncidentId, scope));
+        }
         if let Some(incident) = incident {
             self.get(incident).await?;
             select = select.filter(follow_up::Column::IncidentId.eq(incident));

@@ -16,7 +16,18 @@ use super::{
     Change, Created, Store,
     entities::{incident, indicator},
 };
-use crate::domain::timeline::TimelineKind;
+use crate::domain::{indicator::Tlp, timeline::TimelineKind};
+
+/// The timeline summary of an added indicator: a TLP:RED or TLP:AMBER+STRICT value is
+/// withheld, so the timeline (its lists, the watch stream, reports) never carries it.
+pub fn indicator_summary(kind_name: &str, ind: &indicator::Model) -> String {
+    let label = match Tlp::try_from(ind.tlp) {
+        Ok(Tlp::Red) => "TLP:RED",
+        Ok(Tlp::AmberStrict) => "TLP:AMBER+STRICT",
+        _ => return format!("indicator added: {kind_name} {}", ind.value),
+    };
+    format!("indicator added: {kind_name} ({label}, value withheld)")
+}
 
 impl Store {
     /// Adds an indicator (normalised by the caller) and its timeline event; the same type and
@@ -49,7 +60,7 @@ impl Store {
                 name: format!("incidents/{incident_id}/indicators/{}", ind.id),
                 change: Change {
                     kind: TimelineKind::IndicatorAdded,
-                    summary: format!("indicator added: {kind_name} {}", ind.value),
+                    summary: indicator_summary(kind_name, &ind),
                     services: None,
                 },
                 value: ind,
@@ -92,6 +103,7 @@ impl Store {
         &self,
         kind: i32,
         value: String,
+        scope: Option<&[String]>,
         after: Option<Uuid>,
         limit: u64,
     ) -> ApiResult<Vec<(indicator::Model, incident::Model)>> {
@@ -107,6 +119,9 @@ impl Store {
             .order_by_asc(indicator::Column::Id);
         if let Some(after) = after {
             q = q.filter(indicator::Column::Id.gt(after));
+        }
+        if let Some(scope) = scope {
+            q = q.filter(super::affecting(indicator::Column::IncidentId, scope));
         }
         let rows = q.limit(limit).all(&self.db).await?;
         Ok(rows

@@ -202,8 +202,9 @@ async fn modify_in(
     let current = incident::Entity::find_by_id(id)
         .lock_exclusive()
         .one(tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&name))?;
+        .await?;
+    may_change_incident(caller, &name, current.as_ref().map(services_of))?;
+    let current = current.ok_or_else(|| ApiError::not_found(&name))?;
     check_version(&name, expected_version, current.version)?;
     let before = services_of(&current);
     caller.may_change_any(before.iter().copied())?;
@@ -270,8 +271,46 @@ async fn write_services(
     Ok(())
 }
 
+/// Refuses `caller` a change of the incident `name`, whose affected services are `services`
+/// (`None`: it does not exist): `NOT_FOUND` for a missing incident, but for a scoped caller
+/// the same `PERMISSION_DENIED` as for an incident of other services (need-to-know: a hidden
+/// incident cannot be told from a missing one).
+pub fn may_change_incident<'a>(
+    caller: &Caller,
+    name: &str,
+    services: Option<impl IntoIterator<Item = &'a str>>,
+) -> ApiResult<()> {
+    match services {
+        Some(services) => {
+            if caller.sees_any(services) {
+                Ok(())
+            } else {
+                Err(caller.hidden(name))
+            }
+        }
+        None if caller.read_scope().is_none() => Err(ApiError::not_found(name)),
+        None => Err(caller.hidden(name)),
+    }
+}
+
+/// Rows whose incident (the column `incident`) affects at least one of the services `scope`
+/// (need-to-know reads of a scoped caller).
+pub fn affecting(
+    incident: impl sea_orm::ColumnTrait,
+    scope: &[String],
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::Query;
+    incident.in_subquery(
+        Query::select()
+            .column(incident_service::Column::IncidentId)
+            .from(incident_service::Entity)
+            .and_where(incident_service::Column::ServiceId.is_in(scope.iter().cloned()))
+            .to_owned(),
+    )
+}
+
 /// The affected service ids of an incident.
-fn services_of(m: &incident::Model) -> Vec<&str> {
+pub fn services_of(m: &incident::Model) -> Vec<&str> {
     m.affected_services
         .split(',')
         .filter(|s| !s.is_empty())

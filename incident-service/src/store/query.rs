@@ -228,8 +228,16 @@ pub fn incident_keys(q: &ListQuery, i: &incident::Model) -> Vec<Key> {
 
 impl Store {
     /// A page of incidents.
-    pub async fn list(&self, q: &ListQuery) -> ApiResult<Vec<incident::Model>> {
-        let select = incident::Entity::find();
+    /// A page of incidents; with `scope`, only those affecting one of its services.
+    pub async fn list(
+        &self,
+        q: &ListQuery,
+        scope: Option<&[String]>,
+    ) -> ApiResult<Vec<incident::Model>> {
+        let mut select = incident::Entity::find();
+        if let Some(scope) = scope {
+            select = select.filter(super::affecting(incident::Column::Id, scope));
+        }
         let columns = [
             ("update_time", incident::Column::UpdateTime),
             ("declare_time", incident::Column::DeclareTime),

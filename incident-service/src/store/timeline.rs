@@ -30,12 +30,13 @@ impl Store {
         key: Option<RequestKey>,
     ) -> ApiResult<timeline_event::Model> {
         let outcome = idempotency::run(&self.db, key, async |tx| {
+            let name = format!("incidents/{id}");
             let current = incident::Entity::find_by_id(id)
                 .lock_exclusive()
                 .one(tx)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("incidents/{id}")))?;
-            caller.may_change_any(services_of(&current))?;
+                .await?;
+            super::may_change_incident(caller, &name, current.as_ref().map(services_of))?;
+            let current = current.ok_or_else(|| ApiError::not_found(&name))?;
             let seq = current.timeline_seq + 1;
             let now = now_micros();
             incident::Entity::update_many()

@@ -242,6 +242,51 @@ impl Caller {
         }
     }
 
+    /// The services a scoped caller's reads are limited to (need-to-know), `None` when it
+    /// is unscoped and sees every service's records its roles allow.
+    pub fn read_scope(&self) -> Option<&[String]> {
+        self.principal.services.as_deref()
+    }
+
+    /// Whether this caller may see a record (an incident) of the services `service_ids`:
+    /// an unscoped caller sees every one, a scoped caller those with at least one of them
+    /// in its scope.
+    pub fn sees_any<'a>(&self, service_ids: impl IntoIterator<Item = &'a str>) -> bool {
+        self.principal.services.is_none() || service_ids.into_iter().any(|s| self.in_scope(s))
+    }
+
+    /// Whether this caller's roles let it see every incident's restricted material
+    /// (TLP:RED and TLP:AMBER+STRICT indicators, evidence): `security_lead`, `trust_team`,
+    /// `admin`, and the services' own `system` principals. Anyone else sees it only as a
+    /// role holder of the incident.
+    pub fn sees_restricted_everywhere(&self) -> bool {
+        self.principal.roles.intersects(Roles::of(&[
+            Role::SecurityLead,
+            Role::TrustTeam,
+            Role::Admin,
+            Role::System,
+        ]))
+    }
+
+    /// `PERMISSION_DENIED` for a record (`incidents/{id}`) a scoped caller may not see, worded
+    /// alike whether it exists or not, so that a hidden record cannot be told from a missing
+    /// one (AIP-211).
+    pub fn hidden(&self, resource: &str) -> ApiError {
+        let scope = self
+            .principal
+            .services
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| format!("services/{s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ApiError::PermissionDenied(format!(
+            "{} may see only records of {scope}; {resource} is not one of them or does not exist",
+            self.principal.subject
+        ))
+    }
+
     /// `PERMISSION_DENIED` unless this caller may change records of `service_id`.
     pub fn may_change(&self, service_id: &str) -> ApiResult<()> {
         if self.in_scope(service_id) {
@@ -381,5 +426,45 @@ mod tests {
         assert!(unscoped.may_change("teams").is_ok());
         assert!(unscoped.must_be_unscoped("create services").is_ok());
         assert_eq!(unscoped.method(), "CreateRisk");
+    }
+
+    #[test]
+    fn need_to_know() {
+        let scoped = caller(Some(vec!["exchange-online".into()]));
+        assert!(scoped.sees_any(["teams", "exchange-online"]));
+        assert!(!scoped.sees_any(["teams"]));
+        assert!(!scoped.sees_any([]));
+        assert_eq!(
+            scoped.read_scope(),
+            Some(&["exchange-online".to_string()][..])
+        );
+        assert!(!scoped.sees_restricted_everywhere());
+        let hidden = scoped.hidden("incidents/1");
+        assert!(
+            matches!(&hidden, ApiError::PermissionDenied(m)
+                if m.contains("services/exchange-online") && m.contains("incidents/1")),
+            "{hidden:?}"
+        );
+        let unscoped = caller(None);
+        assert!(unscoped.sees_any(["teams"]));
+        assert!(unscoped.read_scope().is_none());
+        for (role, sees) in [
+            (Role::SecurityLead, true),
+            (Role::TrustTeam, true),
+            (Role::Admin, true),
+            (Role::System, true),
+            (Role::Responder, false),
+            (Role::ServiceManager, false),
+        ] {
+            let c = Caller {
+                principal: Arc::new(Principal {
+                    subject: "p".into(),
+                    roles: Roles::of(&[role]),
+                    services: None,
+                }),
+                ..unscoped.clone()
+            };
+            assert_eq!(c.sees_restricted_everywhere(), sees, "{role}");
+        }
     }
 }

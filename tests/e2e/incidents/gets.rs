@@ -34,7 +34,8 @@ async fn every_child_resource_has_a_standard_get(backend: Backend) {
             parent: declared.name.clone(),
             role: Some(pb::Role {
                 kind: pb::RoleKind::IncidentResponseLead as i32,
-                person: "ana@example.com".into(),
+                // A role holder: evidence is need-to-know (see need_to_know.rs).
+                person: "responder@example.com".into(),
                 team: "security-response".into(),
                 ..Default::default()
             }),

@@ -18,6 +18,7 @@ mod gets;
 mod indicators;
 mod lifecycle;
 mod metrics;
+mod need_to_know;
 mod preparation;
 mod report;
 mod required;

@@ -18,6 +18,7 @@ mod m0013_risk_links;
 mod m0014_summary_indexes;
 mod m0015_follow_ups;
 mod m0016_outbox;
+mod m0017_need_to_know_timeline;
 
 use sea_orm_migration::prelude::*;
 
@@ -38,6 +39,7 @@ use m0013_risk_links::RiskLinks;
 use m0014_summary_indexes::SummaryIndexes;
 use m0015_follow_ups::FollowUpItems;
 use m0016_outbox::Outbox;
+use m0017_need_to_know_timeline::NeedToKnowTimeline;
 
 pub struct Migrator;
 
@@ -65,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(SummaryIndexes),
             Box::new(FollowUpItems),
             Box::new(Outbox),
+            Box::new(NeedToKnowTimeline),
         ]
     }
 }
