@@ -483,8 +483,9 @@ async fn governance_and_org_lists_filter_and_order(backend: Backend) {
         assert_eq!(page.len(), expected, "decisions with {}", since(op));
     }
 
-    // Action items by due time.
-    approve_response(&app, "service_manager", &proposed.name)
+    // Action items by due time. (The risk was assessed higher before: its highest severity
+    // since no response was approved sets the level.)
+    approve_response(&app, "trust_team", &proposed.name)
         .await
         .expect("approve");
     let plan = create_action_plan(&app, "risk_owner", &risk.name, "Recertify").await;
