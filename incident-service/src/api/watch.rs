@@ -67,19 +67,6 @@ async fn events_after(
         .map_err(|e| Status::from(assurance_runtime::ApiError::from(e)))
 }
 
-/// The last sequence of incident `id` (0 when it has no event).
-async fn last_seq(store: &Store, id: Uuid) -> Result<i64, Status> {
-    let last: Option<Option<i64>> = timeline_event::Entity::find()
-        .select_only()
-        .column_as(timeline_event::Column::Seq.max(), "last")
-        .filter(timeline_event::Column::IncidentId.eq(id))
-        .into_tuple()
-        .one(store.connection())
-        .await
-        .map_err(|e| Status::from(assurance_runtime::ApiError::from(e)))?;
-    Ok(last.flatten().unwrap_or(0))
-}
-
 impl WatchHub {
     pub fn new(store: Store) -> Self {
         WatchHub {
@@ -104,14 +91,10 @@ impl WatchHub {
     /// Incident `id`'s feed: new events broadcast as they are committed, until no one watches.
     async fn run_feed(self, id: Uuid, tx: broadcast::Sender<Batch>) {
         let changed = self.store.change_notifier();
-        let mut last = match last_seq(&self.store, id).await {
-            Ok(last) => last,
-            Err(e) => {
-                tracing::warn!(incident = %id, error = %e, "WatchIncident: the feed cannot start");
-                self.end_feed(id, &tx, true);
-                return;
-            }
-        };
+        // From the start of the timeline: a watcher may have caught up (and be waiting for the
+        // feed) before this task first reads, and events committed in between must reach it.
+        // Watchers skip what they have sent.
+        let mut last = 0;
         loop {
             let notified = changed.notified();
             tokio::pin!(notified);
@@ -135,7 +118,7 @@ impl WatchHub {
                     }
                 }
             }
-            if tx.receiver_count() == 0 && self.end_feed(id, &tx, false) {
+            if tx.receiver_count() == 0 && self.end_feed(id, &tx) {
                 return;
             }
             tokio::select! {
@@ -155,10 +138,10 @@ impl WatchHub {
     }
 
     /// Removes incident `id`'s feed when no one watches it (checked under the lock watchers
-    /// subscribe under, unless `force`); true when it ended.
-    fn end_feed(&self, id: Uuid, tx: &broadcast::Sender<Batch>, force: bool) -> bool {
+    /// subscribe under); true when it ended.
+    fn end_feed(&self, id: Uuid, tx: &broadcast::Sender<Batch>) -> bool {
         let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
-        if !force && tx.receiver_count() > 0 {
+        if tx.receiver_count() > 0 {
             return false;
         }
         feeds.remove(&id);
@@ -226,7 +209,7 @@ impl WatchHub {
                     Ok(batch) => w.buffered.extend(batch.iter().cloned()),
                     Err(broadcast::error::RecvError::Lagged(_)) => w.catching_up = true,
                     Err(broadcast::error::RecvError::Closed) => {
-                        // The feed stopped (it could not start): read on our own from now on.
+                        // The feed stopped (it cannot while we listen; defensively): again.
                         w.rx = w.hub.subscribe(w.id);
                         w.catching_up = true;
                         tokio::time::sleep(FEED_POLL).await;
