@@ -366,36 +366,39 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let path = request.uri().path().to_string();
-        let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        let Some(principal) = request
+            .extensions()
+            .get::<Caller>()
+            .map(|caller| caller.principal.clone())
+        else {
             // Health and reflection: public, unlimited here (tonic's per-connection limits hold).
             return Box::pin(inner.call(request));
         };
         let limits = self.layer.limits.clone();
         let refuse =
             |status: Status| -> Self::Future { Box::pin(async move { Ok(status.into_http()) }) };
-        if !caller.principal.roles.contains(Role::System)
-            && let Err(wait) = limits.take_rate(&caller.principal.subject)
+        if !principal.roles.contains(Role::System)
+            && let Err(wait) = limits.take_rate(&principal.subject)
         {
             return refuse(exhausted(
                 "RATE_LIMITED",
                 format!(
                     "{} called more than {} times a second; retry in {} ms",
-                    caller.principal.subject,
+                    principal.subject,
                     limits.settings.rate_per_second,
                     wait.as_millis().max(1)
                 ),
                 Some(wait),
             ));
         }
-        if is_streaming(&path) {
-            let permit = match limits.open_stream(&caller.principal.subject) {
+        if is_streaming(request.uri().path()) {
+            let permit = match limits.open_stream(&principal.subject) {
                 Ok(permit) => permit,
                 Err(status) => return refuse(status),
             };
             let guard = StreamGuard {
                 auth: self.layer.auth.clone(),
-                path,
+                path: request.uri().path().to_string(),
                 headers: request.headers().clone(),
                 lifetime: Box::pin(tokio::time::sleep(limits.settings.stream_lifetime)),
                 recheck_every: limits.settings.stream_recheck,

@@ -272,15 +272,7 @@ impl Caller {
     /// alike whether it exists or not, so that a hidden record cannot be told from a missing
     /// one (AIP-211).
     pub fn hidden(&self, resource: &str) -> ApiError {
-        let scope = self
-            .principal
-            .services
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|s| format!("services/{s}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let scope = self.scope_names();
         ApiError::PermissionDenied(format!(
             "{} may see only records of {scope}; {resource} is not one of them or does not exist",
             self.principal.subject
@@ -365,16 +357,20 @@ impl Caller {
         }
     }
 
-    fn out_of_scope(&self, resources: &str) -> ApiError {
-        let scope = self
-            .principal
+    /// The caller's services as names (`services/a, services/b`), for refusals.
+    fn scope_names(&self) -> String {
+        self.principal
             .services
             .as_deref()
             .unwrap_or_default()
             .iter()
             .map(|s| format!("services/{s}"))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(", ")
+    }
+
+    fn out_of_scope(&self, resources: &str) -> ApiError {
+        let scope = self.scope_names();
         ApiError::PermissionDenied(format!(
             "{} may change only records of {scope}; not of {resources}",
             self.principal.subject

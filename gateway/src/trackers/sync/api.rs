@@ -43,10 +43,7 @@ impl TrackerSyncApi {
 fn link_status(l: Link) -> TrackerLinkStatus {
     let time = |t: i64| (t != NEVER).then(|| to_timestamp(t));
     TrackerLinkStatus {
-        kind: match l.kind {
-            1 => WorkItemKind::ActionItem,
-            _ => WorkItemKind::FollowUp,
-        } as i32,
+        kind: l.kind,
         item: l.item,
         tracker: l.tracker,
         project: l.project,
@@ -253,7 +250,12 @@ impl TrackerSyncService for TrackerSyncApi {
         link.next_attempt_time = now;
         link.last_error.clear();
         link.update_time = now;
-        let txn = sync.db.begin().await.map_err(ApiError::from)?;
+        let txn = sync
+            .store
+            .connection()
+            .begin()
+            .await
+            .map_err(ApiError::from)?;
         audit::record(&txn, SERVICE, &caller, &item, &caller.request_id).await?;
         txn.commit().await.map_err(ApiError::from)?;
         sync.store.save(&link).await?;

@@ -147,7 +147,6 @@ impl Remote {
 /// The sync: its store, the services, the trackers and their workers.
 pub struct TrackerSync {
     store: SyncStore,
-    db: DatabaseConnection,
     upstreams: Upstreams,
     config: TrackersConfig,
     remotes: Vec<Arc<Remote>>,
@@ -222,8 +221,7 @@ impl TrackerSync {
             }));
         }
         Ok(Arc::new(TrackerSync {
-            store: SyncStore::new(db.clone()),
-            db,
+            store: SyncStore::new(db),
             upstreams,
             item_url: config.item_url.clone(),
             config,

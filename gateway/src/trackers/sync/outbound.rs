@@ -1,7 +1,10 @@
 //! Outbound: the scan that keeps each link's copy of its item current, and the worker step that
 //! creates, updates and closes issues from the links.
 
-use assurance_proto::r#type::v1::{SyncState, WorkItemStatus};
+use assurance_proto::{
+    gateway::v1::WorkItemKind,
+    r#type::v1::{SyncState, WorkItemStatus},
+};
 use assurance_runtime::{ApiResult, time::now_micros};
 
 use super::{
@@ -119,10 +122,6 @@ impl TrackerSync {
 
     /// One outbound scan: every item changed since the cursors, each kind in turn.
     pub(super) async fn scan(&self) -> Result<(), String> {
-        self.scan_items().await
-    }
-
-    async fn scan_items(&self) -> Result<(), String> {
         for kind in [ItemKind::ActionItem, ItemKind::FollowUp] {
             let name = match kind {
                 ItemKind::ActionItem => "scan:action_items",
@@ -421,9 +420,9 @@ fn new_link(item: &SyncItem, route: &Route, now: i64) -> Link {
     Link {
         item: item.name.clone(),
         kind: match item.kind {
-            ItemKind::ActionItem => 1,
-            ItemKind::FollowUp => 2,
-        },
+            ItemKind::ActionItem => WorkItemKind::ActionItem,
+            ItemKind::FollowUp => WorkItemKind::FollowUp,
+        } as i32,
         tracker: route.tracker.clone(),
         project: route.project.clone(),
         state: LinkState::Pending as i32,

@@ -132,6 +132,10 @@ impl SyncStore {
         SyncStore { db }
     }
 
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     pub async fn link(&self, item: &str) -> ApiResult<Option<Link>> {
         Ok(Links::find_by_id(item.to_string()).one(&self.db).await?)
     }
