@@ -660,15 +660,21 @@ struct ErrorList {
 }
 
 /// The fields of an issue Assurance owns: subject, description (with the marker), due date,
-/// and the assignee when the owner maps to a Redmine user id.
+/// and the assignee when the owner maps to a Redmine user id. An item already overdue also
+/// gets its due date as start date: Redmine starts an issue today by default and refuses a due
+/// date before the start (an issue's start is never after the day it was made, so a due date
+/// from today on needs nothing).
 fn issue_fields(content: &IssueContent) -> Map<String, Value> {
     let mut fields = Map::new();
     fields.insert("subject".into(), json!(content.title));
     fields.insert("description".into(), json!(content.body));
-    fields.insert(
-        "due_date".into(),
-        json!(content.due_time.and_then(due_date)),
-    );
+    let due = content.due_time.and_then(due_date);
+    if let (Some(due), Some(today)) = (&due, due_date(assurance_runtime::time::now_micros()))
+        && *due < today
+    {
+        fields.insert("start_date".into(), json!(due));
+    }
+    fields.insert("due_date".into(), json!(due));
     if let Some(user) = content
         .assignee
         .as_deref()
