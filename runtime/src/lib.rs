@@ -12,6 +12,7 @@ pub mod etag;
 pub mod filter;
 pub mod idempotency;
 pub mod limits;
+pub mod observe;
 pub mod list;
 pub mod outbox;
 pub mod page;
