@@ -196,7 +196,11 @@ async fn an_embedded_gateway_counts_calls_refusals_and_its_databases(backend: Ba
         .await
         .expect("health watch");
     let mut watch = watch.into_inner();
-    watch.message().await.expect("first status").expect("status");
+    watch
+        .message()
+        .await
+        .expect("first status")
+        .expect("status");
 
     let after = eventually("the outbox gauges are refreshed", || async {
         let s = scrape(gw.http_addr).await;
@@ -275,10 +279,12 @@ async fn an_embedded_gateway_counts_calls_refusals_and_its_databases(backend: Ba
     }
     for service in ["risk-service", "incident-service"] {
         for state in ["pending", "dead"] {
-            let series = format!("assurance_outbox_events{{service=\"{service}\",state=\"{state}\"}}");
+            let series =
+                format!("assurance_outbox_events{{service=\"{service}\",state=\"{state}\"}}");
             assert!(after.contains_key(&series), "{series}");
         }
-        let series = format!("assurance_outbox_oldest_pending_age_seconds{{service=\"{service}\"}}");
+        let series =
+            format!("assurance_outbox_oldest_pending_age_seconds{{service=\"{service}\"}}");
         assert!(after.contains_key(&series), "{series}");
     }
     // No principal, id or raw path ever becomes a label.

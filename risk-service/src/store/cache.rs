@@ -97,13 +97,16 @@ impl RiskCache {
             return None;
         }
         let found = if self.trusted() {
-            self.shards[self.shard_of(id)].lock().ok().and_then(|shard| {
-                shard
-                    .entries
-                    .get(id)
-                    .filter(|e| e.stored.elapsed() < self.ttl)
-                    .map(|e| e.risk.clone())
-            })
+            self.shards[self.shard_of(id)]
+                .lock()
+                .ok()
+                .and_then(|shard| {
+                    shard
+                        .entries
+                        .get(id)
+                        .filter(|e| e.stored.elapsed() < self.ttl)
+                        .map(|e| e.risk.clone())
+                })
         } else {
             None
         };

@@ -60,7 +60,11 @@ impl AuthLayer {
     }
 
     /// [`AuthLayer::authorize`], with the refusal's reason for the metrics.
-    pub fn check(&self, path: &str, headers: &HeaderMap) -> Result<Caller, (AuthFailure, ApiError)> {
+    pub fn check(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Caller, (AuthFailure, ApiError)> {
         let principal = match &self.mode {
             Mode::InsecureDev(p) => p.clone(),
             Mode::Verify(authn) => {
@@ -73,19 +77,22 @@ impl AuthLayer {
         let allowed = matrix::allowed(path);
         let method = path.rsplit('/').next().unwrap_or(path);
         if !principal.roles.intersects(allowed) {
-            return Err((AuthFailure::PermissionDenied, ApiError::PermissionDenied(if allowed.is_empty() {
-                format!("{method} is not a known method")
-            } else {
-                format!(
-                    "{} (roles: {}) may not call {method}; it needs one of: {allowed}",
-                    principal.subject,
-                    if principal.roles.is_empty() {
-                        "none".to_string()
-                    } else {
-                        principal.roles.to_string()
-                    }
-                )
-            })));
+            return Err((
+                AuthFailure::PermissionDenied,
+                ApiError::PermissionDenied(if allowed.is_empty() {
+                    format!("{method} is not a known method")
+                } else {
+                    format!(
+                        "{} (roles: {}) may not call {method}; it needs one of: {allowed}",
+                        principal.subject,
+                        if principal.roles.is_empty() {
+                            "none".to_string()
+                        } else {
+                            principal.roles.to_string()
+                        }
+                    )
+                }),
+            ));
         }
         let on_behalf_of = match headers.get(ON_BEHALF_OF) {
             None => None,
@@ -93,9 +100,12 @@ impl AuthLayer {
                 if !principal.roles.contains(Role::System)
                     && !matches!(self.mode, Mode::InsecureDev(_))
                 {
-                    return Err((AuthFailure::OnBehalfOf, ApiError::PermissionDenied(format!(
-                        "only a principal with the system role may act on behalf of another ({ON_BEHALF_OF})"
-                    ))));
+                    return Err((
+                        AuthFailure::OnBehalfOf,
+                        ApiError::PermissionDenied(format!(
+                            "only a principal with the system role may act on behalf of another ({ON_BEHALF_OF})"
+                        )),
+                    ));
                 }
                 let user = value
                     .to_str()
@@ -103,9 +113,12 @@ impl AuthLayer {
                     .map(str::trim)
                     .filter(|u| !u.is_empty() && u.len() <= 256 && !u.chars().any(char::is_control))
                     .ok_or_else(|| {
-                        (AuthFailure::OnBehalfOf, ApiError::Unauthenticated(format!(
-                            "{ON_BEHALF_OF} must be 1 to 256 printable characters"
-                        )))
+                        (
+                            AuthFailure::OnBehalfOf,
+                            ApiError::Unauthenticated(format!(
+                                "{ON_BEHALF_OF} must be 1 to 256 printable characters"
+                            )),
+                        )
                     })?;
                 Some(super::normalize_principal(user))
             }

@@ -47,9 +47,7 @@ impl PrincipalSlot {
 /// Whether a caller's request id can be kept: 1 to 128 visible ASCII characters.
 pub fn usable_request_id(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= MAX_REQUEST_ID
-        && bytes.iter().all(|b| b.is_ascii_graphic())
+    !bytes.is_empty() && bytes.len() <= MAX_REQUEST_ID && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
 fn new_request_id() -> HeaderValue {
@@ -349,7 +347,10 @@ mod tests {
             .oneshot(request(Some("not usable")))
             .await
             .expect("answer");
-        let id = fresh.headers()[REQUEST_ID].to_str().expect("ascii").to_string();
+        let id = fresh.headers()[REQUEST_ID]
+            .to_str()
+            .expect("ascii")
+            .to_string();
         assert_eq!(id.len(), 36, "{id}");
         let seen = seen.lock().expect("lock").clone();
         assert_eq!(seen[0].as_ref().expect("kept"), "r-42");

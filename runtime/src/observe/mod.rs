@@ -132,7 +132,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "age of the oldest pending outbox event"
     );
-    describe_counter!(OUTBOX_REFRESH_ERRORS, "failed refreshes of the outbox gauges");
+    describe_counter!(
+        OUTBOX_REFRESH_ERRORS,
+        "failed refreshes of the outbox gauges"
+    );
     describe_counter!(CACHE_HITS, "risk reads answered by the read cache");
     describe_counter!(CACHE_MISSES, "risk reads the read cache could not answer");
     describe_histogram!(BATCH_SIZE, "writes committed together by the group commit");
@@ -152,7 +155,10 @@ pub fn init() {
 
 /// The metrics of the process in the Prometheus text exposition format.
 pub fn render() -> String {
-    HANDLE.as_ref().map(PrometheusHandle::render).unwrap_or_default()
+    HANDLE
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
 }
 
 /// The gRPC status codes, by number, as Prometheus label values.
@@ -449,7 +455,10 @@ mod tests {
         assert!(method("/assurance.incident.v1.IncidentService/WatchIncident").streaming);
         assert!(method("/grpc.health.v1.Health/Watch").streaming);
         assert_eq!(method("/x.Y/Z").name, "unknown");
-        assert_eq!(method("/assurance.risk.v1.RiskService/GetRisk/x").name, "unknown");
+        assert_eq!(
+            method("/assurance.risk.v1.RiskService/GetRisk/x").name,
+            "unknown"
+        );
     }
 
     #[test]
