@@ -11,11 +11,12 @@ use risk_service::domain::scoring::Methodology;
 use tonic::{Code, Request};
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::helpers::*;
+use crate::{helpers::*, sync_fixture::SyncApp};
 
 crate::on_both_backends!(
     an_embedded_gateway_counts_calls_refusals_and_its_databases,
     a_forwarding_gateway_and_its_services_expose_metrics,
+    the_tracker_sync_reports_its_lag_links_and_errors,
 );
 
 /// A parsed exposition: `name{labels}` (as written) → value.
@@ -351,4 +352,38 @@ async fn a_forwarding_gateway_and_its_services_expose_metrics(backend: Backend) 
     gw.stop().await;
     risk.stop().await;
     incidents.stop().await;
+}
+
+async fn the_tracker_sync_reports_its_lag_links_and_errors(backend: Backend) {
+    use assurance_proto::gateway::v1::TrackerLinkState as S;
+    use assurance_tests::github_mock::Fault;
+
+    let s = SyncApp::start(backend).await;
+    let unavailable =
+        "assurance_tracker_sync_errors_total{tracker=\"github\",kind=\"unavailable\"}";
+    let before = scrape(s.app.http_addr).await;
+    let first = s.item("exchange-online", "Synced before the outage").await;
+    s.link_in(&first.name, S::Synced).await;
+    s.github.fail_next(100_000, Fault::ServerError);
+    s.item("exchange-online", "Queued during the outage").await;
+    let after = eventually("the outage counted", || async {
+        let now = scrape(s.app.http_addr).await;
+        if value(&now, unavailable) > value(&before, unavailable)
+            && value(
+                &now,
+                "assurance_tracker_links{tracker=\"github\",state=\"synced\"}",
+            ) >= 1.0
+        {
+            Ok(now)
+        } else {
+            Err(format!("{} unavailable", value(&now, unavailable)))
+        }
+    })
+    .await;
+    assert!(after.contains_key("assurance_tracker_sync_lag_seconds{tracker=\"github\"}"));
+    for state in ["pending", "creating", "synced", "failed", "broken"] {
+        let series = format!("assurance_tracker_links{{tracker=\"github\",state=\"{state}\"}}");
+        assert!(after.contains_key(&series), "{series}");
+    }
+    s.github.clear_faults();
 }
