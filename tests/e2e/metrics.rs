@@ -188,6 +188,12 @@ async fn an_embedded_gateway_counts_calls_refusals_and_its_databases(backend: Ba
     let id = replaced.metadata().get("x-request-id").expect("replaced");
     assert_eq!(id.len(), 36, "an over-long id is replaced by a UUID");
 
+    // A create goes through the group commit; reads of it through the read cache.
+    org_fixture(&gw).await;
+    let risk = create_risk(&gw, new_risk("Counted", "exchange-online")).await;
+    get_risk(&gw, &risk.name).await;
+    get_risk(&gw, &risk.name).await;
+
     // A stream stays counted in the open-streams gauge while it is open.
     let watch = gw
         .health()
@@ -243,6 +249,13 @@ async fn an_embedded_gateway_counts_calls_refusals_and_its_databases(backend: Ba
             value(&after, &series)
         );
     }
+    let lookups = |s: &Samples| {
+        value(s, "assurance_risk_cache_hits_total") + value(s, "assurance_risk_cache_misses_total")
+    };
+    assert!(lookups(&after) >= lookups(&before) + 2.0);
+    let batches = "assurance_risk_write_batch_size_count";
+    assert!(value(&after, batches) >= value(&before, batches) + 1.0);
+    assert!(after.contains_key("assurance_risk_write_batch_size_bucket{le=\"1\"}"));
     // Real buckets: p99 per RPC with histogram_quantile.
     let buckets = after
         .keys()
