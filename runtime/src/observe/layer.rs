@@ -373,4 +373,86 @@ mod tests {
             assert!(lines[0].contains(needle), "{needle} in {}", lines[0]);
         }
     }
+
+    /// One data frame, then `grpc-status: 0` trailers: a unary answer.
+    #[derive(Default)]
+    struct Answer {
+        sent: u8,
+    }
+
+    impl http_body::Body for Answer {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            self.sent += 1;
+            Poll::Ready(match self.sent {
+                1 => Some(Ok(Frame::data(Bytes::from_static(b"ok")))),
+                2 => {
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                    Some(Ok(Frame::trailers(trailers)))
+                }
+                _ => None,
+            })
+        }
+    }
+
+    async fn drain<B: http_body::Body + Unpin>(mut body: B) {
+        while std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
+            .await
+            .is_some()
+        {}
+    }
+
+    /// The layer's cost per unary call (a trivial inner service, the body read to its
+    /// trailers), without and with an access-log subscriber formatting into a sink. Run with
+    /// `cargo test -p assurance-runtime observe_cost -- --ignored --nocapture`.
+    #[tokio::test(flavor = "current_thread")]
+    #[ignore = "a measurement, not a check"]
+    async fn observe_cost() {
+        const CALLS: u32 = 200_000;
+        let inner = service_fn(|_: http::Request<()>| {
+            std::future::ready(Ok::<_, Infallible>(http::Response::new(Answer::default())))
+        });
+        let request = || {
+            http::Request::builder()
+                .uri("/assurance.risk.v1.RiskService/GetRisk")
+                .header(REQUEST_ID, "bench-1")
+                .body(())
+                .expect("request")
+        };
+        let mut bare = inner;
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            drain(bare.call(request()).await.expect("answer").into_body()).await;
+        }
+        let bare_ns = start.elapsed().as_nanos() / u128::from(CALLS);
+        let mut observed = ObserveLayer.layer(inner);
+        let mut measure = async || {
+            let start = Instant::now();
+            for _ in 0..CALLS {
+                drain(observed.call(request()).await.expect("answer").into_body()).await;
+            }
+            start.elapsed().as_nanos() / u128::from(CALLS)
+        };
+        let quiet_ns = measure().await;
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_ansi(false)
+            .finish();
+        let logged_ns = {
+            let _guard = tracing::subscriber::set_default(subscriber);
+            measure().await
+        };
+        println!(
+            "per call: bare {bare_ns} ns; observed, access log off {quiet_ns} ns (+{} ns); \
+             observed, access log formatted {logged_ns} ns (+{} ns)",
+            quiet_ns.saturating_sub(bare_ns),
+            logged_ns.saturating_sub(bare_ns)
+        );
+    }
 }
