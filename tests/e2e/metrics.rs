@@ -336,6 +336,37 @@ async fn a_forwarding_gateway_and_its_services_expose_metrics(backend: Backend) 
     assert_eq!(missing.code(), Code::NotFound);
     assert!(missing.metadata().get("x-request-id").is_some());
 
+    // The id the gateway made for a call without one reaches the service's handler (its
+    // audit record carries it) and comes back to the caller.
+    let created = gw
+        .org()
+        .create_business_unit(pb::CreateBusinessUnitRequest {
+            business_unit_id: "observed".into(),
+            business_unit: Some(pb::BusinessUnit {
+                display_name: "Observed".into(),
+                owner: "cio@example.com".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create through the gateway");
+    let id = created
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a request id")
+        .to_string();
+    assert_eq!(
+        uuid::Uuid::parse_str(&id)
+            .expect("a UUID")
+            .get_version_num(),
+        7
+    );
+    let audited = audit_trail(&risk, &format!("request_id = \"{id}\"")).await;
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert_eq!(audited[0].request_id, id);
+
     // The call went through the gateway and risk-service: each counts it.
     let after = scrape(gw.http_addr).await;
     let ok = calls(LIST_RISKS, "OK");
