@@ -116,6 +116,13 @@ pub async fn routes(
     // (without a sync there is nothing to wake, and the scan of a sync configured later reads
     // the items themselves, so nothing is lost).
     let scan_wake = sync.as_ref().map(|s| s.scan_wake()).unwrap_or_default();
+    let mut observe = assurance_runtime::observe::Sources::new()
+        .database(store::SERVICE, store.connection().clone());
+    for outbox in &outboxes {
+        observe = observe
+            .database(outbox.service, outbox.db.clone())
+            .outbox(outbox.service, outbox.db.clone());
+    }
     for outbox in outboxes {
         Relay::new(
             outbox.db,
@@ -134,10 +141,12 @@ pub async fn routes(
                 routes: webhook_routes(sync.clone()),
                 notes: Some(Arc::new(move || notes.problems())),
                 limits,
+                observe,
             }
         }
         None => Extras {
             limits,
+            observe,
             ..Extras::default()
         },
     };

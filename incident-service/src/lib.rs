@@ -161,13 +161,16 @@ pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Runnin
     server.spawn_relay(config.relay.relay_settings(), shutdown.clone());
     let retention = config.security.settings().request_retention();
     let db = server.outbox().0;
-    assurance_runtime::idempotency::spawn_cleanup(db, retention, shutdown.clone());
+    assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, shutdown.clone());
     assurance_runtime::serve::start_with(
         config.listen,
         config.http_listen,
         server.add_to(Routes::default()),
         assurance_runtime::serve::Extras {
             limits: config.limits.limit_settings(),
+            observe: assurance_runtime::observe::Sources::new()
+                .database(store::SERVICE, db.clone())
+                .outbox(store::SERVICE, db),
             ..Default::default()
         },
         SERVICE_NAMES,

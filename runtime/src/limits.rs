@@ -39,7 +39,10 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-use crate::auth::{Caller, Role, layer::AuthLayer};
+use crate::{
+    auth::{Caller, Role, layer::AuthLayer},
+    observe::LimitRefusal,
+};
 
 /// The limits of one server, as configured.
 #[derive(Debug, Clone)]
@@ -285,6 +288,7 @@ impl Limits {
             let mine = streams.entry(permit.subject.clone()).or_insert(0);
             *mine += 1;
             if *mine > self.settings.streams_per_principal {
+                LimitRefusal::StreamsPerPrincipal.count();
                 return Err(exhausted(
                     "STREAMS_PER_PRINCIPAL",
                     format!(
@@ -296,6 +300,7 @@ impl Limits {
             }
         }
         if process >= self.settings.streams_per_process {
+            LimitRefusal::StreamsPerProcess.count();
             return Err(exhausted(
                 "STREAMS_PER_PROCESS",
                 "this server holds as many open streams as it may; retry later".into(),
@@ -380,6 +385,7 @@ where
         if !principal.roles.contains(Role::System)
             && let Err(wait) = limits.take_rate(&principal.subject)
         {
+            LimitRefusal::RateLimited.count();
             return refuse(exhausted(
                 "RATE_LIMITED",
                 format!(
@@ -418,6 +424,7 @@ where
         }
         if limits.in_flight.fetch_add(1, Ordering::Relaxed) >= limits.settings.max_in_flight {
             limits.in_flight.fetch_sub(1, Ordering::Relaxed);
+            LimitRefusal::Overloaded.count();
             return refuse(exhausted(
                 "OVERLOADED",
                 "the server is handling as many calls as it may; retry shortly".into(),
@@ -448,9 +455,12 @@ impl StreamGuard {
     /// The caller's credential checked again: why the stream must end, if it must.
     fn refused(&self) -> Option<Status> {
         self.auth
-            .authorize(&self.path, &self.headers)
+            .check(&self.path, &self.headers)
             .err()
-            .map(Status::from)
+            .map(|(reason, e)| {
+                reason.count();
+                Status::from(e)
+            })
     }
 }
 

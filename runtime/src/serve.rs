@@ -121,7 +121,9 @@ pub async fn serve_grpc(
     }
     let idle = limits.idle_timeout;
     let layers = tower::ServiceBuilder::new()
-        // Outermost: a body tonic cannot decode is the caller's error, not an internal one.
+        // Outermost: the request id, metrics and access log see every call as answered.
+        .layer(crate::observe::ObserveLayer)
+        // A body tonic cannot decode is the caller's error, not an internal one.
         .layer(crate::decode_errors::DecodeErrorLayer)
         .layer(security.auth.clone())
         .layer(LimitLayer::new(
@@ -201,17 +203,20 @@ pub type ReadyCheck =
 pub type ReadyNotes = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// What a server adds to the defaults: routes of its own on the HTTP listener (the gateway's
-/// webhooks), readiness notes, and its resource limits.
+/// webhooks), readiness notes, its resource limits, and what its `/metrics` reads (database
+/// pools, outboxes).
 #[derive(Default)]
 pub struct Extras {
     pub routes: Router,
     pub notes: Option<ReadyNotes>,
     pub limits: LimitSettings,
+    pub observe: crate::observe::Sources,
 }
 
 /// Serves the HTTP probes: `GET /healthz` (the process is up) and `GET /readyz` (it can
-/// serve: `ready` passes and shutdown has not begun; its body lists the `extras` notes), with
-/// the `extras` routes.
+/// serve: `ready` passes and shutdown has not begun; its body lists the `extras` notes), the
+/// Prometheus metrics on `GET /metrics` (unauthenticated: expose the listener only to the
+/// monitoring network), with the `extras` routes.
 pub async fn serve_http(
     listener: TcpListener,
     ready: ReadyCheck,
@@ -221,6 +226,8 @@ pub async fn serve_http(
 ) -> std::io::Result<()> {
     let probe_shutdown = shutdown.clone();
     let notes = extras.notes;
+    let sources = extras.observe;
+    sources.spawn_outbox_refresh(shutdown.clone());
     let request_timeout = extras.limits.request_timeout;
     let connections = crate::tls::ConnectionLimits {
         header_timeout: extras.limits.header_timeout,
@@ -229,6 +236,22 @@ pub async fn serve_http(
     let app = extras
         .routes
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                sources.refresh_pools();
+                let text = crate::observe::render();
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

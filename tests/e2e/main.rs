@@ -19,6 +19,7 @@ mod history;
 mod incidents;
 mod limits;
 mod listing;
+mod metrics;
 mod org;
 mod posture;
 mod process;

@@ -110,6 +110,7 @@ enum Step {
 
 impl Store {
     async fn apply(&self, jobs: Vec<Job>) {
+        assurance_runtime::observe::write_batch(jobs.len());
         let (works, replies): (Vec<Work>, Vec<_>) =
             jobs.into_iter().map(|j| (j.work, j.reply)).unzip();
         let results = match self.apply_batch(&works).await {

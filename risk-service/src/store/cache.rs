@@ -90,16 +90,28 @@ impl RiskCache {
                 < HEARTBEAT_GRACE.as_micros() as i64
     }
 
+    /// The cached risk `id`, counted as a hit or a miss (a disabled cache counts neither; one
+    /// bypassed for want of heartbeats counts misses).
     pub fn get(&self, id: &Uuid) -> Option<Arc<risk::Model>> {
-        if !self.enabled() || !self.trusted() {
+        if !self.enabled() {
             return None;
         }
-        let shard = self.shards[self.shard_of(id)].lock().ok()?;
-        shard
-            .entries
-            .get(id)
-            .filter(|e| e.stored.elapsed() < self.ttl)
-            .map(|e| e.risk.clone())
+        let found = if self.trusted() {
+            self.shards[self.shard_of(id)]
+                .lock()
+                .ok()
+                .and_then(|shard| {
+                    shard
+                        .entries
+                        .get(id)
+                        .filter(|e| e.stored.elapsed() < self.ttl)
+                        .map(|e| e.risk.clone())
+                })
+        } else {
+            None
+        };
+        assurance_runtime::observe::risk_cache_lookup(found.is_some());
+        found
     }
 
     /// Call before reading `id` from the database.

@@ -368,6 +368,21 @@ fn is_missing(path: &Path) -> bool {
     matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
+/// The metrics reason of a refusal [`Authenticator::authenticate`] gave (its messages are for
+/// the caller; this keeps the label set bounded).
+pub fn refusal_reason(message: &str) -> crate::observe::AuthFailure {
+    use crate::observe::AuthFailure;
+    if message.contains("expired") {
+        AuthFailure::Expired
+    } else if message.starts_with("unknown or revoked") {
+        AuthFailure::UnknownToken
+    } else if message.contains("JWT") {
+        AuthFailure::InvalidJwt
+    } else {
+        AuthFailure::MalformedCredentials
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

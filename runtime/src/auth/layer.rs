@@ -13,8 +13,15 @@ use std::{
 use http::HeaderMap;
 use tower::{Layer, Service};
 
-use super::{Caller, Principal, Role, authenticator::Authenticator, matrix};
-use crate::ApiError;
+use super::{
+    Caller, Principal, Role,
+    authenticator::{Authenticator, refusal_reason},
+    matrix,
+};
+use crate::{
+    ApiError,
+    observe::{AuthFailure, PrincipalSlot},
+};
 
 /// Metadata a `system` principal sets to name the user it acts for.
 pub const ON_BEHALF_OF: &str = "x-on-behalf-of";
@@ -49,31 +56,43 @@ impl AuthLayer {
 
     /// The caller of a call to `path` with `headers`, or why it is refused.
     pub fn authorize(&self, path: &str, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        self.check(path, headers).map_err(|(_, e)| e)
+    }
+
+    /// [`AuthLayer::authorize`], with the refusal's reason for the metrics.
+    pub fn check(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Caller, (AuthFailure, ApiError)> {
         let principal = match &self.mode {
             Mode::InsecureDev(p) => p.clone(),
             Mode::Verify(authn) => {
                 let token = bearer(headers)?;
                 authn
                     .authenticate(token, crate::time::now_micros() / 1_000_000)
-                    .map_err(ApiError::Unauthenticated)?
+                    .map_err(|e| (refusal_reason(&e), ApiError::Unauthenticated(e)))?
             }
         };
         let allowed = matrix::allowed(path);
         let method = path.rsplit('/').next().unwrap_or(path);
         if !principal.roles.intersects(allowed) {
-            return Err(ApiError::PermissionDenied(if allowed.is_empty() {
-                format!("{method} is not a known method")
-            } else {
-                format!(
-                    "{} (roles: {}) may not call {method}; it needs one of: {allowed}",
-                    principal.subject,
-                    if principal.roles.is_empty() {
-                        "none".to_string()
-                    } else {
-                        principal.roles.to_string()
-                    }
-                )
-            }));
+            return Err((
+                AuthFailure::PermissionDenied,
+                ApiError::PermissionDenied(if allowed.is_empty() {
+                    format!("{method} is not a known method")
+                } else {
+                    format!(
+                        "{} (roles: {}) may not call {method}; it needs one of: {allowed}",
+                        principal.subject,
+                        if principal.roles.is_empty() {
+                            "none".to_string()
+                        } else {
+                            principal.roles.to_string()
+                        }
+                    )
+                }),
+            ));
         }
         let on_behalf_of = match headers.get(ON_BEHALF_OF) {
             None => None,
@@ -81,9 +100,12 @@ impl AuthLayer {
                 if !principal.roles.contains(Role::System)
                     && !matches!(self.mode, Mode::InsecureDev(_))
                 {
-                    return Err(ApiError::PermissionDenied(format!(
-                        "only a principal with the system role may act on behalf of another ({ON_BEHALF_OF})"
-                    )));
+                    return Err((
+                        AuthFailure::OnBehalfOf,
+                        ApiError::PermissionDenied(format!(
+                            "only a principal with the system role may act on behalf of another ({ON_BEHALF_OF})"
+                        )),
+                    ));
                 }
                 let user = value
                     .to_str()
@@ -91,9 +113,12 @@ impl AuthLayer {
                     .map(str::trim)
                     .filter(|u| !u.is_empty() && u.len() <= 256 && !u.chars().any(char::is_control))
                     .ok_or_else(|| {
-                        ApiError::Unauthenticated(format!(
-                            "{ON_BEHALF_OF} must be 1 to 256 printable characters"
-                        ))
+                        (
+                            AuthFailure::OnBehalfOf,
+                            ApiError::Unauthenticated(format!(
+                                "{ON_BEHALF_OF} must be 1 to 256 printable characters"
+                            )),
+                        )
                     })?;
                 Some(super::normalize_principal(user))
             }
@@ -112,23 +137,32 @@ impl AuthLayer {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+fn bearer(headers: &HeaderMap) -> Result<&str, (AuthFailure, ApiError)> {
     let value = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthenticated(
-            "missing credentials: send the metadata `authorization: Bearer <token>`".into(),
+        (
+            AuthFailure::MissingCredentials,
+            ApiError::Unauthenticated(
+                "missing credentials: send the metadata `authorization: Bearer <token>`".into(),
+            ),
         )
     })?;
+    let malformed = |message: &str| {
+        (
+            AuthFailure::MalformedCredentials,
+            ApiError::Unauthenticated(message.into()),
+        )
+    };
     let value = value
         .to_str()
-        .map_err(|_| ApiError::Unauthenticated("the authorization metadata is malformed".into()))?;
+        .map_err(|_| malformed("the authorization metadata is malformed"))?;
     match value.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
             Ok(token.trim())
         }
-        _ => Err(ApiError::Unauthenticated(
-            "the authorization metadata must be `Bearer <token>`".into(),
+        _ => Err(malformed(
+            "the authorization metadata must be `Bearer <token>`",
         )),
     }
 }
@@ -168,11 +202,15 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         if !matrix::is_public(path) {
-            match self.layer.authorize(path, request.headers()) {
+            match self.layer.check(path, request.headers()) {
                 Ok(caller) => {
+                    if let Some(slot) = request.extensions().get::<PrincipalSlot>() {
+                        slot.fill(&caller.principal);
+                    }
                     request.extensions_mut().insert(caller);
                 }
-                Err(e) => {
+                Err((reason, e)) => {
+                    reason.count();
                     tracing::info!(path, error = %e, "call refused");
                     let status: tonic::Status = e.into();
                     return Box::pin(async move { Ok(status.into_http()) });

@@ -21,11 +21,14 @@ pub mod wake;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, atomic::AtomicI64},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
-use assurance_runtime::{serve::Shutdown, time::now_micros};
+use assurance_runtime::{observe, serve::Shutdown, time::now_micros};
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
@@ -39,7 +42,10 @@ use super::{
     redmine::{Redmine, RedmineNames},
 };
 use crate::posture::{registry::RegistryCache, upstream::Upstreams};
-use store::SyncStore;
+use store::{LinkState, SyncStore};
+
+/// How often a tracker's worker refreshes its lag and link gauges.
+const OBSERVE_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the sync looks, and how long it waits.
 #[derive(Debug, Clone)]
@@ -116,6 +122,8 @@ pub(crate) struct Remote {
     budget: Mutex<Budget>,
     wake: Notify,
     accepted: AtomicI64,
+    /// When the lag and link gauges were last refreshed (micros).
+    observed: AtomicI64,
     replayed: AtomicI64,
     refused: AtomicI64,
 }
@@ -216,6 +224,7 @@ impl TrackerSync {
                 budget: Mutex::new(Budget::new(t.requests_per_minute)),
                 wake: Notify::new(),
                 accepted: AtomicI64::new(0),
+                observed: AtomicI64::new(0),
                 replayed: AtomicI64::new(0),
                 refused: AtomicI64::new(0),
             }));
@@ -265,6 +274,7 @@ impl TrackerSync {
             loop {
                 sync.forget_idle_locks();
                 if let Err(e) = sync.scan().await {
+                    observe::tracker_error("-", "scan");
                     tracing::warn!(error = %e, "tracker sync: the scan of the work items failed");
                 }
                 tokio::select! {
@@ -300,6 +310,7 @@ impl TrackerSync {
     /// links and poll; how long to wait before the next round.
     async fn work(&self, remote: &Remote) -> Duration {
         const IDLE: Duration = Duration::from_secs(1);
+        self.observe(remote).await;
         let now = now_micros();
         if let Some(until) = remote.health().paused_until
             && until > now
@@ -335,6 +346,7 @@ impl TrackerSync {
                 next.map_or(IDLE, |n| n.min(IDLE))
             }
             Err(e) => {
+                observe::tracker_error(&remote.config.name, "round");
                 tracing::warn!(tracker = %remote.config.name, error = %e, "tracker sync: a round failed");
                 IDLE
             }
@@ -376,10 +388,39 @@ impl TrackerSync {
                 true
             }
             Some(problem) => {
+                observe::tracker_error(&remote.config.name, "check");
                 tracing::error!(tracker = %remote.config.name, %problem, "tracker sync: the tracker failed its check; its items stay queued");
                 health.healthy = false;
                 health.problem = problem;
                 false
+            }
+        }
+    }
+
+    /// Refreshes `remote`'s lag and link gauges, at most every [`OBSERVE_EVERY`] (two cheap
+    /// queries on the tracker's links).
+    async fn observe(&self, remote: &Remote) {
+        let now = now_micros();
+        let last = remote.observed.load(Ordering::Relaxed);
+        if now - last < OBSERVE_EVERY.as_micros() as i64 {
+            return;
+        }
+        remote.observed.store(now, Ordering::Relaxed);
+        let name = &remote.config.name;
+        match self.store.oldest_due(name, now).await {
+            Ok(oldest) => {
+                let lag = oldest.map_or(0, |t| (now - t).max(0));
+                observe::tracker_lag(name, Duration::from_micros(lag as u64));
+            }
+            Err(e) => tracing::debug!(tracker = %name, error = %e, "tracker sync: no lag gauge"),
+        }
+        if let Ok(counts) = self.store.counts(name).await {
+            for state in LinkState::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| *s == state as i32)
+                    .map_or(0, |(_, n)| *n);
+                observe::tracker_links(name, state.label(), n);
             }
         }
     }

@@ -260,6 +260,17 @@ impl TrackerSync {
     async fn work_link(&self, remote: &Remote, mut link: Link) -> ApiResult<()> {
         let now = now_micros();
         let result = self.push(remote, &mut link).await;
+        if let Err(e) = &result {
+            assurance_runtime::observe::tracker_error(
+                &remote.config.name,
+                match e {
+                    TrackerError::RateLimited { .. } => "rate_limited",
+                    TrackerError::Unavailable(_) => "unavailable",
+                    TrackerError::Gone => "gone",
+                    TrackerError::Refused(_) => "refused",
+                },
+            );
+        }
         let mut counted_error = None;
         match result {
             Ok(()) => {

@@ -20,6 +20,17 @@ pub enum LinkState {
 }
 
 impl LinkState {
+    /// The state's name as a metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            LinkState::Pending => "pending",
+            LinkState::Creating => "creating",
+            LinkState::Synced => "synced",
+            LinkState::Failed => "failed",
+            LinkState::Broken => "broken",
+        }
+    }
+
     pub fn of(n: i32) -> LinkState {
         match n {
             2 => LinkState::Creating,
@@ -181,6 +192,19 @@ impl SyncStore {
             .column_as(L::NextAttemptTime.min(), "next")
             .filter(L::Tracker.eq(tracker))
             .filter(L::NextAttemptTime.lt(NEVER))
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await?
+            .flatten())
+    }
+
+    /// The oldest `next_attempt_time` of `tracker`'s links due by `now`: how long the sync lags.
+    pub async fn oldest_due(&self, tracker: &str, now: i64) -> ApiResult<Option<i64>> {
+        Ok(Links::find()
+            .select_only()
+            .column_as(L::NextAttemptTime.min(), "oldest")
+            .filter(L::Tracker.eq(tracker))
+            .filter(L::NextAttemptTime.lte(now))
             .into_tuple::<Option<i64>>()
             .one(&self.db)
             .await?
