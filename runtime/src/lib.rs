@@ -20,6 +20,7 @@ pub mod serve;
 pub mod telemetry;
 pub mod text;
 pub mod time;
+pub mod trace_context;
 pub mod tls;
 pub mod validate;
 

@@ -108,7 +108,7 @@ pub async fn serve_in_process(args: Vec<String>) -> Result<(), String> {
         std::iter::once("risk-service".to_string()).chain(args),
     )
     .map_err(|e| e.to_string())?;
-    assurance_runtime::telemetry::init(config.log_format);
+    assurance_runtime::telemetry::init(config.log_format, config.otlp.exporter("risk-service"));
     let shutdown = assurance_runtime::serve::Shutdown::new();
     shutdown.trigger_on_signals();
     risk_service::start(&config, shutdown).await?.wait().await
@@ -120,7 +120,7 @@ pub async fn serve_incident_in_process(args: Vec<String>) -> Result<(), String> 
         std::iter::once("incident-service".to_string()).chain(args),
     )
     .map_err(|e| e.to_string())?;
-    assurance_runtime::telemetry::init(config.log_format);
+    assurance_runtime::telemetry::init(config.log_format, config.otlp.exporter("incident-service"));
     let shutdown = assurance_runtime::serve::Shutdown::new();
     shutdown.trigger_on_signals();
     incident_service::start(&config, shutdown)
@@ -134,7 +134,7 @@ pub async fn serve_gateway_in_process(args: Vec<String>) -> Result<(), String> {
     let config =
         gateway::config::Config::try_parse_from(std::iter::once("gateway".to_string()).chain(args))
             .map_err(|e| e.to_string())?;
-    assurance_runtime::telemetry::init(config.log_format);
+    assurance_runtime::telemetry::init(config.log_format, config.otlp.exporter("gateway"));
     let shutdown = assurance_runtime::serve::Shutdown::new();
     shutdown.trigger_on_signals();
     gateway::start(&config, shutdown).await?.wait().await

@@ -240,7 +240,8 @@ impl<R: Receiver> Relay<R> {
         for event in batch {
             let receiver = self.receiver.clone();
             let timeout = self.settings.timeout;
-            deliveries.spawn(async move {
+            let span = crate::trace_context::delivery_span(self.service, &event);
+            deliveries.spawn(tracing::Instrument::instrument(async move {
                 let outcome = match tokio::time::timeout(timeout, receiver.deliver(&event)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Outcome::Retry {
@@ -249,7 +250,7 @@ impl<R: Receiver> Relay<R> {
                     },
                 };
                 (event, outcome)
-            });
+            }, span));
         }
         let mut delivered = Vec::new();
         while let Some(done) = deliveries.join_next().await {
