@@ -36,6 +36,7 @@ mod tracker_crash;
 mod tracker_redmine_sync;
 mod tracker_sync;
 mod tracker_webhooks;
+mod tracing;
 mod trackers_github;
 mod trackers_redmine;
 mod upgrade;
