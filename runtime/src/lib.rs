@@ -20,8 +20,8 @@ pub mod serve;
 pub mod telemetry;
 pub mod text;
 pub mod time;
-pub mod trace_context;
 pub mod tls;
+pub mod trace_context;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, Reason};

@@ -96,6 +96,11 @@ pub fn init(format: LogFormat, otlp: Option<Otlp>) {
     let traces = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("assurance"))
         .with_threads(false)
+        // The span macros' own file and module say nothing (they are all in trace_context);
+        // the transaction span names its caller's file and line itself.
+        .with_location(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
         // Spans at INFO and above (RPCs, transactions, deliveries); never the transport's
         // own DEBUG/TRACE spans, which would include the exporter's calls.
         .with_filter(LevelFilter::INFO);

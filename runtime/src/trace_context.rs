@@ -350,8 +350,8 @@ pub(crate) fn transaction_span(backend: DbBackend, caller: &'static Location<'st
         db.system = system,
         db.system.name = system,
         db.operation.name = "TRANSACTION",
-        code.filepath = caller.file(),
-        code.lineno = caller.line(),
+        code.file.path = caller.file(),
+        code.line.number = caller.line(),
         db.transaction.outcome = Empty,
     )
 }

@@ -206,13 +206,23 @@ async fn one_trace_spans_the_gateway_the_service_and_the_relay(backend: Backend)
         Backend::Postgres => "postgresql",
     };
     assert_eq!(transaction.attribute("db.system"), Some(system));
-    assert_eq!(transaction.attribute("db.transaction.outcome"), Some("commit"));
+    assert_eq!(
+        transaction.attribute("db.transaction.outcome"),
+        Some("commit")
+    );
+    // The code that began it (here the idempotent-write helper the stores share).
     assert!(
         transaction
-            .attribute("code.filepath")
-            .is_some_and(|f| f.contains("risk-service/src/store")),
-        "the store that began it: {:?}",
+            .attribute("code.file.path")
+            .is_some_and(|f| f.ends_with(".rs"))
+            && transaction.attribute("code.line.number").is_some(),
+        "the code that began it: {:?}",
         transaction.attributes
+    );
+    assert_eq!(
+        transaction.attribute("busy_ns"),
+        None,
+        "no inactivity tracking"
     );
 
     // A refusal records its status code (NOT_FOUND = 5) on both hops.
@@ -241,27 +251,64 @@ async fn one_trace_spans_the_gateway_the_service_and_the_relay(backend: Backend)
         assert_eq!(span.attribute("rpc.grpc.status_code"), Some("5"), "{who}");
     }
 
-    // An incident write's outbox event is delivered to risk-service in the write's trace.
-    let incidents = || ipb::incident_service_client::IncidentServiceClient::new(as_who("responder"));
-    let declared = incidents()
-        .declare_incident(ipb::DeclareIncidentRequest {
-            incident: Some(ipb::Incident {
-                title: "Impossible travel".into(),
-                summary: "Impossible-travel sign-ins for a finance admin.".into(),
-                classification: ipb::Classification::Event as i32,
-                functional_impact: ipb::FunctionalImpact::Low as i32,
-                information_impacts: vec![ipb::InformationImpact::PrivacyBreach as i32],
-                recoverability: ipb::Recoverability::Regular as i32,
-                affected_services: vec!["services/exchange-online".into()],
-                detection_source: "siem-alert-4711".into(),
-                incident_type: "credential-compromise".into(),
+    // incident-service checks a new incident's services against risk-service's registry in
+    // the declaration's trace.
+    pb::organization_service_client::OrganizationServiceClient::new(as_who("admin"))
+        .create_service(pb::CreateServiceRequest {
+            service_id: "exchange-online".into(),
+            service: Some(pb::Service {
+                business_unit: "businessUnits/retail".into(),
+                display_name: "Exchange Online".into(),
                 ..Default::default()
             }),
             request_id: String::new(),
         })
         .await
+        .expect("service");
+    let incidents =
+        || ipb::incident_service_client::IncidentServiceClient::new(as_who("responder"));
+    let declare_trace = "7bf92f3577b34da6a3ce929d0e0e4739";
+    let declared = incidents()
+        .declare_incident(traced(
+            ipb::DeclareIncidentRequest {
+                incident: Some(ipb::Incident {
+                    title: "Impossible travel".into(),
+                    summary: "Impossible-travel sign-ins for a finance admin.".into(),
+                    classification: ipb::Classification::Event as i32,
+                    functional_impact: ipb::FunctionalImpact::Low as i32,
+                    information_impacts: vec![ipb::InformationImpact::PrivacyBreach as i32],
+                    recoverability: ipb::Recoverability::Regular as i32,
+                    affected_services: vec!["services/exchange-online".into()],
+                    detection_source: "siem-alert-4711".into(),
+                    incident_type: "credential-compromise".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            declare_trace,
+            caller_span,
+        ))
+        .await
         .expect("declare")
         .into_inner();
+    let declare = "assurance.incident.v1.IncidentService/DeclareIncident";
+    let get_service = "assurance.risk.v1.OrganizationService/GetService";
+    let spans = collector
+        .wait_for(Duration::from_secs(30), |spans| {
+            find(spans, declare_trace, "incident-service", declare).is_some()
+                && find(spans, declare_trace, "risk-service", get_service).is_some()
+        })
+        .await;
+    let declaring = find(&spans, declare_trace, "incident-service", declare)
+        .unwrap_or_else(|| panic!("no declaration span:\n{}", show(&spans, declare_trace)));
+    let checked = find(&spans, declare_trace, "risk-service", get_service)
+        .unwrap_or_else(|| panic!("no registry check span:\n{}", show(&spans, declare_trace)));
+    assert_eq!(
+        checked.parent_span_id, declaring.span_id,
+        "the registry check is the declaration's child"
+    );
+
+    // An incident write's outbox event is delivered to risk-service in the write's trace.
     let relay_trace = "6bf92f3577b34da6a3ce929d0e0e4738";
     incidents()
         .link_incident_risk(traced(

@@ -241,16 +241,20 @@ impl<R: Receiver> Relay<R> {
             let receiver = self.receiver.clone();
             let timeout = self.settings.timeout;
             let span = crate::trace_context::delivery_span(self.service, &event);
-            deliveries.spawn(tracing::Instrument::instrument(async move {
-                let outcome = match tokio::time::timeout(timeout, receiver.deliver(&event)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Outcome::Retry {
-                        error: format!("no answer within {timeout:?}"),
-                        after: None,
-                    },
-                };
-                (event, outcome)
-            }, span));
+            deliveries.spawn(tracing::Instrument::instrument(
+                async move {
+                    let outcome =
+                        match tokio::time::timeout(timeout, receiver.deliver(&event)).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Outcome::Retry {
+                                error: format!("no answer within {timeout:?}"),
+                                after: None,
+                            },
+                        };
+                    (event, outcome)
+                },
+                span,
+            ));
         }
         let mut delivered = Vec::new();
         while let Some(done) = deliveries.join_next().await {
