@@ -14,7 +14,7 @@ use assurance_tests::{
 };
 use tonic::transport::Channel;
 
-use crate::helpers::*;
+use crate::helpers::{channel as channel_to, *};
 
 crate::on_both_backends!(one_trace_spans_the_gateway_the_service_and_the_relay);
 
@@ -30,6 +30,17 @@ impl Drop for Process {
 /// `assurance-bench serve…` hosts each component exactly as its binary does, exporting to
 /// `otlp`.
 async fn started(command: &str, addr: SocketAddr, otlp: &str, args: &[String]) -> Process {
+    started_with_delay(command, addr, otlp, args, "100").await
+}
+
+/// [`started`], exporting a batch every `delay_ms` (unless it fills up).
+async fn started_with_delay(
+    command: &str,
+    addr: SocketAddr,
+    otlp: &str,
+    args: &[String],
+    delay_ms: &str,
+) -> Process {
     let http = free_addr().expect("free port");
     let child = std::process::Command::new(PathBuf::from(env!("CARGO_BIN_EXE_assurance-bench")))
         .arg(command)
@@ -47,7 +58,7 @@ async fn started(command: &str, addr: SocketAddr, otlp: &str, args: &[String]) -
             std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
         )
         // Export each batch soon, not after the default 5 s.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_BSP_SCHEDULE_DELAY", delay_ms)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -351,4 +362,49 @@ async fn one_trace_spans_the_gateway_the_service_and_the_relay(backend: Backend)
         received.parent_span_id, delivery.span_id,
         "risk-service's call is the delivery's child"
     );
+
+    // Shutdown (SIGTERM) exports the spans still queued: a batch every minute would
+    // otherwise hold this call's span past the process's end.
+    let late_addr = free_addr().expect("port");
+    let mut late = started_with_delay(
+        "serve",
+        late_addr,
+        &otlp,
+        &service_args(db.url.clone()),
+        "60000",
+    )
+    .await;
+    let late_trace = "8bf92f3577b34da6a3ce929d0e0e473a";
+    let direct = Bearer::new(channel_to(late_addr).await, db.tokens.token("admin")).expect("token");
+    pb::organization_service_client::OrganizationServiceClient::new(direct)
+        .get_business_unit(traced(
+            pb::GetBusinessUnitRequest {
+                name: "businessUnits/retail".into(),
+            },
+            late_trace,
+            caller_span,
+        ))
+        .await
+        .expect("business unit");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &late.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || {
+        let code = late.0.wait().map(|s| s.success());
+        (late, code)
+    })
+    .await
+    .expect("wait");
+    assert_eq!(exited.1.ok(), Some(true), "a clean stop");
+    let get_unit = "assurance.risk.v1.OrganizationService/GetBusinessUnit";
+    let spans = collector
+        .wait_for(Duration::from_secs(5), |spans| {
+            find(spans, late_trace, "risk-service", get_unit).is_some()
+        })
+        .await;
+    let flushed = find(&spans, late_trace, "risk-service", get_unit)
+        .unwrap_or_else(|| panic!("not flushed at shutdown:\n{}", show(&spans, late_trace)));
+    assert_eq!(flushed.parent_span_id, caller_span);
 }
