@@ -108,6 +108,11 @@ pub fn server_span<B>(req: &http::Request<B>) -> Span {
     if !enabled() {
         return tracing::info_span!("grpc", method = %path, request_id);
     }
+    if path.starts_with("/grpc.") {
+        // Health checks and reflection: a DEBUG span, not exported (probes every few seconds
+        // would bury the traces that matter).
+        return tracing::debug_span!("grpc", method = %path, request_id);
+    }
     let name = path.trim_start_matches('/');
     let (service, method) = name.split_once('/').unwrap_or((name, ""));
     let span = tracing::info_span!(

@@ -236,6 +236,12 @@ async fn one_trace_spans_the_gateway_the_service_and_the_relay(backend: Backend)
         "no inactivity tracking"
     );
 
+    // The start-up health checks (wait_serving) are not exported.
+    assert!(
+        !spans.iter().any(|s| s.name.starts_with("grpc.health")),
+        "health checks are not traced"
+    );
+
     // A refusal records its status code (NOT_FOUND = 5) on both hops.
     let refused_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
     let err = pb::risk_service_client::RiskServiceClient::new(as_who("admin"))

@@ -240,21 +240,19 @@ impl<R: Receiver> Relay<R> {
         for event in batch {
             let receiver = self.receiver.clone();
             let timeout = self.settings.timeout;
+            // In the trace of the write that queued it, when traces are exported.
             let span = crate::trace_context::delivery_span(self.service, &event);
-            deliveries.spawn(tracing::Instrument::instrument(
-                async move {
-                    let outcome =
-                        match tokio::time::timeout(timeout, receiver.deliver(&event)).await {
-                            Ok(outcome) => outcome,
-                            Err(_) => Outcome::Retry {
-                                error: format!("no answer within {timeout:?}"),
-                                after: None,
-                            },
-                        };
-                    (event, outcome)
-                },
-                span,
-            ));
+            let delivery = async move {
+                let outcome = match tokio::time::timeout(timeout, receiver.deliver(&event)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Outcome::Retry {
+                        error: format!("no answer within {timeout:?}"),
+                        after: None,
+                    },
+                };
+                (event, outcome)
+            };
+            deliveries.spawn(tracing::Instrument::instrument(delivery, span));
         }
         let mut delivered = Vec::new();
         while let Some(done) = deliveries.join_next().await {
