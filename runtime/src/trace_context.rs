@@ -360,3 +360,45 @@ pub(crate) fn transaction_span(backend: DbBackend, caller: &'static Location<'st
         db.transaction.outcome = Empty,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceparent_header_is_the_parent_context() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let cx = extract(&headers);
+        let span = cx.span();
+        let parent = span.span_context();
+        assert!(parent.is_valid() && parent.is_remote() && parent.is_sampled());
+        assert_eq!(
+            parent.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(parent.span_id().to_string(), "00f067aa0ba902b7");
+        // Malformed or missing: no parent, the span starts a trace of its own.
+        headers.insert(TRACEPARENT, HeaderValue::from_static("00-zz-00-01"));
+        assert!(!extract(&headers).span().span_context().is_valid());
+        assert!(!extract(&HeaderMap::new()).span().span_context().is_valid());
+    }
+
+    #[test]
+    fn nothing_is_added_or_injected_without_an_exporter() {
+        assert!(!enabled());
+        let payload = serde_json::json!({ "risk": "risks/1" });
+        assert_eq!(with_traceparent(payload.clone()), payload);
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_static("kept"));
+        inject(&mut headers);
+        assert_eq!(
+            headers.get(TRACEPARENT),
+            Some(&HeaderValue::from_static("kept"))
+        );
+        assert!(transaction_span(DbBackend::Sqlite, Location::caller()).is_none());
+    }
+}
