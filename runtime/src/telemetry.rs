@@ -81,7 +81,7 @@ pub fn init(format: LogFormat, otlp: Option<Otlp>) {
         Err(e) => {
             // Traces are an aid, not a reason to refuse to serve: log and go on.
             init(format, None);
-            tracing::error!(endpoint = %otlp.endpoint, error = %e, "OTLP exporter not started; no traces are exported");
+            tracing::error!(endpoint = %crate::db::redact_url(&otlp.endpoint), error = %e, "OTLP exporter not started; no traces are exported");
             return;
         }
     };
@@ -114,7 +114,7 @@ pub fn init(format: LogFormat, otlp: Option<Otlp>) {
             *slot = Some(provider);
         }
         ENABLED.store(true, Ordering::Relaxed);
-        tracing::info!(endpoint = %otlp.endpoint, service = otlp.service, "exporting traces over OTLP");
+        tracing::info!(endpoint = %crate::db::redact_url(&otlp.endpoint), service = otlp.service, "exporting traces over OTLP");
     }
 }
 
