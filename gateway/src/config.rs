@@ -143,6 +143,8 @@ pub struct Config {
     pub security: Security,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub otlp: assurance_runtime::telemetry::OtlpArgs,
 }
 
 assurance_runtime::relay_args!(Relay, "GATEWAY_");

@@ -1,5 +1,6 @@
 //! Forwarding of whole gRPC services to an upstream server: requests pass through
-//! unchanged (metadata, deadlines, status details), so typed errors survive the hop.
+//! unchanged (metadata, deadlines, status details), so typed errors survive the hop; only
+//! `traceparent` names the gateway's span when traces are exported.
 
 use std::{
     convert::Infallible,
@@ -37,7 +38,9 @@ impl Service<http::Request<axum::body::Body>> for Upstream {
         let channel = self.channel.clone();
         let name = self.name;
         Box::pin(async move {
-            let request = request.map(Body::new);
+            let mut request = request.map(Body::new);
+            // The service's span is the child of this gateway call's, not of the caller's.
+            assurance_runtime::trace_context::inject(request.headers_mut());
             match channel.oneshot(request).await {
                 Ok(response) => Ok(response.map(Body::new)),
                 Err(e) => {

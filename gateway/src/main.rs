@@ -9,6 +9,6 @@ use gateway::config::Config;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init(config.log_format);
+    telemetry::init(config.log_format, config.otlp.exporter("gateway"));
     serve::run_binary("gateway", |shutdown| gateway::start(&config, shutdown)).await
 }

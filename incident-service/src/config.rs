@@ -68,6 +68,8 @@ pub struct Config {
     pub security: Security,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub otlp: assurance_runtime::telemetry::OtlpArgs,
 }
 
 assurance_runtime::security_args!(Security, "INCIDENT_");

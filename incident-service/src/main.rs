@@ -9,7 +9,7 @@ use incident_service::config::Config;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init(config.log_format);
+    telemetry::init(config.log_format, config.otlp.exporter("incident-service"));
     serve::run_binary("incident-service", |shutdown| {
         incident_service::start(&config, shutdown)
     })

@@ -66,6 +66,8 @@ pub struct Config {
     pub security: Security,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub otlp: assurance_runtime::telemetry::OtlpArgs,
 }
 
 assurance_runtime::security_args!(Security, "RISK_");

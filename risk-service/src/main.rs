@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         return risk_service::controls_import::main(args).await;
     }
     let config = cli.config;
-    telemetry::init(config.log_format);
+    telemetry::init(config.log_format, config.otlp.exporter("risk-service"));
     serve::run_binary("risk-service", |shutdown| {
         risk_service::start(&config, shutdown)
     })

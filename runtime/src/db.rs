@@ -4,8 +4,8 @@
 use std::{path::Path, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 
@@ -99,14 +99,24 @@ pub fn sqlite_url(path: &Path) -> String {
 }
 
 /// Begins a write transaction: IMMEDIATE on SQLite, so the write lock is taken up front and
-/// concurrent writers queue on the busy timeout instead of failing to upgrade.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    let options = TransactionOptions {
-        sqlite_transaction_mode: (db.get_database_backend() == DbBackend::Sqlite)
-            .then_some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    };
-    db.begin_with_options(options).await
+/// concurrent writers queue on the busy timeout instead of failing to upgrade. When traces are
+/// exported, the transaction is a `db.transaction` span from here to its commit or drop, with
+/// its caller's file and line (see [`crate::trace_context::WriteTx`]).
+#[track_caller]
+pub fn begin_write(
+    db: &DatabaseConnection,
+) -> impl Future<Output = Result<crate::trace_context::WriteTx, DbErr>> + Send + '_ {
+    let backend = db.get_database_backend();
+    let span = crate::trace_context::transaction_span(backend, std::panic::Location::caller());
+    async move {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (backend == DbBackend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        let tx = db.begin_with_options(options).await?;
+        Ok(crate::trace_context::WriteTx::new(tx, span))
+    }
 }
 
 /// Checkpoints a SQLite database's WAL every second without blocking readers or writers

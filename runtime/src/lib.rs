@@ -22,6 +22,7 @@ pub mod telemetry;
 pub mod text;
 pub mod time;
 pub mod tls;
+pub mod trace_context;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, Reason};

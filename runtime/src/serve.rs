@@ -136,14 +136,9 @@ pub async fn serve_grpc(
         // Unary calls: a shorter grpc-timeout wins; streams are timed by their own guard.
         .timeout(limits.request_timeout)
         .max_concurrent_streams(limits.max_streams_per_connection)
-        .trace_fn(|req| {
-            let request_id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("grpc", method = %req.uri().path(), request_id)
-        })
+        // The call's span, a child of its `traceparent`; its status is recorded at the end.
+        .trace_fn(crate::trace_context::server_span)
+        .layer(crate::trace_context::GrpcStatusLayer)
         .layer(layers)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
@@ -376,6 +371,8 @@ where
         }
         Err(e) => Err(e),
     };
+    // Spans still queued for export leave before the process does.
+    crate::telemetry::shutdown().await;
     match result {
         Ok(()) => {
             tracing::info!("{name} stopped");

@@ -342,7 +342,7 @@ pub async fn forwarding_gateway(db: &TestDb, risk: SocketAddr, incident: SocketA
 /// Logs in tests only when `TEST_LOG` is set.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        assurance_runtime::telemetry::init(assurance_runtime::telemetry::LogFormat::Pretty);
+        assurance_runtime::telemetry::init(assurance_runtime::telemetry::LogFormat::Pretty, None);
     }
 }
 

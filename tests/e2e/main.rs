@@ -33,6 +33,7 @@ mod server;
 mod summary_incidents;
 mod summary_risks;
 mod sync_fixture;
+mod tracing;
 mod tracker_crash;
 mod tracker_redmine_sync;
 mod tracker_sync;

@@ -6,6 +6,7 @@ pub mod crash;
 pub mod fuzz;
 pub mod github_mock;
 pub mod jwt;
+pub mod otlp;
 pub mod pki;
 pub mod raw;
 pub mod server;

@@ -108,10 +108,13 @@ pub async fn serve_in_process(args: Vec<String>) -> Result<(), String> {
         std::iter::once("risk-service".to_string()).chain(args),
     )
     .map_err(|e| e.to_string())?;
-    assurance_runtime::telemetry::init(config.log_format);
+    assurance_runtime::telemetry::init(config.log_format, config.otlp.exporter("risk-service"));
     let shutdown = assurance_runtime::serve::Shutdown::new();
     shutdown.trigger_on_signals();
-    risk_service::start(&config, shutdown).await?.wait().await
+    let result = risk_service::start(&config, shutdown).await?.wait().await;
+    // As the binary's `run_binary`: queued spans leave before the process does.
+    assurance_runtime::telemetry::shutdown().await;
+    result
 }
 
 /// Hosts incident-service in this process, parsing `args` as the incident-service binary does.
@@ -120,13 +123,15 @@ pub async fn serve_incident_in_process(args: Vec<String>) -> Result<(), String> 
         std::iter::once("incident-service".to_string()).chain(args),
     )
     .map_err(|e| e.to_string())?;
-    assurance_runtime::telemetry::init(config.log_format);
+    assurance_runtime::telemetry::init(config.log_format, config.otlp.exporter("incident-service"));
     let shutdown = assurance_runtime::serve::Shutdown::new();
     shutdown.trigger_on_signals();
-    incident_service::start(&config, shutdown)
+    let result = incident_service::start(&config, shutdown)
         .await?
         .wait()
-        .await
+        .await;
+    assurance_runtime::telemetry::shutdown().await;
+    result
 }
 
 /// Hosts the gateway in this process, parsing `args` as the gateway binary does.
@@ -134,10 +139,12 @@ pub async fn serve_gateway_in_process(args: Vec<String>) -> Result<(), String> {
     let config =
         gateway::config::Config::try_parse_from(std::iter::once("gateway".to_string()).chain(args))
             .map_err(|e| e.to_string())?;
-    assurance_runtime::telemetry::init(config.log_format);
+    assurance_runtime::telemetry::init(config.log_format, config.otlp.exporter("gateway"));
     let shutdown = assurance_runtime::serve::Shutdown::new();
     shutdown.trigger_on_signals();
-    gateway::start(&config, shutdown).await?.wait().await
+    let result = gateway::start(&config, shutdown).await?.wait().await;
+    assurance_runtime::telemetry::shutdown().await;
+    result
 }
 
 /// A fresh PostgreSQL database on the server of `admin_url`.

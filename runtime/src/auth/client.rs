@@ -1,5 +1,6 @@
 //! The client side: a channel wrapper that sends a bearer token (and, for a `system`
-//! principal acting for a user, `x-on-behalf-of`) with every call.
+//! principal acting for a user, `x-on-behalf-of`) with every call, and the current span as
+//! its `traceparent` when traces are exported.
 
 use std::task::{Context, Poll};
 
@@ -56,6 +57,8 @@ where
         if let Some(user) = &self.on_behalf_of {
             headers.insert(ON_BEHALF_OF, user.clone());
         }
+        // The caller's span (an RPC, an outbox delivery) is the parent of the callee's.
+        crate::trace_context::inject(headers);
         self.inner.call(request)
     }
 }

@@ -165,7 +165,7 @@ pub async fn queue(
             service: Set(service.to_string()),
             kind: Set(e.kind.to_string()),
             aggregate: Set(e.aggregate),
-            payload: Set(e.payload.to_string()),
+            payload: Set(crate::trace_context::with_traceparent(e.payload).to_string()),
             create_time: Set(now),
             state: Set(State::Pending as i32),
             attempts: Set(0),

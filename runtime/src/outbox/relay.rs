@@ -240,7 +240,9 @@ impl<R: Receiver> Relay<R> {
         for event in batch {
             let receiver = self.receiver.clone();
             let timeout = self.settings.timeout;
-            deliveries.spawn(async move {
+            // In the trace of the write that queued it, when traces are exported.
+            let span = crate::trace_context::delivery_span(self.service, &event);
+            let delivery = async move {
                 let outcome = match tokio::time::timeout(timeout, receiver.deliver(&event)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Outcome::Retry {
@@ -249,7 +251,8 @@ impl<R: Receiver> Relay<R> {
                     },
                 };
                 (event, outcome)
-            });
+            };
+            deliveries.spawn(tracing::Instrument::instrument(delivery, span));
         }
         let mut delivered = Vec::new();
         while let Some(done) = deliveries.join_next().await {
