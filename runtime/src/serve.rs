@@ -10,6 +10,9 @@ use tokio_stream::StreamExt;
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
+mod starting;
+pub use starting::{STARTING, Starting};
+
 use crate::{
     auth::layer::AuthLayer,
     limits::{IdleTimeout, LimitLayer, LimitSettings, Limits},

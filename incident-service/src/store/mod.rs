@@ -84,7 +84,7 @@ impl Store {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, DbErr> {
         let db = db::connect(url, max_connections).await?;
-        migration::Migrator::up(&db, None).await?;
+        assurance_runtime::migrate::run::<migration::Migrator>(&db, SERVICE).await?;
         let alive = Arc::new(());
         db::spawn_checkpointer(db.clone(), Arc::downgrade(&alive));
         Ok(Store {
