@@ -8,7 +8,7 @@
 //! across both kinds of work item (`work_items/`).
 
 pub mod config;
-mod balance;
+pub mod balance;
 mod forward;
 pub mod posture;
 mod relay;
