@@ -102,7 +102,9 @@ impl Balanced {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => this.check_all().await,
+                    _ = tick.tick() => {
+                        this.check_all().await;
+                    }
                     _ = shutdown.wait() => return,
                 }
             }

@@ -18,7 +18,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use sea_orm_migration::MigratorTrait;
 
 /// The service name of the gateway's audit records.
 pub const SERVICE: &str = "gateway";

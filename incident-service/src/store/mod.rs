@@ -33,7 +33,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     IntoActiveModel, QueryFilter, QuerySelect,
 };
-use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 pub use communications::{NOTIFICATION_FILTER, NOTIFICATION_SORTING, notification_keys};

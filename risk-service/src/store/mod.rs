@@ -35,7 +35,6 @@ use sea_orm::{
     DbBackend, DbErr, EntityTrait, IntoActiveModel, ModelTrait, PrimaryKeyTrait, QueryFilter,
     Select, Set, Statement,
 };
-use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
 
 pub use governance::{ITEM_FILTER, response_version};

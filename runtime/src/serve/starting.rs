@@ -19,6 +19,9 @@ use crate::limits::LimitSettings;
 /// Why `/readyz` answers 503 until [`Starting::serve`].
 pub const STARTING: &str = "starting: migrating the database";
 
+type ReadyFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
 /// What the HTTP listener serves once the server is up.
 struct Serving {
     ready: ReadyCheck,
@@ -61,7 +64,10 @@ impl Starting {
             let serving = serving.clone();
             Arc::new(move || match serving.get() {
                 Some(s) => (s.ready)(),
-                None => Box::pin(async { Err(STARTING.to_string()) }),
+                None => {
+                    let starting: ReadyFuture = Box::pin(async { Err(STARTING.to_string()) });
+                    starting
+                }
             })
         };
         let notes: ReadyNotes = {
