@@ -49,22 +49,16 @@ pub async fn run(args: ReplicasArgs) -> Result<(), String> {
 
 async fn measure(args: &ReplicasArgs, url: &str) -> Result<(), String> {
     let data = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let db_args = |extra: &[&str]| -> Vec<String> {
-        ["--database-url", url]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string())
-            .collect()
-    };
     let addr = || server::free_addr();
     let (a, b, incident) = (addr()?, addr()?, addr()?);
     // Both replicas start at once: one migrates, the other waits for the lock.
+    let service_args = vec!["--database-url".to_string(), url.to_string()];
     let (risk_a, risk_b) = tokio::join!(
-        start("serve", a, &db_args(&[])),
-        start("serve", b, &db_args(&[]))
+        start("serve", a, &service_args),
+        start("serve", b, &service_args)
     );
     let _risks: [Process; 2] = [risk_a?, risk_b?];
-    let _incident = start("serve-incident", incident, &db_args(&[])).await?;
+    let _incident = start("serve-incident", incident, &service_args).await?;
     let gateway = |risks: Vec<SocketAddr>, dir: &str| {
         let mut args = vec![
             "--data-dir".to_string(),
