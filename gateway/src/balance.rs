@@ -150,7 +150,9 @@ impl Balanced {
             match self.changes.try_send(change) {
                 Ok(()) => member.in_balancer = wanted,
                 // Full: the next round retries.
-                Err(e) => tracing::warn!(upstream = self.name, error = %e, "balancer change deferred"),
+                Err(e) => {
+                    tracing::warn!(upstream = self.name, error = %e, "balancer change deferred")
+                }
             }
         }
         passed

@@ -7,8 +7,8 @@
 //! (`posture/`) over its own store (`store/`) and that store's audit trail, and the lookup
 //! across both kinds of work item (`work_items/`).
 
-pub mod config;
 pub mod balance;
+pub mod config;
 mod forward;
 pub mod posture;
 mod relay;

@@ -77,10 +77,8 @@ async fn acquire(conn: &mut PgConnection, key: i64, service: &str) -> Result<(),
         .bind(key)
         .execute(&mut *conn);
     tokio::pin!(wait);
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + WAIT_LOG_EVERY,
-        WAIT_LOG_EVERY,
-    );
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + WAIT_LOG_EVERY, WAIT_LOG_EVERY);
     loop {
         tokio::select! {
             done = &mut wait => {

@@ -167,13 +167,17 @@ async fn load(
     let mut tasks = Vec::new();
     for caller in 0..args.callers {
         let mut risks = RiskServiceClient::new(channel.clone());
-        let (stop, done, failed, names) = (stop.clone(), done.clone(), failed.clone(), names.clone());
+        let (stop, done, failed, names) =
+            (stop.clone(), done.clone(), failed.clone(), names.clone());
         let tag = format!("{tag}-{caller}");
         tasks.push(tokio::spawn(async move {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let ok = if n % 2 == 0 {
-                    risks.create_risk(create(&format!("{tag}-{n}"))).await.is_ok()
+                    risks
+                        .create_risk(create(&format!("{tag}-{n}")))
+                        .await
+                        .is_ok()
                 } else {
                     let name = names[(n * 7919 + caller * 104_729) % names.len()].clone();
                     risks.get_risk(pb::GetRiskRequest { name }).await.is_ok()

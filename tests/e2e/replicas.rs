@@ -100,7 +100,11 @@ async fn replicas_started_at_once_migrate_once() {
         running.push(started.expect("every replica starts"));
     }
     let conn = Database::connect(&db.url).await.expect("connect");
-    for table in ["risk_migrations", "incident_migrations", "gateway_migrations"] {
+    for table in [
+        "risk_migrations",
+        "incident_migrations",
+        "gateway_migrations",
+    ] {
         let (rows, distinct) = migration_rows(&conn, table).await;
         assert!(
             rows > 0 && rows == distinct,
@@ -150,7 +154,10 @@ async fn probes_answer_while_another_replica_migrates() {
             .await
     })
     .await;
-    assert!(health.is_err(), "gRPC answered before the migrations: {health:?}");
+    assert!(
+        health.is_err(),
+        "gRPC answered before the migrations: {health:?}"
+    );
 
     holder
         .execute_unprepared(&format!("SELECT pg_advisory_unlock({key})"))
@@ -285,12 +292,18 @@ async fn a_gateway_balances_two_risk_replicas_without_losing_or_duplicating() {
     }
     assert_eq!(by_id.len(), CREATES);
     let retried: Vec<_> = by_id.iter().filter(|(_, names)| names.len() != 1).collect();
-    assert!(retried.is_empty(), "a request id made two risks: {retried:?}");
+    assert!(
+        retried.is_empty(),
+        "a request id made two risks: {retried:?}"
+    );
     let made: HashSet<String> = by_id.into_values().flatten().collect();
     let stored: Vec<String> = all_risks(&gw).await.into_iter().map(|r| r.name).collect();
     let unique: HashSet<String> = stored.iter().cloned().collect();
     assert_eq!(stored.len(), unique.len(), "a risk listed twice");
-    assert_eq!(unique, made, "the register holds exactly the acknowledged creates");
+    assert_eq!(
+        unique, made,
+        "the register holds exactly the acknowledged creates"
+    );
 
     // Both replicas carried a fair part of the calls (the checker's probes are a few bytes).
     let (to_a, to_b) = (tap_a.sent() - sent_a, tap_b.sent() - sent_b);
@@ -314,10 +327,16 @@ async fn a_gateway_balances_two_risk_replicas_without_losing_or_duplicating() {
         loop {
             let seen = get_risk(&b, &name).await;
             if seen.etag == updated.etag {
-                eprintln!("round {round}: B saw A's change after {:?}", started.elapsed());
+                eprintln!(
+                    "round {round}: B saw A's change after {:?}",
+                    started.elapsed()
+                );
                 break;
             }
-            assert_eq!(seen.etag, before.etag, "neither the old nor the new version");
+            assert_eq!(
+                seen.etag, before.etag,
+                "neither the old nor the new version"
+            );
             assert!(
                 started.elapsed() < bound,
                 "B still serves the old version after {:?}",
@@ -364,9 +383,7 @@ async fn a_stopped_replica_is_ejected_and_a_restarted_one_comes_back() {
     // Calls in the window may fail UNAVAILABLE (the client's to retry); none other.
     let stopped = Instant::now();
     let mut unavailable = 0;
-    while stopped.elapsed()
-        < gateway_check_window() + Duration::from_millis(500)
-    {
+    while stopped.elapsed() < gateway_check_window() + Duration::from_millis(500) {
         match gw
             .risks()
             .get_risk(pb::GetRiskRequest {
@@ -391,7 +408,11 @@ async fn a_stopped_replica_is_ejected_and_a_restarted_one_comes_back() {
             .unwrap_or_else(|e| panic!("get {i} after the window: {e}"));
     }
     for i in 0..10 {
-        create_risk(&gw, new_risk(&format!("After ejection {i}"), "exchange-online")).await;
+        create_risk(
+            &gw,
+            new_risk(&format!("After ejection {i}"), "exchange-online"),
+        )
+        .await;
     }
     let (code, body) = http_get(gw.http_addr, "/readyz").await;
     assert_eq!(code, 200, "{body}");

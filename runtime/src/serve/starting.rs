@@ -19,8 +19,7 @@ use crate::limits::LimitSettings;
 /// Why `/readyz` answers 503 until [`Starting::serve`].
 pub const STARTING: &str = "starting: migrating the database";
 
-type ReadyFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+type ReadyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
 /// What the HTTP listener serves once the server is up.
 struct Serving {

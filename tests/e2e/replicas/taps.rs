@@ -119,8 +119,7 @@ pub async fn recorder(upstream: SocketAddr) -> (SocketAddr, CreateCalls) {
             };
             match sent.await {
                 Ok(response) => response.map(axum::body::Body::new),
-                Err(e) => tonic::Status::unavailable(e.to_string())
-                    .into_http::<axum::body::Body>(),
+                Err(e) => tonic::Status::unavailable(e.to_string()).into_http::<axum::body::Body>(),
             }
         }
     });
