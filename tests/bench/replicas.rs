@@ -173,7 +173,7 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                let ok = if n % 2 == 0 {
+                let ok = if n.is_multiple_of(2) {
                     risks
                         .create_risk(create(&format!("{tag}-{n}")))
                         .await

@@ -242,7 +242,7 @@ async fn a_gateway_balances_two_risk_replicas_without_losing_or_duplicating() {
     let mut calls: Vec<Vec<usize>> = vec![Vec::new(); WORKERS];
     for i in 0..CREATES {
         calls[i % WORKERS].push(i);
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             calls[(i + 1) % WORKERS].push(i);
         }
     }
