@@ -19,7 +19,10 @@ use std::{
 use assurance_proto::risk::v1::{self as pb, risk_service_client::RiskServiceClient};
 use assurance_tests::server::{self, AuthChannel};
 
-use crate::posture::{Process, start};
+use crate::{
+    posture::{Process, start},
+    relay::cpu_secs,
+};
 
 #[derive(clap::Parser)]
 pub struct ReplicasArgs {
@@ -57,7 +60,7 @@ async fn measure(args: &ReplicasArgs, url: &str) -> Result<(), String> {
         start("serve", a, &service_args),
         start("serve", b, &service_args)
     );
-    let _risks: [Process; 2] = [risk_a?, risk_b?];
+    let risks: [Process; 2] = [risk_a?, risk_b?];
     let _incident = start("serve-incident", incident, &service_args).await?;
     let gateway = |risks: Vec<SocketAddr>, dir: &str| {
         let mut args = vec![
@@ -76,8 +79,22 @@ async fn measure(args: &ReplicasArgs, url: &str) -> Result<(), String> {
         args
     };
     let (one_addr, two_addr) = (addr()?, addr()?);
-    let _one = start("serve-gateway", one_addr, &gateway(vec![a], "one")).await?;
-    let _two = start("serve-gateway", two_addr, &gateway(vec![a, b], "two")).await?;
+    let gw_one = start("serve-gateway", one_addr, &gateway(vec![a], "one")).await?;
+    let gw_two = start("serve-gateway", two_addr, &gateway(vec![a, b], "two")).await?;
+    let pids = [
+        risks[0].0.id(),
+        risks[1].0.id(),
+        gw_one.0.id(),
+        gw_two.0.id(),
+    ];
+    let cpu = || -> Result<[f64; 4], String> {
+        Ok([
+            cpu_secs(pids[0])?,
+            cpu_secs(pids[1])?,
+            cpu_secs(pids[2])?,
+            cpu_secs(pids[3])?,
+        ])
+    };
     let one = server::connect(one_addr).await?;
     let two = server::connect(two_addr).await?;
 
@@ -90,6 +107,10 @@ async fn measure(args: &ReplicasArgs, url: &str) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
 
+    // Warm-up, unmeasured: connections, and both replicas' read caches.
+    for (i, channel) in [&one, &two].into_iter().enumerate() {
+        load(args, channel, names.clone(), &format!("warm-{i}")).await;
+    }
     let mut figures: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for round in 0..args.rounds {
         for (i, (label, channel)) in [("1 replica", &one), ("2 replicas", &two)]
@@ -97,9 +118,16 @@ async fn measure(args: &ReplicasArgs, url: &str) -> Result<(), String> {
             .enumerate()
         {
             let tag = format!("r{round}-{i}");
-            let (ops, errors) = load(args, channel, names.clone(), &tag).await;
+            let before = cpu()?;
+            let (ops, errors, calls) = load(args, channel, names.clone(), &tag).await;
+            let after = cpu()?;
+            let ms_per_call = |k: usize| (after[k] - before[k]) * 1e3 / calls.max(1) as f64;
             println!(
-                "round {round} {label}: {ops:.0} calls/s (CreateRisk + GetRisk, {errors} errors)"
+                "round {round} {label}: {ops:.0} calls/s ({errors} errors); CPU ms per call: \
+                 replica A {:.2}, replica B {:.2}, gateway {:.2}",
+                ms_per_call(0),
+                ms_per_call(1),
+                ms_per_call(2 + i),
             );
             figures[i].push(ops);
         }
@@ -155,13 +183,13 @@ fn create(request_id: &str) -> pb::CreateRiskRequest {
 }
 
 /// `args.callers` callers, each alternating CreateRisk and GetRisk of a seeded risk, for
-/// `args.seconds`: (calls per second, failed calls).
+/// `args.seconds`: (calls per second, failed calls, calls made).
 async fn load(
     args: &ReplicasArgs,
     channel: &AuthChannel,
     names: Arc<Vec<String>>,
     tag: &str,
-) -> (f64, u64) {
+) -> (f64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut tasks = Vec::new();
@@ -196,7 +224,8 @@ async fn load(
     for task in tasks {
         let _ = task.await;
     }
-    (calls as f64 / elapsed, failed.load(Ordering::Relaxed))
+    let made = done.load(Ordering::Relaxed);
+    (calls as f64 / elapsed, failed.load(Ordering::Relaxed), made)
 }
 
 fn median(values: &mut [f64]) -> f64 {
