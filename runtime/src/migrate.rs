@@ -1,10 +1,12 @@
 //! Schema migrations that are safe when several replicas start at once.
 //!
-//! On PostgreSQL a service's migrations run under a session advisory lock
-//! (`pg_advisory_lock`) held on one dedicated connection for the whole run: the first replica
-//! migrates, the others wait for the lock and then find nothing pending. The key is constant
-//! per service ([`lock_key`]), so risk-service and incident-service sharing a database migrate
-//! independently. SQLite has one writer per file anyway: it just migrates.
+//! On PostgreSQL migrations run under a session advisory lock (`pg_advisory_lock`) held on one
+//! dedicated connection for the whole run: the first replica migrates, the others wait for the
+//! lock and then find nothing pending. The key ([`LOCK_KEY`]) is one constant for every
+//! Assurance service: services sharing a database also share tables (`audit_events`, `outbox`,
+//! `request_records`), which their migrations create, so a risk-service and an incident-service
+//! starting on one database migrate one after the other too. SQLite has one writer per file
+//! anyway: it just migrates.
 
 use std::time::Duration;
 
@@ -15,24 +17,28 @@ use sqlx::{Connection, PgConnection};
 /// How often a replica waiting for the migration lock says so.
 const WAIT_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// The advisory lock key of `service`'s migrations: the 64-bit FNV-1a hash of
-/// `assurance-migrations:<service>`, the same in every replica and release.
-pub fn lock_key(service: &str) -> i64 {
+/// The advisory lock key of Assurance's migrations: the 64-bit FNV-1a hash of
+/// `assurance-migrations`, the same in every service, replica and release.
+pub const LOCK_KEY: i64 = fnv1a(b"assurance-migrations");
+
+const fn fnv1a(bytes: &[u8]) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in "assurance-migrations:".bytes().chain(service.bytes()) {
-        hash ^= u64::from(byte);
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
         hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
     }
-    i64::from_ne_bytes(hash.to_ne_bytes())
+    hash as i64
 }
 
-/// Applies `M`'s pending migrations to `db`; on PostgreSQL under `service`'s advisory lock
-/// (waiting, and logging, while another replica holds it).
+/// Applies `M`'s pending migrations to `db` (`service`'s, for the logs); on PostgreSQL under
+/// the advisory lock [`LOCK_KEY`] (waiting, and logging, while another server holds it).
 pub async fn run<M: MigratorTrait>(db: &DatabaseConnection, service: &str) -> Result<(), DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         return M::up(db, None).await;
     }
-    let key = lock_key(service);
+    let key = LOCK_KEY;
     // A connection of its own, outside the pool: the lock lives as long as this session, and
     // the pool stays whole for the migrations themselves.
     let options = db.get_postgres_connection_pool().connect_options();
@@ -70,7 +76,7 @@ async fn acquire(conn: &mut PgConnection, key: i64, service: &str) -> Result<(),
     tracing::info!(
         service,
         key,
-        "waiting for the migration lock: another replica is migrating the database"
+        "waiting for the migration lock: another server is migrating the database"
     );
     let started = std::time::Instant::now();
     let wait = sqlx::query("SELECT pg_advisory_lock($1)")
@@ -98,9 +104,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_constant_and_differ_per_service() {
-        assert_eq!(lock_key("risk-service"), lock_key("risk-service"));
-        assert_ne!(lock_key("risk-service"), lock_key("incident-service"));
-        assert_ne!(lock_key("gateway"), lock_key("incident-service"));
+    fn the_key_is_the_fnv1a_hash_of_its_name() {
+        // FNV-1a 64 of "assurance-migrations", as an i64: fixed across releases.
+        assert_eq!(LOCK_KEY, fnv1a(b"assurance-migrations"));
+        assert_ne!(LOCK_KEY, fnv1a(b"assurance-migration"));
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325_u64 as i64);
     }
 }

@@ -80,7 +80,8 @@ async fn migration_rows(conn: &sea_orm::DatabaseConnection, table: &str) -> (i64
 }
 
 /// Three replicas of each service and two gateways start at the same time on one fresh
-/// database: every one starts, and each migration is recorded once.
+/// database (whose tables they partly share): every one starts, and each migration is
+/// recorded once.
 async fn replicas_started_at_once_migrate_once() {
     let db = TestDb::new(Backend::Postgres).await;
     let risk = risk_config(&db);
@@ -117,7 +118,7 @@ async fn replicas_started_at_once_migrate_once() {
     conn.close().await.ok();
 }
 
-/// While a session holds risk-service's migration lock, a starting replica answers its probes
+/// While a session holds the migration lock, a starting replica answers its probes
 /// (`/healthz` 200, `/readyz` 503 "starting") and does not serve gRPC; once the lock is
 /// released it migrates and becomes ready.
 async fn probes_answer_while_another_replica_migrates() {
@@ -125,7 +126,7 @@ async fn probes_answer_while_another_replica_migrates() {
     let mut options = sea_orm::ConnectOptions::new(db.url.clone());
     options.max_connections(1).min_connections(1);
     let holder = Database::connect(options).await.expect("connect");
-    let key = assurance_runtime::migrate::lock_key(risk_service::store::SERVICE);
+    let key = assurance_runtime::migrate::LOCK_KEY;
     holder
         .execute_unprepared(&format!("SELECT pg_advisory_lock({key})"))
         .await
@@ -447,4 +448,30 @@ async fn a_stopped_replica_is_ejected_and_a_restarted_one_comes_back() {
 /// to the next Check, and that Check's limit.
 fn gateway_check_window() -> Duration {
     gateway::balance::CHECK_EVERY + gateway::balance::CHECK_TIMEOUT
+}
+
+/// A server whose database cannot be opened ends with the error, and its probes stop with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_returns_the_error_and_stops_the_probes() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = risk_config(&db);
+    // A file under a regular file: SQLite cannot create it.
+    let blocker = db.data_dir().join("not-a-directory");
+    std::fs::write(&blocker, "").expect("file");
+    config.database_url =
+        assurance_runtime::db::sqlite_url(&blocker.join("risk.db")).replace("?mode=rwc", "");
+    let starting = risk_service::bind(&config, Shutdown::new())
+        .await
+        .expect("bind");
+    let http = starting.http_addr();
+    assert_eq!(http_get(http, "/healthz").await.0, 200);
+    let err = risk_service::serve(starting, &config)
+        .await
+        .err()
+        .expect("the start fails");
+    assert!(err.starts_with("database:"), "{err}");
+    assert!(
+        tokio::net::TcpStream::connect(http).await.is_err(),
+        "the probes still answer after a failed start"
+    );
 }
