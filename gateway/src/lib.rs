@@ -334,7 +334,7 @@ pub async fn bind(config: &Config, shutdown: Shutdown) -> Result<Starting, Strin
 pub async fn serve(starting: Starting, config: &Config) -> Result<Running, String> {
     let auth = starting.security().auth.clone();
     let shutdown = starting.shutdown().clone();
-    match routes(config, &auth, &shutdown).await {
+    match starting.step(routes(config, &auth, &shutdown)).await {
         Ok((routes, extras, ready)) => Ok(starting.serve(routes, extras, SERVICE_NAMES, ready)),
         Err(e) => Err(starting.fail(e).await),
     }

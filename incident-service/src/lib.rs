@@ -179,9 +179,14 @@ pub async fn serve(starting: Starting, config: &config::Config) -> Result<Runnin
         Err(e) => return Err(starting.fail(e).await),
     };
     tracing::info!(grpc = %starting.grpc_addr(), http = %starting.http_addr(), %settings, "starting incident-service");
-    let mut server = match IncidentServer::open(&settings).await {
+    let opened = starting.step(async {
+        IncidentServer::open(&settings)
+            .await
+            .map_err(|e| format!("database: {e}"))
+    });
+    let mut server = match opened.await {
         Ok(server) => server,
-        Err(e) => return Err(starting.fail(format!("database: {e}")).await),
+        Err(e) => return Err(starting.fail(e).await),
     };
     if let Some(risks) = risks {
         server = server.with_risks(risks);

@@ -159,9 +159,14 @@ pub async fn serve(
         Err(e) => return Err(starting.fail(e).await),
     };
     tracing::info!(grpc = %starting.grpc_addr(), http = %starting.http_addr(), %settings, "starting risk-service");
-    let server = match RiskServer::open(&settings).await {
+    let opened = starting.step(async {
+        RiskServer::open(&settings)
+            .await
+            .map_err(|e| format!("database: {e}"))
+    });
+    let server = match opened.await {
         Ok(server) => server,
-        Err(e) => return Err(starting.fail(format!("database: {e}")).await),
+        Err(e) => return Err(starting.fail(e).await),
     };
     let retention = config.security.settings().request_retention();
     let db = server.store().connection().clone();

@@ -160,6 +160,25 @@ async fn probes_answer_while_another_replica_migrates() {
         "gRPC answered before the migrations: {health:?}"
     );
 
+    // A replica told to stop while it waits for the lock gives up at once.
+    let waiting_config = risk_config(&db);
+    let stop = Shutdown::new();
+    let waiting = risk_service::bind(&waiting_config, stop.clone())
+        .await
+        .expect("bind");
+    let waiting_http = waiting.http_addr();
+    let given_up = tokio::spawn(async move { risk_service::serve(waiting, &waiting_config).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.trigger();
+    let err = tokio::time::timeout(Duration::from_secs(5), given_up)
+        .await
+        .expect("stops while waiting for the lock")
+        .expect("task")
+        .err()
+        .expect("no server");
+    assert!(err.contains("shut down while starting"), "{err}");
+    assert!(tokio::net::TcpStream::connect(waiting_http).await.is_err());
+
     holder
         .execute_unprepared(&format!("SELECT pg_advisory_unlock({key})"))
         .await

@@ -135,6 +135,18 @@ impl Starting {
         &self.shutdown
     }
 
+    /// Runs a start-up `step` (opening and migrating the databases), given up when shutdown is
+    /// triggered meanwhile: a signal while waiting for the migration lock ends the process.
+    pub async fn step<T>(
+        &self,
+        step: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        tokio::select! {
+            done = step => done,
+            _ = self.shutdown.wait() => Err("shut down while starting".to_string()),
+        }
+    }
+
     /// Serves gRPC (`routes` plus health and reflection, with `extras.limits`) in the
     /// background; `/readyz` now answers `ready` with `extras.notes`, and the HTTP listener
     /// serves `extras.routes`.
