@@ -35,20 +35,24 @@ pub struct Config {
     /// Directory of the embedded databases and the gateway's own state.
     #[arg(long, env = "GATEWAY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// risk-service to forward to when not embedded.
+    /// risk-service to forward to when not embedded: repeat the flag or separate URLs with
+    /// commas for several replicas (calls are balanced across the healthy ones).
     #[arg(
         long,
         env = "GATEWAY_RISK_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50061"
     )]
-    pub risk_url: String,
-    /// incident-service to forward to when not embedded.
+    pub risk_url: Vec<String>,
+    /// incident-service to forward to when not embedded: repeat the flag or separate URLs with
+    /// commas for several replicas.
     #[arg(
         long,
         env = "GATEWAY_INCIDENT_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50062"
     )]
-    pub incident_url: String,
+    pub incident_url: Vec<String>,
     /// The gateway's own store (risk appetite; later snapshots, reports, tracker sync), in both
     /// modes; default `DATA_DIR/gateway.db`.
     #[arg(long, env = "GATEWAY_DATABASE_URL")]
@@ -346,6 +350,25 @@ mod tests {
         assert!(c.embedded);
         let settings = c.risk_settings().expect("settings");
         assert_eq!(settings.database_url, "sqlite:///tmp/a/risk.db?mode=rwc");
+    }
+
+    #[test]
+    fn upstream_urls_repeat_or_split_on_commas() {
+        let c = Config::try_parse_from(["gateway"]).expect("defaults parse");
+        assert_eq!(c.risk_url, ["http://127.0.0.1:50061"]);
+        assert_eq!(c.incident_url, ["http://127.0.0.1:50062"]);
+        let c = Config::try_parse_from([
+            "gateway",
+            "--risk-url",
+            "http://a:1,http://b:2",
+            "--risk-url",
+            "http://c:3",
+            "--incident-url",
+            "http://d:4",
+        ])
+        .expect("parse");
+        assert_eq!(c.risk_url, ["http://a:1", "http://b:2", "http://c:3"]);
+        assert_eq!(c.incident_url, ["http://d:4"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! (`posture/`) over its own store (`store/`) and that store's audit trail, and the lookup
 //! across both kinds of work item (`work_items/`).
 
+pub mod balance;
 pub mod config;
 mod forward;
 pub mod posture;
@@ -16,20 +17,16 @@ pub mod store;
 pub mod trackers;
 pub mod work_items;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use assurance_runtime::{
     auth::layer::AuthLayer,
     outbox::relay::Relay,
-    serve::{self, Extras, ReadyCheck, Running, Shutdown},
+    serve::{self, Extras, ReadyCheck, Running, Shutdown, Starting},
 };
 use incident_service::IncidentServer;
 use risk_service::RiskServer;
-use tonic::{
-    service::Routes,
-    transport::{Channel, Endpoint},
-};
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic::service::Routes;
 
 use assurance_proto::gateway::v1::{
     audit_service_server::AuditServiceServer, posture_service_server::PostureServiceServer,
@@ -51,6 +48,7 @@ use crate::{
     },
     work_items::WorkItemApi,
 };
+use balance::Balanced;
 
 /// The APIs served on the gateway's port.
 pub const SERVICE_NAMES: &[&str] = &[
@@ -86,7 +84,13 @@ pub async fn routes(
     let store = Store::open(&config.database_url(), config.db_pool_size)
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
-    let (routes, upstreams, mut checks, outboxes) = service_routes(config, shutdown).await?;
+    let Services {
+        routes,
+        upstreams,
+        mut checks,
+        outboxes,
+        pools,
+    } = service_routes(config, shutdown).await?;
     // Request records expire in the gateway's store and (embedded) the services' databases.
     let retention = config.security.settings().request_retention();
     for db in std::iter::once(store.connection()).chain(outboxes.iter().map(|o| &o.db)) {
@@ -134,21 +138,20 @@ pub async fn routes(
         .spawn(shutdown.clone());
     }
     let limits = config.limits.limit_settings();
-    let extras = match &sync {
-        Some(sync) => {
-            let notes = sync.clone();
-            Extras {
-                routes: webhook_routes(sync.clone()),
-                notes: Some(Arc::new(move || notes.problems())),
-                limits,
-                observe,
-            }
-        }
-        None => Extras {
-            limits,
-            observe,
-            ..Extras::default()
-        },
+    // Degraded but ready: a tracker that failed its check, an upstream endpoint ejected.
+    let notes: Option<serve::ReadyNotes> = (sync.is_some() || !pools.is_empty()).then(|| {
+        let sync = sync.clone();
+        Arc::new(move || {
+            let mut notes: Vec<String> = pools.iter().flat_map(Balanced::problems).collect();
+            notes.extend(sync.iter().flat_map(|s| s.problems()));
+            notes
+        }) as serve::ReadyNotes
+    });
+    let extras = Extras {
+        routes: sync.clone().map(webhook_routes).unwrap_or_default(),
+        notes,
+        limits,
+        observe,
     };
     let settings = config.posture_settings();
     let top_n = settings.top_n;
@@ -192,11 +195,16 @@ struct Outbox {
 }
 
 /// The services' routes (hosted or forwarded), how the posture reaches them, their readiness
-/// checks, and (embedded) their outboxes.
-async fn service_routes(
-    config: &Config,
-    shutdown: &Shutdown,
-) -> Result<(Routes, Upstreams, Vec<ReadyCheck>, Vec<Outbox>), String> {
+/// checks, (embedded) their outboxes and (forwarding) their balanced endpoints.
+struct Services {
+    routes: Routes,
+    upstreams: Upstreams,
+    checks: Vec<ReadyCheck>,
+    outboxes: Vec<Outbox>,
+    pools: Vec<Balanced>,
+}
+
+async fn service_routes(config: &Config, shutdown: &Shutdown) -> Result<Services, String> {
     if config.embedded {
         let risk_settings = config.risk_settings()?;
         let incident_settings = config.incident_settings()?;
@@ -237,20 +245,26 @@ async fn service_routes(
                 wake: incident_wake,
             },
         ];
-        Ok((
+        Ok(Services {
             routes,
             upstreams,
-            vec![risk.ready_check(), incident.ready_check()],
+            checks: vec![risk.ready_check(), incident.ready_check()],
             outboxes,
-        ))
+            pools: Vec::new(),
+        })
     } else {
-        let redact = assurance_runtime::db::redact_url;
+        let redact = |urls: &[String]| {
+            urls.iter()
+                .map(|u| assurance_runtime::db::redact_url(u))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         tracing::info!(risk_url = %redact(&config.risk_url), incident_url = %redact(&config.incident_url), "forwarding mode");
+        let upstream_tls = config.upstream_tls();
         let mut router = axum::Router::new();
         let mut checks = Vec::new();
-        let upstream_tls = config.upstream_tls();
-        let mut channels = Vec::new();
-        for (name, url, services) in [
+        let mut pools = Vec::new();
+        for (name, urls, services) in [
             (
                 "risk-service",
                 &config.risk_url,
@@ -262,56 +276,31 @@ async fn service_routes(
                 incident_service::SERVICE_NAMES,
             ),
         ] {
-            let mut endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| format!("{name} url {}: {e}", redact(url)))?
-                .connect_timeout(Duration::from_secs(5))
-                .tcp_nodelay(true);
-            if url.starts_with("https://") {
-                let tls = upstream_tls.grpc("")?.ok_or_else(|| {
-                    format!(
-                        "{name} url {} is https: give --upstream-tls-ca to trust its certificate",
-                        redact(url)
-                    )
-                })?;
-                endpoint = endpoint
-                    .tls_config(tls)
-                    .map_err(|e| format!("{name} TLS: {e}"))?;
-            }
-            let channel = endpoint.connect_lazy();
+            let pool = Balanced::new(name, urls, &upstream_tls)?;
+            pool.spawn_checker(shutdown.clone());
             router = router.merge(forward::routes(
                 services,
-                forward::Upstream::new(name, channel.clone()),
+                forward::Upstream::new(name, pool.channel()),
             ));
-            checks.push(upstream_ready(name, channel.clone()));
-            channels.push(channel);
+            checks.push(pool.ready_check());
+            pools.push(pool);
         }
-        let (Some(incident), Some(risk)) = (channels.pop(), channels.pop()) else {
+        let (Some(incident), Some(risk)) = (pools.pop(), pools.pop()) else {
             return Err("internal: no upstream channels".into());
         };
         let upstreams = Upstreams::Remote {
-            risk,
-            incident,
+            risk: risk.channel(),
+            incident: incident.channel(),
             token: config.service_token()?.map(Into::into),
         };
-        Ok((Routes::from(router), upstreams, checks, Vec::new()))
-    }
-}
-
-/// Ready when `channel`'s server reports SERVING.
-fn upstream_ready(name: &'static str, channel: Channel) -> ReadyCheck {
-    Arc::new(move || {
-        let mut health = HealthClient::new(channel.clone());
-        Box::pin(async move {
-            let request = tonic::Request::new(HealthCheckRequest {
-                service: String::new(),
-            });
-            match health.check(request).await {
-                Ok(r) if r.get_ref().status == 1 => Ok(()),
-                Ok(_) => Err(format!("{name} is not serving")),
-                Err(e) => Err(format!("{name} unreachable: {}", e.code())),
-            }
+        Ok(Services {
+            routes: Routes::from(router),
+            upstreams,
+            checks,
+            outboxes: Vec::new(),
+            pools: vec![risk, incident],
         })
-    })
+    }
 }
 
 /// Ready when every check passes.
@@ -327,19 +316,34 @@ fn all_ready(checks: Vec<ReadyCheck>) -> ReadyCheck {
     })
 }
 
-/// Serves the gateway on the configured addresses (port 0 picks a free one) until `shutdown`.
+/// Serves the gateway on the configured addresses (port 0 picks a free one) until `shutdown`:
+/// [`bind`], then [`serve`].
 pub async fn start(config: &Config, shutdown: Shutdown) -> Result<Running, String> {
+    let starting = bind(config, shutdown).await?;
+    serve(starting, config).await
+}
+
+/// Binds the configured addresses and answers the probes at once (`/readyz` 503 until
+/// [`serve`]).
+pub async fn bind(config: &Config, shutdown: Shutdown) -> Result<Starting, String> {
     let security = config.security_settings()?.build()?;
-    let (routes, extras, ready) = routes(config, &security.auth, &shutdown).await?;
-    serve::start_with(
+    Starting::bind(
         config.listen,
         config.http_listen,
-        routes,
-        extras,
-        SERVICE_NAMES,
-        ready,
         security,
+        config.limits.limit_settings(),
         shutdown,
     )
     .await
+}
+
+/// Opens (and migrates) the stores, starts the jobs, then serves the gateway on `starting`'s
+/// listeners; a failure stops the probes and is returned.
+pub async fn serve(starting: Starting, config: &Config) -> Result<Running, String> {
+    let auth = starting.security().auth.clone();
+    let shutdown = starting.shutdown().clone();
+    match starting.step(routes(config, &auth, &shutdown)).await {
+        Ok((routes, extras, ready)) => Ok(starting.serve(routes, extras, SERVICE_NAMES, ready)),
+        Err(e) => Err(starting.fail(e).await),
+    }
 }

@@ -33,7 +33,7 @@ use assurance_runtime::{
         OutboxApi,
         relay::{Relay, RelaySettings},
     },
-    serve::{ReadyCheck, Running, Shutdown},
+    serve::{ReadyCheck, Running, Shutdown, Starting},
 };
 use tonic::service::Routes;
 
@@ -147,24 +147,56 @@ impl IncidentServer {
     }
 }
 
-/// Opens the store and serves incident-service on the configured addresses until `shutdown`.
+/// Opens the store and serves incident-service on the configured addresses until `shutdown`:
+/// [`bind`], then [`serve`].
 pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Running, String> {
-    let settings = config.settings()?;
+    let starting = bind(config, shutdown).await?;
+    serve(starting, config).await
+}
+
+/// Binds the configured addresses and answers the probes at once (`/readyz` 503 until
+/// [`serve`]).
+pub async fn bind(config: &config::Config, shutdown: Shutdown) -> Result<Starting, String> {
     let security = config.security.settings().build()?;
-    tracing::info!(listen = %config.listen, http_listen = %config.http_listen, %settings, "starting incident-service");
-    let mut server = IncidentServer::open(&settings)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
-    if let Some(risks) = config.remote_risks()? {
+    Starting::bind(
+        config.listen,
+        config.http_listen,
+        security,
+        config.limits.limit_settings(),
+        shutdown,
+    )
+    .await
+}
+
+/// Opens (and migrates) the store, starts the relay, then serves incident-service on
+/// `starting`'s listeners; a failure stops the probes and is returned.
+pub async fn serve(starting: Starting, config: &config::Config) -> Result<Running, String> {
+    let (settings, risks) = match config
+        .settings()
+        .and_then(|s| Ok((s, config.remote_risks()?)))
+    {
+        Ok(found) => found,
+        Err(e) => return Err(starting.fail(e).await),
+    };
+    tracing::info!(grpc = %starting.grpc_addr(), http = %starting.http_addr(), %settings, "starting incident-service");
+    let opened = starting.step(async {
+        IncidentServer::open(&settings)
+            .await
+            .map_err(|e| format!("database: {e}"))
+    });
+    let mut server = match opened.await {
+        Ok(server) => server,
+        Err(e) => return Err(starting.fail(e).await),
+    };
+    if let Some(risks) = risks {
         server = server.with_risks(risks);
     }
+    let shutdown = starting.shutdown().clone();
     server.spawn_relay(config.relay.relay_settings(), shutdown.clone());
     let retention = config.security.settings().request_retention();
     let db = server.outbox().0;
-    assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, shutdown.clone());
-    assurance_runtime::serve::start_with(
-        config.listen,
-        config.http_listen,
+    assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, shutdown);
+    Ok(starting.serve(
         server.add_to(Routes::default()),
         assurance_runtime::serve::Extras {
             limits: config.limits.limit_settings(),
@@ -175,8 +207,5 @@ pub async fn start(config: &config::Config, shutdown: Shutdown) -> Result<Runnin
         },
         SERVICE_NAMES,
         server.ready_check(),
-        security,
-        shutdown,
-    )
-    .await
+    ))
 }

@@ -122,23 +122,56 @@ impl RiskServer {
 }
 
 /// Opens the store and serves risk-service on the configured addresses (port 0 picks a free
-/// one) until `shutdown`.
+/// one) until `shutdown`: [`bind`], then [`serve`].
 pub async fn start(
     config: &config::Config,
     shutdown: assurance_runtime::serve::Shutdown,
 ) -> Result<assurance_runtime::serve::Running, String> {
-    let settings = config.settings()?;
+    let starting = bind(config, shutdown).await?;
+    serve(starting, config).await
+}
+
+/// Binds the configured addresses and answers the probes at once (`/readyz` 503 until
+/// [`serve`]).
+pub async fn bind(
+    config: &config::Config,
+    shutdown: assurance_runtime::serve::Shutdown,
+) -> Result<assurance_runtime::serve::Starting, String> {
     let security = config.security.settings().build()?;
-    tracing::info!(listen = %config.listen, http_listen = %config.http_listen, %settings, "starting risk-service");
-    let server = RiskServer::open(&settings)
-        .await
-        .map_err(|e| format!("database: {e}"))?;
-    let retention = config.security.settings().request_retention();
-    let db = server.store().connection().clone();
-    assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, shutdown.clone());
-    assurance_runtime::serve::start_with(
+    assurance_runtime::serve::Starting::bind(
         config.listen,
         config.http_listen,
+        security,
+        config.limits.limit_settings(),
+        shutdown,
+    )
+    .await
+}
+
+/// Opens (and migrates) the store, then serves risk-service on `starting`'s listeners; a
+/// failure stops the probes and is returned.
+pub async fn serve(
+    starting: assurance_runtime::serve::Starting,
+    config: &config::Config,
+) -> Result<assurance_runtime::serve::Running, String> {
+    let settings = match config.settings() {
+        Ok(settings) => settings,
+        Err(e) => return Err(starting.fail(e).await),
+    };
+    tracing::info!(grpc = %starting.grpc_addr(), http = %starting.http_addr(), %settings, "starting risk-service");
+    let opened = starting.step(async {
+        RiskServer::open(&settings)
+            .await
+            .map_err(|e| format!("database: {e}"))
+    });
+    let server = match opened.await {
+        Ok(server) => server,
+        Err(e) => return Err(starting.fail(e).await),
+    };
+    let retention = config.security.settings().request_retention();
+    let db = server.store().connection().clone();
+    assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, starting.shutdown().clone());
+    Ok(starting.serve(
         server.add_to(Routes::default()),
         assurance_runtime::serve::Extras {
             limits: config.limits.limit_settings(),
@@ -149,10 +182,7 @@ pub async fn start(
         },
         SERVICE_NAMES,
         server.ready_check(),
-        security,
-        shutdown,
-    )
-    .await
+    ))
 }
 
 /// Sweeps for expired acceptances and exceptions every `interval` while the store is open, each

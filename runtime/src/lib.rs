@@ -13,6 +13,7 @@ pub mod filter;
 pub mod idempotency;
 pub mod limits;
 pub mod list;
+pub mod migrate;
 pub mod observe;
 pub mod outbox;
 pub mod page;

@@ -10,6 +10,9 @@ use tokio_stream::StreamExt;
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
+mod starting;
+pub use starting::{STARTING, Starting};
+
 use crate::{
     auth::layer::AuthLayer,
     limits::{IdleTimeout, LimitLayer, LimitSettings, Limits},
@@ -222,7 +225,6 @@ pub async fn serve_http(
     let probe_shutdown = shutdown.clone();
     let notes = extras.notes;
     let sources = extras.observe;
-    sources.spawn_outbox_refresh(shutdown.clone());
     let request_timeout = extras.limits.request_timeout;
     let connections = crate::tls::ConnectionLimits {
         header_timeout: extras.limits.header_timeout,
@@ -311,51 +313,6 @@ impl Running {
     }
 }
 
-/// Serves gRPC (`routes` plus health and reflection) and the HTTP probes (with `extras`) in
-/// the background.
-#[allow(clippy::too_many_arguments)]
-pub fn spawn(
-    grpc: TcpListener,
-    http: TcpListener,
-    routes: Routes,
-    extras: Extras,
-    services: &'static [&'static str],
-    ready: ReadyCheck,
-    security: Security,
-    shutdown: Shutdown,
-) -> std::io::Result<Running> {
-    let grpc_addr = grpc.local_addr()?;
-    let http_addr = http.local_addr()?;
-    let task = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let limits = extras.limits.clone();
-            let http_task = tokio::spawn(serve_http(
-                http,
-                ready,
-                extras,
-                security.tls.clone(),
-                shutdown.clone(),
-            ));
-            let grpc_result =
-                serve_grpc(grpc, routes, services, security, limits, shutdown.clone()).await;
-            // Whatever ended the gRPC server ends the probes too.
-            shutdown.trigger();
-            let http_result = http_task.await;
-            grpc_result.map_err(|e| format!("gRPC server: {e}"))?;
-            http_result
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("HTTP server: {e}"))
-        })
-    };
-    Ok(Running {
-        grpc_addr,
-        http_addr,
-        shutdown,
-        task,
-    })
-}
-
 /// The body of a server binary's `main`: starts it, waits for SIGINT/SIGTERM and the drain,
 /// and turns the outcome into an exit code.
 pub async fn run_binary<F>(name: &str, start: impl FnOnce(Shutdown) -> F) -> std::process::ExitCode
@@ -383,29 +340,4 @@ where
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// Binds `listen` (gRPC) and `http_listen` (probes) — port 0 picks a free one — and serves in
-/// the background until `shutdown`, with the server's own [`Extras`].
-#[allow(clippy::too_many_arguments)]
-pub async fn start_with(
-    listen: std::net::SocketAddr,
-    http_listen: std::net::SocketAddr,
-    routes: Routes,
-    extras: Extras,
-    services: &'static [&'static str],
-    ready: ReadyCheck,
-    security: Security,
-    shutdown: Shutdown,
-) -> Result<Running, String> {
-    let grpc = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let http = TcpListener::bind(http_listen)
-        .await
-        .map_err(|e| format!("cannot listen on {http_listen}: {e}"))?;
-    spawn(
-        grpc, http, routes, extras, services, ready, security, shutdown,
-    )
-    .map_err(|e| e.to_string())
 }

@@ -15,6 +15,7 @@ mod auth;
 mod load;
 mod posture;
 mod relay;
+mod replicas;
 mod report;
 mod seed;
 mod watchers;
@@ -72,6 +73,8 @@ enum Command_ {
     Report(report::ReportArgs),
     /// Outbox relay throughput to an idempotent receiver on loopback, and CPU per event.
     Relay(relay::RelayArgs),
+    /// CreateRisk + GetRisk through a forwarding gateway: one risk-service replica vs two.
+    Replicas(replicas::ReplicasArgs),
     /// Generated-input runs of the request parsers: no panic, every refusal clean.
     Fuzz(FuzzArgs),
     /// The CPU cost of idle WatchIncident streams against an idle server.
@@ -195,6 +198,7 @@ fn main() -> ExitCode {
             Command_::Posture(args) => posture::run(args).await,
             Command_::Report(args) => report::run(args).await,
             Command_::Relay(args) => relay::run(args).await,
+            Command_::Replicas(args) => replicas::run(args).await,
             Command_::Fuzz(args) => fuzz(args),
             Command_::Watchers(args) => watchers::run(args).await,
             Command_::Crash(args) => {

@@ -626,8 +626,8 @@ async fn tls_and_mtls_on_every_link() {
 
     let start_gateway = |with_identity: bool| {
         let mut config = gateway_config(&db);
-        config.risk_url = format!("https://localhost:{}", risk.grpc_addr.port());
-        config.incident_url = format!("https://localhost:{}", incident.grpc_addr.port());
+        config.risk_url = vec![format!("https://localhost:{}", risk.grpc_addr.port())];
+        config.incident_url = vec![format!("https://localhost:{}", incident.grpc_addr.port())];
         config.upstream_tls_ca = Some(pki.ca.clone());
         if with_identity {
             config.upstream_tls_cert = Some(pki.client_cert.clone());

@@ -330,8 +330,8 @@ pub async fn start_gateway(db: &TestDb, config: gateway::config::Config) -> App 
 /// A forwarding gateway in front of a risk-service and an incident-service.
 pub async fn forwarding_gateway(db: &TestDb, risk: SocketAddr, incident: SocketAddr) -> App {
     let mut config = gateway_config(db);
-    config.risk_url = format!("http://{risk}");
-    config.incident_url = format!("http://{incident}");
+    config.risk_url = vec![format!("http://{risk}")];
+    config.incident_url = vec![format!("http://{incident}")];
     init_logs();
     let running = gateway::start(&config, Shutdown::new())
         .await

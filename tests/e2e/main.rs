@@ -26,6 +26,7 @@ mod process;
 mod python;
 mod relay;
 mod relay_crash;
+mod replicas;
 mod reports;
 mod reviews;
 mod risks;

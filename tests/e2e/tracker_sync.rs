@@ -489,8 +489,8 @@ async fn a_forwarding_gateway_syncs_with_its_own_credential(backend: Backend) {
     let file = trackers_file(&db, &github, "");
     let mut config = sync_config(&db, backend, file);
     config.embedded = false;
-    config.risk_url = format!("http://{}", risk.grpc_addr);
-    config.incident_url = format!("http://{}", incident.grpc_addr);
+    config.risk_url = vec![format!("http://{}", risk.grpc_addr)];
+    config.incident_url = vec![format!("http://{}", incident.grpc_addr)];
     // Without a credential of its own the sync cannot act: refused at start.
     let refused = gateway::start(&config, assurance_runtime::serve::Shutdown::new())
         .await

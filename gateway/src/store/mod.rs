@@ -18,7 +18,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use sea_orm_migration::MigratorTrait;
 
 /// The service name of the gateway's audit records.
 pub const SERVICE: &str = "gateway";
@@ -61,7 +60,7 @@ impl Store {
     /// Connects and migrates.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, DbErr> {
         let db = db::connect_for(url, max_connections, db::SqliteReads::Streamed).await?;
-        migration::Migrator::up(&db, None).await?;
+        assurance_runtime::migrate::run::<migration::Migrator>(&db, SERVICE).await?;
         Ok(Store { db })
     }
 

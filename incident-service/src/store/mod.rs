@@ -33,7 +33,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     IntoActiveModel, QueryFilter, QuerySelect,
 };
-use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 pub use communications::{NOTIFICATION_FILTER, NOTIFICATION_SORTING, notification_keys};
@@ -84,7 +83,7 @@ impl Store {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, DbErr> {
         let db = db::connect(url, max_connections).await?;
-        migration::Migrator::up(&db, None).await?;
+        assurance_runtime::migrate::run::<migration::Migrator>(&db, SERVICE).await?;
         let alive = Arc::new(());
         db::spawn_checkpointer(db.clone(), Arc::downgrade(&alive));
         Ok(Store {

@@ -35,7 +35,6 @@ use sea_orm::{
     DbBackend, DbErr, EntityTrait, IntoActiveModel, ModelTrait, PrimaryKeyTrait, QueryFilter,
     Select, Set, Statement,
 };
-use sea_orm_migration::MigratorTrait;
 use tokio::sync::mpsc;
 
 pub use governance::{ITEM_FILTER, response_version};
@@ -97,7 +96,7 @@ impl Store {
     /// cache invalidation listener).
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, DbErr> {
         let db = db::connect(url, options.max_connections).await?;
-        migration::Migrator::up(&db, None).await?;
+        assurance_runtime::migrate::run::<migration::Migrator>(&db, SERVICE).await?;
         let cache = Arc::new(cache::RiskCache::new(options.cache_size, options.cache_ttl));
         if db.get_database_backend() == DbBackend::Postgres && options.cache_size > 0 {
             cache::spawn_pg_invalidation(url.to_string(), db.clone(), Arc::downgrade(&cache));

@@ -1,7 +1,10 @@
 //! The gauges a server reads from its databases: connection pools (read on each scrape, from
 //! memory) and outboxes (by a cheap periodic query, never per call).
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use sea_orm::{ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 
@@ -20,6 +23,8 @@ pub const OUTBOX_REFRESH: Duration = Duration::from_secs(10);
 pub struct Sources {
     databases: Vec<(&'static str, DatabaseConnection)>,
     outboxes: Vec<(&'static str, DatabaseConnection)>,
+    /// Sources set once the server has opened its databases (see [`Sources::later`]).
+    later: Option<Arc<OnceLock<Sources>>>,
 }
 
 impl Sources {
@@ -39,9 +44,21 @@ impl Sources {
         self
     }
 
+    /// The sources `slot` will hold: a server's probes (and `/metrics`) answer before it has
+    /// opened its databases.
+    pub fn later(slot: Arc<OnceLock<Sources>>) -> Sources {
+        Sources {
+            later: Some(slot),
+            ..Sources::default()
+        }
+    }
+
     /// Sets the pool gauges (cheap: the pools' own counters).
     pub fn refresh_pools(&self) {
         super::init();
+        if let Some(later) = self.later.as_ref().and_then(|slot| slot.get()) {
+            later.refresh_pools();
+        }
         for (name, db) in &self.databases {
             let Some((size, idle, max)) = pool_stats(db) else {
                 continue;
