@@ -3,8 +3,9 @@
 //!
 //! * [`TlsFiles`] turns the shared `--tls-cert`, `--tls-key` and `--tls-client-ca` flags into a
 //!   [`ServerTls`], which configures both the gRPC server ([`ServerTls::grpc`]) and the HTTP
-//!   listener ([`serve_router`]). With `--tls-client-ca` both require a client certificate
-//!   signed by that CA.
+//!   listener ([`serve_router`]). With `--tls-client-ca` the gRPC server requires a client
+//!   certificate signed by that CA; the HTTP listener keeps TLS but never asks for one, since
+//!   what reaches it (orchestrator probes, tracker webhooks) cannot present one.
 //! * [`ClientTlsFiles`] configures an upstream gRPC channel: the CA to trust and an optional
 //!   client identity for mTLS.
 //!
@@ -101,22 +102,22 @@ impl TlsFiles {
             .identity(Identity::from_pem(&cert_pem, &key_pem))
             .timeout(HANDSHAKE_TIMEOUT);
 
-        let builder = rustls::ServerConfig::builder();
-        let builder = match &self.client_ca {
-            None => builder.with_no_client_auth(),
-            Some(ca_path) => {
-                let ca_pem = read("--tls-client-ca", ca_path)?;
-                let roots = root_store("--tls-client-ca", ca_path, &ca_pem)?;
-                let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
-                    .build()
-                    .map_err(|e| format!("--tls-client-ca {}: {e}", ca_path.display()))?;
-                grpc = grpc
-                    .client_ca_root(Certificate::from_pem(&ca_pem))
-                    .client_auth_optional(false);
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let mut http = builder
+        if let Some(ca_path) = &self.client_ca {
+            let ca_pem = read("--tls-client-ca", ca_path)?;
+            let roots = root_store("--tls-client-ca", ca_path, &ca_pem)?;
+            // Checks the CA as rustls (under tonic) will, so a bad file fails at start-up.
+            WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| format!("--tls-client-ca {}: {e}", ca_path.display()))?;
+            grpc = grpc
+                .client_ca_root(Certificate::from_pem(&ca_pem))
+                .client_auth_optional(false);
+        }
+        // The HTTP listener never requests a client certificate, mTLS or not: probes and
+        // tracker webhooks reach it without one. It serves nothing but probes and webhooks
+        // (each webhook authenticated by its own signature), never the API.
+        let mut http = rustls::ServerConfig::builder()
+            .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|e| key_error("--tls-key", key_path, "--tls-cert", cert_path, &e))?;
         http.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -155,12 +156,14 @@ impl ServerTls {
         self.grpc.clone()
     }
 
-    /// Whether clients must present a certificate signed by the client CA.
+    /// Whether gRPC clients must present a certificate signed by the client CA (the HTTP
+    /// listener never asks for one).
     pub fn mtls(&self) -> bool {
         self.mtls
     }
 
-    /// The rustls configuration used by [`serve_router`] (ALPN `h2` and `http/1.1`).
+    /// The rustls configuration used by [`serve_router`] (ALPN `h2` and `http/1.1`; no
+    /// client certificate requested).
     pub fn rustls_config(&self) -> Arc<rustls::ServerConfig> {
         self.http.clone()
     }

@@ -602,7 +602,8 @@ async fn insecure_dev_is_the_only_way_to_run_without_credentials() {
 }
 
 /// TLS on the service, mTLS between gateway and service, TLS at the gateway's edge: calls
-/// pass end to end; a gateway without the client certificate is refused by the service.
+/// pass end to end; a gateway without the client certificate is refused by the service; the
+/// HTTP probes answer over TLS without a client certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_mtls_on_every_link() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -701,6 +702,28 @@ async fn tls_and_mtls_on_every_link() {
     .await
     .expect_err("the org registry was asked");
     assert!(err.message().contains("not in the org registry"), "{err:?}");
+    // The HTTP listeners keep TLS but never ask for a client certificate, mTLS or not:
+    // orchestrator probes and tracker webhooks have none.
+    let https = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).expect("ca")).expect("CA PEM"),
+        )
+        .build()
+        .expect("HTTPS client");
+    for (who, addr) in [
+        ("risk-service", risk.http_addr),
+        ("incident-service", incident.http_addr),
+        ("gateway", gw.http_addr),
+    ] {
+        for path in ["/healthz", "/readyz"] {
+            let response = https
+                .get(format!("https://localhost:{}{path}", addr.port()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{who} {path} without a client certificate: {e}"));
+            assert_eq!(response.status(), 200, "{who} {path}");
+        }
+    }
     // Plaintext to a TLS listener fails: at the connection or, if the transport connects
     // lazily, at the call. Either way no answer comes back.
     let refusal = plaintext_call(gw.grpc_addr, db.tokens.admin())

@@ -452,34 +452,61 @@ mod tests {
         assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
     }
 
+    /// With `--tls-client-ca` the gRPC server requires a client certificate, but the HTTP
+    /// listener keeps TLS and never asks for one: probes and tracker webhooks cannot present
+    /// one.
     #[tokio::test]
-    async fn pki_https_mtls() {
+    async fn pki_https_never_requires_a_client_certificate() {
         let pki = TestPki::generate();
         let tls = pki
             .server_files(true)
             .server()
             .expect("valid files")
             .expect("TLS on");
+        assert!(tls.mtls());
         let (addr, stop, task) = start_https(&tls).await;
 
-        let anonymous = https_get(addr, client_config(&pki, None), "/hello").await;
+        // No client certificate: served over TLS.
+        let anonymous = https_get(addr, client_config(&pki, None), "/hello")
+            .await
+            .expect("HTTPS GET without a client certificate");
+        assert!(anonymous.starts_with("HTTP/1.1 200"), "{anonymous}");
+        assert!(anonymous.ends_with("hi\n"), "{anonymous}");
+        // A client holding a certificate is not asked for it, whoever signed it.
+        for (cert, key) in [
+            (&pki.client_cert, &pki.client_key),
+            (&pki.rogue_client_cert, &pki.rogue_client_key),
+        ] {
+            let config = client_config(&pki, Some((cert, key)));
+            let response = https_get(addr, config, "/hello").await.expect("HTTPS GET");
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        }
+        // Still TLS: plaintext gets no answer.
+        let mut plain = TcpStream::connect(addr).await.expect("connect");
+        plain
+            .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("write");
+        let mut junk = Vec::new();
+        let _ = tokio::time::timeout(LIMIT, plain.read_to_end(&mut junk)).await;
+        assert!(!String::from_utf8_lossy(&junk).contains("hi"));
+        stop_https(stop, task).await;
+
+        // The same configuration on the gRPC server still requires a CA-signed certificate.
+        let server = GrpcServer::start(&tls).await;
+        let anonymous = check(server.addr, Some(&pki.client_files(None)), "localhost").await;
         assert!(
             anonymous
                 .as_ref()
                 .is_err_and(|e| e.contains("CertificateRequired")),
             "{anonymous:?}"
         );
-        let rogue = client_config(&pki, Some((&pki.rogue_client_cert, &pki.rogue_client_key)));
-        let rogue = https_get(addr, rogue, "/hello").await;
-        assert!(
-            rogue.as_ref().is_err_and(|e| e.contains("UnknownCA")),
-            "{rogue:?}"
+        let trusted = pki.client_files(Some((&pki.client_cert, &pki.client_key)));
+        assert_eq!(
+            check(server.addr, Some(&trusted), "localhost").await,
+            Ok(ServingStatus::Serving)
         );
-        let trusted = client_config(&pki, Some((&pki.client_cert, &pki.client_key)));
-        let response = https_get(addr, trusted, "/hello").await.expect("HTTPS GET");
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-
-        stop_https(stop, task).await;
+        server.stop().await;
     }
 
     #[test]
