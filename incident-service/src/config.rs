@@ -62,6 +62,15 @@ pub struct Config {
     /// File holding the `system` token incident-service presents to risk-service.
     #[arg(long, env = "INCIDENT_SERVICE_TOKEN_FILE")]
     pub service_token_file: Option<PathBuf>,
+    /// PEM CA risk-service's certificate must chain to (for an `https://` --risk-url).
+    #[arg(long, env = "INCIDENT_RISK_TLS_CA")]
+    pub risk_tls_ca: Option<PathBuf>,
+    /// PEM client certificate presented to risk-service (when it requires mTLS).
+    #[arg(long, env = "INCIDENT_RISK_TLS_CERT")]
+    pub risk_tls_cert: Option<PathBuf>,
+    /// PEM private key of --risk-tls-cert.
+    #[arg(long, env = "INCIDENT_RISK_TLS_KEY")]
+    pub risk_tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub relay: Relay,
     #[command(flatten)]
@@ -98,11 +107,32 @@ impl Config {
             .as_deref()
             .ok_or("--risk-url needs --service-token-file (the system token for risk-service)")?;
         let token = assurance_runtime::auth::client::read_token_file(path)?;
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
             .map_err(|e| format!("--risk-url {}: {e}", redact_url(url)))?
             .connect_timeout(std::time::Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let tls = assurance_runtime::tls::ClientTlsFiles {
+            ca: self.risk_tls_ca.clone(),
+            cert: self.risk_tls_cert.clone(),
+            key: self.risk_tls_key.clone(),
+        }
+        .grpc("")?;
+        match tls {
+            Some(tls) if url.starts_with("https://") => {
+                endpoint = endpoint
+                    .tls_config(tls)
+                    .map_err(|e| format!("--risk-url TLS: {e}"))?;
+            }
+            Some(_) => return Err("--risk-tls-* need an https:// --risk-url".into()),
+            None if url.starts_with("https://") => {
+                return Err(format!(
+                    "--risk-url {} is https: give --risk-tls-ca to trust its certificate",
+                    redact_url(url)
+                ));
+            }
+            None => {}
+        }
+        let channel = endpoint.connect_lazy();
         Ok(Some(std::sync::Arc::new(crate::relay::RemoteRisks::new(
             channel, &token,
         )?)))

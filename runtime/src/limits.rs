@@ -67,6 +67,9 @@ pub struct LimitSettings {
     pub idle_timeout: Duration,
     /// HTTP/1: the longest a request head may take to arrive.
     pub header_timeout: Duration,
+    /// Off only in the benchmark's baseline (`assurance-bench limits`, which measures what the
+    /// limits cost): no flag turns the limits off.
+    pub enabled: bool,
 }
 
 impl Default for LimitSettings {
@@ -83,6 +86,7 @@ impl Default for LimitSettings {
             stream_recheck: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             header_timeout: Duration::from_secs(10),
+            enabled: true,
         }
     }
 }
@@ -122,6 +126,9 @@ macro_rules! limit_args {
             /// 30 s HTTP/2 keepalive, which keeps a live gRPC client's connection moving).
             #[arg(long, env = concat!($prefix, "IDLE_TIMEOUT_SECS"), default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
             pub idle_timeout_secs: u64,
+            /// Set only by the benchmark's baseline server (never from the command line).
+            #[arg(skip)]
+            pub baseline_without_limits: bool,
         }
 
         impl $name {
@@ -139,6 +146,7 @@ macro_rules! limit_args {
                         .unwrap_or(usize::MAX),
                     stream_lifetime: secs(self.stream_lifetime_secs),
                     idle_timeout: secs(self.idle_timeout_secs),
+                    enabled: !self.baseline_without_limits,
                     ..$crate::limits::LimitSettings::default()
                 }
             }
@@ -531,28 +539,46 @@ impl http_body::Body for GuardedBody {
 
 /// A connection's IO that fails once it has moved no byte for `idle`: a client that opens a
 /// connection and sends nothing, or stops half-way, gives its socket back.
+///
+/// Traffic only records when it happened; the timer is re-armed when it fires early, so a busy
+/// connection does not touch the timer wheel on every read and write.
 pub struct IdleTimeout<T> {
     io: T,
     idle: Duration,
+    last: tokio::time::Instant,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<T> IdleTimeout<T> {
+    /// `idle` of `Duration::MAX` never expires.
     pub fn new(io: T, idle: Duration) -> Self {
         IdleTimeout {
             io,
             idle,
+            last: tokio::time::Instant::now(),
             timer: Box::pin(tokio::time::sleep(idle)),
         }
     }
 
     fn touch(&mut self) {
-        let next = tokio::time::Instant::now() + self.idle;
-        self.timer.as_mut().reset(next);
+        self.last = tokio::time::Instant::now();
     }
 
+    /// Whether the connection has been idle for `idle`; otherwise the timer is armed (and
+    /// registered with `cx`) for the moment it would be.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.timer.as_mut().poll(cx).is_ready()
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let Some(due) = self.last.checked_add(self.idle) else {
+                return false;
+            };
+            if due <= tokio::time::Instant::now() {
+                return true;
+            }
+            self.timer.as_mut().reset(due);
+        }
     }
 }
 

@@ -122,22 +122,25 @@ pub async fn serve_grpc(
     if let Some(tls) = &security.tls {
         builder = builder.tls_config(tls.grpc())?;
     }
-    let idle = limits.idle_timeout;
+    // The benchmark's baseline serves without the limits (`LimitSettings::enabled`).
+    let enabled = limits.enabled;
+    let idle = enabled.then_some(limits.idle_timeout);
     let layers = tower::ServiceBuilder::new()
         // Outermost: the request id, metrics and access log see every call as answered.
         .layer(crate::observe::ObserveLayer)
         // A body tonic cannot decode is the caller's error, not an internal one.
         .layer(crate::decode_errors::DecodeErrorLayer)
         .layer(security.auth.clone())
-        .layer(LimitLayer::new(
-            Limits::new(limits.clone()),
-            security.auth.clone(),
-        ));
+        .option_layer(
+            enabled.then(|| LimitLayer::new(Limits::new(limits.clone()), security.auth.clone())),
+        );
+    if enabled {
+        // Unary calls: a shorter grpc-timeout wins; streams are timed by their own guard.
+        builder = builder.timeout(limits.request_timeout);
+    }
     let server = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        // Unary calls: a shorter grpc-timeout wins; streams are timed by their own guard.
-        .timeout(limits.request_timeout)
         .max_concurrent_streams(limits.max_streams_per_connection)
         // The call's span, a child of its `traceparent`; its status is recorded at the end.
         .trace_fn(crate::trace_context::server_span)
@@ -148,7 +151,9 @@ pub async fn serve_grpc(
             // The builder's tcp_nodelay applies only to listeners it binds itself.
             TcpIncoming::from(listener)
                 .with_nodelay(Some(true))
-                .map(move |tcp| tcp.map(|tcp| IdleTimeout::new(tcp, idle))),
+                .map(move |tcp| {
+                    tcp.map(|tcp| IdleTimeout::new(tcp, idle.unwrap_or(Duration::MAX)))
+                }),
             signal,
         );
     tokio::pin!(server);

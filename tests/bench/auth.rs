@@ -61,24 +61,6 @@ async fn measure(
     open_addr: std::net::SocketAddr,
     work: Arc<Workload>,
 ) -> Result<(), String> {
-    let mut sides = Vec::new();
-    for addr in [open_addr, authed_addr] {
-        server::wait_serving(addr, Duration::from_secs(60)).await?;
-        let mut channels = Vec::new();
-        for _ in 0..args.shape.connections {
-            channels.push(server::connect(addr).await?);
-        }
-        // Warm-up: connections, the read cache, the token cache.
-        load::run(
-            Op::GetRisk,
-            &channels,
-            args.shape.in_flight,
-            Duration::from_secs(1),
-            work.clone(),
-        )
-        .await;
-        sides.push(channels);
-    }
     println!(
         "# assurance-bench auth: GetRisk over {} risks (hot set {}), {} connections x {} in flight, {:.1}s x {} rounds, unauthenticated (--insecure-dev) vs bearer token",
         args.risks,
@@ -88,14 +70,50 @@ async fn measure(
         args.shape.duration,
         args.shape.rounds
     );
-    let duration = Duration::from_secs_f64(args.shape.duration);
+    let [open, authed] = compare_get_risk(
+        &args.shape,
+        work,
+        [("unauthenticated", open_addr), ("authenticated", authed_addr)],
+    )
+    .await?;
+    let cost = 100.0 * (1.0 - authed / open);
+    println!("\nthe identity check costs {cost:.1}% of GetRisk throughput (target: under 5%)");
+    Ok(())
+}
+
+/// GetRisk against two servers in alternation, the same client and load for both: prints each
+/// round and a table, and returns the median rates (`[baseline, subject]`).
+pub async fn compare_get_risk(
+    shape: &crate::load::LoadShape,
+    work: Arc<Workload>,
+    sides: [(&str, std::net::SocketAddr); 2],
+) -> Result<[f64; 2], String> {
+    let mut channels = Vec::new();
+    for (_, addr) in sides {
+        server::wait_serving(addr, Duration::from_secs(60)).await?;
+        let mut side = Vec::new();
+        for _ in 0..shape.connections {
+            side.push(server::connect(addr).await?);
+        }
+        // Warm-up: connections, the read cache, the token cache.
+        load::run(
+            Op::GetRisk,
+            &side,
+            shape.in_flight,
+            Duration::from_secs(1),
+            work.clone(),
+        )
+        .await;
+        channels.push(side);
+    }
+    let duration = Duration::from_secs_f64(shape.duration);
     let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
-    for round in 1..=args.shape.rounds {
-        for (side, label) in [(0, "unauthenticated"), (1, "authenticated")] {
+    for round in 1..=shape.rounds {
+        for (side, (label, _)) in sides.iter().enumerate() {
             let sample = load::run(
                 Op::GetRisk,
-                &sides[side],
-                args.shape.in_flight,
+                &channels[side],
+                shape.in_flight,
                 duration,
                 work.clone(),
             )
@@ -115,7 +133,7 @@ async fn measure(
     println!();
     println!("| GetRisk | req/s (median) | p50 ms | p99 ms | errors |");
     println!("|---|---:|---:|---:|---:|");
-    for (side, label) in [(0, "unauthenticated"), (1, "authenticated")] {
+    for (side, (label, _)) in sides.iter().enumerate() {
         let s = &samples[side];
         println!(
             "| {label} | {:.0} | {:.2} | {:.2} | {} |",
@@ -125,7 +143,5 @@ async fn measure(
             s.iter().map(Sample::errors).sum::<u64>()
         );
     }
-    let cost = 100.0 * (1.0 - rate(&samples[1]) / rate(&samples[0]));
-    println!("\nthe identity check costs {cost:.1}% of GetRisk throughput (target: under 5%)");
-    Ok(())
+    Ok([rate(&samples[0]), rate(&samples[1])])
 }

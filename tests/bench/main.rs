@@ -12,6 +12,7 @@
 //! every acknowledged create survived exactly once.
 
 mod auth;
+mod limits;
 mod load;
 mod posture;
 mod relay;
@@ -79,6 +80,8 @@ enum Command_ {
     Fuzz(FuzzArgs),
     /// The CPU cost of idle WatchIncident streams against an idle server.
     Watchers(watchers::WatchersArgs),
+    /// The cost of the resource limits: GetRisk with the limits vs a baseline without them.
+    Limits(limits::LimitsArgs),
 }
 
 #[derive(Parser)]
@@ -201,6 +204,7 @@ fn main() -> ExitCode {
             Command_::Replicas(args) => replicas::run(args).await,
             Command_::Fuzz(args) => fuzz(args),
             Command_::Watchers(args) => watchers::run(args).await,
+            Command_::Limits(args) => limits::run(args).await,
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));

@@ -620,6 +620,14 @@ async fn tls_and_mtls_on_every_link() {
     incident.security.tls_cert = files.cert.clone();
     incident.security.tls_key = files.key.clone();
     incident.security.tls_client_ca = files.client_ca.clone();
+    // incident-service's own link to risk-service (the relay, the org-registry check): mTLS.
+    incident.risk_url = Some(format!("https://localhost:{}", risk.grpc_addr.port()));
+    let relay_token = db.data_dir().join("incident-system.token");
+    std::fs::write(&relay_token, db.tokens.token("system")).expect("token file");
+    incident.service_token_file = Some(relay_token);
+    incident.risk_tls_ca = Some(pki.ca.clone());
+    incident.risk_tls_cert = Some(pki.client_cert.clone());
+    incident.risk_tls_key = Some(pki.client_key.clone());
     let incident = incident_service::start(&incident, assurance_runtime::serve::Shutdown::new())
         .await
         .expect("incident-service with mTLS");
@@ -672,6 +680,28 @@ async fn tls_and_mtls_on_every_link() {
     })
     .await
     .expect("over TLS, then mTLS to risk-service");
+    // An unknown affected service is refused only when incident-service reached risk-service's
+    // org registry (an unreachable registry accepts it): its mTLS link works.
+    let err = ipb::incident_service_client::IncidentServiceClient::new(
+        Bearer::new(ch.clone(), db.tokens.admin()).expect("header"),
+    )
+    .declare_incident(ipb::DeclareIncidentRequest {
+        incident: Some(ipb::Incident {
+            title: "Checked over mTLS".into(),
+            summary: "The registry is asked over mTLS.".into(),
+            classification: ipb::Classification::Event as i32,
+            functional_impact: ipb::FunctionalImpact::Low as i32,
+            recoverability: ipb::Recoverability::Regular as i32,
+            affected_services: vec!["services/not-registered".into()],
+            detection_source: "siem".into(),
+            incident_type: "credential-compromise".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .expect_err("the org registry was asked");
+    assert!(err.message().contains("not in the org registry"), "{err:?}");
     // The HTTP listeners keep TLS but never ask for a client certificate, mTLS or not:
     // orchestrator probes and tracker webhooks have none.
     let https = reqwest::Client::builder()

@@ -102,12 +102,20 @@ pub async fn wait_serving(addr: SocketAddr, timeout: Duration) -> Result<(), Str
     }
 }
 
-/// Hosts risk-service in this process, parsing `args` as the risk-service binary does.
-pub async fn serve_in_process(args: Vec<String>) -> Result<(), String> {
-    let config = risk_service::config::Config::try_parse_from(
+/// The flag of `assurance-bench serve` (not of the risk-service binary) that serves without
+/// the resource limits: the baseline of `assurance-bench limits`.
+pub const BASELINE_WITHOUT_LIMITS: &str = "--baseline-without-limits";
+
+/// Hosts risk-service in this process, parsing `args` as the risk-service binary does (plus
+/// [`BASELINE_WITHOUT_LIMITS`]).
+pub async fn serve_in_process(mut args: Vec<String>) -> Result<(), String> {
+    let baseline = args.iter().any(|a| a == BASELINE_WITHOUT_LIMITS);
+    args.retain(|a| a != BASELINE_WITHOUT_LIMITS);
+    let mut config = risk_service::config::Config::try_parse_from(
         std::iter::once("risk-service".to_string()).chain(args),
     )
     .map_err(|e| e.to_string())?;
+    config.limits.baseline_without_limits = baseline;
     assurance_runtime::telemetry::init(config.log_format, config.otlp.exporter("risk-service"));
     let shutdown = assurance_runtime::serve::Shutdown::new();
     shutdown.trigger_on_signals();
