@@ -668,7 +668,7 @@ async fn tls_and_mtls_on_every_link() {
     };
     let ch = tls_channel(gw.grpc_addr.port()).await;
     let mut org = pb::organization_service_client::OrganizationServiceClient::new(
-        Bearer::new(ch, db.tokens.admin()).expect("header"),
+        Bearer::new(ch.clone(), db.tokens.admin()).expect("header"),
     );
     org.create_business_unit(pb::CreateBusinessUnitRequest {
         business_unit_id: "secure".into(),
