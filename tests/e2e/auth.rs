@@ -691,6 +691,7 @@ async fn tls_and_mtls_on_every_link() {
             summary: "The registry is asked over mTLS.".into(),
             classification: ipb::Classification::Event as i32,
             functional_impact: ipb::FunctionalImpact::Low as i32,
+            information_impacts: vec![ipb::InformationImpact::None as i32],
             recoverability: ipb::Recoverability::Regular as i32,
             affected_services: vec!["services/not-registered".into()],
             detection_source: "siem".into(),
