@@ -15,6 +15,7 @@ pub mod limits;
 pub mod list;
 pub mod outbox;
 pub mod page;
+pub mod pg_relay;
 pub mod security;
 pub mod serve;
 pub mod telemetry;

@@ -20,6 +20,7 @@ mod incidents;
 mod limits;
 mod listing;
 mod org;
+mod pg_tcp;
 mod posture;
 mod process;
 mod python;
