@@ -77,13 +77,7 @@ pub async fn connect_for(
                 .pragma("wal_autocheckpoint", "0")
         });
     }
-    let relay = match crate::pg_relay::RelayMode::from_env().map_err(DbErr::Custom)? {
-        crate::pg_relay::RelayMode::Auto => crate::pg_relay::relay_target(url),
-        crate::pg_relay::RelayMode::Off => None,
-    }
-    .map(crate::pg_relay::PgRelay::start)
-    .transpose()
-    .map_err(DbErr::Custom)?;
+    let relay = relay_for(url).map_err(DbErr::Custom)?;
     if let Some(relay) = &relay {
         // Only sqlx's socket changes: host, port, user, password, database, options and
         // sslmode stay as the URL says (see `pg_relay`).
@@ -103,6 +97,18 @@ pub async fn connect_for(
             None => e,
         }),
         (Err(e), None) => Err(e),
+    }
+}
+
+/// The relay of a PostgreSQL URL with a TCP host, started, unless `ASSURANCE_PG_TCP_RELAY=off`.
+fn relay_for(url: &str) -> Result<Option<crate::pg_relay::PgRelay>, String> {
+    use crate::pg_relay::{relay_target, PgRelay, RelayMode};
+    let Some(target) = relay_target(url) else {
+        return Ok(None);
+    };
+    match RelayMode::from_env()? {
+        RelayMode::Auto => PgRelay::start(target).map(Some),
+        RelayMode::Off => Ok(None),
     }
 }
 

@@ -74,7 +74,7 @@ impl RelayMode {
     /// Parses `auto` or `off` (case-insensitive; empty means `auto`).
     pub fn parse(value: &str) -> Result<RelayMode, String> {
         match value.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" | "on" => Ok(RelayMode::Auto),
+            "" | "auto" => Ok(RelayMode::Auto),
             "off" => Ok(RelayMode::Off),
             other => Err(format!("{RELAY_ENV}={other}: expected auto or off")),
         }

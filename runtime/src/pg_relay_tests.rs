@@ -260,4 +260,10 @@ async fn tls_is_negotiated_end_to_end_through_the_relay() {
         .await
         .expect("connect with TLS through the relay");
     assert!(ssl_of(tls).await, "TLS end to end");
+    // The certificate is still checked: the test server's self-signed one fails
+    // `verify-full`, through the relay as it would without it.
+    let before = relayed_connections();
+    let refused = crate::db::connect(&with_sslmode(&url, "verify-full"), 1).await;
+    assert!(refused.is_err(), "verify-full accepted an unverifiable certificate");
+    assert!(relayed_connections() > before);
 }
