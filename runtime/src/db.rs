@@ -102,7 +102,7 @@ pub async fn connect_for(
 
 /// The relay of a PostgreSQL URL with a TCP host, started, unless `ASSURANCE_PG_TCP_RELAY=off`.
 fn relay_for(url: &str) -> Result<Option<crate::pg_relay::PgRelay>, String> {
-    use crate::pg_relay::{relay_target, PgRelay, RelayMode};
+    use crate::pg_relay::{PgRelay, RelayMode, relay_target};
     let Some(target) = relay_target(url) else {
         return Ok(None);
     };

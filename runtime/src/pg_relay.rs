@@ -21,8 +21,8 @@ use std::{
     io,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, Ordering},
         Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -272,11 +272,7 @@ async fn accept_loop(
 }
 
 /// Relays one client connection until either side closes it.
-async fn relay_one(
-    mut client: UnixStream,
-    target: Target,
-    last_error: Arc<Mutex<Option<String>>>,
-) {
+async fn relay_one(mut client: UnixStream, target: Target, last_error: Arc<Mutex<Option<String>>>) {
     match connect_tcp(&target).await {
         Ok(mut server) => {
             RELAYED.fetch_add(1, Ordering::Relaxed);
@@ -291,7 +287,12 @@ async fn relay_one(
             if let Ok(mut last) = last_error.lock() {
                 *last = Some(reason.clone());
             }
-            refuse(client, e.kind() == io::ErrorKind::ConnectionRefused, &reason).await;
+            refuse(
+                client,
+                e.kind() == io::ErrorKind::ConnectionRefused,
+                &reason,
+            )
+            .await;
         }
     }
 }
@@ -341,7 +342,10 @@ async fn refuse(mut client: UnixStream, transient: bool, reason: &str) {
 async fn read_message(client: &mut UnixStream) -> io::Result<Vec<u8>> {
     let len = client.read_u32().await? as usize;
     if !(8..=10_000).contains(&len) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "start-up length"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "start-up length",
+        ));
     }
     let mut body = vec![0; len - 4];
     client.read_exact(&mut body).await?;

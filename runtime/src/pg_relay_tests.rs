@@ -16,7 +16,10 @@ fn tcp_urls_are_relayed_to_their_host_and_port() {
             "postgres://postgres@127.0.0.1:5432/test",
             target("127.0.0.1", 5432),
         ),
-        ("postgres://app:pw@db.example/risk", target("db.example", 5432)),
+        (
+            "postgres://app:pw@db.example/risk",
+            target("db.example", 5432),
+        ),
         (
             "postgresql://app@db.example:6543/risk",
             target("db.example", 6543),
@@ -99,7 +102,10 @@ fn modes() {
     assert_eq!(RelayMode::parse(""), Ok(RelayMode::Auto));
     assert_eq!(RelayMode::parse("OFF"), Ok(RelayMode::Off));
     assert!(RelayMode::parse("sometimes").is_err());
-    assert_eq!(target("::1", 5).map(|t| t.to_string()), Some("[::1]:5".into()));
+    assert_eq!(
+        target("::1", 5).map(|t| t.to_string()),
+        Some("[::1]:5".into())
+    );
 }
 
 #[test]
@@ -138,11 +144,16 @@ async fn bytes_cross_both_ways_and_the_folder_is_private_and_removed() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(relay.dir()).expect("dir").permissions().mode();
+        let mode = std::fs::metadata(relay.dir())
+            .expect("dir")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
     }
     let before = relayed_connections();
-    let mut client = UnixStream::connect(socket_of(&relay)).await.expect("connect");
+    let mut client = UnixStream::connect(socket_of(&relay))
+        .await
+        .expect("connect");
     client.write_all(b"hello relay").await.expect("write");
     let mut echoed = [0u8; 11];
     client.read_exact(&mut echoed).await.expect("read");
@@ -182,7 +193,9 @@ async fn an_unreachable_server_is_answered_with_a_postgres_error() {
         port,
     })
     .expect("relay");
-    let mut client = UnixStream::connect(socket_of(&relay)).await.expect("connect");
+    let mut client = UnixStream::connect(socket_of(&relay))
+        .await
+        .expect("connect");
     // sqlx's default `sslmode=prefer` asks for TLS first.
     client.write_all(&8u32.to_be_bytes()).await.expect("write");
     client
@@ -199,7 +212,10 @@ async fn an_unreachable_server_is_answered_with_a_postgres_error() {
     let text = String::from_utf8_lossy(&response);
     // Refused: "cannot connect now", which sqlx retries as it retries a refused connection.
     assert!(text.contains("C57P03"), "{text}");
-    assert!(text.contains(&format!("127.0.0.1:{port} is unreachable")), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port} is unreachable")),
+        "{text}"
+    );
     assert!(relay.last_error().is_some());
 }
 
@@ -264,6 +280,9 @@ async fn tls_is_negotiated_end_to_end_through_the_relay() {
     // `verify-full`, through the relay as it would without it.
     let before = relayed_connections();
     let refused = crate::db::connect(&with_sslmode(&url, "verify-full"), 1).await;
-    assert!(refused.is_err(), "verify-full accepted an unverifiable certificate");
+    assert!(
+        refused.is_err(),
+        "verify-full accepted an unverifiable certificate"
+    );
     assert!(relayed_connections() > before);
 }

@@ -370,7 +370,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
 /// `assurance_runtime::pg_relay`, or TCP without it (`ASSURANCE_PG_TCP_RELAY=off`, which the
 /// server inherits).
 fn pg_path(url: Option<&str>) -> String {
-    use assurance_runtime::pg_relay::{relay_target, RelayMode};
+    use assurance_runtime::pg_relay::{RelayMode, relay_target};
     let Some(url) = url.filter(|u| u.starts_with("postgres")) else {
         return String::new();
     };
