@@ -224,10 +224,12 @@ impl Drop for PgRelay {
 /// the name exists, so a folder someone else made first is never used.
 fn private_temp_dir() -> Result<PathBuf, String> {
     let base = std::env::temp_dir();
+    remove_dead_relay_dirs(&base);
     let mut last = String::new();
     for _ in 0..8 {
         let dir = base.join(format!(
-            "assurance-pg-{}",
+            "{RELAY_DIR_PREFIX}{}-{}",
+            std::process::id(),
             &uuid::Uuid::now_v7().simple().to_string()[16..]
         ));
         let mut builder = std::fs::DirBuilder::new();
@@ -246,6 +248,36 @@ fn private_temp_dir() -> Result<PathBuf, String> {
         "cannot create a relay folder in {}: {last}",
         base.display()
     ))
+}
+
+/// The name of a relay's folder: this prefix, the owning process id, a dash, random hex.
+const RELAY_DIR_PREFIX: &str = "assurance-pg-";
+
+/// Removes the relay folders in `base` of processes that no longer run (killed before they
+/// could remove their own). Only where `/proc` tells which processes run; a folder whose process
+/// id is alive (even reused by another program) is left alone.
+fn remove_dead_relay_dirs(base: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = dead_owner(&name.to_string_lossy()) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The process id in a relay folder's name.
+fn dead_owner(name: &str) -> Option<u32> {
+    let (pid, _) = name.strip_prefix(RELAY_DIR_PREFIX)?.split_once('-')?;
+    pid.parse().ok()
 }
 
 async fn accept_loop(

@@ -286,3 +286,23 @@ async fn tls_is_negotiated_end_to_end_through_the_relay() {
     );
     assert!(relayed_connections() > before);
 }
+
+#[tokio::test]
+async fn folders_of_dead_processes_are_removed() {
+    assert_eq!(dead_owner("assurance-pg-123-abcdef"), Some(123));
+    assert_eq!(dead_owner("assurance-pg-abcdef"), None);
+    assert_eq!(dead_owner("other-123-x"), None);
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    // A process id above the kernel's maximum never runs.
+    let dead = std::env::temp_dir().join("assurance-pg-4294967294-test");
+    std::fs::create_dir_all(&dead).expect("dead folder");
+    let relay = PgRelay::start(Target {
+        host: "127.0.0.1".into(),
+        port: 1,
+    })
+    .expect("relay");
+    assert!(!dead.exists(), "the dead process's folder was removed");
+    assert!(relay.dir().exists(), "a live one stays");
+}
