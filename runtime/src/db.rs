@@ -77,7 +77,39 @@ pub async fn connect_for(
                 .pragma("wal_autocheckpoint", "0")
         });
     }
-    Database::connect(opts).await
+    let relay = relay_for(url).map_err(DbErr::Custom)?;
+    if let Some(relay) = &relay {
+        // Only sqlx's socket changes: host, port, user, password, database, options and
+        // sslmode stay as the URL says (see `pg_relay`).
+        let dir = relay.dir().to_path_buf();
+        opts.map_sqlx_postgres_opts(move |o| crate::pg_relay::through_relay(o, &dir));
+    }
+    match (Database::connect(opts).await, relay) {
+        (Ok(db), Some(relay)) => {
+            // The relay serves the pool until it closes (or is dropped).
+            relay.run_until(db.get_postgres_connection_pool().close_event());
+            Ok(db)
+        }
+        (Ok(db), None) => Ok(db),
+        // Say why the server could not be reached, not only that the pool timed out.
+        (Err(e), Some(relay)) => Err(match relay.last_error() {
+            Some(reason) => DbErr::Custom(format!("{reason} ({e})")),
+            None => e,
+        }),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// The relay of a PostgreSQL URL with a TCP host, started, unless `ASSURANCE_PG_TCP_RELAY=off`.
+fn relay_for(url: &str) -> Result<Option<crate::pg_relay::PgRelay>, String> {
+    use crate::pg_relay::{PgRelay, RelayMode, relay_target};
+    let Some(target) = relay_target(url) else {
+        return Ok(None);
+    };
+    match RelayMode::from_env()? {
+        RelayMode::Auto => PgRelay::start(target).map(Some),
+        RelayMode::Off => Ok(None),
+    }
 }
 
 pub fn is_sqlite(url: &str) -> bool {

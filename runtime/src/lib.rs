@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod observe;
 pub mod outbox;
 pub mod page;
+pub mod pg_relay;
 pub mod security;
 pub mod serve;
 pub mod telemetry;

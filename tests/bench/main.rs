@@ -288,7 +288,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     });
     let duration = Duration::from_secs_f64(args.shape.duration);
     println!(
-        "# assurance-bench: {} {}, {} connections x {} in flight, {:.1}s x {} rounds, load {}, db {}",
+        "# assurance-bench: {} {}, {} connections x {} in flight, {:.1}s x {} rounds, load {}, db {}{}",
         args.risks,
         if args.service == Service::Risk {
             "risks"
@@ -306,7 +306,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         },
         url.as_deref()
             .map(assurance_runtime::db::redact_url)
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        pg_path(url.as_deref())
     );
     // Warm-up: connections, caches, JIT-free but page cache and allocator.
     load::run(
@@ -371,6 +372,22 @@ async fn run(args: RunArgs) -> Result<(), String> {
         db.drop_now().await;
     }
     Ok(())
+}
+
+/// How the server reaches a PostgreSQL database: its Unix socket, TCP through the relay of
+/// `assurance_runtime::pg_relay`, or TCP without it (`ASSURANCE_PG_TCP_RELAY=off`, which the
+/// server inherits).
+fn pg_path(url: Option<&str>) -> String {
+    use assurance_runtime::pg_relay::{RelayMode, relay_target};
+    let Some(url) = url.filter(|u| u.starts_with("postgres")) else {
+        return String::new();
+    };
+    match (relay_target(url), RelayMode::from_env()) {
+        (None, _) => " (Unix socket)".into(),
+        (Some(_), Ok(RelayMode::Auto)) => " (TCP through the relay)".into(),
+        (Some(_), Ok(RelayMode::Off)) => " (TCP, relay off)".into(),
+        (Some(_), Err(e)) => format!(" ({e})"),
+    }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {

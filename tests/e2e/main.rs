@@ -21,6 +21,7 @@ mod limits;
 mod listing;
 mod metrics;
 mod org;
+mod pg_tcp;
 mod posture;
 mod process;
 mod python;
