@@ -170,7 +170,11 @@ pub async fn serve(
     };
     let retention = config.security.settings().request_retention();
     let db = server.store().connection().clone();
-    assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, starting.shutdown().clone());
+    assurance_runtime::idempotency::spawn_cleanup(
+        db.clone(),
+        retention,
+        starting.shutdown().clone(),
+    );
     Ok(starting.serve(
         server.add_to(Routes::default()),
         assurance_runtime::serve::Extras {

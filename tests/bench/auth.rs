@@ -73,7 +73,10 @@ async fn measure(
     let [open, authed] = compare_get_risk(
         &args.shape,
         work,
-        [("unauthenticated", open_addr), ("authenticated", authed_addr)],
+        [
+            ("unauthenticated", open_addr),
+            ("authenticated", authed_addr),
+        ],
     )
     .await?;
     let cost = 100.0 * (1.0 - authed / open);
