@@ -174,15 +174,18 @@ pub async fn routes(
     checks.push(assurance_runtime::db::ready_check(
         store.connection().clone(),
     ));
+    let m = extras.limits.max_message_bytes;
     let routes = routes
-        .add_service(PostureServiceServer::new(posture))
-        .add_service(ReportServiceServer::new(reports))
-        .add_service(WorkItemServiceServer::new(work_items))
-        .add_service(TrackerSyncServiceServer::new(TrackerSyncApi::new(sync)))
-        .add_service(AuditServiceServer::new(AuditApi::new(
-            store.connection().clone(),
-            store::SERVICE,
-        )));
+        .add_service(PostureServiceServer::new(posture).max_decoding_message_size(m))
+        .add_service(ReportServiceServer::new(reports).max_decoding_message_size(m))
+        .add_service(WorkItemServiceServer::new(work_items).max_decoding_message_size(m))
+        .add_service(
+            TrackerSyncServiceServer::new(TrackerSyncApi::new(sync)).max_decoding_message_size(m),
+        )
+        .add_service(
+            AuditServiceServer::new(AuditApi::new(store.connection().clone(), store::SERVICE))
+                .max_decoding_message_size(m),
+        );
     Ok((routes, extras, all_ready(checks)))
 }
 
@@ -221,7 +224,8 @@ async fn service_routes(config: &Config, shutdown: &Shutdown) -> Result<Services
                 org: org_api.clone(),
             }));
         incident.spawn_relay(config.relay.relay_settings(), shutdown.clone());
-        let routes = incident.add_to(risk.add_to(Routes::default()));
+        let m = config.limits.limit_settings().max_message_bytes;
+        let routes = incident.add_to(risk.add_to(Routes::default(), m), m);
         let upstreams = Upstreams::Local {
             org: org_api,
             risks: Arc::new(risk.summary_api()),

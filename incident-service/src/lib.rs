@@ -112,18 +112,29 @@ impl IncidentServer {
         )
     }
 
-    pub fn add_to(&self, routes: Routes) -> Routes {
+    pub fn add_to(&self, routes: Routes, max_message_bytes: usize) -> Routes {
+        let m = max_message_bytes;
         routes
-            .add_service(IncidentServiceServer::new(self.incident_api()))
-            .add_service(AuditServiceServer::new(AuditApi::new(
-                self.store.connection().clone(),
-                store::SERVICE,
-            )))
-            .add_service(IncidentSummaryServiceServer::new(self.summary_api()))
-            .add_service(OutboxServiceServer::new(OutboxApi::new(
-                self.store.connection().clone(),
-                store::SERVICE,
-            )))
+            .add_service(
+                IncidentServiceServer::new(self.incident_api()).max_decoding_message_size(m),
+            )
+            .add_service(
+                AuditServiceServer::new(AuditApi::new(
+                    self.store.connection().clone(),
+                    store::SERVICE,
+                ))
+                .max_decoding_message_size(m),
+            )
+            .add_service(
+                IncidentSummaryServiceServer::new(self.summary_api()).max_decoding_message_size(m),
+            )
+            .add_service(
+                OutboxServiceServer::new(OutboxApi::new(
+                    self.store.connection().clone(),
+                    store::SERVICE,
+                ))
+                .max_decoding_message_size(m),
+            )
     }
 
     /// The incident API, for the gateway's in-process calls (`ListWorkItems` lists
@@ -197,7 +208,10 @@ pub async fn serve(starting: Starting, config: &config::Config) -> Result<Runnin
     let db = server.outbox().0;
     assurance_runtime::idempotency::spawn_cleanup(db.clone(), retention, shutdown);
     Ok(starting.serve(
-        server.add_to(Routes::default()),
+        server.add_to(
+            Routes::default(),
+            config.limits.limit_settings().max_message_bytes,
+        ),
         assurance_runtime::serve::Extras {
             limits: config.limits.limit_settings(),
             observe: assurance_runtime::observe::Sources::new()

@@ -63,33 +63,53 @@ impl RiskServer {
     }
 
     /// Adds the risk services to `routes`.
-    pub fn add_to(&self, routes: Routes) -> Routes {
+    pub fn add_to(&self, routes: Routes, max_message_bytes: usize) -> Routes {
+        let m = max_message_bytes;
         routes
-            .add_service(RiskServiceServer::new(self.risk_api()))
-            .add_service(OrganizationServiceServer::new(api::OrgApi::new(
-                self.store.clone(),
-            )))
-            .add_service(ExceptionServiceServer::new(
-                api::exceptions::ExceptionApi::new(self.store.clone(), self.clock.clone()),
-            ))
-            .add_service(ReviewServiceServer::new(api::ReviewApi::new(
-                self.store.clone(),
-                self.policy.clone(),
-                self.clock.clone(),
-            )))
-            .add_service(ControlServiceServer::new(api::controls::ControlApi::new(
-                self.store.clone(),
-                self.clock.clone(),
-            )))
-            .add_service(RiskSummaryServiceServer::new(self.summary_api()))
-            .add_service(AuditServiceServer::new(AuditApi::new(
-                self.store.connection().clone(),
-                store::SERVICE,
-            )))
-            .add_service(OutboxServiceServer::new(OutboxApi::new(
-                self.store.connection().clone(),
-                store::SERVICE,
-            )))
+            .add_service(RiskServiceServer::new(self.risk_api()).max_decoding_message_size(m))
+            .add_service(
+                OrganizationServiceServer::new(api::OrgApi::new(self.store.clone()))
+                    .max_decoding_message_size(m),
+            )
+            .add_service(
+                ExceptionServiceServer::new(api::exceptions::ExceptionApi::new(
+                    self.store.clone(),
+                    self.clock.clone(),
+                ))
+                .max_decoding_message_size(m),
+            )
+            .add_service(
+                ReviewServiceServer::new(api::ReviewApi::new(
+                    self.store.clone(),
+                    self.policy.clone(),
+                    self.clock.clone(),
+                ))
+                .max_decoding_message_size(m),
+            )
+            .add_service(
+                ControlServiceServer::new(api::controls::ControlApi::new(
+                    self.store.clone(),
+                    self.clock.clone(),
+                ))
+                .max_decoding_message_size(m),
+            )
+            .add_service(
+                RiskSummaryServiceServer::new(self.summary_api()).max_decoding_message_size(m),
+            )
+            .add_service(
+                AuditServiceServer::new(AuditApi::new(
+                    self.store.connection().clone(),
+                    store::SERVICE,
+                ))
+                .max_decoding_message_size(m),
+            )
+            .add_service(
+                OutboxServiceServer::new(OutboxApi::new(
+                    self.store.connection().clone(),
+                    store::SERVICE,
+                ))
+                .max_decoding_message_size(m),
+            )
     }
 
     /// The risk API, for in-process callers (`gateway --embedded`: the incident relay, and
@@ -176,7 +196,10 @@ pub async fn serve(
         starting.shutdown().clone(),
     );
     Ok(starting.serve(
-        server.add_to(Routes::default()),
+        server.add_to(
+            Routes::default(),
+            config.limits.limit_settings().max_message_bytes,
+        ),
         assurance_runtime::serve::Extras {
             limits: config.limits.limit_settings(),
             observe: assurance_runtime::observe::Sources::new()

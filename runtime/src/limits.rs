@@ -67,6 +67,8 @@ pub struct LimitSettings {
     pub idle_timeout: Duration,
     /// HTTP/1: the longest a request head may take to arrive.
     pub header_timeout: Duration,
+    /// The largest request message a server decodes (`--max-message-bytes`).
+    pub max_message_bytes: usize,
     /// Off only in the benchmark's baseline (`assurance-bench limits`, which measures what the
     /// limits cost): no flag turns the limits off.
     pub enabled: bool,
@@ -86,10 +88,14 @@ impl Default for LimitSettings {
             stream_recheck: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             header_timeout: Duration::from_secs(10),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             enabled: true,
         }
     }
 }
+
+/// The largest request message decoded by default: 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// Declares the limit flags of a binary: `limit_args!(Limits, "RISK_")`.
 #[macro_export]
@@ -126,6 +132,10 @@ macro_rules! limit_args {
             /// 30 s HTTP/2 keepalive, which keeps a live gRPC client's connection moving).
             #[arg(long, env = concat!($prefix, "IDLE_TIMEOUT_SECS"), default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
             pub idle_timeout_secs: u64,
+            /// The largest request message decoded, in bytes (1 KiB to 64 MiB); a larger one
+            /// is refused with OUT_OF_RANGE naming the limit.
+            #[arg(long, env = concat!($prefix, "MAX_MESSAGE_BYTES"), default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(64 << 20)))]
+            pub max_message_bytes: u64,
             /// Set only by the benchmark's baseline server (never from the command line).
             #[arg(skip)]
             pub baseline_without_limits: bool,
@@ -146,6 +156,8 @@ macro_rules! limit_args {
                         .unwrap_or(usize::MAX),
                     stream_lifetime: secs(self.stream_lifetime_secs),
                     idle_timeout: secs(self.idle_timeout_secs),
+                    max_message_bytes: usize::try_from(self.max_message_bytes)
+                        .unwrap_or($crate::limits::DEFAULT_MAX_MESSAGE_BYTES),
                     enabled: !self.baseline_without_limits,
                     ..$crate::limits::LimitSettings::default()
                 }

@@ -116,6 +116,35 @@ async fn an_oversized_message_is_refused_clearly(backend: Backend) {
         "names the limit: {err:?}"
     );
     list(&app, "viewer").await.expect("the server is fine");
+
+    // The limit is configurable both ways: 64 KiB refuses a 100 KB message; 8 MiB decodes
+    // the 5 MiB one, which validation then refuses for its over-long description.
+    let create = |app: &App, len: usize| {
+        let mut risk = new_risk("Sized", "exchange-online");
+        risk.description = "x".repeat(len);
+        let mut client = app.risks();
+        async move {
+            client
+                .create_risk(pb::CreateRiskRequest {
+                    risk: Some(risk),
+                    request_id: String::new(),
+                })
+                .await
+        }
+    };
+    let small = limited(&db, |c| c.limits.max_message_bytes = 64 << 10).await;
+    let err = create(&small, 100_000).await.expect_err("over 64 KiB");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("65536"), "names the limit: {err:?}");
+    let large = limited(&db, |c| c.limits.max_message_bytes = 8 << 20).await;
+    let err = create(&large, 5 << 20)
+        .await
+        .expect_err("too long a description");
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "decoded, then validated: {err:?}"
+    );
 }
 
 /// Whether the server closed `stream` within `within` (a read ends or fails).
