@@ -169,14 +169,24 @@ async fn a_gateway_killed_mid_create_makes_no_duplicate(backend: Backend) {
         link.external_key,
         format!("{EXCHANGE}#{}", issues[0].number)
     );
-    let synced = RiskServiceClient::new(channel)
-        .get_action_item(pb::GetActionItemRequest {
-            name: item.name.clone(),
-        })
-        .await
-        .expect("item")
-        .into_inner();
-    let tracker = synced.tracker.expect("the item's link");
-    assert_eq!(tracker.external_key, link.external_key);
-    assert_eq!(tracker.sync_state, tv::SyncState::Synced as i32);
+    // The link is saved SYNCED first, then written back to its item.
+    eventually("the item's link written back", || async {
+        let synced = RiskServiceClient::new(channel.clone())
+            .get_action_item(pb::GetActionItemRequest {
+                name: item.name.clone(),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        match synced.tracker {
+            Some(t)
+                if t.external_key == link.external_key
+                    && t.sync_state == tv::SyncState::Synced as i32 =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 }
