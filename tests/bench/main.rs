@@ -14,6 +14,7 @@
 mod auth;
 mod limits;
 mod load;
+mod observe;
 mod posture;
 mod relay;
 mod replicas;
@@ -82,6 +83,8 @@ enum Command_ {
     Watchers(watchers::WatchersArgs),
     /// The cost of the resource limits: GetRisk with the limits vs a baseline without them.
     Limits(limits::LimitsArgs),
+    /// The per-call cost of the request id, metrics and access-log layer.
+    Observe(observe::ObserveArgs),
 }
 
 #[derive(Parser)]
@@ -205,6 +208,7 @@ fn main() -> ExitCode {
             Command_::Fuzz(args) => fuzz(args),
             Command_::Watchers(args) => watchers::run(args).await,
             Command_::Limits(args) => limits::run(args).await,
+            Command_::Observe(args) => observe::run(args).await,
             Command_::Crash(args) => {
                 let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let url = assurance_runtime::db::sqlite_url(&dir.path().join("risk.db"));
